@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -18,6 +22,7 @@ from .conftest import Running
 ADA, BOB, CY = 101, 102, 103
 GENERAL, STAFF, FOCUS, AFK = 10, 11, 20, 30
 VIP = 50
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def real(emu: Emulator, alias: int) -> int:
@@ -367,3 +372,49 @@ async def test_a_restarted_bot_sees_the_state_changed_while_it_was_down(
     assert ada is not None and ada.voice is not None and ada.voice.self_video
     assert len(emu.identifies) == 2
     assert {i.code: i.uses for i in await guild.invites()}["abc"] == 4
+
+
+# ---- the bot as a separate process ------------------------------------------------------------------
+
+
+async def test_a_bot_process_killed_with_sigkill_comes_back_with_a_new_session(emu: Emulator) -> None:
+    env = {
+        **os.environ,
+        "DISCORD_API_BASE": emu.api_base,
+        "DISCORD_GATEWAY_URL": emu.gateway_url,
+        "DISCORD_TOKEN": "test-token",
+        "PYTHONPATH": str(ROOT),
+    }
+
+    async def spawn() -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.emulator.run_bot",
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+
+    process = await spawn()
+    try:
+        await emu.wait_ready(timeout=30)
+        await emu.wait_commands_synced(timeout=30)
+        assert (await emu.command(ADA, "invites list")).content == "abc=3, once=0"
+
+        process.kill()  # no close frame, no cleanup: the socket just drops
+        await process.wait()
+        await emu.wait_disconnected(timeout=10)
+        emu.join({"id": 108, "name": "hal"}, "abc")  # happens while the bot is down
+
+        since = len(emu.requests)
+        process = await spawn()
+        await emu.wait_ready(timeout=30, count=2)
+        await emu.wait_commands_synced(timeout=30, since=since)
+        assert len(emu.identifies) == 2 and emu.resumes == []
+        assert (await emu.command(ADA, "invites list")).content == "abc=4, once=0"
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
