@@ -292,8 +292,12 @@ class Gateway:
                     log.debug("gateway: websocket error %s", ws.exception())
         finally:
             self.connections.discard(connection)
-            if connection.session is not None and connection.session.connection is connection:
-                self._detach(connection.session)
+            session = connection.session
+            if session is not None and session.connection is connection:
+                self._detach(session)
+                if not connection._closing_now and ws.close_code in (1000, 1001):
+                    # A client closing with 1000/1001 ends its session on Discord.
+                    session.invalid = True
             await connection.shutdown()
             log.info("gateway: connection closed (code %s)", ws.close_code)
             self._on_change()

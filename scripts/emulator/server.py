@@ -4,6 +4,7 @@ plus the Python API tests use to act as Discord users."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import re
 import secrets
@@ -328,7 +329,7 @@ class Emulator:
     # ---- dispatch helpers ------------------------------------------------------------------------
     def _dispatch(self, event: str, data: dict[str, Any], guild_id: int | None) -> dict[str, Any]:
         delivered = self.gateway.dispatch(event, data, guild_id=guild_id)
-        self.events.append(DispatchedEvent(event, data, delivered))
+        self.events.append(DispatchedEvent(event, copy.deepcopy(data), delivered))
         log.debug("dispatch %s (guild %s) to %d session(s)", event, guild_id, delivered)
         self.poke()
         return data
@@ -407,7 +408,7 @@ class Emulator:
     def set_vanity(self, guild: int | None, code: str | None, uses: int = 0) -> None:
         g = self.world.guild(guild)
         g.vanity_code, g.vanity_uses = code, uses if code else 0
-        self._dispatch("GUILD_UPDATE", {**payloads.guild_base(g), "guild_id": str(g.id)}, g.id)
+        self._dispatch("GUILD_UPDATE", payloads.guild_base(g), g.id)
 
     # ---- users acting --------------------------------------------------------------------------------
     def _member_guild(self, user_id: int, guild: int | None) -> Guild:

@@ -364,6 +364,7 @@ async def test_a_restarted_bot_sees_the_state_changed_while_it_was_down(
     await running.bot.close()
     await emu.wait_disconnected()
     emu.join({"id": 107, "name": "gus"}, via="abc")
+    assert emu.events[-1].delivered == 0  # closing with 1000 ended the session: nothing is buffered
     emu.voice(ADA, FOCUS, camera=True)
     second: Running = await start_bot()
     guild = second.bot.get_guild(1)

@@ -1,0 +1,134 @@
+"""The bot: startup order, scheduler, and a shutdown that flushes before the connection closes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import discord
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from discord.ext import commands
+
+from app import __version__
+from app.clock import Clock, SystemClock
+from app.container import Repositories
+from app.discord_endpoints import bot_intents
+from app.probe import ProbeResult, run_probe
+from app.retry import RetryPolicy
+from app.scheduler import add_interval_job, make_scheduler
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ShutdownHook = Callable[[], Awaitable[object]]
+CogFactory = Callable[["TrackerBot"], commands.Cog]
+SHUTDOWN_HOOK_TIMEOUT = 20.0
+
+
+class TrackerBot(commands.Bot):
+    """Start: probe, indexes, cogs, scheduler, command sync. Stop: flush hooks, scheduler, gateway."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Any,
+        db_host: str,
+        *,
+        clock: Clock | None = None,
+        cog_factories: list[CogFactory] | None = None,
+    ) -> None:
+        super().__init__(command_prefix=commands.when_mentioned, intents=bot_intents(), help_command=None)
+        self.settings = settings
+        self.db = db
+        self.db_host = db_host
+        self.clock: Clock = clock or SystemClock()
+        self.retry_policy = RetryPolicy(
+            attempts=settings.write_retry_attempts, max_seconds=settings.write_retry_max_seconds
+        )
+        self.repos = Repositories.create(db, self.retry_policy)
+        self.cog_factories = cog_factories if cog_factories is not None else default_cog_factories()
+        self.probe_result: ProbeResult | None = None
+        self.scheduler: AsyncIOScheduler | None = None
+        self._shutdown_hooks: list[tuple[str, ShutdownHook]] = []
+        self._closing = False
+
+    async def setup_hook(self) -> None:
+        self.probe_result = await run_probe(
+            self.repos.probe, self.db_host, self.clock, self.settings.probe_timeout_seconds
+        )
+        self.previous_run = await self.repos.lifecycle.load()
+        await self.repos.ensure_indexes()
+        await self.repos.lifecycle.mark_started(self.clock.now(), __version__)
+        self.add_shutdown_hook(
+            "lifecycle", lambda: self.repos.lifecycle.mark_clean_shutdown(self.clock.now())
+        )
+        self.scheduler = make_scheduler()
+        await self._load_cogs()
+        self.scheduler.start()
+        await self._sync_commands()
+        log.info("startup complete (version %s)", __version__)
+
+    async def _load_cogs(self) -> None:
+        for factory in self.cog_factories:
+            try:
+                await self.add_cog(factory(self))
+            except Exception:
+                log.exception("cog %s failed to load", getattr(factory, "__name__", factory))
+                raise
+
+    async def _sync_commands(self) -> None:
+        try:
+            synced = await self.tree.sync()
+            log.info("synced %d application commands", len(synced))
+        except discord.HTTPException as exc:
+            log.error("could not sync application commands: %s", exc)
+
+    def add_interval_job(self, job_id: str, func: Callable[[], Awaitable[object]], seconds: float) -> None:
+        if self.scheduler is None:
+            raise RuntimeError("the scheduler exists only once setup_hook runs")
+        add_interval_job(self.scheduler, job_id, func, seconds)
+
+    def add_shutdown_hook(self, name: str, hook: ShutdownHook) -> None:
+        """Run `hook` at shutdown, before the gateway and the database close; later hooks run first."""
+        self._shutdown_hooks.append((name, hook))
+
+    async def run_shutdown_hooks(self) -> None:
+        for name, hook in reversed(self._shutdown_hooks):
+            try:
+                await asyncio.wait_for(hook(), SHUTDOWN_HOOK_TIMEOUT)
+                log.info("shutdown: %s done", name)
+            except Exception as exc:
+                log.error("shutdown: %s failed: %s", name, exc)
+
+    async def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        log.info("shutting down")
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.pause()
+        await self.run_shutdown_hooks()
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        await super().close()
+
+
+def install_signal_handlers(bot: TrackerBot) -> None:
+    """SIGTERM (docker stop) and SIGINT close the bot gracefully instead of killing it mid-write."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, _on_signal, bot, sig)
+
+
+def _on_signal(bot: TrackerBot, sig: signal.Signals) -> None:
+    log.info("received %s, flushing and closing", sig.name)
+    asyncio.get_running_loop().create_task(bot.close())
+
+
+def default_cog_factories() -> list[CogFactory]:
+    from cogs import all_cog_factories
+
+    return all_cog_factories()

@@ -1,0 +1,35 @@
+"""Builds every repository on one database; the bot and the tools share this wiring."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, fields
+from typing import Any
+
+from app.retry import RetryPolicy
+from repositories.base import Repository
+from repositories.lifecycle import LifecycleRepository
+from repositories.probe import ProbeRepository
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Repositories:
+    probe: ProbeRepository
+    lifecycle: LifecycleRepository
+
+    @classmethod
+    def create(cls, db: Any, policy: RetryPolicy) -> Repositories:
+        return cls(
+            probe=ProbeRepository(db, policy),
+            lifecycle=LifecycleRepository(db, policy),
+        )
+
+    def all(self) -> list[Repository]:
+        return [getattr(self, f.name) for f in fields(self)]
+
+    async def ensure_indexes(self) -> None:
+        for repo in self.all():
+            await repo.ensure_indexes()
+        log.info("indexes ensured on %d collections", len(self.all()))

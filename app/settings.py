@@ -1,0 +1,86 @@
+"""Settings from the environment and `.env`; every one is documented in `.env.example`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    discord_token: SecretStr | None = None
+    mongodb_uri: SecretStr | None = None
+    mongodb_db: str = Field(default="tracker", pattern=r"^[A-Za-z0-9_-]{1,63}$")
+    data_dir: Path = Path("data")
+
+    voice_flush_seconds: float = Field(default=120, gt=0, le=3600)
+    voice_downtime_cap_seconds: float = Field(default=600, ge=0, le=86400)
+
+    discord_api_base: str | None = None
+    discord_gateway_url: str | None = None
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    probe_timeout_seconds: float = Field(default=30, gt=0, le=600)
+    write_retry_attempts: int = Field(default=5, ge=1, le=20)
+    write_retry_max_seconds: float = Field(default=10, gt=0, le=300)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("discord_api_base", "discord_gateway_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("discord_api_base")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+    @field_validator("discord_gateway_url")
+    @classmethod
+    def _ws_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("ws://", "wss://")):
+            raise ValueError("must start with ws:// or wss://")
+        return value
+
+    @field_validator("mongodb_uri", mode="before")
+    @classmethod
+    def _blank_uri_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("mongodb_uri")
+    @classmethod
+    def _mongo_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError("must start with mongodb:// or mongodb+srv://")
+        return value
+
+    @property
+    def embedded(self) -> bool:
+        """True when no MONGODB_URI is set and the bot runs its own embedded server."""
+        return self.mongodb_uri is None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings; raise SettingsError naming the first bad setting in one line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+        raise SettingsError(f"setting {name} is invalid: {error['msg']}") from None

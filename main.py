@@ -1,0 +1,63 @@
+"""Entry point: settings, logging, then the bot (or a database check when no token is set)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from app.logs import setup_logging
+from app.runtime import FATAL_STARTUP_ERRORS, check_database, run_bot
+from app.settings import SettingsError, load_settings
+
+log = logging.getLogger("main")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Discord activity and invite tracker on MongoDB")
+    return parser.parse_args(argv)
+
+
+def _secrets(settings: object) -> list[str]:
+    found = []
+    for name in ("discord_token", "mongodb_uri"):
+        value = getattr(settings, name, None)
+        if value is not None:
+            found.append(value.get_secret_value())
+    return found
+
+
+async def _check_only(settings: object) -> None:
+    database, probe = await check_database(settings)  # type: ignore[arg-type]
+    print(f"MongoDB ({database.kind}) at {database.host} is live: probe write read back in "
+          f"{probe.round_trip_ms:.1f} ms.")
+    print(f"Data lives in: {database.location} (database '{settings.mongodb_db}').")  # type: ignore[attr-defined]
+    print("DISCORD_TOKEN is not set, so the bot did not connect to Discord.")
+    print("To run it: copy .env.example to .env, set DISCORD_TOKEN (and MONGODB_URI for a real "
+          "MongoDB), then run: python3 main.py")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"fatal: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level, settings.log_format, _secrets(settings))
+    try:
+        if settings.discord_token is None:
+            asyncio.run(_check_only(settings))
+        else:
+            asyncio.run(run_bot(settings))
+    except FATAL_STARTUP_ERRORS as exc:
+        log.critical("fatal: %s", exc)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

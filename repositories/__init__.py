@@ -1,0 +1,1 @@
+"""One class per collection. Repositories never import discord."""
