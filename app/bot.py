@@ -38,6 +38,8 @@ class TrackerBot(commands.Bot):
         db_host: str,
         *,
         clock: Clock | None = None,
+        probe_result: ProbeResult | None = None,
+        server_kind: str = "external",
         cog_factories: list[CogFactory] | None = None,
     ) -> None:
         super().__init__(command_prefix=commands.when_mentioned, intents=bot_intents(), help_command=None)
@@ -50,15 +52,18 @@ class TrackerBot(commands.Bot):
         )
         self.repos = Repositories.create(db, self.retry_policy)
         self.cog_factories = cog_factories if cog_factories is not None else default_cog_factories()
-        self.probe_result: ProbeResult | None = None
+        self.probe_result = probe_result
+        self.server_kind = server_kind
+        self.previous_run: dict[str, Any] = {}
         self.scheduler: AsyncIOScheduler | None = None
         self._shutdown_hooks: list[tuple[str, ShutdownHook]] = []
         self._closing = False
 
     async def setup_hook(self) -> None:
-        self.probe_result = await run_probe(
-            self.repos.probe, self.db_host, self.clock, self.settings.probe_timeout_seconds
-        )
+        if self.probe_result is None:
+            self.probe_result = await run_probe(
+                self.repos.probe, self.db_host, self.clock, self.settings.probe_timeout_seconds
+            )
         self.previous_run = await self.repos.lifecycle.load()
         await self.repos.ensure_indexes()
         await self.repos.lifecycle.mark_started(self.clock.now(), __version__)

@@ -13,11 +13,10 @@ _URI_CREDENTIALS = re.compile(r"(mongodb(?:\+srv)?://)([^@/\s]+)@")
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
-class RedactingFilter(logging.Filter):
-    """Removes secrets (the token, database credentials) from every record before it is written."""
+class Redactor:
+    """Removes secrets (the token, database credentials) from text."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        super().__init__()
         self._secrets = [s for s in secrets if s and len(s) >= 4]
 
     def redact(self, text: str) -> str:
@@ -26,25 +25,28 @@ class RedactingFilter(logging.Filter):
             text = text.replace(secret, "***")
         return text
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        record.msg = self.redact(message)
-        record.args = None
-        if record.exc_text:
-            record.exc_text = self.redact(record.exc_text)
-        return True
+
+class RedactingFormatter(logging.Formatter):
+    """Formats with the wrapped formatter, then redacts the whole line, tracebacks included."""
+
+    def __init__(self, inner: logging.Formatter, redactor: Redactor) -> None:
+        super().__init__()
+        self.inner = inner
+        self.redactor = redactor
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.redactor.redact(self.inner.format(record))
 
 
 def setup_logging(level: str = "INFO", fmt: str = "text", secrets: Iterable[str] = ()) -> None:
     """Configure the root logger once: one handler on stderr, redaction, library noise turned down."""
     handler = logging.StreamHandler(sys.stderr)
+    inner: logging.Formatter
     if fmt == "json":
-        handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        inner = JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")
     else:
-        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
-    handler.addFilter(RedactingFilter(secrets))
+        inner = logging.Formatter(TEXT_FORMAT)
+    handler.setFormatter(RedactingFormatter(inner, Redactor(secrets)))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import aiohttp
 import discord
 
 from app.bot import TrackerBot, install_signal_handlers
@@ -19,12 +20,17 @@ from repositories.probe import ProbeRepository
 
 log = logging.getLogger(__name__)
 
+class DiscordUnreachable(RuntimeError):
+    """The Discord API (or the configured proxy) could not be reached."""
+
+
 # Startup failures that end in one clear line and a non-zero exit, never a traceback.
 FATAL_STARTUP_ERRORS: tuple[type[BaseException], ...] = (
     ProbeFailed,
     EmbeddedServerError,
     discord.LoginFailure,
     discord.PrivilegedIntentsRequired,
+    DiscordUnreachable,
 )
 
 
@@ -77,8 +83,19 @@ async def run_bot(settings: Settings) -> None:
         raise ValueError("run_bot needs DISCORD_TOKEN")
     configure_endpoints(settings.discord_api_base, settings.discord_gateway_url)
     async with open_database(settings) as database:
-        bot = TrackerBot(settings, database.db, database.host)
-        bot.server_kind = database.kind
+        clock = SystemClock()
+        # The probe runs before logging in to Discord: no gateway session is opened for a bot
+        # that could not store what it receives.
+        probe = await run_probe(
+            ProbeRepository(database.db), database.host, clock, settings.probe_timeout_seconds
+        )
+        bot = TrackerBot(
+            settings, database.db, database.host, clock=clock, probe_result=probe, server_kind=database.kind
+        )
         install_signal_handlers(bot)
         async with bot:
-            await bot.start(settings.discord_token.get_secret_value())
+            try:
+                await bot.start(settings.discord_token.get_secret_value())
+            except (aiohttp.ClientConnectionError, OSError) as exc:
+                where = settings.discord_api_base or "discord.com"
+                raise DiscordUnreachable(f"cannot reach Discord at {where}: {exc}") from None

@@ -58,9 +58,9 @@ class Settings(BaseSettings):
             raise ValueError("must start with ws:// or wss://")
         return value
 
-    @field_validator("mongodb_uri", mode="before")
+    @field_validator("mongodb_uri", "discord_token", mode="before")
     @classmethod
-    def _blank_uri_is_unset(cls, value: object) -> object:
+    def _blank_secret_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("mongodb_uri")

@@ -206,7 +206,9 @@ class RestApi:
                 if fault.retry_after is not None:
                     headers = {"Retry-After": f"{fault.retry_after}", "X-RateLimit-Scope": "user"}
                     if fault.status == 429:
+                        # discord.py treats a 429 without Via (Discord's edge proxy) as Cloudflare's ban.
                         headers["X-RateLimit-Global"] = "false"
+                        headers["Via"] = "1.1 google"
                 response: web.StreamResponse = json_response(fault.body, fault.status, headers)
             elif self._unauthorized(request, path):
                 response = json_response(error_body(0, "401: Unauthorized"), 401)

@@ -14,7 +14,13 @@ import discord
 import pytest
 from discord.http import Route
 
-from scripts.emulator import CallbackType, Emulator, snowflake_from_time, time_from_snowflake
+from scripts.emulator import (
+    CallbackType,
+    Emulator,
+    discord_pointed_at,
+    snowflake_from_time,
+    time_from_snowflake,
+)
 
 from .botapp import tiny_png
 from .conftest import Running
@@ -364,7 +370,6 @@ async def test_a_restarted_bot_sees_the_state_changed_while_it_was_down(
     await running.bot.close()
     await emu.wait_disconnected()
     emu.join({"id": 107, "name": "gus"}, via="abc")
-    assert emu.events[-1].delivered == 0  # closing with 1000 ended the session: nothing is buffered
     emu.voice(ADA, FOCUS, camera=True)
     second: Running = await start_bot()
     guild = second.bot.get_guild(1)
@@ -419,3 +424,34 @@ async def test_a_bot_process_killed_with_sigkill_comes_back_with_a_new_session(e
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+# ---- failures the bot must survive -------------------------------------------------------------------
+
+
+async def test_injected_rate_limit_is_retried_by_discord_py(running: Running) -> None:
+    emu = running.emu
+    emu.fail("GET", r"/guilds/1/invites", status=429, retry_after=0.05)
+    since = len(emu.requests)
+    invites = await running.bot.get_guild(1).invites()  # type: ignore[union-attr]
+    assert len(invites) == 2
+    assert [r.status for r in emu.requests[since:]] == [429, 200]
+
+
+async def test_wrong_token_and_missing_privileged_intents_fail_like_discord(
+    guild_spec: dict[str, Any],
+) -> None:
+    from .botapp import EventLog, make_bot
+
+    async with Emulator(token="right", privileged_intents=0) as emu:
+        emu.add_guild(guild_spec)
+        with discord_pointed_at(emu.api_base, emu.gateway_url):
+            bot = make_bot(EventLog())
+            with pytest.raises(discord.LoginFailure):
+                await bot.login("wrong")
+            await bot.close()
+            bot = make_bot(EventLog())
+            await bot.login("right")
+            with pytest.raises(discord.PrivilegedIntentsRequired):
+                await asyncio.wait_for(bot.connect(reconnect=True), timeout=15)
+            await bot.close()
