@@ -96,6 +96,31 @@ class TrackerBot(commands.Bot):
             raise RuntimeError("the scheduler exists only once setup_hook runs")
         add_interval_job(self.scheduler, job_id, func, seconds)
 
+    async def wait_idle(self, timeout: float = 10.0) -> None:
+        """Until every running listener task and every cog's pending writes are done.
+
+        Cogs with background writers (group commit, queues) expose `async def wait_idle()`.
+        Used at shutdown before the final flush, and by tests to wait for an event's effect.
+        """
+        async with asyncio.timeout(timeout):
+            while True:
+                current = asyncio.current_task()
+                listeners = [
+                    t for t in asyncio.all_tasks()
+                    if t is not current and not t.done() and t.get_name().startswith("discord.py: on_")
+                ]
+                if listeners:
+                    await asyncio.wait(listeners)
+                for cog in list(self.cogs.values()):
+                    waiter = getattr(cog, "wait_idle", None)
+                    if waiter is not None:
+                        await waiter()
+                if not any(
+                    not t.done() and t.get_name().startswith("discord.py: on_")
+                    for t in asyncio.all_tasks() if t is not current
+                ):
+                    return
+
     def add_shutdown_hook(self, name: str, hook: ShutdownHook) -> None:
         """Run `hook` at shutdown, before the gateway and the database close; later hooks run first."""
         self._shutdown_hooks.append((name, hook))
@@ -115,6 +140,10 @@ class TrackerBot(commands.Bot):
         log.info("shutting down")
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.pause()
+        try:
+            await self.wait_idle(SHUTDOWN_HOOK_TIMEOUT)
+        except TimeoutError:
+            log.error("shutdown: in-flight writes did not finish within %.0fs", SHUTDOWN_HOOK_TIMEOUT)
         await self.run_shutdown_hooks()
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)

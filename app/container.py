@@ -8,6 +8,7 @@ from typing import Any
 
 from app.retry import RetryPolicy
 from repositories.base import Repository
+from repositories.guild_settings import GuildSettingsRepository
 from repositories.lifecycle import LifecycleRepository
 from repositories.probe import ProbeRepository
 
@@ -18,12 +19,14 @@ log = logging.getLogger(__name__)
 class Repositories:
     probe: ProbeRepository
     lifecycle: LifecycleRepository
+    guild_settings: GuildSettingsRepository
 
     @classmethod
     def create(cls, db: Any, policy: RetryPolicy) -> Repositories:
         return cls(
             probe=ProbeRepository(db, policy),
             lifecycle=LifecycleRepository(db, policy),
+            guild_settings=GuildSettingsRepository(db, policy),
         )
 
     def all(self) -> list[Repository]:

@@ -17,7 +17,10 @@ class LifecycleRepository(Repository):
         doc = await with_retry(
             "read lifecycle", lambda: self.collection.find_one({"_id": self.KEY}), self.policy
         )
-        return doc or {}
+        doc = doc or {}
+        if "running" in doc:
+            doc["running"] = bool(doc["running"])  # nx-27017 reads a $set boolean back as 0/1
+        return doc
 
     async def mark_started(self, at: Any, version: str) -> None:
         await self._set({"started_at_ms": to_ms(at), "version": version, "running": True})

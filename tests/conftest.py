@@ -19,6 +19,8 @@ from app.retry import RetryPolicy
 from tests.faultproxy import FaultPlan, FaultProxy
 from tests.nxserver import NxServer
 
+pytest_plugins = ["tests.botharness"]
+
 # Fast retries for tests: the same code paths, shorter sleeps.
 TEST_POLICY = RetryPolicy(attempts=8, max_seconds=20, initial_wait=0.01, max_wait=0.2)
 
