@@ -34,12 +34,15 @@ class Settings(BaseSettings):
     write_retry_attempts: int = Field(default=5, ge=1, le=20)
     write_retry_max_seconds: float = Field(default=10, gt=0, le=300)
 
+    health_port: int | None = Field(default=None, ge=1, le=65535)
+    health_host: str = "127.0.0.1"
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("discord_api_base", "discord_gateway_url", mode="before")
+    @field_validator("discord_api_base", "discord_gateway_url", "health_port", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
