@@ -1,4 +1,4 @@
-"""Entry point: settings, logging, then the bot (or a database check when no token is set)."""
+"""Entry point: settings, logging, then the bot (a database check without a token; --demo: offline demo)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ log = logging.getLogger("main")
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Discord activity and invite tracker on MongoDB")
+    parser.add_argument("--demo", action="store_true",
+                        help="run a built-in scenario offline (local Discord emulator, embedded database) "
+                             "and print tracked vs. true numbers")
     return parser.parse_args(argv)
 
 
@@ -39,7 +42,12 @@ async def _check_only(settings: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parse_args(argv)
+    args = parse_args(argv)
+    if args.demo:
+        from scripts.scenario.demo import run_demo
+
+        setup_logging("WARNING")
+        return run_demo()
     try:
         settings = load_settings()
     except SettingsError as exc:

@@ -1,0 +1,171 @@
+"""The scenario file: a guild and a timeline of steps (format in docs/scenarios.md).
+
+Parsing checks everything before anything runs; a bad file gets one error naming the step.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+STEP_KINDS = {
+    "message": {"user", "channel"},
+    "voice": {"user", "channel"},
+    "join": {"user"},
+    "leave": {"user"},
+    "role_add": {"user", "role"},
+    "role_remove": {"user", "role"},
+    "invite_create": {"code", "inviter"},
+    "invite_delete": {"code"},
+    "restart": {"signal"},
+    "db_outage": {"for"},
+    "command": {"user", "name"},
+}
+SIGNALS = ("SIGTERM", "SIGKILL")
+_RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class ScenarioError(ValueError):
+    """The scenario file is malformed; the message names the step or field."""
+
+
+@dataclass(frozen=True)
+class Step:
+    index: int
+    at: float
+    do: str
+    args: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        return f"step {self.index} ({self.do} at {self.at:g}s)"
+
+
+@dataclass
+class Scenario:
+    guild: dict[str, Any]
+    steps: list[Step]
+    settings: dict[str, str] = field(default_factory=dict)
+    name: str = "scenario"
+
+    @property
+    def guild_id(self) -> int:
+        return int(self.guild["id"])
+
+    @property
+    def restarts(self) -> int:
+        return sum(1 for step in self.steps if step.do == "restart")
+
+
+def resolve_created(value: str, now: datetime) -> str:
+    """`created` may be ISO 8601 or relative to the run's start: "-2d", "-6h", "-30m", "-90s"."""
+    match = _RELATIVE.match(value)
+    if match is None:
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            raise ScenarioError(f"created {value!r} is neither ISO 8601 nor like '-3d'") from None
+        if when.tzinfo is None:
+            raise ScenarioError(f"created {value!r} has no time zone (add Z)")
+        return value
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    return (now - timedelta(seconds=seconds)).astimezone(UTC).isoformat()
+
+
+def _resolve_users(guild: dict[str, Any], steps: list[Step], now: datetime) -> None:
+    for member in guild.get("members", []):
+        if "created" in member:
+            member["created"] = resolve_created(str(member["created"]), now)
+    for step in steps:
+        user = step.args.get("user")
+        if step.do == "join" and isinstance(user, dict) and "created" in user:
+            user["created"] = resolve_created(str(user["created"]), now)
+
+
+def _check_guild(guild: Any) -> dict[str, Any]:
+    if not isinstance(guild, dict) or "id" not in guild:
+        raise ScenarioError("'guild' must be an object with an 'id'")
+    for key in ("channels", "members", "roles", "invites"):
+        if key in guild and not isinstance(guild[key], list):
+            raise ScenarioError(f"guild.{key} must be a list")
+    return guild
+
+
+def _check_step(index: int, raw: Any, previous_at: float) -> Step:
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"step {index}: must be an object")
+    do = raw.get("do")
+    if do not in STEP_KINDS:
+        raise ScenarioError(f"step {index}: unknown kind {do!r} (known: {', '.join(sorted(STEP_KINDS))})")
+    at = raw.get("at")
+    if not isinstance(at, int | float) or at < 0:
+        raise ScenarioError(f"step {index} ({do}): 'at' must be a number of seconds >= 0")
+    if at < previous_at:
+        raise ScenarioError(f"step {index} ({do}): 'at' {at} is before the previous step's {previous_at}")
+    args = {k: v for k, v in raw.items() if k not in ("at", "do")}
+    missing = STEP_KINDS[do] - set(args)
+    if missing:
+        raise ScenarioError(f"step {index} ({do}): missing {', '.join(sorted(missing))}")
+    step = Step(index, float(at), do, args)
+    _check_step_values(step)
+    return step
+
+
+def _check_step_values(step: Step) -> None:
+    args = step.args
+    if step.do == "restart":
+        if args["signal"] not in SIGNALS:
+            raise ScenarioError(f"{step.label}: signal must be SIGTERM or SIGKILL")
+        if not isinstance(args.get("down_for", 0), int | float) or args.get("down_for", 0) < 0:
+            raise ScenarioError(f"{step.label}: down_for must be seconds >= 0")
+    if step.do == "db_outage" and (not isinstance(args["for"], int | float) or args["for"] <= 0):
+        raise ScenarioError(f"{step.label}: 'for' must be seconds > 0")
+    if step.do == "join":
+        user = args["user"]
+        if not (isinstance(user, int) or (isinstance(user, dict) and "id" in user)):
+            raise ScenarioError(f"{step.label}: user must be an id or an object with an id")
+        via = args.get("via")
+        if via is not None and not isinstance(via, str):
+            raise ScenarioError(f"{step.label}: via must be a code, \"vanity\" or null")
+    if step.do == "command" and not isinstance(args.get("options", {}), dict):
+        raise ScenarioError(f"{step.label}: options must be an object")
+
+
+def parse_scenario(data: Any, *, now: datetime | None = None, name: str = "scenario") -> Scenario:
+    """Validate a scenario (already decoded JSON) and resolve relative account ages against `now`."""
+    if not isinstance(data, dict):
+        raise ScenarioError("a scenario is a JSON object with 'guild' and 'steps'")
+    unknown = set(data) - {"guild", "steps", "settings", "name"}
+    if unknown:
+        raise ScenarioError(f"unknown top-level keys: {', '.join(sorted(unknown))}")
+    guild = copy.deepcopy(_check_guild(data.get("guild")))
+    raw_steps = data.get("steps")
+    if not isinstance(raw_steps, list):
+        raise ScenarioError("'steps' must be a list")
+    steps: list[Step] = []
+    for index, raw in enumerate(raw_steps):
+        steps.append(_check_step(index, copy.deepcopy(raw), steps[-1].at if steps else 0.0))
+    settings = data.get("settings", {})
+    if not isinstance(settings, dict):
+        raise ScenarioError("'settings' must be an object of setting names to values")
+    _resolve_users(guild, steps, now or datetime.now(UTC))
+    return Scenario(
+        guild=guild, steps=steps, settings={str(k).upper(): str(v) for k, v in settings.items()},
+        name=str(data.get("name", name)),
+    )
+
+
+def load_scenario(path: Path, *, now: datetime | None = None) -> Scenario:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ScenarioError(f"{path}: not JSON: {exc}") from None
+    except OSError as exc:
+        raise ScenarioError(f"{path}: {exc.strerror}") from None
+    return parse_scenario(data, now=now, name=path.stem)

@@ -1,0 +1,161 @@
+"""The report: what MongoDB holds beside the ground truth, the differences, every command response."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from app.database import make_client
+from app.retry import RetryPolicy
+from scripts.scenario.runner import RunResult
+from scripts.scenario.tracked import TrackedInvites, read_tracked
+from scripts.scenario.truth import COUNTERS, MemberTruth, Truth
+
+VOICE_TOLERANCE_PER_RESTART_S = 1.5
+VOICE_COUNTERS = tuple(name for name in COUNTERS if name != "messages")
+
+
+def voice_tolerance(result: RunResult) -> float:
+    """1.5 s of voice time per restart (and once for the run's own start and stop)."""
+    return VOICE_TOLERANCE_PER_RESTART_S * (1 + result.scenario.restarts)
+
+
+def compute_truth(result: RunResult) -> Truth:
+    settings = result.scenario.settings
+    cap = float(settings.get("VOICE_DOWNTIME_CAP_SECONDS", 600))
+    afk = result.scenario.guild.get("afk_channel")
+    return Truth(int(afk) if afk is not None else None, cap).compute(result.happened)
+
+
+def _inviter_label(inviter: int | None, names: dict[int, str]) -> str:
+    if inviter is None:
+        return "unknown"
+    if inviter < 0:
+        return "vanity"
+    return names.get(inviter, str(inviter))
+
+
+def _member_row(member_id: int, alias: int, name: str, truth: MemberTruth, tracked: dict[str, int],
+                invited: TrackedInvites, tolerance: float, names: dict[int, str]) -> dict[str, Any]:
+    diff: dict[str, float] = {}
+    for counter in COUNTERS:
+        delta = tracked.get(counter, 0) - getattr(truth, counter)
+        allowed = tolerance if counter in VOICE_COUNTERS else 0
+        if abs(delta) > allowed:
+            diff[counter] = round(delta, 3)
+    true_inviter = _inviter_label(truth.inviter, names) if truth.joined_at is not None else None
+    tracked_inviter = invited.inviter_label(member_id, names)
+    if true_inviter is not None and tracked_inviter != true_inviter:
+        diff["invited_by"] = f"{tracked_inviter} != {true_inviter}"
+    return {
+        "id": alias, "discord_id": str(member_id), "name": name,
+        "tracked": {**tracked, "invited_by": tracked_inviter},
+        "truth": {**{c: round(getattr(truth, c), 3) for c in COUNTERS}, "invited_by": true_inviter},
+        "unobservable": {"voice_s": round(truth.unobservable_voice_s, 3),
+                         "messages": truth.unobservable_messages},
+        "differences": diff,
+    }
+
+
+async def build_report(result: RunResult, policy: RetryPolicy | None = None) -> dict[str, Any]:
+    truth = compute_truth(result)
+    reverse = {real: alias for alias, real in result.aliases.items()}
+    names = _names(result)
+    member_ids = sorted(set(truth.members) | set(truth.inviters) | set(names))
+    client = make_client(result.mongodb_uri)
+    try:
+        tracked, invites = await read_tracked(client[result.db_name], result.scenario.guild_id, member_ids,
+                                              policy or RetryPolicy())
+    finally:
+        client.close()
+    tolerance = voice_tolerance(result)
+    members = [
+        _member_row(m, reverse.get(m, m), names.get(m, str(m)), truth.members.get(m, MemberTruth()),
+                    tracked.get(m, {}), invites, tolerance, names)
+        for m in member_ids
+    ]
+    inviters = []
+    for inviter in sorted(set(truth.inviters) | set(invites.counts)):
+        expected = truth.inviters.get(inviter)
+        true_counts = {"regular": expected.regular, "left": expected.left, "fake": expected.fake,
+                       "bonus": expected.bonus, "total": expected.total} if expected else {}
+        got = invites.counts.get(inviter, {})
+        differences = {k: got.get(k, 0) - v for k, v in true_counts.items() if got.get(k, 0) != v}
+        if expected is None and any(got.values()):
+            differences = dict(got)
+        inviters.append({"id": reverse.get(inviter, inviter), "name": names.get(inviter, str(inviter)),
+                         "tracked": got, "truth": true_counts, "differences": differences})
+    ok = (all(not row["differences"] for row in members) and all(not row["differences"] for row in inviters)
+          and all(code == 0 for code in result.bot_exit_codes if code is not None and code >= 0))
+    return {
+        "scenario": result.scenario.name,
+        "ok": ok,
+        "voice_tolerance_s": tolerance,
+        "restarts": result.scenario.restarts,
+        "bot_exit_codes": result.bot_exit_codes,
+        "members": members,
+        "inviters": inviters,
+        "commands": [asdict(command) for command in result.commands],
+        "bot_log": str(result.bot_log) if result.bot_log else None,
+    }
+
+
+def _names(result: RunResult) -> dict[int, str]:
+    names: dict[int, str] = {}
+    for member in result.scenario.guild.get("members", []):
+        real = result.aliases.get(int(member["id"]), int(member["id"]))
+        names[real] = str(member.get("name", member["id"]))
+    for step in result.scenario.steps:
+        user = step.args.get("user")
+        if step.do == "join" and isinstance(user, dict):
+            names[result.aliases.get(int(user["id"]), int(user["id"]))] = str(user.get("name", user["id"]))
+    return names
+
+
+def write_report(report: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def _hms(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def render_table(report: dict[str, Any]) -> str:
+    """A readable table: tracked / true per member, then invite counts per inviter."""
+    header = ["member", "messages", "voice", "camera on", "camera off", "streaming", "invited by", "ok"]
+    rows = [header]
+    for row in report["members"]:
+        tracked, truth = row["tracked"], row["truth"]
+        cells = [row["name"], f"{tracked.get('messages', 0)} / {truth['messages']:g}"]
+        for counter in VOICE_COUNTERS:
+            cells.append(f"{_hms(tracked.get(counter, 0))} / {_hms(truth[counter])}")
+        cells.append(f"{tracked['invited_by'] or '-'} / {truth['invited_by'] or '-'}")
+        cells.append("yes" if not row["differences"] else "NO: " + ", ".join(row["differences"]))
+        rows.append(cells)
+    lines = _format(rows)
+    lines.append("")
+    invite_rows = [["inviter", "regular", "left", "fake", "bonus", "total", "ok"]]
+    for row in report["inviters"]:
+        tracked, truth = row["tracked"], row["truth"]
+        cells = [row["name"]] + [f"{tracked.get(k, 0)} / {truth.get(k, 0)}"
+                                 for k in ("regular", "left", "fake", "bonus", "total")]
+        cells.append("yes" if not row["differences"] else "NO: " + ", ".join(row["differences"]))
+        invite_rows.append(cells)
+    lines += _format(invite_rows)
+    lines.append("")
+    lines.append("(each cell: tracked in MongoDB / ground truth from the emulator; voice within "
+                 f"{report['voice_tolerance_s']:g}s over {report['restarts']} restart(s))")
+    return "\n".join(lines)
+
+
+def _format(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    out = []
+    for index, row in enumerate(rows):
+        out.append("  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+        if index == 0:
+            out.append("  ".join("-" * width for width in widths))
+    return out

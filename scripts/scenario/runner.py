@@ -1,0 +1,313 @@
+"""Run a scenario: the emulator in this process, the real bot (`python main.py`) as a subprocess,
+a MongoDB (the embedded server, started here so a `db_outage` can stop it, or MONGODB_URI).
+
+Steps run at their `at` second; a restart runs in the background, so steps during its `down_for`
+still change the emulator's world, and the bot sees them in GUILD_CREATE when it comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from app.database import EmbeddedServer
+from scripts.emulator import Emulator
+from scripts.scenario.model import Scenario, ScenarioError, Step
+from scripts.scenario.truth import Happened
+
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "scenario-token"
+READY_TIMEOUT = 60.0
+
+
+@dataclass
+class CommandResult:
+    step: int
+    at: float
+    user: int
+    name: str
+    options: dict[str, Any]
+    content: str | None
+    embeds: list[dict[str, Any]]
+    ephemeral: bool
+    error: str | None = None
+
+
+@dataclass
+class RunResult:
+    scenario: Scenario
+    mongodb_uri: str
+    db_name: str
+    happened: list[Happened]
+    commands: list[CommandResult]
+    aliases: dict[int, int]  # scenario id -> real Discord id
+    bot_exit_codes: list[int | None] = field(default_factory=list)
+    bot_log: Path | None = None
+    workdir: Path | None = None
+
+
+class BotProcess:
+    """`python main.py` against the emulator; restarted by the runner."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.process: asyncio.subprocess.Process | None = None
+        self.exit_codes: list[int | None] = []
+
+    async def start(self) -> None:
+        with self.log_path.open("ab") as log_file:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, str(ROOT / "main.py"), cwd=str(ROOT), env=self.env,
+                stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=asyncio.subprocess.STDOUT,
+            )
+
+    async def stop(self, sig: str, timeout: float = 60.0) -> int | None:
+        process = self.process
+        if process is None or process.returncode is not None:
+            return process.returncode if process else None
+        process.send_signal(signal.SIGKILL if sig == "SIGKILL" else signal.SIGTERM)
+        try:
+            code = await asyncio.wait_for(process.wait(), timeout)
+        except TimeoutError:
+            process.kill()
+            code = await process.wait()
+        self.exit_codes.append(code)
+        self.process = None
+        return code
+
+
+class ScenarioRunner:
+    def __init__(self, scenario: Scenario, *, workdir: Path | None = None, mongodb_uri: str | None = None,
+                 bot_log_level: str = "INFO") -> None:
+        self.scenario = scenario
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="scenario-"))
+        self.external_uri = mongodb_uri
+        self.bot_log_level = bot_log_level
+        self.happened: list[Happened] = []
+        self.commands: list[CommandResult] = []
+        self.emu = Emulator(token=TOKEN)
+        self.server: EmbeddedServer | None = None
+        self.bot: BotProcess | None = None
+        self.bot_up = asyncio.Event()
+        self.db_up = asyncio.Event()
+        self.background: list[asyncio.Task[None]] = []
+        self.readies = 0
+        self.t0 = 0.0
+        self.db_name = f"scenario_{int(time.time())}"
+
+    # ---- setup ------------------------------------------------------------------------------------
+    def _check_supported(self) -> None:
+        if self.external_uri and any(step.do == "db_outage" for step in self.scenario.steps):
+            raise ScenarioError("db_outage needs the embedded database (unset MONGODB_URI): "
+                                "the runner cannot stop an external MongoDB")
+
+    def _start_database(self) -> str:
+        if self.external_uri:
+            return self.external_uri
+        self.server = EmbeddedServer(self.workdir / "dbserver")
+        uri = self.server.start()
+        self.db_up.set()
+        return uri
+
+    def _bot_env(self, uri: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "MONGODB_"))}
+        env.update({
+            "DISCORD_TOKEN": TOKEN,
+            "DISCORD_API_BASE": self.emu.api_base,
+            "DISCORD_GATEWAY_URL": self.emu.gateway_url,
+            "MONGODB_URI": uri,
+            "MONGODB_DB": self.db_name,
+            "DATA_DIR": str(self.workdir / "botdata"),
+            "LOG_LEVEL": self.bot_log_level,
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.update(self.scenario.settings)
+        return env
+
+    async def _start_bot(self) -> None:
+        assert self.bot is not None
+        since = len(self.emu.requests)
+        await self.bot.start()
+        self.readies += 1
+        await self.emu.wait_ready(timeout=READY_TIMEOUT, count=self.readies)
+        await self.emu.wait_commands_synced(timeout=READY_TIMEOUT, since=since)
+        self.bot_up.set()
+
+    # ---- run ----------------------------------------------------------------------------------------
+    async def run(self) -> RunResult:
+        self._check_supported()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        uri = self._start_database()
+        self.db_up.set()
+        await self.emu.start()
+        try:
+            self.emu.add_guild(self.scenario.guild)
+            self.bot = BotProcess(self._bot_env(uri), self.workdir / "bot.log")
+            await self._start_bot()
+            await asyncio.sleep(0.5)  # the bot's start-up reconciliation of the guild
+            self.t0 = time.time()
+            self.happened.append(Happened(self.t0, "start"))
+            for step in self.scenario.steps:
+                await self._sleep_until(step.at)
+                await self._run_step(step)
+            await asyncio.gather(*self.background)
+            await self.bot_up.wait()
+            await self.db_up.wait()
+            await asyncio.sleep(1.0)  # let the last events be written
+            self.happened.append(Happened(time.time(), "end"))
+            await self.bot.stop("SIGTERM")
+            return RunResult(
+                scenario=self.scenario, mongodb_uri=uri, db_name=self.db_name, happened=self.happened,
+                commands=self.commands, aliases=dict(self.emu.world.aliases),
+                bot_exit_codes=self.bot.exit_codes, bot_log=self.bot.log_path, workdir=self.workdir,
+            )
+        finally:
+            for task in self.background:
+                task.cancel()
+            if self.bot is not None:
+                await self.bot.stop("SIGKILL")
+            await self.emu.stop()
+
+    def close(self) -> None:
+        """Stop the embedded database (kept running after `run` so the report can read it)."""
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    async def _sleep_until(self, at: float) -> None:
+        delay = self.t0 + at - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def _record(self, kind: str, member: int | None = None, **data: Any) -> None:
+        self.happened.append(Happened(time.time(), kind, member, data))
+
+    def _uid(self, ref: Any) -> int:
+        return self.emu.user_id(ref)
+
+    async def _run_step(self, step: Step) -> None:
+        handler = getattr(self, f"_do_{step.do}")
+        try:
+            await handler(step, step.args)
+        except ScenarioError:
+            raise
+        except (ValueError, KeyError, PermissionError) as exc:
+            raise ScenarioError(f"{step.label}: {exc}") from None
+
+    async def _do_message(self, step: Step, args: dict[str, Any]) -> None:
+        self.emu.message(args["user"], int(args["channel"]))
+        self._record("message", self._uid(args["user"]), channel=int(args["channel"]))
+
+    async def _do_voice(self, step: Step, args: dict[str, Any]) -> None:
+        channel = args["channel"]
+        camera, stream = bool(args.get("camera", False)), bool(args.get("stream", False))
+        self.emu.voice(args["user"], channel, camera=camera, stream=stream,
+                       self_deaf=bool(args.get("self_deaf", False)), guild=self.scenario.guild_id)
+        self._record("voice", self._uid(args["user"]), channel=channel, camera=camera, stream=stream)
+
+    async def _do_join(self, step: Step, args: dict[str, Any]) -> None:
+        user, via = args["user"], args.get("via")
+        inviter: int | None = None
+        if via == "vanity":
+            inviter = -1
+        elif via is not None:
+            invite = self.emu.invite(via)
+            inviter = int(invite.inviter_id) if invite.inviter_id is not None else None
+        self.emu.join(user, via, guild=self.scenario.guild_id)
+        member_id = self._uid(user["id"] if isinstance(user, dict) else user)
+        created = self.emu.world.users[member_id].created_at
+        self._record("join", member_id, via=via, inviter=inviter, created=created,
+                     joined_at=datetime.now(UTC))
+
+    async def _do_leave(self, step: Step, args: dict[str, Any]) -> None:
+        self.emu.leave(args["user"], guild=self.scenario.guild_id)
+        self._record("leave", self._uid(args["user"]))
+
+    async def _do_role_add(self, step: Step, args: dict[str, Any]) -> None:
+        self.emu.role_add(args["user"], int(args["role"]), guild=self.scenario.guild_id)
+        self._record("role_add", self._uid(args["user"]), role=int(args["role"]))
+
+    async def _do_role_remove(self, step: Step, args: dict[str, Any]) -> None:
+        self.emu.role_remove(args["user"], int(args["role"]), guild=self.scenario.guild_id)
+        self._record("role_remove", self._uid(args["user"]), role=int(args["role"]))
+
+    async def _do_invite_create(self, step: Step, args: dict[str, Any]) -> None:
+        self.emu.invite_create(str(args["code"]), args["inviter"], int(args.get("max_uses", 0)),
+                               guild=self.scenario.guild_id)
+        self._record("invite_create", None, code=str(args["code"]))
+
+    async def _do_invite_delete(self, step: Step, args: dict[str, Any]) -> None:
+        self.emu.invite_delete(str(args["code"]))
+        self._record("invite_delete", None, code=str(args["code"]))
+
+    async def _do_restart(self, step: Step, args: dict[str, Any]) -> None:
+        await self.bot_up.wait()
+        self.bot_up.clear()
+        restart = self._restart(args["signal"], float(args.get("down_for", 0)))
+        self.background.append(asyncio.create_task(restart))
+        await asyncio.sleep(0)
+
+    async def _restart(self, sig: str, down_for: float) -> None:
+        assert self.bot is not None
+        self._record("bot_down", signal=sig)
+        await self.bot.stop(sig)
+        await self.emu.wait_disconnected(timeout=30)
+        await asyncio.sleep(down_for)
+        await self.db_up.wait()  # a bot started while the database is down exits at its probe
+        self._record("bot_up")
+        await self._start_bot()
+
+    async def _do_db_outage(self, step: Step, args: dict[str, Any]) -> None:
+        self.background.append(asyncio.create_task(self._outage(float(args["for"]))))
+        await asyncio.sleep(0)
+
+    async def _outage(self, seconds: float) -> None:
+        assert self.server is not None
+        port = self.server.port
+        self.db_up.clear()
+        self._record("db_down")
+        await asyncio.to_thread(self.server.stop)
+        await asyncio.sleep(seconds)
+        self.server = EmbeddedServer(self.workdir / "dbserver", port=port)
+        await asyncio.to_thread(self.server.start)
+        self._record("db_up")
+        self.db_up.set()
+
+    async def _do_command(self, step: Step, args: dict[str, Any]) -> None:
+        await self.bot_up.wait()
+        options = dict(args.get("options", {}))
+        if str(args["name"]).split()[0:2] == ["invites", "bonus"]:
+            member = options.get("member")
+            if member is not None:
+                self._record("bonus", self._uid(member), amount=int(options.get("amount", 0)))
+        try:
+            record = await self.emu.command(args["user"], str(args["name"]), options,
+                                            guild=self.scenario.guild_id, timeout=15)
+        except (TimeoutError, PermissionError) as exc:
+            self.commands.append(CommandResult(step.index, step.at, self._uid(args["user"]), args["name"],
+                                               options, None, [], False, error=str(exc)))
+            return
+        final = record.messages[-1] if record.messages else {}
+        flags = int(final.get("flags") or 0)
+        self.commands.append(CommandResult(
+            step.index, step.at, self._uid(args["user"]), str(args["name"]), options,
+            final.get("content") or None, list(final.get("embeds") or []), bool(flags & 64),
+        ))
+
+
+async def run_scenario(scenario: Scenario, **kwargs: Any) -> tuple[RunResult, ScenarioRunner]:
+    runner = ScenarioRunner(scenario, **kwargs)
+    result = await runner.run()
+    return result, runner
+

@@ -1,0 +1,49 @@
+"""What the bot stored, read through its own repositories (the same reads `/ud` and `/invites` use)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.container import Repositories
+from app.retry import RetryPolicy
+from scripts.scenario.truth import COUNTERS
+
+
+@dataclass
+class TrackedInvites:
+    """Who invited whom (member -> inviter id, -1 vanity, None unknown) and counts per inviter."""
+
+    inviter_of: dict[int, int | None] = field(default_factory=dict)
+    source_of: dict[int, str] = field(default_factory=dict)
+    counts: dict[int, dict[str, int]] = field(default_factory=dict)
+
+    def inviter_label(self, member_id: int, names: dict[int, str]) -> str | None:
+        if member_id not in self.source_of:
+            return None
+        inviter = self.inviter_of.get(member_id)
+        if self.source_of[member_id] == "vanity":
+            return "vanity"
+        if inviter is None:
+            return "unknown"
+        return names.get(inviter, str(inviter))
+
+
+async def _read_activity(repos: Repositories, guild_id: int, member_ids: list[int],
+                         ) -> dict[int, dict[str, int]]:
+    tracked: dict[int, dict[str, int]] = {}
+    for member_id in member_ids:
+        counters = await repos.activity.member_counters(guild_id, member_id, None)
+        tracked[member_id] = {name: int(getattr(counters, name)) for name in COUNTERS}
+    return tracked
+
+
+async def _read_invites(repos: Repositories, guild_id: int, member_ids: list[int]) -> TrackedInvites:
+    invites = TrackedInvites()
+    return invites
+
+
+async def read_tracked(db: Any, guild_id: int, member_ids: list[int], policy: RetryPolicy,
+                       ) -> tuple[dict[int, dict[str, int]], TrackedInvites]:
+    repos = Repositories.create(db, policy)
+    return await _read_activity(repos, guild_id, member_ids), await _read_invites(repos, guild_id, member_ids)

@@ -1,0 +1,189 @@
+"""Ground truth: what really happened in the emulator, computed from the executed timeline.
+
+Two things cannot be observed by any bot, and are kept apart instead of counted as truth:
+- voice time after the bot stopped, for a member who left while it was down (Discord does not say
+  when someone left while the bot was offline): `unobservable_voice_s`;
+- messages sent while the bot was down (the gateway does not replay them): `unobservable_messages`.
+Downtime of a member who stayed in voice is truth, capped at the downtime cap, as the bot credits it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+COUNTERS = ("messages", "voice_s", "cam_on_s", "cam_off_s", "stream_s")
+
+
+@dataclass
+class Happened:
+    """One executed step, with the wall-clock time it was dispatched."""
+
+    t: float
+    kind: str  # voice, message, join, leave, bot_down, bot_up, bonus, end
+    member: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class VoiceState:
+    channel: int | None = None
+    camera: bool = False
+    stream: bool = False
+
+
+@dataclass
+class MemberTruth:
+    messages: float = 0
+    voice_s: float = 0.0
+    cam_on_s: float = 0.0
+    cam_off_s: float = 0.0
+    stream_s: float = 0.0
+    unobservable_voice_s: float = 0.0
+    unobservable_messages: int = 0
+    inviter: int | None = None  # None: unknown; -1: vanity
+    via: str | None = None
+    joined_at: datetime | None = None
+    fake: bool = False
+    in_guild: bool = True
+
+    def counters(self) -> dict[str, float]:
+        return {name: getattr(self, name) for name in COUNTERS}
+
+
+@dataclass
+class InviterTruth:
+    regular: int = 0
+    left: int = 0
+    fake: int = 0
+    bonus: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.regular - self.left - self.fake + self.bonus
+
+
+class Truth:
+    def __init__(self, afk_channel: int | None, downtime_cap_s: float, fake_days: float = 3.0) -> None:
+        self.afk_channel = afk_channel
+        self.downtime_cap_s = downtime_cap_s
+        self.fake_days = fake_days
+        self.members: dict[int, MemberTruth] = defaultdict(MemberTruth)
+        self.inviters: dict[int, InviterTruth] = defaultdict(InviterTruth)
+
+    def compute(self, happened: list[Happened]) -> Truth:
+        self._voice(happened)
+        self._messages(happened)
+        self._invites(happened)
+        return self
+
+    # ---- voice ------------------------------------------------------------------------------------
+    def _credit(self, member: int, state: VoiceState, seconds: float) -> None:
+        if seconds <= 0 or state.channel is None or state.channel == self.afk_channel:
+            return
+        truth = self.members[member]
+        truth.voice_s += seconds
+        if state.camera:
+            truth.cam_on_s += seconds
+        else:
+            truth.cam_off_s += seconds
+        if state.stream:
+            truth.stream_s += seconds
+
+    def _voice(self, happened: list[Happened]) -> None:
+        states: dict[int, VoiceState] = defaultdict(VoiceState)
+        since: dict[int, float] = {}
+        at_down: dict[int, VoiceState] = {}
+        real_down_s: dict[int, float] = defaultdict(float)
+        down_at: float | None = None
+        for event in happened:
+            if event.kind == "bot_down":
+                down_at = event.t
+                for member, state in states.items():
+                    if state.channel is not None:
+                        self._credit(member, state, event.t - since[member])
+                        since[member] = event.t
+                at_down = {m: s for m, s in states.items() if s.channel is not None}
+                real_down_s.clear()
+            elif event.kind == "bot_up" and down_at is not None:
+                for member, state in states.items():
+                    if state.channel is not None:
+                        real_down_s[member] += event.t - since[member]
+                        since[member] = event.t
+                self._settle_downtime(states, at_down, real_down_s, event.t - down_at)
+                down_at = None
+            elif event.kind in ("voice", "leave") and event.member is not None:
+                member = event.member
+                old = states[member]
+                if old.channel is not None:
+                    if down_at is None:
+                        self._credit(member, old, event.t - since[member])
+                    else:
+                        real_down_s[member] += event.t - since[member]
+                new = VoiceState()
+                if event.kind == "voice":
+                    new = VoiceState(event.data.get("channel"), bool(event.data.get("camera")),
+                                     bool(event.data.get("stream")))
+                states[member] = new
+                since[member] = event.t
+            elif event.kind == "end":
+                for member, state in states.items():
+                    if state.channel is not None:
+                        self._credit(member, state, event.t - since[member])
+
+    def _settle_downtime(self, states: dict[int, VoiceState], at_down: dict[int, VoiceState],
+                         real_down_s: dict[int, float], downtime_s: float) -> None:
+        """A member in voice at the stop and at the start is credited the downtime (capped) with the
+        state of the stop, as the bot does; any other voice time during the downtime is unobservable."""
+        for member in set(at_down) | set(real_down_s):
+            still_in_voice = member in at_down and states[member].channel is not None
+            if still_in_voice:
+                self._credit(member, at_down[member], min(downtime_s, self.downtime_cap_s))
+            elif self._counts(states[member]) or self._counts(at_down.get(member, VoiceState())):
+                self.members[member].unobservable_voice_s += real_down_s.get(member, 0.0)
+
+    def _counts(self, state: VoiceState) -> bool:
+        return state.channel is not None and state.channel != self.afk_channel
+
+    # ---- messages and invites ----------------------------------------------------------------------
+    def _messages(self, happened: list[Happened]) -> None:
+        up = True
+        for event in happened:
+            if event.kind == "bot_down":
+                up = False
+            elif event.kind == "bot_up":
+                up = True
+            elif event.kind == "message" and event.member is not None:
+                if up:
+                    self.members[event.member].messages += 1
+                else:
+                    self.members[event.member].unobservable_messages += 1
+
+    def _invites(self, happened: list[Happened]) -> None:
+        for event in happened:
+            member = event.member
+            if event.kind == "join" and member is not None:
+                truth = self.members[member]
+                truth.in_guild = True
+                if truth.joined_at is not None:
+                    continue  # a rejoin counts once, for the original inviter
+                truth.via = event.data.get("via")
+                truth.inviter = event.data.get("inviter")
+                truth.joined_at = event.data["joined_at"]
+                age_days = (truth.joined_at - event.data["created"]).total_seconds() / 86400
+                truth.fake = age_days < self.fake_days or truth.inviter == member
+            elif event.kind == "leave" and member is not None:
+                self.members[member].in_guild = False
+            elif event.kind == "bonus" and member is not None:
+                self.inviters[member].bonus += int(event.data["amount"])
+        for truth in self.members.values():
+            if truth.joined_at is None or truth.inviter is None or truth.inviter < 0:
+                continue
+            counts = self.inviters[truth.inviter]
+            counts.regular += 1
+            if truth.fake:
+                counts.fake += 1
+            elif not truth.in_guild:
+                counts.left += 1

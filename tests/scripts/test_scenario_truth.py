@@ -1,0 +1,63 @@
+"""Ground truth from an executed timeline: voice split, AFK, downtime, messages, invites."""
+
+from datetime import UTC, datetime, timedelta
+
+from scripts.scenario.truth import Happened, Truth
+
+AFK = 30
+T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+
+
+def voice(t, member, channel, camera=False, stream=False):
+    return Happened(t, "voice", member, {"channel": channel, "camera": camera, "stream": stream})
+
+
+def test_voice_is_split_by_camera_and_stream_and_afk_is_not_activity():
+    truth = Truth(AFK, downtime_cap_s=600).compute([
+        voice(0, 1, 20, camera=True), voice(10, 1, 20, camera=False, stream=True), voice(25, 1, AFK),
+        voice(40, 1, 20), Happened(45, "leave", 1), Happened(50, "end"),
+    ])
+    m = truth.members[1]
+    assert (m.voice_s, m.cam_on_s, m.cam_off_s, m.stream_s) == (30, 10, 20, 15)
+
+
+def test_downtime_is_credited_with_the_state_at_the_stop_up_to_the_cap():
+    truth = Truth(AFK, downtime_cap_s=5).compute([
+        voice(0, 1, 20, camera=True), Happened(10, "bot_down"), Happened(30, "bot_up"), Happened(40, "end"),
+    ])
+    assert truth.members[1].cam_on_s == 10 + 5 + 10
+
+
+def test_leaving_during_downtime_is_unobservable_not_truth():
+    truth = Truth(AFK, downtime_cap_s=600).compute([
+        voice(0, 1, 20), Happened(10, "bot_down"), Happened(14, "leave", 1), Happened(20, "bot_up"),
+        Happened(30, "end"),
+    ])
+    assert truth.members[1].voice_s == 10
+    assert truth.members[1].unobservable_voice_s == 4
+
+
+def test_messages_while_the_bot_is_down_are_unobservable():
+    truth = Truth(AFK, 600).compute([
+        Happened(0, "message", 1), Happened(1, "bot_down"), Happened(2, "message", 1), Happened(3, "bot_up"),
+        Happened(4, "message", 1), Happened(5, "end"),
+    ])
+    assert (truth.members[1].messages, truth.members[1].unobservable_messages) == (2, 1)
+
+
+def test_invites_regular_left_fake_bonus_and_a_rejoin_counting_once():
+    old, new = T0 - timedelta(days=400), T0 - timedelta(days=1)
+
+    def join(t, member, inviter, created):
+        return Happened(t, "join", member, {"via": "abc", "inviter": inviter, "created": created,
+                                            "joined_at": T0 + timedelta(seconds=t)})
+
+    truth = Truth(AFK, 600).compute([
+        join(0, 201, 101, old), join(1, 202, 101, old), join(2, 203, 101, new), join(3, 204, 204, old),
+        Happened(4, "leave", 202), Happened(5, "leave", 201), join(6, 201, 102, old),
+        Happened(7, "bonus", 101, {"amount": 3}), Happened(8, "end"),
+    ])
+    counts = truth.inviters[101]
+    assert (counts.regular, counts.left, counts.fake, counts.bonus, counts.total) == (3, 1, 1, 3, 4)
+    assert truth.members[201].inviter == 101  # the rejoin through bob's code still counts for ada
+    assert truth.inviters[204].fake == 1  # self-invite
