@@ -7,10 +7,12 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from app.retry import RetryPolicy
+from repositories.activity import ActivityRepository
 from repositories.base import Repository
 from repositories.guild_settings import GuildSettingsRepository
 from repositories.lifecycle import LifecycleRepository
 from repositories.probe import ProbeRepository
+from repositories.voice_sessions import VoiceSessionRepository
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +22,8 @@ class Repositories:
     probe: ProbeRepository
     lifecycle: LifecycleRepository
     guild_settings: GuildSettingsRepository
+    activity: ActivityRepository
+    voice_sessions: VoiceSessionRepository
 
     @classmethod
     def create(cls, db: Any, policy: RetryPolicy) -> Repositories:
@@ -27,6 +31,8 @@ class Repositories:
             probe=ProbeRepository(db, policy),
             lifecycle=LifecycleRepository(db, policy),
             guild_settings=GuildSettingsRepository(db, policy),
+            activity=ActivityRepository(db, policy),
+            voice_sessions=VoiceSessionRepository(db, policy),
         )
 
     def all(self) -> list[Repository]:

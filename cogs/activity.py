@@ -1,0 +1,134 @@
+"""Activity listeners: messages and voice states in, counter writes out (through the repositories).
+
+Messages go to a group-commit writer; voice changes go to the VoiceTracker (one write in flight
+per member). On each guild becoming available the stored sessions are reconciled with the real
+voice states; a scheduler job flushes open sessions every VOICE_FLUSH_SECONDS and a shutdown
+hook does the same on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import discord
+from discord.ext import commands
+
+from app.clock import to_ms
+from app.message_counter import MessageCounter
+from app.voice import LiveVoice, day_of, voice_flags, zone
+from app.voice_tracker import FlushResult, VoiceTracker
+from repositories.activity import ActivityRepository
+from repositories.guild_settings import GuildConfig, GuildSettingsRepository
+from repositories.voice_sessions import VoiceSessionRepository
+
+log = logging.getLogger(__name__)
+FLUSH_JOB_ID = "voice-flush"
+
+
+def live_voice(
+    state: discord.VoiceState | None, afk_channel_id: int | None, config: GuildConfig
+) -> LiveVoice | None:
+    """Where the member is now and what counts there (None: not in a voice channel)."""
+    if state is None or state.channel is None:
+        return None
+    channel_id = state.channel.id
+    return LiveVoice(channel_id, voice_flags(
+        channel_id=channel_id,
+        self_video=state.self_video,
+        self_stream=bool(state.self_stream),
+        self_deaf=state.self_deaf,
+        afk_channel_id=afk_channel_id,
+        count_self_deafened=config.count_self_deafened,
+    ))
+
+
+def counts_message(message: discord.Message) -> bool:
+    """Guild messages by people: no bots, webhooks, system messages or DMs."""
+    return (
+        message.guild is not None
+        and not message.author.bot
+        and message.webhook_id is None
+        and not message.is_system()
+    )
+
+
+class ActivityCog(commands.Cog, name="Activity"):
+    def __init__(
+        self,
+        bot: Any,
+        activity: ActivityRepository,
+        sessions: VoiceSessionRepository,
+        guild_settings: GuildSettingsRepository,
+    ) -> None:
+        self.bot = bot
+        self.guild_settings = guild_settings
+        self.voice = VoiceTracker(
+            activity, sessions, guild_settings, bot.clock, bot.settings.voice_downtime_cap_seconds
+        )
+        self.messages = MessageCounter(activity.add_messages)
+
+    async def cog_load(self) -> None:
+        self.bot.add_interval_job(FLUSH_JOB_ID, self.flush_voice, self.bot.settings.voice_flush_seconds)
+        self.bot.add_shutdown_hook("activity flush", self.shutdown_flush)
+
+    async def wait_idle(self) -> None:
+        await self.messages.wait_idle()
+
+    async def flush_voice(self) -> FlushResult | None:
+        try:
+            return await self.voice.flush()
+        except Exception:
+            log.exception("voice flush failed; the next run credits the same time")
+            return None
+
+    async def shutdown_flush(self) -> None:
+        await self.messages.wait_idle()
+        await self.voice.flush()
+
+    # ---- messages --------------------------------------------------------------------------
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        if not counts_message(message):
+            return
+        assert message.guild is not None
+        config = await self.guild_settings.get(message.guild.id)
+        channel = message.channel
+        parent_id = getattr(channel, "parent_id", None)
+        if channel.id in config.ignored_channels or parent_id in config.ignored_channels:
+            return
+        day = day_of(to_ms(self.bot.clock.now()), zone(config.time_zone))
+        self.messages.add(message.guild.id, message.author.id, day)
+
+    # ---- voice -----------------------------------------------------------------------------
+    @commands.Cog.listener()
+    async def on_voice_state_update(
+        self, member: discord.Member, before: discord.VoiceState, after: discord.VoiceState
+    ) -> None:
+        if member.bot:
+            return
+        config = await self.guild_settings.get(member.guild.id)
+        afk = member.guild.afk_channel.id if member.guild.afk_channel else None
+        await self.voice.update(member.guild.id, member.id, live_voice(after, afk, config))
+
+    @commands.Cog.listener()
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        await self.reconcile(guild)
+
+    @commands.Cog.listener()
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        await self.reconcile(guild)
+
+    async def reconcile(self, guild: discord.Guild) -> None:
+        config = await self.guild_settings.get(guild.id)
+        afk = guild.afk_channel.id if guild.afk_channel else None
+        live: dict[int, LiveVoice] = {}
+        for channel in guild.channels:
+            if not isinstance(channel, discord.VoiceChannel | discord.StageChannel):
+                continue
+            for member_id, state in channel.voice_states.items():
+                member = guild.get_member(member_id)
+                where = live_voice(state, afk, config)
+                if member is not None and not member.bot and where is not None:
+                    live[member_id] = where
+        await self.voice.reconcile(guild.id, live)

@@ -1,0 +1,237 @@
+"""`/ud` (a member's activity, optional 30-day chart) and `/top` (paged leaderboards).
+
+All reads go through the activity repository. Other cogs add fields to `/ud` by defining
+`async def ud_fields(self, guild_id: int, member_id: int, period: str) -> list[tuple[str, str]]`;
+the fields are appended after the activity fields (see `build_ud_embed`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from app.charts import DayPoint, render_activity_chart
+from app.voice import PERIOD_LABELS, format_duration, last_days, period_start_day, zone
+from repositories.activity import ActivityRepository, Counters
+from repositories.guild_settings import GuildSettingsRepository
+
+log = logging.getLogger(__name__)
+NO_MENTIONS = discord.AllowedMentions.none()
+PAGE_SIZE = 10
+CHART_DAYS = 30
+PERIOD_CHOICES = [
+    app_commands.Choice(name="today", value="today"),
+    app_commands.Choice(name="7 days", value="7d"),
+    app_commands.Choice(name="30 days", value="30d"),
+    app_commands.Choice(name="all time", value="all"),
+]
+BOARD_CHOICES = [
+    app_commands.Choice(name="messages", value="messages"),
+    app_commands.Choice(name="voice", value="voice"),
+    app_commands.Choice(name="camera", value="camera"),
+]
+BOARD_TITLES = {"messages": "messages", "voice": "voice time", "camera": "camera-on time"}
+
+
+def format_rank(rank: int | None) -> str:
+    return f"#{rank}" if rank is not None else "not ranked"
+
+
+def format_value(board: str, value: int) -> str:
+    return str(value) if board == "messages" else format_duration(value)
+
+
+def build_ud_embed(
+    member_name: str,
+    period: str,
+    counters: Counters,
+    message_rank: int | None,
+    voice_rank: int | None,
+    extra_fields: Sequence[tuple[str, str]] | None = None,
+) -> discord.Embed:
+    """The `/ud` embed. `extra_fields` (name, value) pairs are appended as inline fields."""
+    embed = discord.Embed(
+        title=f"Activity of {discord.utils.escape_markdown(member_name)}",
+        description=PERIOD_LABELS[period],
+        colour=discord.Colour.blurple(),
+    )
+    embed.add_field(name="Messages", value=str(counters.messages))
+    embed.add_field(name="Voice", value=format_duration(counters.voice_s))
+    embed.add_field(name="Camera on", value=format_duration(counters.cam_on_s))
+    embed.add_field(name="Camera off", value=format_duration(counters.cam_off_s))
+    embed.add_field(name="Streaming", value=format_duration(counters.stream_s))
+    embed.add_field(name="Rank (messages)", value=format_rank(message_rank))
+    embed.add_field(name="Rank (voice)", value=format_rank(voice_rank))
+    for name, value in extra_fields or ():
+        embed.add_field(name=name, value=value)
+    return embed
+
+
+def build_top_embed(
+    board: str,
+    period: str,
+    rows: Sequence[tuple[str, int]],
+    first_rank: int,
+    page: int,
+    pages: int,
+    own: tuple[int | None, int],
+) -> discord.Embed:
+    """One leaderboard page: `rows` are (escaped display name, value), ranked from `first_rank`."""
+    lines = [
+        f"`#{first_rank + i}` {name} - {format_value(board, value)}" for i, (name, value) in enumerate(rows)
+    ]
+    embed = discord.Embed(
+        title=f"Top {BOARD_TITLES[board]} - {PERIOD_LABELS[period]}",
+        description="\n".join(lines) or "Nobody yet.",
+        colour=discord.Colour.blurple(),
+    )
+    rank, value = own
+    own_text = f"{format_rank(rank)} - {format_value(board, value)}"
+    embed.add_field(name="Your rank", value=own_text, inline=False)
+    embed.set_footer(text=f"Page {page + 1}/{pages}")
+    return embed
+
+
+class TopView(discord.ui.View):
+    """Previous/Next for one `/top` message; only the member who ran the command pages it."""
+
+    def __init__(self, cog: StatsCog, owner_id: int, board: str, period: str, page: int, pages: int) -> None:
+        super().__init__(timeout=900)
+        self.cog, self.owner_id, self.board, self.period = cog, owner_id, board, period
+        self.page, self.pages = page, pages
+        self.previous.disabled = page <= 0
+        self.next.disabled = page >= pages - 1
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if interaction.user.id != self.owner_id:
+            await interaction.response.send_message(
+                "Only the member who ran /top can page it; run /top yourself.", ephemeral=True,
+                allowed_mentions=NO_MENTIONS,
+            )
+            return False
+        return True
+
+    @discord.ui.button(label="Previous", custom_id="top:prev", style=discord.ButtonStyle.secondary)
+    async def previous(self, interaction: discord.Interaction, button: discord.ui.Button[TopView]) -> None:
+        await self._show(interaction, self.page - 1)
+
+    @discord.ui.button(label="Next", custom_id="top:next", style=discord.ButtonStyle.secondary)
+    async def next(self, interaction: discord.Interaction, button: discord.ui.Button[TopView]) -> None:
+        await self._show(interaction, self.page + 1)
+
+    async def _show(self, interaction: discord.Interaction, page: int) -> None:
+        assert interaction.guild is not None
+        embed, pages, page = await self.cog.top_page(
+            interaction.guild, self.owner_id, self.board, self.period, page
+        )
+        view = TopView(self.cog, self.owner_id, self.board, self.period, page, pages)
+        self.stop()
+        await interaction.response.edit_message(embed=embed, view=view, allowed_mentions=NO_MENTIONS)
+
+
+class StatsCog(commands.Cog, name="Stats"):
+    def __init__(
+        self, bot: Any, activity: ActivityRepository, guild_settings: GuildSettingsRepository
+    ) -> None:
+        self.bot = bot
+        self.activity = activity
+        self.guild_settings = guild_settings
+
+    # ---- /ud -------------------------------------------------------------------------------
+    @app_commands.command(name="ud", description="A member's messages and voice time")
+    @app_commands.describe(
+        member="Whose activity (default: yours)",
+        period="Which period (default: all time)",
+        chart="Attach a 30-day chart",
+    )
+    @app_commands.choices(period=PERIOD_CHOICES)
+    @app_commands.guild_only()
+    async def ud(self, interaction: discord.Interaction, member: discord.Member | None = None,
+                 period: str = "all", chart: bool = False) -> None:
+        guild = interaction.guild
+        assert guild is not None
+        target = member or interaction.user
+        config = await self.guild_settings.get(guild.id)
+        if target.id != interaction.user.id and not config.members_view_others \
+                and not interaction.permissions.manage_guild:
+            await interaction.response.send_message(
+                "This server lets members see only their own activity.", ephemeral=True,
+                allowed_mentions=NO_MENTIONS)
+            return
+        if chart:
+            await interaction.response.defer(thinking=True)
+        tz = zone(config.time_zone)
+        now = self.bot.clock.now()
+        since = period_start_day(period, now, tz)
+        counters = await self.activity.member_counters(guild.id, target.id, since)
+        message_rank = await self.activity.rank(guild.id, target.id, "messages", since)
+        voice_rank = await self.activity.rank(guild.id, target.id, "voice", since)
+        extra = await self._extra_fields(guild.id, target.id, period)
+        embed = build_ud_embed(target.display_name, period, counters, message_rank, voice_rank, extra)
+        if not chart:
+            await interaction.response.send_message(embed=embed, allowed_mentions=NO_MENTIONS)
+            return
+        days = last_days(now, tz, CHART_DAYS)
+        stored = await self.activity.daily(guild.id, target.id, days[0])
+        points = [DayPoint(d, stored[d].messages, stored[d].cam_on_s, stored[d].cam_off_s) if d in stored
+                  else DayPoint(d, 0, 0, 0) for d in days]
+        png = await asyncio.to_thread(render_activity_chart, points, f"{target.display_name}: last 30 days")
+        embed.set_image(url="attachment://activity.png")
+        await interaction.followup.send(embed=embed, file=discord.File(io.BytesIO(png), "activity.png"),
+                                        allowed_mentions=NO_MENTIONS)
+
+    async def _extra_fields(self, guild_id: int, member_id: int, period: str) -> list[tuple[str, str]]:
+        """Fields other cogs contribute to /ud (their `ud_fields` method); a failing one is skipped."""
+        extra: list[tuple[str, str]] = []
+        for cog in list(self.bot.cogs.values()):
+            provider = getattr(cog, "ud_fields", None)
+            if provider is None:
+                continue
+            try:
+                extra.extend(await provider(guild_id, member_id, period))
+            except Exception:
+                log.exception("/ud fields from %s failed", type(cog).__name__)
+        return extra
+
+    # ---- /top ------------------------------------------------------------------------------
+    @app_commands.command(name="top", description="Leaderboard of messages, voice or camera time")
+    @app_commands.describe(board="What to rank by", period="Which period (default: all time)")
+    @app_commands.choices(board=BOARD_CHOICES, period=PERIOD_CHOICES)
+    @app_commands.guild_only()
+    async def top(self, interaction: discord.Interaction, board: str, period: str = "all") -> None:
+        guild = interaction.guild
+        assert guild is not None
+        embed, pages, page = await self.top_page(guild, interaction.user.id, board, period, 0)
+        view = TopView(self, interaction.user.id, board, period, page, pages)
+        await interaction.response.send_message(embed=embed, view=view, allowed_mentions=NO_MENTIONS)
+
+    async def top_page(
+        self, guild: discord.Guild, caller_id: int, board: str, period: str, page: int
+    ) -> tuple[discord.Embed, int, int]:
+        """The embed of page `page` (clamped), the page count, and the page shown."""
+        config = await self.guild_settings.get(guild.id)
+        since = period_start_day(period, self.bot.clock.now(), zone(config.time_zone))
+        total = await self.activity.ranked_count(guild.id, board, since)
+        pages = max(1, math.ceil(total / PAGE_SIZE))
+        page = min(max(page, 0), pages - 1)
+        rows = await self.activity.leaderboard(guild.id, board, since, page * PAGE_SIZE, PAGE_SIZE)
+        named = [(self._name(guild, member_id), value) for member_id, value in rows]
+        rank = await self.activity.rank(guild.id, caller_id, board, since)
+        own = await self.activity.member_counters(guild.id, caller_id, since)
+        field = {"messages": "messages", "voice": "voice_s", "camera": "cam_on_s"}[board]
+        embed = build_top_embed(board, period, named, page * PAGE_SIZE + 1, page, pages,
+                                (rank, getattr(own, field)))
+        return embed, pages, page
+
+    @staticmethod
+    def _name(guild: discord.Guild, member_id: int) -> str:
+        member = guild.get_member(member_id)
+        return discord.utils.escape_markdown(member.display_name) if member else f"former member {member_id}"

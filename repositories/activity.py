@@ -1,0 +1,178 @@
+"""Activity counters (`activity`): one all-time document and one document per guild-local day.
+
+`_id: "t:{guild}:{member}"` (kind "total") and `_id: "d:{guild}:{member}:{YYYY-MM-DD}"` (kind
+"day") hold the same flat int counters (messages, voice_s, cam_on_s, cam_off_s, stream_s). Every
+write adds to a member's total and day documents in ONE guarded unordered bulk write, so the two
+never disagree. Message writes are guarded by `msg_op`, voice writes by `voice_op` (two writers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+
+from app.retry import GuardedUpdate, apply_guarded, with_retry
+from app.voice import COUNTERS
+from repositories.base import Repository
+
+MESSAGE_GUARD = "msg_op"
+VOICE_GUARD = "voice_op"
+METRICS = {"messages": "messages", "voice": "voice_s", "camera": "cam_on_s"}
+
+
+def total_key(guild_id: int, member_id: int) -> str:
+    return f"t:{guild_id}:{member_id}"
+
+
+def day_key(guild_id: int, member_id: int, day: str) -> str:
+    return f"d:{guild_id}:{member_id}:{day}"
+
+
+@dataclass(frozen=True)
+class Credit:
+    """Amounts to add to one member's counters on one guild-local day (and to the total)."""
+
+    guild_id: int
+    member_id: int
+    day: str
+    amounts: Mapping[str, int]
+
+    def to_document(self) -> dict[str, Any]:
+        return {"guild_id": self.guild_id, "member_id": self.member_id, "day": self.day,
+                "amounts": dict(self.amounts)}
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> Credit:
+        return cls(int(doc["guild_id"]), int(doc["member_id"]), str(doc["day"]),
+                   {k: int(v) for k, v in doc["amounts"].items()})
+
+
+@dataclass(frozen=True)
+class Counters:
+    messages: int = 0
+    voice_s: int = 0
+    cam_on_s: int = 0
+    cam_off_s: int = 0
+    stream_s: int = 0
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any] | None) -> Counters:
+        doc = doc or {}
+        return cls(**{name: int(doc.get(name) or 0) for name in COUNTERS})
+
+
+def _merge(credits: Iterable[Credit]) -> list[GuardedUpdate]:
+    """One update per document: amounts of the same member/day (and member total) summed."""
+    sums: dict[str, dict[str, int]] = {}
+    identity: dict[str, dict[str, Any]] = {}
+    for c in credits:
+        amounts = {k: int(v) for k, v in c.amounts.items() if k in COUNTERS}
+        if not any(amounts.values()):
+            continue
+        for key, ident in (
+            (total_key(c.guild_id, c.member_id), {"kind": "total"}),
+            (day_key(c.guild_id, c.member_id, c.day), {"kind": "day", "day": c.day}),
+        ):
+            target = sums.setdefault(key, {})
+            for name, value in amounts.items():
+                target[name] = target.get(name, 0) + value
+            identity[key] = {**ident, "guild_id": c.guild_id, "member_id": c.member_id}
+    return [GuardedUpdate(key, {"$inc": sums[key], "$set": identity[key]}) for key in sums]
+
+
+class ActivityRepository(Repository):
+    collection_name = "activity"
+    indexes = (
+        IndexModel([("guild_id", ASCENDING), ("kind", ASCENDING), ("day", ASCENDING)]),
+        IndexModel([("guild_id", ASCENDING), ("member_id", ASCENDING), ("kind", ASCENDING),
+                    ("day", ASCENDING)]),
+        *(IndexModel([("guild_id", ASCENDING), ("kind", ASCENDING), (name, DESCENDING)])
+          for name in COUNTERS),
+    )
+
+    # ---- writes: every one through apply_guarded ------------------------------------------
+    async def add_messages(self, credits: Iterable[Credit], op_id: str) -> None:
+        """Add message counts exactly once under `op_id` (one writer: the message group commit)."""
+        await self._apply(credits, op_id, MESSAGE_GUARD, "count messages")
+
+    async def add_voice(self, credits: Iterable[Credit], op_id: str) -> None:
+        """Add voice seconds exactly once under `op_id` (callers keep one voice write per member)."""
+        await self._apply(credits, op_id, VOICE_GUARD, "credit voice time")
+
+    async def _apply(self, credits: Iterable[Credit], op_id: str, guard: str, what: str) -> None:
+        items = _merge(credits)
+        if items:
+            await apply_guarded(self.collection, items, op_id, guard, self.policy, what)
+
+    # ---- reads ----------------------------------------------------------------------------
+    async def member_counters(self, guild_id: int, member_id: int, since_day: str | None) -> Counters:
+        """A member's counters since `since_day` (inclusive; None: all time)."""
+        if since_day is None:
+            doc = await with_retry(
+                "read activity total",
+                lambda: self.collection.find_one({"_id": total_key(guild_id, member_id)}),
+                self.policy,
+            )
+            return Counters.from_document(doc)
+        pipeline = [
+            {"$match": {"guild_id": guild_id, "member_id": member_id, "kind": "day",
+                        "day": {"$gte": since_day}}},
+            {"$group": {"_id": None, **{name: {"$sum": f"${name}"} for name in COUNTERS}}},
+        ]
+        rows = await self._aggregate(pipeline, "read activity period")
+        return Counters.from_document(rows[0] if rows else None)
+
+    async def daily(self, guild_id: int, member_id: int, since_day: str) -> dict[str, Counters]:
+        """Per day since `since_day`: the member's day documents (days without activity absent)."""
+        query = {"guild_id": guild_id, "member_id": member_id, "kind": "day", "day": {"$gte": since_day}}
+
+        async def read() -> dict[str, Counters]:
+            return {doc["day"]: Counters.from_document(doc) async for doc in self.collection.find(query)}
+
+        return await with_retry("read activity days", read, self.policy)
+
+    async def leaderboard(
+        self, guild_id: int, metric: str, since_day: str | None, skip: int, limit: int
+    ) -> list[tuple[int, int]]:
+        """(member_id, value) with value > 0, highest first, ties by member id."""
+        field = METRICS[metric]
+        pipeline = [*self._values(guild_id, field, since_day), {"$match": {"value": {"$gt": 0}}},
+                    {"$sort": {"value": -1, "_id": 1}}, {"$skip": skip}, {"$limit": limit}]
+        rows = await self._aggregate(pipeline, "read leaderboard")
+        return [(int(row["_id"]), int(row["value"])) for row in rows]
+
+    async def ranked_count(self, guild_id: int, metric: str, since_day: str | None) -> int:
+        """How many members have a value > 0 (the leaderboard's length)."""
+        return await self._count_above(guild_id, METRICS[metric], since_day, 0)
+
+    async def rank(self, guild_id: int, member_id: int, metric: str, since_day: str | None) -> int | None:
+        """1 + the number of members strictly ahead; None when the member has nothing."""
+        field = METRICS[metric]
+        own = getattr(await self.member_counters(guild_id, member_id, since_day), field)
+        if own <= 0:
+            return None
+        return 1 + await self._count_above(guild_id, field, since_day, own)
+
+    async def _count_above(self, guild_id: int, field: str, since_day: str | None, value: int) -> int:
+        pipeline = [*self._values(guild_id, field, since_day), {"$match": {"value": {"$gt": value}}},
+                    {"$count": "n"}]
+        rows = await self._aggregate(pipeline, "count leaderboard")
+        return int(rows[0]["n"]) if rows else 0
+
+    @staticmethod
+    def _values(guild_id: int, field: str, since_day: str | None) -> list[dict[str, Any]]:
+        """Pipeline stages giving one row per member: {_id: member_id, value}."""
+        if since_day is None:
+            return [{"$match": {"guild_id": guild_id, "kind": "total"}},
+                    {"$project": {"_id": "$member_id", "value": f"${field}"}}]
+        return [{"$match": {"guild_id": guild_id, "kind": "day", "day": {"$gte": since_day}}},
+                {"$group": {"_id": "$member_id", "value": {"$sum": f"${field}"}}}]
+
+    async def _aggregate(self, pipeline: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:
+        async def run() -> list[dict[str, Any]]:
+            return [row async for row in self.collection.aggregate(pipeline)]
+
+        return await with_retry(what, run, self.policy)
