@@ -16,6 +16,8 @@ from app import __version__
 from app.clock import Clock, SystemClock
 from app.container import Repositories
 from app.discord_endpoints import bot_intents
+from app.health import HealthServer, start_health_server
+from app.metrics import Metrics
 from app.probe import ProbeResult, run_probe
 from app.retry import RetryPolicy
 from app.scheduler import add_interval_job, make_scheduler
@@ -57,6 +59,8 @@ class TrackerBot(commands.Bot):
         self.previous_run: dict[str, Any] = {}
         self.scheduler: AsyncIOScheduler | None = None
         self._shutdown_hooks: list[tuple[str, ShutdownHook]] = []
+        self.metrics = Metrics()
+        self.health: HealthServer | None = None
         self._closing = False
 
     async def setup_hook(self) -> None:
@@ -74,6 +78,7 @@ class TrackerBot(commands.Bot):
         await self._load_cogs()
         self.scheduler.start()
         await self._sync_commands()
+        self.health = await start_health_server(self)
         log.info("startup complete (version %s)", __version__)
 
     async def _load_cogs(self) -> None:
@@ -145,6 +150,8 @@ class TrackerBot(commands.Bot):
         except TimeoutError:
             log.error("shutdown: in-flight writes did not finish within %.0fs", SHUTDOWN_HOOK_TIMEOUT)
         await self.run_shutdown_hooks()
+        if self.health is not None:
+            await self.health.stop()
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         await super().close()
