@@ -1,0 +1,203 @@
+"""Every MongoDB write of the bot goes through a `Writer`: directly while MongoDB answers, through
+the durable outbox while it does not.
+
+A unit of work is a list of `Write`s applied in order: guarded exactly-once updates
+(`apply_guarded`) and idempotent updates (`$set`/`$unset`/`$max`...). Replaying a unit that was
+partly or wholly applied before therefore changes nothing twice. While the outbox holds anything,
+new units queue behind it, so the order of writes to a document never changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import bson
+from pymongo.errors import PyMongoError
+
+from app.clock import Clock, SystemClock, to_ms
+from app.outbox import Entry, Outbox
+from app.retry import GuardedUpdate, RetryPolicy, apply_guarded, is_transient, with_retry
+
+log = logging.getLogger(__name__)
+DRAIN_BATCH = 200
+
+
+@dataclass(frozen=True)
+class Write:
+    collection: str
+    kind: Literal["guarded", "update"]
+    items: tuple[GuardedUpdate, ...] = ()
+    op_id: str = ""
+    guard: str = ""
+    filter: Mapping[str, Any] = field(default_factory=dict)
+    update: Mapping[str, Any] = field(default_factory=dict)
+    upsert: bool = False
+
+    @classmethod
+    def guarded(cls, collection: str, items: Sequence[GuardedUpdate], op_id: str, guard: str) -> Write:
+        return cls(collection, "guarded", items=tuple(items), op_id=op_id, guard=guard)
+
+    @classmethod
+    def idempotent(cls, collection: str, filter: Mapping[str, Any], update: Mapping[str, Any],
+                   upsert: bool = False) -> Write:
+        return cls(collection, "update", filter=filter, update=update, upsert=upsert)
+
+    def to_document(self) -> dict[str, Any]:
+        if self.kind == "guarded":
+            return {"c": self.collection, "k": "g", "op": self.op_id, "guard": self.guard,
+                    "items": [{"key": i.key, "update": dict(i.update)} for i in self.items]}
+        return {"c": self.collection, "k": "u", "f": dict(self.filter), "u": dict(self.update),
+                "upsert": self.upsert}
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> Write:
+        if doc["k"] == "g":
+            items = tuple(GuardedUpdate(i["key"], i["update"]) for i in doc["items"])
+            return cls.guarded(doc["c"], items, doc["op"], doc["guard"])
+        return cls.idempotent(doc["c"], doc["f"], doc["u"], bool(doc["upsert"]))
+
+
+def encode(writes: Sequence[Write]) -> bytes:
+    return bson.encode({"writes": [w.to_document() for w in writes]})
+
+
+def decode(body: bytes) -> list[Write]:
+    return [Write.from_document(doc) for doc in bson.decode(body)["writes"]]
+
+
+async def execute(db: Any, writes: Sequence[Write], policy: RetryPolicy, what: str) -> None:
+    """Apply the writes in order, each with bounded retries of transient errors."""
+    for write in writes:
+        collection = db[write.collection]
+        if write.kind == "guarded":
+            await apply_guarded(collection, write.items, write.op_id, write.guard, policy, what)
+        else:
+            await with_retry(
+                what, lambda w=write, c=collection: c.update_one(w.filter, w.update, upsert=w.upsert), policy
+            )
+
+
+def _is_outage(exc: BaseException) -> bool:
+    return is_transient(exc) or (isinstance(exc, PyMongoError) and "connection" in str(exc).lower())
+
+
+class Writer:
+    """Applies units of writes; keeps them in the outbox (and replays them) while MongoDB is away."""
+
+    def __init__(self, db: Any, policy: RetryPolicy, outbox: Outbox | None = None,
+                 clock: Clock | None = None, drain_policy: RetryPolicy | None = None) -> None:
+        self.db = db
+        self.policy = policy
+        self.outbox = outbox
+        self.clock = clock or SystemClock()
+        # Replays retry briefly, then the drain loop backs off on its own schedule.
+        self.drain_policy = drain_policy or RetryPolicy(attempts=2, max_seconds=2, initial_wait=0.05,
+                                                        max_wait=0.5)
+        self._lock = asyncio.Lock()
+        self._queued = False
+        self._drainer: asyncio.Task[None] | None = None
+        self.replayed = 0
+        self.queued_total = 0
+        self.writes_total = 0
+        self.failures_total = 0
+        self.drained = asyncio.Event()
+        self.drained.set()
+
+    @property
+    def draining(self) -> bool:
+        return self._queued
+
+    async def start(self) -> None:
+        """Replay what a previous run left in the outbox before anything new is written."""
+        if self.outbox is not None and self.outbox.depth > 0:
+            log.warning("outbox holds %d unsaved writes from before the restart; replaying them first",
+                        self.outbox.depth)
+            self._queued = True
+            self.drained.clear()
+            self._start_drainer()
+
+    async def submit(self, writes: Sequence[Write], what: str) -> None:
+        """Apply `writes` now, or keep them durably for replay. Never raises because MongoDB is away
+        when an outbox is configured (without one, the error propagates)."""
+        self.writes_total += 1
+        if self.outbox is None:
+            await execute(self.db, writes, self.policy, what)
+            return
+        async with self._lock:
+            if self._queued:
+                await self._enqueue(writes, what)
+                return
+        try:
+            await execute(self.db, writes, self.policy, what)
+        except Exception as exc:
+            if not _is_outage(exc):
+                raise
+            self.failures_total += 1
+            log.error("%s: MongoDB unavailable after retries (%s); keeping it in the outbox", what,
+                      type(exc).__name__)
+            async with self._lock:
+                await self._enqueue(writes, what)
+
+    async def _enqueue(self, writes: Sequence[Write], what: str) -> None:
+        assert self.outbox is not None
+        await self.outbox.append(what, encode(writes), to_ms(self.clock.now()))
+        self.queued_total += 1
+        if not self._queued:
+            self._queued = True
+            self.drained.clear()
+        self._start_drainer()
+
+    def _start_drainer(self) -> None:
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain(), name="outbox-drain")
+
+    async def _drain(self) -> None:
+        assert self.outbox is not None
+        delay = 0.2
+        while True:
+            entries = await self.outbox.peek(DRAIN_BATCH)
+            if not entries:
+                async with self._lock:
+                    if self.outbox.depth == 0 or not await self.outbox.peek(1):
+                        self._queued = False
+                        self.drained.set()
+                        log.info("outbox drained: MongoDB has every write")
+                        return
+                continue
+            if await self._replay(entries):
+                delay = 0.2
+                continue
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 30.0)
+
+    async def _replay(self, entries: list[Entry]) -> bool:
+        """Replay in order; True when all went through, False at the first outage."""
+        assert self.outbox is not None
+        for entry in entries:
+            try:
+                await execute(self.db, decode(entry.body), self.drain_policy, f"replay {entry.what}")
+            except Exception as exc:
+                if _is_outage(exc):
+                    return False
+                log.error("outbox entry %d (%s) refused by MongoDB: %s; kept aside for review",
+                          entry.id, entry.what, exc)
+                await self.outbox.bury(entry, str(exc))
+                continue
+            await self.outbox.delete(entry.id)
+            self.replayed += 1
+        return True
+
+    async def wait_drained(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(self.drained.wait(), timeout)
+
+    async def stop(self) -> None:
+        if self._drainer is not None and not self._drainer.done():
+            self._drainer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._drainer
