@@ -1,0 +1,70 @@
+"""Write a backup of all data, or of one guild, as mongoexport-compatible JSON with a manifest.
+
+    python -m scripts.backup                     # everything -> DATA_DIR/backups/<backup_id>/
+    python -m scripts.backup --guild 123456789   # one guild's documents
+    python -m scripts.backup --out /srv/backups  # -> /srv/backups/<backup_id>/
+
+Connects like the bot: MONGODB_URI, or the embedded database in DATA_DIR when it is unset.
+Prints one line with the backup id, file count and document count; exit code 1 on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from pymongo.errors import PyMongoError
+
+from app.backups import BackupError, BackupService, TqdmProgress
+from app.clock import SystemClock
+from app.database import EmbeddedServerError
+from app.logs import setup_logging
+from app.runtime import open_database
+from app.settings import Settings, SettingsError, load_settings
+
+
+def guild_id(value: str) -> int:
+    number = int(value)
+    if not 0 < number < 2**63:
+        raise argparse.ArgumentTypeError("a guild id is a positive 64-bit integer")
+    return number
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m scripts.backup", description=__doc__.splitlines()[0])
+    parser.add_argument("--guild", type=guild_id, help="back up only this guild's documents")
+    parser.add_argument("--out", type=Path, help="folder to create the backup in (default DATA_DIR/backups)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser.parse_args(argv)
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> None:
+    async with open_database(settings) as database:
+        service = BackupService(database.db, settings.data_dir / "backups")
+        result = await service.create(
+            now=SystemClock().now(), guild_id=args.guild, out_root=args.out, progress=TqdmProgress(args.quiet)
+        )
+    print(f"backup {result.backup_id}: {result.files} files, {result.documents} documents in {result.path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    secrets = [s.get_secret_value() for s in (settings.discord_token, settings.mongodb_uri) if s]
+    setup_logging("WARNING", settings.log_format, secrets)
+    try:
+        asyncio.run(run(args, settings))
+    except (BackupError, EmbeddedServerError, PyMongoError, OSError) as exc:
+        print(f"error: backup failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
