@@ -162,10 +162,15 @@ def parse_scenario(data: Any, *, now: datetime | None = None, name: str = "scena
 
 
 def load_scenario(path: Path, *, now: datetime | None = None) -> Scenario:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ScenarioError(f"{path}: not JSON: {exc}") from None
-    except OSError as exc:
-        raise ScenarioError(f"{path}: {exc.strerror}") from None
+    data = _load_json(path)
+    if isinstance(data, dict) and isinstance(data.get("guild"), str):
+        # "guild": "guild.json" shares one guild between scenario files
+        data["guild"] = _load_json(path.parent / data["guild"])
     return parse_scenario(data, now=now, name=path.stem)
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ScenarioError(f"{path}: {exc}") from None
