@@ -140,9 +140,9 @@ class ActivityRepository(Repository):
         """(member_id, value) with value > 0, highest first, ties by member id."""
         field = METRICS[metric]
         pipeline = [*self._values(guild_id, field, since_day), {"$match": {"value": {"$gt": 0}}},
-                    {"$sort": {"value": -1, "_id": 1}}, {"$skip": skip}, {"$limit": limit}]
+                    {"$sort": {"value": -1, "member": 1}}, {"$skip": skip}, {"$limit": limit}]
         rows = await self._aggregate(pipeline, "read leaderboard")
-        return [(int(row["_id"]), int(row["value"])) for row in rows]
+        return [(int(row["member"]), int(row["value"])) for row in rows]
 
     async def ranked_count(self, guild_id: int, metric: str, since_day: str | None) -> int:
         """How many members have a value > 0 (the leaderboard's length)."""
@@ -164,12 +164,13 @@ class ActivityRepository(Repository):
 
     @staticmethod
     def _values(guild_id: int, field: str, since_day: str | None) -> list[dict[str, Any]]:
-        """Pipeline stages giving one row per member: {_id: member_id, value}."""
+        """Pipeline stages giving one row per member: {member: member_id, value}."""
         if since_day is None:
             return [{"$match": {"guild_id": guild_id, "kind": "total"}},
-                    {"$project": {"_id": "$member_id", "value": f"${field}"}}]
+                    {"$project": {"_id": 0, "member": "$member_id", "value": f"${field}"}}]
         return [{"$match": {"guild_id": guild_id, "kind": "day", "day": {"$gte": since_day}}},
-                {"$group": {"_id": "$member_id", "value": {"$sum": f"${field}"}}}]
+                {"$group": {"_id": "$member_id", "value": {"$sum": f"${field}"}}},
+                {"$project": {"_id": 0, "member": "$_id", "value": 1}}]
 
     async def _aggregate(self, pipeline: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:
         async def run() -> list[dict[str, Any]]:

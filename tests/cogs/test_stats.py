@@ -1,0 +1,162 @@
+"""/ud and /top invoked as slash commands against the real bot and the emulator."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from discord.ext import commands
+
+from repositories.activity import Credit
+from tests.botharness import GUILD, Harness
+
+ADA, BOB, CY = 101, 102, 103
+GENERAL, FOCUS = 10, 20
+G = 1
+EXTRA = list(range(201, 224))  # 23 more members: 26 in all, three pages of ten
+
+
+@pytest.fixture
+def guild_spec() -> dict[str, Any]:
+    spec = copy.deepcopy(GUILD)
+    spec["members"] += [{"id": i, "name": f"m{i}", "created": "2023-01-01T00:00:00Z"} for i in EXTRA]
+    return spec
+
+
+def fields(rec: Any) -> dict[str, str]:
+    assert rec.embed is not None, rec
+    return {f["name"]: f["value"] for f in rec.embed["fields"]}
+
+
+async def seed(h: Harness, member: int, day: str, **amounts: int) -> None:
+    assert h.bot is not None
+    await h.bot.repos.activity.add_messages(
+        [Credit(G, h.emu.user_id(member), day, {"messages": amounts.pop("messages", 0)})], f"seed-m-{member}{day}"
+    )
+    if amounts:
+        voice = {"voice_s": 0, "cam_on_s": 0, "cam_off_s": 0, "stream_s": 0, **amounts}
+        await h.bot.repos.activity.add_voice([Credit(G, h.emu.user_id(member), day, voice)], f"seed-v-{member}{day}")
+
+
+async def test_ud_shows_counters_ranks_and_time_format_per_period(tracker: Harness) -> None:
+    h, emu = tracker, tracker.emu
+    for _ in range(3):
+        emu.message(BOB, GENERAL)
+    emu.voice(BOB, FOCUS, camera=True, stream=True)
+    await h.settle()
+    h.clock.advance(3600)
+    emu.voice(BOB, FOCUS, stream=True)  # camera off
+    await h.settle()
+    h.clock.advance(43500 - 3600)  # 12h 05m in all, ending 00:05 UTC the next day
+    emu.voice(BOB, None)
+    await h.settle()
+    await seed(h, CY, "2026-03-01", messages=10)  # more messages than BOB, but 10 days ago
+    await seed(h, ADA, "2026-03-10", voice_s=50000, cam_off_s=50000)  # more voice than BOB
+
+    rec = await emu.command(ADA, "ud", {"member": BOB})
+    assert not rec.ephemeral
+    assert rec.embed["title"] == "Activity of bob" and rec.embed["description"] == "all time"
+    assert fields(rec) == {
+        "Messages": "3", "Voice": "12h 05m", "Camera on": "1h 00m", "Camera off": "11h 05m",
+        "Streaming": "12h 05m", "Rank (messages)": "#2", "Rank (voice)": "#2",
+    }
+    today = await emu.command(BOB, "ud", {"period": "today"})  # BOB himself; today is 2026-03-11
+    assert today.embed["title"] == "Activity of bob"
+    assert fields(today) == {
+        "Messages": "0", "Voice": "0h 05m", "Camera on": "0h 00m", "Camera off": "0h 05m",
+        "Streaming": "0h 05m", "Rank (messages)": "not ranked", "Rank (voice)": "#1",
+    }
+    week = fields(await emu.command(ADA, "ud", {"member": BOB, "period": "7d"}))
+    assert (week["Messages"], week["Rank (messages)"], week["Rank (voice)"]) == ("3", "#1", "#2")
+    month = fields(await emu.command(ADA, "ud", {"member": CY, "period": "30d"}))
+    assert (month["Messages"], month["Rank (messages)"], month["Voice"]) == ("10", "#1", "0h 00m")
+
+
+async def test_ud_chart_attaches_a_png(tracker: Harness) -> None:
+    h, emu = tracker, tracker.emu
+    await seed(h, BOB, "2026-02-20", messages=4, voice_s=7200, cam_on_s=3600, cam_off_s=3600)
+    emu.message(BOB, GENERAL)
+    await h.settle()
+    rec = await emu.command(BOB, "ud", {"chart": True})
+    assert rec.deferred
+    (attachment,) = rec.attachments
+    assert attachment["filename"] == "activity.png"
+    assert emu.attachment_bytes(attachment).startswith(b"\x89PNG\r\n\x1a\n")
+    assert rec.embed["image"]["url"] == "attachment://activity.png"
+    assert fields(rec)["Messages"] == "5"
+
+
+async def test_ud_of_others_follows_the_guild_setting(tracker: Harness) -> None:
+    h, emu = tracker, tracker.emu
+    assert h.bot is not None
+    await h.bot.repos.guild_settings.set_fields(G, members_view_others=False)
+    refused = await emu.command(BOB, "ud", {"member": CY})
+    assert refused.ephemeral and refused.embed is None and "only their own" in refused.content
+    own = await emu.command(BOB, "ud")
+    assert own.embed["title"] == "Activity of bob"
+    staff = await emu.command(ADA, "ud", {"member": CY})  # ADA manages the guild
+    assert staff.embed["title"] == "Activity of cy"
+
+
+class InviteFigures(commands.Cog):
+    async def ud_fields(self, guild_id: int, member_id: int, period: str) -> list[tuple[str, str]]:
+        return [("Invites", f"7 ({period})")]
+
+
+async def test_ud_appends_fields_from_other_cogs(tracker: Harness) -> None:
+    assert tracker.bot is not None
+    await tracker.bot.add_cog(InviteFigures())
+    rec = await tracker.emu.command(BOB, "ud", {"period": "7d"})
+    assert list(fields(rec))[-1] == "Invites" and fields(rec)["Invites"] == "7 (7d)"
+
+
+async def test_top_pages_ten_at_a_time_with_own_rank(tracker: Harness) -> None:
+    h, emu = tracker, tracker.emu
+    ranked = [*EXTRA, ADA, BOB]  # 25 members with messages: member k has k+1 messages
+    for k, member in enumerate(ranked):
+        await seed(h, member, "2026-03-10", messages=k + 1)
+    rec = await emu.command(BOB, "top", {"board": "messages"})
+    embed = rec.embed
+    assert embed["title"] == "Top messages - all time" and embed["footer"]["text"] == "Page 1/3"
+    lines = embed["description"].splitlines()
+    assert lines[0] == "`#1` bob - 25" and lines[1] == "`#2` ada - 24" and len(lines) == 10
+    assert lines[9] == "`#10` m216 - 16"
+    assert fields(rec) == {"Your rank": "#1 - 25"}
+    assert rec.custom_ids == ["top:prev", "top:next"]
+
+    page2 = await emu.click(rec, "top:next", BOB)
+    lines = page2.message["embeds"][0]["description"].splitlines()
+    assert lines[0] == "`#11` m215 - 15" and len(lines) == 10
+    page3 = await emu.click(page2, "top:next", BOB)
+    embed3 = page3.message["embeds"][0]
+    assert embed3["footer"]["text"] == "Page 3/3"
+    assert embed3["description"].splitlines() == [f"`#{21 + i}` m{205 - i} - {5 - i}" for i in range(5)]
+    with pytest.raises(ValueError, match="disabled"):
+        await emu.click(page3, "top:next", BOB)
+    back = await emu.click(page3, "top:prev", BOB)
+    assert back.message["embeds"][0]["footer"]["text"] == "Page 2/3"
+    stranger = await emu.click(back, "top:prev", CY)
+    assert stranger.ephemeral and "Only the member who ran /top" in stranger.content
+
+    cy_view = await emu.command(CY, "top", {"board": "messages"})
+    assert fields(cy_view) == {"Your rank": "not ranked - 0"}
+
+
+async def test_top_voice_and_camera_by_period(tracker: Harness) -> None:
+    h, emu = tracker, tracker.emu
+    await seed(h, ADA, "2026-03-01", voice_s=9000, cam_on_s=9000)
+    await seed(h, BOB, "2026-03-10", voice_s=4000, cam_on_s=100, cam_off_s=3900)
+    await seed(h, CY, "2026-03-09", voice_s=600, cam_on_s=600)
+    all_time = await emu.command(CY, "top", {"board": "voice"})
+    assert all_time.embed["description"].splitlines() == ["`#1` ada - 2h 30m", "`#2` bob - 1h 06m",
+                                                          "`#3` cy - 0h 10m"]
+    assert fields(all_time) == {"Your rank": "#3 - 0h 10m"}
+    week_cam = await emu.command(CY, "top", {"board": "camera", "period": "7d"})
+    assert week_cam.embed["title"] == "Top camera-on time - last 7 days"
+    assert week_cam.embed["description"].splitlines() == ["`#1` cy - 0h 10m", "`#2` bob - 0h 01m"]
+    assert fields(week_cam) == {"Your rank": "#1 - 0h 10m"}
+    today = await emu.command(ADA, "top", {"board": "voice", "period": "today"})
+    assert today.embed["description"].splitlines() == ["`#1` bob - 1h 06m"]
+    assert fields(today) == {"Your rank": "not ranked - 0h 00m"}
+    assert today.embed["footer"]["text"] == "Page 1/1"
