@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from bson import Int64, ObjectId
 from app.backups import (
     BackupError,
     BackupService,
+    TqdmProgress,
     decode_line,
     encode_line,
     resolve_backup,
@@ -224,3 +226,21 @@ async def test_all_data_drop_first_empties_the_collections_but_keeps_indexes(db:
     assert await db.joins.count_documents({}) == 2
     keys = [list(spec["key"]) for spec in (await db.joins.index_information()).values()]
     assert [("guild_id", 1), ("member_id", 1)] in keys
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+async def test_progress_bar_on_a_terminal_and_silent_when_quiet(db: Any, tmp_path: Path) -> None:
+    await insert(db, varied_documents())
+    service = BackupService(db, tmp_path)
+    terminal, quiet = Terminal(), Terminal()
+    backup = await service.create(now=NOW, progress=TqdmProgress(stream=terminal))
+    await service.restore(backup.path, progress=TqdmProgress(quiet=True, stream=quiet))
+    assert f"backup {backup.backup_id}" in terminal.getvalue() and "6/6" in terminal.getvalue()
+    assert quiet.getvalue() == ""
+    piped = io.StringIO()
+    await service.restore(backup.path, progress=TqdmProgress(stream=piped))
+    assert piped.getvalue() == "", "not a terminal: no bar"
