@@ -1,0 +1,68 @@
+"""`/backup-data` (Manage Server): write this server's data as a backup on the bot's host.
+
+The work is done by `app.backups.BackupService` (async reads, file writes in a thread, so the
+event loop stays free); one backup per guild runs at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+from pymongo.errors import PyMongoError
+
+from app.backups import BackupError, BackupService
+
+log = logging.getLogger(__name__)
+NO_MENTIONS = discord.AllowedMentions.none()
+NEEDS_MANAGE_GUILD = "You need the **Manage Server** permission to back up this server."
+ALREADY_RUNNING = "A backup of this server is already running; try again when it is done."
+
+
+class BackupCog(commands.Cog, name="Backup"):
+    def __init__(self, bot: Any, service: BackupService) -> None:
+        self.bot = bot
+        self.service = service
+        self._running: set[int] = set()
+
+    async def _reply(self, interaction: discord.Interaction, text: str) -> None:
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        else:
+            await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+    @app_commands.command(
+        name="backup-data", description="Back up this server's tracked data on the bot's host"
+    )
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.guild_only()
+    async def backup_data(self, interaction: discord.Interaction) -> None:
+        guild_id = interaction.guild_id
+        if guild_id is None or not interaction.permissions.manage_guild:
+            await self._reply(interaction, NEEDS_MANAGE_GUILD)
+            return
+        if guild_id in self._running:
+            await self._reply(interaction, ALREADY_RUNNING)
+            return
+        self._running.add(guild_id)
+        try:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            result = await self.service.create(now=self.bot.clock.now(), guild_id=guild_id)
+        except (BackupError, PyMongoError, OSError) as exc:
+            log.error("backup of guild %d failed: %s", guild_id, exc)
+            await self._reply(interaction, "The backup failed; the bot's log says why. Nothing was kept.")
+            return
+        finally:
+            self._running.discard(guild_id)
+        await self._reply(
+            interaction,
+            f"Backup `{result.backup_id}` written: {result.files} files, {result.documents} documents. "
+            f"Restore it on the bot's host with `python -m scripts.restore {result.backup_id}`.",
+        )
+
+
+def backup_cog(bot: Any) -> BackupCog:
+    return BackupCog(bot, BackupService(bot.db, bot.settings.data_dir / "backups", bot.retry_policy))
