@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,7 +29,8 @@ async def counters(h: Harness, key: str) -> dict[str, int]:
 
 
 def voice(total: int, on: int = 0, stream: int = 0, messages: int = 0) -> dict[str, int]:
-    return {"messages": messages, "voice_s": total, "cam_on_s": on, "cam_off_s": total - on, "stream_s": stream}
+    return {"messages": messages, "voice_s": total, "cam_on_s": on, "cam_off_s": total - on,
+            "stream_s": stream}
 
 
 async def step(h: Harness, seconds: float) -> None:
@@ -269,10 +271,8 @@ async def test_a_recorded_intent_left_by_a_crash_is_applied_once_on_start(tracke
         raise ConnectionError("process killed")
 
     cog.voice.activity.add_voice = crash_before_counting
-    try:
+    with contextlib.suppress(ConnectionError):
         await cog.voice.flush()
-    except ConnectionError:
-        pass
     cog.voice.activity.add_voice = original
     assert calls["n"] == 1
     stored = await h.db.voice_sessions.find_one({"_id": f"{G}:{emu.user_id(ADA)}"})

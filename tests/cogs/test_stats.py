@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import copy
+import threading
 from typing import Any
 
 import pytest
 from discord.ext import commands
 
+from app.charts import render_activity_chart
+from cogs import stats
 from repositories.activity import Credit
 from tests.botharness import GUILD, Harness
 
@@ -31,12 +34,12 @@ def fields(rec: Any) -> dict[str, str]:
 
 async def seed(h: Harness, member: int, day: str, **amounts: int) -> None:
     assert h.bot is not None
-    await h.bot.repos.activity.add_messages(
-        [Credit(G, h.emu.user_id(member), day, {"messages": amounts.pop("messages", 0)})], f"seed-m-{member}{day}"
-    )
+    repo, member_id = h.bot.repos.activity, h.emu.user_id(member)
+    messages = {"messages": amounts.pop("messages", 0)}
+    await repo.add_messages([Credit(G, member_id, day, messages)], f"seed-m-{member}{day}")
     if amounts:
         voice = {"voice_s": 0, "cam_on_s": 0, "cam_off_s": 0, "stream_s": 0, **amounts}
-        await h.bot.repos.activity.add_voice([Credit(G, h.emu.user_id(member), day, voice)], f"seed-v-{member}{day}")
+        await repo.add_voice([Credit(G, member_id, day, voice)], f"seed-v-{member}{day}")
 
 
 async def test_ud_shows_counters_ranks_and_time_format_per_period(tracker: Harness) -> None:
@@ -73,13 +76,21 @@ async def test_ud_shows_counters_ranks_and_time_format_per_period(tracker: Harne
     assert (month["Messages"], month["Rank (messages)"], month["Voice"]) == ("10", "#1", "0h 00m")
 
 
-async def test_ud_chart_attaches_a_png(tracker: Harness) -> None:
+async def test_ud_chart_attaches_a_png(tracker: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     h, emu = tracker, tracker.emu
     await seed(h, BOB, "2026-02-20", messages=4, voice_s=7200, cam_on_s=3600, cam_off_s=3600)
     emu.message(BOB, GENERAL)
     await h.settle()
+    threads: list[int] = []
+
+    def recording_render(*args: Any) -> bytes:
+        threads.append(threading.get_ident())
+        return render_activity_chart(*args)
+
+    monkeypatch.setattr(stats, "render_activity_chart", recording_render)
     rec = await emu.command(BOB, "ud", {"chart": True})
     assert rec.deferred
+    assert threads and threads[0] != threading.get_ident()  # rendered off the event loop's thread
     (attachment,) = rec.attachments
     assert attachment["filename"] == "activity.png"
     assert emu.attachment_bytes(attachment).startswith(b"\x89PNG\r\n\x1a\n")
