@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from pymongo import UpdateOne
+from pymongo import ReplaceOne, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 # ---- foundation: guarded exactly-once upserts (app/retry.py) -------------------------------------
@@ -92,3 +92,35 @@ async def test_unique_index_raises_duplicate_key(db):
     await db.c.insert_one({"_id": 1, "code": "abc"})
     with pytest.raises(DuplicateKeyError):
         await db.c.insert_one({"_id": 2, "code": "abc"})
+
+
+# ---- backup and restore (app/backups.py) and the health ping (app/health.py) ---------------------
+
+
+async def test_unordered_bulk_replace_one_upsert_by_id_inserts_and_replaces_whole_documents(db):
+    await db.r.insert_one({"_id": 1, "guild_id": 1, "n": 5, "extra": "gone after the replace"})
+    result = await db.r.bulk_write(
+        [ReplaceOne({"_id": 1}, {"_id": 1, "guild_id": 1, "n": 2}, upsert=True),
+         ReplaceOne({"_id": 2**62}, {"_id": 2**62, "guild_id": 1, "n": 3}, upsert=True)],
+        ordered=False,
+    )
+    assert (result.matched_count, result.upserted_count) == (1, 1)
+    assert [d async for d in db.r.find({}, sort=[("_id", 1)])] == [
+        {"_id": 1, "guild_id": 1, "n": 2}, {"_id": 2**62, "guild_id": 1, "n": 3},
+    ]
+
+
+async def test_find_count_and_delete_many_by_guild_id_touch_only_that_guild(db):
+    await db.r.insert_many([{"_id": i, "guild_id": 1 if i < 3 else 2**60} for i in range(5)])
+    assert await db.r.count_documents({"guild_id": 1}) == 3
+    assert [d["_id"] async for d in db.r.find({"guild_id": 2**60})] == [3, 4]
+    assert (await db.r.delete_many({"guild_id": 1})).deleted_count == 3
+    assert await db.r.count_documents({}) == 2
+    assert (await db.r.delete_many({})).deleted_count == 2
+
+
+async def test_list_collection_names_and_ping(db):
+    await db["activity"].insert_one({"_id": 1})
+    await db["_probe"].insert_one({"_id": 1})
+    assert sorted(await db.list_collection_names()) == ["_probe", "activity"]
+    assert (await db.command("ping"))["ok"] == 1
