@@ -36,9 +36,11 @@ async def test_events_during_a_write_go_into_the_next_write(db, policy) -> None:
     assert len(batches) == 1  # nothing waits for a timer, nothing jumps the in-flight write
     gate.set()
     await counter.wait_idle()
-    assert [[(c.member_id, c.amounts["messages"]) for c in b] for b in batches] == [[(5, 1)], [(5, 9), (6, 1)]]
+    written = [[(c.member_id, c.amounts["messages"]) for c in b] for b in batches]
+    assert written == [[(5, 1)], [(5, 9), (6, 1)]]
     assert Counters.from_document(await db.activity.find_one({"_id": total_key(1, 5)})).messages == 10
-    assert Counters.from_document(await db.activity.find_one({"_id": day_key(1, 6, "2026-03-11")})).messages == 1
+    sixth = await db.activity.find_one({"_id": day_key(1, 6, "2026-03-11")})
+    assert Counters.from_document(sixth).messages == 1
 
 
 async def test_a_failed_batch_is_retried_with_the_same_operation_id(db, policy) -> None:
@@ -81,6 +83,8 @@ async def test_message_counts_through_cut_connections_are_exact(db, fault_proxy,
     finally:
         client.close()
     assert fault_proxy.cuts_after_forward >= 30
-    stored: dict[int, Any] = {d["member_id"]: d["messages"] async for d in db.activity.find({"kind": "total"})}
+    stored: dict[int, Any] = {
+        d["member_id"]: d["messages"] async for d in db.activity.find({"kind": "total"})
+    }
     days = {d["member_id"]: d["messages"] async for d in db.activity.find({"kind": "day"})}
     assert stored == expected == days
