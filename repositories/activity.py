@@ -41,13 +41,21 @@ class Credit:
     amounts: Mapping[str, int]
 
     def to_document(self) -> dict[str, Any]:
-        return {"guild_id": self.guild_id, "member_id": self.member_id, "day": self.day,
-                "amounts": dict(self.amounts)}
+        return {
+            "guild_id": self.guild_id,
+            "member_id": self.member_id,
+            "day": self.day,
+            "amounts": dict(self.amounts),
+        }
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> Credit:
-        return cls(int(doc["guild_id"]), int(doc["member_id"]), str(doc["day"]),
-                   {k: int(v) for k, v in doc["amounts"].items()})
+        return cls(
+            int(doc["guild_id"]),
+            int(doc["member_id"]),
+            str(doc["day"]),
+            {k: int(v) for k, v in doc["amounts"].items()},
+        )
 
 
 @dataclass(frozen=True)
@@ -65,7 +73,11 @@ class Counters:
 
 
 def _merge(credits: Iterable[Credit]) -> list[GuardedUpdate]:
-    """One update per document: amounts of the same member/day (and member total) summed."""
+    """One update per document: amounts of the same member/day (and member total) summed.
+
+    Every counter is in every `$inc` (0 when unchanged), so no document lacks a counter: `$sum` and
+    `$project` over a missing field differ between MongoDB and nx-27017 (see test_mongo_semantics).
+    """
     sums: dict[str, dict[str, int]] = {}
     identity: dict[str, dict[str, Any]] = {}
     for c in credits:
@@ -76,7 +88,7 @@ def _merge(credits: Iterable[Credit]) -> list[GuardedUpdate]:
             (total_key(c.guild_id, c.member_id), {"kind": "total"}),
             (day_key(c.guild_id, c.member_id, c.day), {"kind": "day", "day": c.day}),
         ):
-            target = sums.setdefault(key, {})
+            target = sums.setdefault(key, dict.fromkeys(COUNTERS, 0))
             for name, value in amounts.items():
                 target[name] = target.get(name, 0) + value
             identity[key] = {**ident, "guild_id": c.guild_id, "member_id": c.member_id}
@@ -87,10 +99,13 @@ class ActivityRepository(Repository):
     collection_name = "activity"
     indexes = (
         IndexModel([("guild_id", ASCENDING), ("kind", ASCENDING), ("day", ASCENDING)]),
-        IndexModel([("guild_id", ASCENDING), ("member_id", ASCENDING), ("kind", ASCENDING),
-                    ("day", ASCENDING)]),
-        *(IndexModel([("guild_id", ASCENDING), ("kind", ASCENDING), (name, DESCENDING)])
-          for name in COUNTERS),
+        IndexModel(
+            [("guild_id", ASCENDING), ("member_id", ASCENDING), ("kind", ASCENDING), ("day", ASCENDING)]
+        ),
+        *(
+            IndexModel([("guild_id", ASCENDING), ("kind", ASCENDING), (name, DESCENDING)])
+            for name in COUNTERS
+        ),
     )
 
     # ---- writes: every one through apply_guarded ------------------------------------------
@@ -118,8 +133,14 @@ class ActivityRepository(Repository):
             )
             return Counters.from_document(doc)
         pipeline = [
-            {"$match": {"guild_id": guild_id, "member_id": member_id, "kind": "day",
-                        "day": {"$gte": since_day}}},
+            {
+                "$match": {
+                    "guild_id": guild_id,
+                    "member_id": member_id,
+                    "kind": "day",
+                    "day": {"$gte": since_day},
+                }
+            },
             {"$group": {"_id": None, **{name: {"$sum": f"${name}"} for name in COUNTERS}}},
         ]
         rows = await self._aggregate(pipeline, "read activity period")
@@ -139,8 +160,13 @@ class ActivityRepository(Repository):
     ) -> list[tuple[int, int]]:
         """(member_id, value) with value > 0, highest first, ties by member id."""
         field = METRICS[metric]
-        pipeline = [*self._values(guild_id, field, since_day), {"$match": {"value": {"$gt": 0}}},
-                    {"$sort": {"value": -1, "member": 1}}, {"$skip": skip}, {"$limit": limit}]
+        pipeline = [
+            *self._values(guild_id, field, since_day),
+            {"$match": {"value": {"$gt": 0}}},
+            {"$sort": {"value": -1, "member": 1}},
+            {"$skip": skip},
+            {"$limit": limit},
+        ]
         rows = await self._aggregate(pipeline, "read leaderboard")
         return [(int(row["member"]), int(row["value"])) for row in rows]
 
@@ -157,8 +183,11 @@ class ActivityRepository(Repository):
         return 1 + await self._count_above(guild_id, field, since_day, own)
 
     async def _count_above(self, guild_id: int, field: str, since_day: str | None, value: int) -> int:
-        pipeline = [*self._values(guild_id, field, since_day), {"$match": {"value": {"$gt": value}}},
-                    {"$count": "n"}]
+        pipeline = [
+            *self._values(guild_id, field, since_day),
+            {"$match": {"value": {"$gt": value}}},
+            {"$count": "n"},
+        ]
         rows = await self._aggregate(pipeline, "count leaderboard")
         return int(rows[0]["n"]) if rows else 0
 
@@ -166,11 +195,15 @@ class ActivityRepository(Repository):
     def _values(guild_id: int, field: str, since_day: str | None) -> list[dict[str, Any]]:
         """Pipeline stages giving one row per member: {member: member_id, value}."""
         if since_day is None:
-            return [{"$match": {"guild_id": guild_id, "kind": "total"}},
-                    {"$project": {"_id": 0, "member": "$member_id", "value": f"${field}"}}]
-        return [{"$match": {"guild_id": guild_id, "kind": "day", "day": {"$gte": since_day}}},
-                {"$group": {"_id": "$member_id", "value": {"$sum": f"${field}"}}},
-                {"$project": {"_id": 0, "member": "$_id", "value": 1}}]
+            return [
+                {"$match": {"guild_id": guild_id, "kind": "total"}},
+                {"$project": {"_id": 0, "member": "$member_id", "value": f"${field}"}},
+            ]
+        return [
+            {"$match": {"guild_id": guild_id, "kind": "day", "day": {"$gte": since_day}}},
+            {"$group": {"_id": "$member_id", "value": {"$sum": f"${field}"}}},
+            {"$project": {"_id": 0, "member": "$_id", "value": 1}},
+        ]
 
     async def _aggregate(self, pipeline: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:
         async def run() -> list[dict[str, Any]]:

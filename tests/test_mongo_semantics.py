@@ -124,3 +124,146 @@ async def test_list_collection_names_and_ping(db):
     await db["_probe"].insert_one({"_id": 1})
     assert sorted(await db.list_collection_names()) == ["_probe", "activity"]
     assert (await db.command("ping"))["ok"] == 1
+
+
+# ---- activity counters (repositories/activity.py) and voice sessions (repositories/voice_sessions.py) --
+
+
+async def test_guarded_counter_upsert_with_identity_fields_in_set(db):
+    update = {"$inc": {"messages": 0, "voice_s": 60, "cam_on_s": 0, "cam_off_s": 60, "stream_s": 0},
+              "$set": {"kind": "day", "day": "2026-03-10", "guild_id": 1, "member_id": 2**60,
+                       "voice_op": "a"}}
+    await db.act.update_one({"_id": "d:1:x:2026-03-10", "voice_op": {"$nin": ["a"]}}, update, upsert=True)
+    await db.act.update_one(
+        {"_id": "d:1:x:2026-03-10", "msg_op": {"$nin": ["m"]}},
+        {"$inc": {"messages": 2, "voice_s": 0, "cam_on_s": 0, "cam_off_s": 0, "stream_s": 0},
+         "$set": {"kind": "day", "msg_op": "m"}}, upsert=True,
+    )
+    assert await db.act.find_one({"_id": "d:1:x:2026-03-10"}) == {
+        "_id": "d:1:x:2026-03-10", "voice_s": 60, "cam_on_s": 0, "cam_off_s": 60, "stream_s": 0,
+        "kind": "day", "day": "2026-03-10", "guild_id": 1, "member_id": 2**60, "voice_op": "a",
+        "messages": 2, "msg_op": "m",
+    }
+
+
+def _full(doc):
+    """The repository writes every counter into every document (0 when unused)."""
+    return {"messages": 0, "voice_s": 0, "cam_on_s": 0, "cam_off_s": 0, "stream_s": 0, **doc}
+
+
+def _rows(rows):
+    """`$project: {_id: 0}` drops `_id` on MongoDB; nx-27017 leaves `_id: None`. Code reads named fields."""
+    return [{k: v for k, v in r.items() if k != "_id"} for r in rows]
+
+
+async def _seed_activity(db):
+    await db.act.insert_many(_full(d) for d in [
+        {"_id": "t:1:5", "kind": "total", "guild_id": 1, "member_id": 5, "messages": 3, "voice_s": 70},
+        {"_id": "t:1:6", "kind": "total", "guild_id": 1, "member_id": 6, "messages": 3},
+        {"_id": "t:1:7", "kind": "total", "guild_id": 1, "member_id": 7, "messages": 9, "voice_s": 0},
+        {"_id": "t:2:5", "kind": "total", "guild_id": 2, "member_id": 5, "messages": 100},
+        {"_id": "d:1:5:2026-02-28", "kind": "day", "guild_id": 1, "member_id": 5, "day": "2026-02-28",
+         "messages": 1, "voice_s": 50},
+        {"_id": "d:1:5:2026-03-10", "kind": "day", "guild_id": 1, "member_id": 5, "day": "2026-03-10",
+         "messages": 2, "voice_s": 20},
+        {"_id": "d:1:6:2026-03-09", "kind": "day", "guild_id": 1, "member_id": 6, "day": "2026-03-09",
+         "messages": 3},
+        {"_id": "d:1:7:2026-03-01", "kind": "day", "guild_id": 1, "member_id": 7, "day": "2026-03-01",
+         "messages": 9},
+    ])
+
+
+async def test_group_sum_of_one_members_days_since_a_day_string(db):
+    await _seed_activity(db)
+    pipeline = [
+        {"$match": {"guild_id": 1, "member_id": 5, "kind": "day", "day": {"$gte": "2026-03-01"}}},
+        {"$group": {"_id": None, "messages": {"$sum": "$messages"}, "voice_s": {"$sum": "$voice_s"},
+                    "stream_s": {"$sum": "$stream_s"}}},
+    ]
+    assert [r async for r in db.act.aggregate(pipeline)] == [
+        {"_id": None, "messages": 2, "voice_s": 20, "stream_s": 0}]  # every counter present: no null sums
+    empty = [{**pipeline[0], "$match": {**pipeline[0]["$match"], "member_id": 99}}, pipeline[1]]
+    assert [r async for r in db.act.aggregate(empty)] == []
+
+
+async def test_find_days_since_a_day_string(db):
+    await _seed_activity(db)
+    query = {"guild_id": 1, "member_id": 5, "kind": "day", "day": {"$gte": "2026-03-01"}}
+    assert [d["day"] async for d in db.act.find(query)] == ["2026-03-10"]
+
+
+async def test_leaderboard_of_totals_project_match_sort_skip_limit(db):
+    await _seed_activity(db)
+
+    def board(field, skip, limit):
+        return [{"$match": {"guild_id": 1, "kind": "total"}},
+                {"$project": {"_id": 0, "member": "$member_id", "value": f"${field}"}},
+                {"$match": {"value": {"$gt": 0}}}, {"$sort": {"value": -1, "member": 1}},
+                {"$skip": skip}, {"$limit": limit}]
+
+    assert _rows([r async for r in db.act.aggregate(board("messages", 0, 10))]) == [
+        {"member": 7, "value": 9}, {"member": 5, "value": 3}, {"member": 6, "value": 3}]
+    assert _rows([r async for r in db.act.aggregate(board("messages", 1, 1))]) == [{"member": 5, "value": 3}]
+    # a 0 is left out
+    assert _rows([r async for r in db.act.aggregate(board("voice_s", 0, 10))]) == [{"member": 5, "value": 70}]
+
+
+async def test_leaderboard_of_days_group_project_and_count_above(db):
+    await _seed_activity(db)
+    stages = [{"$match": {"guild_id": 1, "kind": "day", "day": {"$gte": "2026-03-01"}}},
+              {"$group": {"_id": "$member_id", "value": {"$sum": "$messages"}}},
+              {"$project": {"_id": 0, "member": "$_id", "value": 1}}]
+    rows = _rows([r async for r in db.act.aggregate(
+        [*stages, {"$match": {"value": {"$gt": 0}}}, {"$sort": {"value": -1, "member": 1}}])])
+    assert rows == [{"member": 7, "value": 9}, {"member": 6, "value": 3}, {"member": 5, "value": 2}]
+    above = [r async for r in db.act.aggregate([*stages, {"$match": {"value": {"$gt": 2}}}, {"$count": "n"}])]
+    assert above == [{"n": 2}]
+    # MongoDB: no document when nothing is counted; nx-27017 answers {n: 0}. The repository reads
+    # "no row" and "n: 0" alike as 0, so only the sum of n over the rows is relied on.
+    none = [r async for r in db.act.aggregate([*stages, {"$match": {"value": {"$gt": 9}}}, {"$count": "n"}])]
+    assert sum(r["n"] for r in none) == 0
+
+
+async def test_indexes_with_descending_counter_keys_are_created(db):
+    from pymongo import ASCENDING, DESCENDING, IndexModel
+
+    await db.act.create_indexes([
+        IndexModel([("guild_id", ASCENDING), ("kind", ASCENDING), ("day", ASCENDING)]),
+        IndexModel([("guild_id", ASCENDING), ("kind", ASCENDING), ("voice_s", DESCENDING)]),
+    ])
+    await db.act.insert_one({"_id": 1, "guild_id": 1, "kind": "total", "voice_s": 5})
+    assert await db.act.count_documents({"guild_id": 1, "kind": "total"}) == 1
+
+
+async def test_session_intent_set_with_a_list_of_subdocuments_then_unset_by_op(db):
+    from pymongo import DeleteOne
+
+    state = {"guild_id": 1, "member_id": 5, "channel_id": 20, "checkpoint": 1000, "opened_at": 1000,
+             "camera": 1, "stream": 0, "afk": 0, "deaf_excluded": 0}
+    pending = [{"guild_id": 1, "member_id": 5, "day": "2026-03-10", "amounts": {"voice_s": 60}}]
+    await db.vs.bulk_write([
+        UpdateOne({"_id": "1:5"}, {"$set": state, "$unset": {"pending_op": "", "pending": "", "closing": ""}},
+                  upsert=True),
+        UpdateOne({"_id": "1:6"}, {"$set": {**state, "member_id": 6}}, upsert=True),
+        UpdateOne({"_id": "1:7"}, {"$set": {"pending_op": "x"}}, upsert=False),  # absent: nothing
+        DeleteOne({"_id": "1:8"}),
+    ], ordered=False)
+    assert await db.vs.count_documents({}) == 2
+    await db.vs.bulk_write([
+        UpdateOne({"_id": "1:5"}, {"$set": {**state, "checkpoint": 61000, "pending_op": "op1",
+                                            "pending": pending, "closing": 0}}, upsert=True),
+        UpdateOne({"_id": "1:6"}, {"$set": {"pending_op": "op1", "pending": pending, "closing": 1}}),
+    ], ordered=False)
+    doc = await db.vs.find_one({"_id": "1:5"})
+    assert doc["pending"] == pending and doc["pending_op"] == "op1" and doc["checkpoint"] == 61000
+    # clearing is filtered on the op id: another op's intent is left alone
+    cleared = await db.vs.update_many({"_id": {"$in": ["1:5", "1:6"]}, "pending_op": "other"},
+                                      {"$unset": {"pending_op": "", "pending": "", "closing": ""}})
+    assert cleared.modified_count == 0
+    await db.vs.update_many({"_id": {"$in": ["1:5"]}, "pending_op": "op1"},
+                            {"$unset": {"pending_op": "", "pending": "", "closing": ""}})
+    assert await db.vs.find_one({"_id": "1:5"}) == {"_id": "1:5", **state, "checkpoint": 61000}
+    assert (await db.vs.delete_many({"_id": {"$in": ["1:6"]}, "pending_op": "other"})).deleted_count == 0
+    assert (await db.vs.delete_many({"_id": {"$in": ["1:6"]}, "pending_op": "op1"})).deleted_count == 1
+    assert [d["_id"] async for d in db.vs.find({"guild_id": 1})] == ["1:5"]
+    assert await db.vs.count_documents({"pending_op": {"$exists": True}}) == 0

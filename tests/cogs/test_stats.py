@@ -27,9 +27,19 @@ def guild_spec() -> dict[str, Any]:
     return spec
 
 
+ACTIVITY_FIELDS = ("Messages", "Voice", "Camera on", "Camera off", "Streaming", "Rank (messages)",
+                   "Rank (voice)")
+
+
 def fields(rec: Any) -> dict[str, str]:
+    """The embed's fields; on /ud only the activity ones (other cogs may append theirs)."""
     assert rec.embed is not None, rec
-    return {f["name"]: f["value"] for f in rec.embed["fields"]}
+    every = {f["name"]: f["value"] for f in rec.embed["fields"]}
+    if rec.name != "ud":
+        return every
+    names = [f["name"] for f in rec.embed["fields"]]
+    assert tuple(names[:7]) == ACTIVITY_FIELDS  # the activity fields come first, in this order
+    return {name: every[name] for name in ACTIVITY_FIELDS}
 
 
 async def seed(h: Harness, member: int, day: str, **amounts: int) -> None:
@@ -110,16 +120,17 @@ async def test_ud_of_others_follows_the_guild_setting(tracker: Harness) -> None:
     assert staff.embed["title"] == "Activity of cy"
 
 
-class InviteFigures(commands.Cog):
+class ExtraFigures(commands.Cog):
     async def ud_fields(self, guild_id: int, member_id: int, period: str) -> list[tuple[str, str]]:
-        return [("Invites", f"7 ({period})")]
+        return [("Extra figure", f"7 ({period}, member {member_id})")]
 
 
 async def test_ud_appends_fields_from_other_cogs(tracker: Harness) -> None:
     assert tracker.bot is not None
-    await tracker.bot.add_cog(InviteFigures())
+    await tracker.bot.add_cog(ExtraFigures())
     rec = await tracker.emu.command(BOB, "ud", {"period": "7d"})
-    assert list(fields(rec))[-1] == "Invites" and fields(rec)["Invites"] == "7 (7d)"
+    last = rec.embed["fields"][-1]
+    assert (last["name"], last["value"]) == ("Extra figure", f"7 (7d, member {tracker.emu.user_id(BOB)})")
 
 
 async def test_top_pages_ten_at_a_time_with_own_rank(tracker: Harness) -> None:
