@@ -96,7 +96,9 @@ class VoiceTracker:
                 for key in batch:
                     current = self._sessions.get(key)
                     if current is None or current.guild_id not in zones:
-                        continue
+                        continue  # closed meanwhile
+                    if not self.is_ready(current.guild_id):
+                        continue  # its guild is still being reconciled
                     live = LiveVoice(current.channel_id, current.flags)
                     write = self._transition(current.guild_id, current.member_id, live,
                                              zones[current.guild_id], now, now)
