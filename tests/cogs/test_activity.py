@@ -41,6 +41,11 @@ async def step(h: Harness, seconds: float) -> None:
 async def test_voice_join_and_leave_credits_exact_seconds(tracker: Harness) -> None:
     emu = tracker.emu
     emu.voice(ADA, FOCUS)
+    await tracker.settle()
+    session = await tracker.db.voice_sessions.find_one({"_id": f"{G}:{emu.user_id(ADA)}"})
+    assert session is not None  # written the moment ADA joined
+    assert (session["channel_id"], session["checkpoint"]) == (FOCUS, to_ms(tracker.clock.now()))
+    assert not any(bool(session[f]) for f in ("camera", "stream", "afk", "deaf_excluded"))
     await step(tracker, 90)
     emu.voice(ADA, None)
     await tracker.settle()
@@ -125,6 +130,20 @@ async def test_bots_and_dms_are_not_counted_and_no_content_intent(tracker: Harne
     await h.settle()
     assert await counters(h, total(h, BOB)) == voice(0, messages=2)
     assert await h.db.activity.count_documents({"member_id": emu.bot_id}) == 0
+
+
+async def test_webhook_and_system_messages_are_not_counted(tracker: Harness) -> None:
+    """Real MESSAGE_CREATE payloads fed to the bot's connection state, as the gateway would."""
+    h, emu = tracker, tracker.emu
+    assert h.bot is not None
+    real = emu.message(BOB, GENERAL)
+    await h.settle()
+    state = h.bot._connection
+    state.parse_message_create({**real, "id": str(int(real["id"]) + 1), "webhook_id": "555"})
+    state.parse_message_create({**real, "id": str(int(real["id"]) + 2), "type": 7})  # member joined
+    state.parse_message_create({**real, "id": str(int(real["id"]) + 3)})  # an ordinary one
+    await h.settle()
+    assert await counters(h, total(h, BOB)) == voice(0, messages=2)
 
 
 async def test_messages_are_group_committed_and_counted_once(tracker: Harness) -> None:
