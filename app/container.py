@@ -6,12 +6,18 @@ import logging
 from dataclasses import dataclass, fields
 from typing import Any
 
+from app.invite_stats import InviteStats
 from app.retry import RetryPolicy
 from repositories.activity import ActivityRepository
 from repositories.base import Repository
 from repositories.guild_settings import GuildSettingsRepository
+from repositories.invite_backups import InviteBackupRepository
+from repositories.invite_bonus import InviteBonusRepository
+from repositories.invites import InviteGuildStateRepository, InviteSnapshotRepository
+from repositories.joins import JoinRepository
 from repositories.lifecycle import LifecycleRepository
 from repositories.probe import ProbeRepository
+from repositories.staff_codes import StaffCodeRepository
 from repositories.voice_sessions import VoiceSessionRepository
 
 log = logging.getLogger(__name__)
@@ -22,6 +28,12 @@ class Repositories:
     probe: ProbeRepository
     lifecycle: LifecycleRepository
     guild_settings: GuildSettingsRepository
+    invites: InviteSnapshotRepository
+    invite_guilds: InviteGuildStateRepository
+    joins: JoinRepository
+    invite_bonus: InviteBonusRepository
+    staff_codes: StaffCodeRepository
+    invite_backups: InviteBackupRepository
     activity: ActivityRepository
     voice_sessions: VoiceSessionRepository
 
@@ -31,9 +43,20 @@ class Repositories:
             probe=ProbeRepository(db, policy),
             lifecycle=LifecycleRepository(db, policy),
             guild_settings=GuildSettingsRepository(db, policy),
+            invites=InviteSnapshotRepository(db, policy),
+            invite_guilds=InviteGuildStateRepository(db, policy),
+            joins=JoinRepository(db, policy),
+            invite_bonus=InviteBonusRepository(db, policy),
+            staff_codes=StaffCodeRepository(db, policy),
+            invite_backups=InviteBackupRepository(db, policy),
             activity=ActivityRepository(db, policy),
             voice_sessions=VoiceSessionRepository(db, policy),
         )
+
+    @property
+    def invite_stats(self) -> InviteStats:
+        """Invite figures (regular/left/fake/bonus/total) per member, and leaderboards."""
+        return InviteStats(self.joins, self.invite_bonus)
 
     def all(self) -> list[Repository]:
         return [getattr(self, f.name) for f in fields(self)]

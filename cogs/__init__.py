@@ -10,10 +10,14 @@ def all_cog_factories() -> list[Callable[[Any], Any]]:
     """Every cog the bot loads, in order."""
     from cogs.activity import ActivityCog
     from cogs.backup import backup_cog
+    from cogs.invites import InvitesCog
+    from cogs.settings import SettingsCog
     from cogs.stats import StatsCog
 
     return [
         lambda bot: ActivityCog(bot, bot.repos.activity, bot.repos.voice_sessions, bot.repos.guild_settings),
         lambda bot: StatsCog(bot, bot.repos.activity, bot.repos.guild_settings),
         backup_cog,
+        lambda bot: InvitesCog(bot, bot.repos),
+        lambda bot: SettingsCog(bot, bot.repos.guild_settings),
     ]

@@ -1,0 +1,57 @@
+"""Invite figures per member and leaderboards, read from `joins` and `invite_bonus`.
+
+total = regular - left - fake + bonus, where for the members credited to an inviter (the first
+join of each member, attributed to one of the inviter's invites, not cleared by a reset):
+regular = all of them, fake = those flagged fake, left = the non-fake ones no longer in the guild.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from repositories.invite_bonus import InviteBonusRepository
+from repositories.joins import InviterCounts, JoinRepository
+
+
+@dataclass(frozen=True)
+class InviteSummary:
+    member_id: int
+    regular: int = 0
+    left: int = 0
+    fake: int = 0
+    bonus: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.regular - self.left - self.fake + self.bonus
+
+
+class InviteStats:
+    def __init__(self, joins: JoinRepository, bonus: InviteBonusRepository) -> None:
+        self.joins = joins
+        self.bonus = bonus
+
+    async def member_summary(self, guild_id: int, member_id: int) -> InviteSummary:
+        """A member's invite figures (all time)."""
+        counts = (await self.joins.counts(guild_id, inviter_id=member_id)).get(member_id, InviterCounts())
+        bonus = await self.bonus.get(guild_id, member_id)
+        return _summary(member_id, counts, bonus)
+
+    async def leaderboard(self, guild_id: int, since: datetime | None = None) -> list[InviteSummary]:
+        """Everyone with invite figures, best total first (ties: more regular, then lower id).
+
+        With `since`, only members brought in from then on count, and bonus (which has no date)
+        is left out.
+        """
+        counts = await self.joins.counts(guild_id, since=since)
+        bonuses = await self.bonus.all(guild_id) if since is None else {}
+        rows = [
+            _summary(member_id, counts.get(member_id, InviterCounts()), bonuses.get(member_id, 0))
+            for member_id in set(counts) | set(bonuses)
+        ]
+        return sorted(rows, key=lambda r: (-r.total, -r.regular, r.member_id))
+
+
+def _summary(member_id: int, counts: InviterCounts, bonus: int) -> InviteSummary:
+    return InviteSummary(member_id, counts.regular, counts.left, counts.fake, bonus)

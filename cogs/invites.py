@@ -1,0 +1,385 @@
+"""Invite tracking listeners and the `/invites` commands.
+
+Listeners only queue events into `InviteTracker` (in arrival order); the tracker's per-guild
+worker does the rest. Commands read through repositories (`bot.repos`), never a collection.
+
+Commands (Discord allows default member permissions only on a top-level command, and `/invites`
+holds member commands too, so the admin subcommands check Manage Guild at runtime and refuse
+ephemerally): show, who, leaderboard (members); staff add/remove/list, bonus, debug, refresh,
+reset, restore (Manage Guild).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from app.container import Repositories
+from app.invite_resets import RestoreError, reset_invites, restore_invites
+from cogs.invite_tracker import InviteTracker, Joiner, stored_from_invite
+from cogs.invite_views import (
+    NO_MENTIONS,
+    PAGE_SIZE,
+    LeaderboardView,
+    esc,
+    leaderboard_embed,
+    member_embed,
+    period_since,
+    staff_embed,
+    summary_line,
+    who_embed,
+)
+
+log = logging.getLogger(__name__)
+RECENT = 5
+CODE = re.compile(r"^[A-Za-z0-9-]{2,32}$")
+PERIOD_CHOICES = [
+    app_commands.Choice(name="today", value="today"),
+    app_commands.Choice(name="7 days", value="7d"),
+    app_commands.Choice(name="30 days", value="30d"),
+    app_commands.Choice(name="all time", value="all"),
+]
+
+
+def clean_code(value: str) -> str | None:
+    """An invite code from a code or an invite link; None when it is not one."""
+    code = value.strip().rstrip("/").rsplit("/", 1)[-1]
+    return code if CODE.fullmatch(code) else None
+
+
+class InvitesCog(commands.Cog, name="Invites"):
+    invites = app_commands.Group(name="invites", description="Invite tracking", guild_only=True)
+    staff = app_commands.Group(name="staff", description="Staff invite codes", parent=invites)
+
+    def __init__(self, bot: Any, repos: Repositories) -> None:
+        self.bot = bot
+        self.repos = repos
+        self.tracker = InviteTracker(bot, repos)
+
+    async def cog_unload(self) -> None:
+        await self.tracker.close()
+
+    async def wait_idle(self) -> None:
+        await self.tracker.wait_idle()
+
+    # ---- listeners: queue only, in arrival order -------------------------------------------------
+    @commands.Cog.listener()
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        self.tracker.guild_available(guild)
+
+    @commands.Cog.listener()
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        self.tracker.guild_available(guild)
+
+    @commands.Cog.listener()
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        self.tracker.guild_gone(guild.id)
+
+    @commands.Cog.listener()
+    async def on_member_join(self, member: discord.Member) -> None:
+        if not member.bot:
+            joiner = Joiner.of(member, self.bot.clock.now(), live=True)
+            self.tracker.submit(member.guild.id, "join", joiner)
+
+    @commands.Cog.listener()
+    async def on_raw_member_remove(self, payload: discord.RawMemberRemoveEvent) -> None:
+        if not payload.user.bot:
+            self.tracker.submit(payload.guild_id, "leave", payload.user.id)
+
+    @commands.Cog.listener()
+    async def on_member_update(self, before: discord.Member, after: discord.Member) -> None:
+        added = {r.id for r in after.roles} - {r.id for r in before.roles}
+        if added and not after.bot:
+            self.tracker.submit(after.guild.id, "roles", (after.id, added))
+
+    @commands.Cog.listener()
+    async def on_invite_create(self, invite: discord.Invite) -> None:
+        if invite.guild is not None:
+            self.tracker.submit(invite.guild.id, "invite_create", stored_from_invite(invite))
+
+    @commands.Cog.listener()
+    async def on_invite_delete(self, invite: discord.Invite) -> None:
+        if invite.guild is not None:
+            self.tracker.submit(invite.guild.id, "invite_delete", invite.code)
+
+    # ---- /ud contribution ---------------------------------------------------------------------
+    async def ud_fields(self, guild_id: int, member_id: int, period: str) -> list[tuple[str, str]]:
+        """The member's invite figures for `/ud` (all time: invites are not per period)."""
+        summary = await self.repos.invite_stats.member_summary(guild_id, member_id)
+        return [("Invites", summary_line(summary))]
+
+    # ---- helpers -----------------------------------------------------------------------------
+    async def _send(
+        self, interaction: discord.Interaction, *, ephemeral: bool = False, **kwargs: Any
+    ) -> None:
+        kwargs["allowed_mentions"] = NO_MENTIONS
+        if interaction.response.is_done():
+            await interaction.followup.send(ephemeral=ephemeral, **kwargs)
+        else:
+            await interaction.response.send_message(ephemeral=ephemeral, **kwargs)
+
+    async def _admin(self, interaction: discord.Interaction) -> bool:
+        if interaction.guild is not None and interaction.permissions.manage_guild:
+            return True
+        await self._send(
+            interaction, ephemeral=True, content="You need the **Manage Server** permission for this command."
+        )
+        return False
+
+    def _name(self, guild: discord.Guild, member_id: int, fallback: str | None = None) -> str:
+        member = guild.get_member(member_id)
+        return member.display_name if member else (fallback or str(member_id))
+
+    # ---- member commands ------------------------------------------------------------------------
+    @invites.command(name="show", description="A member's invite counts and the last members they brought in")
+    @app_commands.describe(member="Whose invites (default: yours)")
+    async def show(self, interaction: discord.Interaction, member: discord.Member | None = None) -> None:
+        assert interaction.guild is not None
+        target = member or interaction.user
+        if target.id != interaction.user.id and not interaction.permissions.manage_guild:
+            config = await self.repos.guild_settings.get(interaction.guild.id)
+            if not config.members_view_others:
+                await self._send(
+                    interaction, ephemeral=True, content="This server lets members see only their own."
+                )
+                return
+        summary = await self.repos.invite_stats.member_summary(interaction.guild.id, target.id)
+        recent = await self.repos.joins.brought_in_by(interaction.guild.id, target.id, RECENT)
+        await self._send(interaction, embed=member_embed(target.display_name, summary, recent))
+
+    @invites.command(
+        name="who", description="Who invited a member, by which code, when, and how it was found"
+    )
+    @app_commands.describe(member="The member who joined")
+    async def who(self, interaction: discord.Interaction, member: discord.Member) -> None:
+        assert interaction.guild is not None
+        join = await self.repos.joins.latest_for_member(interaction.guild.id, member.id)
+        await self._send(interaction, embed=who_embed(member.display_name, join))
+
+    @invites.command(name="leaderboard", description="Members ranked by invites")
+    @app_commands.describe(period="Members brought in during (default: all time; bonus counts only all time)")
+    @app_commands.choices(period=PERIOD_CHOICES)
+    async def leaderboard(self, interaction: discord.Interaction, period: str = "all") -> None:
+        guild = interaction.guild
+        assert guild is not None
+        config = await self.repos.guild_settings.get(guild.id)
+        since = period_since(period, self.bot.clock.now(), config.time_zone)
+
+        async def load(page: int) -> tuple[discord.Embed, int, int]:
+            rows = await self.repos.invite_stats.leaderboard(guild.id, since)
+            pages = max(1, math.ceil(len(rows) / PAGE_SIZE))
+            page = min(max(page, 0), pages - 1)
+            start = page * PAGE_SIZE
+            names = {r.member_id: self._name(guild, r.member_id) for r in rows[start : start + PAGE_SIZE]}
+            return leaderboard_embed(rows, names, period, page, pages), page, pages
+
+        embed, page, pages = await load(0)
+        view = LeaderboardView(interaction.user.id, load, page, pages)
+        await self._send(interaction, embed=embed, view=view)
+
+    # ---- staff codes ----------------------------------------------------------------------------
+    @staff.command(name="add", description="Assign an invite code to a staff member (Manage Server)")
+    @app_commands.describe(member="The staff member", code="The invite code or link")
+    async def staff_add(self, interaction: discord.Interaction, member: discord.Member, code: str) -> None:
+        if not await self._admin(interaction):
+            return
+        assert interaction.guild is not None
+        gid = interaction.guild.id
+        clean = clean_code(code)
+        if clean is None:
+            await self._send(interaction, ephemeral=True, content="That is not an invite code.")
+            return
+        holder = await self.repos.staff_codes.by_code(gid, clean)
+        if holder is not None and holder.member_id != member.id:
+            await self._send(
+                interaction,
+                ephemeral=True,
+                content=f"`{clean}` already belongs to {esc(holder.member_name)}; remove it there first.",
+            )
+            return
+        await self.repos.staff_codes.assign(
+            gid, member.id, member.name, clean, interaction.user.id, self.bot.clock.now()
+        )
+        known = clean in await self.repos.invites.live(gid)
+        note = "" if known else " (not among the invites the bot has seen yet: check `/invites debug`)"
+        await self._send(
+            interaction, ephemeral=True, content=f"Staff code `{clean}` saved for {esc(member.name)}.{note}"
+        )
+
+    @staff.command(name="remove", description="Remove a staff member's invite code (Manage Server)")
+    @app_commands.describe(member="The staff member")
+    async def staff_remove(self, interaction: discord.Interaction, member: discord.Member) -> None:
+        if not await self._admin(interaction):
+            return
+        assert interaction.guild is not None
+        removed = await self.repos.staff_codes.remove(interaction.guild.id, member.id, self.bot.clock.now())
+        text = (
+            f"Staff code of {esc(member.name)} removed."
+            if removed
+            else f"{esc(member.name)} has no staff code."
+        )
+        await self._send(interaction, ephemeral=True, content=text)
+
+    @staff.command(name="list", description="Staff codes with invites, conversions and rate (Manage Server)")
+    async def staff_list(self, interaction: discord.Interaction) -> None:
+        if not await self._admin(interaction):
+            return
+        assert interaction.guild is not None
+        gid = interaction.guild.id
+        staff = await self.repos.staff_codes.active(gid)
+        invites = await self.repos.joins.code_counts(gid, [s.code for s in staff])
+        conversions = await self.repos.joins.conversion_counts(gid)
+        await self._send(interaction, ephemeral=True, embed=staff_embed(staff, invites, conversions))
+
+    # ---- admin ----------------------------------------------------------------------------------
+    @invites.command(
+        name="bonus", description="Add (or with a negative amount, take) bonus invites (Manage Server)"
+    )
+    @app_commands.describe(member="Who gets the bonus", amount="Invites to add, -1000 to 1000")
+    async def bonus(
+        self,
+        interaction: discord.Interaction,
+        member: discord.Member,
+        amount: app_commands.Range[int, -1000, 1000],
+    ) -> None:
+        if not await self._admin(interaction):
+            return
+        assert interaction.guild is not None
+        gid = interaction.guild.id
+        await self.repos.invite_bonus.add(gid, member.id, int(amount), f"bonus:{interaction.id}")
+        summary = await self.repos.invite_stats.member_summary(gid, member.id)
+        await self._send(
+            interaction,
+            ephemeral=True,
+            content=f"Bonus {int(amount):+d} for {esc(member.name)}: now {summary_line(summary)}.",
+        )
+
+    @invites.command(
+        name="debug", description="Invite snapshot, live vs stored codes, permissions (Manage Server)"
+    )
+    async def debug(self, interaction: discord.Interaction) -> None:
+        if not await self._admin(interaction):
+            return
+        guild = interaction.guild
+        assert guild is not None
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        embed = await self._debug_embed(guild)
+        await self._send(interaction, ephemeral=True, embed=embed)
+
+    async def _debug_embed(self, guild: discord.Guild) -> discord.Embed:
+        state = await self.repos.invite_guilds.get(guild.id)
+        stored = await self.repos.invites.live(guild.id)
+        staff = await self.repos.staff_codes.active(guild.id)
+        now = self.bot.clock.now()
+        embed = discord.Embed(title="Invite tracking", colour=discord.Colour.orange())
+        age = (
+            f"{int((now - state.snapshot_at).total_seconds())}s ago" if state.snapshot_at else "never stored"
+        )
+        embed.add_field(name="Snapshot", value=f"{len(stored)} invites, stored {age}")
+        embed.add_field(name="Vanity", value=f"{state.vanity_code or '-'} ({state.vanity_uses or 0} uses)")
+        perms = guild.me.guild_permissions if guild.me else None
+        missing = [] if perms and perms.manage_guild else ["Manage Server (needed to read invites)"]
+        if state.permission == "missing" and not missing:
+            missing.append("Manage Server (the last invite fetch was refused)")
+        embed.add_field(name="Missing bot permissions", value="\n".join(missing) or "none", inline=False)
+        if state.stale:
+            embed.add_field(
+                name="Stale", value="the last invite fetch failed; joins since are unknown", inline=False
+            )
+        try:
+            live = await self.tracker.fetch_live(guild)
+        except Exception as exc:
+            embed.add_field(
+                name="Live invites", value=f"could not fetch: {getattr(exc, 'reason', exc)}", inline=False
+            )
+        else:
+            live_uses = {inv.code: inv.uses for inv in live.invites}
+            only_live = sorted(set(live_uses) - set(stored))
+            only_stored = sorted(set(stored) - set(live_uses))
+            differ = sorted(c for c in set(live_uses) & set(stored) if live_uses[c] != stored[c].uses)
+            embed.add_field(
+                name="Live vs stored",
+                value=(
+                    f"{len(live_uses)} live, {len(stored)} stored\n"
+                    f"only live: {', '.join(only_live) or '-'}\n"
+                    f"only stored: {', '.join(only_stored) or '-'}\n"
+                    f"uses differ: {', '.join(differ) or '-'}"
+                ),
+                inline=False,
+            )
+        staff_lines = [
+            f"`{s.code}` {esc(s.member_name)}" + ("" if s.code in stored else " (not in the snapshot)")
+            for s in staff
+        ]
+        embed.add_field(name="Staff codes", value="\n".join(staff_lines) or "none", inline=False)
+        return embed
+
+    @invites.command(
+        name="refresh", description="Fetch the invites now and store the snapshot (Manage Server)"
+    )
+    async def refresh(self, interaction: discord.Interaction) -> None:
+        if not await self._admin(interaction):
+            return
+        assert interaction.guild is not None
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        done = self.tracker.submit(interaction.guild.id, "refresh", wait=True)
+        assert done is not None
+        result = await done
+        if result.get("status") == "ok":
+            text = f"Snapshot stored: {result['invites']} invites; {result['reconciled']} joins reconciled."
+        else:
+            text = f"Could not read the invites ({result.get('status')}); the snapshot was not changed."
+        await self._send(interaction, ephemeral=True, content=text)
+
+    @invites.command(name="reset", description="Reset invite counts, backed up first (Manage Server)")
+    @app_commands.describe(member="Whose counts (default: everyone's)")
+    async def reset(self, interaction: discord.Interaction, member: discord.Member | None = None) -> None:
+        if not await self._admin(interaction):
+            return
+        assert interaction.guild is not None
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        result = await reset_invites(
+            self.repos,
+            interaction.guild.id,
+            member.id if member else None,
+            interaction.user.id,
+            self.bot.clock.now(),
+        )
+        who = esc(member.name) if member else "everyone"
+        await self._send(
+            interaction,
+            ephemeral=True,
+            content=(
+                f"Invites of {who} reset ({result.joins} joins, {result.bonus_members} bonuses). "
+                f"Backup id: `{result.backup_id}` - undo with `/invites restore {result.backup_id}`."
+            ),
+        )
+
+    @invites.command(name="restore", description="Undo a reset from its backup (Manage Server)")
+    @app_commands.describe(backup_id="The id the reset answered with, like ib-0123456789ab")
+    async def restore(self, interaction: discord.Interaction, backup_id: str) -> None:
+        if not await self._admin(interaction):
+            return
+        assert interaction.guild is not None
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            result = await restore_invites(
+                self.repos, interaction.guild.id, backup_id.strip(), self.bot.clock.now()
+            )
+        except RestoreError as exc:
+            await self._send(interaction, ephemeral=True, content=str(exc))
+            return
+        await self._send(
+            interaction,
+            ephemeral=True,
+            content=(
+                f"Backup `{result.backup_id}` restored "
+                f"({result.joins} joins, {result.bonus_members} bonuses)."
+            ),
+        )

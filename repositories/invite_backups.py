@@ -1,0 +1,148 @@
+"""Backups taken by `/invites reset` (`invite_backups`), restorable on purpose only.
+
+A reset first copies everything it clears here, then clears. One header document per backup
+(`_id`: the backup id, `kind: "header"`, guild, member reset or 0 for the whole guild, who, when,
+`status`: saving -> saved -> applied -> restored) and one item document per copied join
+(`kind: "join"`, the join document as it was) or bonus (`kind: "bonus"`, the amount taken away).
+
+Restoring does not write the copies back over the live collections (that is how seed 001 lost a
+staff entry): it undoes exactly this reset's marks and bonus changes, so anything newer stays.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, IndexModel, UpdateOne
+
+from app.clock import to_ms
+from app.retry import with_retry
+from repositories.base import Repository
+
+BACKUP_ID = re.compile(r"^ib-[0-9a-f]{12}$")
+BATCH = 500
+
+
+def new_backup_id() -> str:
+    return f"ib-{uuid.uuid4().hex[:12]}"
+
+
+def valid_backup_id(value: str) -> bool:
+    return bool(BACKUP_ID.fullmatch(value))
+
+
+@dataclass(frozen=True)
+class BackupHeader:
+    backup_id: str
+    guild_id: int
+    member_id: int  # 0: the whole guild
+    created_at: datetime
+    created_by: int
+    status: str
+    joins: int
+    bonus_members: int
+
+
+class InviteBackupRepository(Repository):
+    collection_name = "invite_backups"
+    indexes = (IndexModel([("backup_id", ASCENDING), ("kind", ASCENDING)]),)
+
+    async def begin(self, header: BackupHeader) -> None:
+        doc = {
+            "kind": "header",
+            "backup_id": header.backup_id,
+            "guild_id": header.guild_id,
+            "member_id": header.member_id,
+            "created_at": header.created_at,
+            "created_by": header.created_by,
+            "status": "saving",
+            "joins": header.joins,
+            "bonus_members": header.bonus_members,
+        }
+        await with_retry(
+            "begin invite backup",
+            lambda: self.collection.update_one({"_id": header.backup_id}, {"$setOnInsert": doc}, upsert=True),
+            self.policy,
+        )
+
+    async def add_items(self, backup_id: str, joins: list[dict[str, Any]], bonuses: dict[int, int]) -> None:
+        ops = [
+            UpdateOne(
+                {"_id": f"{backup_id}:join:{doc['_id']}"},
+                {"$setOnInsert": {"kind": "join", "backup_id": backup_id, "join_id": doc["_id"], "doc": doc}},
+                upsert=True,
+            )
+            for doc in joins
+        ]
+        ops += [
+            UpdateOne(
+                {"_id": f"{backup_id}:bonus:{member_id}"},
+                {
+                    "$setOnInsert": {
+                        "kind": "bonus",
+                        "backup_id": backup_id,
+                        "member_id": member_id,
+                        "bonus": amount,
+                    }
+                },
+                upsert=True,
+            )
+            for member_id, amount in bonuses.items()
+        ]
+        for start in range(0, len(ops), BATCH):
+            chunk = ops[start : start + BATCH]
+            await with_retry(
+                "store invite backup",
+                lambda chunk=chunk: self.collection.bulk_write(chunk, ordered=False),
+                self.policy,
+            )
+
+    async def move(self, backup_id: str, frm: str, to: str, now: datetime) -> bool:
+        """Advance the header's status from `frm` to `to` (False when it was not at `frm`)."""
+        result = await with_retry(
+            "update invite backup status",
+            lambda: self.collection.update_one(
+                {"_id": backup_id, "status": frm}, {"$set": {"status": to, f"{to}_ms": to_ms(now)}}
+            ),
+            self.policy,
+        )
+        return bool(result.modified_count)
+
+    async def header(self, backup_id: str) -> BackupHeader | None:
+        doc = await with_retry(
+            "read invite backup",
+            lambda: self.collection.find_one({"_id": backup_id, "kind": "header"}),
+            self.policy,
+        )
+        if doc is None:
+            return None
+        return BackupHeader(
+            backup_id=doc["_id"],
+            guild_id=doc["guild_id"],
+            member_id=int(doc.get("member_id") or 0),
+            created_at=doc["created_at"],
+            created_by=doc.get("created_by") or 0,
+            status=doc.get("status") or "saving",
+            joins=int(doc.get("joins") or 0),
+            bonus_members=int(doc.get("bonus_members") or 0),
+        )
+
+    async def items(self, backup_id: str) -> tuple[list[str], dict[int, int]]:
+        """The join ids and the bonus amounts this backup holds."""
+
+        async def read() -> tuple[list[str], dict[int, int]]:
+            joins: list[str] = []
+            bonuses: dict[int, int] = {}
+            query = {"backup_id": backup_id, "kind": {"$in": ["join", "bonus"]}}
+            async for doc in self.collection.find(query):
+                if doc["kind"] == "join":
+                    joins.append(doc["join_id"])
+                else:
+                    bonuses[int(doc["member_id"])] = int(doc["bonus"])
+            return joins, bonuses
+
+        return await with_retry("read invite backup items", read, self.policy)

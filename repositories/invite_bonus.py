@@ -1,0 +1,57 @@
+"""Bonus invites (`invite_bonus`): one document per guild member, `_id: "{guild_id}:{member_id}"`.
+
+`bonus` is a flat counter changed only by guarded `$inc` (`apply_guarded`): every change carries
+an operation id (the command's interaction id, or the reset/restore backup id), so a retried or
+repeated change is applied exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+from pymongo import ASCENDING, IndexModel
+
+from app.retry import GuardedUpdate, apply_guarded, with_retry
+from repositories.base import Repository
+
+GUARD = "last_op"
+
+
+def bonus_key(guild_id: int, member_id: int) -> str:
+    return f"{guild_id}:{member_id}"
+
+
+class InviteBonusRepository(Repository):
+    collection_name = "invite_bonus"
+    indexes = (IndexModel([("guild_id", ASCENDING), ("member_id", ASCENDING)]),)
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def add(self, guild_id: int, member_id: int, amount: int, op_id: str) -> None:
+        """Add `amount` (may be negative) once under `op_id`."""
+        key = bonus_key(guild_id, member_id)
+        update = GuardedUpdate(
+            key, {"$inc": {"bonus": amount}, "$set": {"guild_id": guild_id, "member_id": member_id}}
+        )
+        async with self._locks[key]:  # one write in flight per document and guard field
+            await apply_guarded(self.collection, [update], op_id, GUARD, self.policy, "add invite bonus")
+
+    async def get(self, guild_id: int, member_id: int) -> int:
+        doc = await with_retry(
+            "read invite bonus",
+            lambda: self.collection.find_one({"_id": bonus_key(guild_id, member_id)}),
+            self.policy,
+        )
+        return int((doc or {}).get("bonus") or 0)
+
+    async def all(self, guild_id: int) -> dict[int, int]:
+        """Non-zero bonus per member of the guild."""
+
+        async def read() -> dict[int, int]:
+            cursor = self.collection.find({"guild_id": guild_id, "bonus": {"$ne": 0}})
+            return {int(doc["member_id"]): int(doc["bonus"]) async for doc in cursor}
+
+        return await with_retry("read invite bonuses", read, self.policy)

@@ -1,0 +1,380 @@
+"""Member joins (`joins`): one document per join, and every invite count derived from them.
+
+`_id: "{guild_id}:{member_id}:{joined_at_ms}"` (Discord's join time), so the live path and the
+downtime reconciliation produce the same key for the same join and a retried or repeated write
+lands on the same document. Fields:
+
+- `guild_id`, `member_id`, `member_name`, `joined_at`, `account_created_at`, `recorded_at`
+- `source`: invite | vanity | downtime | unknown | ambiguous; `code`, `inviter_id`,
+  `inviter_name`, `candidates` (codes whose uses went up when it could not be decided),
+  `reason` ("" or why it is unknown: missing_permissions, fetch_failed, no_snapshot)
+- `awaiting`: "snapshot" while the invite list could not be read (settled by the next good fetch)
+- `counted`: "first" (the member's first recorded join here) or "rejoin"
+- `credit_to`: the inviter credited (first joins attributed to an invite with an inviter), else 0
+- `fake_reason`: "" | young_account | self_invite
+- `stay`: "open" | "closed", `left_ms`; `member_status`: "present" | "left" (kept equal on all
+  of a member's joins, so the credited first join knows whether the member is still here)
+- `reset_id`: "" or the backup id of the reset that cleared it
+- `converted_by`: the staff member credited with this member's conversion (0 none), `conversion_ms`
+
+Times fixed at insert are datetimes; times set later are epoch milliseconds (`*_ms`).
+
+Counts are never stored: regular / fake / left per inviter are aggregations over these
+documents, so no retried write can double one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+
+from app.clock import from_ms, to_ms
+from app.retry import with_retry
+from repositories.base import Repository
+
+FIRST = "first"
+REJOIN = "rejoin"
+ATTRIBUTED_SOURCES = ("invite", "vanity", "downtime")
+FAKE_REASONS = ("young_account", "self_invite")
+BATCH = 500
+
+
+def join_key(guild_id: int, member_id: int, joined_at: datetime) -> str:
+    return f"{guild_id}:{member_id}:{to_ms(joined_at)}"
+
+
+@dataclass(frozen=True)
+class Attribution:
+    source: str
+    code: str | None = None
+    inviter_id: int | None = None
+    inviter_name: str | None = None
+    candidates: tuple[str, ...] = ()
+    reason: str = ""
+    awaiting: str = ""
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "code": self.code,
+            "inviter_id": self.inviter_id,
+            "inviter_name": self.inviter_name,
+            "candidates": list(self.candidates),
+            "reason": self.reason,
+            "awaiting": self.awaiting,
+        }
+
+
+@dataclass(frozen=True)
+class JoinRecord:
+    guild_id: int
+    member_id: int
+    member_name: str
+    joined_at: datetime
+    account_created_at: datetime
+    attribution: Attribution
+    counted: str
+    fake_reason: str
+    recorded_at: datetime
+
+    @property
+    def key(self) -> str:
+        return join_key(self.guild_id, self.member_id, self.joined_at)
+
+    @property
+    def credit_to(self) -> int:
+        return credit_for(self.counted, self.attribution)
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "guild_id": self.guild_id,
+            "member_id": self.member_id,
+            "member_name": self.member_name,
+            "joined_at": self.joined_at,
+            "account_created_at": self.account_created_at,
+            "recorded_at": self.recorded_at,
+            **self.attribution.fields(),
+            "counted": self.counted,
+            "credit_to": self.credit_to,
+            "fake_reason": self.fake_reason,
+            "stay": "open",
+            "left_ms": None,
+            "member_status": "present",
+            "reset_id": "",
+            "converted_by": 0,
+            "conversion_ms": None,
+        }
+
+
+def credit_for(counted: str, attribution: Attribution) -> int:
+    if counted != FIRST or attribution.source not in ATTRIBUTED_SOURCES:
+        return 0
+    return int(attribution.inviter_id or 0)
+
+
+@dataclass
+class InviterCounts:
+    regular: int = 0
+    left: int = 0
+    fake: int = 0
+
+
+@dataclass(frozen=True)
+class StoredJoin:
+    key: str
+    member_id: int
+    member_name: str
+    joined_at: datetime
+    account_created_at: datetime | None
+    source: str
+    code: str | None
+    inviter_id: int | None
+    inviter_name: str | None
+    candidates: tuple[str, ...]
+    reason: str
+    counted: str
+    fake_reason: str
+    member_status: str
+    left_at: datetime | None
+    converted_by: int
+    raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> StoredJoin:
+        return cls(
+            key=doc["_id"],
+            member_id=doc["member_id"],
+            member_name=doc.get("member_name") or str(doc["member_id"]),
+            joined_at=doc["joined_at"],
+            account_created_at=doc.get("account_created_at"),
+            source=doc.get("source") or "unknown",
+            code=doc.get("code"),
+            inviter_id=doc.get("inviter_id"),
+            inviter_name=doc.get("inviter_name"),
+            candidates=tuple(doc.get("candidates") or ()),
+            reason=doc.get("reason") or "",
+            counted=doc.get("counted") or FIRST,
+            fake_reason=doc.get("fake_reason") or "",
+            member_status=doc.get("member_status") or "present",
+            left_at=from_ms(doc["left_ms"]) if doc.get("left_ms") is not None else None,
+            converted_by=int(doc.get("converted_by") or 0),
+            raw=doc,
+        )
+
+
+class JoinRepository(Repository):
+    collection_name = "joins"
+    indexes = (
+        IndexModel([("guild_id", ASCENDING), ("member_id", ASCENDING), ("joined_at", ASCENDING)]),
+        IndexModel([("guild_id", ASCENDING), ("credit_to", ASCENDING), ("joined_at", ASCENDING)]),
+        IndexModel([("guild_id", ASCENDING), ("code", ASCENDING)]),
+        IndexModel([("guild_id", ASCENDING), ("awaiting", ASCENDING)]),
+    )
+
+    # ---- writes ---------------------------------------------------------------------------------
+    async def record(self, join: JoinRecord) -> None:
+        """Store a join once (`$setOnInsert`: a repeat keeps the first), and mark the member present."""
+        await with_retry(
+            "record join",
+            lambda: self.collection.update_one(
+                {"_id": join.key}, {"$setOnInsert": join.document()}, upsert=True
+            ),
+            self.policy,
+        )
+        await self._set_member_status(join.guild_id, join.member_id, "present")
+
+    async def settle_awaiting(
+        self, key: str, attribution: Attribution, credit_to: int, fake_reason: str
+    ) -> None:
+        """A join recorded while invites could not be read gets its outcome (only once)."""
+        changes = {**attribution.fields(), "credit_to": credit_to, "fake_reason": fake_reason}
+        await with_retry(
+            "settle join",
+            lambda: self.collection.update_one({"_id": key, "awaiting": "snapshot"}, {"$set": changes}),
+            self.policy,
+        )
+
+    async def left(self, guild_id: int, member_id: int, now: datetime) -> int:
+        """The member left: close the open stay, mark all their joins `left`. Returns stays closed."""
+        result = await with_retry(
+            "record leave",
+            lambda: self.collection.update_many(
+                {"guild_id": guild_id, "member_id": member_id, "stay": "open"},
+                {"$set": {"stay": "closed", "left_ms": to_ms(now)}},
+            ),
+            self.policy,
+        )
+        await self._set_member_status(guild_id, member_id, "left")
+        return int(result.modified_count)
+
+    async def mark_converted(self, key: str, staff_id: int, now: datetime) -> bool:
+        """Credit `staff_id` with the conversion of this join's member, once (guarded filter)."""
+        result = await with_retry(
+            "record conversion",
+            lambda: self.collection.update_one(
+                {"_id": key, "converted_by": 0},
+                {"$set": {"converted_by": staff_id, "conversion_ms": to_ms(now)}},
+            ),
+            self.policy,
+        )
+        return bool(result.modified_count)
+
+    async def mark_reset(self, keys: list[str], backup_id: str) -> int:
+        return await self._move_reset(keys, "", backup_id, "reset joins")
+
+    async def unmark_reset(self, keys: list[str], backup_id: str) -> int:
+        return await self._move_reset(keys, backup_id, "", "restore joins")
+
+    async def _move_reset(self, keys: list[str], frm: str, to: str, what: str) -> int:
+        changed = 0
+        for start in range(0, len(keys), BATCH):
+            chunk = keys[start : start + BATCH]
+            result = await with_retry(
+                what,
+                lambda chunk=chunk: self.collection.update_many(
+                    {"_id": {"$in": chunk}, "reset_id": frm}, {"$set": {"reset_id": to}}
+                ),
+                self.policy,
+            )
+            changed += int(result.modified_count)
+        return changed
+
+    async def _set_member_status(self, guild_id: int, member_id: int, status: str) -> None:
+        await with_retry(
+            "update member status",
+            lambda: self.collection.update_many(
+                {"guild_id": guild_id, "member_id": member_id}, {"$set": {"member_status": status}}
+            ),
+            self.policy,
+        )
+
+    # ---- reads ----------------------------------------------------------------------------------
+    async def existing_keys(self, keys: list[str]) -> set[str]:
+        async def read() -> set[str]:
+            cursor = self.collection.find({"_id": {"$in": keys}}, {"_id": 1})
+            return {doc["_id"] async for doc in cursor}
+
+        return await with_retry("read join keys", read, self.policy) if keys else set()
+
+    async def members_with_joins(self, guild_id: int, member_ids: list[int]) -> set[int]:
+        """Of `member_ids`, those with any recorded join in the guild (so a new one is a rejoin)."""
+
+        async def read() -> set[int]:
+            cursor = self.collection.find(
+                {"guild_id": guild_id, "member_id": {"$in": member_ids}}, {"member_id": 1}
+            )
+            return {doc["member_id"] async for doc in cursor}
+
+        return await with_retry("read earlier joins", read, self.policy) if member_ids else set()
+
+    async def open_member_ids(self, guild_id: int) -> set[int]:
+        """Members with an open stay (joined, no leave recorded)."""
+
+        async def read() -> set[int]:
+            cursor = self.collection.find({"guild_id": guild_id, "stay": "open"}, {"member_id": 1})
+            return {doc["member_id"] async for doc in cursor}
+
+        return await with_retry("read open stays", read, self.policy)
+
+    async def awaiting(self, guild_id: int) -> list[StoredJoin]:
+        return await self._find({"guild_id": guild_id, "awaiting": "snapshot"}, [("joined_at", ASCENDING)])
+
+    async def get(self, key: str) -> StoredJoin | None:
+        found = await self._find({"_id": key}, None, 1)
+        return found[0] if found else None
+
+    async def latest_for_member(self, guild_id: int, member_id: int) -> StoredJoin | None:
+        found = await self._find(
+            {"guild_id": guild_id, "member_id": member_id}, [("joined_at", DESCENDING)], 1
+        )
+        return found[0] if found else None
+
+    async def first_for_member(self, guild_id: int, member_id: int) -> StoredJoin | None:
+        found = await self._find(
+            {"guild_id": guild_id, "member_id": member_id, "counted": FIRST}, [("joined_at", ASCENDING)], 1
+        )
+        return found[0] if found else None
+
+    async def brought_in_by(self, guild_id: int, inviter_id: int, limit: int) -> list[StoredJoin]:
+        """The latest members credited to `inviter_id` (not reset), newest first."""
+        query = {"guild_id": guild_id, "credit_to": inviter_id, "reset_id": ""}
+        return await self._find(query, [("joined_at", DESCENDING)], limit)
+
+    async def resettable(self, guild_id: int, inviter_id: int | None) -> list[dict[str, Any]]:
+        """The joins a reset clears: credited ones not yet reset (of one inviter, or the guild)."""
+        query: dict[str, Any] = {"guild_id": guild_id, "credit_to": {"$gt": 0}, "reset_id": ""}
+        if inviter_id is not None:
+            query["credit_to"] = inviter_id
+
+        async def read() -> list[dict[str, Any]]:
+            return [doc async for doc in self.collection.find(query)]
+
+        return await with_retry("read joins to reset", read, self.policy)
+
+    async def counts(
+        self, guild_id: int, *, since: datetime | None = None, inviter_id: int | None = None
+    ) -> dict[int, InviterCounts]:
+        """regular / fake / left per credited inviter, from the join documents (resets excluded)."""
+        base: dict[str, Any] = {"guild_id": guild_id, "credit_to": {"$gt": 0}, "reset_id": ""}
+        if inviter_id is not None:
+            base["credit_to"] = inviter_id
+        if since is not None:
+            base["joined_at"] = {"$gte": since}
+        regular = await self._count_by(base, "credit_to")
+        fake = await self._count_by({**base, "fake_reason": {"$in": list(FAKE_REASONS)}}, "credit_to")
+        left = await self._count_by({**base, "fake_reason": "", "member_status": "left"}, "credit_to")
+        result: dict[int, InviterCounts] = {}
+        for target, source in (("regular", regular), ("fake", fake), ("left", left)):
+            for inviter, n in source.items():
+                setattr(result.setdefault(int(inviter), InviterCounts()), target, n)
+        return result
+
+    async def code_counts(self, guild_id: int, codes: list[str]) -> dict[str, int]:
+        """Members brought in (first joins, not reset) per code."""
+        if not codes:
+            return {}
+        query = {
+            "guild_id": guild_id,
+            "code": {"$in": codes},
+            "counted": FIRST,
+            "reset_id": "",
+            "source": {"$in": list(ATTRIBUTED_SOURCES)},
+        }
+        return {str(k): v for k, v in (await self._count_by(query, "code")).items()}
+
+    async def conversion_counts(self, guild_id: int) -> dict[int, int]:
+        query = {"guild_id": guild_id, "converted_by": {"$gt": 0}, "reset_id": ""}
+        return {int(k): v for k, v in (await self._count_by(query, "converted_by")).items()}
+
+    async def _count_by(self, match: dict[str, Any], key: str) -> dict[Any, int]:
+        pipeline = [{"$match": match}, {"$group": {"_id": f"${key}", "n": {"$sum": 1}}}]
+
+        async def run() -> dict[Any, int]:
+            cursor = await _aggregate(self.collection, pipeline)
+            return {doc["_id"]: int(doc["n"]) async for doc in cursor}
+
+        return await with_retry(f"count joins by {key}", run, self.policy)
+
+    async def _find(
+        self, query: dict[str, Any], sort: list[tuple[str, int]] | None, limit: int = 0
+    ) -> list[StoredJoin]:
+        async def read() -> list[StoredJoin]:
+            cursor = self.collection.find(query)
+            if sort:
+                cursor = cursor.sort(sort)
+            if limit:
+                cursor = cursor.limit(limit)
+            return [StoredJoin.from_doc(doc) async for doc in cursor]
+
+        return await with_retry("read joins", read, self.policy)
+
+
+async def _aggregate(collection: Any, pipeline: list[dict[str, Any]]) -> Any:
+    """motor's aggregate returns a cursor directly; pymongo's async API returns an awaitable."""
+    cursor = collection.aggregate(pipeline)
+    if hasattr(cursor, "__await__"):
+        cursor = await cursor
+    return cursor

@@ -1,0 +1,480 @@
+"""Invite tracking end to end: the real bot against the Discord emulator and the test database.
+
+The fixture members joined long before any snapshot (`joined` 2025-01-01), so after a restart
+only the members a test lets join while the bot is down count as downtime joiners.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.botharness import GUILD
+
+GID = 1
+
+
+@pytest.fixture
+def guild_spec() -> dict[str, Any]:
+    spec = copy.deepcopy(GUILD)
+    for member in spec["members"]:
+        member["joined"] = "2025-01-01T00:00:00Z"
+    return spec
+
+
+def user(uid: int, name: str, created: str = "2024-01-01T00:00:00Z", **extra: Any) -> dict[str, Any]:
+    return {"id": uid, "name": name, "created": created, **extra}
+
+
+async def joins_of(harness: Any, alias: int) -> list[dict[str, Any]]:
+    member_id = harness.emu.user_id(alias)
+    cursor = harness.db.joins.find({"guild_id": GID, "member_id": member_id}).sort("joined_at", 1)
+    return [doc async for doc in cursor]
+
+
+async def last_join(harness: Any, alias: int) -> dict[str, Any]:
+    docs = await joins_of(harness, alias)
+    assert docs, f"no join recorded for {alias}"
+    return docs[-1]
+
+
+def attribution(doc: dict[str, Any]) -> tuple[Any, ...]:
+    return doc["source"], doc["code"], doc["inviter_id"], sorted(doc["candidates"])
+
+
+async def summary(harness: Any, alias: int) -> tuple[int, int, int, int, int]:
+    s = await harness.bot.repos.invite_stats.member_summary(GID, harness.emu.user_id(alias))
+    return s.regular, s.left, s.fake, s.bonus, s.total
+
+
+# ---- attribution on join ----------
+
+
+async def test_two_joins_through_two_codes_go_to_their_inviters(tracker):
+    emu, uid = tracker.emu, tracker.emu.user_id
+    since = len(emu.requests)
+    emu.join(user(201, "dan"), via="abc")
+    # The second join happens right after the bot read the invite list for the first one, while
+    # the first is still being processed: it must wait its turn and diff against the new snapshot.
+    await emu.wait_for_request("GET", r"/guilds/1/invites", since=since)
+    emu.join(user(202, "eve"), via="bobs")
+    await tracker.settle()
+    assert attribution(await last_join(tracker, 201)) == ("invite", "abc", uid(101), ["abc"])
+    assert attribution(await last_join(tracker, 202)) == ("invite", "bobs", uid(102), ["bobs"])
+    stored = {d["code"]: d["uses"] async for d in tracker.db.invites.find({"guild_id": GID})}
+    assert stored == {"abc": 1, "bobs": 1}
+
+
+async def test_two_queued_joins_through_one_code_are_attributed_together(tracker):
+    emu, uid = tracker.emu, tracker.emu.user_id
+    emu.join(user(201, "dan"), via="abc")
+    emu.join(user(202, "eve"), via="abc")
+    await tracker.settle()
+    for alias in (201, 202):
+        assert attribution(await last_join(tracker, alias)) == ("invite", "abc", uid(101), ["abc"])
+
+
+async def test_vanity_join(tracker):
+    tracker.emu.join(user(201, "dan"), via="vanity")
+    await tracker.settle()
+    doc = await last_join(tracker, 201)
+    assert attribution(doc) == ("vanity", "study", None, ["(vanity)"])
+    state = await tracker.db.invite_guilds.find_one({"_id": GID})
+    assert (state["vanity_code"], state["vanity_uses"]) == ("study", 1)
+
+
+async def test_used_up_max_uses_invite_is_attributed_and_then_marked_removed(tracker):
+    emu, uid = tracker.emu, tracker.emu.user_id
+    emu.invite_create("once", 103, max_uses=1)
+    await tracker.settle()
+    emu.join(user(201, "dan"), via="once")  # Discord deletes the invite: INVITE_DELETE follows
+    await tracker.settle()
+    assert "once" not in emu.guild(GID).invites
+    assert attribution(await last_join(tracker, 201)) == ("invite", "once", uid(103), ["once"])
+    stored = await tracker.db.invites.find_one({"_id": f"{GID}:once"})
+    assert stored["status"] == "removed" and stored["max_uses"] == 1
+
+
+async def test_join_without_any_use_increase_is_unknown(tracker):
+    tracker.emu.join(user(201, "dan"), via=None)
+    await tracker.settle()
+    assert attribution(await last_join(tracker, 201)) == ("unknown", None, None, [])
+
+
+async def test_revoked_invite_is_no_candidate(tracker):
+    emu = tracker.emu
+    emu.invite_create("gone", 103, max_uses=5)
+    await tracker.settle()
+    emu.invite_delete("gone")
+    emu.join(user(201, "dan"), via=None)
+    await tracker.settle()
+    assert attribution(await last_join(tracker, 201)) == ("unknown", None, None, [])
+
+
+# ---- start order ----------
+
+
+async def test_join_during_startup_is_queued_and_attributed_after_the_snapshot_loads(make_tracker):
+    harness = await make_tracker()
+    await harness.stop()
+    emu, uid = harness.emu, harness.emu.user_id
+    ready_before = emu.gateway.ready_count
+    # The first invite fetch of the new bot fails once (discord.py waits and retries), so the join
+    # below certainly arrives before the stored snapshot was compared with the live invites.
+    emu.fail("GET", r"/guilds/1/invites", status=500, times=1)
+    starting = asyncio.create_task(harness.start())
+    await emu.wait_ready(count=ready_before + 1)
+    emu.join(user(201, "dan"), via="abc")
+    await starting
+    await harness.settle()
+    doc = await last_join(harness, 201)
+    assert attribution(doc) == ("invite", "abc", uid(101), ["abc"])
+    assert doc["reason"] == ""
+    assert len(await joins_of(harness, 201)) == 1
+
+
+# ---- downtime reconciliation ----------
+
+
+async def test_join_during_downtime_is_attributed_when_unambiguous(tracker):
+    emu, uid = tracker.emu, tracker.emu.user_id
+
+    async def while_down() -> None:
+        emu.join(user(201, "dan"), via="abc")
+        emu.join(user(202, "eve"), via="abc")
+
+    await tracker.restart(crash=True, between=while_down)
+    for alias in (201, 202):
+        assert attribution(await last_join(tracker, alias)) == ("downtime", "abc", uid(101), ["abc"])
+    assert await summary(tracker, 101) == (2, 0, 0, 0, 2)
+    stored = await tracker.db.invites.find_one({"_id": f"{GID}:abc"})
+    assert stored["uses"] == 2
+
+
+async def test_downtime_vanity_join_is_attributed(tracker):
+    async def while_down() -> None:
+        tracker.emu.join(user(201, "dan"), via="vanity")
+
+    await tracker.restart(crash=True, between=while_down)
+    assert attribution(await last_join(tracker, 201)) == ("downtime", "study", None, ["(vanity)"])
+
+
+async def test_downtime_joins_through_different_codes_are_marked_ambiguous(tracker):
+    emu = tracker.emu
+
+    async def while_down() -> None:
+        emu.join(user(201, "dan"), via="abc")
+        emu.join(user(202, "eve"), via="bobs")
+
+    await tracker.restart(crash=True, between=while_down)
+    for alias in (201, 202):
+        doc = await last_join(tracker, alias)
+        assert attribution(doc) == ("ambiguous", None, None, ["abc", "bobs"])
+        assert doc["reason"] == "joined_while_offline"
+    assert await summary(tracker, 101) == (0, 0, 0, 0, 0)
+    assert await summary(tracker, 102) == (0, 0, 0, 0, 0)
+
+
+async def test_downtime_join_without_a_use_is_unknown_and_leave_during_downtime_is_seen(tracker):
+    emu = tracker.emu
+    emu.join(user(201, "dan"), via="abc")
+    await tracker.settle()
+
+    async def while_down() -> None:
+        emu.leave(201)
+        emu.join(user(202, "eve"), via=None)
+
+    await tracker.restart(crash=True, between=while_down)
+    assert attribution(await last_join(tracker, 202)) == ("unknown", None, None, [])
+    dan = await last_join(tracker, 201)
+    assert (dan["stay"], dan["member_status"]) == ("closed", "left")
+    assert await summary(tracker, 101) == (1, 1, 0, 0, 0)
+
+
+async def test_joins_seen_live_are_not_reconciled_again_after_a_restart(tracker):
+    tracker.emu.join(user(201, "dan"), via="abc")
+    await tracker.settle()
+    await tracker.restart(crash=True)
+    docs = await joins_of(tracker, 201)
+    assert [d["source"] for d in docs] == ["invite"]
+    assert await tracker.db.joins.count_documents({}) == 1
+
+
+# ---- leaves, rejoins, fakes, bonus ----------
+
+
+async def test_leave_rejoin_fake_and_bonus_arithmetic(tracker):
+    emu, uid = tracker.emu, tracker.emu.user_id
+    young = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    emu.join(user(201, "dan"), via="abc")
+    emu.join(user(202, "eve", created=young), via="abc")  # fake: account 1 day old (< 3)
+    emu.join(user(203, "fay"), via="abc")
+    await tracker.settle()
+    assert await summary(tracker, 101) == (3, 0, 1, 0, 2)
+
+    emu.leave(203)
+    await tracker.settle()
+    assert await summary(tracker, 101) == (3, 1, 1, 0, 1)
+
+    emu.join(203, via="bobs")  # a rejoin counts once, for the original inviter
+    await tracker.settle()
+    assert await summary(tracker, 101) == (3, 0, 1, 0, 2)
+    assert await summary(tracker, 102) == (0, 0, 0, 0, 0)
+    fay = await joins_of(tracker, 203)
+    assert [(d["counted"], d["credit_to"], d["code"]) for d in fay] == [
+        ("first", uid(101), "abc"),
+        ("rejoin", 0, "bobs"),
+    ]
+
+    emu.leave(202)  # a fake who leaves is subtracted once
+    await tracker.settle()
+    assert await summary(tracker, 101) == (3, 0, 1, 0, 2)
+
+    rec = await emu.command(101, "invites bonus", {"member": 101, "amount": 5})
+    assert rec.ephemeral
+    rec = await emu.command(101, "invites bonus", {"member": 101, "amount": -2})
+    assert await summary(tracker, 101) == (3, 0, 1, 3, 5)
+
+    rec = await emu.command(102, "invites show", {"member": 101})
+    text = rec.text()
+    assert "Total\n5" in text and "Regular\n3" in text and "Fake\n1" in text and "Bonus\n3" in text
+    assert "dan" in text and "fay" in text
+
+
+async def test_self_invite_is_fake(tracker):
+    emu = tracker.emu
+    sam = user(205, "sam")
+    emu.invite_create("samsown", sam)
+    await tracker.settle()
+    emu.join(sam, via="samsown")
+    await tracker.settle()
+    doc = await last_join(tracker, 205)
+    assert (doc["source"], doc["fake_reason"]) == ("invite", "self_invite")
+    assert await summary(tracker, 205) == (1, 0, 1, 0, 0)
+
+
+async def test_fake_threshold_comes_from_guild_settings(tracker):
+    emu = tracker.emu
+    await tracker.bot.repos.guild_settings.set_fields(GID, fake_account_days=30)
+    ten_days = (datetime.now(UTC) - timedelta(days=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    emu.join(user(201, "dan", created=ten_days), via="abc")
+    await tracker.settle()
+    assert (await last_join(tracker, 201))["fake_reason"] == "young_account"
+
+
+# ---- staff codes and conversions ----------
+
+
+async def test_staff_code_added_just_before_a_restart_is_there_after_it(tracker):
+    """Seed 001: a staff invite added minutes before a redeploy vanished. Here it is in MongoDB
+    the moment the command answers, and nothing older can be restored over it."""
+    emu = tracker.emu
+    rec = await emu.command(101, "invites staff add", {"member": 102, "code": "bobs"})
+    assert rec.ephemeral and "bobs" in rec.content
+    await tracker.restart(crash=True)
+    rec = await emu.command(101, "invites staff list")
+    assert "bob" in rec.text() and "Code: `bobs`" in rec.text()
+    rec = await emu.command(101, "invites debug")
+    assert "`bobs` bob" in rec.text()
+
+
+async def test_staff_conversion_counts_once(tracker):
+    emu = tracker.emu
+    await tracker.bot.repos.guild_settings.set_fields(GID, conversion_role=50)
+    await emu.command(101, "invites staff add", {"member": 102, "code": "https://discord.gg/bobs"})
+    emu.join(user(201, "dan"), via="bobs")
+    await tracker.settle()
+    emu.join(user(202, "eve"), via="abc")
+    await tracker.settle()
+    emu.role_add(201, 50)
+    emu.role_add(202, 50)  # not through a staff code: no conversion
+    await tracker.settle()
+    emu.role_remove(201, 50)
+    emu.role_add(201, 50)
+    await tracker.settle()
+    rec = await emu.command(101, "invites staff list")
+    assert "Invites: 1 | Conversions: 1" in rec.text() and "Rate: 100.0%" in rec.text()
+    doc = await last_join(tracker, 201)
+    assert doc["converted_by"] == emu.user_id(102)
+
+
+async def test_staff_remove_and_code_already_taken(tracker):
+    emu = tracker.emu
+    await emu.command(101, "invites staff add", {"member": 102, "code": "bobs"})
+    rec = await emu.command(101, "invites staff add", {"member": 103, "code": "bobs"})
+    assert "already belongs to bob" in rec.content
+    rec = await emu.command(101, "invites staff remove", {"member": 102})
+    assert "removed" in rec.content
+    rec = await emu.command(101, "invites staff list")
+    assert "No staff codes yet" in rec.text()
+
+
+# ---- reset and restore ----------
+
+
+async def test_reset_is_backed_up_survives_a_restart_and_restore_brings_the_numbers_back(tracker):
+    emu = tracker.emu
+    emu.join(user(201, "dan"), via="abc")
+    await tracker.settle()
+    emu.join(user(202, "eve"), via="bobs")
+    await tracker.settle()
+    await emu.command(101, "invites bonus", {"member": 101, "amount": 4})
+    assert await summary(tracker, 101) == (1, 0, 0, 4, 5)
+
+    rec = await emu.command(101, "invites reset", {"member": 101})
+    assert rec.ephemeral
+    backup_id = rec.text().split("Backup id: `")[1].split("`")[0]
+    assert await summary(tracker, 101) == (0, 0, 0, 0, 0)
+    assert await summary(tracker, 102) == (1, 0, 0, 0, 1)  # only the member's counts
+    backup = await tracker.db.invite_backups.find_one({"_id": backup_id})
+    assert (backup["status"], backup["joins"], backup["bonus_members"]) == ("applied", 1, 1)
+
+    await tracker.restart(crash=True)
+    assert await summary(tracker, 101) == (0, 0, 0, 0, 0)  # seed 002: a reset stays reset
+
+    emu.join(user(203, "fay"), via="abc")  # after the reset: counts from zero, kept by the restore
+    await tracker.settle()
+    rec = await emu.command(101, "invites restore", {"backup_id": backup_id})
+    assert "restored" in rec.content
+    assert await summary(tracker, 101) == (2, 0, 0, 4, 6)
+    rec = await emu.command(101, "invites restore", {"backup_id": backup_id})
+    assert "already restored" in rec.content
+    assert await summary(tracker, 101) == (2, 0, 0, 4, 6)
+
+
+async def test_guild_reset_and_restore_validation(tracker):
+    emu = tracker.emu
+    emu.join(user(201, "dan"), via="abc")
+    await tracker.settle()
+    emu.join(user(202, "eve"), via="bobs")
+    await tracker.settle()
+    rec = await emu.command(101, "invites reset")
+    backup_id = rec.text().split("Backup id: `")[1].split("`")[0]
+    assert "(2 joins, 0 bonuses)" in rec.text()
+    assert await summary(tracker, 101) == (0, 0, 0, 0, 0)
+    assert await summary(tracker, 102) == (0, 0, 0, 0, 0)
+    rec = await emu.command(101, "invites restore", {"backup_id": "ib-../../etc"})
+    assert "not a backup id" in rec.content
+    rec = await emu.command(101, "invites restore", {"backup_id": "ib-000000000000"})
+    assert "no backup" in rec.content
+    await emu.command(101, "invites restore", {"backup_id": backup_id})
+    assert await summary(tracker, 101) == (1, 0, 0, 0, 1)
+    assert await summary(tracker, 102) == (1, 0, 0, 0, 1)
+
+
+# ---- permissions ----------
+
+
+async def test_without_manage_guild_joins_are_unknown_logged_once_and_shown_in_debug(tracker, caplog):
+    emu = tracker.emu
+    emu.set_invites_forbidden(GID, True)
+    await tracker.settle()
+    with caplog.at_level(logging.WARNING, logger="cogs.invite_tracker"):
+        emu.join(user(201, "dan"), via="abc")
+        await tracker.settle()
+        emu.join(user(202, "eve"), via="abc")
+        await tracker.settle()
+    warnings = [r for r in caplog.records if "lacks Manage Guild" in r.getMessage()]
+    assert len(warnings) == 1
+    for alias in (201, 202):
+        doc = await last_join(tracker, alias)
+        assert (doc["source"], doc["reason"], doc["inviter_id"]) == ("unknown", "missing_permissions", None)
+    rec = await emu.command(101, "invites debug")
+    assert "Manage Server (needed to read invites)" in rec.text()
+    assert await summary(tracker, 101) == (0, 0, 0, 0, 0)
+
+    # Permission back: the uses of the unreadable period are settled with the next join, never guessed.
+    emu.set_invites_forbidden(GID, False)
+    emu.join(user(203, "fay"), via="bobs")
+    await tracker.settle()
+    for alias in (201, 202, 203):
+        doc = await last_join(tracker, alias)
+        assert attribution(doc) == ("ambiguous", None, None, ["abc", "bobs"]), alias
+        assert doc["awaiting"] == ""
+    rec = await emu.command(101, "invites debug")
+    assert "Missing bot permissions\nnone" in rec.text()
+
+
+async def test_refresh_stores_the_snapshot_now(tracker):
+    emu = tracker.emu
+    emu.set_invites_forbidden(GID, True)
+    emu.invite_create("later", 103)
+    await tracker.settle()
+    rec = await emu.command(101, "invites refresh")
+    assert "Could not read the invites (missing_permissions)" in rec.content
+    emu.set_invites_forbidden(GID, False)
+    rec = await emu.command(101, "invites refresh")
+    assert "Snapshot stored: 3 invites" in rec.content
+    state = await tracker.db.invite_guilds.find_one({"_id": GID})
+    assert (state["permission"], state["stale"]) == ("ok", "no")
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("invites bonus", {"member": 102, "amount": 3}),
+        ("invites staff add", {"member": 102, "code": "bobs"}),
+        ("invites staff remove", {"member": 102}),
+        ("invites staff list", {}),
+        ("invites debug", {}),
+        ("invites refresh", {}),
+        ("invites reset", {}),
+        ("invites restore", {"backup_id": "ib-000000000000"}),
+    ],
+)
+async def test_admin_subcommands_refuse_members_without_manage_guild(tracker, name, options):
+    rec = await tracker.emu.command(102, name, options)
+    assert rec.ephemeral and "Manage Server" in rec.content
+    assert await tracker.db.invite_bonus.count_documents({}) == 0
+    assert await tracker.db.staff_codes.count_documents({}) == 0
+    assert await tracker.db.invite_backups.count_documents({}) == 0
+
+
+# ---- reading ----------
+
+
+async def test_who_shows_inviter_code_and_source(tracker):
+    emu = tracker.emu
+    emu.join(user(201, "dan"), via="abc")
+    await tracker.settle()
+    rec = await emu.command(102, "invites who", {"member": 201})
+    text = rec.text()
+    assert "ada" in text and "abc" in text and "invite" in text
+
+
+async def test_leaderboard_pages_with_buttons(tracker):
+    emu = tracker.emu
+    repo = tracker.bot.repos.invite_bonus
+    for n in range(12):
+        await repo.add(GID, 900 + n, n + 1, f"seed-{n}")
+    rec = await emu.command(102, "invites leaderboard")
+    assert "Page 1/2" in rec.text() and "**1.** 911 - **12** invites" in rec.text()
+    page2 = await emu.click(rec, "invites:lb:next", 102)
+    assert "Page 2/2" in page2.text() and "**11.** 901 - **2** invites" in page2.text()
+    other = await emu.click(page2, "invites:lb:prev", 103)
+    assert other.ephemeral and "Only the member who ran" in other.content
+
+
+async def test_leaderboard_period_counts_only_members_brought_in_during_it(tracker):
+    emu = tracker.emu
+    emu.join(user(201, "dan"), via="abc")
+    await tracker.settle()
+    await emu.command(101, "invites bonus", {"member": 102, "amount": 7})
+    rec = await emu.command(102, "invites leaderboard", {"period": "7d"})
+    assert "ada - **1** invites" in rec.text() and "bob" not in rec.text()  # bonus only counts all time
+    rec = await emu.command(102, "invites leaderboard", {"period": "all"})
+    assert rec.text().index("bob - **7**") < rec.text().index("ada - **1**")
+
+
+async def test_ud_shows_the_members_invite_figures(tracker):
+    emu = tracker.emu
+    emu.join(user(201, "dan"), via="abc")
+    await tracker.settle()
+    await emu.command(101, "invites bonus", {"member": 101, "amount": 2})
+    rec = await emu.command(102, "ud", {"member": 101})
+    assert "**3** invites (1 regular, 0 left, 0 fake, +2 bonus)" in rec.text()
