@@ -17,7 +17,8 @@ lands on the same document. Fields:
 - `reset_id`: "" or the backup id of the reset that cleared it
 - `converted_by`: the staff member credited with this member's conversion (0 none), `conversion_ms`
 
-Times fixed at insert are datetimes; times set later are epoch milliseconds (`*_ms`).
+Times fixed at insert are datetimes; times set later are epoch milliseconds (`*_ms`), and so is
+`joined_ms`, the copy of `joined_at` that ranges and sorts use.
 
 Counts are never stored: regular / fake / left per inviter are aggregations over these
 documents, so no retried write can double one.
@@ -94,6 +95,7 @@ class JoinRecord:
             "member_id": self.member_id,
             "member_name": self.member_name,
             "joined_at": self.joined_at,
+            "joined_ms": to_ms(self.joined_at),
             "account_created_at": self.account_created_at,
             "recorded_at": self.recorded_at,
             **self.attribution.fields(),
@@ -168,8 +170,8 @@ class StoredJoin:
 class JoinRepository(Repository):
     collection_name = "joins"
     indexes = (
-        IndexModel([("guild_id", ASCENDING), ("member_id", ASCENDING), ("joined_at", ASCENDING)]),
-        IndexModel([("guild_id", ASCENDING), ("credit_to", ASCENDING), ("joined_at", ASCENDING)]),
+        IndexModel([("guild_id", ASCENDING), ("member_id", ASCENDING), ("joined_ms", ASCENDING)]),
+        IndexModel([("guild_id", ASCENDING), ("credit_to", ASCENDING), ("joined_ms", ASCENDING)]),
         IndexModel([("guild_id", ASCENDING), ("code", ASCENDING)]),
         IndexModel([("guild_id", ASCENDING), ("awaiting", ASCENDING)]),
     )
@@ -280,7 +282,7 @@ class JoinRepository(Repository):
         return await with_retry("read open stays", read, self.policy)
 
     async def awaiting(self, guild_id: int) -> list[StoredJoin]:
-        return await self._find({"guild_id": guild_id, "awaiting": "snapshot"}, [("joined_at", ASCENDING)])
+        return await self._find({"guild_id": guild_id, "awaiting": "snapshot"}, [("joined_ms", ASCENDING)])
 
     async def get(self, key: str) -> StoredJoin | None:
         found = await self._find({"_id": key}, None, 1)
@@ -288,20 +290,20 @@ class JoinRepository(Repository):
 
     async def latest_for_member(self, guild_id: int, member_id: int) -> StoredJoin | None:
         found = await self._find(
-            {"guild_id": guild_id, "member_id": member_id}, [("joined_at", DESCENDING)], 1
+            {"guild_id": guild_id, "member_id": member_id}, [("joined_ms", DESCENDING)], 1
         )
         return found[0] if found else None
 
     async def first_for_member(self, guild_id: int, member_id: int) -> StoredJoin | None:
         found = await self._find(
-            {"guild_id": guild_id, "member_id": member_id, "counted": FIRST}, [("joined_at", ASCENDING)], 1
+            {"guild_id": guild_id, "member_id": member_id, "counted": FIRST}, [("joined_ms", ASCENDING)], 1
         )
         return found[0] if found else None
 
     async def brought_in_by(self, guild_id: int, inviter_id: int, limit: int) -> list[StoredJoin]:
         """The latest members credited to `inviter_id` (not reset), newest first."""
         query = {"guild_id": guild_id, "credit_to": inviter_id, "reset_id": ""}
-        return await self._find(query, [("joined_at", DESCENDING)], limit)
+        return await self._find(query, [("joined_ms", DESCENDING)], limit)
 
     async def resettable(self, guild_id: int, inviter_id: int | None) -> list[dict[str, Any]]:
         """The joins a reset clears: credited ones not yet reset (of one inviter, or the guild)."""
@@ -322,7 +324,7 @@ class JoinRepository(Repository):
         if inviter_id is not None:
             base["credit_to"] = inviter_id
         if since is not None:
-            base["joined_at"] = {"$gte": since}
+            base["joined_ms"] = {"$gte": to_ms(since)}
         regular = await self._count_by(base, "credit_to")
         fake = await self._count_by({**base, "fake_reason": {"$in": list(FAKE_REASONS)}}, "credit_to")
         left = await self._count_by({**base, "fake_reason": "", "member_status": "left"}, "credit_to")

@@ -33,7 +33,7 @@ def user(uid: int, name: str, created: str = "2024-01-01T00:00:00Z", **extra: An
 
 async def joins_of(harness: Any, alias: int) -> list[dict[str, Any]]:
     member_id = harness.emu.user_id(alias)
-    cursor = harness.db.joins.find({"guild_id": GID, "member_id": member_id}).sort("joined_at", 1)
+    cursor = harness.db.joins.find({"guild_id": GID, "member_id": member_id}).sort("joined_ms", 1)
     return [doc async for doc in cursor]
 
 
@@ -120,22 +120,28 @@ async def test_revoked_invite_is_no_candidate(tracker):
 
 
 async def test_join_during_startup_is_queued_and_attributed_after_the_snapshot_loads(make_tracker):
+    """A join whose event arrives before the guild is ready waits for the startup sync, which
+    attributes it together with a join that happened while the bot was down (both via `abc`: two
+    uses, two joiners). Handled on arrival instead, it would see two uses for one joiner
+    (ambiguous) and leave the downtime joiner without a use (unknown)."""
     harness = await make_tracker()
-    await harness.stop()
     emu, uid = harness.emu, harness.emu.user_id
+    await harness.stop()
+    emu.join(user(201, "dan"), via="abc")  # while the bot is down
     ready_before = emu.gateway.ready_count
-    # The first invite fetch of the new bot fails once (discord.py waits and retries), so the join
-    # below certainly arrives before the stored snapshot was compared with the live invites.
+    # The new bot's first invite fetch fails once (discord.py waits and retries): startup is slow.
     emu.fail("GET", r"/guilds/1/invites", status=500, times=1)
     starting = asyncio.create_task(harness.start())
     await emu.wait_ready(count=ready_before + 1)
-    emu.join(user(201, "dan"), via="abc")
+    emu.join(user(202, "eve"), via="abc")  # GUILD_MEMBER_ADD before the guild is available
     await starting
     await harness.settle()
-    doc = await last_join(harness, 201)
-    assert attribution(doc) == ("invite", "abc", uid(101), ["abc"])
-    assert doc["reason"] == ""
-    assert len(await joins_of(harness, 201)) == 1
+    assert attribution(await last_join(harness, 201)) == ("downtime", "abc", uid(101), ["abc"])
+    eve = await last_join(harness, 202)
+    assert attribution(eve) == ("invite", "abc", uid(101), ["abc"])
+    assert eve["reason"] == ""
+    assert len(await joins_of(harness, 202)) == 1
+    assert await summary(harness, 101) == (2, 0, 0, 0, 2)
 
 
 # ---- downtime reconciliation ----------
