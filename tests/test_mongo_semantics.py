@@ -267,3 +267,249 @@ async def test_session_intent_set_with_a_list_of_subdocuments_then_unset_by_op(d
     assert (await db.vs.delete_many({"_id": {"$in": ["1:6"]}, "pending_op": "op1"})).deleted_count == 1
     assert [d["_id"] async for d in db.vs.find({"guild_id": 1})] == ["1:5"]
     assert await db.vs.count_documents({"pending_op": {"$exists": True}}) == 0
+
+
+
+# ---- invites (repositories/invites.py, joins.py, invite_bonus.py, staff_codes.py, invite_backups.py)
+
+
+async def _agg(collection, pipeline):
+    cursor = collection.aggregate(pipeline)
+    if hasattr(cursor, "__await__"):
+        cursor = await cursor
+    return [doc async for doc in cursor]
+
+
+async def test_invite_upsert_set_on_insert_fixed_fields_and_set_current_ones(db):
+    """Snapshot upsert: fixed facts once (datetimes), changing ones with $set (ints and strings)."""
+    created = datetime(2026, 3, 9, 8, 0, tzinfo=UTC)
+    fixed = {"guild_id": 1, "code": "abc", "max_uses": 0, "created_at": created, "expires_at": None}
+    for uses, seen in ((1, 1000), (3, 2000)):
+        op = UpdateOne(
+            {"_id": "1:abc"},
+            {"$setOnInsert": fixed, "$set": {"uses": uses, "status": "live", "seen_ms": seen}},
+            upsert=True,
+        )
+        await db.inv.bulk_write([op], ordered=False)
+    doc = await db.inv.find_one({"_id": "1:abc"})
+    assert (doc["uses"], doc["seen_ms"], doc["created_at"], doc["expires_at"]) == (3, 2000, created, None)
+
+
+async def test_invite_created_max_keeps_higher_uses_and_set_on_insert_with_max(db):
+    await db.inv.update_one(
+        {"_id": "1:new"},
+        {"$setOnInsert": {"code": "new"}, "$set": {"status": "live"}, "$max": {"uses": 0}},
+        upsert=True,
+    )
+    assert (await db.inv.find_one({"_id": "1:new"}))["uses"] == 0
+    await db.inv.update_one({"_id": "1:new"}, {"$set": {"uses": 2}})
+    await db.inv.update_one(
+        {"_id": "1:new"},
+        {"$setOnInsert": {"code": "x"}, "$set": {"status": "live"}, "$max": {"uses": 0}},
+        upsert=True,
+    )
+    assert await db.inv.find_one({"_id": "1:new"}) == {
+        "_id": "1:new",
+        "code": "new",
+        "status": "live",
+        "uses": 2,
+    }
+
+
+async def test_update_many_marks_the_codes_not_in_a_list(db):
+    await db.inv.insert_many(
+        [{"_id": c, "guild_id": 1, "code": c, "status": "live"} for c in ("a", "b", "c")]
+    )
+    await db.inv.insert_one({"_id": "x", "guild_id": 2, "code": "x", "status": "live"})
+    result = await db.inv.update_many(
+        {"guild_id": 1, "status": "live", "code": {"$nin": ["a"]}},
+        {"$set": {"status": "removed", "removed_ms": 5}},
+    )
+    assert result.modified_count == 2
+    assert {d["_id"]: d["status"] async for d in db.inv.find()} == {
+        "a": "live",
+        "b": "removed",
+        "c": "removed",
+        "x": "live",
+    }
+
+
+async def test_update_one_with_a_status_filter_changes_once(db):
+    await db.inv.insert_one({"_id": "k", "status": "live", "converted_by": 0})
+    first = await db.inv.update_one({"_id": "k", "status": "live"}, {"$set": {"status": "removed"}})
+    second = await db.inv.update_one({"_id": "k", "status": "live"}, {"$set": {"status": "removed"}})
+    assert (first.modified_count, second.modified_count) == (1, 0)
+    once = await db.inv.update_one(
+        {"_id": "k", "converted_by": 0}, {"$set": {"converted_by": 7, "conversion_ms": 1}}
+    )
+    again = await db.inv.update_one({"_id": "k", "converted_by": 0}, {"$set": {"converted_by": 8}})
+    assert (once.modified_count, again.modified_count) == (1, 0)
+    assert (await db.inv.find_one({"_id": "k"}))["converted_by"] == 7
+
+
+async def test_join_set_on_insert_upsert_keeps_the_first_document(db):
+    joined = datetime(2026, 3, 10, 12, 0, 0, 123000, tzinfo=UTC)
+    first = {"member_id": 5, "joined_at": joined, "joined_ms": 1, "candidates": ["abc"], "left_ms": None}
+    await db.joins.update_one({"_id": "1:5:1"}, {"$setOnInsert": first}, upsert=True)
+    await db.joins.update_one({"_id": "1:5:1"}, {"$setOnInsert": {**first, "member_id": 6}}, upsert=True)
+    doc = await db.joins.find_one({"_id": "1:5:1"})
+    assert (doc["member_id"], doc["joined_at"], doc["candidates"], doc["left_ms"]) == (
+        5,
+        joined,
+        ["abc"],
+        None,
+    )
+
+
+async def test_join_count_aggregations_with_in_gt_and_int_ranges(db):
+    docs = [
+        {
+            "_id": 1,
+            "guild_id": 1,
+            "credit_to": 101,
+            "reset_id": "",
+            "fake_reason": "",
+            "member_status": "present",
+            "joined_ms": 100,
+            "code": "abc",
+            "counted": "first",
+            "source": "invite",
+        },
+        {
+            "_id": 2,
+            "guild_id": 1,
+            "credit_to": 101,
+            "reset_id": "",
+            "fake_reason": "young_account",
+            "member_status": "left",
+            "joined_ms": 200,
+            "code": "abc",
+            "counted": "first",
+            "source": "invite",
+        },
+        {
+            "_id": 3,
+            "guild_id": 1,
+            "credit_to": 101,
+            "reset_id": "",
+            "fake_reason": "",
+            "member_status": "left",
+            "joined_ms": 300,
+            "code": "abc",
+            "counted": "first",
+            "source": "downtime",
+        },
+        {
+            "_id": 4,
+            "guild_id": 1,
+            "credit_to": 102,
+            "reset_id": "ib-0123456789ab",
+            "fake_reason": "",
+            "member_status": "present",
+            "joined_ms": 400,
+            "code": "bobs",
+            "counted": "first",
+            "source": "invite",
+        },
+        {
+            "_id": 5,
+            "guild_id": 1,
+            "credit_to": 0,
+            "reset_id": "",
+            "fake_reason": "",
+            "member_status": "present",
+            "joined_ms": 500,
+            "code": None,
+            "counted": "rejoin",
+            "source": "unknown",
+        },
+        {
+            "_id": 6,
+            "guild_id": 2,
+            "credit_to": 101,
+            "reset_id": "",
+            "fake_reason": "",
+            "member_status": "present",
+            "joined_ms": 600,
+            "code": "abc",
+            "counted": "first",
+            "source": "invite",
+        },
+    ]
+    await db.joins.insert_many(docs)
+
+    async def count(match, key="credit_to"):
+        rows = await _agg(db.joins, [{"$match": match}, {"$group": {"_id": f"${key}", "n": {"$sum": 1}}}])
+        return {r["_id"]: r["n"] for r in rows}
+
+    base = {"guild_id": 1, "credit_to": {"$gt": 0}, "reset_id": ""}
+    assert await count(base) == {101: 3}
+    assert await count({**base, "fake_reason": {"$in": ["young_account", "self_invite"]}}) == {101: 1}
+    assert await count({**base, "fake_reason": "", "member_status": "left"}) == {101: 1}
+    assert await count({**base, "joined_ms": {"$gte": 200}}) == {101: 2}
+    assert await count({**base, "credit_to": 101}) == {101: 3}
+    by_code = {
+        "guild_id": 1,
+        "code": {"$in": ["abc", "bobs"]},
+        "counted": "first",
+        "reset_id": "",
+        "source": {"$in": ["invite", "vanity", "downtime"]},
+    }
+    assert await count(by_code, "code") == {"abc": 3}
+
+
+async def test_find_sorted_by_int_descending_with_limit_and_filters(db):
+    await db.joins.insert_many(
+        [{"_id": i, "guild_id": 1, "member_id": 5, "joined_ms": i * 10, "stay": "open"} for i in range(1, 5)]
+    )
+    latest = [
+        d["_id"]
+        async for d in db.joins.find({"guild_id": 1, "member_id": 5}).sort([("joined_ms", -1)]).limit(2)
+    ]
+    assert latest == [4, 3]
+    first = [
+        d["_id"]
+        async for d in db.joins.find({"guild_id": 1, "member_id": 5}).sort([("joined_ms", 1)]).limit(1)
+    ]
+    assert first == [1]
+    result = await db.joins.update_many(
+        {"guild_id": 1, "member_id": 5, "stay": "open"}, {"$set": {"stay": "closed", "left_ms": 99}}
+    )
+    assert result.modified_count == 4
+    assert [d async for d in db.joins.find({"stay": "open"})] == []
+
+
+async def test_update_many_by_id_in_list_and_scalar_filter(db):
+    await db.joins.insert_many([{"_id": f"k{i}", "reset_id": ""} for i in range(3)])
+    moved = await db.joins.update_many(
+        {"_id": {"$in": ["k0", "k1"]}, "reset_id": ""}, {"$set": {"reset_id": "ib-0123456789ab"}}
+    )
+    again = await db.joins.update_many(
+        {"_id": {"$in": ["k0", "k1"]}, "reset_id": ""}, {"$set": {"reset_id": "ib-0123456789ab"}}
+    )
+    assert (moved.modified_count, again.modified_count) == (2, 0)
+    back = await db.joins.update_many(
+        {"_id": {"$in": ["k0", "k1"]}, "reset_id": "ib-0123456789ab"}, {"$set": {"reset_id": ""}}
+    )
+    assert back.modified_count == 2
+
+
+async def test_find_with_ne_zero_on_a_scalar_and_in_on_strings(db):
+    await db.bonus.insert_many(
+        [
+            {"_id": "1:1", "guild_id": 1, "member_id": 1, "bonus": 0},
+            {"_id": "1:2", "guild_id": 1, "member_id": 2, "bonus": -3},
+            {"_id": "1:3", "guild_id": 1, "member_id": 3, "bonus": 4},
+        ]
+    )
+    assert [
+        d["member_id"] async for d in db.bonus.find({"guild_id": 1, "bonus": {"$ne": 0}}).sort("member_id", 1)
+    ] == [2, 3]
+    assert [d["_id"] async for d in db.bonus.find({"member_id": 3, "_id": {"$in": ["1:3"]}})] == ["1:3"]
+
+
+async def test_ms_timestamps_set_on_existing_documents_read_back_as_ints(db):
+    """Times that change are stored as epoch milliseconds (a $set datetime is not used)."""
+    await db.state.update_one({"_id": 1}, {"$set": {"snapshot_ms": 1000, "stale": "no"}}, upsert=True)
+    await db.state.update_one({"_id": 1}, {"$set": {"snapshot_ms": 2000, "stale": "yes"}}, upsert=True)
+    assert await db.state.find_one({"_id": 1}) == {"_id": 1, "snapshot_ms": 2000, "stale": "yes"}
