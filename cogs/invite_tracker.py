@@ -247,9 +247,11 @@ class InviteTracker:
             invites = await guild.invites()
             vanity_code, vanity_uses = None, None
             if guild.vanity_url_code:
-                vanity = await guild.vanity_invite()
-                if vanity is not None:
-                    vanity_code, vanity_uses = vanity.code, int(vanity.uses or 0)
+                # GET /guilds/{id}/vanity-url alone has the uses (Guild.vanity_invite() makes a
+                # second call for the channel, which attribution does not need).
+                vanity = await self.bot.http.get_vanity_code(guild.id)
+                if vanity.get("code"):
+                    vanity_code, vanity_uses = vanity["code"], int(vanity.get("uses") or 0)
         except discord.Forbidden as exc:
             await self._forbidden(guild, exc)
             raise FetchFailed("missing_permissions") from exc
@@ -286,7 +288,7 @@ class InviteTracker:
 
     # ---- sync (start, guild available, /invites refresh) -------------------------------------------
     async def sync(self, worker: GuildWorker) -> dict[str, Any]:
-        guild = worker.guild or self.bot.get_guild(worker.guild_id)
+        guild = self.bot.get_guild(worker.guild_id) or worker.guild
         if guild is None:
             return {"status": "no guild"}
         gid = guild.id
@@ -362,7 +364,7 @@ class InviteTracker:
     # ---- live joins -----------------------------------------------------------------------------
     async def process_joins(self, worker: GuildWorker, joiners: list[Joiner]) -> str:
         gid = worker.guild_id
-        guild = worker.guild or self.bot.get_guild(gid)
+        guild = self.bot.get_guild(gid) or worker.guild
         group = await self._without_recorded(gid, joiners)
         if not group or guild is None:
             return "already recorded"

@@ -100,6 +100,20 @@ async def test_used_up_max_uses_invite_is_attributed_and_then_marked_removed(tra
     assert stored["status"] == "removed" and stored["max_uses"] == 1
 
 
+async def test_joins_whose_uses_show_up_in_one_fetch_through_two_codes_are_never_guessed(tracker):
+    emu = tracker.emu
+    emu.join(user(201, "dan"), via="abc")
+    emu.join(user(202, "eve"), via="bobs")  # both uses are visible before the bot reads the list
+    await tracker.settle()
+    dan, eve = await last_join(tracker, 201), await last_join(tracker, 202)
+    assert attribution(dan) == ("ambiguous", None, None, ["abc", "bobs"])
+    assert eve["source"] in ("ambiguous", "unknown") and eve["inviter_id"] is None
+    assert await summary(tracker, 101) == (0, 0, 0, 0, 0)
+    assert await summary(tracker, 102) == (0, 0, 0, 0, 0)
+    rec = await emu.command(101, "invites who", {"member": 201})
+    assert "Candidate codes\nabc, bobs" in rec.text() and "ambiguous" in rec.text()
+
+
 async def test_join_without_any_use_increase_is_unknown(tracker):
     tracker.emu.join(user(201, "dan"), via=None)
     await tracker.settle()
