@@ -79,17 +79,20 @@ class VoiceTracker:
             write = self._transition(guild_id, member_id, live, tz, now, now)
             await self._commit([write] if write else [], [key])
 
-    async def flush(self) -> FlushResult:
-        """Credit every open session up to now and move its checkpoints, at most `batch_size` per write."""
+    async def flush(self, guild_id: int | None = None) -> FlushResult:
+        """Credit every open session (of one guild, or all) up to now and move its checkpoint.
+
+        At most `batch_size` sessions per bulk write.
+        """
         started = time.perf_counter()
-        keys = sorted(self._sessions)
+        keys = sorted(k for k, s in self._sessions.items() if guild_id is None or s.guild_id == guild_id)
         flushed = 0
         zones: dict[int, ZoneInfo] = {}
         for i in range(0, len(keys), self.batch_size):
             batch = keys[i:i + self.batch_size]
-            for guild_id in {self._sessions[k].guild_id for k in batch if k in self._sessions}:
-                if guild_id not in zones:
-                    zones[guild_id] = await self._zone(guild_id)
+            for gid in {self._sessions[k].guild_id for k in batch if k in self._sessions}:
+                if gid not in zones:
+                    zones[gid] = await self._zone(gid)
             async with self._locked(batch):
                 now = to_ms(self.clock.now())
                 writes = []
@@ -109,6 +112,19 @@ class VoiceTracker:
         result = FlushResult(flushed, time.perf_counter() - started)
         log.info("voice flush: %d session(s) credited in %.3fs", result.sessions, result.seconds)
         return result
+
+    async def suspend(self, guild_id: int) -> None:
+        """The guild went away (bot removed, outage): credit its sessions up to now, stop tracking it.
+
+        The sessions stay in MongoDB; when the guild is available again they are reconciled.
+        """
+        await self.flush(guild_id)
+        self._ready_event(guild_id).clear()
+        keys = [k for k, s in self._sessions.items() if s.guild_id == guild_id]
+        async with self._locked(keys):
+            for key in keys:
+                self._sessions.pop(key, None)
+        log.info("voice tracking suspended for guild %s (%d open session(s) kept)", guild_id, len(keys))
 
     async def reconcile(self, guild_id: int, live: Mapping[int, LiveVoice]) -> None:
         """The guild is available: match stored sessions with who is in voice now.

@@ -8,6 +8,7 @@ hook does the same on SIGTERM/SIGINT.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -24,6 +25,7 @@ from repositories.voice_sessions import VoiceSessionRepository
 
 log = logging.getLogger(__name__)
 FLUSH_JOB_ID = "voice-flush"
+RECONCILE_MAX_DELAY = 60.0
 
 
 def live_voice(
@@ -119,7 +121,27 @@ class ActivityCog(commands.Cog, name="Activity"):
     async def on_guild_join(self, guild: discord.Guild) -> None:
         await self.reconcile(guild)
 
+    @commands.Cog.listener()
+    async def on_guild_unavailable(self, guild: discord.Guild) -> None:
+        await self.voice.suspend(guild.id)
+
+    @commands.Cog.listener()
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        await self.voice.suspend(guild.id)
+
     async def reconcile(self, guild: discord.Guild) -> None:
+        """Reconcile the guild's voice sessions; while MongoDB is unreachable, keep trying."""
+        delay = 1.0
+        while True:
+            try:
+                await self._reconcile_once(guild)
+                return
+            except Exception:
+                log.exception("voice reconciliation for guild %s failed; retrying in %.0fs", guild.id, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONCILE_MAX_DELAY)
+
+    async def _reconcile_once(self, guild: discord.Guild) -> None:
         config = await self.guild_settings.get(guild.id)
         afk = guild.afk_channel.id if guild.afk_channel else None
         live: dict[int, LiveVoice] = {}
@@ -129,6 +151,6 @@ class ActivityCog(commands.Cog, name="Activity"):
             for member_id, state in channel.voice_states.items():
                 member = guild.get_member(member_id)
                 where = live_voice(state, afk, config)
-                if member is not None and not member.bot and where is not None:
+                if where is not None and not (member is not None and member.bot):
                     live[member_id] = where
         await self.voice.reconcile(guild.id, live)

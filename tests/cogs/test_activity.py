@@ -304,3 +304,38 @@ async def test_a_recorded_intent_left_by_a_crash_is_applied_once_on_start(tracke
     await h.settle()
     assert await counters(h, total(h, ADA)) == voice(60)
     assert await h.db.voice_sessions.count_documents({}) == 0
+
+
+async def test_removed_guild_is_credited_up_to_then_and_no_longer_flushed(tracker: Harness) -> None:
+    h, emu = tracker, tracker.emu
+    emu.voice(ADA, FOCUS)
+    await step(h, 40)
+    emu.remove_guild(G)
+    await h.settle()
+    assert await counters(h, total(h, ADA)) == voice(40)
+    h.clock.advance(100)
+    assert (await activity_cog(h).flush_voice()).sessions == 0
+    assert await counters(h, total(h, ADA)) == voice(40)
+    assert await h.db.voice_sessions.count_documents({}) == 1  # kept for when the guild is back
+
+
+async def test_reconciliation_is_retried_until_the_database_answers(tracker: Harness) -> None:
+    h = tracker
+    assert h.bot is not None
+    cog = activity_cog(h)
+    guild = h.bot.get_guild(G)
+    h.emu.voice(ADA, FOCUS)  # the bot's cache sees it; the tracker is asked below
+    await h.settle()
+    await cog.voice.suspend(G)
+    real, failures = cog.voice.reconcile, []
+
+    async def flaky(guild_id: int, live: Any) -> None:
+        if not failures:
+            failures.append(1)
+            raise ConnectionError("database unreachable")
+        await real(guild_id, live)
+
+    cog.voice.reconcile = flaky
+    await cog.reconcile(guild)
+    assert failures == [1] and cog.voice.is_ready(G)
+    assert f"{G}:{h.emu.user_id(ADA)}" in cog.voice.open_sessions()
