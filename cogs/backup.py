@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 NO_MENTIONS = discord.AllowedMentions.none()
 NEEDS_MANAGE_GUILD = "You need the **Manage Server** permission to back up this server."
 ALREADY_RUNNING = "A backup of this server is already running; try again when it is done."
+FAILED = "The backup failed; the bot's log says why. Nothing was kept."
 
 
 class BackupCog(commands.Cog, name="Backup"):
@@ -53,7 +54,11 @@ class BackupCog(commands.Cog, name="Backup"):
             result = await self.service.create(now=self.bot.clock.now(), guild_id=guild_id)
         except (BackupError, PyMongoError, OSError) as exc:
             log.error("backup of guild %d failed: %s", guild_id, exc)
-            await self._reply(interaction, "The backup failed; the bot's log says why. Nothing was kept.")
+            await self._reply(interaction, FAILED)
+            return
+        except Exception:
+            log.exception("backup of guild %d failed", guild_id)
+            await self._reply(interaction, FAILED)
             return
         finally:
             self._running.discard(guild_id)

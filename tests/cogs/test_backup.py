@@ -75,3 +75,13 @@ async def test_one_backup_per_guild_at_a_time(tracker: Any) -> None:
     third = await tracker.emu.command(101, "backup-data")
     assert REPLY.search(third.text()), "the lock is released after the backup"
     assert len(list((tracker.settings.data_dir / "backups").iterdir())) == 2
+
+
+async def test_a_failed_backup_says_so_and_keeps_nothing(tracker: Any, caplog: Any) -> None:
+    tracker.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    (tracker.settings.data_dir / "backups").write_text("a file where the backups folder should be")
+    rec = await tracker.emu.command(101, "backup-data")
+    assert rec.ephemeral and rec.text() == "The backup failed; the bot's log says why. Nothing was kept."
+    assert any("backup of guild 1 failed" in r.getMessage() for r in caplog.records)
+    again = await tracker.emu.command(101, "backup-data")
+    assert "failed" in again.text(), "the guild's lock was released after the failure"
