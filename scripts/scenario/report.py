@@ -63,7 +63,8 @@ async def build_report(result: RunResult, policy: RetryPolicy | None = None) -> 
     truth = compute_truth(result)
     reverse = {real: alias for alias, real in result.aliases.items()}
     names = _names(result)
-    member_ids = sorted(set(truth.members) | set(truth.inviters) | set(names))
+    everyone = set(truth.members) | set(truth.inviters) | set(names)
+    member_ids = sorted(everyone, key=lambda m: reverse.get(m, m))
     client = make_client(result.mongodb_uri)
     try:
         tracked, invites = await read_tracked(client[result.db_name], result.scenario.guild_id, member_ids,

@@ -287,10 +287,12 @@ class ScenarioRunner:
     async def _do_command(self, step: Step, args: dict[str, Any]) -> None:
         await self.bot_up.wait()
         options = dict(args.get("options", {}))
-        if str(args["name"]).split()[0:2] == ["invites", "bonus"]:
-            member = options.get("member")
-            if member is not None:
-                self._record("bonus", self._uid(member), amount=int(options.get("amount", 0)))
+        words = str(args["name"]).split()[0:2]
+        member = options.get("member")
+        if words == ["invites", "bonus"] and member is not None:
+            self._record("bonus", self._uid(member), amount=int(options.get("amount", 0)))
+        elif words == ["invites", "reset"]:
+            self._record("reset", self._uid(member) if member is not None else None)
         try:
             record = await self.emu.command(args["user"], str(args["name"]), options,
                                             guild=self.scenario.guild_id, timeout=15)

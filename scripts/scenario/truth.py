@@ -162,24 +162,24 @@ class Truth:
                     self.members[event.member].unobservable_messages += 1
 
     def _invites(self, happened: list[Happened]) -> None:
+        cleared: set[int] = set()  # members whose credit an `/invites reset` cleared
         for event in happened:
             member = event.member
             if event.kind == "join" and member is not None:
-                truth = self.members[member]
-                truth.in_guild = True
-                if truth.joined_at is not None:
-                    continue  # a rejoin counts once, for the original inviter
-                truth.via = event.data.get("via")
-                truth.inviter = event.data.get("inviter")
-                truth.joined_at = event.data["joined_at"]
-                age_days = (truth.joined_at - event.data["created"]).total_seconds() / 86400
-                truth.fake = age_days < self.fake_days or truth.inviter == member
+                self._join(member, event.data)
             elif event.kind == "leave" and member is not None:
                 self.members[member].in_guild = False
             elif event.kind == "bonus" and member is not None:
                 self.inviters[member].bonus += int(event.data["amount"])
-        for truth in self.members.values():
-            if truth.joined_at is None or truth.inviter is None or truth.inviter < 0:
+            elif event.kind == "reset":
+                for joined, truth in self.members.items():
+                    if truth.inviter is not None and (member is None or truth.inviter == member):
+                        cleared.add(joined)
+                for inviter, counts in self.inviters.items():
+                    if member is None or inviter == member:
+                        counts.bonus = 0
+        for joined, truth in self.members.items():
+            if truth.joined_at is None or truth.inviter is None or truth.inviter < 0 or joined in cleared:
                 continue
             counts = self.inviters[truth.inviter]
             counts.regular += 1
@@ -187,3 +187,14 @@ class Truth:
                 counts.fake += 1
             elif not truth.in_guild:
                 counts.left += 1
+
+    def _join(self, member: int, data: dict[str, Any]) -> None:
+        truth = self.members[member]
+        truth.in_guild = True
+        if truth.joined_at is not None:
+            return  # a rejoin counts once, for the original inviter
+        truth.via = data.get("via")
+        truth.inviter = data.get("inviter")
+        truth.joined_at = data["joined_at"]
+        age_days = (truth.joined_at - data["created"]).total_seconds() / 86400
+        truth.fake = (self.fake_days > 0 and age_days < self.fake_days) or truth.inviter == member

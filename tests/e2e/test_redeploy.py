@@ -53,3 +53,35 @@ async def test_sigkill_with_a_member_leaving_during_downtime_closes_at_the_check
     assert ada["unobservable"]["voice_s"] == pytest.approx(1.3, abs=0.5)  # left 1.3 s into the downtime
     assert ada["tracked"]["voice_s"] == pytest.approx(2.2, abs=1.5)  # closed at the last checkpoint
     assert bob["tracked"]["voice_s"] == pytest.approx(9.0 - 0.2, abs=1.5)
+
+
+def command(report: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(c for c in report["commands"] if c["name"] == name)
+
+
+def embed_fields(response: dict[str, Any]) -> dict[str, str]:
+    return {f["name"]: f["value"] for f in response["embeds"][0]["fields"]}
+
+
+async def test_joins_during_downtime_are_attributed_when_unambiguous(tmp_path):
+    report = await run("joins_during_downtime", tmp_path)
+    assert member(report, "finn")["tracked"]["invited_by"] == "bob"  # joined while the bot was killed
+    assert member(report, "hana")["tracked"]["invited_by"] == "ada"  # joined during a redeploy
+    assert member(report, "ivo")["tracked"]["invited_by"] == "ada"
+    assert embed_fields(command(report, "invites who"))["Source"] == "matched after downtime"
+
+
+async def test_a_staff_code_added_right_before_a_redeploy_is_there_after_it(tmp_path):
+    """Seed 001: the staff code added minutes before a redeploy vanished with a stale backup."""
+    report = await run("staff_code_before_redeploy", tmp_path)
+    staff = command(report, "invites staff list")
+    (field,) = staff["embeds"][0]["fields"]
+    assert field["name"].startswith("bob")
+    assert field["value"] == "Code: `bobs`\nInvites: 2 | Conversions: 1\nRate: 50.0%"
+
+
+async def test_a_reset_stays_reset_across_a_crash(tmp_path):
+    report = await run("reset_then_restart", tmp_path)
+    assert "Backup id: `ib-" in command(report, "invites reset")["content"]
+    shown = embed_fields(command(report, "invites show"))
+    assert (shown["Total"], shown["Regular"], shown["Bonus"]) == ("1", "1", "0")  # only the join after it
