@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import aiohttp
 import discord
 
 from app.attribution import (
@@ -255,7 +256,7 @@ class InviteTracker:
         except discord.Forbidden as exc:
             await self._forbidden(guild, exc)
             raise FetchFailed("missing_permissions") from exc
-        except discord.HTTPException as exc:
+        except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as exc:
             log.warning("could not fetch invites of guild %s: %s", guild.id, exc)
             await self.repos.invite_guilds.fetch_failed(guild.id, self.bot.clock.now(), forbidden=False)
             raise FetchFailed("fetch_failed") from exc

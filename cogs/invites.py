@@ -62,6 +62,10 @@ class InvitesCog(commands.Cog, name="Invites"):
         self.repos = repos
         self.tracker = InviteTracker(bot, repos)
 
+    async def cog_load(self) -> None:
+        # After the shutdown flush waited for every queue (wait_idle), stop the workers.
+        self.bot.add_shutdown_hook("invite workers", self.tracker.close)
+
     async def cog_unload(self) -> None:
         await self.tracker.close()
 

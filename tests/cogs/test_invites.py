@@ -114,6 +114,41 @@ async def test_joins_whose_uses_show_up_in_one_fetch_through_two_codes_are_never
     assert "Candidate codes\nabc, bobs" in rec.text() and "ambiguous" in rec.text()
 
 
+async def test_snapshot_follows_invite_create_and_delete_events(tracker):
+    emu, uid = tracker.emu, tracker.emu.user_id
+    emu.invite_create("fresh", 103, max_uses=10, channel=11)
+    await tracker.settle()
+    doc = await tracker.db.invites.find_one({"_id": f"{GID}:fresh"})
+    assert (doc["uses"], doc["max_uses"], doc["inviter_id"], doc["inviter_name"], doc["channel_id"]) == (
+        0,
+        10,
+        uid(103),
+        "cy",
+        11,
+    )
+    assert doc["status"] == "live" and doc["created_at"] is not None
+    emu.join(user(201, "dan"), via="fresh")  # a fresh invite is attributed, not "unknown"
+    await tracker.settle()
+    assert attribution(await last_join(tracker, 201)) == ("invite", "fresh", uid(103), ["fresh"])
+    emu.invite_delete("fresh")
+    await tracker.settle()
+    doc = await tracker.db.invites.find_one({"_id": f"{GID}:fresh"})
+    assert (doc["status"], doc["uses"]) == ("removed", 1)
+
+
+async def test_debug_shows_snapshot_live_vs_stored_and_staff_codes(tracker):
+    emu = tracker.emu
+    await emu.command(101, "invites staff add", {"member": 103, "code": "nosuch"})
+    emu.world.add_invite(emu.guild(GID), code="quiet", inviter=102)  # no INVITE_CREATE reached the bot
+    rec = await emu.command(101, "invites debug")
+    text = rec.text()
+    assert rec.ephemeral
+    assert "2 invites, stored 0s ago" in text
+    assert "3 live, 2 stored" in text and "only live: quiet" in text
+    assert "`nosuch` cy (not in the snapshot)" in text
+    assert "Missing bot permissions\nnone" in text
+
+
 async def test_join_without_any_use_increase_is_unknown(tracker):
     tracker.emu.join(user(201, "dan"), via=None)
     await tracker.settle()
