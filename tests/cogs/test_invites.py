@@ -455,6 +455,22 @@ async def test_without_manage_guild_joins_are_unknown_logged_once_and_shown_in_d
     assert "Missing bot permissions\nnone" in rec.text()
 
 
+async def test_a_failed_fetch_leaves_the_join_waiting_and_the_next_fetch_settles_it(tracker):
+    emu, uid = tracker.emu, tracker.emu.user_id
+    emu.fail("GET", r"/guilds/1/invites", status=404, times=1)
+    emu.join(user(201, "dan"), via="abc")
+    await tracker.settle()
+    dan = await last_join(tracker, 201)
+    assert (dan["source"], dan["reason"], dan["awaiting"]) == ("unknown", "fetch_failed", "snapshot")
+    emu.join(user(202, "eve"), via="abc")  # two uses of abc, two joiners since the last good snapshot
+    await tracker.settle()
+    for alias in (201, 202):
+        doc = await last_join(tracker, alias)
+        assert attribution(doc) == ("invite", "abc", uid(101), ["abc"])
+        assert doc["awaiting"] == ""
+    assert await summary(tracker, 101) == (2, 0, 0, 0, 2)
+
+
 async def test_refresh_stores_the_snapshot_now(tracker):
     emu = tracker.emu
     emu.set_invites_forbidden(GID, True)
