@@ -355,7 +355,10 @@ class InviteTracker:
         return [j for j in joiners if j.key(guild_id) not in existing]
 
     async def _reconcile_leaves(self, guild: discord.Guild) -> None:
-        """Members with an open stay who are no longer in the guild left while nobody watched."""
+        """Members with an open stay who are no longer in the guild left while nobody watched
+        (only with the full member list: a partial cache would look like mass leaves)."""
+        if not guild.chunked:
+            return
         present = {m.id for m in guild.members}
         now = self.bot.clock.now()
         for member_id in await self.repos.joins.open_member_ids(guild.id):
@@ -366,8 +369,10 @@ class InviteTracker:
     async def process_joins(self, worker: GuildWorker, joiners: list[Joiner]) -> str:
         gid = worker.guild_id
         guild = self.bot.get_guild(gid) or worker.guild
+        if guild is None:
+            return "no guild"
         group = await self._without_recorded(gid, joiners)
-        if not group or guild is None:
+        if not group:
             return "already recorded"
         state = await self.repos.invite_guilds.get(gid)
         stored = await self.repos.invites.live(gid)

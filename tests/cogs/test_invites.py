@@ -518,6 +518,19 @@ async def test_who_shows_inviter_code_and_source(tracker):
     assert "ada" in text and "abc" in text and "invite" in text
 
 
+async def test_show_defaults_to_yourself_and_respects_members_view_others(tracker):
+    emu = tracker.emu
+    emu.join(user(201, "dan"), via="bobs")
+    await tracker.settle()
+    rec = await emu.command(102, "invites show")
+    assert "Invites of bob" in rec.text() and "Total\n1" in rec.text() and "dan" in rec.text()
+    await tracker.bot.repos.guild_settings.set_fields(GID, members_view_others=False)
+    rec = await emu.command(103, "invites show", {"member": 102})
+    assert rec.ephemeral and "only their own" in rec.content
+    rec = await emu.command(101, "invites show", {"member": 102})  # Manage Server may look
+    assert "Invites of bob" in rec.text()
+
+
 async def test_leaderboard_pages_with_buttons(tracker):
     emu = tracker.emu
     repo = tracker.bot.repos.invite_bonus
