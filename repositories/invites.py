@@ -139,13 +139,6 @@ class InviteSnapshotRepository(Repository):
         )
         await self._write("mark invite removed", [op])
 
-    async def count_live(self, guild_id: int) -> int:
-        return await with_retry(
-            "count invites",
-            lambda: self.collection.count_documents({"guild_id": guild_id, "status": LIVE}),
-            self.policy,
-        )
-
     async def _write(self, what: str, ops: list[Any]) -> None:
         if ops:
             await with_retry(what, lambda: self.collection.bulk_write(ops, ordered=False), self.policy)

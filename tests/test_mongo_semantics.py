@@ -270,6 +270,7 @@ async def test_session_intent_set_with_a_list_of_subdocuments_then_unset_by_op(d
 
 
 
+
 # ---- invites (repositories/invites.py, joins.py, invite_bonus.py, staff_codes.py, invite_backups.py)
 
 
@@ -513,3 +514,41 @@ async def test_ms_timestamps_set_on_existing_documents_read_back_as_ints(db):
     await db.state.update_one({"_id": 1}, {"$set": {"snapshot_ms": 1000, "stale": "no"}}, upsert=True)
     await db.state.update_one({"_id": 1}, {"$set": {"snapshot_ms": 2000, "stale": "yes"}}, upsert=True)
     assert await db.state.find_one({"_id": 1}) == {"_id": 1, "snapshot_ms": 2000, "stale": "yes"}
+
+
+async def test_set_on_insert_of_a_subdocument_with_datetimes_lists_and_nulls(db):
+    """A reset backup copies a whole join document into `doc`."""
+    joined = datetime(2026, 3, 10, 12, 0, 0, 5000, tzinfo=UTC)
+    copy = {"_id": "1:5:1", "joined_at": joined, "candidates": ["abc", "bobs"], "code": None, "credit_to": 7}
+    op = UpdateOne({"_id": "b:join:1:5:1"}, {"$setOnInsert": {"kind": "join", "doc": copy}}, upsert=True)
+    await db.backups.bulk_write([op], ordered=False)
+    await db.backups.bulk_write([op], ordered=False)
+    stored = await db.backups.find_one({"_id": "b:join:1:5:1"})
+    assert stored["doc"] == copy
+
+
+async def test_set_of_nulls_lists_and_strings_on_an_existing_document(db):
+    """Settling a waiting join: attribution fields replaced with $set."""
+    await db.joins.insert_one(
+        {"_id": "k", "code": None, "candidates": [], "awaiting": "snapshot", "credit_to": 0}
+    )
+    await db.joins.update_one(
+        {"_id": "k", "awaiting": "snapshot"},
+        {
+            "$set": {
+                "code": "abc",
+                "candidates": ["abc"],
+                "awaiting": "",
+                "credit_to": 7,
+                "inviter_name": None,
+            }
+        },
+    )
+    assert await db.joins.find_one({"_id": "k"}) == {
+        "_id": "k",
+        "code": "abc",
+        "candidates": ["abc"],
+        "awaiting": "",
+        "credit_to": 7,
+        "inviter_name": None,
+    }
