@@ -193,6 +193,27 @@ async def test_join_during_startup_is_queued_and_attributed_after_the_snapshot_l
     assert await summary(harness, 101) == (2, 0, 0, 0, 2)
 
 
+async def test_a_guild_the_bot_is_added_to_gets_its_own_snapshot_and_attribution(tracker):
+    emu, uid = tracker.emu, tracker.emu.user_id
+    emu.add_guild(
+        {
+            "id": 2,
+            "name": "Other",
+            "channels": [{"id": 40, "type": "text", "name": "hall"}],
+            "members": [{"id": 111, "name": "zed", "created": "2020-01-01T00:00:00Z", "admin": True}],
+            "invites": [{"code": "zz", "inviter": 111, "uses": 4, "max_uses": 0}],
+        }
+    )
+    await tracker.settle()
+    assert (await tracker.db.invites.find_one({"_id": "2:zz"}))["uses"] == 4
+    emu.join(user(201, "dan"), via="zz", guild=2)
+    emu.join(user(202, "eve"), via="abc", guild=GID)
+    await tracker.settle()
+    dan = await tracker.db.joins.find_one({"guild_id": 2, "member_id": uid(201)})
+    assert attribution(dan) == ("invite", "zz", uid(111), ["zz"])
+    assert attribution(await last_join(tracker, 202)) == ("invite", "abc", uid(101), ["abc"])
+
+
 # ---- downtime reconciliation ----------
 
 
