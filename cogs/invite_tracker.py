@@ -388,10 +388,37 @@ class InviteTracker:
             return "no_snapshot"
         awaiting = await self.repos.joins.awaiting(gid) if state.stale else []
         stored_snapshot = state.snapshot(stored)
-        outcome = match_group(len(group) + len(awaiting), increases(stored_snapshot, live.snapshot()))
+        gained = increases(stored_snapshot, live.snapshot())
+        outcome = match_group(len(group) + len(awaiting), gained)
+        if not outcome.attributed:
+            group, outcome = await self._widen(worker, group, awaiting, gained, outcome)
         await self._apply(gid, group, awaiting, outcome, stored_snapshot, live.snapshot(), "")
         await self._store_snapshot(gid, stored, live)
         return outcome.status
+
+    async def _widen(
+        self,
+        worker: GuildWorker,
+        group: list[Joiner],
+        awaiting: list[StoredJoin],
+        gained: dict[str, int],
+        outcome: GroupMatch,
+    ) -> tuple[list[Joiner], GroupMatch]:
+        """The batch did not match. Joins whose events arrived while the list was fetched (queued
+        next) joined before its answer came, so their uses are usually in it: when the batch plus
+        them accounts for the increases exactly (one code), take them along. Otherwise leave them
+        queued, in order, and keep the batch's own unattributed outcome."""
+        extra: list[Job] = []
+        while worker.queue and worker.queue[0].kind == "join" and len(group) + len(extra) < MAX_BATCH:
+            extra.append(worker.queue.popleft())
+        if not extra:
+            return group, outcome
+        wider = group + await self._without_recorded(worker.guild_id, [job.data for job in extra])
+        widened = match_group(len(wider) + len(awaiting), gained)
+        if widened.attributed:
+            return wider, widened
+        worker.queue.extendleft(reversed(extra))
+        return group, outcome
 
     # ---- recording ------------------------------------------------------------------------------
     def _attribution(
