@@ -8,6 +8,7 @@ from typing import Any
 
 from app.invite_stats import InviteStats
 from app.retry import RetryPolicy
+from app.writes import Writer
 from repositories.activity import ActivityRepository
 from repositories.base import Repository
 from repositories.guild_settings import GuildSettingsRepository
@@ -38,19 +39,21 @@ class Repositories:
     voice_sessions: VoiceSessionRepository
 
     @classmethod
-    def create(cls, db: Any, policy: RetryPolicy) -> Repositories:
+    def create(cls, db: Any, policy: RetryPolicy, writer: Writer | None = None) -> Repositories:
+        """Every repository on `db`; event writes go through `writer` (the bot's outbox-backed one)."""
+        writer = writer or Writer(db, policy)
         return cls(
             probe=ProbeRepository(db, policy),
-            lifecycle=LifecycleRepository(db, policy),
+            lifecycle=LifecycleRepository(db, policy, writer),
             guild_settings=GuildSettingsRepository(db, policy),
-            invites=InviteSnapshotRepository(db, policy),
-            invite_guilds=InviteGuildStateRepository(db, policy),
-            joins=JoinRepository(db, policy),
-            invite_bonus=InviteBonusRepository(db, policy),
-            staff_codes=StaffCodeRepository(db, policy),
-            invite_backups=InviteBackupRepository(db, policy),
-            activity=ActivityRepository(db, policy),
-            voice_sessions=VoiceSessionRepository(db, policy),
+            invites=InviteSnapshotRepository(db, policy, writer),
+            invite_guilds=InviteGuildStateRepository(db, policy, writer),
+            joins=JoinRepository(db, policy, writer),
+            invite_bonus=InviteBonusRepository(db, policy, writer),
+            staff_codes=StaffCodeRepository(db, policy, writer),
+            invite_backups=InviteBackupRepository(db, policy, writer),
+            activity=ActivityRepository(db, policy, writer),
+            voice_sessions=VoiceSessionRepository(db, policy, writer),
         )
 
     @property

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import bson
+from pymongo import DeleteMany, DeleteOne, UpdateMany, UpdateOne
 from pymongo.errors import PyMongoError
 
 from app.clock import Clock, SystemClock, to_ms
@@ -28,39 +29,71 @@ log = logging.getLogger(__name__)
 DRAIN_BATCH = 200
 
 
+OpKind = Literal["update_one", "update_many", "delete_one", "delete_many"]
+_PYMONGO_OPS = {"update_one": UpdateOne, "update_many": UpdateMany, "delete_one": DeleteOne,
+                "delete_many": DeleteMany}
+
+
+@dataclass(frozen=True)
+class Op:
+    """One idempotent operation of a bulk write (applying it twice leaves the same result)."""
+
+    kind: OpKind
+    filter: Mapping[str, Any]
+    update: Mapping[str, Any] | None = None
+    upsert: bool = False
+
+    def to_pymongo(self) -> UpdateOne | UpdateMany | DeleteOne | DeleteMany:
+        if self.kind.startswith("delete"):
+            return _PYMONGO_OPS[self.kind](dict(self.filter))
+        return _PYMONGO_OPS[self.kind](dict(self.filter), dict(self.update or {}), upsert=self.upsert)
+
+    def to_document(self) -> dict[str, Any]:
+        return {"k": self.kind, "f": dict(self.filter), "u": dict(self.update or {}), "upsert": self.upsert}
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> Op:
+        return cls(doc["k"], doc["f"], doc["u"] or None, bool(doc["upsert"]))
+
+
 @dataclass(frozen=True)
 class Write:
+    """One step of a unit of work on one collection: guarded updates, or idempotent operations."""
+
     collection: str
-    kind: Literal["guarded", "update"]
+    kind: Literal["guarded", "bulk"]
     items: tuple[GuardedUpdate, ...] = ()
     op_id: str = ""
     guard: str = ""
-    filter: Mapping[str, Any] = field(default_factory=dict)
-    update: Mapping[str, Any] = field(default_factory=dict)
-    upsert: bool = False
+    ops: tuple[Op, ...] = field(default_factory=tuple)
 
     @classmethod
     def guarded(cls, collection: str, items: Sequence[GuardedUpdate], op_id: str, guard: str) -> Write:
+        """Counting updates applied exactly once under `op_id` (see `apply_guarded`)."""
         return cls(collection, "guarded", items=tuple(items), op_id=op_id, guard=guard)
+
+    @classmethod
+    def bulk(cls, collection: str, ops: Sequence[Op]) -> Write:
+        """Idempotent operations, in one unordered bulk write."""
+        return cls(collection, "bulk", ops=tuple(ops))
 
     @classmethod
     def idempotent(cls, collection: str, filter: Mapping[str, Any], update: Mapping[str, Any],
                    upsert: bool = False) -> Write:
-        return cls(collection, "update", filter=filter, update=update, upsert=upsert)
+        return cls.bulk(collection, [Op("update_one", filter, update, upsert)])
 
     def to_document(self) -> dict[str, Any]:
         if self.kind == "guarded":
             return {"c": self.collection, "k": "g", "op": self.op_id, "guard": self.guard,
                     "items": [{"key": i.key, "update": dict(i.update)} for i in self.items]}
-        return {"c": self.collection, "k": "u", "f": dict(self.filter), "u": dict(self.update),
-                "upsert": self.upsert}
+        return {"c": self.collection, "k": "b", "ops": [op.to_document() for op in self.ops]}
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> Write:
         if doc["k"] == "g":
             items = tuple(GuardedUpdate(i["key"], i["update"]) for i in doc["items"])
             return cls.guarded(doc["c"], items, doc["op"], doc["guard"])
-        return cls.idempotent(doc["c"], doc["f"], doc["u"], bool(doc["upsert"]))
+        return cls.bulk(doc["c"], [Op.from_document(op) for op in doc["ops"]])
 
 
 def encode(writes: Sequence[Write]) -> bytes:
@@ -77,10 +110,9 @@ async def execute(db: Any, writes: Sequence[Write], policy: RetryPolicy, what: s
         collection = db[write.collection]
         if write.kind == "guarded":
             await apply_guarded(collection, write.items, write.op_id, write.guard, policy, what)
-        else:
-            await with_retry(
-                what, lambda w=write, c=collection: c.update_one(w.filter, w.update, upsert=w.upsert), policy
-            )
+        elif write.ops:
+            operations = [op.to_pymongo() for op in write.ops]
+            await with_retry(what, lambda c=collection, o=operations: c.bulk_write(o, ordered=False), policy)
 
 
 def _is_outage(exc: BaseException) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
-from app.retry import GuardedUpdate, apply_guarded, with_retry
+from app.retry import GuardedUpdate, with_retry
 from app.voice import COUNTERS
 from repositories.base import Repository
 
@@ -118,9 +118,7 @@ class ActivityRepository(Repository):
         await self._apply(credits, op_id, VOICE_GUARD, "credit voice time")
 
     async def _apply(self, credits: Iterable[Credit], op_id: str, guard: str, what: str) -> None:
-        items = _merge(credits)
-        if items:
-            await apply_guarded(self.collection, items, op_id, guard, self.policy, what)
+        await self.guarded(_merge(credits), op_id, guard, what)
 
     # ---- reads ----------------------------------------------------------------------------
     async def member_counters(self, guild_id: int, member_id: int, since_day: str | None) -> Counters:

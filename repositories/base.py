@@ -1,12 +1,19 @@
-"""The base of every repository: one collection, the retry policy, indexes it owns."""
+"""The base of every repository: one collection, the retry policy, the writer, indexes it owns.
+
+Writes that must survive a MongoDB outage go through `self.writer` (`app.writes.Writer`): while
+MongoDB answers they are applied at once; while it does not, the bot's writer keeps them in the
+durable outbox and replays them in order. Reads go to MongoDB directly.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from pymongo import IndexModel
 
-from app.retry import RetryPolicy, with_retry
+from app.retry import GuardedUpdate, RetryPolicy, with_retry
+from app.writes import Op, Write, Writer
 
 
 class Repository:
@@ -15,10 +22,21 @@ class Repository:
     collection_name: ClassVar[str]
     indexes: ClassVar[tuple[IndexModel, ...]] = ()
 
-    def __init__(self, db: Any, policy: RetryPolicy | None = None) -> None:
+    def __init__(self, db: Any, policy: RetryPolicy | None = None, writer: Writer | None = None) -> None:
         self.db = db
         self.collection = db[self.collection_name]
         self.policy = policy or RetryPolicy()
+        self.writer = writer or Writer(db, self.policy)
+
+    async def guarded(self, items: Sequence[GuardedUpdate], op_id: str, guard: str, what: str) -> None:
+        """Counting updates on this collection, exactly once under `op_id`, outage-proof."""
+        if items:
+            await self.writer.submit([Write.guarded(self.collection_name, items, op_id, guard)], what)
+
+    async def idempotent(self, ops: Sequence[Op], what: str) -> None:
+        """Idempotent operations on this collection (one unordered bulk write), outage-proof."""
+        if ops:
+            await self.writer.submit([Write.bulk(self.collection_name, ops)], what)
 
     async def ensure_indexes(self) -> None:
         if self.indexes:

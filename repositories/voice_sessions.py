@@ -17,10 +17,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymongo import ASCENDING, DeleteOne, IndexModel, UpdateOne
+from pymongo import ASCENDING, IndexModel
 
 from app.retry import with_retry
 from app.voice import VoiceFlags
+from app.writes import Op
 from repositories.activity import Credit
 from repositories.base import Repository
 
@@ -76,13 +77,13 @@ class SessionWrite:
     session: VoiceSession | None
     intent: Intent | None = None
 
-    def operation(self) -> UpdateOne | DeleteOne:
+    def operation(self) -> Op:
         if self.intent is None:
             if self.session is None:
-                return DeleteOne({"_id": self.key})
-            return UpdateOne({"_id": self.key}, {"$set": self.session.state_fields(),
-                                                 "$unset": {"pending_op": "", "pending": "", "closing": ""}},
-                             upsert=True)
+                return Op("delete_one", {"_id": self.key})
+            return Op("update_one", {"_id": self.key},
+                      {"$set": self.session.state_fields(),
+                       "$unset": {"pending_op": "", "pending": "", "closing": ""}}, upsert=True)
         fields_: dict[str, Any] = {
             "pending_op": self.intent.op_id,
             "pending": [c.to_document() for c in self.intent.credits],
@@ -90,7 +91,7 @@ class SessionWrite:
         }
         if self.session is not None:
             fields_.update(self.session.state_fields())
-        return UpdateOne({"_id": self.key}, {"$set": fields_}, upsert=self.session is not None)
+        return Op("update_one", {"_id": self.key}, {"$set": fields_}, upsert=self.session is not None)
 
 
 class VoiceSessionRepository(Repository):
@@ -99,30 +100,18 @@ class VoiceSessionRepository(Repository):
 
     async def record(self, writes: Sequence[SessionWrite]) -> None:
         """Store each session's next state (and intent) in one unordered bulk write; idempotent."""
-        if not writes:
-            return
-        ops = [w.operation() for w in writes]
-        await with_retry("record voice sessions",
-                         lambda: self.collection.bulk_write(ops, ordered=False), self.policy)
+        await self.idempotent([w.operation() for w in writes], "record voice sessions")
 
     async def finish(self, op_id: str, keep: Iterable[str], close: Iterable[str]) -> None:
         """The intent `op_id` is applied: clear it on sessions that continue, delete those that close."""
         keep, close = list(keep), list(close)
+        ops = []
         if keep:
-            await with_retry(
-                "clear voice intents",
-                lambda: self.collection.update_many(
-                    {"_id": {"$in": keep}, "pending_op": op_id},
-                    {"$unset": {"pending_op": "", "pending": "", "closing": ""}},
-                ),
-                self.policy,
-            )
+            ops.append(Op("update_many", {"_id": {"$in": keep}, "pending_op": op_id},
+                          {"$unset": {"pending_op": "", "pending": "", "closing": ""}}))
         if close:
-            await with_retry(
-                "close voice sessions",
-                lambda: self.collection.delete_many({"_id": {"$in": close}, "pending_op": op_id}),
-                self.policy,
-            )
+            ops.append(Op("delete_many", {"_id": {"$in": close}, "pending_op": op_id}))
+        await self.idempotent(ops, "finish voice intents")
 
     async def for_guild(self, guild_id: int) -> list[VoiceSession]:
         async def read() -> list[VoiceSession]:
