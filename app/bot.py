@@ -16,18 +16,22 @@ from app import __version__
 from app.clock import Clock, SystemClock
 from app.container import Repositories
 from app.discord_endpoints import bot_intents
-from app.health import HealthServer, start_health_server
+from app.health import CheckResult, HealthServer, any_of, start_health_server
 from app.metrics import Metrics
+from app.outbox import Outbox
 from app.probe import ProbeResult, run_probe
 from app.retry import RetryPolicy
 from app.scheduler import add_interval_job, make_scheduler
 from app.settings import Settings
+from app.writes import Writer
 
 log = logging.getLogger(__name__)
 
 ShutdownHook = Callable[[], Awaitable[object]]
 CogFactory = Callable[["TrackerBot"], commands.Cog]
 SHUTDOWN_HOOK_TIMEOUT = 20.0
+OUTBOX_WATCH_SECONDS = 60.0
+OUTBOX_START_DRAIN_SECONDS = 120
 
 
 class TrackerBot(commands.Bot):
@@ -49,25 +53,32 @@ class TrackerBot(commands.Bot):
         self.db = db
         self.db_host = db_host
         self.clock: Clock = clock or SystemClock()
+        self.metrics = Metrics()
         self.retry_policy = RetryPolicy(
-            attempts=settings.write_retry_attempts, max_seconds=settings.write_retry_max_seconds
+            attempts=settings.write_retry_attempts, max_seconds=settings.write_retry_max_seconds,
+            on_retry=self.metrics.retries.inc,
         )
-        self.repos = Repositories.create(db, self.retry_policy)
+        self.outbox = Outbox(settings.data_dir / "outbox.db")
+        self.writer = Writer(
+            db, self.retry_policy, self.outbox, self.clock, on_submit=self.metrics.writes.inc
+        )
+        self.repos = Repositories.create(db, self.retry_policy, self.writer)
         self.cog_factories = cog_factories if cog_factories is not None else default_cog_factories()
         self.probe_result = probe_result
         self.server_kind = server_kind
         self.previous_run: dict[str, Any] = {}
         self.scheduler: AsyncIOScheduler | None = None
         self._shutdown_hooks: list[tuple[str, ShutdownHook]] = []
-        self.metrics = Metrics()
         self.health: HealthServer | None = None
         self._closing = False
 
     async def setup_hook(self) -> None:
+        await self.outbox.open()
         if self.probe_result is None:
             self.probe_result = await run_probe(
                 self.repos.probe, self.db_host, self.clock, self.settings.probe_timeout_seconds
             )
+        await self._replay_outbox()
         self.previous_run = await self.repos.lifecycle.load()
         await self.repos.ensure_indexes()
         await self.repos.lifecycle.mark_started(self.clock.now(), __version__)
@@ -75,11 +86,43 @@ class TrackerBot(commands.Bot):
             "lifecycle", lambda: self.repos.lifecycle.mark_clean_shutdown(self.clock.now())
         )
         self.scheduler = make_scheduler()
+        self.add_interval_job("outbox-watch", self.watch_outbox, OUTBOX_WATCH_SECONDS)
         await self._load_cogs()
         self.scheduler.start()
         await self._sync_commands()
         self.health = await start_health_server(self)
+        if self.health is not None:
+            self.health.checks["database"] = any_of(self.health.checks["database"], self.outbox_check)
+        self._register_gauges()
         log.info("startup complete (version %s)", __version__)
+
+    async def _replay_outbox(self) -> None:
+        """Writes a previous run left unacknowledged go to MongoDB before anything reads or writes."""
+        await self.writer.start()
+        if not self.writer.draining:
+            return
+        try:
+            await self.writer.wait_drained(OUTBOX_START_DRAIN_SECONDS)
+        except TimeoutError:
+            log.error("the outbox could not be replayed within %ds (%d writes left); new writes queue "
+                      "behind it", OUTBOX_START_DRAIN_SECONDS, self.outbox.depth)
+
+    async def watch_outbox(self) -> None:
+        """Every minute: alarm while the outbox is over its cap (events are still accepted)."""
+        depth, cap = self.outbox.depth, self.settings.outbox_alarm_entries
+        if depth > cap:
+            log.error("ALARM: the outbox holds %d writes, over OUTBOX_ALARM_ENTRIES=%d: MongoDB at %s has "
+                      "not taken writes for a while; events are still kept", depth, cap, self.db_host)
+
+    async def outbox_check(self) -> CheckResult:
+        if self.writer.draining:
+            kept = self.outbox.depth
+            return CheckResult(True, f"{kept} writes are kept in the outbox until MongoDB answers")
+        return CheckResult(False, "the outbox is idle")
+
+    def _register_gauges(self) -> None:
+        self.metrics.outbox_depth.set_function(lambda: self.outbox.depth)
+        self.metrics.outbox_replayed.set_function(lambda: self.writer.replayed)
 
     async def _load_cogs(self) -> None:
         for factory in self.cog_factories:

@@ -46,6 +46,25 @@ class Metrics:
         self.db_up = Gauge(
             "tracker_db_up", "1 when MongoDB answered the last health ping in time", registry=self.registry
         )
+        self.writes = Counter(
+            "tracker_writes", "Units of writes submitted to MongoDB (directly or through the outbox)",
+            registry=self.registry,
+        )
+        self.retries = Counter(
+            "tracker_write_retries", "Retried attempts of MongoDB operations after a transient error",
+            registry=self.registry,
+        )
+        self.outbox_depth = Gauge(
+            "tracker_outbox_depth", "Writes waiting in the local outbox for MongoDB", registry=self.registry
+        )
+        self.outbox_replayed = Gauge(
+            "tracker_outbox_replayed", "Outbox entries replayed into MongoDB since start",
+            registry=self.registry,
+        )
+        self.flush_seconds = Histogram(
+            "tracker_voice_flush_seconds", "Duration of the voice flush job, in seconds",
+            registry=self.registry,
+        )
         self.gateway_connected = Gauge(
             "tracker_gateway_connected", "1 when the Discord gateway session is ready", registry=self.registry
         )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pymongo import UpdateOne
@@ -58,10 +58,13 @@ class RetryPolicy:
     max_seconds: float = 10.0
     initial_wait: float = 0.05
     max_wait: float = 2.0
+    on_retry: Callable[[], object] | None = field(default=None, compare=False)  # e.g. a metric
 
 
-def _log_attempt(what: str) -> Callable[[RetryCallState], None]:
+def _log_attempt(what: str, policy: RetryPolicy) -> Callable[[RetryCallState], None]:
     def before_sleep(state: RetryCallState) -> None:
+        if policy.on_retry is not None:
+            policy.on_retry()
         exc = state.outcome.exception() if state.outcome else None
         log.warning(
             "%s failed (attempt %d): %s; retrying in %.2fs",
@@ -80,7 +83,7 @@ async def with_retry(what: str, call: Callable[[], Awaitable[T]], policy: RetryP
         retry=retry_if_exception(is_transient),
         stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.max_seconds),
         wait=wait_exponential_jitter(multiplier=policy.initial_wait, max=policy.max_wait),
-        before_sleep=_log_attempt(what),
+        before_sleep=_log_attempt(what, policy),
         reraise=True,
     )
     async for attempt in retrying:

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 
+    outbox_alarm_entries: int = Field(default=100_000, ge=1, le=100_000_000)
+
     probe_timeout_seconds: float = Field(default=30, gt=0, le=600)
     write_retry_attempts: int = Field(default=5, ge=1, le=20)
     write_retry_max_seconds: float = Field(default=10, gt=0, le=300)

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -123,7 +123,8 @@ class Writer:
     """Applies units of writes; keeps them in the outbox (and replays them) while MongoDB is away."""
 
     def __init__(self, db: Any, policy: RetryPolicy, outbox: Outbox | None = None,
-                 clock: Clock | None = None, drain_policy: RetryPolicy | None = None) -> None:
+                 clock: Clock | None = None, drain_policy: RetryPolicy | None = None,
+                 on_submit: Callable[[], object] | None = None) -> None:
         self.db = db
         self.policy = policy
         self.outbox = outbox
@@ -131,6 +132,7 @@ class Writer:
         # Replays retry briefly, then the drain loop backs off on its own schedule.
         self.drain_policy = drain_policy or RetryPolicy(attempts=2, max_seconds=2, initial_wait=0.05,
                                                         max_wait=0.5)
+        self.on_submit = on_submit
         self._lock = asyncio.Lock()
         self._queued = False
         self._drainer: asyncio.Task[None] | None = None
@@ -158,6 +160,8 @@ class Writer:
         """Apply `writes` now, or keep them durably for replay. Never raises because MongoDB is away
         when an outbox is configured (without one, the error propagates)."""
         self.writes_total += 1
+        if self.on_submit is not None:
+            self.on_submit()
         if self.outbox is None:
             await execute(self.db, writes, self.policy, what)
             return

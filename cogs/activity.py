@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 from typing import Any
 
 import discord
@@ -17,6 +18,7 @@ from discord.ext import commands
 
 from app.clock import to_ms
 from app.message_counter import MessageCounter
+from app.metrics import count_event
 from app.voice import LiveVoice, day_of, voice_flags, zone
 from app.voice_tracker import FlushResult, VoiceTracker
 from repositories.activity import ActivityRepository
@@ -69,6 +71,7 @@ class ActivityCog(commands.Cog, name="Activity"):
             activity, sessions, guild_settings, bot.clock, bot.settings.voice_downtime_cap_seconds
         )
         self.messages = MessageCounter(activity.add_messages)
+        self.last_flush: tuple[datetime, FlushResult] | None = None
 
     async def cog_load(self) -> None:
         self.bot.add_interval_job(FLUSH_JOB_ID, self.flush_voice, self.bot.settings.voice_flush_seconds)
@@ -79,10 +82,15 @@ class ActivityCog(commands.Cog, name="Activity"):
 
     async def flush_voice(self) -> FlushResult | None:
         try:
-            return await self.voice.flush()
+            result = await self.voice.flush()
         except Exception:
             log.exception("voice flush failed; the next run credits the same time")
             return None
+        self.last_flush = (self.bot.clock.now(), result)
+        metrics = getattr(self.bot, "metrics", None)
+        if metrics is not None:
+            metrics.flush_seconds.observe(result.seconds)
+        return result
 
     async def shutdown_flush(self) -> None:
         await self.messages.wait_idle()
@@ -101,6 +109,7 @@ class ActivityCog(commands.Cog, name="Activity"):
             return
         day = day_of(to_ms(self.bot.clock.now()), zone(config.time_zone))
         self.messages.add(message.guild.id, message.author.id, day)
+        count_event(self.bot, "message")
 
     # ---- voice -----------------------------------------------------------------------------
     @commands.Cog.listener()
@@ -111,6 +120,7 @@ class ActivityCog(commands.Cog, name="Activity"):
             return
         config = await self.guild_settings.get(member.guild.id)
         afk = member.guild.afk_channel.id if member.guild.afk_channel else None
+        count_event(self.bot, "voice")
         await self.voice.update(member.guild.id, member.id, live_voice(after, afk, config))
 
     @commands.Cog.listener()
