@@ -193,6 +193,11 @@ class TrackerBot(commands.Bot):
         except TimeoutError:
             log.error("shutdown: in-flight writes did not finish within %.0fs", SHUTDOWN_HOOK_TIMEOUT)
         await self.run_shutdown_hooks()
+        await self.writer.stop()
+        if self.outbox.depth:
+            log.warning("stopping with %d writes in the outbox; they are replayed at the next start",
+                        self.outbox.depth)
+        await self.outbox.close()
         if self.health is not None:
             await self.health.stop()
         if self.scheduler is not None and self.scheduler.running:

@@ -136,6 +136,7 @@ class Writer:
         self._lock = asyncio.Lock()
         self._queued = False
         self._drainer: asyncio.Task[None] | None = None
+        self._stopped = False
         self.replayed = 0
         self.queued_total = 0
         self.writes_total = 0
@@ -190,6 +191,8 @@ class Writer:
         self._start_drainer()
 
     def _start_drainer(self) -> None:
+        if self._stopped:
+            return  # the next start replays what is left
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.create_task(self._drain(), name="outbox-drain")
 
@@ -233,6 +236,7 @@ class Writer:
         await asyncio.wait_for(self.drained.wait(), timeout)
 
     async def stop(self) -> None:
+        self._stopped = True
         if self._drainer is not None and not self._drainer.done():
             self._drainer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
