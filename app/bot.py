@@ -14,6 +14,7 @@ from discord.ext import commands
 
 from app import __version__
 from app.clock import Clock, SystemClock
+from app.commands import TrackerTree
 from app.container import Repositories
 from app.discord_endpoints import bot_intents
 from app.health import CheckResult, HealthServer, any_of, start_health_server
@@ -48,7 +49,10 @@ class TrackerBot(commands.Bot):
         server_kind: str = "external",
         cog_factories: list[CogFactory] | None = None,
     ) -> None:
-        super().__init__(command_prefix=commands.when_mentioned, intents=bot_intents(), help_command=None)
+        super().__init__(
+            command_prefix=commands.when_mentioned, intents=bot_intents(), help_command=None,
+            tree_cls=TrackerTree,
+        )
         self.settings = settings
         self.db = db
         self.db_host = db_host

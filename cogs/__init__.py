@@ -13,6 +13,7 @@ def all_cog_factories() -> list[Callable[[Any], Any]]:
     from cogs.invites import InvitesCog
     from cogs.settings import SettingsCog
     from cogs.stats import StatsCog
+    from cogs.status import StatusCog
 
     return [
         lambda bot: ActivityCog(bot, bot.repos.activity, bot.repos.voice_sessions, bot.repos.guild_settings),
@@ -20,4 +21,5 @@ def all_cog_factories() -> list[Callable[[Any], Any]]:
         backup_cog,
         lambda bot: InvitesCog(bot, bot.repos),
         lambda bot: SettingsCog(bot, bot.repos.guild_settings),
+        StatusCog,
     ]

@@ -1,0 +1,78 @@
+"""The command tree: every slash command answers within Discord's 3 seconds, also while MongoDB is away.
+
+Before a command runs, a ping with a short deadline tells whether reads work; when they do not,
+the member gets a clear answer instead of a command that times out. Commands that work without
+the database (`/data-status`) say so with `extras={"needs_database": False}`. An error from MongoDB while a
+command runs gets the same answer; any other error one plain line, and one log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import discord
+from discord import app_commands
+from pymongo.errors import PyMongoError
+
+log = logging.getLogger(__name__)
+PING_DEADLINE_SECONDS = 1.0
+NO_MENTIONS = discord.AllowedMentions.none()
+
+
+def unavailable_text(waiting: int) -> str:
+    return (f"Stats are temporarily unavailable: the database is not answering. {waiting} events are "
+            "waiting to be saved; nothing is lost, try again in a minute.")
+
+
+async def answer(interaction: discord.Interaction, text: str) -> None:
+    """Answer ephemerally, whether or not the interaction was answered (or deferred) before."""
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        else:
+            await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+    except discord.HTTPException as exc:
+        log.warning("could not answer interaction %s: %s", interaction.id, exc)
+
+
+class TrackerTree(app_commands.CommandTree):
+    async def database_answers(self) -> bool:
+        bot: Any = self.client
+        try:
+            await asyncio.wait_for(bot.db.command("ping"), PING_DEADLINE_SECONDS)
+        except (TimeoutError, PyMongoError):
+            return False
+        return True
+
+    def waiting_writes(self) -> int:
+        outbox = getattr(self.client, "outbox", None)
+        return int(outbox.depth) if outbox is not None else 0
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if interaction.type is not discord.InteractionType.application_command:
+            return True
+        command = interaction.command
+        if command is not None and command.extras.get("needs_database") is False:
+            return True
+        if await self.database_answers():
+            return True
+        log.warning("/%s answered 'temporarily unavailable': MongoDB does not answer",
+                    interaction.command.qualified_name if interaction.command else "?")
+        await answer(interaction, unavailable_text(self.waiting_writes()))
+        return False
+
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        name = interaction.command.qualified_name if interaction.command else "?"
+        if isinstance(cause, PyMongoError):
+            log.error("/%s: MongoDB error: %s", name, type(cause).__name__)
+            await answer(interaction, unavailable_text(self.waiting_writes()))
+            return
+        if isinstance(cause, app_commands.CheckFailure):
+            await answer(interaction, "You cannot use this command here.")
+            return
+        log.error("/%s failed: %s: %s", name, type(cause).__name__, cause,
+                  exc_info=(type(cause), cause, cause.__traceback__))
+        await answer(interaction, "Something went wrong; the error is in the bot's log.")
