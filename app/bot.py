@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -11,6 +12,7 @@ from typing import Any
 import discord
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from discord.ext import commands
+from pymongo.errors import PyMongoError
 
 from app import __version__
 from app.clock import Clock, SystemClock
@@ -112,11 +114,16 @@ class TrackerBot(commands.Bot):
                       "behind it", OUTBOX_START_DRAIN_SECONDS, self.outbox.depth)
 
     async def watch_outbox(self) -> None:
-        """Every minute: alarm while the outbox is over its cap (events are still accepted)."""
+        """Every minute: alarm while the outbox is over its cap (events are still accepted), and
+        report the outbox to MongoDB when it answers."""
         depth, cap = self.outbox.depth, self.settings.outbox_alarm_entries
         if depth > cap:
             log.error("ALARM: the outbox holds %d writes, over OUTBOX_ALARM_ENTRIES=%d: MongoDB at %s has "
                       "not taken writes for a while; events are still kept", depth, cap, self.db_host)
+        oldest = await self.outbox.oldest_created_ms()
+        # MongoDB away: the outbox holds the events and the log has the alarm.
+        with contextlib.suppress(TimeoutError, PyMongoError):
+            await asyncio.wait_for(self.repos.lifecycle.report_status(self.clock.now(), depth, oldest), 5)
 
     async def outbox_check(self) -> CheckResult:
         if self.writer.draining:

@@ -1,4 +1,5 @@
-"""When this bot last started and last shut down cleanly (tells a crash from a redeploy)."""
+"""When this bot last started and last shut down cleanly (tells a crash from a redeploy), and what
+it last reported about its outbox (`_id: "status"`, for `scripts/mongosh/outbox_lag.js`)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,15 @@ class LifecycleRepository(Repository):
 
     async def mark_clean_shutdown(self, at: Any) -> None:
         await self._set({"clean_shutdown_at_ms": to_ms(at), "running": False})
+
+    async def report_status(self, at: Any, outbox_depth: int, oldest_waiting_ms: int | None) -> None:
+        """Written every minute while MongoDB answers: an operator can see a backlog from mongosh."""
+        await self.collection.update_one(
+            {"_id": "status"},
+            {"$set": {"reported_ms": to_ms(at), "outbox_depth": outbox_depth,
+                      "oldest_waiting_ms": oldest_waiting_ms}},
+            upsert=True,
+        )
 
     async def _set(self, fields: dict[str, Any]) -> None:
         await with_retry(

@@ -89,6 +89,9 @@ async def test_commands_during_an_outage_answer_at_once_and_data_status_still_wo
 
     fault_proxy.heal()
     await proxied.bot.writer.wait_drained(60)
+    await proxied.bot.watch_outbox()
+    status_doc = await proxied.bot.db.lifecycle.find_one({"_id": "status"})
+    assert status_doc["outbox_depth"] == 0 and status_doc["oldest_waiting_ms"] is None
     record = await emu.command(BOB, "ud", {})
     assert record.embed is not None
     assert {f["name"]: f["value"] for f in record.embed["fields"]}["Messages"] == "2"
