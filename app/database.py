@@ -30,8 +30,13 @@ class EmbeddedServerError(RuntimeError):
     """The embedded database could not be started; the message says why."""
 
 
-def make_client(uri: str, *, app_name: str = "activity-invite-tracker") -> AsyncIOMotorClient:
-    """A client with aware UTC datetimes, retryable writes and timeouts that fail fast enough to retry."""
+def make_client(
+    uri: str, *, app_name: str = "activity-invite-tracker", socket_timeout_ms: int = 10000
+) -> AsyncIOMotorClient:
+    """A client with aware UTC datetimes, retryable writes and timeouts that fail fast enough to retry.
+
+    `socket_timeout_ms`: the benchmark raises it to time reads that take longer than the bot allows.
+    """
     return AsyncIOMotorClient(
         uri,
         tz_aware=True,
@@ -40,7 +45,7 @@ def make_client(uri: str, *, app_name: str = "activity-invite-tracker") -> Async
         appname=app_name,
         serverSelectionTimeoutMS=3000,
         connectTimeoutMS=3000,
-        socketTimeoutMS=10000,
+        socketTimeoutMS=socket_timeout_ms,
         maxPoolSize=50,
     )
 
