@@ -1,0 +1,207 @@
+"""`/ud` and `/top` reads: p99 of the repository reads (and embed) the commands do vs raw find_one.
+
+Data: `stats_members` members with an all-time document, `stats_active` of them with a day
+document for each of the last `stats_days` days, inserted raw in the shape the repository writes
+(every counter present). `/ud` = `member_counters` + `rank` (messages) + `rank` (voice) +
+`build_ud_embed`; `/top` = `StatsCog.top_page` (count, page, caller's rank and counters, names,
+embed). Afterwards the reads are checked against the values computed here, and the leaderboard
+pipeline is explained by the server.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+from datetime import timedelta
+from typing import Any
+
+from tqdm import tqdm
+
+from app.voice import COUNTERS, period_start_day, zone
+from cogs.stats import StatsCog, build_ud_embed
+from repositories.activity import ActivityRepository, day_key, total_key
+from scripts.bench.env import STATS_GUILD, Bench
+from scripts.bench.measure import Check, Row, ms, percentile, samples
+from scripts.bench.world import member_id
+
+log = logging.getLogger(__name__)
+G = STATS_GUILD
+TARGET = 5.0
+SEED_BATCH = 5_000
+
+
+def total_values(i: int) -> dict[str, int]:
+    voice = (i * 104_729) % 36_000
+    return {"messages": (i * 7_919) % 1_000, "voice_s": voice, "cam_on_s": voice // 3,
+            "cam_off_s": voice - voice // 3, "stream_s": voice // 5}
+
+
+def day_values(i: int, d: int) -> dict[str, int]:
+    voice = (i * 31 + d * 17) % 3_600
+    return {"messages": (i * 13 + d * 7) % 25, "voice_s": voice, "cam_on_s": voice // 2,
+            "cam_off_s": voice - voice // 2, "stream_s": 0}
+
+
+class CapturingActivity(ActivityRepository):
+    """The activity repository, keeping the last pipeline of each kind of read (for explain)."""
+
+    def __init__(self, db: Any, policy: Any, writer: Any) -> None:
+        super().__init__(db, policy, writer)
+        self.pipelines: dict[str, list[dict[str, Any]]] = {}
+
+    async def _aggregate(self, pipeline: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:
+        self.pipelines[what] = pipeline
+        return await super()._aggregate(pipeline, what)
+
+
+class Data:
+    """The seeded values, to check the reads against."""
+
+    def __init__(self, bench: Bench) -> None:
+        s = bench.sizes
+        today = bench.clock.now().date()
+        self.days = [(today - timedelta(days=d)).isoformat() for d in range(s.stats_days)]
+        self.totals = {member_id(i): total_values(i) for i in range(s.stats_members)}
+        self.by_day = {member_id(i): {day: day_values(i, d) for d, day in enumerate(self.days)}
+                       for i in range(s.stats_active)}
+
+    def documents(self) -> Any:
+        for member, values in self.totals.items():
+            yield {"_id": total_key(G, member), "kind": "total", "guild_id": G, "member_id": member, **values}
+        for member, days in self.by_day.items():
+            for day, values in days.items():
+                yield {"_id": day_key(G, member, day), "kind": "day", "day": day, "guild_id": G,
+                       "member_id": member, **values}
+
+    def values(self, field: str, since: str | None) -> dict[int, int]:
+        if since is None:
+            return {m: v[field] for m, v in self.totals.items()}
+        return {m: sum(v[field] for day, v in days.items() if day >= since)
+                for m, days in self.by_day.items()}
+
+    def board(self, field: str, since: str | None, limit: int) -> list[tuple[int, int]]:
+        rows = [(m, v) for m, v in self.values(field, since).items() if v > 0]
+        rows.sort(key=lambda r: (-r[1], r[0]))
+        return rows[:limit]
+
+    def rank(self, field: str, since: str | None, member: int) -> int | None:
+        values = self.values(field, since)
+        own = values.get(member, 0)
+        return None if own <= 0 else 1 + sum(1 for v in values.values() if v > own)
+
+
+async def seed(bench: Bench, data: Data) -> None:
+    s = bench.sizes
+    count = s.stats_members + s.stats_active * s.stats_days
+    batch: list[dict[str, Any]] = []
+    bar = tqdm(total=count, desc="seed /ud /top data", unit="doc", mininterval=2, leave=False, disable=None)
+    with bar:
+        for doc in data.documents():
+            batch.append(doc)
+            if len(batch) == SEED_BATCH:
+                await bench.db.activity.insert_many(batch, ordered=False)
+                bar.update(len(batch))
+                batch = []
+        if batch:
+            await bench.db.activity.insert_many(batch, ordered=False)
+            bar.update(len(batch))
+
+
+async def ud(repo: ActivityRepository, member: int, period: str, since: str | None) -> None:
+    counters = await repo.member_counters(G, member, since)
+    message_rank = await repo.rank(G, member, "messages", since)
+    voice_rank = await repo.rank(G, member, "voice", since)
+    build_ud_embed(f"member {member}", period, counters, message_rank, voice_rank)
+
+
+def plan_summary(answer: dict[str, Any]) -> tuple[bool | None, str]:
+    """Whether an explain answer shows an index scan, and the plan stages it names."""
+    text = json.dumps(answer, default=str)
+    stages = sorted(set(re.findall(r'"stage": "([A-Z_]+)"', text)))
+    indexes = sorted(set(re.findall(r'"indexName": "([^"]+)"', text)))
+    if not stages:
+        return None, f"no plan stages in the answer (keys: {', '.join(sorted(answer))})"
+    uses = any(stage in {"IXSCAN", "COUNT_SCAN", "DISTINCT_SCAN", "EXPRESS_IXSCAN"} for stage in stages)
+    return uses, f"stages {', '.join(stages)}" + (f"; indexes {', '.join(indexes)}" if indexes else "")
+
+
+async def explain(bench: Bench, pipeline: list[dict[str, Any]]) -> tuple[bool | None, str, Any]:
+    try:
+        answer = await bench.db.command("aggregate", "activity", pipeline=pipeline, explain=True)
+    except Exception as exc:
+        return None, f"explain failed: {type(exc).__name__}: {exc}", None
+    uses, summary = plan_summary(answer)
+    return uses, summary, json.loads(json.dumps(answer, default=str))
+
+
+async def run(bench: Bench, real_mongodb: bool) -> tuple[list[Row], list[Check]]:
+    s = bench.sizes
+    data = Data(bench)
+    log.info("/ud /top: seeding %d totals and %d day documents", s.stats_members,
+             s.stats_active * s.stats_days)
+    await seed(bench, data)
+    bench.world.add(bench.world.guild_spec(STATS_GUILD, min(s.stats_members, 100)))
+    guild = bench.world.attach(bench.bot, STATS_GUILD)
+    repo = CapturingActivity(bench.db, bench.bot.retry_policy, bench.bot.writer)
+    cog = StatsCog(bench.bot, repo, bench.bot.repos.guild_settings)
+    since30 = period_start_day("30d", bench.clock.now(), zone("UTC"))
+    rng = random.Random(4)
+    active = list(data.by_day)
+    pick = lambda: rng.choice(active)  # noqa: E731
+
+    log.info("/ud /top: raw find_one x%d", s.raw_samples)
+    raw = await samples(lambda: bench.db.activity.find_one({"_id": total_key(G, pick())}), s.raw_samples)
+    raw_p99 = percentile(raw, 99)
+    ops = {
+        "/ud all time": lambda: ud(repo, pick(), "all", None),
+        "/ud 30 days": lambda: ud(repo, pick(), "30d", since30),
+        "/top messages, all time": lambda: cog.top_page(guild, pick(), "messages", "all", 0),
+        "/top voice, 30 days": lambda: cog.top_page(guild, pick(), "voice", "30d", 0),
+    }
+    rows = []
+    for name, call in ops.items():
+        log.info("%s x%d", name, s.command_samples)
+        timings = await samples(call, s.command_samples)
+        p99 = percentile(timings, 99)
+        rows.append(Row(name, f"p99 of {len(timings)} (p50 {ms(percentile(timings, 50))})", ms(p99),
+                        f"{ms(raw_p99)} (find_one p99 of {len(raw)})", p99 / raw_p99, f"<= {TARGET:g}x",
+                        p99 / raw_p99 <= TARGET, {"samples_s": timings, "raw_p99_s": raw_p99}))
+    rows += await explain_rows(bench, repo, since30, real_mongodb)
+    return rows, await read_checks(repo, data, since30)
+
+
+async def explain_rows(bench: Bench, repo: CapturingActivity, since30: str | None,
+                       real_mongodb: bool) -> list[Row]:
+    rows = []
+    for period, since in (("all time", None), ("30 days", since30)):
+        await repo.leaderboard(G, "messages", since, 0, 10)
+        uses, summary, answer = await explain(bench, repo.pipelines["read leaderboard"])
+        if real_mongodb:
+            verdict, met = ("index used" if uses else "NO index"), bool(uses)
+        else:
+            verdict, met = "not checked here: needs a real MongoDB (MONGODB_URI)", None
+        rows.append(Row("/top leaderboard index", f"explain, {period}", summary, "-", None,
+                        "uses an index (explain on real MongoDB)", met,
+                        {"uses_index": uses, "verdict": verdict, "explain": answer}))
+    return rows
+
+
+async def read_checks(repo: ActivityRepository, data: Data, since30: str | None) -> list[Check]:
+    checks = []
+    for metric, field in (("messages", "messages"), ("voice", "voice_s")):
+        for label, since in (("all time", None), ("30 days", since30)):
+            got = await repo.leaderboard(G, metric, since, 0, 10)
+            want = data.board(field, since, 10)
+            checks.append(Check(f"/top {metric} {label}: first page", got == want,
+                                f"{got[:2]}... vs {want[:2]}..."))
+            member = next(iter(data.by_day))
+            rank, expected = await repo.rank(G, member, metric, since), data.rank(field, since, member)
+            checks.append(Check(f"/ud {metric} {label}: rank", rank == expected, f"{rank} vs {expected}"))
+    member = next(iter(data.by_day))
+    counters = await repo.member_counters(G, member, since30)
+    want = data.values
+    ok = all(getattr(counters, f) == want(f, since30)[member] for f in COUNTERS)
+    checks.append(Check("/ud 30 days: counters", ok, str(counters)))
+    return checks

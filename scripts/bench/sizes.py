@@ -1,0 +1,34 @@
+"""How big each case is: the issue's sizes (full), a quick run for CI, and a tiny one for tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Sizes:
+    name: str
+    ingest_events: int = 20_000
+    ingest_members: int = 2_000
+    latency_rate: int = 1_000  # events per second
+    latency_seconds: float = 20.0
+    voice_members: int = 10_000  # open sessions (flush) and members in voice (restart)
+    invites: int = 1_000
+    downtime_seconds: int = 60  # between the flush and the restart, credited at reconciliation
+    stats_members: int = 100_000  # members with an all-time document
+    stats_active: int = 10_000  # members with day buckets
+    stats_days: int = 30
+    command_samples: int = 3  # timings per command for the p99 (each takes many seconds on nx-27017)
+    raw_samples: int = 300  # timings of the raw find_one
+
+
+FULL = Sizes("full")
+QUICK = Sizes(
+    "quick", ingest_events=3_000, ingest_members=300, latency_seconds=3.0, voice_members=1_000,
+    invites=100, stats_members=2_000, stats_active=200, command_samples=3, raw_samples=100,
+)
+TINY = Sizes(
+    "tiny", ingest_events=400, ingest_members=40, latency_rate=200, latency_seconds=1.0,
+    voice_members=120, invites=20, stats_members=300, stats_active=30, stats_days=5,
+    command_samples=3, raw_samples=10,
+)

@@ -1,0 +1,71 @@
+"""`python -m scripts.bench`: every case runs (tiny) on the test database and every count is exact.
+
+Speed is measured by the benchmark, never asserted here.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from scripts.bench.checks import compare
+from scripts.bench.measure import Check, Row, percentile
+from scripts.bench.report import table
+from scripts.bench.run import run_all
+from scripts.bench.sizes import TINY
+
+
+async def test_every_case_runs_small_and_every_count_is_exact(db) -> None:
+    results = await run_all(db, TINY)
+    failed = [(c.name, c.detail) for c in results.checks if not c.ok]
+    assert results.exact and not failed, failed
+    names = {c.name for c in results.checks}
+    for expected in ("ingest: member totals", "ingest: member day documents", "ingest baseline (a)",
+                     "ingest baseline (b)", "ingest latency: member totals", "flush: member totals",
+                     "flush: checkpoints moved", "restart: downtime credited", "restart: invite snapshot",
+                     "/top messages all time: first page", "/ud voice 30 days: rank"):
+        assert expected in names
+    cases = {row.case for row in results.rows}
+    assert {"ingest", "ingest latency", "flush", "restart", "/ud all time", "/ud 30 days",
+            "/top messages, all time", "/top voice, 30 days", "/top leaderboard index", "memory"} <= cases
+    # every case with a baseline reports its ratio, measured in the same run, with a verdict
+    compared = [r for r in results.rows if r.target.endswith("x")]
+    assert {r.case for r in compared} == {"ingest", "flush", "restart", "/ud all time", "/ud 30 days",
+                                          "/top messages, all time", "/top voice, 30 days"}
+    assert all(r.ratio is not None and r.ratio > 0 and r.met is not None for r in compared)
+    # nx-27017 cannot say whether an index is used: the table says so instead of a verdict.
+    index_rows = [r for r in results.rows if r.case == "/top leaderboard index"]
+    assert [r.met for r in index_rows] == [None, None]
+    assert all("MONGODB_URI" in r.values["verdict"] for r in index_rows)
+    # the database is left as the run wrote it: counts are exact there too
+    assert await db.voice_sessions.count_documents({"guild_id": 1}) == TINY.voice_members
+    assert await db.invites.count_documents({"guild_id": 1}) == TINY.invites
+
+
+def test_a_lost_or_doubled_count_fails_the_check() -> None:
+    sent = Counter({1: 3, 2: 1, 3: 2})
+    assert compare("exact", sent, {1: 3, 2: 1, 3: 2}).ok
+    lost = compare("lost", sent, {1: 3, 2: 1, 3: 1})
+    doubled = compare("doubled", sent, {1: 3, 2: 2, 3: 2})
+    stranger = compare("stranger", sent, {1: 3, 2: 1, 3: 2, 4: 1})
+    assert not lost.ok and "3: sent 2, stored 1" in lost.detail
+    assert not doubled.ok and "2: sent 1, stored 2" in doubled.detail
+    assert not stranger.ok and "4: sent 0, stored 1" in stranger.detail
+
+
+def test_the_table_says_missed_plainly_and_counts_failed_checks() -> None:
+    rows = [Row("flush", "time", "2.000 s", "0.500 s", 4.0, "<= 1.5x", False),
+            Row("ingest", "rate", "9 ev/s", "3 ev/s", 3.0, ">= 3x", True),
+            Row("memory", "peak RSS", "120 MiB")]
+    text = table(rows, [Check("a", True), Check("b", False)])
+    lines = text.splitlines()
+    assert lines[2].endswith("| 4.00x | <= 1.5x | MISSED |")
+    assert lines[3].endswith("| 3.00x | >= 3x | met |")
+    assert lines[4].endswith("| reported | reported |")
+    assert lines[5] == "| exactness | checks after the cases | 1 of 2 passed | - | - | all | MISSED |"
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 99) == 99.0
+    assert percentile(values, 50) == 50.0
+    assert percentile([5.0, 1.0, 3.0], 99) == 5.0
