@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from app.clock import Clock, to_ms
@@ -69,13 +70,16 @@ class VoiceTracker:
     def is_ready(self, guild_id: int) -> bool:
         return self._ready_event(guild_id).is_set()
 
-    async def update(self, guild_id: int, member_id: int, live: LiveVoice | None) -> None:
-        """A member's voice state changed: credit the time since the checkpoint, record the new state."""
+    async def update(self, guild_id: int, member_id: int, live: LiveVoice | None,
+                     at: datetime | None = None) -> None:
+        """A member's voice state changed at `at` (default: now): credit the time since the checkpoint
+        up to then and record the new state. The change time is taken when the event arrives, not when
+        the member's lock frees up (a write may hold it through retries during a MongoDB outage)."""
+        now = to_ms(at or self.clock.now())
         await self._ready_event(guild_id).wait()
         tz = await self._zone(guild_id)
         key = session_key(guild_id, member_id)
         async with self._locked([key]):
-            now = to_ms(self.clock.now())
             write = self._transition(guild_id, member_id, live, tz, now, now)
             await self._commit([write] if write else [], [key])
 

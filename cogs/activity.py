@@ -118,10 +118,11 @@ class ActivityCog(commands.Cog, name="Activity"):
     ) -> None:
         if member.bot:
             return
+        arrived = self.bot.clock.now()
         config = await self.guild_settings.get(member.guild.id)
         afk = member.guild.afk_channel.id if member.guild.afk_channel else None
         count_event(self.bot, "voice")
-        await self.voice.update(member.guild.id, member.id, live_voice(after, afk, config))
+        await self.voice.update(member.guild.id, member.id, live_voice(after, afk, config), at=arrived)
 
     @commands.Cog.listener()
     async def on_guild_available(self, guild: discord.Guild) -> None:
