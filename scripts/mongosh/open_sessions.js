@@ -2,7 +2,7 @@
 //   [GUILD=<guild id>] mongosh "$MONGODB_URI" --quiet scripts/mongosh/open_sessions.js
 load(__dirname + "/_common.js");
 const filter = process.env.GUILD ? { guild_id: idOf(envInt("GUILD")) } : {};
-const now = Date.now();
+const now = nowMs();
 let count = 0;
 db.voice_sessions.find(filter).sort({ guild_id: 1, member_id: 1 }).forEach(s => {
   count += 1;
