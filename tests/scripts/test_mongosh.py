@@ -103,7 +103,8 @@ async def test_member_totals_and_days(repos: Repositories, uri: str) -> None:
     await seed_activity(repos)
     out = lines(run(uri, "member.js", GUILD=G, MEMBER=ADA, DAYS=30))
     assert out == [
-        "member 101 in guild 1: messages 25, voice 1h 00m, camera on 0h 30m, camera off 0h 30m, streaming 0h 00m",
+        "member 101 in guild 1: messages 25, voice 1h 00m, camera on 0h 30m, camera off 0h 30m, "
+        "streaming 0h 00m",
         f"{day(-10)}  messages 20  voice 0h 00m  camera on 0h 00m",
         f"{day(0)}  messages 5  voice 1h 00m  camera on 0h 30m",
     ]
@@ -186,7 +187,8 @@ async def test_open_voice_sessions(repos: Repositories, uri: str) -> None:
         f"guild 1 member 101 channel 20  open since {start.isoformat().replace('+00:00', '.000Z')}  "
         "checkpoint 90s ago  camera",
         f"guild 1 member {BIG} channel 21  open since "
-        f"{(start + timedelta(minutes=1)).isoformat().replace('+00:00', '.000Z')}  checkpoint 30s ago  streaming",
+        f"{(start + timedelta(minutes=1)).isoformat().replace('+00:00', '.000Z')}  "
+        "checkpoint 30s ago  streaming",
         "2 open session(s)",
     ]
     assert lines(run(uri, "open_sessions.js", GUILD=2)) == ["0 open session(s)"]
@@ -195,7 +197,9 @@ async def test_open_voice_sessions(repos: Repositories, uri: str) -> None:
 async def test_outbox_lag_ok_backlog_and_silence(repos: Repositories, uri: str) -> None:
     missing = run(uri, "outbox_lag.js")
     assert missing.returncode == 1
-    assert missing.stdout.strip() == "PROBLEM: the bot has never reported its outbox (no lifecycle status document)"
+    assert missing.stdout.strip() == (
+        "PROBLEM: the bot has never reported its outbox (no lifecycle status document)"
+    )
 
     await repos.lifecycle.report_status(NOW - timedelta(seconds=30), 0, None)
     assert lines(run(uri, "outbox_lag.js")) == [
@@ -210,7 +214,9 @@ async def test_outbox_lag_ok_backlog_and_silence(repos: Repositories, uri: str) 
     ]
     over = run(uri, "outbox_lag.js", MAX_LAG_SECONDS=200)
     assert over.returncode == 1
-    assert over.stdout.strip().splitlines()[1:] == ["PROBLEM: writes have waited 240s (over MAX_LAG_SECONDS=200)"]
+    assert over.stdout.strip().splitlines()[1:] == [
+        "PROBLEM: writes have waited 240s (over MAX_LAG_SECONDS=200)"
+    ]
 
     await repos.lifecycle.report_status(NOW - timedelta(seconds=200), 0, None)
     silent = run(uri, "outbox_lag.js")
