@@ -20,6 +20,8 @@ from app.commands import TrackerTree
 from app.container import Repositories
 from app.discord_endpoints import bot_intents
 from app.health import CheckResult, HealthServer, any_of, start_health_server
+from app.limits import Cooldowns, SingleFlight
+from app.logs import Redactor, secrets_of
 from app.metrics import Metrics
 from app.outbox import Outbox
 from app.probe import ProbeResult, run_probe
@@ -34,6 +36,8 @@ ShutdownHook = Callable[[], Awaitable[object]]
 CogFactory = Callable[["TrackerBot"], commands.Cog]
 SHUTDOWN_HOOK_TIMEOUT = 20.0
 OUTBOX_WATCH_SECONDS = 60.0
+DATABASE_WATCH_SECONDS = 2.0
+DATABASE_PING_DEADLINE_SECONDS = 1.5
 OUTBOX_START_DRAIN_SECONDS = 120
 
 
@@ -54,11 +58,16 @@ class TrackerBot(commands.Bot):
         super().__init__(
             command_prefix=commands.when_mentioned, intents=bot_intents(), help_command=None,
             tree_cls=TrackerTree,
+            # Bot-wide default: no message ever pings (@everyone, roles, users), whatever it holds.
+            allowed_mentions=discord.AllowedMentions.none(),
         )
         self.settings = settings
         self.db = db
         self.db_host = db_host
         self.clock: Clock = clock or SystemClock()
+        self.cooldowns = Cooldowns(self.clock.now)
+        self.guild_jobs = SingleFlight()  # one reset / restore / erase per guild at a time
+        self.redactor = Redactor(secrets_of(settings))  # for any error text shown to a member
         self.metrics = Metrics()
         self.retry_policy = RetryPolicy(
             attempts=settings.write_retry_attempts, max_seconds=settings.write_retry_max_seconds,
@@ -93,6 +102,7 @@ class TrackerBot(commands.Bot):
         )
         self.scheduler = make_scheduler()
         self.add_interval_job("outbox-watch", self.watch_outbox, OUTBOX_WATCH_SECONDS)
+        self.add_interval_job("database-watch", self.watch_database, DATABASE_WATCH_SECONDS)
         await self._load_cogs()
         self.scheduler.start()
         await self._sync_commands()
@@ -124,6 +134,16 @@ class TrackerBot(commands.Bot):
         # MongoDB away: the outbox holds the events and the log has the alarm.
         with contextlib.suppress(TimeoutError, PyMongoError):
             await asyncio.wait_for(self.repos.lifecycle.report_status(self.clock.now(), depth, oldest), 5)
+
+    async def watch_database(self) -> None:
+        """Every few seconds a ping with a short deadline: when MongoDB stops answering, writes go to
+        the outbox at once rather than waiting in memory through their retries."""
+        if self.writer.draining:
+            return  # the outbox's replay loop is probing already
+        try:
+            await asyncio.wait_for(self.db.command("ping"), DATABASE_PING_DEADLINE_SECONDS)
+        except (TimeoutError, PyMongoError) as exc:
+            self.writer.mark_down(type(exc).__name__)
 
     async def outbox_check(self) -> CheckResult:
         if self.writer.draining:

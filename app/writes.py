@@ -27,6 +27,7 @@ from app.retry import GuardedUpdate, RetryPolicy, apply_guarded, is_transient, w
 
 log = logging.getLogger(__name__)
 DRAIN_BATCH = 200
+PING_DEADLINE_SECONDS = 2.0
 
 
 OpKind = Literal["update_one", "update_many", "delete_one", "delete_many"]
@@ -115,7 +116,8 @@ async def execute(db: Any, writes: Sequence[Write], policy: RetryPolicy, what: s
             await with_retry(what, lambda c=collection, o=operations: c.bulk_write(o, ordered=False), policy)
 
 
-def _is_outage(exc: BaseException) -> bool:
+def is_outage(exc: BaseException) -> bool:
+    """MongoDB did not answer (as opposed to refusing a write): worth keeping the write for later."""
     return is_transient(exc) or (isinstance(exc, PyMongoError) and "connection" in str(exc).lower())
 
 
@@ -173,7 +175,7 @@ class Writer:
         try:
             await execute(self.db, writes, self.policy, what)
         except Exception as exc:
-            if not _is_outage(exc):
+            if not is_outage(exc):
                 raise
             self.failures_total += 1
             log.error("%s: MongoDB unavailable after retries (%s); keeping it in the outbox", what,
@@ -196,24 +198,49 @@ class Writer:
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.create_task(self._drain(), name="outbox-drain")
 
+    def mark_down(self, reason: str) -> None:
+        """MongoDB is known to be away (a failed ping): new writes go to the outbox at once instead
+        of waiting through retries in memory, where a crash would lose them."""
+        if self.outbox is None or self._queued or self._stopped:
+            return
+        log.error("MongoDB is not answering (%s): writes are kept in the outbox until it is back", reason)
+        self._queued = True
+        self.drained.clear()
+        self._start_drainer()
+
+    async def _answers(self) -> bool:
+        try:
+            await asyncio.wait_for(self.db.command("ping"), PING_DEADLINE_SECONDS)
+        except (TimeoutError, PyMongoError):
+            return False
+        return True
+
     async def _drain(self) -> None:
         assert self.outbox is not None
         delay = 0.2
         while True:
             entries = await self.outbox.peek(DRAIN_BATCH)
-            if not entries:
-                async with self._lock:
-                    if self.outbox.depth == 0 or not await self.outbox.peek(1):
-                        self._queued = False
-                        self.drained.set()
-                        log.info("outbox drained: MongoDB has every write")
-                        return
-                continue
-            if await self._replay(entries):
+            if entries:
+                done = await self._replay(entries)
+            else:
+                done = await self._answers() and await self._finish_if_empty()
+                if done:
+                    return
+            if done:
                 delay = 0.2
                 continue
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 30.0)
+
+    async def _finish_if_empty(self) -> bool:
+        assert self.outbox is not None
+        async with self._lock:
+            if await self.outbox.peek(1):
+                return False
+            self._queued = False
+            self.drained.set()
+        log.info("outbox drained: MongoDB has every write")
+        return True
 
     async def _replay(self, entries: list[Entry]) -> bool:
         """Replay in order; True when all went through, False at the first outage."""
@@ -222,7 +249,7 @@ class Writer:
             try:
                 await execute(self.db, decode(entry.body), self.drain_policy, f"replay {entry.what}")
             except Exception as exc:
-                if _is_outage(exc):
+                if is_outage(exc):
                     return False
                 log.error("outbox entry %d (%s) refused by MongoDB: %s; kept aside for review",
                           entry.id, entry.what, exc)

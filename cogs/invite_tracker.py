@@ -23,6 +23,7 @@ from typing import Any
 
 import aiohttp
 import discord
+from pymongo.errors import PyMongoError
 
 from app.attribution import (
     VANITY,
@@ -34,11 +35,14 @@ from app.attribution import (
     match_group,
 )
 from app.container import Repositories
+from app.writes import is_outage
 from repositories.invites import StoredInvite
 from repositories.joins import FIRST, REJOIN, Attribution, JoinRecord, StoredJoin, credit_for, join_key
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 50
+OUTAGE_RETRY_FIRST_SECONDS = 0.5
+OUTAGE_RETRY_MAX_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -208,7 +212,7 @@ class InviteTracker:
         result: Any = None
         error: BaseException | None = None
         try:
-            result = await self._handle(worker, job)
+            result = await self._until_mongodb_answers(worker, job)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -220,6 +224,23 @@ class InviteTracker:
                     original.done.set_exception(error)
                 else:
                     original.done.set_result(result)
+
+    async def _until_mongodb_answers(self, worker: GuildWorker, job: Job) -> Any:
+        """Run the job; while MongoDB is away, wait and run it again (the guild's later jobs wait
+        behind it, in order). Every step of a job is idempotent, so a partial first run is harmless.
+        Joins waiting here are matched together once MongoDB is back: exact when the uses since the
+        snapshot add up for one code, `ambiguous` otherwise, never guessed."""
+        delay = OUTAGE_RETRY_FIRST_SECONDS
+        while True:
+            try:
+                return await self._handle(worker, job)
+            except PyMongoError as exc:
+                if not is_outage(exc):
+                    raise
+                log.warning("invite tracking: MongoDB unavailable (%s); %s in guild %s waits %.1fs",
+                            type(exc).__name__, job.kind, worker.guild_id, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, OUTAGE_RETRY_MAX_SECONDS)
 
     async def _handle(self, worker: GuildWorker, job: Job) -> Any:
         gid = worker.guild_id

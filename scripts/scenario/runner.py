@@ -264,7 +264,7 @@ class ScenarioRunner:
         await self.bot.stop(sig)
         await self.emu.wait_disconnected(timeout=30)
         await asyncio.sleep(down_for)
-        await self.db_up.wait()  # a bot started while the database is down exits at its probe
+        # Started while the database is down, the bot waits at its startup probe (PROBE_TIMEOUT_SECONDS).
         self._record("bot_up")
         await self._start_bot()
 

@@ -118,3 +118,26 @@ async def test_a_write_mongodb_refuses_for_good_is_kept_aside_not_retried_foreve
     assert any("refused by MongoDB" in r.getMessage() for r in caplog.records)
     await writer.stop()
     await outbox.close()
+
+
+async def test_once_mongodb_is_known_down_writes_go_to_the_outbox_without_waiting(db, fault_proxy, tmp_path,
+                                                                                    monkeypatch):
+    monkeypatch.setattr(pymongo.common, "MIN_HEARTBEAT_INTERVAL", 0.02)
+    client = make_client(fault_proxy.uri)
+    outbox = await Outbox(tmp_path / "outbox.db").open()
+    writer = Writer(client[db.name], RetryPolicy(attempts=50, max_seconds=600), outbox, drain_policy=FAST)
+    try:
+        fault_proxy.plan.refuse = True
+        fault_proxy.cut_all()
+        writer.mark_down("test ping failed")
+        await asyncio.wait_for(writer.submit([inc("a")], "kept"), 5)  # no 600 s of retries
+        assert outbox.depth == 1 and writer.failures_total == 0 and writer.draining
+        await asyncio.sleep(0.5)
+        assert writer.draining, "an empty queue is not 'drained' while MongoDB does not answer"
+        fault_proxy.heal()
+        await writer.wait_drained(30)
+    finally:
+        await writer.stop()
+        await outbox.close()
+        client.close()
+    assert (await db.counts.find_one({"_id": "a"}))["n"] == 1
