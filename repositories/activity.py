@@ -20,6 +20,7 @@ from repositories.base import Repository
 
 MESSAGE_GUARD = "msg_op"
 VOICE_GUARD = "voice_op"
+IMPORT_GUARD = "import_op"
 METRICS = {"messages": "messages", "voice": "voice_s", "camera": "cam_on_s"}
 
 
@@ -116,6 +117,25 @@ class ActivityRepository(Repository):
     async def add_voice(self, credits: Iterable[Credit], op_id: str) -> None:
         """Add voice seconds exactly once under `op_id` (callers keep one voice write per member)."""
         await self._apply(credits, op_id, VOICE_GUARD, "credit voice time")
+
+    async def import_totals(
+        self, guild_id: int, member_id: int, amounts: Mapping[str, int], op_id: str
+    ) -> None:
+        """Add totals imported from an old bot to the member's all-time document (no day document:
+        the old bots kept no days), exactly once under `op_id` (own guard field `import_op`)."""
+        inc = {name: int(amounts.get(name, 0)) for name in COUNTERS}
+        ident = {"kind": "total", "guild_id": guild_id, "member_id": member_id}
+        update = GuardedUpdate(total_key(guild_id, member_id), {"$inc": inc, "$set": ident})
+        await self.guarded([update], op_id, IMPORT_GUARD, "import activity totals")
+
+    async def imported(self, keys: list[str], op_ids: list[str]) -> set[str]:
+        """Of the total documents `keys`, those already holding one of `op_ids` as their import."""
+        query = {"_id": {"$in": keys}, IMPORT_GUARD: {"$in": op_ids}}
+
+        async def read() -> set[str]:
+            return {doc["_id"] async for doc in self.collection.find(query, {"_id": 1})}
+
+        return await with_retry("read imported totals", read, self.policy) if keys else set()
 
     async def _apply(self, credits: Iterable[Credit], op_id: str, guard: str, what: str) -> None:
         await self.guarded(_merge(credits), op_id, guard, what)

@@ -16,6 +16,7 @@ from app.retry import GuardedUpdate, apply_guarded, with_retry
 from repositories.base import Repository
 
 GUARD = "last_op"
+IMPORT_GUARD = "import_op"
 
 
 def bonus_key(guild_id: int, member_id: int) -> str:
@@ -38,6 +39,34 @@ class InviteBonusRepository(Repository):
         )
         async with self._locks[key]:  # one write in flight per document and guard field
             await apply_guarded(self.collection, [update], op_id, GUARD, self.policy, "add invite bonus")
+
+    async def import_bonus(self, guild_id: int, member_id: int, amount: int, op_id: str) -> None:
+        """Add a bonus imported from an old bot, once under `op_id` (own guard field `import_op`)."""
+        key = bonus_key(guild_id, member_id)
+        update = GuardedUpdate(
+            key, {"$inc": {"bonus": amount}, "$set": {"guild_id": guild_id, "member_id": member_id}}
+        )
+        async with self._locks[key]:
+            await apply_guarded(
+                self.collection, [update], op_id, IMPORT_GUARD, self.policy, "import invite bonus"
+            )
+
+    async def imported(self, guild_id: int, op_ids: list[str]) -> set[str]:
+        """Of `op_ids`, the imports already applied in the guild."""
+
+        async def read() -> set[str]:
+            query = {"guild_id": guild_id, IMPORT_GUARD: {"$in": op_ids}}
+            return {doc[IMPORT_GUARD] async for doc in self.collection.find(query, {IMPORT_GUARD: 1})}
+
+        return await with_retry("read imported bonuses", read, self.policy) if op_ids else set()
+
+    async def has_imports(self, guild_id: int) -> bool:
+        doc = await with_retry(
+            "read imported bonuses",
+            lambda: self.collection.find_one({"guild_id": guild_id, IMPORT_GUARD: {"$exists": True}}),
+            self.policy,
+        )
+        return doc is not None
 
     async def get(self, guild_id: int, member_id: int) -> int:
         doc = await with_retry(

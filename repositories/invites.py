@@ -131,6 +131,27 @@ class InviteSnapshotRepository(Repository):
         )
         await self._write("store created invite", [op])
 
+    async def import_missing(
+        self, guild_id: int, invites: Iterable[StoredInvite], status: str, now: datetime
+    ) -> None:
+        """Invites from an old bot's cache: only codes the snapshot does not hold yet are added
+        (`$setOnInsert` only), so an old file never overwrites newer uses (seed 001)."""
+        ops: list[Any] = []
+        for inv in invites:
+            doc = {**inv.fixed(guild_id), **inv.current(now), "status": status, "imported": "legacy"}
+            if status == REMOVED:
+                doc["removed_ms"] = to_ms(now)
+            ops.append(UpdateOne({"_id": invite_key(guild_id, inv.code)}, {"$setOnInsert": doc}, upsert=True))
+        await self._write("import invites", ops)
+
+    async def existing_codes(self, guild_id: int, codes: list[str]) -> set[str]:
+        keys = [invite_key(guild_id, code) for code in codes]
+
+        async def read() -> set[str]:
+            return {doc["code"] async for doc in self.collection.find({"_id": {"$in": keys}}, {"code": 1})}
+
+        return await with_retry("read invite codes", read, self.policy) if keys else set()
+
     async def removed(self, guild_id: int, code: str, now: datetime) -> None:
         """INVITE_DELETE: keep the document, marked removed."""
         op = UpdateOne(

@@ -16,6 +16,7 @@ lands on the same document. Fields:
   of a member's joins, so the credited first join knows whether the member is still here)
 - `reset_id`: "" or the backup id of the reset that cleared it
 - `converted_by`: the staff member credited with this member's conversion (0 none), `conversion_ms`
+- `imported`: "legacy" on joins imported from an old bot's join history (`scripts.import_legacy`)
 
 Times fixed at insert are datetimes; times set later are epoch milliseconds (`*_ms`), and so is
 `joined_ms`, the copy of `joined_at` that ranges and sorts use.
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 
 from app.clock import from_ms, to_ms
 from app.retry import with_retry
@@ -187,6 +188,38 @@ class JoinRepository(Repository):
             self.policy,
         )
         await self._set_member_status(join.guild_id, join.member_id, "present")
+
+    async def import_legacy(self, documents: dict[str, dict[str, Any]]) -> None:
+        """Insert joins imported from an old bot, each once (`$setOnInsert` on its key): a repeat
+        import, or a join the bot recorded itself under the same key, is left as it is."""
+        ops = [UpdateOne({"_id": key}, {"$setOnInsert": doc}, upsert=True) for key, doc in documents.items()]
+        for start in range(0, len(ops), BATCH):
+            chunk = ops[start : start + BATCH]
+            await with_retry(
+                "import joins",
+                lambda chunk=chunk: self.collection.bulk_write(chunk, ordered=False),
+                self.policy,
+            )
+
+    async def known_members(self, guild_id: int, member_ids: list[int]) -> dict[int, str]:
+        """Of `member_ids`, those with a join the bot recorded itself (not imported), with the
+        member_status of their latest such join."""
+
+        async def read() -> dict[int, str]:
+            query = {"guild_id": guild_id, "member_id": {"$in": member_ids}, "imported": {"$ne": "legacy"}}
+            fields = {"member_id": 1, "member_status": 1}
+            cursor = self.collection.find(query, fields).sort("joined_ms", ASCENDING)
+            return {int(doc["member_id"]): doc.get("member_status") or "present" async for doc in cursor}
+
+        return await with_retry("read known members", read, self.policy) if member_ids else {}
+
+    async def has_imports(self, guild_id: int) -> bool:
+        doc = await with_retry(
+            "read imported joins",
+            lambda: self.collection.find_one({"guild_id": guild_id, "imported": "legacy"}),
+            self.policy,
+        )
+        return doc is not None
 
     async def settle_awaiting(
         self, key: str, attribution: Attribution, credit_to: int, fake_reason: str

@@ -552,3 +552,29 @@ async def test_set_of_nulls_lists_and_strings_on_an_existing_document(db):
         "credit_to": 7,
         "inviter_name": None,
     }
+
+
+# ---- legacy import (app/legacy_import.py; repositories activity, invite_bonus, joins, invites) -----------
+
+
+async def test_import_guard_in_list_and_exists_on_a_scalar_field(db):
+    await db.t.insert_many([
+        {"_id": "t:1:1", "guild_id": 1, "import_op": "legacy-activity:1:1", "messages": 3},
+        {"_id": "t:1:2", "guild_id": 1, "messages": 4},
+        {"_id": "t:1:3", "guild_id": 1, "import_op": "other", "messages": 5},
+    ])
+    query = {"_id": {"$in": ["t:1:1", "t:1:2", "t:1:3"]}, "import_op": {"$in": ["legacy-activity:1:1", "x"]}}
+    assert [d["_id"] async for d in db.t.find(query, {"_id": 1})] == ["t:1:1"]
+    found = await db.t.find_one({"guild_id": 1, "import_op": {"$exists": True}, "_id": "t:1:2"})
+    assert found is None
+    assert await db.t.count_documents({"guild_id": 1, "import_op": {"$exists": True}}) == 2
+
+
+async def test_ne_on_a_field_missing_from_some_documents_matches_them(db):
+    await db.j.insert_many([
+        {"_id": 1, "guild_id": 1, "member_id": 5, "joined_ms": 20},
+        {"_id": 2, "guild_id": 1, "member_id": 5, "joined_ms": 10, "imported": "legacy"},
+        {"_id": 3, "guild_id": 1, "member_id": 6, "joined_ms": 5, "imported": ""},
+    ])
+    query = {"guild_id": 1, "member_id": {"$in": [5, 6]}, "imported": {"$ne": "legacy"}}
+    assert [d["_id"] async for d in db.j.find(query, {"member_id": 1}).sort("joined_ms", 1)] == [3, 1]
