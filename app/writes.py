@@ -139,6 +139,7 @@ class Writer:
         self._queued = False
         self._drainer: asyncio.Task[None] | None = None
         self._stopped = False
+        self._down = asyncio.Event()  # set while MongoDB is known to be away
         self.replayed = 0
         self.queued_total = 0
         self.writes_total = 0
@@ -173,15 +174,34 @@ class Writer:
                 await self._enqueue(writes, what)
                 return
         try:
-            await execute(self.db, writes, self.policy, what)
+            applied = await self._execute_unless_down(writes, what)
         except Exception as exc:
             if not is_outage(exc):
                 raise
             self.failures_total += 1
             log.error("%s: MongoDB unavailable after retries (%s); keeping it in the outbox", what,
                       type(exc).__name__)
+            applied = False
+        if not applied:
             async with self._lock:
                 await self._enqueue(writes, what)
+
+    async def _execute_unless_down(self, writes: Sequence[Write], what: str) -> bool:
+        """Apply the unit; False when MongoDB was found down meanwhile (the attempt is abandoned: the
+        unit is idempotent, so the outbox replays it safely whether or not part of it landed)."""
+        attempt = asyncio.ensure_future(execute(self.db, writes, self.policy, what))
+        down = asyncio.ensure_future(self._down.wait())
+        try:
+            await asyncio.wait({attempt, down}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            down.cancel()
+        if attempt.done():
+            attempt.result()
+            return True
+        attempt.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await attempt
+        return False
 
     async def _enqueue(self, writes: Sequence[Write], what: str) -> None:
         assert self.outbox is not None
@@ -190,6 +210,7 @@ class Writer:
         if not self._queued:
             self._queued = True
             self.drained.clear()
+        self._down.set()
         self._start_drainer()
 
     def _start_drainer(self) -> None:
@@ -205,6 +226,7 @@ class Writer:
             return
         log.error("MongoDB is not answering (%s): writes are kept in the outbox until it is back", reason)
         self._queued = True
+        self._down.set()
         self.drained.clear()
         self._start_drainer()
 
@@ -238,6 +260,7 @@ class Writer:
             if await self.outbox.peek(1):
                 return False
             self._queued = False
+            self._down.clear()
             self.drained.set()
         log.info("outbox drained: MongoDB has every write")
         return True
