@@ -7,7 +7,7 @@ import asyncio
 import logging
 import sys
 
-from app.logs import setup_logging
+from app.logs import secrets_of, setup_logging
 from app.runtime import FATAL_STARTUP_ERRORS, check_database, run_bot
 from app.settings import SettingsError, load_settings
 
@@ -20,15 +20,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="run a built-in scenario offline (local Discord emulator, embedded database) "
                              "and print tracked vs. true numbers")
     return parser.parse_args(argv)
-
-
-def _secrets(settings: object) -> list[str]:
-    found = []
-    for name in ("discord_token", "mongodb_uri"):
-        value = getattr(settings, name, None)
-        if value is not None:
-            found.append(value.get_secret_value())
-    return found
 
 
 async def _check_only(settings: object) -> None:
@@ -53,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"fatal: {exc}", file=sys.stderr)
         return 2
-    setup_logging(settings.log_level, settings.log_format, _secrets(settings))
+    setup_logging(settings.log_level, settings.log_format, secrets_of(settings))
     try:
         if settings.discord_token is None:
             asyncio.run(_check_only(settings))

@@ -3,7 +3,9 @@
 Before a command runs, a ping with a short deadline tells whether reads work; when they do not,
 the member gets a clear answer instead of a command that times out. Commands that work without
 the database (`/data-status`) say so with `extras={"needs_database": False}`. An error from MongoDB while a
-command runs gets the same answer; any other error one plain line, and one log line.
+command runs gets the same answer; a cooldown "try again in Ns"; an option value that does not
+fit the command one plain line; any other error one plain line (never the exception text), and
+one log line.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 import discord
 from discord import app_commands
 from pymongo.errors import PyMongoError
+
+from app.limits import retry_text
 
 log = logging.getLogger(__name__)
 PING_DEADLINE_SECONDS = 1.0
@@ -70,8 +74,16 @@ class TrackerTree(app_commands.CommandTree):
             log.error("/%s: MongoDB error: %s", name, type(cause).__name__)
             await answer(interaction, unavailable_text(self.waiting_writes()))
             return
+        if isinstance(cause, app_commands.CommandOnCooldown):
+            await answer(interaction, retry_text(cause.retry_after))
+            return
         if isinstance(cause, app_commands.CheckFailure):
             await answer(interaction, "You cannot use this command here.")
+            return
+        if isinstance(cause, app_commands.TransformerError | app_commands.CommandSignatureMismatch):
+            # A value Discord should not have sent (out of range, unknown member...): never echoed.
+            log.warning("/%s: rejected option value (%s)", name, type(cause).__name__)
+            await answer(interaction, "One of the values given is not valid for this command.")
             return
         log.error("/%s failed: %s: %s", name, type(cause).__name__, cause,
                   exc_info=(type(cause), cause, cause.__traceback__))

@@ -19,6 +19,7 @@ from discord.ext import commands
 from app.clock import to_ms
 from app.message_counter import MessageCounter
 from app.metrics import count_event
+from app.validation import reject, valid_id
 from app.voice import LiveVoice, day_of, voice_flags, zone
 from app.voice_tracker import FlushResult, VoiceTracker
 from repositories.activity import ActivityRepository
@@ -102,6 +103,10 @@ class ActivityCog(commands.Cog, name="Activity"):
         if not counts_message(message):
             return
         assert message.guild is not None
+        if not valid_id(message.author.id) or not valid_id(message.channel.id):
+            reject("MESSAGE_CREATE", "id out of range", guild=message.guild.id, member=message.author.id,
+                   channel=message.channel.id)
+            return
         config = await self.guild_settings.get(message.guild.id)
         channel = message.channel
         parent_id = getattr(channel, "parent_id", None)
@@ -117,6 +122,9 @@ class ActivityCog(commands.Cog, name="Activity"):
         self, member: discord.Member, before: discord.VoiceState, after: discord.VoiceState
     ) -> None:
         if member.bot:
+            return
+        if not valid_id(member.id) or (after.channel is not None and not valid_id(after.channel.id)):
+            reject("VOICE_STATE_UPDATE", "id out of range", guild=member.guild.id, member=member.id)
             return
         arrived = self.bot.clock.now()
         config = await self.guild_settings.get(member.guild.id)

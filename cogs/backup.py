@@ -15,6 +15,7 @@ from discord.ext import commands
 from pymongo.errors import PyMongoError
 
 from app.backups import BackupError, BackupService
+from app.limits import BACKUP_LIMIT, retry_text
 
 log = logging.getLogger(__name__)
 NO_MENTIONS = discord.AllowedMentions.none()
@@ -47,6 +48,11 @@ class BackupCog(commands.Cog, name="Backup"):
             return
         if guild_id in self._running:
             await self._reply(interaction, ALREADY_RUNNING)
+            return
+        # Counted only for backups that start: at most BACKUP_LIMIT per member.
+        left = self.bot.cooldowns.hit("backup-data", guild_id, interaction.user.id, BACKUP_LIMIT)
+        if left > 0:
+            await self._reply(interaction, retry_text(left))
             return
         self._running.add(guild_id)
         try:

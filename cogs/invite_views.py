@@ -26,7 +26,8 @@ SOURCE_LABELS = {
 
 
 def esc(text: str | None) -> str:
-    return discord.utils.escape_markdown(text or "?")
+    """Markdown escaped and mentions (@everyone, <@&id>, <@id>) defused, for names and codes."""
+    return discord.utils.escape_mentions(discord.utils.escape_markdown(text or "?"))
 
 
 def period_since(period: str, now: datetime, time_zone: str) -> datetime | None:

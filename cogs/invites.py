@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from typing import Any
 
 import discord
@@ -22,6 +21,8 @@ from discord.ext import commands
 
 from app.container import Repositories
 from app.invite_resets import RestoreError, reset_invites, restore_invites
+from app.limits import LEADERBOARD_LIMIT, cooldown
+from app.validation import invite_code, reject, valid_id, valid_invite_event
 from cogs.invite_tracker import InviteTracker, Joiner, stored_from_invite
 from cogs.invite_views import (
     NO_MENTIONS,
@@ -38,7 +39,6 @@ from cogs.invite_views import (
 
 log = logging.getLogger(__name__)
 RECENT = 5
-CODE = re.compile(r"^[A-Za-z0-9-]{2,32}$")
 PERIOD_CHOICES = [
     app_commands.Choice(name="today", value="today"),
     app_commands.Choice(name="7 days", value="7d"),
@@ -48,9 +48,9 @@ PERIOD_CHOICES = [
 
 
 def clean_code(value: str) -> str | None:
-    """An invite code from a code or an invite link; None when it is not one."""
-    code = value.strip().rstrip("/").rsplit("/", 1)[-1]
-    return code if CODE.fullmatch(code) else None
+    """An invite code from a code or an invite link (discord.gg/..., discord.com/invite/...); None
+    when it is not one (strict pattern: `app.validation.invite_code`)."""
+    return invite_code(value)
 
 
 class InvitesCog(commands.Cog, name="Invites"):
@@ -72,7 +72,11 @@ class InvitesCog(commands.Cog, name="Invites"):
     async def wait_idle(self) -> None:
         await self.tracker.wait_idle()
 
-    # ---- listeners: queue only, in arrival order -------------------------------------------------
+    # ---- listeners: queue only, in arrival order (malformed events rejected with one log line) ---
+    def _known_guild(self, guild_id: int | None) -> bool:
+        guild = self.bot.get_guild(guild_id) if guild_id is not None else None
+        return guild is not None and not guild.unavailable
+
     @commands.Cog.listener()
     async def on_guild_available(self, guild: discord.Guild) -> None:
         self.tracker.guild_available(guild)
@@ -87,30 +91,46 @@ class InvitesCog(commands.Cog, name="Invites"):
 
     @commands.Cog.listener()
     async def on_member_join(self, member: discord.Member) -> None:
-        if not member.bot:
+        if not valid_id(member.id):
+            reject("GUILD_MEMBER_ADD", "member id out of range", guild=member.guild.id, member=member.id)
+        elif not member.bot:
             joiner = Joiner.of(member, self.bot.clock.now(), live=True)
             self.tracker.submit(member.guild.id, "join", joiner)
 
     @commands.Cog.listener()
     async def on_raw_member_remove(self, payload: discord.RawMemberRemoveEvent) -> None:
-        if not payload.user.bot:
+        if not self._known_guild(payload.guild_id):
+            reject("GUILD_MEMBER_REMOVE", "unknown guild", guild=payload.guild_id, member=payload.user.id)
+        elif not valid_id(payload.user.id):
+            reject("GUILD_MEMBER_REMOVE", "member id out of range", guild=payload.guild_id,
+                   member=payload.user.id)
+        elif not payload.user.bot:
             self.tracker.submit(payload.guild_id, "leave", payload.user.id)
 
     @commands.Cog.listener()
     async def on_member_update(self, before: discord.Member, after: discord.Member) -> None:
         added = {r.id for r in after.roles} - {r.id for r in before.roles}
-        if added and not after.bot:
+        if added and not valid_id(after.id):
+            reject("GUILD_MEMBER_UPDATE", "member id out of range", guild=after.guild.id, member=after.id)
+        elif added and not after.bot:
             self.tracker.submit(after.guild.id, "roles", (after.id, added))
 
     @commands.Cog.listener()
     async def on_invite_create(self, invite: discord.Invite) -> None:
-        if invite.guild is not None:
-            self.tracker.submit(invite.guild.id, "invite_create", stored_from_invite(invite))
+        if self._usable_invite("INVITE_CREATE", invite):
+            self.tracker.submit(invite.guild.id, "invite_create", stored_from_invite(invite))  # type: ignore[union-attr]
 
     @commands.Cog.listener()
     async def on_invite_delete(self, invite: discord.Invite) -> None:
-        if invite.guild is not None:
-            self.tracker.submit(invite.guild.id, "invite_delete", invite.code)
+        if self._usable_invite("INVITE_DELETE", invite):
+            self.tracker.submit(invite.guild.id, "invite_delete", invite.code)  # type: ignore[union-attr]
+
+    def _usable_invite(self, event: str, invite: discord.Invite) -> bool:
+        guild_id = invite.guild.id if invite.guild else None
+        problem = valid_invite_event(invite, self._known_guild(guild_id))
+        if problem:
+            reject(event, problem, guild=guild_id, code=invite.code)
+        return not problem
 
     # ---- /ud contribution ---------------------------------------------------------------------
     async def ud_fields(self, guild_id: int, member_id: int, period: str) -> list[tuple[str, str]]:
@@ -135,6 +155,14 @@ class InvitesCog(commands.Cog, name="Invites"):
             interaction, ephemeral=True, content="You need the **Manage Server** permission for this command."
         )
         return False
+
+    async def _busy(self, interaction: discord.Interaction) -> None:
+        assert interaction.guild is not None
+        running = self.bot.guild_jobs.running(interaction.guild.id) or "another job"
+        await self._send(
+            interaction, ephemeral=True,
+            content=f"{running.capitalize()} is running in this server; try again when it is done.",
+        )
 
     def _name(self, guild: discord.Guild, member_id: int, fallback: str | None = None) -> str:
         member = guild.get_member(member_id)
@@ -169,6 +197,7 @@ class InvitesCog(commands.Cog, name="Invites"):
     @invites.command(name="leaderboard", description="Members ranked by invites")
     @app_commands.describe(period="Members brought in during (default: all time; bonus counts only all time)")
     @app_commands.choices(period=PERIOD_CHOICES)
+    @cooldown("invites leaderboard", LEADERBOARD_LIMIT)
     async def leaderboard(self, interaction: discord.Interaction, period: str = "all") -> None:
         guild = interaction.guild
         assert guild is not None
@@ -300,7 +329,9 @@ class InvitesCog(commands.Cog, name="Invites"):
             live = await self.tracker.fetch_live(guild)
         except Exception as exc:
             embed.add_field(
-                name="Live invites", value=f"could not fetch: {getattr(exc, 'reason', exc)}", inline=False
+                name="Live invites",
+                value=f"could not fetch: {esc(self.bot.redactor.redact(str(getattr(exc, 'reason', exc))))}",
+                inline=False,
             )
         else:
             live_uses = {inv.code: inv.uses for inv in live.invites}
@@ -347,14 +378,18 @@ class InvitesCog(commands.Cog, name="Invites"):
         if not await self._admin(interaction):
             return
         assert interaction.guild is not None
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        result = await reset_invites(
-            self.repos,
-            interaction.guild.id,
-            member.id if member else None,
-            interaction.user.id,
-            self.bot.clock.now(),
-        )
+        with self.bot.guild_jobs.hold(interaction.guild.id, "an invite reset") as mine:
+            if not mine:
+                await self._busy(interaction)
+                return
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            result = await reset_invites(
+                self.repos,
+                interaction.guild.id,
+                member.id if member else None,
+                interaction.user.id,
+                self.bot.clock.now(),
+            )
         who = esc(member.name) if member else "everyone"
         await self._send(
             interaction,
@@ -371,14 +406,18 @@ class InvitesCog(commands.Cog, name="Invites"):
         if not await self._admin(interaction):
             return
         assert interaction.guild is not None
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        try:
-            result = await restore_invites(
-                self.repos, interaction.guild.id, backup_id.strip(), self.bot.clock.now()
-            )
-        except RestoreError as exc:
-            await self._send(interaction, ephemeral=True, content=str(exc))
-            return
+        with self.bot.guild_jobs.hold(interaction.guild.id, "an invite restore") as mine:
+            if not mine:
+                await self._busy(interaction)
+                return
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            try:
+                result = await restore_invites(
+                    self.repos, interaction.guild.id, backup_id.strip(), self.bot.clock.now()
+                )
+            except RestoreError as exc:
+                await self._send(interaction, ephemeral=True, content=str(exc))
+                return
         await self._send(
             interaction,
             ephemeral=True,

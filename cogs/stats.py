@@ -19,6 +19,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from app.charts import DayPoint, render_activity_chart
+from app.limits import LEADERBOARD_LIMIT, UD_CHART_LIMIT, cooldown, wants_chart
 from app.voice import PERIOD_LABELS, format_duration, last_days, period_start_day, zone
 from repositories.activity import ActivityRepository, Counters
 from repositories.guild_settings import GuildSettingsRepository
@@ -41,6 +42,11 @@ BOARD_CHOICES = [
 BOARD_TITLES = {"messages": "messages", "voice": "voice time", "camera": "camera-on time"}
 
 
+def safe_name(name: str) -> str:
+    """A member name as text: markdown escaped, mentions (@everyone, <@&id>) defused."""
+    return discord.utils.escape_mentions(discord.utils.escape_markdown(name))
+
+
 def format_rank(rank: int | None) -> str:
     return f"#{rank}" if rank is not None else "not ranked"
 
@@ -59,7 +65,7 @@ def build_ud_embed(
 ) -> discord.Embed:
     """The `/ud` embed. `extra_fields` (name, value) pairs are appended as inline fields."""
     embed = discord.Embed(
-        title=f"Activity of {discord.utils.escape_markdown(member_name)}",
+        title=f"Activity of {safe_name(member_name)}",
         description=PERIOD_LABELS[period],
         colour=discord.Colour.blurple(),
     )
@@ -154,6 +160,7 @@ class StatsCog(commands.Cog, name="Stats"):
     )
     @app_commands.choices(period=PERIOD_CHOICES)
     @app_commands.guild_only()
+    @cooldown("ud chart", UD_CHART_LIMIT, when=wants_chart)
     async def ud(self, interaction: discord.Interaction, member: discord.Member | None = None,
                  period: str = "all", chart: bool = False) -> None:
         guild = interaction.guild
@@ -206,6 +213,7 @@ class StatsCog(commands.Cog, name="Stats"):
     @app_commands.describe(board="What to rank by", period="Which period (default: all time)")
     @app_commands.choices(board=BOARD_CHOICES, period=PERIOD_CHOICES)
     @app_commands.guild_only()
+    @cooldown("top", LEADERBOARD_LIMIT)
     async def top(self, interaction: discord.Interaction, board: str, period: str = "all") -> None:
         guild = interaction.guild
         assert guild is not None
@@ -234,4 +242,4 @@ class StatsCog(commands.Cog, name="Stats"):
     @staticmethod
     def _name(guild: discord.Guild, member_id: int) -> str:
         member = guild.get_member(member_id)
-        return discord.utils.escape_markdown(member.display_name) if member else f"former member {member_id}"
+        return safe_name(member.display_name) if member else f"former member {member_id}"
