@@ -26,6 +26,10 @@ def _explain(report: dict[str, Any]) -> str:
     return f"differences: {rows}\nexit codes: {report['bot_exit_codes']}\nbot log tail:\n{log}"
 
 
+def bot_log(report: dict[str, Any]) -> str:
+    return Path(report["bot_log"]).read_text()
+
+
 def member(report: dict[str, Any], name: str) -> dict[str, Any]:
     return next(row for row in report["members"] if row["name"] == name)
 
@@ -85,3 +89,19 @@ async def test_a_reset_stays_reset_across_a_crash(tmp_path):
     assert "Backup id: `ib-" in command(report, "invites reset")["content"]
     shown = embed_fields(command(report, "invites show"))
     assert (shown["Total"], shown["Regular"], shown["Bonus"]) == ("1", "1", "0")  # only the join after it
+
+
+async def test_sixty_seconds_of_traffic_with_mongodb_stopped_for_twenty(tmp_path):
+    report = await run("outage_mixed_traffic", tmp_path)
+    assert [member(report, n)["tracked"]["messages"] for n in ("ada", "bob", "cy")] == [40, 40, 40]
+    assert [member(report, f"new{i}")["tracked"]["invited_by"] for i in (203, 204, 205)] == ["ada"] * 3
+    log = bot_log(report)
+    assert "writes are kept in the outbox" in log and "outbox drained" in log  # the outbox was used
+
+
+async def test_a_crash_and_restart_while_mongodb_is_still_down_lose_nothing(tmp_path):
+    report = await run("outage_crash_restart", tmp_path)
+    assert member(report, "bob")["tracked"]["messages"] == 3
+    assert member(report, "ada")["tracked"]["cam_on_s"] == pytest.approx(9, abs=1.5)
+    log = bot_log(report)
+    assert "replaying them first" in log  # the new process found the killed one's outbox
