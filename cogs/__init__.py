@@ -9,7 +9,9 @@ from typing import Any
 def all_cog_factories() -> list[Callable[[Any], Any]]:
     """Every cog the bot loads, in order."""
     from cogs.activity import ActivityCog
+    from cogs.announcements import AnnouncementsCog
     from cogs.backup import backup_cog
+    from cogs.data import data_cog
     from cogs.invites import InvitesCog
     from cogs.settings import SettingsCog
     from cogs.stats import StatsCog
@@ -22,4 +24,6 @@ def all_cog_factories() -> list[Callable[[Any], Any]]:
         lambda bot: InvitesCog(bot, bot.repos),
         lambda bot: SettingsCog(bot, bot.repos.guild_settings),
         StatusCog,
+        AnnouncementsCog,
+        data_cog,
     ]

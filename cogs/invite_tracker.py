@@ -25,6 +25,7 @@ import aiohttp
 import discord
 from pymongo.errors import PyMongoError
 
+from app.announcements import JoinFacts
 from app.attribution import (
     VANITY,
     GroupMatch,
@@ -252,7 +253,7 @@ class InviteTracker:
         if job.kind == "joins":
             return await self.process_joins(worker, job.data)
         if job.kind == "leave":
-            return await self.repos.joins.left(gid, job.data, now)
+            return await self._left(gid, job.data, now)
         if job.kind == "invite_create":
             return await self.repos.invites.created(gid, job.data, now)
         if job.kind == "invite_delete":
@@ -523,6 +524,11 @@ class InviteTracker:
             recorded_at=self.bot.clock.now(),
         )
         await self.repos.joins.record(record)
+        self.bot.dispatch("tracked_join", JoinFacts(
+            guild_id, joiner.member_id, joiner.name, attribution.source, attribution.code,
+            tuple(attribution.candidates), attribution.inviter_id, attribution.inviter_name,
+            joiner.joined_at, joiner.created_at, live=joiner.live,
+        ))
         log.info(
             "join of %s in guild %s: %s%s",
             joiner.member_id,
@@ -530,6 +536,18 @@ class InviteTracker:
             attribution.source,
             f" via {attribution.code}" if attribution.code else "",
         )
+
+    async def _left(self, guild_id: int, member_id: int, now: datetime) -> int:
+        changed = await self.repos.joins.left(guild_id, member_id, now)
+        first = await self.repos.joins.first_for_member(guild_id, member_id)
+        facts = None
+        if first is not None:
+            facts = JoinFacts(guild_id, member_id, first.member_name, first.source, first.code,
+                              first.candidates, first.inviter_id, first.inviter_name, first.joined_at,
+                              first.account_created_at)
+        name = first.member_name if first is not None else str(member_id)
+        self.bot.dispatch("tracked_leave", guild_id, member_id, name, facts)
+        return changed
 
     # ---- conversions ----------------------------------------------------------------------------
     async def role_gained(self, guild_id: int, member_id: int, added: set[int]) -> bool:

@@ -353,6 +353,10 @@ class InvitesCog(commands.Cog, name="Invites"):
             for s in staff
         ]
         embed.add_field(name="Staff codes", value="\n".join(staff_lines) or "none", inline=False)
+        announcements = self.bot.get_cog("Announcements")
+        problem = announcements.problem(guild.id) if announcements is not None else None
+        if problem:
+            embed.add_field(name="Announcements", value=problem, inline=False)
         return embed
 
     @invites.command(

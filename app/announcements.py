@@ -1,0 +1,117 @@
+"""Join and leave announcements: the text for a template and a join, with no Discord calls here.
+
+Names are escaped for markdown and mentions; only the member may be mentioned (a guild setting),
+never a role or everyone: the caller sends with `allowed_mentions` built by `allowed_for`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import discord
+
+from repositories.guild_settings import DEFAULT_JOIN_TEMPLATE, DEFAULT_LEAVE_TEMPLATE
+
+SOURCE_TEXT = {
+    "invite": "invite",
+    "vanity": "vanity URL",
+    "unknown": "unknown invite",
+    "ambiguous": "one of several invites",
+    "downtime": "joined while the bot was offline",
+}
+# Used instead of the guild's template while the guild keeps the default one.
+DEFAULT_JOIN_BY_SOURCE = {
+    "invite": DEFAULT_JOIN_TEMPLATE,
+    "vanity": "{member} joined through the vanity URL ({code}).",
+    "unknown": "{member} joined; the invite they used could not be determined.",
+    "ambiguous": "{member} joined through one of these invites: {code}; not counted for anyone.",
+    "downtime": "{member} joined while the bot was offline; invited by {inviter} (code {code}, "
+                "{invites} invites).",
+}
+DEFAULT_LEAVE_UNKNOWN = "{member_name} left."
+LATE_PREFIX = "(late) "
+NO_TIME = datetime.min.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class JoinFacts:
+    """What the invite tracker knows about one join (or, for a leave, about the member's join)."""
+
+    guild_id: int
+    member_id: int
+    member_name: str
+    source: str
+    code: str | None
+    candidates: tuple[str, ...]
+    inviter_id: int | None
+    inviter_name: str | None
+    joined_at: datetime
+    account_created_at: datetime | None
+    live: bool = True
+
+
+def safe_name(name: str) -> str:
+    """A name as plain text: markdown escaped, and nothing in it that renders as a mention."""
+    escaped = discord.utils.escape_mentions(discord.utils.escape_markdown(name or "?"))
+    return escaped.replace("<@", "<\u200b@").replace("<#", "<\u200b#")
+
+
+def account_age(facts: JoinFacts) -> str:
+    if facts.account_created_at is None:
+        return "unknown"
+    days = max(0, (facts.joined_at - facts.account_created_at).days)
+    if days >= 730:
+        return f"{days // 365} years"
+    if days >= 60:
+        return f"{days // 30} months"
+    return f"{days} day{'s' if days != 1 else ''}"
+
+
+def values(facts: JoinFacts, invites: int, mention_member: bool) -> dict[str, Any]:
+    inviter = safe_name(facts.inviter_name) if facts.inviter_name else (
+        "the vanity URL" if facts.source == "vanity" else "unknown")
+    code = facts.code or (" or ".join(facts.candidates) if facts.candidates else "-")
+    return {
+        "member": f"<@{facts.member_id}>" if mention_member else safe_name(facts.member_name),
+        "member_name": safe_name(facts.member_name),
+        "inviter": inviter,
+        "inviter_name": inviter,
+        "code": discord.utils.escape_markdown(code),
+        "invites": invites,
+        "source": SOURCE_TEXT.get(facts.source, facts.source),
+        "account_age": account_age(facts),
+    }
+
+
+def join_text(template: str, facts: JoinFacts, invites: int, mention_member: bool) -> str:
+    if template == DEFAULT_JOIN_TEMPLATE:
+        template = DEFAULT_JOIN_BY_SOURCE.get(facts.source, DEFAULT_JOIN_TEMPLATE)
+    text = template.format_map(values(facts, invites, mention_member))
+    return text if facts.live else LATE_PREFIX + text
+
+
+def leave_text(template: str, facts: JoinFacts | None, member_id: int, member_name: str, invites: int) -> str:
+    if facts is None:
+        facts = JoinFacts(0, member_id, member_name, "unknown", None, (), None, None, NO_TIME, None)
+    if template == DEFAULT_LEAVE_TEMPLATE and facts.inviter_name is None:
+        template = DEFAULT_LEAVE_UNKNOWN
+    return template.format_map(values(facts, invites, mention_member=False))
+
+
+def late_batch_text(facts: list[JoinFacts]) -> str:
+    """One message for many joins found after a downtime."""
+    lines = [f"{LATE_PREFIX}{len(facts)} members joined while the bot was offline:"]
+    for item in facts[:20]:
+        who = safe_name(item.inviter_name) if item.inviter_name else SOURCE_TEXT.get(item.source, item.source)
+        lines.append(f"- {safe_name(item.member_name)}: {who}")
+    if len(facts) > 20:
+        lines.append(f"... and {len(facts) - 20} more (see /invites who)")
+    return "\n".join(lines)
+
+
+def allowed_for(member_id: int | None) -> discord.AllowedMentions:
+    """Only the member may be pinged (when the guild allows it); never roles, everyone or others."""
+    users: list[discord.Object] | bool = [discord.Object(member_id)] if member_id else False
+    return discord.AllowedMentions(everyone=False, roles=False, users=users, replied_user=False)
