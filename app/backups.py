@@ -10,7 +10,11 @@ A backup is a directory `DATA_DIR/backups/<backup_id>/` holding:
   collection the file, its document count and its sha256.
 
 A guild backup holds every document with `guild_id == ID` from every collection; an all-data
-backup holds everything. Operational collections are never backed up or restored: names starting
+backup holds everything; a member backup (written by `/data erase` before it deletes) holds the
+documents with `guild_id == ID` and `member_id == M` of the named collections, and a restore of it
+with `drop_first` clears only that member's documents.
+
+Operational collections are never backed up or restored: names starting
 with `_` (the startup probe), `system.*`, `lifecycle` (tells a crash from a redeploy; an old copy
 would lie) and `outbox` (unacknowledged writes belong to the running bot, never to a backup).
 
@@ -32,7 +36,7 @@ import re
 import secrets
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -120,6 +124,7 @@ class Manifest:
     database: str
     guild_id: int | None
     collections: tuple[CollectionEntry, ...]
+    member_id: int | None = None
 
     @property
     def documents(self) -> int:
@@ -133,6 +138,7 @@ class Manifest:
             "created_at": self.created_at,
             "database": self.database,
             "guild_id": self.guild_id,
+            "member_id": self.member_id,
             "skipped_collections": sorted(SKIPPED_COLLECTIONS) + [f"{p}*" for p in SKIPPED_PREFIXES],
             "collections": {
                 e.name: {"file": e.file, "count": e.count, "sha256": e.sha256} for e in self.collections
@@ -239,17 +245,24 @@ class BackupService:
         guild_id: int | None = None,
         out_root: Path | None = None,
         progress: Progress | None = None,
+        member_id: int | None = None,
+        only: Collection[str] | None = None,
     ) -> BackupResult:
-        """Write a backup (of one guild, or everything) and return where it is and what it holds."""
+        """Write a backup (of one guild, or everything) and return where it is and what it holds.
+
+        With `member_id` (needs `guild_id`): only that member's documents; with `only`: only
+        those collections."""
+        if member_id is not None and guild_id is None:
+            raise BackupError("a member backup needs the member's guild")
         progress = progress or NoProgress()
         backup_id = new_backup_id(now)
         root = out_root or self.backups_root
         final = root / backup_id
         partial = root / f".{backup_id}.partial"
         await asyncio.to_thread(partial.mkdir, mode=0o700, parents=True)
-        query = {} if guild_id is None else {"guild_id": guild_id}
+        query = _scope(guild_id, member_id)
         try:
-            names = await self.collection_names()
+            names = [n for n in await self.collection_names() if only is None or n in only]
             total = 0
             for name in names:
                 total += await with_retry(
@@ -258,7 +271,7 @@ class BackupService:
             progress.begin(f"backup {backup_id}", total)
             entries = [await self._dump(name, query, partial, progress) for name in names]
             manifest = Manifest(backup_id, now.astimezone(UTC).isoformat(), self.db.name, guild_id,
-                                tuple(entries))
+                                tuple(entries), member_id)
             await asyncio.to_thread(_write_manifest, partial, manifest)
             await asyncio.to_thread(partial.rename, final)
         except BaseException:
@@ -299,7 +312,7 @@ class BackupService:
         try:
             for entry in manifest.collections:
                 if drop_first:
-                    await self._clear(entry.name, manifest.guild_id)
+                    await self._clear(entry.name, manifest.guild_id, manifest.member_id)
                 await self._load(directory, entry, result, progress)
         finally:
             progress.end()
@@ -307,9 +320,9 @@ class BackupService:
                  manifest.backup_id, result.documents, result.inserted, result.replaced)
         return result
 
-    async def _clear(self, name: str, guild_id: int | None) -> None:
+    async def _clear(self, name: str, guild_id: int | None, member_id: int | None = None) -> None:
         # delete_many, not drop: the collection keeps the indexes a running bot relies on.
-        query = {} if guild_id is None else {"guild_id": guild_id}
+        query = _scope(guild_id, member_id)
         await with_retry(
             f"clear {name} before restore", lambda: self.db[name].delete_many(query), self.policy
         )
@@ -330,6 +343,14 @@ class BackupService:
             result.documents += len(docs)
             result.collections[entry.name] = result.collections.get(entry.name, 0) + len(docs)
             progress.advance(len(docs))
+
+
+def _scope(guild_id: int | None, member_id: int | None) -> dict[str, Any]:
+    """The filter of what a backup covers: everything, one guild, or one member of one guild."""
+    query: dict[str, Any] = {} if guild_id is None else {"guild_id": guild_id}
+    if member_id is not None:
+        query["member_id"] = member_id
+    return query
 
 
 def iter_batches(path: Path, size: int = BATCH) -> Iterator[list[dict[str, Any]]]:
@@ -365,8 +386,12 @@ def read_manifest(directory: Path) -> Manifest:
             if not isinstance(count, int) or count < 0 or not re.fullmatch(r"[0-9a-f]{64}", str(sha256)):
                 raise ValueError(f"count or sha256 of {name} is malformed")
             entries.append(CollectionEntry(name, count, sha256))
+        member_id = raw.get("member_id")
+        if member_id is not None and (not isinstance(member_id, int) or isinstance(member_id, bool)
+                                      or guild_id is None):
+            raise ValueError("member_id is not an integer of a guild backup")
         return Manifest(validate_backup_id(raw["backup_id"]), str(raw["created_at"]), str(raw["database"]),
-                        guild_id, tuple(entries))
+                        guild_id, tuple(entries), member_id)
     except FileNotFoundError:
         raise BackupError(f"{path}: missing; not a backup directory") from None
     except BackupError as exc:
@@ -380,11 +405,12 @@ def verify_backup(directory: Path) -> Manifest:
     """Check every file against the manifest; raise BackupError naming the first bad file."""
     manifest = read_manifest(directory)
     for entry in manifest.collections:
-        _verify_file(directory / entry.file, entry, manifest.guild_id)
+        _verify_file(directory / entry.file, entry, manifest.guild_id, manifest.member_id)
     return manifest
 
 
-def _verify_file(path: Path, entry: CollectionEntry, guild_id: int | None) -> None:
+def _verify_file(path: Path, entry: CollectionEntry, guild_id: int | None, member_id: int | None = None
+                 ) -> None:
     digest = hashlib.sha256()
     lines = 0
     try:
@@ -409,3 +435,5 @@ def _verify_file(path: Path, entry: CollectionEntry, guild_id: int | None) -> No
                 raise BackupError(f"{path}: line {number} is not a document with an _id")
             if guild_id is not None and doc.get("guild_id") != guild_id:
                 raise BackupError(f"{path}: line {number} belongs to another guild than {guild_id}")
+            if member_id is not None and doc.get("member_id") != member_id:
+                raise BackupError(f"{path}: line {number} belongs to another member than {member_id}")

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -129,6 +129,17 @@ class VoiceTracker:
             for key in keys:
                 self._sessions.pop(key, None)
         log.info("voice tracking suspended for guild %s (%d open session(s) kept)", guild_id, len(keys))
+
+    @contextlib.asynccontextmanager
+    async def forgetting(self, guild_id: int, member_id: int) -> AsyncIterator[None]:
+        """For an erase: hold the member's voice lock, settle credits in flight, and forget the open
+        session (its document is deleted inside the block). A later voice change opens a new one."""
+        key = session_key(guild_id, member_id)
+        async with self._locked([key]):
+            if key in self._pending:
+                await self._apply_pending([key])
+            self._sessions.pop(key, None)
+            yield
 
     async def reconcile(self, guild_id: int, live: Mapping[int, LiveVoice]) -> None:
         """The guild is available: match stored sessions with who is in voice now.

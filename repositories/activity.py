@@ -16,6 +16,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from app.retry import GuardedUpdate, with_retry
 from app.voice import COUNTERS
+from app.writes import Op
 from repositories.base import Repository
 
 MESSAGE_GUARD = "msg_op"
@@ -139,6 +140,16 @@ class ActivityRepository(Repository):
 
     async def _apply(self, credits: Iterable[Credit], op_id: str, guard: str, what: str) -> None:
         await self.guarded(_merge(credits), op_id, guard, what)
+
+    # ---- erase on request (`/data erase`) ---------------------------------------------------
+    def member_filter(self, guild_id: int, member_id: int) -> dict[str, Any]:
+        """The member's own documents here (backed up, then deleted, by an erase)."""
+        return {"guild_id": guild_id, "member_id": member_id}
+
+    async def erase_member(self, guild_id: int, member_id: int) -> None:
+        """Delete the member's own documents (idempotent: a replay deletes nothing more)."""
+        await self.idempotent([Op("delete_many", self.member_filter(guild_id, member_id))],
+                              f"erase a member's {self.collection_name}")
 
     # ---- reads ----------------------------------------------------------------------------
     async def member_counters(self, guild_id: int, member_id: int, since_day: str | None) -> Counters:

@@ -35,6 +35,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 
 from app.clock import from_ms, to_ms
 from app.retry import with_retry
+from app.writes import Op
 from repositories.base import Repository
 
 FIRST = "first"
@@ -392,6 +393,17 @@ class JoinRepository(Repository):
             return {doc["_id"]: int(doc["n"]) async for doc in cursor}
 
         return await with_retry(f"count joins by {key}", run, self.policy)
+
+    # ---- erase on request (`/data erase`) ---------------------------------------------------
+    def member_filter(self, guild_id: int, member_id: int) -> dict[str, Any]:
+        """The member's joins as the one who joined (not those they brought in: those are other
+        members' records and keep the inviter id)."""
+        return {"guild_id": guild_id, "member_id": member_id}
+
+    async def erase_member(self, guild_id: int, member_id: int) -> None:
+        """Delete the member's own joins (idempotent)."""
+        await self.idempotent([Op("delete_many", self.member_filter(guild_id, member_id))],
+                              "erase a member's joins")
 
     async def _find(
         self, query: dict[str, Any], sort: list[tuple[str, int]] | None, limit: int = 0

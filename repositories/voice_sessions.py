@@ -113,6 +113,16 @@ class VoiceSessionRepository(Repository):
             ops.append(Op("delete_many", {"_id": {"$in": close}, "pending_op": op_id}))
         await self.idempotent(ops, "finish voice intents")
 
+    # ---- erase on request (`/data erase`) ---------------------------------------------------
+    def member_filter(self, guild_id: int, member_id: int) -> dict[str, Any]:
+        """The member's own documents here (backed up, then deleted, by an erase)."""
+        return {"guild_id": guild_id, "member_id": member_id}
+
+    async def erase_member(self, guild_id: int, member_id: int) -> None:
+        """Delete the member's own documents (idempotent: a replay deletes nothing more)."""
+        await self.idempotent([Op("delete_many", self.member_filter(guild_id, member_id))],
+                              f"erase a member's {self.collection_name}")
+
     async def for_guild(self, guild_id: int) -> list[VoiceSession]:
         async def read() -> list[VoiceSession]:
             return [VoiceSession.from_document(d) async for d in self.collection.find({"guild_id": guild_id})]

@@ -578,3 +578,35 @@ async def test_ne_on_a_field_missing_from_some_documents_matches_them(db):
     ])
     query = {"guild_id": 1, "member_id": {"$in": [5, 6]}, "imported": {"$ne": "legacy"}}
     assert [d["_id"] async for d in db.j.find(query, {"member_id": 1}).sort("joined_ms", 1)] == [3, 1]
+
+
+# ---- security: erase on request, member backups, user strings as values (app/erase.py, app/backups.py) ----
+
+
+async def test_delete_many_in_an_unordered_bulk_by_guild_and_member_leaves_others(db):
+    from pymongo import DeleteMany
+
+    await db.c.insert_many([
+        {"_id": "t:1:7", "guild_id": 1, "member_id": 7}, {"_id": "d:1:7:x", "guild_id": 1, "member_id": 7},
+        {"_id": "t:1:8", "guild_id": 1, "member_id": 8}, {"_id": "t:2:7", "guild_id": 2, "member_id": 7},
+    ])
+    result = await db.c.bulk_write([DeleteMany({"guild_id": 1, "member_id": 7})], ordered=False)
+    assert result.deleted_count == 2
+    again = await db.c.bulk_write([DeleteMany({"guild_id": 1, "member_id": 7})], ordered=False)
+    assert again.deleted_count == 0  # a replay deletes nothing more
+    assert sorted([d["_id"] async for d in db.c.find({})]) == ["t:1:8", "t:2:7"]
+
+
+async def test_find_and_count_by_guild_and_a_64_bit_member_id(db):
+    big = 2**63 - 1
+    await db.c.insert_many([{"_id": 1, "guild_id": 1, "member_id": big},
+                            {"_id": 2, "guild_id": 1, "member_id": 5}])
+    assert await db.c.count_documents({"guild_id": 1, "member_id": big}) == 1
+    assert [d["_id"] async for d in db.c.find({"guild_id": 1, "member_id": big})] == [1]
+
+
+async def test_operator_shaped_strings_are_plain_values_in_an_equality_filter(db):
+    await db.c.insert_many([{"_id": 1, "code": "abc"}, {"_id": 2, "code": '{"$gt": ""}'}])
+    assert [d["_id"] async for d in db.c.find({"code": '{"$gt": ""}'})] == [2]
+    assert [d["_id"] async for d in db.c.find({"code": "$where"})] == []
+    assert await db.c.count_documents({"code": "a\x00b"}) == 0

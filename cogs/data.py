@@ -1,0 +1,93 @@
+"""`/data erase <member>` (Manage Server): erase a member's tracked data on request.
+
+Backed up to a file first (`app.erase`), then deleted through the repositories; one erase,
+reset or restore per guild at a time; the answer carries the backup id.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from app.backups import BackupService
+from app.erase import Erasable, erase_member, nothing_held
+from cogs.settings import require_manage_guild
+from cogs.stats import safe_name
+
+log = logging.getLogger(__name__)
+NO_MENTIONS = discord.AllowedMentions.none()
+FAILED = "The erase failed before anything was deleted or part way; the bot's log says why. Run it again."
+
+
+class DataCog(commands.Cog, name="Data"):
+    data_group = app_commands.Group(
+        name="data", description="A member's tracked data (Manage Server)", guild_only=True,
+        default_permissions=discord.Permissions(manage_guild=True),
+    )
+
+    def __init__(self, bot: Any, erasable: list[Erasable], backups: BackupService) -> None:
+        self.bot = bot
+        self.erasable = erasable
+        self.backups = backups
+
+    async def _reply(self, interaction: discord.Interaction, text: str) -> None:
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        else:
+            await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+    @data_group.command(
+        name="erase", description="Erase a member's activity, voice session and joins, backed up first"
+    )
+    @app_commands.describe(member="Whose data (members who left can be given by id)")
+    async def erase(self, interaction: discord.Interaction, member: discord.User) -> None:
+        if not await require_manage_guild(interaction):
+            return
+        assert interaction.guild is not None
+        gid = interaction.guild.id
+        with self.bot.guild_jobs.hold(gid, "an erase") as mine:
+            if not mine:
+                running = self.bot.guild_jobs.running(gid) or "another job"
+                await self._reply(interaction, f"{running.capitalize()} is running in this server; try again "
+                                               "when it is done.")
+                return
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            try:
+                result = await erase_member(
+                    self.erasable, self.backups, gid, member.id, self.bot.clock.now(),
+                    settle=self._settle, hold=lambda: self._hold(gid, member.id),
+                )
+            except Exception:
+                log.exception("erase of member %s in guild %s failed", member.id, gid)
+                await self._reply(interaction, FAILED)
+                return
+        log.info("guild %s: member %s erased the data of %s (backup %s)", gid, interaction.user.id,
+                 member.id, result.backup_id)
+        parts = ", ".join(f"{n} {name}" for name, n in result.documents.items())
+        await self._reply(
+            interaction,
+            f"Erased the data of {safe_name(member.name)} ({member.id}): {parts}. "
+            f"Backup `{result.backup_id}` was written first; restore it on the bot's host with "
+            f"`python -m scripts.restore {result.backup_id}`. Members they brought in keep their joins.",
+        )
+
+    async def _settle(self) -> None:
+        activity = self.bot.get_cog("Activity")
+        if activity is not None:
+            await activity.messages.wait_idle()
+
+    def _hold(self, guild_id: int, member_id: int) -> Any:
+        activity = self.bot.get_cog("Activity")
+        if activity is None:
+            return nothing_held()
+        return activity.voice.forgetting(guild_id, member_id)
+
+
+def data_cog(bot: Any) -> DataCog:
+    repos = bot.repos
+    return DataCog(bot, [repos.activity, repos.voice_sessions, repos.joins],
+                   BackupService(bot.db, bot.settings.data_dir / "backups", bot.retry_policy))

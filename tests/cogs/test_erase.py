@@ -1,0 +1,119 @@
+"""/data erase: a member's activity, voice session and joins are backed up to a file, then deleted;
+leaderboards follow at once; members they brought in keep their records."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from app.backups import BackupService
+from tests.botharness import Harness
+
+G, ADA, BOB, ZED, YU = 1, 101, 102, 201, 202
+GENERAL, FOCUS = 10, 20
+BACKUP_ID = re.compile(r"Backup `(\d{8}T\d{6}Z-[0-9a-f]{6})`")
+
+
+def user(uid: int, name: str) -> dict[str, Any]:
+    return {"id": uid, "name": name, "created": "2020-01-01T00:00:00Z"}
+
+
+async def docs(h: Harness, collection: str, member: int) -> list[dict[str, Any]]:
+    """The collection's documents of `member` (a fixture id: the emulator maps it to a snowflake)."""
+    return [d async for d in h.db[collection].find({"member_id": h.emu.user_id(member)})]
+
+
+async def zed_with_data(h: Harness) -> None:
+    """zed joins through ada's code, talks, sits in voice, and brings yu in through his own code."""
+    emu = h.emu
+    emu.join(user(ZED, "zed"), via="abc")
+    await h.settle()
+    for _ in range(3):
+        emu.message(ZED, GENERAL)
+    emu.message(BOB, GENERAL)
+    emu.voice(ZED, FOCUS)
+    await h.settle()
+    h.clock.advance(600)
+    await h.bot.get_cog("Activity").flush_voice()
+    emu.invite_create("zeds", ZED, guild=G)
+    await h.settle()
+    emu.join(user(YU, "yu"), via="zeds")
+    await h.settle()
+
+
+async def test_erase_backs_up_then_deletes_and_leaderboards_follow(tracker: Harness) -> None:
+    h, emu = tracker, tracker.emu
+    await zed_with_data(h)
+    top = await emu.command(BOB, "top", {"board": "messages"})
+    assert top.embed["description"].splitlines() == ["`#1` zed - 3", "`#2` bob - 1"]
+    board = await emu.command(BOB, "invites leaderboard")
+    assert "ada - **1** invites" in board.text() and "zed - **1** invites" in board.text()
+    assert len(await docs(h, "activity", ZED)) == 2  # total + today
+    assert len(await docs(h, "voice_sessions", ZED)) == 1
+
+    rec = await emu.command(ADA, "data erase", {"member": ZED})
+    assert rec.ephemeral, rec
+    backup_id = BACKUP_ID.search(rec.content).group(1)
+    assert "2 activity, 1 joins, 1 voice_sessions" in rec.content
+
+    assert await docs(h, "activity", ZED) == []
+    assert await docs(h, "voice_sessions", ZED) == []
+    assert await docs(h, "joins", ZED) == []
+    kept = await docs(h, "joins", YU)
+    assert [(j["inviter_id"], j["code"]) for j in kept] == [(emu.user_id(ZED), "zeds")]  # yu's record stays
+    # Voice tracking of zed was forgotten: a flush and his leaving write nothing back.
+    await h.bot.get_cog("Activity").flush_voice()
+    emu.voice(ZED, None)
+    await h.settle()
+    assert await docs(h, "activity", ZED) == []
+
+    top = await emu.command(BOB, "top", {"board": "messages"})
+    assert top.embed["description"].splitlines() == ["`#1` bob - 1"]
+    board = await emu.command(BOB, "invites leaderboard")
+    assert "ada" not in board.text() and "zed - **1** invites" in board.text()
+
+    # The backup holds exactly what was erased, and restoring it brings it back.
+    path = h.settings.data_dir / "backups" / backup_id
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert (manifest["guild_id"], manifest["member_id"]) == (G, emu.user_id(ZED))
+    assert {k: v["count"] for k, v in manifest["collections"].items()} == {
+        "activity": 2, "joins": 1, "voice_sessions": 1}
+    await BackupService(h.db, path.parent).restore(path)
+    assert len(await docs(h, "activity", ZED)) == 2
+    assert len(await docs(h, "joins", ZED)) == 1
+    assert len(await docs(h, "joins", YU)) == 1
+
+
+async def test_member_backup_restore_with_drop_first_clears_only_that_member(tracker: Harness) -> None:
+    h, emu = tracker, tracker.emu
+    await zed_with_data(h)
+    service = BackupService(h.db, h.settings.data_dir / "backups")
+    result = await service.create(now=h.clock.now(), guild_id=G, member_id=emu.user_id(ZED),
+                                  only={"activity"})
+    await service.restore(result.path, drop_first=True)
+    assert [d["messages"] for d in await docs(h, "activity", BOB)] == [1, 1]  # bob's were not cleared
+    assert [d["messages"] for d in await docs(h, "activity", ZED)] == [3, 3]
+
+
+async def test_erase_is_refused_without_manage_server_and_one_at_a_time(tracker: Harness) -> None:
+    h, emu = tracker, tracker.emu
+    await zed_with_data(h)
+    refused = await emu.command(BOB, "data erase", {"member": ZED}, check_permissions=False)
+    assert refused.ephemeral and "Manage Server" in refused.content
+    assert len(await docs(h, "activity", ZED)) == 2
+    with h.bot.guild_jobs.hold(G, "an invite reset"):
+        busy = await emu.command(ADA, "data erase", {"member": ZED})
+    assert busy.ephemeral and busy.content.startswith("An invite reset is running in this server")
+    assert len(await docs(h, "activity", ZED)) == 2
+
+
+async def test_erase_of_a_member_who_left_by_id(tracker: Harness) -> None:
+    h, emu = tracker, tracker.emu
+    await zed_with_data(h)
+    emu.leave(ZED)
+    await h.settle()
+    rec = await emu.command(ADA, "data erase", {"member": ZED})
+    assert BACKUP_ID.search(rec.content), rec
+    assert await docs(h, "activity", ZED) == []
+    assert await docs(h, "joins", ZED) == []
