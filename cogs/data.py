@@ -16,7 +16,7 @@ from discord.ext import commands
 from app.backups import BackupService
 from app.erase import Erasable, erase_member, nothing_held
 from cogs.settings import require_manage_guild
-from cogs.stats import safe_name
+from cogs.text import safe_name
 
 log = logging.getLogger(__name__)
 NO_MENTIONS = discord.AllowedMentions.none()

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import discord
 
 from app.invite_stats import InviteSummary
+from cogs.text import safe_name
 from repositories.joins import StoredJoin
 from repositories.staff_codes import StaffCode
 
@@ -27,7 +28,7 @@ SOURCE_LABELS = {
 
 def esc(text: str | None) -> str:
     """Markdown escaped and mentions (@everyone, <@&id>, <@id>) defused, for names and codes."""
-    return discord.utils.escape_mentions(discord.utils.escape_markdown(text or "?"))
+    return safe_name(text)
 
 
 def period_since(period: str, now: datetime, time_zone: str) -> datetime | None:

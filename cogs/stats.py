@@ -21,6 +21,7 @@ from discord.ext import commands
 from app.charts import DayPoint, render_activity_chart
 from app.limits import LEADERBOARD_LIMIT, UD_CHART_LIMIT, cooldown, wants_chart
 from app.voice import PERIOD_LABELS, format_duration, last_days, period_start_day, zone
+from cogs.text import safe_name
 from repositories.activity import ActivityRepository, Counters
 from repositories.guild_settings import GuildSettingsRepository
 
@@ -40,11 +41,6 @@ BOARD_CHOICES = [
     app_commands.Choice(name="camera", value="camera"),
 ]
 BOARD_TITLES = {"messages": "messages", "voice": "voice time", "camera": "camera-on time"}
-
-
-def safe_name(name: str) -> str:
-    """A member name as text: markdown escaped, mentions (@everyone, <@&id>) defused."""
-    return discord.utils.escape_mentions(discord.utils.escape_markdown(name))
 
 
 def format_rank(rank: int | None) -> str:

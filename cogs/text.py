@@ -1,0 +1,16 @@
+"""Member-supplied text (names, codes) made safe to show in messages and embeds."""
+
+from __future__ import annotations
+
+import re
+
+import discord
+
+_MENTION_SYNTAX = re.compile(r"<(?=[@#])")
+
+
+def safe_name(text: str | None) -> str:
+    """Markdown escaped, `@everyone`/`@here`/`@id` defused, and any `<@..>`, `<@&..>`, `<#..>`
+    mention syntax broken with a zero-width space, so a name never formats, pings or links."""
+    escaped = discord.utils.escape_mentions(discord.utils.escape_markdown(text or "?"))
+    return _MENTION_SYNTAX.sub("<\u200b", escaped)
