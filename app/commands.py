@@ -41,6 +41,32 @@ async def answer(interaction: discord.Interaction, text: str) -> None:
         log.warning("could not answer interaction %s: %s", interaction.id, exc)
 
 
+def invalid_option(command: Any, data: Any) -> str | None:
+    """The name of the first option that breaks the command's declared type, choices or bounds.
+
+    Discord enforces these in its client, discord.py does not check them on receipt; a crafted
+    interaction (or a client that does not conform) is refused here before the command runs.
+    """
+    options = (data or {}).get("options") or []
+    while options and options[0].get("type") in (1, 2):  # subcommand group / subcommand
+        options = options[0].get("options") or []
+    params = {p.display_name: p for p in getattr(command, "parameters", [])}
+    for option in options:
+        name, value = option.get("name"), option.get("value")
+        param = params.get(name)
+        if param is None:
+            return "(unknown option)"
+        if param.choices and value not in [c.value for c in param.choices]:
+            return name
+        low, high = param.min_value, param.max_value
+        measure = len(value) if isinstance(value, str) else value
+        if isinstance(value, bool) or not isinstance(measure, int | float):
+            continue
+        if (low is not None and measure < low) or (high is not None and measure > high):
+            return name
+    return None
+
+
 class TrackerTree(app_commands.CommandTree):
     async def database_answers(self) -> bool:
         bot: Any = self.client
@@ -58,6 +84,12 @@ class TrackerTree(app_commands.CommandTree):
         if interaction.type is not discord.InteractionType.application_command:
             return True
         command = interaction.command
+        bad = invalid_option(command, interaction.data)
+        if bad is not None:
+            log.warning("/%s: rejected a value of option %r outside its type, choices or bounds",
+                        command.qualified_name if command else "?", bad)
+            await answer(interaction, f"The value of `{bad}` is not valid for this command.")
+            return False
         if command is not None and command.extras.get("needs_database") is False:
             return True
         if await self.database_answers():
