@@ -113,6 +113,8 @@ class InviteBackupRepository(Repository):
         return bool(result.modified_count)
 
     async def header(self, backup_id: str) -> BackupHeader | None:
+        if not isinstance(backup_id, str):  # a dict here would become a query operator
+            raise TypeError(f"a backup id is a string, not {type(backup_id).__name__}")
         doc = await with_retry(
             "read invite backup",
             lambda: self.collection.find_one({"_id": backup_id, "kind": "header"}),

@@ -88,6 +88,8 @@ class StaffCodeRepository(Repository):
         return await with_retry("read staff codes", read, self.policy)
 
     async def by_code(self, guild_id: int, code: str) -> StaffCode | None:
+        if not isinstance(code, str):  # a dict here would become a query operator
+            raise TypeError(f"an invite code is a string, not {type(code).__name__}")
         doc = await with_retry(
             "read staff code",
             lambda: self.collection.find_one({"guild_id": guild_id, "code": code, "status": ACTIVE}),
