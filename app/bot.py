@@ -87,6 +87,10 @@ class TrackerBot(commands.Bot):
         self.health: HealthServer | None = None
         self._closing = False
 
+    async def on_message(self, message: discord.Message, /) -> None:
+        """No prefix commands here (messages are only counted, in cogs/activity.py): the default
+        would parse every message for commands, and raise on a message without an author."""
+
     async def setup_hook(self) -> None:
         await self.outbox.open()
         if self.probe_result is None:

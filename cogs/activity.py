@@ -52,6 +52,7 @@ def counts_message(message: discord.Message) -> bool:
     """Guild messages by people: no bots, webhooks, system messages or DMs."""
     return (
         message.guild is not None
+        and hasattr(message, "author")  # a MESSAGE_CREATE without an author parses, without the attribute
         and not message.author.bot
         and message.webhook_id is None
         and not message.is_system()
