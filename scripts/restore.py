@@ -31,7 +31,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--drop-first", action="store_true",
-        help="first delete what the backup covers (its guild's documents, or its whole collections)",
+        help="first delete what the backup covers (a member backup: that member's documents; a guild "
+             "backup: its guild's; else its whole collections)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
