@@ -191,6 +191,13 @@ class InvitesCog(commands.Cog, name="Invites"):
     @app_commands.describe(member="The member who joined")
     async def who(self, interaction: discord.Interaction, member: discord.Member) -> None:
         assert interaction.guild is not None
+        if member.id != interaction.user.id and not interaction.permissions.manage_guild:
+            config = await self.repos.guild_settings.get(interaction.guild.id)
+            if not config.members_view_others:
+                await self._send(
+                    interaction, ephemeral=True, content="This server lets members see only their own."
+                )
+                return
         join = await self.repos.joins.latest_for_member(interaction.guild.id, member.id)
         await self._send(interaction, embed=who_embed(member.display_name, join))
 

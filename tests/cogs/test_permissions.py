@@ -115,3 +115,7 @@ async def test_ud_on_others_follows_members_view_others(tracker: Harness) -> Non
     assert staff.embed is not None
     also_invites = await emu.command(BOB, "invites show", {"member": CY})
     assert also_invites.ephemeral and "only their own" in also_invites.content
+    also_who = await emu.command(BOB, "invites who", {"member": CY})
+    assert also_who.ephemeral and "only their own" in also_who.content
+    assert (await emu.command(BOB, "invites who", {"member": BOB})).embed is not None
+    assert (await emu.command(ADA, "invites who", {"member": CY})).embed is not None
