@@ -27,21 +27,21 @@ BACKUP_LIMIT = (2, 300.0)
 
 
 class Cooldowns:
-    """Recent runs per (command, guild, user) on a sliding window; old entries are dropped."""
+    """Recent runs per (command, guild, user), kept as the time each one leaves its window."""
 
     def __init__(self, now: Callable[[], datetime]) -> None:
         self._now = now
-        self._runs: dict[tuple[str, int, int], list[float]] = {}
+        self._expiries: dict[tuple[str, int, int], list[float]] = {}
 
     def hit(self, key: str, guild_id: int, user_id: int, limit: tuple[int, float]) -> float:
         """0 when the user may go (the run is counted), else the seconds until they may."""
         runs, seconds = limit
         now = self._now().timestamp()
-        self._runs = {k: kept for k, v in self._runs.items() if (kept := [t for t in v if t > now - seconds])}
-        recent = self._runs.setdefault((key, guild_id, user_id), [])
+        self._expiries = {k: kept for k, v in self._expiries.items() if (kept := [t for t in v if t > now])}
+        recent = self._expiries.setdefault((key, guild_id, user_id), [])
         if len(recent) >= runs:
-            return recent[0] + seconds - now
-        recent.append(now)
+            return recent[0] - now
+        recent.append(now + seconds)
         return 0.0
 
 

@@ -32,6 +32,15 @@ def test_cooldowns_allow_n_runs_per_window_per_member_and_command() -> None:
     assert retry_text(17.2) == "You are going too fast: try again in 18s."
 
 
+def test_a_short_window_does_not_expire_the_runs_of_a_longer_one() -> None:
+    clock = ManualClock(datetime(2026, 3, 10, 12, tzinfo=UTC))
+    cooldowns = Cooldowns(clock.now)
+    assert cooldowns.hit("backup-data", G, ADA, (1, 300.0)) == 0.0
+    clock.advance(40)
+    assert cooldowns.hit("top", G, ADA, (3, 30.0)) == 0.0  # prunes what left its own window only
+    assert cooldowns.hit("backup-data", G, ADA, (1, 300.0)) == 260.0
+
+
 def test_single_flight_refuses_a_second_holder_and_frees_on_exit() -> None:
     flight = SingleFlight()
     with flight.hold(G, "an invite reset") as first:
