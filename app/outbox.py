@@ -95,7 +95,7 @@ class Outbox:
 
     async def close(self) -> None:
         await self._run(self._close_sync)
-        self._thread.shutdown(wait=True)
+        self._thread.shutdown(wait=False)  # idle now; never block the event loop on it
 
     def _close_sync(self) -> None:
         if self._conn is not None:

@@ -25,6 +25,8 @@ async def proxied(fault_proxy: FaultProxy, make_tracker: Any, monkeypatch) -> An
     direct = harness.db
     harness.db = client[direct.name]
     yield harness, direct
+    if harness.bot is not None:
+        await harness.stop()  # before its database client closes
     client.close()
 
 

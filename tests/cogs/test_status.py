@@ -55,6 +55,8 @@ async def proxied(fault_proxy: FaultProxy, make_tracker: Any, monkeypatch) -> An
     harness.db = client[harness.db.name]
     await harness.start()
     yield harness
+    if harness.bot is not None:
+        await harness.stop()  # before its database client closes
     client.close()
 
 
