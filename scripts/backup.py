@@ -20,9 +20,9 @@ from pymongo.errors import PyMongoError
 from app.backups import BackupError, BackupService, TqdmProgress
 from app.clock import SystemClock
 from app.database import EmbeddedServerError
-from app.logs import setup_logging
 from app.runtime import open_database
-from app.settings import Settings, SettingsError, load_settings
+from app.settings import Settings
+from scripts.cli import tool_settings
 
 
 def guild_id(value: str) -> int:
@@ -51,13 +51,9 @@ async def run(args: argparse.Namespace, settings: Settings) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    settings = tool_settings()
+    if settings is None:
         return 2
-    secrets = [s.get_secret_value() for s in (settings.discord_token, settings.mongodb_uri) if s]
-    setup_logging("WARNING", settings.log_format, secrets)
     try:
         asyncio.run(run(args, settings))
     except (BackupError, EmbeddedServerError, PyMongoError, OSError) as exc:

@@ -24,10 +24,10 @@ from app.database import EmbeddedServerError
 from app.legacy_formats import LegacyData, read_files
 from app.legacy_import import ImportConflict, import_legacy
 from app.legacy_input import LegacyInputError
-from app.logs import setup_logging
 from app.retry import RetryPolicy
 from app.runtime import open_database
-from app.settings import Settings, SettingsError, load_settings
+from app.settings import Settings
+from scripts.cli import tool_settings
 
 
 def guild_id(value: str) -> int:
@@ -60,13 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     except LegacyInputError as exc:
         print(exc, file=sys.stderr)
         return 1
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    settings = tool_settings()
+    if settings is None:
         return 2
-    secrets = [s.get_secret_value() for s in (settings.discord_token, settings.mongodb_uri) if s]
-    setup_logging("WARNING", settings.log_format, secrets)
     try:
         lines = asyncio.run(run(args, settings, data))
     except ImportConflict as exc:

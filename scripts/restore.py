@@ -19,9 +19,9 @@ from pymongo.errors import PyMongoError
 
 from app.backups import BackupError, BackupService, TqdmProgress, resolve_backup
 from app.database import EmbeddedServerError
-from app.logs import setup_logging
 from app.runtime import open_database
-from app.settings import Settings, SettingsError, load_settings
+from app.settings import Settings
+from scripts.cli import tool_settings
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -52,13 +52,9 @@ async def run(args: argparse.Namespace, settings: Settings) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    settings = tool_settings()
+    if settings is None:
         return 2
-    secrets = [s.get_secret_value() for s in (settings.discord_token, settings.mongodb_uri) if s]
-    setup_logging("WARNING", settings.log_format, secrets)
     try:
         asyncio.run(run(args, settings))
     except (BackupError, EmbeddedServerError, PyMongoError, OSError) as exc:

@@ -1,0 +1,20 @@
+"""What every operator command line shares: settings from the environment, quiet redacted logging."""
+
+from __future__ import annotations
+
+import sys
+
+from app.logs import secrets_of, setup_logging
+from app.settings import Settings, SettingsError, load_settings
+
+
+def tool_settings() -> Settings | None:
+    """The settings, with logging at WARNING and secrets redacted; None (after one line on stderr
+    naming the bad setting) when they do not load."""
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+    setup_logging("WARNING", settings.log_format, secrets_of(settings))
+    return settings
