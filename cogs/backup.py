@@ -15,10 +15,10 @@ from discord.ext import commands
 from pymongo.errors import PyMongoError
 
 from app.backups import BackupError, BackupService
+from app.commands import answer
 from app.limits import BACKUP_LIMIT, retry_text
 
 log = logging.getLogger(__name__)
-NO_MENTIONS = discord.AllowedMentions.none()
 NEEDS_MANAGE_GUILD = "You need the **Manage Server** permission to back up this server."
 ALREADY_RUNNING = "A backup of this server is already running; try again when it is done."
 FAILED = "The backup failed; the bot's log says why. Nothing was kept."
@@ -30,12 +30,6 @@ class BackupCog(commands.Cog, name="Backup"):
         self.service = service
         self._running: set[int] = set()
 
-    async def _reply(self, interaction: discord.Interaction, text: str) -> None:
-        if interaction.response.is_done():
-            await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
-        else:
-            await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
-
     @app_commands.command(
         name="backup-data", description="Back up this server's tracked data on the bot's host"
     )
@@ -44,15 +38,15 @@ class BackupCog(commands.Cog, name="Backup"):
     async def backup_data(self, interaction: discord.Interaction) -> None:
         guild_id = interaction.guild_id
         if guild_id is None or not interaction.permissions.manage_guild:
-            await self._reply(interaction, NEEDS_MANAGE_GUILD)
+            await answer(interaction, NEEDS_MANAGE_GUILD)
             return
         if guild_id in self._running:
-            await self._reply(interaction, ALREADY_RUNNING)
+            await answer(interaction, ALREADY_RUNNING)
             return
         # Counted only for backups that start: at most BACKUP_LIMIT per member.
         left = self.bot.cooldowns.hit("backup-data", guild_id, interaction.user.id, BACKUP_LIMIT)
         if left > 0:
-            await self._reply(interaction, retry_text(left))
+            await answer(interaction, retry_text(left))
             return
         self._running.add(guild_id)
         try:
@@ -60,15 +54,15 @@ class BackupCog(commands.Cog, name="Backup"):
             result = await self.service.create(now=self.bot.clock.now(), guild_id=guild_id)
         except (BackupError, PyMongoError, OSError) as exc:
             log.error("backup of guild %d failed: %s", guild_id, exc)
-            await self._reply(interaction, FAILED)
+            await answer(interaction, FAILED)
             return
         except Exception:
             log.exception("backup of guild %d failed", guild_id)
-            await self._reply(interaction, FAILED)
+            await answer(interaction, FAILED)
             return
         finally:
             self._running.discard(guild_id)
-        await self._reply(
+        await answer(
             interaction,
             f"Backup `{result.backup_id}` written: {result.files} files, {result.documents} documents. "
             f"Restore it on the bot's host with `python -m scripts.restore {result.backup_id}`.",

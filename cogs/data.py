@@ -14,12 +14,12 @@ from discord import app_commands
 from discord.ext import commands
 
 from app.backups import BackupService
+from app.commands import answer
 from app.erase import Erasable, erase_member, nothing_held
 from cogs.settings import require_manage_guild
 from cogs.text import safe_name
 
 log = logging.getLogger(__name__)
-NO_MENTIONS = discord.AllowedMentions.none()
 FAILED = "The erase failed before anything was deleted or part way; the bot's log says why. Run it again."
 
 
@@ -34,12 +34,6 @@ class DataCog(commands.Cog, name="Data"):
         self.erasable = erasable
         self.backups = backups
 
-    async def _reply(self, interaction: discord.Interaction, text: str) -> None:
-        if interaction.response.is_done():
-            await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
-        else:
-            await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
-
     @data_group.command(
         name="erase", description="Erase a member's activity, voice session and joins, backed up first"
     )
@@ -52,7 +46,7 @@ class DataCog(commands.Cog, name="Data"):
         with self.bot.guild_jobs.hold(gid, "an erase") as mine:
             if not mine:
                 running = self.bot.guild_jobs.running(gid) or "another job"
-                await self._reply(interaction, f"{running.capitalize()} is running in this server; try again "
+                await answer(interaction, f"{running.capitalize()} is running in this server; try again "
                                                "when it is done.")
                 return
             await interaction.response.defer(ephemeral=True, thinking=True)
@@ -63,12 +57,12 @@ class DataCog(commands.Cog, name="Data"):
                 )
             except Exception:
                 log.exception("erase of member %s in guild %s failed", member.id, gid)
-                await self._reply(interaction, FAILED)
+                await answer(interaction, FAILED)
                 return
         log.info("guild %s: member %s erased the data of %s (backup %s)", gid, interaction.user.id,
                  member.id, result.backup_id)
         parts = ", ".join(f"{n} {name}" for name, n in result.documents.items())
-        await self._reply(
+        await answer(
             interaction,
             f"Erased the data of {safe_name(member.name)} ({member.id}): {parts}. "
             f"Backup `{result.backup_id}` was written first; restore it on the bot's host with "

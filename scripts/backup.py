@@ -22,14 +22,7 @@ from app.clock import SystemClock
 from app.database import EmbeddedServerError
 from app.runtime import open_database
 from app.settings import Settings
-from scripts.cli import tool_settings
-
-
-def guild_id(value: str) -> int:
-    number = int(value)
-    if not 0 < number < 2**63:
-        raise argparse.ArgumentTypeError("a guild id is a positive 64-bit integer")
-    return number
+from scripts.cli import guild_id, tool_settings
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

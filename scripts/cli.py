@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from app.logs import secrets_of, setup_logging
@@ -18,3 +19,11 @@ def tool_settings() -> Settings | None:
         return None
     setup_logging("WARNING", settings.log_format, secrets_of(settings))
     return settings
+
+
+def guild_id(value: str) -> int:
+    """An argparse type: a guild id, a positive 64-bit integer."""
+    number = int(value)
+    if not 0 < number < 2**63:
+        raise argparse.ArgumentTypeError("a guild id is a positive 64-bit integer")
+    return number

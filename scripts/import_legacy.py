@@ -27,14 +27,7 @@ from app.legacy_input import LegacyInputError
 from app.retry import RetryPolicy
 from app.runtime import open_database
 from app.settings import Settings
-from scripts.cli import tool_settings
-
-
-def guild_id(value: str) -> int:
-    number = int(value)
-    if not 0 < number < 2**63:
-        raise argparse.ArgumentTypeError("a guild id is a positive 64-bit integer")
-    return number
+from scripts.cli import guild_id, tool_settings
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
