@@ -18,6 +18,7 @@ from app import __version__
 from app.clock import Clock, SystemClock
 from app.commands import TrackerTree
 from app.container import Repositories
+from app.database import ping_ms
 from app.discord_endpoints import bot_intents
 from app.health import CheckResult, HealthServer, any_of, start_health_server
 from app.limits import Cooldowns, SingleFlight
@@ -144,10 +145,8 @@ class TrackerBot(commands.Bot):
         the outbox at once rather than waiting in memory through their retries."""
         if self.writer.draining:
             return  # the outbox's replay loop is probing already
-        try:
-            await asyncio.wait_for(self.db.command("ping"), DATABASE_PING_DEADLINE_SECONDS)
-        except (TimeoutError, PyMongoError) as exc:
-            self.writer.mark_down(type(exc).__name__)
+        if await ping_ms(self.db, DATABASE_PING_DEADLINE_SECONDS) is None:
+            self.writer.mark_down(f"no answer to a ping within {DATABASE_PING_DEADLINE_SECONDS:g}s")
 
     async def outbox_check(self) -> CheckResult:
         if self.writer.draining:

@@ -10,7 +10,6 @@ one log line.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -18,6 +17,7 @@ import discord
 from discord import app_commands
 from pymongo.errors import PyMongoError
 
+from app.database import ping_ms
 from app.limits import retry_text
 
 log = logging.getLogger(__name__)
@@ -70,11 +70,7 @@ def invalid_option(command: Any, data: Any) -> str | None:
 class TrackerTree(app_commands.CommandTree):
     async def database_answers(self) -> bool:
         bot: Any = self.client
-        try:
-            await asyncio.wait_for(bot.db.command("ping"), PING_DEADLINE_SECONDS)
-        except (TimeoutError, PyMongoError):
-            return False
-        return True
+        return await ping_ms(bot.db, PING_DEADLINE_SECONDS) is not None
 
     def waiting_writes(self) -> int:
         outbox = getattr(self.client, "outbox", None)

@@ -6,6 +6,7 @@ one-file change.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import fcntl
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
+from pymongo.errors import PyMongoError
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,16 @@ def make_client(
 
 def database(client: AsyncIOMotorClient, name: str) -> AsyncIOMotorDatabase:
     return client[name]
+
+
+async def ping_ms(db: Any, deadline: float) -> float | None:
+    """Round trip of a `ping` in milliseconds, or None when MongoDB does not answer within `deadline`."""
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(db.command("ping"), deadline)
+    except (TimeoutError, PyMongoError):
+        return None
+    return (time.perf_counter() - started) * 1000
 
 
 def host_of(uri: str) -> str:

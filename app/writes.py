@@ -22,6 +22,7 @@ from pymongo import DeleteMany, DeleteOne, UpdateMany, UpdateOne
 from pymongo.errors import PyMongoError
 
 from app.clock import Clock, SystemClock, to_ms
+from app.database import ping_ms
 from app.outbox import Entry, Outbox
 from app.retry import GuardedUpdate, RetryPolicy, apply_guarded, is_transient, with_retry
 
@@ -231,11 +232,7 @@ class Writer:
         self._start_drainer()
 
     async def _answers(self) -> bool:
-        try:
-            await asyncio.wait_for(self.db.command("ping"), PING_DEADLINE_SECONDS)
-        except (TimeoutError, PyMongoError):
-            return False
-        return True
+        return await ping_ms(self.db, PING_DEADLINE_SECONDS) is not None
 
     async def _drain(self) -> None:
         assert self.outbox is not None

@@ -15,7 +15,7 @@ from typing import Any
 import discord
 from discord.ext import commands
 
-from app.announcements import JoinFacts, allowed_for, join_text, late_batch_text, leave_text
+from cogs.announcement_text import JoinFacts, allowed_for, join_text, late_batch_text, leave_text
 
 log = logging.getLogger(__name__)
 LATE_SETTLE_SECONDS = 2.0  # late joins arriving closer together than this are posted together

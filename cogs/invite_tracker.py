@@ -25,7 +25,6 @@ import aiohttp
 import discord
 from pymongo.errors import PyMongoError
 
-from app.announcements import JoinFacts
 from app.attribution import (
     VANITY,
     GroupMatch,
@@ -37,6 +36,7 @@ from app.attribution import (
 )
 from app.container import Repositories
 from app.writes import is_outage
+from cogs.announcement_text import JoinFacts
 from repositories.invites import StoredInvite
 from repositories.joins import FIRST, REJOIN, Attribution, JoinRecord, StoredJoin, credit_for, join_key
 

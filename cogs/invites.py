@@ -36,15 +36,10 @@ from cogs.invite_views import (
     summary_line,
     who_embed,
 )
+from cogs.stats import PERIOD_CHOICES
 
 log = logging.getLogger(__name__)
 RECENT = 5
-PERIOD_CHOICES = [
-    app_commands.Choice(name="today", value="today"),
-    app_commands.Choice(name="7 days", value="7d"),
-    app_commands.Choice(name="30 days", value="30d"),
-    app_commands.Choice(name="all time", value="all"),
-]
 
 
 def clean_code(value: str) -> str | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +14,7 @@ from pymongo.errors import PyMongoError
 
 from app import __version__
 from app.clock import from_ms
+from app.database import ping_ms
 from cogs.settings import require_manage_guild
 
 log = logging.getLogger(__name__)
@@ -36,14 +36,6 @@ def age(since: datetime | None, now: datetime) -> str:
 class StatusCog(commands.Cog, name="Status"):
     def __init__(self, bot: Any) -> None:
         self.bot = bot
-
-    async def _round_trip_ms(self) -> float | None:
-        started = time.perf_counter()
-        try:
-            await asyncio.wait_for(self.bot.db.command("ping"), READ_DEADLINE_SECONDS)
-        except (TimeoutError, PyMongoError):
-            return None
-        return (time.perf_counter() - started) * 1000
 
     async def _snapshot_age(self, guild_id: int, now: datetime) -> str:
         try:
@@ -80,7 +72,7 @@ class StatusCog(commands.Cog, name="Status"):
 
     async def status_embed(self, guild_id: int) -> discord.Embed:
         bot, now = self.bot, self.bot.clock.now()
-        round_trip = await self._round_trip_ms()
+        round_trip = await ping_ms(bot.db, READ_DEADLINE_SECONDS)
         embed = discord.Embed(title="Data status", color=0x2ECC71 if round_trip is not None else 0xE74C3C)
         embed.add_field(name="Startup probe", value=self._probe_line(now), inline=False)
         answers = f"answers in {round_trip:.1f} ms" if round_trip is not None else "NOT answering"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.announcements import JoinFacts, allowed_for, join_text, late_batch_text, leave_text
+from cogs.announcement_text import JoinFacts, allowed_for, join_text, late_batch_text, leave_text
 from repositories.guild_settings import DEFAULT_JOIN_TEMPLATE, DEFAULT_LEAVE_TEMPLATE
 
 JOINED = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)

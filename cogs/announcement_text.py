@@ -12,6 +12,7 @@ from typing import Any
 
 import discord
 
+from cogs.text import safe_name
 from repositories.guild_settings import DEFAULT_JOIN_TEMPLATE, DEFAULT_LEAVE_TEMPLATE
 
 SOURCE_TEXT = {
@@ -50,12 +51,6 @@ class JoinFacts:
     joined_at: datetime
     account_created_at: datetime | None
     live: bool = True
-
-
-def safe_name(name: str) -> str:
-    """A name as plain text: markdown escaped, and nothing in it that renders as a mention."""
-    escaped = discord.utils.escape_mentions(discord.utils.escape_markdown(name or "?"))
-    return escaped.replace("<@", "<\u200b@").replace("<#", "<\u200b#")
 
 
 def account_age(facts: JoinFacts) -> str:
