@@ -7,9 +7,9 @@ import asyncio
 import logging
 import sys
 
-from app.logs import secrets_of, setup_logging
-from app.runtime import FATAL_STARTUP_ERRORS, check_database, run_bot
-from app.settings import SettingsError, load_settings
+from app.wiring.logs import secrets_of, setup_logging
+from app.wiring.runtime import FATAL_STARTUP_ERRORS, check_database, run_bot
+from app.wiring.settings import SettingsError, load_settings
 
 log = logging.getLogger("main")
 

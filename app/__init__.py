@@ -1,3 +1,3 @@
-"""Wiring of the activity and invite tracker: settings, database, retry, scheduler, bot."""
+"""The activity and invite tracker, by concern: wiring, storage, tracking, operations."""
 
 __version__ = "0.1.0"

@@ -16,12 +16,12 @@ from typing import Any
 import discord
 from discord.ext import commands
 
-from app.clock import to_ms
-from app.message_counter import MessageCounter
-from app.metrics import count_event
-from app.validation import reject, valid_id
-from app.voice import LiveVoice, day_of, voice_flags, zone
-from app.voice_tracker import FlushResult, VoiceTracker
+from app.tracking.message_counter import MessageCounter
+from app.tracking.voice import LiveVoice, day_of, voice_flags, zone
+from app.tracking.voice_tracker import FlushResult, VoiceTracker
+from app.wiring.clock import to_ms
+from app.wiring.metrics import count_event
+from app.wiring.validation import reject, valid_id
 from repositories.activity import ActivityRepository
 from repositories.guild_settings import GuildConfig, GuildSettingsRepository
 from repositories.voice_sessions import VoiceSessionRepository

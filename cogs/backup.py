@@ -1,6 +1,6 @@
 """`/backup-data` (Manage Server): write this server's data as a backup on the bot's host.
 
-The work is done by `app.backups.BackupService` (async reads, file writes in a thread, so the
+The work is done by `app.operations.backups.BackupService` (async reads, file writes in a thread, so the
 event loop stays free); one backup per guild runs at a time.
 """
 
@@ -14,9 +14,9 @@ from discord import app_commands
 from discord.ext import commands
 from pymongo.errors import PyMongoError
 
-from app.backups import BackupError, BackupService
-from app.commands import answer
-from app.limits import BACKUP_LIMIT, retry_text
+from app.operations.backups import BackupError, BackupService
+from app.wiring.commands import answer
+from app.wiring.limits import BACKUP_LIMIT, retry_text
 
 log = logging.getLogger(__name__)
 NEEDS_MANAGE_GUILD = "You need the **Manage Server** permission to back up this server."

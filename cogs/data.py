@@ -1,6 +1,6 @@
 """`/data erase <member>` (Manage Server): erase a member's tracked data on request.
 
-Backed up to a file first (`app.erase`), then deleted through the repositories; one erase,
+Backed up to a file first (`app.operations.erase`), then deleted through the repositories; one erase,
 reset or restore per guild at a time; the answer carries the backup id.
 """
 
@@ -13,9 +13,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from app.backups import BackupService
-from app.commands import answer
-from app.erase import Erasable, erase_member, nothing_held
+from app.operations.backups import BackupService
+from app.operations.erase import Erasable, erase_member, nothing_held
+from app.wiring.commands import answer
 from cogs.settings import require_manage_guild
 from cogs.text import safe_name
 

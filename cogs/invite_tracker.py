@@ -8,7 +8,7 @@ the stays of members who left meanwhile, and stores the new snapshot. Only then 
 the queue, one job at a time: joins (consecutive queued joins form one batch: one fetch, one
 match), leaves, invite creates/deletes, role gains (conversions), refreshes.
 
-All attribution decisions are made by `app.attribution` (pure); all writes go to repositories.
+All attribution decisions are made by `app.tracking.attribution` (pure); all writes go to repositories.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ import aiohttp
 import discord
 from pymongo.errors import PyMongoError
 
-from app.attribution import (
+from app.storage.writes import is_outage
+from app.tracking.attribution import (
     VANITY,
     GroupMatch,
     Snapshot,
@@ -34,8 +35,7 @@ from app.attribution import (
     inviter_of,
     match_group,
 )
-from app.container import Repositories
-from app.writes import is_outage
+from app.wiring.container import Repositories
 from cogs.announcement_text import JoinFacts
 from repositories.invites import StoredInvite
 from repositories.joins import FIRST, REJOIN, Attribution, JoinRecord, StoredJoin, credit_for, join_key

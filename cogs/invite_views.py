@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import discord
 
-from app.invite_stats import InviteSummary
+from app.tracking.invite_stats import InviteSummary
 from cogs.text import safe_name
 from repositories.joins import StoredJoin
 from repositories.staff_codes import StaffCode

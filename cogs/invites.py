@@ -19,10 +19,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from app.container import Repositories
-from app.invite_resets import RestoreError, reset_invites, restore_invites
-from app.limits import LEADERBOARD_LIMIT, cooldown
-from app.validation import invite_code, reject, valid_id, valid_invite_event
+from app.operations.invite_resets import RestoreError, reset_invites, restore_invites
+from app.wiring.container import Repositories
+from app.wiring.limits import LEADERBOARD_LIMIT, cooldown
+from app.wiring.validation import invite_code, reject, valid_id, valid_invite_event
 from cogs.invite_tracker import InviteTracker, Joiner, stored_from_invite
 from cogs.invite_views import (
     NO_MENTIONS,
@@ -44,7 +44,7 @@ RECENT = 5
 
 def clean_code(value: str) -> str | None:
     """An invite code from a code or an invite link (discord.gg/..., discord.com/invite/...); None
-    when it is not one (strict pattern: `app.validation.invite_code`)."""
+    when it is not one (strict pattern: `app.wiring.validation.invite_code`)."""
     return invite_code(value)
 
 

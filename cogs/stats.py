@@ -18,9 +18,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from app.charts import DayPoint, render_activity_chart
-from app.limits import LEADERBOARD_LIMIT, UD_CHART_LIMIT, cooldown, wants_chart
-from app.voice import PERIOD_LABELS, format_duration, last_days, period_start_day, zone
+from app.tracking.charts import DayPoint, render_activity_chart
+from app.tracking.voice import PERIOD_LABELS, format_duration, last_days, period_start_day, zone
+from app.wiring.limits import LEADERBOARD_LIMIT, UD_CHART_LIMIT, cooldown, wants_chart
 from cogs.text import safe_name
 from repositories.activity import ActivityRepository, Counters
 from repositories.guild_settings import GuildSettingsRepository

@@ -13,8 +13,8 @@ from discord.ext import commands
 from pymongo.errors import PyMongoError
 
 from app import __version__
-from app.clock import from_ms
-from app.database import ping_ms
+from app.storage.database import ping_ms
+from app.wiring.clock import from_ms
 from cogs.settings import require_manage_guild
 
 log = logging.getLogger(__name__)

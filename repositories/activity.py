@@ -14,9 +14,9 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
-from app.retry import GuardedUpdate, with_retry
-from app.voice import COUNTERS
-from app.writes import Op
+from app.storage.retry import GuardedUpdate, with_retry
+from app.storage.writes import Op
+from app.tracking.voice import COUNTERS
 from repositories.base import Repository
 
 MESSAGE_GUARD = "msg_op"

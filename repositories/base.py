@@ -1,6 +1,6 @@
 """The base of every repository: one collection, the retry policy, the writer, indexes it owns.
 
-Writes that must survive a MongoDB outage go through `self.writer` (`app.writes.Writer`): while
+Writes that must survive a MongoDB outage go through `self.writer` (`app.storage.writes.Writer`): while
 MongoDB answers they are applied at once; while it does not, the bot's writer keeps them in the
 durable outbox and replays them in order. Reads go to MongoDB directly.
 """
@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 
 from pymongo import IndexModel
 
-from app.retry import GuardedUpdate, RetryPolicy, with_retry
-from app.writes import Op, Write, Writer
+from app.storage.retry import GuardedUpdate, RetryPolicy, with_retry
+from app.storage.writes import Op, Write, Writer
 
 
 class Repository:

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
-from app.retry import with_retry
+from app.storage.retry import with_retry
 from repositories.base import Repository
 
 PLACEHOLDERS = (

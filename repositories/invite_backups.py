@@ -19,8 +19,8 @@ from typing import Any
 
 from pymongo import ASCENDING, IndexModel, UpdateOne
 
-from app.clock import to_ms
-from app.retry import with_retry
+from app.storage.retry import with_retry
+from app.wiring.clock import to_ms
 from repositories.base import Repository
 
 BACKUP_ID = re.compile(r"^ib-[0-9a-f]{12}$")

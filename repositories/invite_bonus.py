@@ -12,7 +12,7 @@ from collections import defaultdict
 
 from pymongo import ASCENDING, IndexModel
 
-from app.retry import GuardedUpdate, apply_guarded, with_retry
+from app.storage.retry import GuardedUpdate, apply_guarded, with_retry
 from repositories.base import Repository
 
 GUARD = "last_op"

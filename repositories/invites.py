@@ -24,9 +24,9 @@ from typing import Any
 
 from pymongo import ASCENDING, IndexModel, UpdateMany, UpdateOne
 
-from app.attribution import InviteUses, Snapshot
-from app.clock import from_ms, to_ms
-from app.retry import with_retry
+from app.storage.retry import with_retry
+from app.tracking.attribution import InviteUses, Snapshot
+from app.wiring.clock import from_ms, to_ms
 from repositories.base import Repository
 
 LIVE = "live"

@@ -33,9 +33,9 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 
-from app.clock import from_ms, to_ms
-from app.retry import with_retry
-from app.writes import Op
+from app.storage.retry import with_retry
+from app.storage.writes import Op
+from app.wiring.clock import from_ms, to_ms
 from repositories.base import Repository
 
 FIRST = "first"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.clock import to_ms
-from app.retry import with_retry
+from app.storage.retry import with_retry
+from app.wiring.clock import to_ms
 from repositories.base import Repository
 
 

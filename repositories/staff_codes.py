@@ -13,8 +13,8 @@ from typing import Any
 
 from pymongo import ASCENDING, IndexModel
 
-from app.clock import from_ms, to_ms
-from app.retry import with_retry
+from app.storage.retry import with_retry
+from app.wiring.clock import from_ms, to_ms
 from repositories.base import Repository
 
 ACTIVE = "active"

@@ -19,9 +19,9 @@ from typing import Any
 
 from pymongo import ASCENDING, IndexModel
 
-from app.retry import with_retry
-from app.voice import VoiceFlags
-from app.writes import Op
+from app.storage.retry import with_retry
+from app.storage.writes import Op
+from app.tracking.voice import VoiceFlags
 from repositories.activity import Credit
 from repositories.base import Repository
 

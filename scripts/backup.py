@@ -17,11 +17,11 @@ from pathlib import Path
 
 from pymongo.errors import PyMongoError
 
-from app.backups import BackupError, BackupService, TqdmProgress
-from app.clock import SystemClock
-from app.database import EmbeddedServerError
-from app.runtime import open_database
-from app.settings import Settings
+from app.operations.backups import BackupError, BackupService, TqdmProgress
+from app.storage.database import EmbeddedServerError
+from app.wiring.clock import SystemClock
+from app.wiring.runtime import open_database
+from app.wiring.settings import Settings
 from scripts.cli import guild_id, tool_settings
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from app.logs import secrets_of, setup_logging
-from app.settings import Settings, SettingsError, load_settings
+from app.wiring.logs import secrets_of, setup_logging
+from app.wiring.settings import Settings, SettingsError, load_settings
 
 
 def tool_settings() -> Settings | None:

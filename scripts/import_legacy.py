@@ -18,15 +18,15 @@ from pathlib import Path
 
 from pymongo.errors import PyMongoError
 
-from app.clock import SystemClock
-from app.container import Repositories
-from app.database import EmbeddedServerError
-from app.legacy_formats import LegacyData, read_files
-from app.legacy_import import ImportConflict, import_legacy
-from app.legacy_input import LegacyInputError
-from app.retry import RetryPolicy
-from app.runtime import open_database
-from app.settings import Settings
+from app.operations.legacy_formats import LegacyData, read_files
+from app.operations.legacy_import import ImportConflict, import_legacy
+from app.operations.legacy_input import LegacyInputError
+from app.storage.database import EmbeddedServerError
+from app.storage.retry import RetryPolicy
+from app.wiring.clock import SystemClock
+from app.wiring.container import Repositories
+from app.wiring.runtime import open_database
+from app.wiring.settings import Settings
 from scripts.cli import guild_id, tool_settings
 
 

@@ -17,10 +17,10 @@ import sys
 
 from pymongo.errors import PyMongoError
 
-from app.backups import BackupError, BackupService, TqdmProgress, resolve_backup
-from app.database import EmbeddedServerError
-from app.runtime import open_database
-from app.settings import Settings
+from app.operations.backups import BackupError, BackupService, TqdmProgress, resolve_backup
+from app.storage.database import EmbeddedServerError
+from app.wiring.runtime import open_database
+from app.wiring.settings import Settings
 from scripts.cli import tool_settings
 
 

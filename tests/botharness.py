@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from app.bot import TrackerBot
-from app.clock import ManualClock
-from app.settings import Settings, load_settings
+from app.wiring.bot import TrackerBot
+from app.wiring.clock import ManualClock
+from app.wiring.settings import Settings, load_settings
 from scripts.emulator import Emulator, discord_pointed_at
 from tests.conftest import TEST_POLICY
 

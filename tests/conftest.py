@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from app.clock import ManualClock
-from app.database import make_client
-from app.retry import RetryPolicy
+from app.storage.database import make_client
+from app.storage.retry import RetryPolicy
+from app.wiring.clock import ManualClock
 from tests.faultproxy import FaultPlan, FaultProxy
 from tests.nxserver import NxServer
 

@@ -20,8 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
-from app.bot import SHUTDOWN_HOOK_TIMEOUT
-from app.settings import Settings
+from app.wiring.bot import SHUTDOWN_HOOK_TIMEOUT
+from app.wiring.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

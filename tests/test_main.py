@@ -10,7 +10,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from app.database import make_client
+from app.storage.database import make_client
 from scripts.emulator import Emulator
 from tests.botharness import GUILD
 

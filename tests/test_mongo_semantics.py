@@ -14,7 +14,7 @@ import pytest
 from pymongo import ReplaceOne, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-# ---- foundation: guarded exactly-once upserts (app/retry.py) -------------------------------------
+# ---- foundation: guarded exactly-once upserts (app/storage/retry.py) ---------------------------------------
 
 
 async def test_nin_guard_matches_a_missing_field_and_upserts(db):
@@ -94,7 +94,7 @@ async def test_unique_index_raises_duplicate_key(db):
         await db.c.insert_one({"_id": 2, "code": "abc"})
 
 
-# ---- backup and restore (app/backups.py) and the health ping (app/health.py) ---------------------
+# ---- backup and restore (app/operations/backups.py) and the health ping (app/wiring/health.py) -------------
 
 
 async def test_unordered_bulk_replace_one_upsert_by_id_inserts_and_replaces_whole_documents(db):
@@ -126,7 +126,7 @@ async def test_list_collection_names_and_ping(db):
     assert (await db.command("ping"))["ok"] == 1
 
 
-# ---- activity counters (repositories/activity.py) and voice sessions (repositories/voice_sessions.py) --
+# ---- activity counters (repositories/activity.py) and voice sessions (repositories/voice_sessions.py) ------
 
 
 async def test_guarded_counter_upsert_with_identity_fields_in_set(db):
@@ -554,7 +554,7 @@ async def test_set_of_nulls_lists_and_strings_on_an_existing_document(db):
     }
 
 
-# ---- legacy import (app/legacy_import.py; repositories activity, invite_bonus, joins, invites) -----------
+# ---- legacy import (app/operations/legacy_import.py; repositories activity, invite_bonus, joins, invites)
 
 
 async def test_import_guard_in_list_and_exists_on_a_scalar_field(db):
@@ -580,7 +580,8 @@ async def test_ne_on_a_field_missing_from_some_documents_matches_them(db):
     assert [d["_id"] async for d in db.j.find(query, {"member_id": 1}).sort("joined_ms", 1)] == [3, 1]
 
 
-# ---- security: erase on request, member backups, user strings as values (app/erase.py, app/backups.py) ----
+# ---- security: erase on request, member backups, user strings as values
+# (app/operations/erase.py, app/operations/backups.py) ----
 
 
 async def test_delete_many_in_an_unordered_bulk_by_guild_and_member_leaves_others(db):

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from app.database import make_client
+from app.storage.database import make_client
 from scripts.bench import env, report
 from scripts.bench.run import run_all
 from scripts.bench.sizes import FULL, QUICK

@@ -19,7 +19,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from app.voice import COUNTERS, period_start_day, zone
+from app.tracking.voice import COUNTERS, period_start_day, zone
 from cogs.stats import StatsCog, build_ud_embed
 from repositories.activity import ActivityRepository, day_key, total_key
 from scripts.bench.env import STATS_GUILD, Bench

@@ -16,10 +16,10 @@ from typing import Any
 
 from pymongo import IndexModel
 
-from app.bot import TrackerBot
-from app.clock import ManualClock
-from app.database import EmbeddedServer, host_of
-from app.settings import load_settings
+from app.storage.database import EmbeddedServer, host_of
+from app.wiring.bot import TrackerBot
+from app.wiring.clock import ManualClock
+from app.wiring.settings import load_settings
 from repositories.activity import ActivityRepository
 from scripts.bench.sizes import Sizes
 from scripts.bench.world import BenchWorld

@@ -13,7 +13,7 @@ from typing import Any
 
 from pymongo import UpdateOne
 
-from app.clock import to_ms
+from app.wiring.clock import to_ms
 from repositories.activity import total_key
 from scripts.bench.env import VOICE_GUILD, Bench, activity_cog
 from scripts.bench.measure import Check, Row, mib, ms, sec, timed, watch_loop

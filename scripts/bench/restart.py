@@ -14,7 +14,7 @@ import logging
 import time
 from typing import Any
 
-from app.clock import to_ms
+from app.wiring.clock import to_ms
 from cogs.invite_tracker import InviteTracker
 from scripts.bench.checks import activity_counts
 from scripts.bench.env import VOICE_GUILD, Bench, activity_cog

@@ -7,8 +7,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from app.database import make_client
-from app.retry import RetryPolicy
+from app.storage.database import make_client
+from app.storage.retry import RetryPolicy
 from scripts.scenario.runner import RunResult
 from scripts.scenario.tracked import TrackedInvites, read_tracked
 from scripts.scenario.truth import COUNTERS, MemberTruth, Truth

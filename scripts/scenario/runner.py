@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from app.database import EmbeddedServer
+from app.storage.database import EmbeddedServer
 from scripts.emulator import Emulator
 from scripts.scenario.model import Scenario, ScenarioError, Step
 from scripts.scenario.truth import Happened

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.container import Repositories
-from app.retry import RetryPolicy
+from app.storage.retry import RetryPolicy
+from app.wiring.container import Repositories
 from scripts.scenario.truth import COUNTERS
 
 

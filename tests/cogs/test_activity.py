@@ -6,7 +6,7 @@ import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
-from app.clock import to_ms
+from app.wiring.clock import to_ms
 from tests.botharness import Harness
 
 ADA, BOB, CY = 101, 102, 103
@@ -194,7 +194,7 @@ async def test_flush_logs_count_and_duration(tracker: Harness, caplog: Any) -> N
     tracker.emu.voice(ADA, FOCUS)
     tracker.emu.voice(BOB, FOCUS)
     await step(tracker, 10)
-    caplog.set_level("INFO", logger="app.voice_tracker")
+    caplog.set_level("INFO", logger="app.tracking.voice_tracker")
     await activity_cog(tracker).flush_voice()
     assert any("voice flush: 2 session(s) credited in" in r.getMessage() for r in caplog.records)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.backups import verify_backup
+from app.operations.backups import verify_backup
 
 REPLY = re.compile(r"Backup `(\d{8}T\d{6}Z-[0-9a-f]{6})` written: (\d+) files, (\d+) documents\.")
 

@@ -7,7 +7,7 @@ import json
 import re
 from typing import Any
 
-from app.backups import BackupService
+from app.operations.backups import BackupService
 from tests.botharness import Harness
 
 G, ADA, BOB, ZED, YU = 1, 101, 102, 201, 202

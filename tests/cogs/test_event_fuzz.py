@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from hypothesis import strategies as st
 
-from app.validation import INVITE_CODE, MAX_ID
+from app.wiring.validation import INVITE_CODE, MAX_ID
 from tests.botharness import Harness
 from tests.fuzz import examples
 

@@ -1,6 +1,6 @@
 """Hostile option values through real slash-command invocations (the emulator and the real bot):
 every one is answered cleanly (no "something went wrong"), and nothing malformed is written.
-The volume is in tests/app/test_input_validation.py; these show the whole path."""
+The volume is in tests/app/wiring/test_input_validation.py; these show the whole path."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import strategies as st
 
-from app.validation import INVITE_CODE
+from app.wiring.validation import INVITE_CODE
 from tests.botharness import Harness
 from tests.fuzz import HOSTILE_INT, HOSTILE_TEXT, examples
 

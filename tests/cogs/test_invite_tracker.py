@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
-from app.attribution import match_group
-from app.container import Repositories
+from app.tracking.attribution import match_group
+from app.wiring.container import Repositories
 from cogs.invite_tracker import GuildWorker, InviteTracker, Job, Joiner
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)

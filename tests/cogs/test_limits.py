@@ -9,8 +9,15 @@ from typing import Any
 
 import pytest
 
-from app.clock import ManualClock
-from app.limits import BACKUP_LIMIT, LEADERBOARD_LIMIT, UD_CHART_LIMIT, Cooldowns, SingleFlight, retry_text
+from app.wiring.clock import ManualClock
+from app.wiring.limits import (
+    BACKUP_LIMIT,
+    LEADERBOARD_LIMIT,
+    UD_CHART_LIMIT,
+    Cooldowns,
+    SingleFlight,
+    retry_text,
+)
 from cogs import stats
 from tests.botharness import Harness
 

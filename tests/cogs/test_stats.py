@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from discord.ext import commands
 
-from app.charts import render_activity_chart
+from app.tracking.charts import render_activity_chart
 from cogs import stats
 from repositories.activity import Credit
 from tests.botharness import GUILD, Harness

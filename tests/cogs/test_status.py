@@ -9,7 +9,7 @@ from typing import Any
 import pymongo.common
 import pytest
 
-from app.database import make_client
+from app.storage.database import make_client
 from tests.botharness import Harness
 from tests.faultproxy import FaultProxy
 

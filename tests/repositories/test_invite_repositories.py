@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pymongo
 import pytest
 
-from app.container import Repositories
-from app.database import make_client
-from app.invite_resets import RestoreError, reset_invites, restore_invites
-from app.retry import RetryPolicy
+from app.operations.invite_resets import RestoreError, reset_invites, restore_invites
+from app.storage.database import make_client
+from app.storage.retry import RetryPolicy
+from app.wiring.container import Repositories
 from repositories.invite_backups import new_backup_id, valid_backup_id
 from repositories.invites import StoredInvite
 from repositories.joins import FIRST, REJOIN, Attribution, JoinRecord

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.voice import VoiceFlags
+from app.tracking.voice import VoiceFlags
 from repositories.activity import Credit
 from repositories.voice_sessions import Intent, SessionWrite, VoiceSession, VoiceSessionRepository
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from app.clock import ManualClock
-from app.container import Repositories
-from app.legacy_formats import read_files
-from app.legacy_import import ImportConflict, import_legacy
-from app.legacy_input import LegacyInputError
+from app.operations.legacy_formats import read_files
+from app.operations.legacy_import import ImportConflict, import_legacy
+from app.operations.legacy_input import LegacyInputError
+from app.wiring.clock import ManualClock
+from app.wiring.container import Repositories
 from repositories.activity import Counters
 from repositories.invites import StoredInvite
 

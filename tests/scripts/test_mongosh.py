@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from app.clock import to_ms
-from app.container import Repositories
-from app.voice import VoiceFlags
+from app.tracking.voice import VoiceFlags
+from app.wiring.clock import to_ms
+from app.wiring.container import Repositories
 from repositories.activity import Credit
 from repositories.invites import StoredInvite
 from repositories.joins import FIRST, REJOIN, Attribution, JoinRecord, join_key

@@ -1,0 +1,290 @@
+"""Every MongoDB write of the bot goes through a `Writer`: directly while MongoDB answers, through
+the durable outbox while it does not.
+
+A unit of work is a list of `Write`s applied in order: guarded exactly-once updates
+(`apply_guarded`) and idempotent updates (`$set`/`$unset`/`$max`...). Replaying a unit that was
+partly or wholly applied before therefore changes nothing twice. While the outbox holds anything,
+new units queue behind it, so the order of writes to a document never changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import bson
+from pymongo import DeleteMany, DeleteOne, UpdateMany, UpdateOne
+from pymongo.errors import PyMongoError
+
+from app.storage.database import ping_ms
+from app.storage.outbox import Entry, Outbox
+from app.storage.retry import GuardedUpdate, RetryPolicy, apply_guarded, is_transient, with_retry
+from app.wiring.clock import Clock, SystemClock, to_ms
+
+log = logging.getLogger(__name__)
+DRAIN_BATCH = 200
+PING_DEADLINE_SECONDS = 2.0
+
+
+OpKind = Literal["update_one", "update_many", "delete_one", "delete_many"]
+_PYMONGO_OPS = {"update_one": UpdateOne, "update_many": UpdateMany, "delete_one": DeleteOne,
+                "delete_many": DeleteMany}
+
+
+@dataclass(frozen=True)
+class Op:
+    """One idempotent operation of a bulk write (applying it twice leaves the same result)."""
+
+    kind: OpKind
+    filter: Mapping[str, Any]
+    update: Mapping[str, Any] | None = None
+    upsert: bool = False
+
+    def to_pymongo(self) -> UpdateOne | UpdateMany | DeleteOne | DeleteMany:
+        if self.kind.startswith("delete"):
+            return _PYMONGO_OPS[self.kind](dict(self.filter))
+        return _PYMONGO_OPS[self.kind](dict(self.filter), dict(self.update or {}), upsert=self.upsert)
+
+    def to_document(self) -> dict[str, Any]:
+        return {"k": self.kind, "f": dict(self.filter), "u": dict(self.update or {}), "upsert": self.upsert}
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> Op:
+        return cls(doc["k"], doc["f"], doc["u"] or None, bool(doc["upsert"]))
+
+
+@dataclass(frozen=True)
+class Write:
+    """One step of a unit of work on one collection: guarded updates, or idempotent operations."""
+
+    collection: str
+    kind: Literal["guarded", "bulk"]
+    items: tuple[GuardedUpdate, ...] = ()
+    op_id: str = ""
+    guard: str = ""
+    ops: tuple[Op, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def guarded(cls, collection: str, items: Sequence[GuardedUpdate], op_id: str, guard: str) -> Write:
+        """Counting updates applied exactly once under `op_id` (see `apply_guarded`)."""
+        return cls(collection, "guarded", items=tuple(items), op_id=op_id, guard=guard)
+
+    @classmethod
+    def bulk(cls, collection: str, ops: Sequence[Op]) -> Write:
+        """Idempotent operations, in one unordered bulk write."""
+        return cls(collection, "bulk", ops=tuple(ops))
+
+    @classmethod
+    def idempotent(cls, collection: str, filter: Mapping[str, Any], update: Mapping[str, Any],
+                   upsert: bool = False) -> Write:
+        return cls.bulk(collection, [Op("update_one", filter, update, upsert)])
+
+    def to_document(self) -> dict[str, Any]:
+        if self.kind == "guarded":
+            return {"c": self.collection, "k": "g", "op": self.op_id, "guard": self.guard,
+                    "items": [{"key": i.key, "update": dict(i.update)} for i in self.items]}
+        return {"c": self.collection, "k": "b", "ops": [op.to_document() for op in self.ops]}
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> Write:
+        if doc["k"] == "g":
+            items = tuple(GuardedUpdate(i["key"], i["update"]) for i in doc["items"])
+            return cls.guarded(doc["c"], items, doc["op"], doc["guard"])
+        return cls.bulk(doc["c"], [Op.from_document(op) for op in doc["ops"]])
+
+
+def encode(writes: Sequence[Write]) -> bytes:
+    return bson.encode({"writes": [w.to_document() for w in writes]})
+
+
+def decode(body: bytes) -> list[Write]:
+    return [Write.from_document(doc) for doc in bson.decode(body)["writes"]]
+
+
+async def execute(db: Any, writes: Sequence[Write], policy: RetryPolicy, what: str) -> None:
+    """Apply the writes in order, each with bounded retries of transient errors."""
+    for write in writes:
+        collection = db[write.collection]
+        if write.kind == "guarded":
+            await apply_guarded(collection, write.items, write.op_id, write.guard, policy, what)
+        elif write.ops:
+            operations = [op.to_pymongo() for op in write.ops]
+            await with_retry(what, lambda c=collection, o=operations: c.bulk_write(o, ordered=False), policy)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """MongoDB did not answer (as opposed to refusing a write): worth keeping the write for later."""
+    return is_transient(exc) or (isinstance(exc, PyMongoError) and "connection" in str(exc).lower())
+
+
+class Writer:
+    """Applies units of writes; keeps them in the outbox (and replays them) while MongoDB is away."""
+
+    def __init__(self, db: Any, policy: RetryPolicy, outbox: Outbox | None = None,
+                 clock: Clock | None = None, drain_policy: RetryPolicy | None = None,
+                 on_submit: Callable[[], object] | None = None) -> None:
+        self.db = db
+        self.policy = policy
+        self.outbox = outbox
+        self.clock = clock or SystemClock()
+        # Replays retry briefly, then the drain loop backs off on its own schedule.
+        self.drain_policy = drain_policy or RetryPolicy(attempts=2, max_seconds=2, initial_wait=0.05,
+                                                        max_wait=0.5)
+        self.on_submit = on_submit
+        self._lock = asyncio.Lock()
+        self._queued = False
+        self._drainer: asyncio.Task[None] | None = None
+        self._stopped = False
+        self._down = asyncio.Event()  # set while MongoDB is known to be away
+        self.replayed = 0
+        self.queued_total = 0
+        self.writes_total = 0
+        self.failures_total = 0
+        self.drained = asyncio.Event()
+        self.drained.set()
+
+    @property
+    def draining(self) -> bool:
+        return self._queued
+
+    async def start(self) -> None:
+        """Replay what a previous run left in the outbox before anything new is written."""
+        if self.outbox is not None and self.outbox.depth > 0:
+            log.warning("outbox holds %d unsaved writes from before the restart; replaying them first",
+                        self.outbox.depth)
+            self._queued = True
+            self.drained.clear()
+            self._start_drainer()
+
+    async def submit(self, writes: Sequence[Write], what: str) -> None:
+        """Apply `writes` now, or keep them durably for replay. Never raises because MongoDB is away
+        when an outbox is configured (without one, the error propagates)."""
+        self.writes_total += 1
+        if self.on_submit is not None:
+            self.on_submit()
+        if self.outbox is None:
+            await execute(self.db, writes, self.policy, what)
+            return
+        async with self._lock:
+            if self._queued:
+                await self._enqueue(writes, what)
+                return
+        try:
+            applied = await self._execute_unless_down(writes, what)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            self.failures_total += 1
+            log.error("%s: MongoDB unavailable after retries (%s); keeping it in the outbox", what,
+                      type(exc).__name__)
+            applied = False
+        if not applied:
+            async with self._lock:
+                await self._enqueue(writes, what)
+
+    async def _execute_unless_down(self, writes: Sequence[Write], what: str) -> bool:
+        """Apply the unit; False when MongoDB was found down meanwhile (the attempt is abandoned: the
+        unit is idempotent, so the outbox replays it safely whether or not part of it landed)."""
+        attempt = asyncio.ensure_future(execute(self.db, writes, self.policy, what))
+        down = asyncio.ensure_future(self._down.wait())
+        try:
+            await asyncio.wait({attempt, down}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            down.cancel()
+        if attempt.done():
+            attempt.result()
+            return True
+        attempt.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await attempt
+        return False
+
+    async def _enqueue(self, writes: Sequence[Write], what: str) -> None:
+        assert self.outbox is not None
+        await self.outbox.append(what, encode(writes), to_ms(self.clock.now()))
+        self.queued_total += 1
+        if not self._queued:
+            self._queued = True
+            self.drained.clear()
+        self._down.set()
+        self._start_drainer()
+
+    def _start_drainer(self) -> None:
+        if self._stopped:
+            return  # the next start replays what is left
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain(), name="outbox-drain")
+
+    def mark_down(self, reason: str) -> None:
+        """MongoDB is known to be away (a failed ping): new writes go to the outbox at once instead
+        of waiting through retries in memory, where a crash would lose them."""
+        if self.outbox is None or self._queued or self._stopped:
+            return
+        log.error("MongoDB is not answering (%s): writes are kept in the outbox until it is back", reason)
+        self._queued = True
+        self._down.set()
+        self.drained.clear()
+        self._start_drainer()
+
+    async def _answers(self) -> bool:
+        return await ping_ms(self.db, PING_DEADLINE_SECONDS) is not None
+
+    async def _drain(self) -> None:
+        assert self.outbox is not None
+        delay = 0.2
+        while True:
+            entries = await self.outbox.peek(DRAIN_BATCH)
+            if entries:
+                done = await self._replay(entries)
+            else:
+                done = await self._answers() and await self._finish_if_empty()
+                if done:
+                    return
+            if done:
+                delay = 0.2
+                continue
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 30.0)
+
+    async def _finish_if_empty(self) -> bool:
+        assert self.outbox is not None
+        async with self._lock:
+            if await self.outbox.peek(1):
+                return False
+            self._queued = False
+            self._down.clear()
+            self.drained.set()
+        log.info("outbox drained: MongoDB has every write")
+        return True
+
+    async def _replay(self, entries: list[Entry]) -> bool:
+        """Replay in order; True when all went through, False at the first outage."""
+        assert self.outbox is not None
+        for entry in entries:
+            try:
+                await execute(self.db, decode(entry.body), self.drain_policy, f"replay {entry.what}")
+            except Exception as exc:
+                if is_outage(exc):
+                    return False
+                log.error("outbox entry %d (%s) refused by MongoDB: %s; kept aside for review",
+                          entry.id, entry.what, exc)
+                await self.outbox.bury(entry, str(exc))
+                continue
+            await self.outbox.delete(entry.id)
+            self.replayed += 1
+        return True
+
+    async def wait_drained(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(self.drained.wait(), timeout)
+
+    async def stop(self) -> None:
+        self._stopped = True
+        if self._drainer is not None and not self._drainer.done():
+            self._drainer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._drainer

@@ -1,0 +1,64 @@
+"""Group commit of message counts: one writer, one guarded bulk write at a time, no timer.
+
+`add()` puts a count in the pending table and wakes the writer. The writer takes everything
+pending as one batch under one operation id and writes it; events arriving meanwhile wait in the
+table for the next write. A batch that failed is retried with the same operation id before any
+newer one, so a write the server applied but never acknowledged is not counted again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+
+from app.storage.retry import new_op_id
+from repositories.activity import Credit
+
+log = logging.getLogger(__name__)
+Writer = Callable[[Iterable[Credit], str], Awaitable[None]]
+
+
+class MessageCounter:
+    def __init__(self, write: Writer, retry_delay: float = 1.0) -> None:
+        self._write = write
+        self.retry_delay = retry_delay
+        self._pending: dict[tuple[int, int, str], int] = {}
+        self._batch: tuple[str, list[Credit]] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.writes = 0
+
+    def add(self, guild_id: int, member_id: int, day: str, count: int = 1) -> None:
+        key = (guild_id, member_id, day)
+        self._pending[key] = self._pending.get(key, 0) + count
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="message-counter")
+
+    @property
+    def busy(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def wait_idle(self) -> None:
+        """Until everything added so far is written."""
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
+
+    def _take(self) -> tuple[str, list[Credit]]:
+        credits = [Credit(g, m, day, {"messages": n}) for (g, m, day), n in self._pending.items()]
+        self._pending = {}
+        return new_op_id("m-"), credits
+
+    async def _run(self) -> None:
+        while self._batch is not None or self._pending:
+            if self._batch is None:
+                self._batch = self._take()
+            op_id, credits = self._batch
+            try:
+                await self._write(credits, op_id)
+            except Exception:
+                log.exception("message counts (%d documents) not written yet; retrying the same batch",
+                              len(credits))
+                await asyncio.sleep(self.retry_delay)
+                continue
+            self._batch = None
+            self.writes += 1

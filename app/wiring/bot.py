@@ -1,0 +1,257 @@
+"""The bot: startup order, scheduler, and a shutdown that flushes before the connection closes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import discord
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from discord.ext import commands
+from pymongo.errors import PyMongoError
+
+from app import __version__
+from app.storage.database import ping_ms
+from app.storage.outbox import Outbox
+from app.storage.probe import ProbeResult, run_probe
+from app.storage.retry import RetryPolicy
+from app.storage.writes import Writer
+from app.wiring.clock import Clock, SystemClock
+from app.wiring.commands import TrackerTree
+from app.wiring.container import Repositories
+from app.wiring.discord_endpoints import bot_intents
+from app.wiring.health import CheckResult, HealthServer, any_of, start_health_server
+from app.wiring.limits import Cooldowns, SingleFlight
+from app.wiring.logs import Redactor, secrets_of
+from app.wiring.metrics import Metrics
+from app.wiring.scheduler import add_interval_job, make_scheduler
+from app.wiring.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ShutdownHook = Callable[[], Awaitable[object]]
+CogFactory = Callable[["TrackerBot"], commands.Cog]
+SHUTDOWN_HOOK_TIMEOUT = 20.0
+OUTBOX_WATCH_SECONDS = 60.0
+DATABASE_WATCH_SECONDS = 2.0
+DATABASE_PING_DEADLINE_SECONDS = 1.5
+OUTBOX_START_DRAIN_SECONDS = 120
+
+
+class TrackerBot(commands.Bot):
+    """Start: probe, indexes, cogs, scheduler, command sync. Stop: flush hooks, scheduler, gateway."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Any,
+        db_host: str,
+        *,
+        clock: Clock | None = None,
+        probe_result: ProbeResult | None = None,
+        server_kind: str = "external",
+        cog_factories: list[CogFactory] | None = None,
+    ) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned, intents=bot_intents(), help_command=None,
+            tree_cls=TrackerTree,
+            # Bot-wide default: no message ever pings (@everyone, roles, users), whatever it holds.
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+        self.settings = settings
+        self.db = db
+        self.db_host = db_host
+        self.clock: Clock = clock or SystemClock()
+        self.cooldowns = Cooldowns(self.clock.now)
+        self.guild_jobs = SingleFlight()  # one reset / restore / erase per guild at a time
+        self.redactor = Redactor(secrets_of(settings))  # for any error text shown to a member
+        self.metrics = Metrics()
+        self.retry_policy = RetryPolicy(
+            attempts=settings.write_retry_attempts, max_seconds=settings.write_retry_max_seconds,
+            on_retry=self.metrics.retries.inc,
+        )
+        self.outbox = Outbox(settings.data_dir / "outbox.db")
+        self.writer = Writer(
+            db, self.retry_policy, self.outbox, self.clock, on_submit=self.metrics.writes.inc
+        )
+        self.repos = Repositories.create(db, self.retry_policy, self.writer)
+        self.cog_factories = cog_factories if cog_factories is not None else default_cog_factories()
+        self.probe_result = probe_result
+        self.server_kind = server_kind
+        self.previous_run: dict[str, Any] = {}
+        self.scheduler: AsyncIOScheduler | None = None
+        self._shutdown_hooks: list[tuple[str, ShutdownHook]] = []
+        self.health: HealthServer | None = None
+        self._closing = False
+
+    async def on_message(self, message: discord.Message, /) -> None:
+        """No prefix commands here (messages are only counted, in cogs/activity.py): the default
+        would parse every message for commands, and raise on a message without an author."""
+
+    async def setup_hook(self) -> None:
+        await self.outbox.open()
+        if self.probe_result is None:
+            self.probe_result = await run_probe(
+                self.repos.probe, self.db_host, self.clock, self.settings.probe_timeout_seconds
+            )
+        await self._replay_outbox()
+        self.previous_run = await self.repos.lifecycle.load()
+        await self.repos.ensure_indexes()
+        await self.repos.lifecycle.mark_started(self.clock.now(), __version__)
+        self.add_shutdown_hook(
+            "lifecycle", lambda: self.repos.lifecycle.mark_clean_shutdown(self.clock.now())
+        )
+        self.scheduler = make_scheduler()
+        self.add_interval_job("outbox-watch", self.watch_outbox, OUTBOX_WATCH_SECONDS)
+        self.add_interval_job("database-watch", self.watch_database, DATABASE_WATCH_SECONDS)
+        await self._load_cogs()
+        self.scheduler.start()
+        await self._sync_commands()
+        self.health = await start_health_server(self)
+        if self.health is not None:
+            self.health.checks["database"] = any_of(self.health.checks["database"], self.outbox_check)
+        self._register_gauges()
+        log.info("startup complete (version %s)", __version__)
+
+    async def _replay_outbox(self) -> None:
+        """Writes a previous run left unacknowledged go to MongoDB before anything reads or writes."""
+        await self.writer.start()
+        if not self.writer.draining:
+            return
+        try:
+            await self.writer.wait_drained(OUTBOX_START_DRAIN_SECONDS)
+        except TimeoutError:
+            log.error("the outbox could not be replayed within %ds (%d writes left); new writes queue "
+                      "behind it", OUTBOX_START_DRAIN_SECONDS, self.outbox.depth)
+
+    async def watch_outbox(self) -> None:
+        """Every minute: alarm while the outbox is over its cap (events are still accepted), and
+        report the outbox to MongoDB when it answers."""
+        depth, cap = self.outbox.depth, self.settings.outbox_alarm_entries
+        if depth > cap:
+            log.error("ALARM: the outbox holds %d writes, over OUTBOX_ALARM_ENTRIES=%d: MongoDB at %s has "
+                      "not taken writes for a while; events are still kept", depth, cap, self.db_host)
+        oldest = await self.outbox.oldest_created_ms()
+        # MongoDB away: the outbox holds the events and the log has the alarm.
+        with contextlib.suppress(TimeoutError, PyMongoError):
+            await asyncio.wait_for(self.repos.lifecycle.report_status(self.clock.now(), depth, oldest), 5)
+
+    async def watch_database(self) -> None:
+        """Every few seconds a ping with a short deadline: when MongoDB stops answering, writes go to
+        the outbox at once rather than waiting in memory through their retries."""
+        if self.writer.draining:
+            return  # the outbox's replay loop is probing already
+        if await ping_ms(self.db, DATABASE_PING_DEADLINE_SECONDS) is None:
+            self.writer.mark_down(f"no answer to a ping within {DATABASE_PING_DEADLINE_SECONDS:g}s")
+
+    async def outbox_check(self) -> CheckResult:
+        if self.writer.draining:
+            kept = self.outbox.depth
+            return CheckResult(True, f"{kept} writes are kept in the outbox until MongoDB answers")
+        return CheckResult(False, "the outbox is idle")
+
+    def _register_gauges(self) -> None:
+        self.metrics.outbox_depth.set_function(lambda: self.outbox.depth)
+        self.metrics.outbox_replayed.set_function(lambda: self.writer.replayed)
+
+    async def _load_cogs(self) -> None:
+        for factory in self.cog_factories:
+            try:
+                await self.add_cog(factory(self))
+            except Exception:
+                log.exception("cog %s failed to load", getattr(factory, "__name__", factory))
+                raise
+
+    async def _sync_commands(self) -> None:
+        try:
+            synced = await self.tree.sync()
+            log.info("synced %d application commands", len(synced))
+        except discord.HTTPException as exc:
+            log.error("could not sync application commands: %s", exc)
+
+    def add_interval_job(self, job_id: str, func: Callable[[], Awaitable[object]], seconds: float) -> None:
+        if self.scheduler is None:
+            raise RuntimeError("the scheduler exists only once setup_hook runs")
+        add_interval_job(self.scheduler, job_id, func, seconds)
+
+    async def wait_idle(self, timeout: float = 10.0) -> None:
+        """Until every running listener task and every cog's pending writes are done.
+
+        Cogs with background writers (group commit, queues) expose `async def wait_idle()`.
+        Used at shutdown before the final flush, and by tests to wait for an event's effect.
+        """
+        async with asyncio.timeout(timeout):
+            while True:
+                current = asyncio.current_task()
+                listeners = [
+                    t for t in asyncio.all_tasks()
+                    if t is not current and not t.done() and t.get_name().startswith("discord.py: on_")
+                ]
+                if listeners:
+                    await asyncio.wait(listeners)
+                for cog in list(self.cogs.values()):
+                    waiter = getattr(cog, "wait_idle", None)
+                    if waiter is not None:
+                        await waiter()
+                if not any(
+                    not t.done() and t.get_name().startswith("discord.py: on_")
+                    for t in asyncio.all_tasks() if t is not current
+                ):
+                    return
+
+    def add_shutdown_hook(self, name: str, hook: ShutdownHook) -> None:
+        """Run `hook` at shutdown, before the gateway and the database close; later hooks run first."""
+        self._shutdown_hooks.append((name, hook))
+
+    async def run_shutdown_hooks(self) -> None:
+        for name, hook in reversed(self._shutdown_hooks):
+            try:
+                await asyncio.wait_for(hook(), SHUTDOWN_HOOK_TIMEOUT)
+                log.info("shutdown: %s done", name)
+            except Exception as exc:
+                log.error("shutdown: %s failed: %s", name, exc)
+
+    async def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        log.info("shutting down")
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.pause()
+        try:
+            await self.wait_idle(SHUTDOWN_HOOK_TIMEOUT)
+        except TimeoutError:
+            log.error("shutdown: in-flight writes did not finish within %.0fs", SHUTDOWN_HOOK_TIMEOUT)
+        await self.run_shutdown_hooks()
+        await self.writer.stop()
+        if self.outbox.depth:
+            log.warning("stopping with %d writes in the outbox; they are replayed at the next start",
+                        self.outbox.depth)
+        await self.outbox.close()
+        if self.health is not None:
+            await self.health.stop()
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        await super().close()
+
+
+def install_signal_handlers(bot: TrackerBot) -> None:
+    """SIGTERM (docker stop) and SIGINT close the bot gracefully instead of killing it mid-write."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, _on_signal, bot, sig)
+
+
+def _on_signal(bot: TrackerBot, sig: signal.Signals) -> None:
+    log.info("received %s, flushing and closing", sig.name)
+    asyncio.get_running_loop().create_task(bot.close())
+
+
+def default_cog_factories() -> list[CogFactory]:
+    from cogs import all_cog_factories
+
+    return all_cog_factories()

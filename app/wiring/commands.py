@@ -1,0 +1,118 @@
+"""The command tree: every slash command answers within Discord's 3 seconds, also while MongoDB is away.
+
+Before a command runs, a ping with a short deadline tells whether reads work; when they do not,
+the member gets a clear answer instead of a command that times out. Commands that work without
+the database (`/data-status`) say so with `extras={"needs_database": False}`. An error from MongoDB while a
+command runs gets the same answer; a cooldown "try again in Ns"; an option value that does not
+fit the command one plain line; any other error one plain line (never the exception text), and
+one log line.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import discord
+from discord import app_commands
+from pymongo.errors import PyMongoError
+
+from app.storage.database import ping_ms
+from app.wiring.limits import retry_text
+
+log = logging.getLogger(__name__)
+PING_DEADLINE_SECONDS = 1.0
+NO_MENTIONS = discord.AllowedMentions.none()
+
+
+def unavailable_text(waiting: int) -> str:
+    return (f"Stats are temporarily unavailable: the database is not answering. {waiting} events are "
+            "waiting to be saved; nothing is lost, try again in a minute.")
+
+
+async def answer(interaction: discord.Interaction, text: str) -> None:
+    """Answer ephemerally, whether or not the interaction was answered (or deferred) before."""
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        else:
+            await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+    except discord.HTTPException as exc:
+        log.warning("could not answer interaction %s: %s", interaction.id, exc)
+
+
+def invalid_option(command: Any, data: Any) -> str | None:
+    """The name of the first option that breaks the command's declared type, choices or bounds.
+
+    Discord enforces these in its client, discord.py does not check them on receipt; a crafted
+    interaction (or a client that does not conform) is refused here before the command runs.
+    """
+    options = (data or {}).get("options") or []
+    while options and options[0].get("type") in (1, 2):  # subcommand group / subcommand
+        options = options[0].get("options") or []
+    params = {p.display_name: p for p in getattr(command, "parameters", [])}
+    for option in options:
+        name, value = option.get("name"), option.get("value")
+        param = params.get(name)
+        if param is None:
+            return "(unknown option)"
+        if param.choices and value not in [c.value for c in param.choices]:
+            return name
+        low, high = param.min_value, param.max_value
+        measure = len(value) if isinstance(value, str) else value
+        if isinstance(value, bool) or not isinstance(measure, int | float):
+            continue
+        if (low is not None and measure < low) or (high is not None and measure > high):
+            return name
+    return None
+
+
+class TrackerTree(app_commands.CommandTree):
+    async def database_answers(self) -> bool:
+        bot: Any = self.client
+        return await ping_ms(bot.db, PING_DEADLINE_SECONDS) is not None
+
+    def waiting_writes(self) -> int:
+        outbox = getattr(self.client, "outbox", None)
+        return int(outbox.depth) if outbox is not None else 0
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if interaction.type is not discord.InteractionType.application_command:
+            return True
+        command = interaction.command
+        bad = invalid_option(command, interaction.data)
+        if bad is not None:
+            log.warning("/%s: rejected a value of option %r outside its type, choices or bounds",
+                        command.qualified_name if command else "?", bad)
+            await answer(interaction, f"The value of `{bad}` is not valid for this command.")
+            return False
+        if command is not None and command.extras.get("needs_database") is False:
+            return True
+        if await self.database_answers():
+            return True
+        log.warning("/%s answered 'temporarily unavailable': MongoDB does not answer",
+                    interaction.command.qualified_name if interaction.command else "?")
+        await answer(interaction, unavailable_text(self.waiting_writes()))
+        return False
+
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        name = interaction.command.qualified_name if interaction.command else "?"
+        if isinstance(cause, PyMongoError):
+            log.error("/%s: MongoDB error: %s", name, type(cause).__name__)
+            await answer(interaction, unavailable_text(self.waiting_writes()))
+            return
+        if isinstance(cause, app_commands.CommandOnCooldown):
+            await answer(interaction, retry_text(cause.retry_after))
+            return
+        if isinstance(cause, app_commands.CheckFailure):
+            await answer(interaction, "You cannot use this command here.")
+            return
+        if isinstance(cause, app_commands.TransformerError | app_commands.CommandSignatureMismatch):
+            # A value Discord should not have sent (out of range, unknown member...): never echoed.
+            log.warning("/%s: rejected option value (%s)", name, type(cause).__name__)
+            await answer(interaction, "One of the values given is not valid for this command.")
+            return
+        log.error("/%s failed: %s: %s", name, type(cause).__name__, cause,
+                  exc_info=(type(cause), cause, cause.__traceback__))
+        await answer(interaction, "Something went wrong; the error is in the bot's log.")
