@@ -172,7 +172,7 @@ class ActivityRepository(Repository):
             },
             {"$group": {"_id": None, **{name: {"$sum": f"${name}"} for name in COUNTERS}}},
         ]
-        rows = await self._aggregate(pipeline, "read activity period")
+        rows = await self.aggregate(pipeline, "read activity period")
         return Counters.from_document(rows[0] if rows else None)
 
     async def daily(self, guild_id: int, member_id: int, since_day: str) -> dict[str, Counters]:
@@ -196,7 +196,7 @@ class ActivityRepository(Repository):
             {"$skip": skip},
             {"$limit": limit},
         ]
-        rows = await self._aggregate(pipeline, "read leaderboard")
+        rows = await self.aggregate(pipeline, "read leaderboard")
         return [(int(row["member"]), int(row["value"])) for row in rows]
 
     async def ranked_count(self, guild_id: int, metric: str, since_day: str | None) -> int:
@@ -217,7 +217,7 @@ class ActivityRepository(Repository):
             {"$match": {"value": {"$gt": value}}},
             {"$count": "n"},
         ]
-        rows = await self._aggregate(pipeline, "count leaderboard")
+        rows = await self.aggregate(pipeline, "count leaderboard")
         return int(rows[0]["n"]) if rows else 0
 
     @staticmethod
@@ -234,8 +234,3 @@ class ActivityRepository(Repository):
             {"$project": {"_id": 0, "member": "$_id", "value": 1}},
         ]
 
-    async def _aggregate(self, pipeline: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:
-        async def run() -> list[dict[str, Any]]:
-            return [row async for row in self.collection.aggregate(pipeline)]
-
-        return await with_retry(what, run, self.policy)

@@ -38,6 +38,15 @@ class Repository:
         if ops:
             await self.writer.submit([Write.bulk(self.collection_name, ops)], what)
 
+    async def aggregate(self, pipeline: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:
+        """The rows of an aggregation on this collection, with bounded retries of transient errors."""
+
+        async def run() -> list[dict[str, Any]]:
+            cursor = await self.collection.aggregate(pipeline)
+            return [row async for row in cursor]
+
+        return await with_retry(what, run, self.policy)
+
     async def ensure_indexes(self) -> None:
         if self.indexes:
             await with_retry(

@@ -388,11 +388,8 @@ class JoinRepository(Repository):
     async def _count_by(self, match: dict[str, Any], key: str) -> dict[Any, int]:
         pipeline = [{"$match": match}, {"$group": {"_id": f"${key}", "n": {"$sum": 1}}}]
 
-        async def run() -> dict[Any, int]:
-            cursor = await _aggregate(self.collection, pipeline)
-            return {doc["_id"]: int(doc["n"]) async for doc in cursor}
-
-        return await with_retry(f"count joins by {key}", run, self.policy)
+        rows = await self.aggregate(pipeline, f"count joins by {key}")
+        return {doc["_id"]: int(doc["n"]) for doc in rows}
 
     # ---- erase on request (`/data erase`) ---------------------------------------------------
     def member_filter(self, guild_id: int, member_id: int) -> dict[str, Any]:
@@ -417,11 +414,3 @@ class JoinRepository(Repository):
             return [StoredJoin.from_doc(doc) async for doc in cursor]
 
         return await with_retry("read joins", read, self.policy)
-
-
-async def _aggregate(collection: Any, pipeline: list[dict[str, Any]]) -> Any:
-    """motor's aggregate returns a cursor directly; pymongo's async API returns an awaitable."""
-    cursor = collection.aggregate(pipeline)
-    if hasattr(cursor, "__await__"):
-        cursor = await cursor
-    return cursor

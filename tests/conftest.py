@@ -42,7 +42,7 @@ def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 async def mongo_client(mongo_uri: str) -> AsyncIterator[object]:
     client = make_client(mongo_uri)
     yield client
-    client.close()
+    await client.close()
 
 
 @pytest.fixture

@@ -60,6 +60,6 @@ async def test_sigterm_runs_the_shutdown_flush_before_the_process_exits(mongo_ur
         lifecycle = await client[db_name].lifecycle.find_one({"_id": "bot"})
         await client.drop_database(db_name)
     finally:
-        client.close()
+        await client.close()
     assert bool(lifecycle["running"]) is False
     assert lifecycle["clean_shutdown_at_ms"] >= lifecycle["started_at_ms"]

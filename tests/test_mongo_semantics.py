@@ -180,10 +180,10 @@ async def test_group_sum_of_one_members_days_since_a_day_string(db):
         {"$group": {"_id": None, "messages": {"$sum": "$messages"}, "voice_s": {"$sum": "$voice_s"},
                     "stream_s": {"$sum": "$stream_s"}}},
     ]
-    assert [r async for r in db.act.aggregate(pipeline)] == [
+    assert await _agg(db.act, pipeline) == [
         {"_id": None, "messages": 2, "voice_s": 20, "stream_s": 0}]  # every counter present: no null sums
     empty = [{**pipeline[0], "$match": {**pipeline[0]["$match"], "member_id": 99}}, pipeline[1]]
-    assert [r async for r in db.act.aggregate(empty)] == []
+    assert await _agg(db.act, empty) == []
 
 
 async def test_find_days_since_a_day_string(db):
@@ -201,11 +201,11 @@ async def test_leaderboard_of_totals_project_match_sort_skip_limit(db):
                 {"$match": {"value": {"$gt": 0}}}, {"$sort": {"value": -1, "member": 1}},
                 {"$skip": skip}, {"$limit": limit}]
 
-    assert _rows([r async for r in db.act.aggregate(board("messages", 0, 10))]) == [
+    assert _rows(await _agg(db.act, board("messages", 0, 10))) == [
         {"member": 7, "value": 9}, {"member": 5, "value": 3}, {"member": 6, "value": 3}]
-    assert _rows([r async for r in db.act.aggregate(board("messages", 1, 1))]) == [{"member": 5, "value": 3}]
+    assert _rows(await _agg(db.act, board("messages", 1, 1))) == [{"member": 5, "value": 3}]
     # a 0 is left out
-    assert _rows([r async for r in db.act.aggregate(board("voice_s", 0, 10))]) == [{"member": 5, "value": 70}]
+    assert _rows(await _agg(db.act, board("voice_s", 0, 10))) == [{"member": 5, "value": 70}]
 
 
 async def test_leaderboard_of_days_group_project_and_count_above(db):
@@ -213,14 +213,14 @@ async def test_leaderboard_of_days_group_project_and_count_above(db):
     stages = [{"$match": {"guild_id": 1, "kind": "day", "day": {"$gte": "2026-03-01"}}},
               {"$group": {"_id": "$member_id", "value": {"$sum": "$messages"}}},
               {"$project": {"_id": 0, "member": "$_id", "value": 1}}]
-    rows = _rows([r async for r in db.act.aggregate(
-        [*stages, {"$match": {"value": {"$gt": 0}}}, {"$sort": {"value": -1, "member": 1}}])])
+    rows = _rows(await _agg(db.act,
+        [*stages, {"$match": {"value": {"$gt": 0}}}, {"$sort": {"value": -1, "member": 1}}]))
     assert rows == [{"member": 7, "value": 9}, {"member": 6, "value": 3}, {"member": 5, "value": 2}]
-    above = [r async for r in db.act.aggregate([*stages, {"$match": {"value": {"$gt": 2}}}, {"$count": "n"}])]
+    above = await _agg(db.act, [*stages, {"$match": {"value": {"$gt": 2}}}, {"$count": "n"}])
     assert above == [{"n": 2}]
     # MongoDB: no document when nothing is counted; nx-27017 answers {n: 0}. The repository reads
     # "no row" and "n: 0" alike as 0, so only the sum of n over the rows is relied on.
-    none = [r async for r in db.act.aggregate([*stages, {"$match": {"value": {"$gt": 9}}}, {"$count": "n"}])]
+    none = await _agg(db.act, [*stages, {"$match": {"value": {"$gt": 9}}}, {"$count": "n"}])
     assert sum(r["n"] for r in none) == 0
 
 
@@ -275,10 +275,7 @@ async def test_session_intent_set_with_a_list_of_subdocuments_then_unset_by_op(d
 
 
 async def _agg(collection, pipeline):
-    cursor = collection.aggregate(pipeline)
-    if hasattr(cursor, "__await__"):
-        cursor = await cursor
-    return [doc async for doc in cursor]
+    return [doc async for doc in await collection.aggregate(pipeline)]
 
 
 async def test_invite_upsert_set_on_insert_fixed_fields_and_set_current_ones(db):

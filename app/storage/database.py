@@ -1,7 +1,8 @@
 """The MongoDB client factory and the embedded nx-27017 server.
 
-motor is used only here and in repositories, so moving to `pymongo.AsyncMongoClient` stays a
-one-file change.
+The client is PyMongo's own async API (`pymongo.AsyncMongoClient`): motor, which the first version
+used, reached end of life on 2026-05-14, and its maintainers name this API as its successor (no
+thread pool; measured faster here). Its `close()` and `aggregate()` are coroutines.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 log = logging.getLogger(__name__)
@@ -34,12 +36,12 @@ class EmbeddedServerError(RuntimeError):
 
 def make_client(
     uri: str, *, app_name: str = "activity-invite-tracker", socket_timeout_ms: int = 10000
-) -> AsyncIOMotorClient:
+) -> AsyncMongoClient[dict[str, Any]]:
     """A client with aware UTC datetimes, retryable writes and timeouts that fail fast enough to retry.
 
     `socket_timeout_ms`: the benchmark raises it to time reads that take longer than the bot allows.
     """
-    return AsyncIOMotorClient(
+    return AsyncMongoClient(
         uri,
         tz_aware=True,
         retryWrites=True,
@@ -52,7 +54,7 @@ def make_client(
     )
 
 
-def database(client: AsyncIOMotorClient, name: str) -> AsyncIOMotorDatabase:
+def database(client: AsyncMongoClient[dict[str, Any]], name: str) -> AsyncDatabase[dict[str, Any]]:
     return client[name]
 
 

@@ -65,7 +65,7 @@ async def open_database(settings: Settings) -> AsyncIterator[Database]:
     try:
         yield Database(client, settings.mongodb_db, host_of(uri), kind, location)
     finally:
-        client.close()
+        await client.close()
         if server is not None:
             server.stop()
 

@@ -50,7 +50,7 @@ async def bench(server: env.Server, args: argparse.Namespace) -> int:
         results = await run_all(db, sizes, real_mongodb=real)
     finally:
         await client.drop_database(name)
-        client.close()
+        await client.close()
     command = "python -m scripts.bench" + (" --quick" if args.quick else "")
     machine = env.machine(server.kind)
     table = report.table(results.rows, results.checks)

@@ -51,9 +51,9 @@ class CapturingActivity(ActivityRepository):
         super().__init__(db, policy, writer)
         self.pipelines: dict[str, list[dict[str, Any]]] = {}
 
-    async def _aggregate(self, pipeline: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:
+    async def aggregate(self, pipeline: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:
         self.pipelines[what] = pipeline
-        return await super()._aggregate(pipeline, what)
+        return await super().aggregate(pipeline, what)
 
 
 class Data:

@@ -70,7 +70,7 @@ async def build_report(result: RunResult, policy: RetryPolicy | None = None) -> 
         tracked, invites = await read_tracked(client[result.db_name], result.scenario.guild_id, member_ids,
                                               policy or RetryPolicy())
     finally:
-        client.close()
+        await client.close()
     tolerance = voice_tolerance(result)
     members = [
         _member_row(m, reverse.get(m, m), names.get(m, str(m)), truth.members.get(m, MemberTruth()),

@@ -57,7 +57,7 @@ async def proxied(fault_proxy: FaultProxy, make_tracker: Any, monkeypatch) -> An
     yield harness
     if harness.bot is not None:
         await harness.stop()  # before its database client closes
-    client.close()
+    await client.close()
 
 
 async def test_commands_during_an_outage_answer_at_once_and_data_status_still_works(

@@ -170,7 +170,7 @@ async def test_join_writes_through_cut_connections_never_double_a_count(db, faul
                 await repos.joins.left(G, 300 + n, T0 + timedelta(hours=1))
             await repos.invite_bonus.add(G, 101, 1, f"op-{n}")
     finally:
-        client.close()
+        await client.close()
     assert fault_proxy.cuts_after_forward > 0
     stats = Repositories.create(db, RetryPolicy()).invite_stats
     first, second = await stats.member_summary(G, 101), await stats.member_summary(G, 102)

@@ -28,7 +28,7 @@ async def test_embedded_server_serves_and_stops(tmp_path):
         await client.tracker.things.insert_one({"_id": 1})
         assert await client.tracker.things.count_documents({}) == 1
     finally:
-        client.close()
+        await client.close()
         server.stop()
     assert (tmp_path / "data" / "db").is_dir()
     with pytest.raises(ProcessLookupError):
@@ -109,13 +109,13 @@ async def test_killing_the_server_mid_write_loses_no_acknowledged_write(nx_facto
     await asyncio.wait_for(enough.wait(), 60)
     server.kill()
     await asyncio.wait_for(task, 30)
-    client.close()
+    await client.close()
     restarted = nx_factory(tmp_path / "killme", port=server.port)
     client = make_client(restarted.uri)
     try:
         stored = {d["_id"]: d["n"] async for d in client.tracker.events.find()}
     finally:
-        client.close()
+        await client.close()
     missing = [i for i in acknowledged if stored.get(i) != 1]
     assert not missing, f"{len(missing)} acknowledged writes lost"
     assert len(acknowledged) >= 300

@@ -27,7 +27,7 @@ async def proxied(fault_proxy: FaultProxy, make_tracker: Any, monkeypatch) -> An
     yield harness, direct
     if harness.bot is not None:
         await harness.stop()  # before its database client closes
-    client.close()
+    await client.close()
 
 
 def cut(proxy: FaultProxy) -> None:

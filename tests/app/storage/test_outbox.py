@@ -66,7 +66,7 @@ async def test_writes_during_an_outage_wait_in_the_outbox_and_count_once(db, fau
     finally:
         await writer.stop()
         await outbox.close()
-        client.close()
+        await client.close()
     assert outbox.depth == 0 and writer.replayed == 6
     assert {d["_id"]: d["n"] async for d in db.counts.find()} == {"a": 7, "b": 10}
 
@@ -139,5 +139,5 @@ async def test_once_mongodb_is_known_down_writes_go_to_the_outbox_without_waitin
     finally:
         await writer.stop()
         await outbox.close()
-        client.close()
+        await client.close()
     assert (await db.counts.find_one({"_id": "a"}))["n"] == 1

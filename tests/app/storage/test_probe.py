@@ -29,7 +29,7 @@ async def test_probe_against_a_dead_server_gives_up_with_one_clear_line(clock):
         with pytest.raises(ProbeFailed) as info:
             await run_probe(ProbeRepository(client.tracker), f"127.0.0.1:{port}", clock, timeout=1.5)
     finally:
-        client.close()
+        await client.close()
     message = str(info.value)
     assert message.startswith(f"MongoDB at 127.0.0.1:{port} unreachable: ")
     assert "\n" not in message

@@ -125,7 +125,7 @@ async def test_writes_through_cut_connections_count_exactly_once(db, fault_proxy
             writes += 1
             assert writes < 5000, "fault injection is not taking effect"
     finally:
-        client.close()
+        await client.close()
     assert fault_proxy.faults >= 200
     assert fault_proxy.cuts_after_forward >= 50
     stored = {d["_id"]: d["n"] async for d in db.counts.find()}

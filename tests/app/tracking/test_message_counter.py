@@ -81,7 +81,7 @@ async def test_message_counts_through_cut_connections_are_exact(db, fault_proxy,
             assert i < 20000, "fault injection is not taking effect"
         await asyncio.wait_for(counter.wait_idle(), 60)
     finally:
-        client.close()
+        await client.close()
     assert fault_proxy.cuts_after_forward >= 30
     stored: dict[int, Any] = {
         d["member_id"]: d["messages"] async for d in db.activity.find({"kind": "total"})

@@ -77,7 +77,7 @@ async def test_flush_through_cut_connections_neither_loses_nor_doubles(db, clock
         for m in members:
             await tracker.update(G, m, None)
     finally:
-        client.close()
+        await client.close()
     assert fault_proxy.cuts_after_forward >= 40
     stored = await totals(db)
     for m in members:

@@ -103,7 +103,7 @@ async def test_healthz_flips_to_503_when_mongodb_is_away_and_back(
         assert await docker_healthcheck(port) == 0
         await harness.stop()
     finally:
-        client.close()
+        await client.close()
 
 
 async def test_gateway_not_connected_is_unhealthy_with_a_reason(db: Any, tmp_path: Path) -> None:
