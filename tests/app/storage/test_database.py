@@ -11,7 +11,7 @@ import pytest
 
 from app.storage.database import EmbeddedServer, EmbeddedServerError, host_of, make_client
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_host_of_strips_credentials_and_options():

@@ -9,7 +9,7 @@ from app.storage.database import free_port, make_client
 from app.storage.probe import ProbeFailed, run_probe
 from repositories.probe import ProbeRepository
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 async def test_probe_writes_reads_back_and_times_it(db, clock, caplog):

@@ -18,7 +18,7 @@ from app.wiring.metrics import count_event
 from app.wiring.settings import load_settings
 from tests.faultproxy import FaultProxy
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 HEALTHCHECK = ROOT / "scripts" / "docker" / "healthcheck.py"
 
 

@@ -107,6 +107,6 @@ async def test_an_error_shown_to_a_member_is_redacted(make_tracker):
 
 
 def test_env_file_is_ignored_by_git_and_docker():
-    root = __import__("pathlib").Path(__file__).resolve().parents[2]
+    root = __import__("pathlib").Path(__file__).resolve().parents[3]
     assert ".env" in (root / ".gitignore").read_text().split()
     assert ".env" in (root / ".dockerignore").read_text().split()
