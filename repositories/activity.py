@@ -3,7 +3,10 @@
 `_id: "t:{guild}:{member}"` (kind "total") and `_id: "d:{guild}:{member}:{YYYY-MM-DD}"` (kind
 "day") hold the same flat int counters (messages, voice_s, cam_on_s, cam_off_s, stream_s). Every
 write adds to a member's total and day documents in ONE guarded unordered bulk write, so the two
-never disagree. Message writes are guarded by `msg_op`, voice writes by `voice_op` (two writers).
+never disagree. Message writes are guarded by `msg_seq`, voice writes by `voice_seq` (two writers,
+each with an operation sequence that refuses every older write: see `app.storage.retry`). An
+operation id that is a string (an intent or outbox entry left by a version before sequences) is
+guarded as it was then, by `msg_op` / `voice_op`.
 """
 
 from __future__ import annotations
@@ -14,13 +17,14 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
-from app.storage.retry import GuardedUpdate, with_retry
+from app.storage.retry import GuardedUpdate, OpId, with_retry
 from app.storage.writes import Op
 from app.tracking.voice import COUNTERS
 from repositories.base import Repository
 
-MESSAGE_GUARD = "msg_op"
-VOICE_GUARD = "voice_op"
+MESSAGE_GUARD = "msg_seq"
+VOICE_GUARD = "voice_seq"
+LEGACY_GUARDS = {MESSAGE_GUARD: "msg_op", VOICE_GUARD: "voice_op"}
 IMPORT_GUARD = "import_op"
 METRICS = {"messages": "messages", "voice": "voice_s", "camera": "cam_on_s"}
 
@@ -111,11 +115,11 @@ class ActivityRepository(Repository):
     )
 
     # ---- writes: every one through apply_guarded ------------------------------------------
-    async def add_messages(self, credits: Iterable[Credit], op_id: str) -> None:
+    async def add_messages(self, credits: Iterable[Credit], op_id: OpId) -> None:
         """Add message counts exactly once under `op_id` (one writer: the message group commit)."""
         await self._apply(credits, op_id, MESSAGE_GUARD, "count messages")
 
-    async def add_voice(self, credits: Iterable[Credit], op_id: str) -> None:
+    async def add_voice(self, credits: Iterable[Credit], op_id: OpId) -> None:
         """Add voice seconds exactly once under `op_id` (callers keep one voice write per member)."""
         await self._apply(credits, op_id, VOICE_GUARD, "credit voice time")
 
@@ -138,8 +142,9 @@ class ActivityRepository(Repository):
 
         return await with_retry("read imported totals", read, self.policy) if keys else set()
 
-    async def _apply(self, credits: Iterable[Credit], op_id: str, guard: str, what: str) -> None:
-        await self.guarded(_merge(credits), op_id, guard, what)
+    async def _apply(self, credits: Iterable[Credit], op_id: OpId, guard: str, what: str) -> None:
+        field = guard if isinstance(op_id, int) else LEGACY_GUARDS[guard]
+        await self.guarded(_merge(credits), op_id, field, what)
 
     # ---- erase on request (`/data erase`) ---------------------------------------------------
     def member_filter(self, guild_id: int, member_id: int) -> dict[str, Any]:

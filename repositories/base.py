@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from pymongo import IndexModel
 
-from app.storage.retry import GuardedUpdate, RetryPolicy, with_retry
+from app.storage.retry import GuardedUpdate, OpId, RetryPolicy, with_retry
 from app.storage.writes import Op, Write, Writer
 
 
@@ -28,7 +28,7 @@ class Repository:
         self.policy = policy or RetryPolicy()
         self.writer = writer or Writer(db, self.policy)
 
-    async def guarded(self, items: Sequence[GuardedUpdate], op_id: str, guard: str, what: str) -> None:
+    async def guarded(self, items: Sequence[GuardedUpdate], op_id: OpId, guard: str, what: str) -> None:
         """Counting updates on this collection, exactly once under `op_id`, outage-proof."""
         if items:
             await self.writer.submit([Write.guarded(self.collection_name, items, op_id, guard)], what)

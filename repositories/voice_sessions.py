@@ -2,8 +2,10 @@
 
 Fields: guild_id, member_id, channel_id, checkpoint (epoch ms up to which time is credited),
 opened_at (epoch ms), flags camera/stream/afk/deaf_excluded (ints 0/1), and while a credit is
-being applied: pending_op (the operation id) and pending (the credits, a list of subdocuments)
-plus closing (1 when the session ends once the credit is applied).
+being applied: pending_op (the operation sequence) and pending (the credits, a list of
+subdocuments) plus closing (1 when the session ends once the credit is applied); `seq`, the
+operation sequence of the last state written: a state write carries its own sequence and is
+refused where a newer one is stored, so a late request never puts back an older checkpoint.
 
 The session write and the counter write live in two collections without a transaction, so the
 session document records the intent first (new checkpoint + pending credits in one `$set`), the
@@ -19,7 +21,7 @@ from typing import Any
 
 from pymongo import ASCENDING, IndexModel
 
-from app.storage.retry import with_retry
+from app.storage.retry import OpId, guard_filter, with_retry
 from app.storage.writes import Op
 from app.tracking.voice import VoiceFlags
 from repositories.activity import Credit
@@ -34,7 +36,7 @@ def session_key(guild_id: int, member_id: int) -> str:
 class Intent:
     """Credits not yet confirmed applied, under one op id."""
 
-    op_id: str
+    op_id: OpId
     credits: tuple[Credit, ...]
     closing: bool = False
 
@@ -61,7 +63,7 @@ class VoiceSession:
     def from_document(cls, doc: dict[str, Any]) -> VoiceSession:
         intent = None
         if doc.get("pending_op"):
-            intent = Intent(str(doc["pending_op"]),
+            intent = Intent(doc["pending_op"],
                             tuple(Credit.from_document(c) for c in doc.get("pending") or []),
                             bool(doc.get("closing", 0)))
         return cls(int(doc["guild_id"]), int(doc["member_id"]), int(doc["channel_id"]),
@@ -71,27 +73,35 @@ class VoiceSession:
 
 @dataclass(frozen=True)
 class SessionWrite:
-    """The next state of one session: `session` (None: closed) with the intent to record, if any."""
+    """The next state of one session: `session` (None: closed) with the intent to record, if any,
+    written under the operation sequence `seq` (set when the batch is committed)."""
 
     key: str
     session: VoiceSession | None
     intent: Intent | None = None
+    seq: int = 0
 
     def operation(self) -> Op:
+        if self.seq <= 0:
+            raise ValueError("a session write needs its operation sequence")
+        where = guard_filter(self.key, "seq", self.seq)
         if self.intent is None:
             if self.session is None:
-                return Op("delete_one", {"_id": self.key})
-            return Op("update_one", {"_id": self.key},
-                      {"$set": self.session.state_fields(),
-                       "$unset": {"pending_op": "", "pending": "", "closing": ""}}, upsert=True)
+                return Op("delete_one", where)
+            return Op("update_one", where,
+                      {"$set": {**self.session.state_fields(), "seq": self.seq},
+                       "$unset": {"pending_op": "", "pending": "", "closing": ""}},
+                      upsert=True, superseded_ok=True)
         fields_: dict[str, Any] = {
             "pending_op": self.intent.op_id,
             "pending": [c.to_document() for c in self.intent.credits],
             "closing": int(self.intent.closing),
+            "seq": self.seq,
         }
         if self.session is not None:
             fields_.update(self.session.state_fields())
-        return Op("update_one", {"_id": self.key}, {"$set": fields_}, upsert=self.session is not None)
+        return Op("update_one", where, {"$set": fields_}, upsert=self.session is not None,
+                  superseded_ok=self.session is not None)
 
 
 class VoiceSessionRepository(Repository):
@@ -102,7 +112,7 @@ class VoiceSessionRepository(Repository):
         """Store each session's next state (and intent) in one unordered bulk write; idempotent."""
         await self.idempotent([w.operation() for w in writes], "record voice sessions")
 
-    async def finish(self, op_id: str, keep: Iterable[str], close: Iterable[str]) -> None:
+    async def finish(self, op_id: OpId, keep: Iterable[str], close: Iterable[str]) -> None:
         """The intent `op_id` is applied: clear it on sessions that continue, delete those that close."""
         keep, close = list(keep), list(close)
         ops = []

@@ -17,6 +17,49 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 # ---- foundation: guarded exactly-once upserts (app/storage/retry.py) ---------------------------------------
 
 
+def _seq_guard(key, seq):
+    """The sequence guard of app.storage.retry.guard_filter: `_id` and `$or` inside `$and`."""
+    return {"$and": [{"_id": key}, {"$or": [{"seq": {"$lt": seq}}, {"seq": {"$exists": False}}]}]}
+
+
+async def test_seq_guard_upserts_takes_the_id_from_and_and_refuses_replays_and_older_ops(db):
+    """MongoDB builds the upserted document from the equality clauses of the query, `$and` included;
+    a document whose guard is as new or newer does not match, so the upsert's insert is a
+    duplicate key (the guard's "already applied")."""
+    def step(seq):
+        return db.c.update_one(_seq_guard("k", seq), {"$inc": {"n": 1}, "$set": {"seq": seq}}, upsert=True)
+
+    await step(10)
+    for replay_or_older in (10, 5):
+        with pytest.raises(DuplicateKeyError):
+            await step(replay_or_older)
+    await step(11)
+    assert await db.c.find_one({"_id": "k"}) == {"_id": "k", "n": 2, "seq": 11}
+
+
+async def test_seq_guard_matches_only_its_own_document_and_a_missing_guard_field(db):
+    await db.c.insert_many([{"_id": "a", "n": 0}, {"_id": "b", "n": 0}])
+    await db.c.update_one(_seq_guard("b", 7), {"$inc": {"n": 1}, "$set": {"seq": 7}}, upsert=True)
+    assert await db.c.find({}, sort=[("_id", 1)]).to_list(None) == [
+        {"_id": "a", "n": 0}, {"_id": "b", "n": 1, "seq": 7}]
+
+
+async def test_seq_guard_in_a_bulk_write_and_on_delete(db):
+    """A late, older state write or delete leaves the newer state (voice session documents)."""
+    await db.c.insert_one({"_id": "s", "checkpoint": 20, "seq": 20})
+    with pytest.raises(BulkWriteError) as info:
+        await db.c.bulk_write([UpdateOne(_seq_guard("s", 10), {"$set": {"checkpoint": 10, "seq": 10}},
+                                         upsert=True),
+                               UpdateOne(_seq_guard("t", 10), {"$set": {"checkpoint": 10, "seq": 10}},
+                                         upsert=True)], ordered=False)
+    assert [e["code"] for e in info.value.details["writeErrors"]] == [11000]
+    assert info.value.details["writeErrors"][0]["index"] == 0
+    assert (await db.c.delete_one(_seq_guard("s", 15))).deleted_count == 0
+    assert (await db.c.find_one({"_id": "s"}))["checkpoint"] == 20
+    assert (await db.c.find_one({"_id": "t"}))["checkpoint"] == 10
+    assert (await db.c.delete_one(_seq_guard("s", 30))).deleted_count == 1
+
+
 async def test_nin_guard_matches_a_missing_field_and_upserts(db):
     await db.c.update_one({"_id": "k", "op": {"$nin": ["a"]}}, {"$inc": {"n": 1}, "$set": {"op": "a"}},
                           upsert=True)

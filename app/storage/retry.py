@@ -1,17 +1,30 @@
 """Bounded retries of transient MongoDB errors, and exactly-once guarded updates.
 
-A write that failed with a network error may still have been applied by the server, so every
-counting write carries an operation id. The update's filter says "only if this document's guard
-field is not already this id" (`$nin: [id]`, which, unlike `$ne`, also matches a missing field on
-nx-27017) and upserts; when the write was applied before, the filter does not
-match, the upsert tries to insert an existing `_id` and the server answers DuplicateKeyError,
-which here means "already applied". Callers keep one write in flight per document key and guard
-field, so nothing else can move the guard in between.
+A write that failed with a network error may still have been applied by the server, and a request
+abandoned by the bot (a cancelled coroutine, a socket timeout) can still reach the server seconds
+later, after a replay and after newer writes. So every counting write carries an operation id and
+its update is guarded by it:
+
+- live writes use an operation *sequence* (`next_op_seq()`: an int that only grows, across
+  restarts too). The filter says "only if this document's guard field is older than this
+  sequence" (`$lt`, or the field missing), so a replay *and every older operation* is refused;
+- imports use a deterministic string id per source record, refused only when it is the last one
+  applied (`$nin: [id]`, which, unlike `$ne`, also matches a missing field on nx-27017).
+
+The update upserts; when the filter does not match, the upsert tries to insert an existing `_id`
+and the server answers DuplicateKeyError, which here means "already applied, or superseded by a
+newer operation". Callers keep one write in flight per document key and guard field and write in
+order, so a refused operation was applied before.
+
+An error that leaves the outcome unknown (a cut connection, a timeout, a write-concern error on
+failover) is retried under the same guard; only a real refusal is permanent.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,17 +50,32 @@ from tenacity import (
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+OpId = int | str  # int: an operation sequence (refuses every older one); str: an id (refuses itself)
 DUPLICATE_KEY = 11000
 MAX_INSERT_RACES = 5
 
 
+class OutcomeUnknown(PyMongoError):
+    """The server answered, but did not confirm the write with the required write concern (a
+    `writeConcernError`, e.g. a failover or a replication timeout): it may have applied, and may
+    still be rolled back. Retried under the same guard, never taken as applied or as refused."""
+
+
+def write_concern_failed(exc: BulkWriteError) -> bool:
+    """A bulk write whose only trouble is its write concern (no write was refused)."""
+    return bool(exc.details.get("writeConcernErrors")) and not exc.details.get("writeErrors")
+
+
 def is_transient(exc: BaseException) -> bool:
-    """True for errors worth retrying: lost connections, timeouts, elections, RetryableWriteError."""
-    if isinstance(exc, DuplicateKeyError | BulkWriteError):
+    """True for errors worth retrying: lost connections, timeouts, elections, RetryableWriteError,
+    and every write whose outcome is unknown (write-concern errors)."""
+    if isinstance(exc, DuplicateKeyError):
         return False
-    if isinstance(exc, AutoReconnect | ConnectionFailure):
+    if isinstance(exc, BulkWriteError):
+        return write_concern_failed(exc)
+    if isinstance(exc, AutoReconnect | ConnectionFailure | OutcomeUnknown | WriteConcernError):
         return True  # includes NetworkTimeout, NotPrimaryError, ServerSelectionTimeoutError
-    if isinstance(exc, WriteConcernError | PyMongoError):
+    if isinstance(exc, PyMongoError):
         return exc.has_error_label("RetryableWriteError")
     return False
 
@@ -93,8 +121,50 @@ async def with_retry(what: str, call: Callable[[], Awaitable[T]], policy: RetryP
 
 
 def new_op_id(prefix: str = "") -> str:
-    """A fresh operation id for one logical write."""
+    """A fresh, unordered operation id (for tests and one-off writes; live counting uses sequences)."""
     return f"{prefix}{uuid.uuid4().hex}"
+
+
+class OpSequence:
+    """Operation sequences that only grow: microseconds of wall time, at least one past the last.
+
+    Time-based so that a restarted process continues above the sequences its predecessor wrote
+    (the wall clock must not step back across a restart by more than the downtime: see
+    docs/outbox.md). Thread-safe; one per process.
+    """
+
+    def __init__(self) -> None:
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def next(self) -> int:
+        with self._lock:
+            self._last = max(time.time_ns() // 1000, self._last + 1)
+            return self._last
+
+
+_SEQUENCE = OpSequence()
+
+
+def next_op_seq() -> int:
+    """A fresh operation sequence, greater than every one this process handed out before."""
+    return _SEQUENCE.next()
+
+
+def guard_filter(key: Any, guard_field: str, op_id: OpId) -> dict[str, Any]:
+    """The filter on document `key` that lets `op_id` through only where it was neither applied
+    nor superseded. (`$and`, not `_id` beside `$or`: nx-27017 ignores an `_id` next to `$or`.)"""
+    if isinstance(op_id, int):
+        newer = {"$or": [{guard_field: {"$lt": op_id}}, {guard_field: {"$exists": False}}]}
+        return {"$and": [{"_id": key}, newer]}
+    return {"_id": key, guard_field: {"$nin": [op_id]}}
+
+
+def guard_holds(stored: Any, op_id: OpId) -> bool:
+    """True when a document whose guard field holds `stored` has `op_id` applied (or a newer one)."""
+    if isinstance(op_id, int):
+        return isinstance(stored, int) and stored >= op_id
+    return stored == op_id
 
 
 @dataclass(frozen=True)
@@ -105,13 +175,13 @@ class GuardedUpdate:
     update: Mapping[str, Mapping[str, Any]]
 
 
-def _guarded_op(item: GuardedUpdate, guard_field: str, op_id: str) -> UpdateOne:
+def _guarded_op(item: GuardedUpdate, guard_field: str, op_id: OpId) -> UpdateOne:
     update = {name: dict(fields) for name, fields in item.update.items()}
     update.setdefault("$set", {})[guard_field] = op_id
-    return UpdateOne({"_id": item.key, guard_field: {"$nin": [op_id]}}, update, upsert=True)
+    return UpdateOne(guard_filter(item.key, guard_field, op_id), update, upsert=True)
 
 
-async def _not_yet_applied(collection: Any, keys: Sequence[Any], guard_field: str, op_id: str) -> set[Any]:
+async def _not_yet_applied(collection: Any, keys: Sequence[Any], guard_field: str, op_id: OpId) -> set[Any]:
     """Of documents whose guarded upsert hit a duplicate key, those where `op_id` did not land.
 
     A duplicate key means either "already applied" or "another writer inserted the document
@@ -119,7 +189,7 @@ async def _not_yet_applied(collection: Any, keys: Sequence[Any], guard_field: st
     """
     applied = set()
     async for doc in collection.find({"_id": {"$in": list(keys)}}, {guard_field: 1}):
-        if doc.get(guard_field) == op_id:
+        if guard_holds(doc.get(guard_field), op_id):
             applied.add(doc["_id"])
     return {key for key in keys if key not in applied}
 
@@ -127,7 +197,7 @@ async def _not_yet_applied(collection: Any, keys: Sequence[Any], guard_field: st
 async def apply_guarded(
     collection: Any,
     items: Sequence[GuardedUpdate],
-    op_id: str,
+    op_id: OpId,
     guard_field: str,
     policy: RetryPolicy,
     what: str,
@@ -145,6 +215,8 @@ async def apply_guarded(
                 await collection.bulk_write(ops, ordered=False)
                 pending = []
             except BulkWriteError as exc:
+                if exc.details.get("writeConcernErrors"):
+                    raise OutcomeUnknown(f"{what}: write concern not satisfied") from exc
                 errors = exc.details.get("writeErrors", [])
                 if any(err.get("code") != DUPLICATE_KEY for err in errors):
                     raise

@@ -19,11 +19,20 @@ from typing import Any, Literal
 
 import bson
 from pymongo import DeleteMany, DeleteOne, UpdateMany, UpdateOne
-from pymongo.errors import PyMongoError
+from pymongo.errors import BulkWriteError, PyMongoError
 
 from app.storage.database import ping_ms
 from app.storage.outbox import Entry, Outbox
-from app.storage.retry import GuardedUpdate, RetryPolicy, apply_guarded, is_transient, with_retry
+from app.storage.retry import (
+    DUPLICATE_KEY,
+    GuardedUpdate,
+    OpId,
+    OutcomeUnknown,
+    RetryPolicy,
+    apply_guarded,
+    is_transient,
+    with_retry,
+)
 from app.wiring.clock import Clock, SystemClock, to_ms
 
 log = logging.getLogger(__name__)
@@ -38,12 +47,17 @@ _PYMONGO_OPS = {"update_one": UpdateOne, "update_many": UpdateMany, "delete_one"
 
 @dataclass(frozen=True)
 class Op:
-    """One idempotent operation of a bulk write (applying it twice leaves the same result)."""
+    """One idempotent operation of a bulk write (applying it twice leaves the same result).
+
+    `superseded_ok`: the filter carries a sequence guard (`guard_filter`) and the operation upserts,
+    so a duplicate key means a newer state is stored already: the operation is done, not refused.
+    """
 
     kind: OpKind
     filter: Mapping[str, Any]
     update: Mapping[str, Any] | None = None
     upsert: bool = False
+    superseded_ok: bool = False
 
     def to_pymongo(self) -> UpdateOne | UpdateMany | DeleteOne | DeleteMany:
         if self.kind.startswith("delete"):
@@ -51,11 +65,12 @@ class Op:
         return _PYMONGO_OPS[self.kind](dict(self.filter), dict(self.update or {}), upsert=self.upsert)
 
     def to_document(self) -> dict[str, Any]:
-        return {"k": self.kind, "f": dict(self.filter), "u": dict(self.update or {}), "upsert": self.upsert}
+        return {"k": self.kind, "f": dict(self.filter), "u": dict(self.update or {}), "upsert": self.upsert,
+                "sup": self.superseded_ok}
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> Op:
-        return cls(doc["k"], doc["f"], doc["u"] or None, bool(doc["upsert"]))
+        return cls(doc["k"], doc["f"], doc["u"] or None, bool(doc["upsert"]), bool(doc.get("sup", False)))
 
 
 @dataclass(frozen=True)
@@ -65,12 +80,12 @@ class Write:
     collection: str
     kind: Literal["guarded", "bulk"]
     items: tuple[GuardedUpdate, ...] = ()
-    op_id: str = ""
+    op_id: OpId = ""
     guard: str = ""
     ops: tuple[Op, ...] = field(default_factory=tuple)
 
     @classmethod
-    def guarded(cls, collection: str, items: Sequence[GuardedUpdate], op_id: str, guard: str) -> Write:
+    def guarded(cls, collection: str, items: Sequence[GuardedUpdate], op_id: OpId, guard: str) -> Write:
         """Counting updates applied exactly once under `op_id` (see `apply_guarded`)."""
         return cls(collection, "guarded", items=tuple(items), op_id=op_id, guard=guard)
 
@@ -113,8 +128,21 @@ async def execute(db: Any, writes: Sequence[Write], policy: RetryPolicy, what: s
         if write.kind == "guarded":
             await apply_guarded(collection, write.items, write.op_id, write.guard, policy, what)
         elif write.ops:
-            operations = [op.to_pymongo() for op in write.ops]
-            await with_retry(what, lambda c=collection, o=operations: c.bulk_write(o, ordered=False), policy)
+            await with_retry(what, lambda c=collection, o=write.ops: _bulk(c, o, what), policy)
+
+
+async def _bulk(collection: Any, ops: Sequence[Op], what: str) -> None:
+    """One unordered bulk write. A duplicate key on a sequence-guarded op means "superseded" (done);
+    a write-concern error means "outcome unknown" (retried); anything else refused is raised."""
+    try:
+        await collection.bulk_write([op.to_pymongo() for op in ops], ordered=False)
+    except BulkWriteError as exc:
+        if exc.details.get("writeConcernErrors"):
+            raise OutcomeUnknown(f"{what}: write concern not satisfied") from exc
+        refused = [err for err in exc.details.get("writeErrors", [])
+                   if not (err.get("code") == DUPLICATE_KEY and ops[err["index"]].superseded_ok)]
+        if refused:
+            raise
 
 
 def is_outage(exc: BaseException) -> bool:

@@ -1,7 +1,7 @@
 """Group commit of message counts: one writer, one guarded bulk write at a time, no timer.
 
 `add()` puts a count in the pending table and wakes the writer. The writer takes everything
-pending as one batch under one operation id and writes it; events arriving meanwhile wait in the
+pending as one batch under one operation sequence and writes it; events arriving meanwhile wait in the
 table for the next write. A batch that failed is retried with the same operation id before any
 newer one, so a write the server applied but never acknowledged is not counted again.
 """
@@ -12,11 +12,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
-from app.storage.retry import new_op_id
+from app.storage.retry import next_op_seq
 from repositories.activity import Credit
 
 log = logging.getLogger(__name__)
-Writer = Callable[[Iterable[Credit], str], Awaitable[None]]
+Writer = Callable[[Iterable[Credit], int], Awaitable[None]]
 
 
 class MessageCounter:
@@ -24,7 +24,7 @@ class MessageCounter:
         self._write = write
         self.retry_delay = retry_delay
         self._pending: dict[tuple[int, int, str], int] = {}
-        self._batch: tuple[str, list[Credit]] | None = None
+        self._batch: tuple[int, list[Credit]] | None = None
         self._task: asyncio.Task[None] | None = None
         self.writes = 0
 
@@ -43,10 +43,10 @@ class MessageCounter:
         while self._task is not None and not self._task.done():
             await asyncio.shield(self._task)
 
-    def _take(self) -> tuple[str, list[Credit]]:
+    def _take(self) -> tuple[int, list[Credit]]:
         credits = [Credit(g, m, day, {"messages": n}) for (g, m, day), n in self._pending.items()]
         self._pending = {}
-        return new_op_id("m-"), credits
+        return next_op_seq(), credits
 
     async def _run(self) -> None:
         while self._batch is not None or self._pending:

@@ -3,8 +3,9 @@
 No Discord here: the cog says where a member is now (`LiveVoice` or None) and this class turns
 that into session and counter writes. One voice write is in flight per member (a lock per
 member, shared by events, the flush job and reconciliation). Every write of a batch shares one
-operation id: first the session documents record their next state and pending credits, then the
-counters are credited (guarded), then the intents are cleared.
+operation sequence, which also guards the session documents against late, older writes: first the
+session documents record their next state and pending credits, then the counters are credited
+(guarded), then the intents are cleared.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from app.storage.retry import new_op_id
+from app.storage.retry import OpId, next_op_seq
 from app.tracking.voice import LiveVoice, credit, zone
 from app.wiring.clock import Clock, to_ms
 from repositories.activity import ActivityRepository, Credit
@@ -223,8 +224,9 @@ class VoiceTracker:
         await self._apply_pending([k for k in keys if k in self._pending])
         if not writes:
             return
-        op_id = new_op_id("v-")
-        writes = [replace(w, intent=replace(w.intent, op_id=op_id)) if w.intent else w for w in writes]
+        seq = next_op_seq()
+        writes = [replace(w, seq=seq, intent=replace(w.intent, op_id=seq) if w.intent else None)
+                  for w in writes]
         await self.repo.record(writes)
         for write in writes:
             if write.session is None:
@@ -236,7 +238,7 @@ class VoiceTracker:
         await self._apply_pending([w.key for w in writes if w.intent is not None])
 
     async def _apply_pending(self, keys: list[str]) -> None:
-        by_op: dict[str, list[str]] = {}
+        by_op: dict[OpId, list[str]] = {}
         for key in keys:
             by_op.setdefault(self._pending[key].op_id, []).append(key)
         for op_id, op_keys in by_op.items():

@@ -4,6 +4,7 @@ import pymongo.common
 import pytest
 from pymongo.errors import (
     AutoReconnect,
+    BulkWriteError,
     DuplicateKeyError,
     NetworkTimeout,
     NotPrimaryError,
@@ -13,7 +14,16 @@ from pymongo.errors import (
 )
 
 from app.storage.database import make_client
-from app.storage.retry import GuardedUpdate, RetryPolicy, apply_guarded, is_transient, new_op_id, with_retry
+from app.storage.retry import (
+    GuardedUpdate,
+    RetryPolicy,
+    apply_guarded,
+    is_transient,
+    new_op_id,
+    next_op_seq,
+    with_retry,
+)
+from app.storage.writes import Op, Write, execute
 from tests.faultproxy import FaultPlan
 
 FAST = RetryPolicy(attempts=4, max_seconds=5, initial_wait=0.001, max_wait=0.01)
@@ -130,3 +140,84 @@ async def test_writes_through_cut_connections_count_exactly_once(db, fault_proxy
     assert fault_proxy.cuts_after_forward >= 50
     stored = {d["_id"]: d["n"] async for d in db.counts.find()}
     assert stored == expected
+
+
+# ---- issue 13: late requests and write-concern errors ---------------------------------------------
+WRITE_CONCERN_ERROR = {"code": 64, "codeName": "WriteConcernFailed", "errmsg": "waiting for replication"}
+
+
+def test_a_write_concern_error_means_outcome_unknown_not_refused():
+    only_concern = BulkWriteError({"writeErrors": [], "writeConcernErrors": [WRITE_CONCERN_ERROR]})
+    refused = BulkWriteError({"writeErrors": [{"index": 0, "code": 121, "errmsg": "validation"}],
+                              "writeConcernErrors": []})
+    assert is_transient(only_concern)
+    assert not is_transient(refused)
+
+
+async def _proxied(fault_proxy, db, monkeypatch):
+    monkeypatch.setattr(pymongo.common, "MIN_HEARTBEAT_INTERVAL", 0.02)
+    client = make_client(fault_proxy.uri)
+    return client, client[db.name]
+
+
+async def test_a_request_delivered_late_after_newer_writes_is_refused(db, fault_proxy, monkeypatch):
+    """Issue 13, 2: op1's request is held on the wire; the client sees a cut connection, op1 is applied
+    by a retry, op2 after it; then the held op1 lands. With a guard that only remembers the last op
+    id it matched again (3 for 2); the sequence guard refuses every older operation."""
+    client, client_db = await _proxied(fault_proxy, db, monkeypatch)
+    try:
+        fault_proxy.plan = FaultPlan(hold_next=1.0)
+        for _ in range(2):
+            await apply_guarded(client_db.counts, [GuardedUpdate("ada", {"$inc": {"n": 1}})], next_op_seq(),
+                                "n_seq", FAST, "count")
+        for _ in range(100):
+            if fault_proxy.delivered_late:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await client.close()
+    assert fault_proxy.held == 1 and fault_proxy.delivered_late == 1
+    assert (await db.counts.find_one({"_id": "ada"}))["n"] == 2
+
+
+@pytest.mark.parametrize("applied", [True, False], ids=["applied", "rolled-back"])
+async def test_a_guarded_write_answered_with_a_write_concern_error_is_retried_to_exactly_once(
+        db, fault_proxy, monkeypatch, applied):
+    """Issue 13, 3: a writeConcernError is neither success (a write rolled back on failover would be
+    lost) nor permanent: the write is retried under its guard until acknowledged."""
+    client, client_db = await _proxied(fault_proxy, db, monkeypatch)
+    try:
+        fault_proxy.plan = FaultPlan(write_concern_error_next=1, write_concern_error_applies=applied)
+        await apply_guarded(client_db.counts, [GuardedUpdate("ada", {"$inc": {"n": 1}})], next_op_seq(),
+                            "n_seq", FAST, "count")
+    finally:
+        await client.close()
+    assert fault_proxy.write_concern_errors == 1
+    assert (await db.counts.find_one({"_id": "ada"}))["n"] == 1
+
+
+async def test_an_idempotent_unit_answered_with_a_write_concern_error_is_retried(
+        db, fault_proxy, monkeypatch):
+    client, client_db = await _proxied(fault_proxy, db, monkeypatch)
+    try:
+        fault_proxy.plan = FaultPlan(write_concern_error_next=1, write_concern_error_applies=False)
+        op = Op("update_one", {"_id": "s"}, {"$set": {"checkpoint": 5}}, upsert=True)
+        unit = [Write.bulk("state", [op])]
+        await execute(client_db, unit, FAST, "state")
+    finally:
+        await client.close()
+    assert fault_proxy.write_concern_errors == 1
+    assert (await db.state.find_one({"_id": "s"}))["checkpoint"] == 5
+
+
+async def test_sequences_refuse_replays_and_older_operations_and_strings_keep_their_own_guard(db):
+    first, second = next_op_seq(), next_op_seq()
+    assert second > first
+    item = [GuardedUpdate("ada", {"$inc": {"n": 1}})]
+    for op in (first, second, first, second):  # the replays and the older op are refused
+        await apply_guarded(db.counts, item, op, "n_seq", FAST, "count")
+    await apply_guarded(db.counts, [GuardedUpdate("bob", {"$set": {"x": 1}})], first, "n_seq", FAST, "x")
+    await apply_guarded(db.counts, item, "import-1", "n_import", FAST, "import")
+    await apply_guarded(db.counts, item, "import-1", "n_import", FAST, "import")
+    assert (await db.counts.find_one({"_id": "ada"}))["n"] == 3
+    assert (await db.counts.find_one({"_id": "bob"}))["x"] == 1  # another document: its own sequence
