@@ -121,6 +121,13 @@ class Outbox:
         )
         return int(cursor.lastrowid or 0)
 
+    async def last_id(self) -> int:
+        """The id of the newest entry waiting (0 when none)."""
+        return int(await self._run(self._last_id_sync))
+
+    def _last_id_sync(self) -> int:
+        return int(self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM entries").fetchone()[0])
+
     async def peek(self, limit: int) -> list[Entry]:
         rows = await self._run(self._peek_sync, limit)
         return [Entry(int(r[0]), int(r[1]), str(r[2]), bytes(r[3])) for r in rows]

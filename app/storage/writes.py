@@ -175,6 +175,10 @@ class Writer:
         self.failures_total = 0
         self.drained = asyncio.Event()
         self.drained.set()
+        # What a previous run left in the outbox: state rebuilt from MongoDB must wait for it.
+        self._backlog_last_id = 0
+        self.backlog_replayed = asyncio.Event()
+        self.backlog_replayed.set()
 
     @property
     def draining(self) -> bool:
@@ -185,6 +189,8 @@ class Writer:
         if self.outbox is not None and self.outbox.depth > 0:
             log.warning("outbox holds %d unsaved writes from before the restart; replaying them first",
                         self.outbox.depth)
+            self._backlog_last_id = await self.outbox.last_id()
+            self.backlog_replayed.clear()
             self._queued = True
             self.drained.clear()
             self._start_drainer()
@@ -302,10 +308,16 @@ class Writer:
                 log.error("outbox entry %d (%s) refused by MongoDB: %s; kept aside for review",
                           entry.id, entry.what, exc)
                 await self.outbox.bury(entry, str(exc))
-                continue
-            await self.outbox.delete(entry.id)
-            self.replayed += 1
+            else:
+                await self.outbox.delete(entry.id)
+                self.replayed += 1
+            if entry.id >= self._backlog_last_id:
+                self.backlog_replayed.set()
         return True
+
+    async def wait_backlog(self) -> None:
+        """Until every write a previous run left in the outbox is in MongoDB (at once when none)."""
+        await self.backlog_replayed.wait()
 
     async def wait_drained(self, timeout: float | None = None) -> None:
         await asyncio.wait_for(self.drained.wait(), timeout)

@@ -58,7 +58,8 @@ class VoiceTracker:
         self.clock = clock
         self.default_cap_seconds = default_cap_seconds
         self.batch_size = batch_size
-        self._sessions: dict[str, VoiceSession] = {}  # open sessions of reconciled guilds
+        self._sessions: dict[str, VoiceSession] = {}  # open sessions of the guilds in `_known`
+        self._known: set[int] = set()  # guilds whose sessions were read once; memory is newer since
         self._pending: dict[str, Intent] = {}  # intents recorded but not yet confirmed applied
         self._locks: dict[str, asyncio.Lock] = {}
         self._ready: dict[int, asyncio.Event] = {}
@@ -121,15 +122,13 @@ class VoiceTracker:
     async def suspend(self, guild_id: int) -> None:
         """The guild went away (bot removed, outage): credit its sessions up to now, stop tracking it.
 
-        The sessions stay in MongoDB; when the guild is available again they are reconciled.
+        The sessions stay, in MongoDB and in memory (what this process wrote or queued is newer than
+        what MongoDB may hold yet); when the guild is available again they are reconciled.
         """
         await self.flush(guild_id)
         self._ready_event(guild_id).clear()
-        keys = [k for k, s in self._sessions.items() if s.guild_id == guild_id]
-        async with self._locked(keys):
-            for key in keys:
-                self._sessions.pop(key, None)
-        log.info("voice tracking suspended for guild %s (%d open session(s) kept)", guild_id, len(keys))
+        kept = sum(1 for s in self._sessions.values() if s.guild_id == guild_id)
+        log.info("voice tracking suspended for guild %s (%d open session(s) kept)", guild_id, kept)
 
     @contextlib.asynccontextmanager
     async def forgetting(self, guild_id: int, member_id: int) -> AsyncIterator[None]:
@@ -148,6 +147,11 @@ class VoiceTracker:
         Still in voice: credit the downtime since the checkpoint, capped, and continue with the
         current state. Gone: close at the checkpoint (nothing credited). In voice without a
         session: open one now. Voice events of the guild wait until this is done.
+
+        The stored sessions are read from MongoDB once per guild and process, after every write a
+        previous run left in the outbox is replayed; from then on this tracker's memory holds every
+        write it made or queued, so a later reconcile (guild available again, a re-IDENTIFY) uses
+        memory and never a MongoDB state that the outbox has not caught up with.
         """
         lock = self._reconciling.setdefault(guild_id, asyncio.Lock())
         async with lock:
@@ -155,12 +159,7 @@ class VoiceTracker:
             tz = zone(config.time_zone)
             cap = config.voice_downtime_cap_seconds
             cap_ms = int((self.default_cap_seconds if cap is None else cap) * 1000)
-            stored = await self.repo.for_guild(guild_id)
-            for session in stored:
-                if session.intent is not None and session.key not in self._pending:
-                    self._pending[session.key] = session.intent
-                if session.key not in self._sessions and not (session.intent and session.intent.closing):
-                    self._sessions[session.key] = replace(session, intent=None)
+            stored = await self._load(guild_id)
             members = {s.member_id for s in self._sessions.values() if s.guild_id == guild_id} | set(live)
             keys = [session_key(guild_id, m) for m in sorted(members)]
             keys += [s.key for s in stored if s.key not in keys]
@@ -181,6 +180,20 @@ class VoiceTracker:
         self._ready_event(guild_id).set()
 
     # ---- internals ------------------------------------------------------------------------
+    async def _load(self, guild_id: int) -> list[VoiceSession]:
+        """The guild's sessions: from memory when known, else from MongoDB (adopting its intents)."""
+        if guild_id in self._known:
+            return [s for s in self._sessions.values() if s.guild_id == guild_id]
+        await self.repo.writer.wait_backlog()
+        stored = await self.repo.for_guild(guild_id)
+        for session in stored:
+            if session.intent is not None and session.key not in self._pending:
+                self._pending[session.key] = session.intent
+            if session.key not in self._sessions and not (session.intent and session.intent.closing):
+                self._sessions[session.key] = replace(session, intent=None)
+        self._known.add(guild_id)
+        return stored
+
     def _ready_event(self, guild_id: int) -> asyncio.Event:
         return self._ready.setdefault(guild_id, asyncio.Event())
 

@@ -9,7 +9,9 @@ import pymongo.common
 import pytest
 
 from app.storage.database import make_client
+from app.storage.outbox import Outbox
 from app.storage.retry import RetryPolicy
+from app.storage.writes import Writer
 from app.tracking.voice import LiveVoice, VoiceFlags
 from app.tracking.voice_tracker import VoiceTracker
 from app.wiring.clock import ManualClock
@@ -19,6 +21,7 @@ from repositories.voice_sessions import VoiceSessionRepository
 from tests.faultproxy import FaultPlan
 
 G = 7
+FAST = RetryPolicy(attempts=3, max_seconds=3, initial_wait=0.01, max_wait=0.05)
 
 
 def make_tracker(db: Any, clock: ManualClock, policy: RetryPolicy, **kwargs: Any) -> VoiceTracker:
@@ -138,3 +141,106 @@ async def test_voice_events_wait_for_the_guild_to_be_reconciled(db, clock, polic
     await asyncio.wait_for(waiting, 5)
     assert await db.voice_sessions.count_documents({"_id": f"{G}:9"}) == 1
     assert total_key(G, 9) == "t:7:9"
+
+
+# ---- issue 13, 1: reconcile never reads a state older than what the bot wrote or queued -----------
+def make_outbox_tracker(db: Any, clock: ManualClock, writer: Writer) -> VoiceTracker:
+    policy = writer.policy
+    return VoiceTracker(ActivityRepository(db, policy, writer), VoiceSessionRepository(db, policy, writer),
+                        GuildSettingsRepository(db, policy), clock, 600)
+
+
+async def _outbox_writer(client: Any, db: Any, path: Any) -> Writer:
+    outbox = await Outbox(path).open()
+    writer = Writer(client[db.name], FAST, outbox, drain_policy=FAST)
+    await writer.start()
+    return writer
+
+
+async def test_guild_unavailable_then_available_before_the_drain_credits_each_second_once(
+        db, clock, fault_proxy, tmp_path, monkeypatch) -> None:
+    """The review's first reproduction: 270 s credited for 140 s. The flushes of the outage wait in
+    the outbox; the guild comes back (MongoDB answering, the drain not through yet) and the
+    reconcile must not start again from the checkpoint MongoDB still holds."""
+    monkeypatch.setattr(pymongo.common, "MIN_HEARTBEAT_INTERVAL", 0.02)
+    client = make_client(fault_proxy.uri)
+    writer = await _outbox_writer(client, db, tmp_path / "outbox.db")
+    tracker = make_outbox_tracker(client[db.name], clock, writer)
+    try:
+        await tracker.reconcile(G, {5: LiveVoice(20, VoiceFlags())})
+        clock.advance(60)
+        fault_proxy.plan.refuse = True
+        fault_proxy.cut_all()
+        writer.mark_down("test")
+        await tracker.flush()  # 60 s, into the outbox
+        clock.advance(20)
+        await tracker.suspend(G)  # guild unavailable: 20 s more, into the outbox
+        clock.advance(60)
+        fault_proxy.heal()  # MongoDB answers again; the drain is still backing off
+        await tracker.reconcile(G, {5: LiveVoice(20, VoiceFlags())})  # 60 s of guild downtime
+        await writer.wait_drained(30)
+        clock.advance(10)
+        await tracker.update(G, 5, None)
+    finally:
+        await writer.stop()
+        await writer.outbox.close()
+        await client.close()
+    assert (await totals(db))[5] == Counters(voice_s=150, cam_off_s=150)
+
+
+async def test_a_restart_reconciles_only_after_the_previous_runs_outbox_is_replayed(
+        db, clock, fault_proxy, tmp_path, monkeypatch) -> None:
+    """The review's second reproduction (725 s for 365 s): the restart's reconcile read MongoDB while
+    the previous run's flushes were still in the outbox."""
+    monkeypatch.setattr(pymongo.common, "MIN_HEARTBEAT_INTERVAL", 0.02)
+    client = make_client(fault_proxy.uri)
+    path = tmp_path / "outbox.db"
+    first_writer = await _outbox_writer(client, db, path)
+    first = make_outbox_tracker(client[db.name], clock, first_writer)
+    await first.reconcile(G, {5: LiveVoice(20, VoiceFlags())})
+    clock.advance(120)
+    fault_proxy.plan.refuse = True
+    fault_proxy.cut_all()
+    first_writer.mark_down("test")
+    await first.flush()  # 120 s in the outbox; then the process dies
+    await first_writer.stop()
+    await first_writer.outbox.close()
+    clock.advance(30)
+    writer = await _outbox_writer(client, db, path)  # the restart: replay starts, MongoDB still away
+    second = make_outbox_tracker(client[db.name], clock, writer)
+    try:
+        reconciling = asyncio.create_task(second.reconcile(G, {5: LiveVoice(20, VoiceFlags())}))
+        await asyncio.sleep(0.3)
+        assert not reconciling.done()  # waits for the previous run's writes
+        fault_proxy.heal()
+        await asyncio.wait_for(reconciling, 30)
+        await writer.wait_drained(30)
+        clock.advance(15)
+        await second.update(G, 5, None)
+    finally:
+        await writer.stop()
+        await writer.outbox.close()
+        await client.close()
+    assert (await totals(db))[5] == Counters(voice_s=165, cam_off_s=165)
+
+
+async def test_a_reconcile_during_voice_writes_of_a_known_guild_doubles_nothing(db, clock, policy) -> None:
+    """A re-IDENTIFY fires guild_available for a guild whose events keep flowing: the reconcile must
+    not read MongoDB between two voice writes of one member (150 s for 90 s)."""
+    tracker = make_tracker(db, clock, policy)
+    await tracker.reconcile(G, {5: LiveVoice(20, VoiceFlags())})
+    reads = []
+    for_guild = tracker.repo.for_guild
+
+    async def counted(guild_id: int) -> Any:
+        reads.append(guild_id)
+        return await for_guild(guild_id)
+
+    tracker.repo.for_guild = counted  # type: ignore[method-assign]
+    clock.advance(30)
+    await asyncio.gather(tracker.update(G, 5, LiveVoice(20, VoiceFlags(camera=True))),
+                         tracker.reconcile(G, {5: LiveVoice(20, VoiceFlags(camera=True))}))
+    clock.advance(60)
+    await tracker.update(G, 5, None)
+    assert reads == []  # the guild's sessions are known: memory, not MongoDB
+    assert (await totals(db))[5] == Counters(voice_s=90, cam_on_s=60, cam_off_s=30)
