@@ -103,6 +103,10 @@ class Outbox:
             self._conn = None
 
     @property
+    def closed(self) -> bool:
+        return self._conn is None
+
+    @property
     def conn(self) -> sqlite3.Connection:
         if self._conn is None:
             raise RuntimeError("outbox is not open")

@@ -1,10 +1,16 @@
-"""Every MongoDB write of the bot goes through a `Writer`: directly while MongoDB answers, through
-the durable outbox while it does not.
+"""Every MongoDB write of the bot goes through a `Writer`: directly while MongoDB answers quickly,
+through the durable outbox (a local SQLite log) otherwise.
 
 A unit of work is a list of `Write`s applied in order: guarded exactly-once updates
 (`apply_guarded`) and idempotent updates (`$set`/`$unset`/`$max`...). Replaying a unit that was
 partly or wholly applied before therefore changes nothing twice. While the outbox holds anything,
 new units queue behind it, so the order of writes to a document never changes.
+
+Write-ahead bound: a unit is either acknowledged by MongoDB or fsynced in the outbox within
+`spill_after` seconds of its submission (0.15 s by default), whatever MongoDB is doing: a unit
+not acknowledged by then is appended to the outbox while its attempt goes on in the background.
+The attempt is never abandoned while it runs: the drain waits for it before replaying its entry,
+so no request of the bot's own is left on the wire to land after newer writes.
 """
 
 from __future__ import annotations
@@ -38,6 +44,11 @@ from app.wiring.clock import Clock, SystemClock, to_ms
 log = logging.getLogger(__name__)
 DRAIN_BATCH = 200
 PING_DEADLINE_SECONDS = 2.0
+SPILL_AFTER_SECONDS = 0.15
+
+
+class WriterStopped(RuntimeError):
+    """The writer and its outbox are closed: nothing can be kept any more."""
 
 
 OpKind = Literal["update_one", "update_many", "delete_one", "delete_many"]
@@ -155,8 +166,10 @@ class Writer:
 
     def __init__(self, db: Any, policy: RetryPolicy, outbox: Outbox | None = None,
                  clock: Clock | None = None, drain_policy: RetryPolicy | None = None,
-                 on_submit: Callable[[], object] | None = None) -> None:
+                 on_submit: Callable[[], object] | None = None,
+                 spill_after: float = SPILL_AFTER_SECONDS) -> None:
         self.db = db
+        self.spill_after = spill_after
         self.policy = policy
         self.outbox = outbox
         self.clock = clock or SystemClock()
@@ -169,6 +182,9 @@ class Writer:
         self._drainer: asyncio.Task[None] | None = None
         self._stopped = False
         self._down = asyncio.Event()  # set while MongoDB is known to be away
+        # Attempts still running whose unit was spilled to the outbox meanwhile, by outbox entry id.
+        self._inflight: dict[int, asyncio.Task[None]] = {}
+        self.spilled = 0
         self.replayed = 0
         self.queued_total = 0
         self.writes_total = 0
@@ -196,8 +212,9 @@ class Writer:
             self._start_drainer()
 
     async def submit(self, writes: Sequence[Write], what: str) -> None:
-        """Apply `writes` now, or keep them durably for replay. Never raises because MongoDB is away
-        when an outbox is configured (without one, the error propagates)."""
+        """Apply `writes` now, or keep them durably for replay. Returns within about `spill_after`
+        seconds (plus an fsync) when an outbox is configured, and never raises because MongoDB is
+        away or slow (without an outbox, the error propagates)."""
         self.writes_total += 1
         if self.on_submit is not None:
             self.on_submit()
@@ -205,48 +222,57 @@ class Writer:
             await execute(self.db, writes, self.policy, what)
             return
         async with self._lock:
-            if self._queued:
+            if self._queued or self._stopped:
                 await self._enqueue(writes, what)
                 return
+        attempt = asyncio.create_task(execute(self.db, writes, self.policy, what), name=f"write: {what}")
+        if not await self._settles(attempt):
+            await self._spill(attempt, writes, what)
+            return
         try:
-            applied = await self._execute_unless_down(writes, what)
+            attempt.result()
         except Exception as exc:
             if not is_outage(exc):
                 raise
             self.failures_total += 1
             log.error("%s: MongoDB unavailable after retries (%s); keeping it in the outbox", what,
                       type(exc).__name__)
-            applied = False
-        if not applied:
             async with self._lock:
                 await self._enqueue(writes, what)
 
-    async def _execute_unless_down(self, writes: Sequence[Write], what: str) -> bool:
-        """Apply the unit; False when MongoDB was found down meanwhile (the attempt is abandoned: the
-        unit is idempotent, so the outbox replays it safely whether or not part of it landed)."""
-        attempt = asyncio.ensure_future(execute(self.db, writes, self.policy, what))
+    async def _settles(self, attempt: asyncio.Task[None]) -> bool:
+        """True when the attempt finished within `spill_after` and before MongoDB was found down."""
         down = asyncio.ensure_future(self._down.wait())
         try:
-            await asyncio.wait({attempt, down}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({attempt, down}, timeout=self.spill_after,
+                               return_when=asyncio.FIRST_COMPLETED)
         finally:
             down.cancel()
-        if attempt.done():
-            attempt.result()
-            return True
-        attempt.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await attempt
-        return False
+        return attempt.done()
 
-    async def _enqueue(self, writes: Sequence[Write], what: str) -> None:
+    async def _spill(self, attempt: asyncio.Task[None], writes: Sequence[Write], what: str) -> None:
+        """The unit is not acknowledged in time: make it durable in the outbox, and let its attempt
+        go on; the drain waits for the attempt before it replays the entry (see `_replay`)."""
+        async with self._lock:
+            entry_id = await self._enqueue(writes, what)
+            self._inflight[entry_id] = attempt
+        self.spilled += 1
+        if self.spilled == 1 or self.spilled % 1000 == 0:
+            log.warning("%s: MongoDB did not acknowledge within %.2fs; kept in the outbox while the "
+                        "write goes on (%d so far)", what, self.spill_after, self.spilled)
+
+    async def _enqueue(self, writes: Sequence[Write], what: str) -> int:
         assert self.outbox is not None
-        await self.outbox.append(what, encode(writes), to_ms(self.clock.now()))
+        if self.outbox.closed:
+            raise WriterStopped(f"{what}: the outbox is closed; the write cannot be kept")
+        entry_id = await self.outbox.append(what, encode(writes), to_ms(self.clock.now()))
         self.queued_total += 1
         if not self._queued:
             self._queued = True
             self.drained.clear()
         self._down.set()
         self._start_drainer()
+        return entry_id
 
     def _start_drainer(self) -> None:
         if self._stopped:
@@ -300,6 +326,12 @@ class Writer:
         """Replay in order; True when all went through, False at the first outage."""
         assert self.outbox is not None
         for entry in entries:
+            if await self._attempt_succeeded(entry.id):
+                await self.outbox.delete(entry.id)
+                self.replayed += 1  # acknowledged: it leaves the outbox like a replayed entry
+                if entry.id >= self._backlog_last_id:
+                    self.backlog_replayed.set()
+                continue
             try:
                 await execute(self.db, decode(entry.body), self.drain_policy, f"replay {entry.what}")
             except Exception as exc:
@@ -315,6 +347,15 @@ class Writer:
                 self.backlog_replayed.set()
         return True
 
+    async def _attempt_succeeded(self, entry_id: int) -> bool:
+        """For a spilled entry whose first attempt was still running: wait for it; True when it was
+        acknowledged (the entry is done), False when it failed (the entry is replayed)."""
+        attempt = self._inflight.pop(entry_id, None)
+        if attempt is None:
+            return False
+        await asyncio.wait({attempt})
+        return not attempt.cancelled() and attempt.exception() is None
+
     async def wait_backlog(self) -> None:
         """Until every write a previous run left in the outbox is in MongoDB (at once when none)."""
         await self.backlog_replayed.wait()
@@ -323,8 +364,14 @@ class Writer:
         await asyncio.wait_for(self.drained.wait(), timeout)
 
     async def stop(self) -> None:
+        """Stop replaying and stop attempts still running (their units are in the outbox already).
+        Units submitted from now on are only appended to the outbox, for the next start."""
         self._stopped = True
+        tasks = list(self._inflight.values())
         if self._drainer is not None and not self._drainer.done():
-            self._drainer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._drainer
+            tasks.append(self._drainer)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 
 from app.storage.retry import next_op_seq
+from app.storage.writes import WriterStopped
 from repositories.activity import Credit
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,11 @@ class MessageCounter:
             op_id, credits = self._batch
             try:
                 await self._write(credits, op_id)
+            except WriterStopped:
+                log.error("message counts (%d documents) arrived after the outbox closed; not kept",
+                          len(credits))
+                self._batch, self._pending = None, {}
+                return
             except Exception:
                 log.exception("message counts (%d documents) not written yet; retrying the same batch",
                               len(credits))

@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 ShutdownHook = Callable[[], Awaitable[object]]
 CogFactory = Callable[["TrackerBot"], commands.Cog]
 SHUTDOWN_HOOK_TIMEOUT = 20.0
+# SIGTERM to exit, in every case (MongoDB up or down): under Docker's default 10 s stop timeout.
+# What MongoDB has not acknowledged by then is in the outbox (each write spills within 0.15 s).
+SHUTDOWN_BUDGET_SECONDS = 6.0
+SHUTDOWN_IDLE_SECONDS = 3.0
 OUTBOX_WATCH_SECONDS = 60.0
 DATABASE_WATCH_SECONDS = 2.0
 DATABASE_PING_DEADLINE_SECONDS = 1.5
@@ -178,11 +182,12 @@ class TrackerBot(commands.Bot):
             raise RuntimeError("the scheduler exists only once setup_hook runs")
         add_interval_job(self.scheduler, job_id, func, seconds)
 
-    async def wait_idle(self, timeout: float = 10.0) -> None:
+    async def wait_idle(self, timeout: float = 10.0, cogs: list[commands.Cog] | None = None) -> None:
         """Until every running listener task and every cog's pending writes are done.
 
         Cogs with background writers (group commit, queues) expose `async def wait_idle()`.
         Used at shutdown before the final flush, and by tests to wait for an event's effect.
+        `cogs`: the cogs to wait for (default: those loaded now).
         """
         async with asyncio.timeout(timeout):
             while True:
@@ -193,7 +198,7 @@ class TrackerBot(commands.Bot):
                 ]
                 if listeners:
                     await asyncio.wait(listeners)
-                for cog in list(self.cogs.values()):
+                for cog in list(self.cogs.values()) if cogs is None else cogs:
                     waiter = getattr(cog, "wait_idle", None)
                     if waiter is not None:
                         await waiter()
@@ -207,36 +212,46 @@ class TrackerBot(commands.Bot):
         """Run `hook` at shutdown, before the gateway and the database close; later hooks run first."""
         self._shutdown_hooks.append((name, hook))
 
-    async def run_shutdown_hooks(self) -> None:
+    async def run_shutdown_hooks(self, deadline: float | None = None) -> None:
+        """Run the hooks, later ones first, each within what is left until `deadline` (loop time)."""
+        loop = asyncio.get_running_loop()
         for name, hook in reversed(self._shutdown_hooks):
+            left = SHUTDOWN_HOOK_TIMEOUT if deadline is None else max(deadline - loop.time(), 0.1)
             try:
-                await asyncio.wait_for(hook(), SHUTDOWN_HOOK_TIMEOUT)
+                await asyncio.wait_for(hook(), min(left, SHUTDOWN_HOOK_TIMEOUT))
                 log.info("shutdown: %s done", name)
             except Exception as exc:
-                log.error("shutdown: %s failed: %s", name, exc)
+                log.error("shutdown: %s failed: %s", name, exc or type(exc).__name__)
 
     async def close(self) -> None:
+        """Within SHUTDOWN_BUDGET_SECONDS: let the listeners finish, run the final flush, close the
+        gateway, then keep whatever MongoDB has not acknowledged in the outbox for the next start."""
         if self._closing:
             return
         self._closing = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SHUTDOWN_BUDGET_SECONDS
         log.info("shutting down")
         if self.scheduler is not None and self.scheduler.running:
-            self.scheduler.pause()
-        try:
-            await self.wait_idle(SHUTDOWN_HOOK_TIMEOUT)
-        except TimeoutError:
-            log.error("shutdown: in-flight writes did not finish within %.0fs", SHUTDOWN_HOOK_TIMEOUT)
-        await self.run_shutdown_hooks()
+            self.scheduler.shutdown(wait=False)
+        await self._wait_idle_at_shutdown(SHUTDOWN_IDLE_SECONDS)
+        await self.run_shutdown_hooks(deadline)
+        if self.health is not None:
+            await self.health.stop()
+        cogs = list(self.cogs.values())  # commands.Bot.close() removes them
+        await super().close()  # the gateway: no event arrives after this
+        await self._wait_idle_at_shutdown(max(deadline - loop.time(), 0.5), cogs)
         await self.writer.stop()
         if self.outbox.depth:
             log.warning("stopping with %d writes in the outbox; they are replayed at the next start",
                         self.outbox.depth)
         await self.outbox.close()
-        if self.health is not None:
-            await self.health.stop()
-        if self.scheduler is not None and self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
-        await super().close()
+
+    async def _wait_idle_at_shutdown(self, seconds: float, cogs: list[commands.Cog] | None = None) -> None:
+        try:
+            await self.wait_idle(seconds, cogs)
+        except TimeoutError:
+            log.error("shutdown: event handlers still busy after %.1fs; stopping anyway", seconds)
 
 
 def install_signal_handlers(bot: TrackerBot) -> None:

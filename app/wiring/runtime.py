@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +21,7 @@ from app.wiring.settings import Settings
 from repositories.probe import ProbeRepository
 
 log = logging.getLogger(__name__)
+CLIENT_CLOSE_SECONDS = 1.0
 
 class DiscordUnreachable(RuntimeError):
     """The Discord API (or the configured proxy) could not be reached."""
@@ -65,7 +68,10 @@ async def open_database(settings: Settings) -> AsyncIterator[Database]:
     try:
         yield Database(client, settings.mongodb_db, host_of(uri), kind, location)
     finally:
-        await client.close()
+        # Closing ends the driver's server sessions, which waits for server selection when MongoDB
+        # is away: bounded, so a SIGTERM during an outage still exits in time.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(client.close(), CLIENT_CLOSE_SECONDS)
         if server is not None:
             server.stop()
 

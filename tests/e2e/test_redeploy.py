@@ -3,6 +3,7 @@ restarted while events flow; afterwards MongoDB must match the ground truth."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +106,37 @@ async def test_a_crash_and_restart_while_mongodb_is_still_down_lose_nothing(tmp_
     assert member(report, "ada")["tracked"]["cam_on_s"] == pytest.approx(9, abs=1.5)
     log = bot_log(report)
     assert "replaying them first" in log  # the new process found the killed one's outbox
+
+
+# ---- issue 13: write-ahead and bounded shutdown, with the real process -----------------------------
+async def test_messages_up_to_250_ms_before_a_sigkill_in_the_first_second_of_an_outage_all_count(tmp_path):
+    """Issue 13, 5: the outage is not noticed yet (the 2 s ping), the writes are still retrying; the
+    last message comes 300 ms before the SIGKILL. Each must be in MongoDB or the local log by then."""
+    report = await run("sigkill_first_second_of_outage", tmp_path)
+    assert report["bot_exit_codes"][0] == -9
+    assert member(report, "bob")["tracked"]["messages"] == 4
+    assert member(report, "cy")["tracked"]["messages"] == 2
+    assert "replaying them first" in bot_log(report)
+
+
+async def test_sigterm_with_mongodb_down_exits_within_8_s_and_the_next_start_has_every_count(
+        tmp_path, monkeypatch):
+    """Issue 13, 6: the shutdown used to take 45-50 s with MongoDB down (past Docker's 10 s)."""
+    from scripts.scenario import runner
+
+    durations: list[tuple[str, float]] = []
+    stop = runner.BotProcess.stop
+
+    async def timed(self: Any, sig: str, timeout: float = 60.0) -> int | None:
+        started = time.monotonic()
+        code = await stop(self, sig, timeout)
+        durations.append((sig, time.monotonic() - started))
+        return code
+
+    monkeypatch.setattr(runner.BotProcess, "stop", timed)
+    report = await run("sigterm_during_outage", tmp_path)
+    assert report["bot_exit_codes"] == [0, 0]
+    sig, seconds = durations[0]
+    assert sig == "SIGTERM" and seconds < 8.0, durations
+    assert member(report, "bob")["tracked"]["messages"] == 3
+    assert member(report, "cy")["tracked"]["messages"] == 2
