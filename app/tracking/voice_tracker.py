@@ -62,6 +62,7 @@ class VoiceTracker:
         self._known: set[int] = set()  # guilds whose sessions were read once; memory is newer since
         self._pending: dict[str, Intent] = {}  # intents recorded but not yet confirmed applied
         self._locks: dict[str, asyncio.Lock] = {}
+        self._arrived: dict[str, list[int]] = {}  # times of voice changes waiting for their lock
         self._ready: dict[int, asyncio.Event] = {}
         self._reconciling: dict[int, asyncio.Lock] = {}
 
@@ -78,17 +79,27 @@ class VoiceTracker:
         up to then and record the new state. The change time is taken when the event arrives, not when
         the member's lock frees up (a write may hold it through retries during a MongoDB outage)."""
         now = to_ms(at or self.clock.now())
-        await self._ready_event(guild_id).wait()
-        tz = await self._zone(guild_id)
         key = session_key(guild_id, member_id)
-        async with self._locked([key]):
-            write = self._transition(guild_id, member_id, live, tz, now, now)
-            await self._commit([write] if write else [], [key])
+        waiting = self._arrived.setdefault(key, [])
+        waiting.append(now)
+        try:
+            await self._ready_event(guild_id).wait()
+            tz = await self._zone(guild_id)
+            async with self._locked([key]):
+                waiting.remove(now)
+                write = self._transition(guild_id, member_id, live, tz, now, now)
+                await self._commit([write] if write else [], [key])
+        finally:
+            if now in waiting:
+                waiting.remove(now)
+            if not waiting:
+                self._arrived.pop(key, None)
 
     async def flush(self, guild_id: int | None = None) -> FlushResult:
         """Credit every open session (of one guild, or all) up to now and move its checkpoint.
 
-        At most `batch_size` sessions per bulk write.
+        At most `batch_size` sessions per bulk write. "Now" is taken before the batch's locks, and a
+        member with a voice change waiting for its lock is credited only up to that change's time.
         """
         started = time.perf_counter()
         keys = sorted(k for k, s in self._sessions.items() if guild_id is None or s.guild_id == guild_id)
@@ -99,8 +110,8 @@ class VoiceTracker:
             for gid in {self._sessions[k].guild_id for k in batch if k in self._sessions}:
                 if gid not in zones:
                     zones[gid] = await self._zone(gid)
+            now = to_ms(self.clock.now())
             async with self._locked(batch):
-                now = to_ms(self.clock.now())
                 writes = []
                 for key in batch:
                     current = self._sessions.get(key)
@@ -109,8 +120,9 @@ class VoiceTracker:
                     if not self.is_ready(current.guild_id):
                         continue  # its guild is still being reconciled
                     live = LiveVoice(current.channel_id, current.flags)
+                    until = min([now, *self._arrived.get(key, ())])
                     write = self._transition(current.guild_id, current.member_id, live,
-                                             zones[current.guild_id], now, now)
+                                             zones[current.guild_id], until, until)
                     if write is not None:
                         writes.append(write)
                 await self._commit(writes, batch)

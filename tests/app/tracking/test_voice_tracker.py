@@ -244,3 +244,22 @@ async def test_a_reconcile_during_voice_writes_of_a_known_guild_doubles_nothing(
     await tracker.update(G, 5, None)
     assert reads == []  # the guild's sessions are known: memory, not MongoDB
     assert (await totals(db))[5] == Counters(voice_s=90, cam_on_s=60, cam_off_s=30)
+
+
+async def test_a_leave_queued_behind_a_flush_is_not_credited_past_its_time(db, clock, policy) -> None:
+    """Issue 13, 8: the flush took "now" after its locks, so a leave waiting behind it was credited
+    up to the flush's time."""
+    tracker = make_tracker(db, clock, policy)
+    await tracker.reconcile(G, {5: LiveVoice(20, VoiceFlags())})
+    lock = tracker._locks.setdefault(f"{G}:5", asyncio.Lock())
+    await lock.acquire()  # a write of the member is in flight
+    clock.advance(60)
+    flushing = asyncio.create_task(tracker.flush())
+    await asyncio.sleep(0.05)
+    clock.advance(30)
+    leaving = asyncio.create_task(tracker.update(G, 5, None))  # the leave arrives at 90 s
+    await asyncio.sleep(0.05)
+    clock.advance(30)  # the lock frees up at 120 s
+    lock.release()
+    await asyncio.gather(flushing, leaving)
+    assert (await totals(db))[5] == Counters(voice_s=90, cam_off_s=90)
