@@ -70,9 +70,10 @@ class ActivityCog(commands.Cog, name="Activity"):
         self.bot = bot
         self.guild_settings = guild_settings
         self.voice = VoiceTracker(
-            activity, sessions, guild_settings, bot.clock, bot.settings.voice_downtime_cap_seconds
+            activity, sessions, guild_settings, bot.clock, bot.settings.voice_downtime_cap_seconds,
+            next_seq=bot.sequence.next,
         )
-        self.messages = MessageCounter(activity.add_messages)
+        self.messages = MessageCounter(activity.add_messages, next_seq=bot.sequence.next)
         self.last_flush: tuple[datetime, FlushResult] | None = None
 
     async def cog_load(self) -> None:

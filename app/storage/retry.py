@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -125,30 +124,39 @@ def new_op_id(prefix: str = "") -> str:
     return f"{prefix}{uuid.uuid4().hex}"
 
 
+TERM_BITS = 41  # sequences per lease term: 2^41 (about 2.2e12); terms up to 2^22
+
+
 class OpSequence:
-    """Operation sequences that only grow: microseconds of wall time, at least one past the last.
+    """Operation sequences that only grow: `(term << 41) + n`, where the term is the lease's
+    fencing token (`app.storage.lease`), which grows at every take-over and restart, so a process
+    continues above everything its predecessors wrote, whatever the clocks say. Thread-safe."""
 
-    Time-based so that a restarted process continues above the sequences its predecessor wrote
-    (the wall clock must not step back across a restart by more than the downtime: see
-    docs/outbox.md). Thread-safe; one per process.
-    """
-
-    def __init__(self) -> None:
-        self._last = 0
+    def __init__(self, term: int = 0) -> None:
+        self.term = term
+        self._n = 0
         self._lock = threading.Lock()
+
+    def begin(self, term: int) -> None:
+        """A new lease term: every sequence from now on is above those of every earlier term."""
+        with self._lock:
+            if term < self.term:
+                raise ValueError(f"lease term {term} is older than the current {self.term}")
+            if term > self.term:
+                self.term, self._n = term, 0
 
     def next(self) -> int:
         with self._lock:
-            self._last = max(time.time_ns() // 1000, self._last + 1)
-            return self._last
+            self._n += 1
+            return (self.term << TERM_BITS) + self._n
 
 
-_SEQUENCE = OpSequence()
+_UNFENCED = OpSequence()  # term 0: for code that runs without a lease (tests, tools)
 
 
 def next_op_seq() -> int:
-    """A fresh operation sequence, greater than every one this process handed out before."""
-    return _SEQUENCE.next()
+    """A sequence of term 0 (no lease): the default for trackers built without the bot's sequence."""
+    return _UNFENCED.next()
 
 
 def guard_filter(key: Any, guard_field: str, op_id: OpId) -> dict[str, Any]:

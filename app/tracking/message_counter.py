@@ -21,8 +21,10 @@ Writer = Callable[[Iterable[Credit], int], Awaitable[None]]
 
 
 class MessageCounter:
-    def __init__(self, write: Writer, retry_delay: float = 1.0) -> None:
+    def __init__(self, write: Writer, retry_delay: float = 1.0,
+                 next_seq: Callable[[], int] = next_op_seq) -> None:
         self._write = write
+        self._next_seq = next_seq
         self.retry_delay = retry_delay
         self._pending: dict[tuple[int, int, str], int] = {}
         self._batch: tuple[int, list[Credit]] | None = None
@@ -47,7 +49,7 @@ class MessageCounter:
     def _take(self) -> tuple[int, list[Credit]]:
         credits = [Credit(g, m, day, {"messages": n}) for (g, m, day), n in self._pending.items()]
         self._pending = {}
-        return next_op_seq(), credits
+        return self._next_seq(), credits
 
     async def _run(self) -> None:
         while self._batch is not None or self._pending:

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -51,7 +51,9 @@ class VoiceTracker:
         clock: Clock,
         default_cap_seconds: float,
         batch_size: int = FLUSH_BATCH,
+        next_seq: Callable[[], int] = next_op_seq,
     ) -> None:
+        self._next_seq = next_seq
         self.activity = activity
         self.repo = sessions
         self.guild_settings = guild_settings
@@ -249,7 +251,7 @@ class VoiceTracker:
         await self._apply_pending([k for k in keys if k in self._pending])
         if not writes:
             return
-        seq = next_op_seq()
+        seq = self._next_seq()
         writes = [replace(w, seq=seq, intent=replace(w.intent, op_id=seq) if w.intent else None)
                   for w in writes]
         await self.repo.record(writes)

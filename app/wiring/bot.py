@@ -16,9 +16,10 @@ from pymongo.errors import PyMongoError
 
 from app import __version__
 from app.storage.database import ping_ms
+from app.storage.lease import Lease, data_dir_id
 from app.storage.outbox import Outbox
 from app.storage.probe import ProbeResult, run_probe
-from app.storage.retry import RetryPolicy
+from app.storage.retry import OpSequence, RetryPolicy
 from app.storage.writes import Writer
 from app.wiring.clock import Clock, SystemClock
 from app.wiring.commands import TrackerTree
@@ -44,6 +45,14 @@ OUTBOX_WATCH_SECONDS = 60.0
 DATABASE_WATCH_SECONDS = 2.0
 DATABASE_PING_DEADLINE_SECONDS = 1.5
 OUTBOX_START_DRAIN_SECONDS = 120
+LEASE_RELEASE_SECONDS = 1.0
+# What only the lease holder handles: everything that counts, attributes or reconciles. Commands
+# and the rest still run on a standby.
+COUNTED_EVENTS = frozenset({
+    "message", "voice_state_update", "member_join", "member_remove", "raw_member_remove",
+    "member_update", "invite_create", "invite_delete", "guild_available", "guild_join",
+    "guild_unavailable", "guild_remove",
+})
 
 
 class TrackerBot(commands.Bot):
@@ -83,6 +92,9 @@ class TrackerBot(commands.Bot):
             db, self.retry_policy, self.outbox, self.clock, on_submit=self.metrics.writes.inc
         )
         self.repos = Repositories.create(db, self.retry_policy, self.writer)
+        self.sequence = OpSequence()
+        self.lease = Lease(self.repos.lease, self.sequence, self.clock, data_dir_id(settings.data_dir),
+                           settings.lease_ttl_seconds, on_acquired=self._took_over)
         self.cog_factories = cog_factories if cog_factories is not None else default_cog_factories()
         self.probe_result = probe_result
         self.server_kind = server_kind
@@ -91,6 +103,19 @@ class TrackerBot(commands.Bot):
         self._shutdown_hooks: list[tuple[str, ShutdownHook]] = []
         self.health: HealthServer | None = None
         self._closing = False
+
+    def dispatch(self, event_name: str, /, *args: Any, **kwargs: Any) -> None:
+        """A standby (another process holds the lease) drops the events that count."""
+        if event_name in COUNTED_EVENTS and not self.lease.active.is_set():
+            return
+        super().dispatch(event_name, *args, **kwargs)
+
+    def _took_over(self) -> None:
+        """The lease changed hands to this running process: reconcile every guild as on a start."""
+        if not self.is_ready():
+            return  # at start: the guilds' own GUILD_CREATE events follow
+        for guild in self.guilds:
+            self.dispatch("guild_available", guild)
 
     async def on_message(self, message: discord.Message, /) -> None:
         """No prefix commands here (messages are only counted, in cogs/activity.py): the default
@@ -106,6 +131,8 @@ class TrackerBot(commands.Bot):
         self.previous_run = await self.repos.lifecycle.load()
         await self.repos.ensure_indexes()
         await self.repos.lifecycle.mark_started(self.clock.now(), __version__)
+        await self.lease.step()  # free, released, or ours (same DATA_DIR): active from the start
+        self.lease.start()
         self.add_shutdown_hook(
             "lifecycle", lambda: self.repos.lifecycle.mark_clean_shutdown(self.clock.now())
         )
@@ -236,16 +263,33 @@ class TrackerBot(commands.Bot):
             self.scheduler.shutdown(wait=False)
         await self._wait_idle_at_shutdown(SHUTDOWN_IDLE_SECONDS)
         await self.run_shutdown_hooks(deadline)
+        self.lease.stand_down()  # the next holder counts what arrives from here on
         if self.health is not None:
             await self.health.stop()
         cogs = list(self.cogs.values())  # commands.Bot.close() removes them
         await super().close()  # the gateway: no event arrives after this
         await self._wait_idle_at_shutdown(max(deadline - loop.time(), 0.5), cogs)
+        await self._release_lease()
         await self.writer.stop()
         if self.outbox.depth:
             log.warning("stopping with %d writes in the outbox; they are replayed at the next start",
                         self.outbox.depth)
         await self.outbox.close()
+
+    async def _release_lease(self) -> None:
+        """Hand over at once, unless writes wait in the outbox: a new holder would not see them
+        (and would fence them out), so the lease then expires instead, and the outbox is replayed
+        by the next start on this DATA_DIR."""
+        await self.lease.stop()
+        if self.outbox.depth or self.writer.draining:
+            log.warning("shutdown: the lease is not released while %d writes wait in the outbox",
+                        self.outbox.depth)
+            return
+        try:
+            await asyncio.wait_for(self.lease.release(), LEASE_RELEASE_SECONDS)
+        except Exception as exc:
+            log.error("shutdown: the lease could not be released (%s); it expires instead",
+                      type(exc).__name__)
 
     async def _wait_idle_at_shutdown(self, seconds: float, cogs: list[commands.Cog] | None = None) -> None:
         try:

@@ -16,6 +16,7 @@ from repositories.invite_backups import InviteBackupRepository
 from repositories.invite_bonus import InviteBonusRepository
 from repositories.invites import InviteGuildStateRepository, InviteSnapshotRepository
 from repositories.joins import JoinRepository
+from repositories.lease import LeaseRepository
 from repositories.lifecycle import LifecycleRepository
 from repositories.probe import ProbeRepository
 from repositories.staff_codes import StaffCodeRepository
@@ -37,6 +38,7 @@ class Repositories:
     invite_backups: InviteBackupRepository
     activity: ActivityRepository
     voice_sessions: VoiceSessionRepository
+    lease: LeaseRepository
 
     @classmethod
     def create(cls, db: Any, policy: RetryPolicy, writer: Writer | None = None) -> Repositories:
@@ -54,6 +56,7 @@ class Repositories:
             invite_backups=InviteBackupRepository(db, policy, writer),
             activity=ActivityRepository(db, policy, writer),
             voice_sessions=VoiceSessionRepository(db, policy, writer),
+            lease=LeaseRepository(db, policy),
         )
 
     @property

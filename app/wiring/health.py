@@ -103,9 +103,10 @@ class HealthServer:
             result = await check()
             if not result.ok:
                 failures.append(f"{name}: {result.reason}")
+        role = self.bot.lease.role  # "standby": healthy, waiting for the lease; counts nothing
         if failures:
-            return 503, {"status": "unhealthy", "reason": "; ".join(failures)}
-        return 200, {"status": "ok", "reason": ""}
+            return 503, {"status": "unhealthy", "reason": "; ".join(failures), "role": role}
+        return 200, {"status": "ok", "reason": "", "role": role}
 
     async def _healthz(self, _request: web.Request) -> web.Response:
         status, body = await self.evaluate()

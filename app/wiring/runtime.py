@@ -13,6 +13,7 @@ import aiohttp
 import discord
 
 from app.storage.database import EmbeddedServer, EmbeddedServerError, host_of, make_client
+from app.storage.lease import DataDirInUse, DataDirLock
 from app.storage.probe import ProbeFailed, ProbeResult, run_probe
 from app.wiring.bot import TrackerBot, install_signal_handlers
 from app.wiring.clock import SystemClock
@@ -34,6 +35,7 @@ FATAL_STARTUP_ERRORS: tuple[type[BaseException], ...] = (
     discord.LoginFailure,
     discord.PrivilegedIntentsRequired,
     DiscordUnreachable,
+    DataDirInUse,
 )
 
 
@@ -88,6 +90,15 @@ async def run_bot(settings: Settings) -> None:
     if settings.discord_token is None:
         raise ValueError("run_bot needs DISCORD_TOKEN")
     configure_endpoints(settings.discord_api_base, settings.discord_gateway_url)
+    lock = DataDirLock(settings.data_dir)
+    lock.acquire()  # this process's outbox and lease identity: never shared with another process
+    try:
+        await _run_bot_with_lock(settings)
+    finally:
+        lock.release()
+
+
+async def _run_bot_with_lock(settings: Settings) -> None:
     async with open_database(settings) as database:
         clock = SystemClock()
         # The probe runs before logging in to Discord: no gateway session is opened for a bot

@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     probe_timeout_seconds: float = Field(default=30, gt=0, le=600)
     write_retry_attempts: int = Field(default=5, ge=1, le=20)
     write_retry_max_seconds: float = Field(default=10, gt=0, le=300)
+    lease_ttl_seconds: float = Field(default=15, ge=2, le=15)
 
     health_port: int | None = Field(default=None, ge=1, le=65535)
     health_host: str = "127.0.0.1"

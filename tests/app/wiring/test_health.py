@@ -55,7 +55,7 @@ async def test_healthz_ok_and_metrics_parse(make_tracker: Any) -> None:
     harness = await make_tracker(health_port=port)
     status, content_type, body = await get(port, "/healthz")
     assert (status, content_type.split(";")[0]) == (200, "application/json")
-    assert '"status": "ok"' in body
+    assert '"status": "ok"' in body and '"role": "active"' in body
     assert await docker_healthcheck(port) == 0
 
     count_event(harness.bot, "message")

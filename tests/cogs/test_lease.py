@@ -1,0 +1,44 @@
+"""The bot on a standby: counts nothing while another process holds the lease, then takes over."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from app.storage.retry import TERM_BITS
+from app.wiring.clock import to_ms
+from tests.botharness import Harness
+
+ADA, BOB = 101, 102
+GENERAL, FOCUS = 10, 20
+
+
+async def messages(h: Harness, user: int) -> int:
+    doc = await h.db.activity.find_one({"_id": f"t:1:{h.emu.user_id(user)}"}) or {}
+    return int(doc.get("messages", 0))
+
+
+async def test_a_standby_counts_nothing_and_takes_over_when_the_holder_releases(
+        make_tracker: Callable[..., Awaitable[Harness]], db: Any, clock: Any) -> None:
+    await db.lease.insert_one({"_id": "bot", "token": 7, "holder": "other-host:1:abc", "data_dir": "other",
+                               "renewed_ms": to_ms(clock.now())})
+    h = await make_tracker()
+    bot = h.bot
+    assert bot.lease.role == "standby"
+    h.emu.voice(ADA, FOCUS)
+    h.emu.message(BOB, GENERAL)
+    await h.settle()
+    assert await messages(h, BOB) == 0 and await db.voice_sessions.count_documents({}) == 0
+
+    await db.lease.update_one({"_id": "bot"}, {"$set": {"holder": ""}})  # the holder's SIGTERM
+    async with asyncio.timeout(10):
+        await bot.lease.active.wait()
+    await h.settle()
+    assert bot.lease.token == 8 and bot.sequence.next() >> TERM_BITS == 8
+    h.emu.message(BOB, GENERAL)
+    await h.settle()
+    assert await messages(h, BOB) == 1  # only what arrived after the take-over
+    assert await db.voice_sessions.count_documents({}) == 1  # the take-over reconciled voice
+    await h.stop()
+    assert (await db.lease.find_one({"_id": "bot"}))["holder"] == ""  # released at shutdown
