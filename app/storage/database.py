@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import fcntl
 import logging
 import os
 import signal
@@ -24,6 +23,8 @@ from typing import Any
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
+
+from app.storage.locks import LockHeld, ProcessLock
 
 log = logging.getLogger(__name__)
 
@@ -113,30 +114,19 @@ class EmbeddedServer:
         self.port = port
         self.extra_args = extra_args
         self.process: subprocess.Popen[bytes] | None = None
-        self._lock_file: Any = None
+        self._lock = ProcessLock(data_dir / "embedded-db.lock")
 
     @property
     def uri(self) -> str:
         return f"mongodb://127.0.0.1:{self.port}/"
 
     def _take_lock(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        lock_path = self.data_dir / "embedded-db.lock"
-        lock_file = lock_path.open("a+")
         try:
-            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock_file.seek(0)
-            holder = lock_file.read().strip() or "another process"
-            lock_file.close()
+            self._lock.acquire()
+        except LockHeld as held:
             raise EmbeddedServerError(
-                f"{self.data_dir} is in use by {holder}; stop it or set DATA_DIR to another folder"
+                f"{self.data_dir} is in use by {held}; stop it or set DATA_DIR to another folder"
             ) from None
-        lock_file.seek(0)
-        lock_file.truncate()
-        lock_file.write(f"pid {os.getpid()}\n")
-        lock_file.flush()
-        self._lock_file = lock_file
 
     def start(self, timeout: float = 20.0) -> str:
         """Start the server (blocking, from the main thread) and return its URI."""
@@ -186,12 +176,7 @@ class EmbeddedServer:
         self._release_lock()
 
     def _release_lock(self) -> None:
-        if self._lock_file is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-            self._lock_file.close()
-            self._lock_file = None
-
+        self._lock.release()
 
 def _stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
     if process.poll() is not None:

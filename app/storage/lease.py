@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 import socket
@@ -31,8 +30,8 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from app.storage.locks import LockHeld, ProcessLock
 from app.storage.retry import OpSequence
 from app.wiring.clock import Clock, to_ms
 from repositories.lease import LeaseRepository, LeaseState
@@ -50,33 +49,19 @@ class DataDirLock:
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self._file: Any = None
+        self._lock = ProcessLock(data_dir / "bot.lock")
 
     def acquire(self) -> str:
         """Take the lock (DataDirInUse when held) and return the directory's id."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        handle = (self.data_dir / "bot.lock").open("a+")
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            raise DataDirInUse(f"{self.data_dir} is in use by {holder}; give each bot process its own "
+            self._lock.acquire()
+        except LockHeld as held:
+            raise DataDirInUse(f"{self.data_dir} is in use by {held}; give each bot process its own "
                                "DATA_DIR") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}\n")
-        handle.flush()
-        self._file = handle
         return data_dir_id(self.data_dir)
 
     def release(self) -> None:
-        if self._file is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._file, fcntl.LOCK_UN)
-            self._file.close()
-            self._file = None
+        self._lock.release()
 
 
 def data_dir_id(data_dir: Path) -> str:
