@@ -59,7 +59,7 @@ class MessageCounter:
             try:
                 await self._write(credits, op_id)
             except WriterStopped:
-                log.error("message counts (%d documents) arrived after the outbox closed; not kept",
+                log.error("message counts of %d member-day(s) arrived after the outbox closed; not kept",
                           len(credits))
                 self._batch, self._pending = None, {}
                 return

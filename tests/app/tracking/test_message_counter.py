@@ -9,7 +9,9 @@ from typing import Any
 import pymongo.common
 
 from app.storage.database import make_client
+from app.storage.outbox import Outbox
 from app.storage.retry import RetryPolicy
+from app.storage.writes import Writer
 from app.tracking.message_counter import MessageCounter
 from repositories.activity import ActivityRepository, Counters, Credit, day_key, total_key
 from tests.faultproxy import FaultPlan
@@ -88,3 +90,19 @@ async def test_message_counts_through_cut_connections_are_exact(db, fault_proxy,
     }
     days = {d["member_id"]: d["messages"] async for d in db.activity.find({"kind": "day"})}
     assert stored == expected == days
+
+
+async def test_counts_after_the_outbox_closed_are_not_retried_forever(db, policy, tmp_path, caplog) -> None:
+    """Issue 13, 5: a message arriving during close(), after the outbox closed, kept the group
+    commit retrying forever. It is now refused once, with one error line."""
+    outbox = await Outbox(tmp_path / "outbox.db").open()
+    writer = Writer(db, policy, outbox)
+    repo = ActivityRepository(db, policy, writer)
+    await writer.stop()
+    await outbox.close()
+    counter = MessageCounter(repo.add_messages, retry_delay=0.01)
+    counter.add(1, 5, "2026-03-10")
+    await asyncio.wait_for(counter.wait_idle(), 5)
+    assert not counter.busy and await db.activity.count_documents({}) == 0
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        "message counts of 1 member-day(s) arrived after the outbox closed; not kept"]
