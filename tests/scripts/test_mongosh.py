@@ -180,7 +180,7 @@ async def test_open_voice_sessions(repos: Repositories, uri: str) -> None:
         VoiceSession(G, ADA, 20, NOW_MS - 90_000, opened, VoiceFlags(camera=True)),
         VoiceSession(G, BIG, 21, NOW_MS - 30_000, opened + 60_000, VoiceFlags(stream=True)),
     ]
-    await repos.voice_sessions.record([SessionWrite(s.key, s) for s in sessions])
+    await repos.voice_sessions.record([SessionWrite(s.key, s, seq=1) for s in sessions])
     assert session_key(G, BIG) == f"1:{BIG}"
     start = datetime.fromtimestamp(opened / 1000, UTC)
     assert lines(run(uri, "open_sessions.js", GUILD=G)) == [
