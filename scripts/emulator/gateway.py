@@ -210,6 +210,7 @@ class Gateway:
         self.connections: set[Connection] = set()
         # Logs for tests.
         self.identifies: list[dict[str, Any]] = []
+        self.identified_at: list[float] = []  # wall-clock time of each IDENTIFY (time.time())
         self.resumes: list[dict[str, Any]] = []
         self.replayed: list[int] = []  # frames replayed by each successful RESUME
         self.ready_count = 0
@@ -411,6 +412,7 @@ class Gateway:
             delay=self._dispatch_delay,
         )
         self.identifies.append(data)
+        self.identified_at.append(time.time())
         self.last_intents = intents
         self.sessions[session.id] = session
         self._attach(session, connection)
