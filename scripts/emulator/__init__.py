@@ -3,6 +3,7 @@ discord.py bot. See docs/emulator.md."""
 
 from .constants import CallbackType, CloseCode, Intent, InteractionType, OptionType, Perm
 from .interactions import InteractionRecord
+from .latency import NO_LATENCY, REALISTIC_LATENCY, Latency
 from .pointing import discord_pointed_at
 from .rest import RecordedRequest
 from .server import DEFAULT_BOT_ID, DispatchedEvent, Emulator
@@ -10,6 +11,8 @@ from .snowflake import SnowflakeGenerator, snowflake_from_time, time_from_snowfl
 
 __all__ = [
     "DEFAULT_BOT_ID",
+    "NO_LATENCY",
+    "REALISTIC_LATENCY",
     "CallbackType",
     "CloseCode",
     "DispatchedEvent",
@@ -17,6 +20,7 @@ __all__ = [
     "Intent",
     "InteractionRecord",
     "InteractionType",
+    "Latency",
     "OptionType",
     "Perm",
     "RecordedRequest",

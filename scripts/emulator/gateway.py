@@ -2,7 +2,9 @@
 
 Frames are uncompressed JSON text (discord.py accepts them although it asks for zlib-stream).
 Every dispatch gets the next ``s`` of each session it goes to and is kept in that session's
-buffer, connected or not, so a RESUME replays exactly what the client has not seen.
+buffer, connected or not, so a RESUME replays exactly what the client has not seen. Each session
+gets every dispatch it may see: two processes with the same token both receive everything, as on
+Discord. Dispatches may be delayed (see ``latency.py``), never reordered within a connection.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aiohttp import WSMsgType, web
 
@@ -25,7 +27,7 @@ from .constants import CloseCode, Intent, Op
 from .util import dumps
 
 if TYPE_CHECKING:
-    from .state import World
+    from .state import Guild, World
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,15 @@ class _Close:
         self.code = code
 
 
+class _Frame(NamedTuple):
+    text: str
+    due: float  # loop time before which it must not be written (0: at once)
+
+
+def _no_delay() -> float:
+    return 0.0
+
+
 class Connection:
     """One websocket. Outgoing frames go through a queue so they are written in order."""
 
@@ -67,12 +78,15 @@ class Connection:
         self.session: Session | None = None
         self.closing = False
         self._closing_now = False
-        self._queue: asyncio.Queue[str | _Close | Callable[[], None]] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Frame | _Close | Callable[[], None]] = asyncio.Queue()
         self._writer = asyncio.create_task(self._write(), name=f"emulator-gateway-writer-{id(self):x}")
 
-    def send(self, frame: str) -> None:
+    def send(self, frame: str, delay: float = 0.0) -> None:
+        """Queue ``frame``; with ``delay`` it is written that many seconds from now, or later if an
+        earlier frame is still waiting (the queue keeps the order)."""
         if not self.closing:
-            self._queue.put_nowait(frame)
+            due = asyncio.get_running_loop().time() + delay if delay > 0 else 0.0
+            self._queue.put_nowait(_Frame(frame, due))
 
     def after_sent(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once every frame queued so far has been written."""
@@ -107,7 +121,11 @@ class Connection:
                 if callable(item):
                     item()
                     continue
-                await self.ws.send_str(item)
+                if item.due:
+                    wait = item.due - asyncio.get_running_loop().time()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                await self.ws.send_str(item.text)
             except (ConnectionError, RuntimeError) as exc:
                 log.debug("gateway write failed (%s); dropping the connection", exc)
                 self.closing = True
@@ -137,6 +155,7 @@ class Session:
     connection: Connection | None = None
     disconnected_at: float | None = None
     invalid: bool = False
+    delay: Callable[[], float] = _no_delay  # seconds before a dispatch is written
 
     def handles(self, guild_id: int | None) -> bool:
         if guild_id is None or self.shard is None:
@@ -152,7 +171,7 @@ class Session:
             while len(self.buffer) > self.buffer_size:
                 self.buffer.popleft()
         if self.connection is not None:
-            self.connection.send(frame)
+            self.connection.send(frame, self.delay())
 
     def can_replay_from(self, seq: int) -> bool:
         if seq > self.seq:
@@ -176,6 +195,7 @@ class Gateway:
         buffer_size: int,
         resume_url: Callable[[], str],
         on_change: Callable[[], None],
+        dispatch_delay: Callable[[], float] = _no_delay,
     ) -> None:
         self.world = world
         self.token = token
@@ -185,11 +205,14 @@ class Gateway:
         self.buffer_size = buffer_size
         self._resume_url = resume_url
         self._on_change = on_change
+        self._dispatch_delay = dispatch_delay
         self.sessions: dict[str, Session] = {}
         self.connections: set[Connection] = set()
         # Logs for tests.
         self.identifies: list[dict[str, Any]] = []
+        self.identified_at: list[float] = []  # wall-clock time of each IDENTIFY (time.time())
         self.resumes: list[dict[str, Any]] = []
+        self.replayed: list[int] = []  # frames replayed by each successful RESUME
         self.ready_count = 0
         self.resumed_count = 0
         self.heartbeats = 0
@@ -198,7 +221,12 @@ class Gateway:
     # ---- state --------------------------------------------------------------------------
     @property
     def connected(self) -> bool:
-        return any(s.connection is not None and not s.connection.closing for s in self.sessions.values())
+        return self.open_sessions > 0
+
+    @property
+    def open_sessions(self) -> int:
+        """Sessions with an open websocket (one per bot process connected)."""
+        return sum(1 for s in self.sessions.values() if s.connection is not None and not s.connection.closing)
 
     def live_sessions(self) -> list[Session]:
         now = time.monotonic()
@@ -210,7 +238,11 @@ class Gateway:
 
     # ---- dispatch -----------------------------------------------------------------------
     def dispatch(self, event: str, data: dict[str, Any], *, guild_id: int | None = None) -> int:
-        """Send ``event`` to every live session that may see it. Returns how many got it."""
+        """Send ``event`` to every live session that may see it. Returns how many got it (none
+        while its guild is unavailable: Discord sends nothing for a guild in an outage)."""
+        guild = self.world.guilds.get(guild_id) if guild_id is not None else None
+        if guild is not None and guild.unavailable:
+            return 0
         needed = EVENT_INTENTS.get(event, 0)
         delivered = 0
         for session in self.live_sessions():
@@ -221,6 +253,24 @@ class Gateway:
             session.push(event, self._for_session(session, event, data))
             delivered += 1
         return delivered
+
+    def guild_create(self, guild: Guild) -> int:
+        """Push GUILD_CREATE with the guild's current state to every live session that handles it
+        (the guild was added, or is available again). Returns how many sessions got it."""
+        delivered = 0
+        for session in self.live_sessions():
+            if session.intents & Intent.GUILDS and session.handles(guild.id):
+                session.push("GUILD_CREATE", self._guild_create(session, guild))
+                delivered += 1
+        return delivered
+
+    def _guild_create(self, session: Session, guild: Guild) -> dict[str, Any]:
+        return payloads.guild_create(
+            guild,
+            members=bool(session.intents & Intent.GUILD_MEMBERS),
+            voice_states=bool(session.intents & Intent.GUILD_VOICE_STATES),
+            bot_id=self.world.bot_user.id,
+        )
 
     def _for_session(self, session: Session, event: str, data: dict[str, Any]) -> dict[str, Any]:
         if event in ("MESSAGE_CREATE", "MESSAGE_UPDATE") and not session.intents & Intent.MESSAGE_CONTENT:
@@ -359,8 +409,10 @@ class Gateway:
             token=str(data.get("token")),
             shard=(int(shard[0]), int(shard[1])) if shard else None,
             buffer_size=self.buffer_size,
+            delay=self._dispatch_delay,
         )
         self.identifies.append(data)
+        self.identified_at.append(time.time())
         self.last_intents = intents
         self.sessions[session.id] = session
         self._attach(session, connection)
@@ -385,17 +437,11 @@ class Gateway:
         if session.shard is not None:
             ready["shard"] = list(session.shard)
         session.push("READY", ready)
-        for guild in guilds:
-            session.push(
-                "GUILD_CREATE",
-                payloads.guild_create(
-                    guild,
-                    members=bool(intents & Intent.GUILD_MEMBERS),
-                    voice_states=bool(intents & Intent.GUILD_VOICE_STATES),
-                    bot_id=bot.id,
-                ),
-            )
-        log.info("gateway: IDENTIFY -> session %s, READY + %d GUILD_CREATE", session.id, len(guilds))
+        # A guild in an outage stays unavailable in READY; its GUILD_CREATE comes when it is back.
+        available = [g for g in guilds if not g.unavailable]
+        for guild in available:
+            session.push("GUILD_CREATE", self._guild_create(session, guild))
+        log.info("gateway: IDENTIFY -> session %s, READY + %d GUILD_CREATE", session.id, len(available))
 
         def sent() -> None:
             self.ready_count += 1
@@ -420,8 +466,9 @@ class Gateway:
             session.connection.close(CloseCode.UNKNOWN_ERROR)
         self._attach(session, connection)
         replay = [frame for s, frame in session.buffer if s > seq]
+        self.replayed.append(len(replay))
         for frame in replay:
-            connection.send(frame)
+            connection.send(frame, session.delay())
         session.push("RESUMED", {"_trace": ['["discord-emulator",{"micros":0}]']}, buffer=False)
         log.info("gateway: RESUME session %s from seq %s, replayed %d", session.id, seq, len(replay))
 

@@ -6,6 +6,7 @@ for that exact header value (with ``; charset=utf-8`` it hands the bot a string)
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -194,6 +195,11 @@ class RestApi:
         record = RecordedRequest(method=request.method, path=path, query=dict(request.query))
         request[RECORD] = record
         self.emu.requests.append(record)
+        # Simulated round trip: the request reaches "Discord" after half of it, the answer the
+        # other half later (a state change and its dispatch happen in between, as on Discord).
+        round_trip = self.emu.jitter.rest_s()
+        if round_trip:
+            await asyncio.sleep(round_trip / 2)
         try:
             record.json, files = await read_body(request)
             record.files = [{"field": f.field, "filename": f.filename, "size": f.size} for f in files]
@@ -226,6 +232,8 @@ class RestApi:
         except Exception:
             log.exception("REST %s %s failed inside the emulator", request.method, path)
             response = json_response(error_body(0, "500: Internal Server Error"), 500)
+        if round_trip:
+            await asyncio.sleep(round_trip / 2)
         record.status = response.status
         log.debug("REST %s %s -> %s", request.method, path, response.status)
         self.emu.poke()

@@ -26,6 +26,7 @@ from .interactions import (
     iter_components,
     new_token,
 )
+from .latency import NO_LATENCY, Jitter, Latency
 from .messages import MessageStore
 from .rest import API_PREFIX, Fault, RecordedRequest, RestApi, error_body
 from .snowflake import SnowflakeGenerator, snowflake_from_time, utcnow
@@ -56,6 +57,7 @@ class Emulator:
     State-changing methods (``message``, ``voice``, ``join``...) change the state at once and
     dispatch the event to every bot session; while a session is disconnected its events are
     buffered and replayed on RESUME, and a fresh IDENTIFY sees the state in GUILD_CREATE.
+    ``latency`` delays REST answers and gateway dispatches (default: none).
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class Emulator:
         buffer_size: int = 100_000,
         echo_bot_messages: bool = True,
         ack_deadline: float | None = None,
+        latency: Latency = NO_LATENCY,
     ) -> None:
         self.ids = SnowflakeGenerator()
         self.world = World(User(id=bot_id, username=bot_name, bot=True), self.ids)
@@ -79,6 +82,7 @@ class Emulator:
         self.echo_bot_messages = echo_bot_messages
         self.ack_deadline = ack_deadline
         self.store = MessageStore(self.ids, lambda: self.base_url)
+        self.jitter = Jitter(latency)
         self.gateway = Gateway(
             self.world,
             token=token,
@@ -88,6 +92,7 @@ class Emulator:
             buffer_size=buffer_size,
             resume_url=lambda: self.gateway_url,
             on_change=self.poke,
+            dispatch_delay=self._dispatch_delay,
         )
         self.rest = RestApi(self)
         # Logs tests read.
@@ -167,12 +172,33 @@ class Emulator:
         return self.gateway.connected
 
     @property
+    def open_sessions(self) -> int:
+        """How many bot websockets are open and identified (two bot processes: two)."""
+        return self.gateway.open_sessions
+
+    @property
+    def latency(self) -> Latency:
+        return self.jitter.latency
+
+    def set_latency(self, latency: Latency) -> None:
+        """Delay REST answers and gateway dispatches from now on (a fresh RNG from its seed)."""
+        self.jitter = Jitter(latency)
+
+    def _dispatch_delay(self) -> float:
+        return self.jitter.dispatch_s()
+
+    @property
     def identifies(self) -> list[dict[str, Any]]:
         return self.gateway.identifies
 
     @property
     def resumes(self) -> list[dict[str, Any]]:
         return self.gateway.resumes
+
+    @property
+    def replayed(self) -> list[int]:
+        """How many buffered dispatches each successful RESUME replayed."""
+        return self.gateway.replayed
 
     @property
     def unknown_requests(self) -> list[RecordedRequest]:
@@ -224,8 +250,12 @@ class Emulator:
     async def wait_connected(self, timeout: float = 10.0) -> None:
         await self._waiters.wait_for(lambda: self.connected, timeout, "a bot connection")
 
-    async def wait_disconnected(self, timeout: float = 10.0) -> None:
-        await self._waiters.wait_for(lambda: not self.connected, timeout, "the bot to disconnect")
+    async def wait_disconnected(self, timeout: float = 10.0, *, remaining: int = 0) -> None:
+        """Until at most ``remaining`` bot websockets are open (with two bot processes connected,
+        ``remaining=1`` waits for one of them to go)."""
+        await self._waiters.wait_for(
+            lambda: self.open_sessions <= remaining, timeout, f"bot connections down to {remaining}"
+        )
 
     async def wait_for_request(
         self, method: str, path: str, timeout: float = 10.0, *, since: int = 0
@@ -371,21 +401,33 @@ class Emulator:
         """Load a guild from the fixture format (docs/emulator.md). With a bot connected this is
         the bot being added to the guild: GUILD_CREATE is dispatched. Returns the guild id."""
         guild = self.world.load_guild(spec)
-        sessions = self.gateway.live_sessions()
-        self.events.append(DispatchedEvent("GUILD_CREATE", {"id": str(guild.id)}, len(sessions)))
-        for session in sessions:
-            if session.intents & Intent.GUILDS and session.handles(guild.id):
-                session.push(
-                    "GUILD_CREATE",
-                    payloads.guild_create(
-                        guild,
-                        members=bool(session.intents & Intent.GUILD_MEMBERS),
-                        voice_states=bool(session.intents & Intent.GUILD_VOICE_STATES),
-                        bot_id=self.bot_id,
-                    ),
-                )
-        self.poke()
+        self._guild_create(guild)
         return guild.id
+
+    def _guild_create(self, guild: Guild) -> None:
+        delivered = self.gateway.guild_create(guild)
+        self.events.append(DispatchedEvent("GUILD_CREATE", {"id": str(guild.id)}, delivered))
+        self.poke()
+
+    def guild_unavailable(self, guild: int | None = None) -> None:
+        """A guild outage: GUILD_DELETE with ``unavailable: true`` (discord.py: ``guild_unavailable``).
+        Until :meth:`guild_available`, nothing of the guild is dispatched (state changes still
+        happen and show in the GUILD_CREATE that ends the outage) and a new session's READY lists
+        it as unavailable without a GUILD_CREATE."""
+        g = self.world.guild(guild)
+        if g.unavailable:
+            raise ValueError(f"guild {g.id} is already unavailable")
+        self._dispatch("GUILD_DELETE", {"id": str(g.id), "unavailable": True}, g.id)
+        g.unavailable = True
+
+    def guild_available(self, guild: int | None = None) -> None:
+        """The outage ends: GUILD_CREATE with the guild's current state (``unavailable: false``;
+        discord.py: ``guild_available``)."""
+        g = self.world.guild(guild)
+        if not g.unavailable:
+            raise ValueError(f"guild {g.id} is not unavailable")
+        g.unavailable = False
+        self._guild_create(g)
 
     def remove_guild(self, guild: int) -> None:
         """The bot is removed from the guild: GUILD_DELETE."""

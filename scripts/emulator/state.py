@@ -133,6 +133,7 @@ class Guild:
     invites_forbidden: bool = False
     admin_role_id: int | None = None
     locale: str = "en-US"
+    unavailable: bool = False  # in an outage: no dispatches, no GUILD_CREATE until it is back
 
     @property
     def everyone(self) -> Role:

@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from scripts.emulator.latency import REALISTIC_LATENCY, Latency
+
 STEP_KINDS = {
     "message": {"user", "channel"},
     "voice": {"user", "channel"},
@@ -25,7 +27,15 @@ STEP_KINDS = {
     "restart": {"signal"},
     "db_outage": {"for"},
     "command": {"user", "name"},
+    "gateway_reconnect": set(),
+    "invalid_session": set(),
+    "guild_unavailable": set(),
+    "guild_available": set(),
+    "second_process": {"for"},
 }
+SECONDS_FOR = ("db_outage", "second_process")
+GUILD_STEPS = ("guild_unavailable", "guild_available")
+LATENCY_KEYS = ("rest_ms", "dispatch_ms", "seed")
 SIGNALS = ("SIGTERM", "SIGKILL")
 _RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -53,6 +63,7 @@ class Scenario:
     steps: list[Step]
     settings: dict[str, str] = field(default_factory=dict)
     name: str = "scenario"
+    latency: Latency = REALISTIC_LATENCY
 
     @property
     def guild_id(self) -> int:
@@ -124,8 +135,10 @@ def _check_step_values(step: Step) -> None:
             raise ScenarioError(f"{step.label}: signal must be SIGTERM or SIGKILL")
         if not isinstance(args.get("down_for", 0), int | float) or args.get("down_for", 0) < 0:
             raise ScenarioError(f"{step.label}: down_for must be seconds >= 0")
-    if step.do == "db_outage" and (not isinstance(args["for"], int | float) or args["for"] <= 0):
+    if step.do in SECONDS_FOR and (not _is_number(args["for"]) or args["for"] <= 0):
         raise ScenarioError(f"{step.label}: 'for' must be seconds > 0")
+    if step.do in GUILD_STEPS and "guild" in args and not _is_id(args["guild"]):
+        raise ScenarioError(f"{step.label}: guild must be a guild id")
     if step.do == "join":
         user = args["user"]
         if not (isinstance(user, int) or (isinstance(user, dict) and "id" in user)):
@@ -137,11 +150,66 @@ def _check_step_values(step: Step) -> None:
         raise ScenarioError(f"{step.label}: options must be an object")
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _check_guild_outages(steps: list[Step], guild_id: int) -> None:
+    """Each guild_unavailable is ended by a guild_available of the same (the scenario's) guild."""
+    unavailable_since: Step | None = None
+    for step in steps:
+        if step.do not in GUILD_STEPS:
+            continue
+        target = step.args.get("guild", guild_id)
+        if target != guild_id:
+            raise ScenarioError(f"{step.label}: unknown guild {target} (the scenario's guild is {guild_id})")
+        if step.do == "guild_unavailable" and unavailable_since is not None:
+            raise ScenarioError(f"{step.label}: the guild is already unavailable "
+                                f"since {unavailable_since.label}")
+        if step.do == "guild_available" and unavailable_since is None:
+            raise ScenarioError(f"{step.label}: the guild is not unavailable "
+                                "(add a guild_unavailable before)")
+        unavailable_since = step if step.do == "guild_unavailable" else None
+    if unavailable_since is not None:
+        raise ScenarioError(f"{unavailable_since.label}: the guild is still unavailable at the end "
+                            "(add a guild_available step)")
+
+
+def _check_range(raw: dict[str, Any], key: str) -> tuple[float, float]:
+    value = raw.get(key, getattr(REALISTIC_LATENCY, key))
+    if not (isinstance(value, list | tuple) and len(value) == 2 and all(_is_number(v) for v in value)
+            and 0 <= value[0] <= value[1]):
+        raise ScenarioError(f"latency.{key} must be [min, max] milliseconds with 0 <= min <= max")
+    return float(value[0]), float(value[1])
+
+
+def _check_latency(raw: Any) -> Latency:
+    """`"latency": {"rest_ms": [100, 200], "dispatch_ms": [30, 100], "seed": 0}`; a missing key keeps
+    the realistic default, `[0, 0]` turns that delay off."""
+    if raw is None:
+        return REALISTIC_LATENCY
+    if not isinstance(raw, dict):
+        raise ScenarioError("'latency' must be an object with rest_ms, dispatch_ms and seed")
+    unknown = set(raw) - set(LATENCY_KEYS)
+    if unknown:
+        raise ScenarioError(f"unknown latency keys: {', '.join(sorted(unknown))} "
+                            f"(known: {', '.join(LATENCY_KEYS)})")
+    seed = raw.get("seed", REALISTIC_LATENCY.seed)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ScenarioError("latency.seed must be an integer")
+    return Latency(rest_ms=_check_range(raw, "rest_ms"), dispatch_ms=_check_range(raw, "dispatch_ms"),
+                   seed=seed)
+
+
 def parse_scenario(data: Any, *, now: datetime | None = None, name: str = "scenario") -> Scenario:
     """Validate a scenario (already decoded JSON) and resolve relative account ages against `now`."""
     if not isinstance(data, dict):
         raise ScenarioError("a scenario is a JSON object with 'guild' and 'steps'")
-    unknown = set(data) - {"guild", "steps", "settings", "name"}
+    unknown = set(data) - {"guild", "steps", "settings", "name", "latency"}
     if unknown:
         raise ScenarioError(f"unknown top-level keys: {', '.join(sorted(unknown))}")
     guild = copy.deepcopy(_check_guild(data.get("guild")))
@@ -151,13 +219,15 @@ def parse_scenario(data: Any, *, now: datetime | None = None, name: str = "scena
     steps: list[Step] = []
     for index, raw in enumerate(raw_steps):
         steps.append(_check_step(index, copy.deepcopy(raw), steps[-1].at if steps else 0.0))
+    _check_guild_outages(steps, int(guild["id"]))
     settings = data.get("settings", {})
     if not isinstance(settings, dict):
         raise ScenarioError("'settings' must be an object of setting names to values")
+    latency = _check_latency(data.get("latency"))
     _resolve_users(guild, steps, now or datetime.now(UTC))
     return Scenario(
         guild=guild, steps=steps, settings={str(k).upper(): str(v) for k, v in settings.items()},
-        name=str(data.get("name", name)),
+        name=str(data.get("name", name)), latency=latency,
     )
 
 

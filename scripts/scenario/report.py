@@ -88,14 +88,17 @@ async def build_report(result: RunResult, policy: RetryPolicy | None = None) -> 
             differences = dict(got)
         inviters.append({"id": reverse.get(inviter, inviter), "name": names.get(inviter, str(inviter)),
                          "tracked": got, "truth": true_counts, "differences": differences})
+    exit_codes = result.bot_exit_codes + [p.exit_code for p in result.second_processes]
     ok = (all(not row["differences"] for row in members) and all(not row["differences"] for row in inviters)
-          and all(code == 0 for code in result.bot_exit_codes if code is not None and code >= 0))
+          and all(code == 0 for code in exit_codes if code is not None and code >= 0))
     return {
         "scenario": result.scenario.name,
         "ok": ok,
         "voice_tolerance_s": tolerance,
         "restarts": result.scenario.restarts,
         "bot_exit_codes": result.bot_exit_codes,
+        "second_processes": [asdict(p) for p in result.second_processes],
+        "latency": asdict(result.scenario.latency),
         "members": members,
         "inviters": inviters,
         "commands": [asdict(command) for command in result.commands],
@@ -149,6 +152,9 @@ def render_table(report: dict[str, Any]) -> str:
     lines.append("")
     lines.append("(each cell: tracked in MongoDB / ground truth from the emulator; voice within "
                  f"{report['voice_tolerance_s']:g}s over {report['restarts']} restart(s))")
+    for second in report.get("second_processes", []):
+        lines.append(f"second bot process (step {second['step']}, {second['seconds']:g}s from "
+                     f"{second['at']:g}s): exit code {second['exit_code']}")
     return "\n".join(lines)
 
 

@@ -2,12 +2,14 @@
 a MongoDB (the embedded server, started here so a `db_outage` can stop it, or MONGODB_URI).
 
 Steps run at their `at` second; a restart runs in the background, so steps during its `down_for`
-still change the emulator's world, and the bot sees them in GUILD_CREATE when it comes back.
+still change the emulator's world, and the bot sees them in GUILD_CREATE when it comes back. The
+gateway faults (op 7, op 9, a guild outage) and a second bot process run the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import os
 import signal
@@ -44,6 +46,17 @@ class CommandResult:
 
 
 @dataclass
+class SecondProcessResult:
+    """A `second_process` step: another bot process on the same token, database and emulator."""
+
+    step: int
+    at: float
+    seconds: float
+    exit_code: int | None = None
+    log: Path | None = None
+
+
+@dataclass
 class RunResult:
     scenario: Scenario
     mongodb_uri: str
@@ -52,6 +65,7 @@ class RunResult:
     commands: list[CommandResult]
     aliases: dict[int, int]  # scenario id -> real Discord id
     bot_exit_codes: list[int | None] = field(default_factory=list)
+    second_processes: list[SecondProcessResult] = field(default_factory=list)
     bot_log: Path | None = None
     workdir: Path | None = None
 
@@ -96,13 +110,17 @@ class ScenarioRunner:
         self.bot_log_level = bot_log_level
         self.happened: list[Happened] = []
         self.commands: list[CommandResult] = []
-        self.emu = Emulator(token=TOKEN)
+        self.emu = Emulator(token=TOKEN, latency=scenario.latency)
         self.server: EmbeddedServer | None = None
+        self.uri = ""
         self.bot: BotProcess | None = None
+        self.others: list[BotProcess] = []
+        self.second_processes: list[SecondProcessResult] = []
         self.bot_up = asyncio.Event()
         self.db_up = asyncio.Event()
+        self.guild_up = asyncio.Event()
+        self.guild_up.set()
         self.background: list[asyncio.Task[None]] = []
-        self.readies = 0
         self.t0 = 0.0
         self.db_name = f"scenario_{int(time.time())}"
 
@@ -120,7 +138,7 @@ class ScenarioRunner:
         self.db_up.set()
         return uri
 
-    def _bot_env(self, uri: str) -> dict[str, str]:
+    def _bot_env(self, uri: str, data_dir: Path | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "MONGODB_"))}
         env.update({
             "DISCORD_TOKEN": TOKEN,
@@ -128,7 +146,7 @@ class ScenarioRunner:
             "DISCORD_GATEWAY_URL": self.emu.gateway_url,
             "MONGODB_URI": uri,
             "MONGODB_DB": self.db_name,
-            "DATA_DIR": str(self.workdir / "botdata"),
+            "DATA_DIR": str(data_dir or self.workdir / "botdata"),
             "LOG_LEVEL": self.bot_log_level,
             "PYTHONUNBUFFERED": "1",
         })
@@ -137,10 +155,9 @@ class ScenarioRunner:
 
     async def _start_bot(self) -> None:
         assert self.bot is not None
-        since = len(self.emu.requests)
+        since, readies = len(self.emu.requests), self.emu.gateway.ready_count
         await self.bot.start()
-        self.readies += 1
-        await self.emu.wait_ready(timeout=READY_TIMEOUT, count=self.readies)
+        await self.emu.wait_ready(timeout=READY_TIMEOUT, count=readies + 1)
         await self.emu.wait_commands_synced(timeout=READY_TIMEOUT, since=since)
         self.bot_up.set()
 
@@ -148,7 +165,7 @@ class ScenarioRunner:
     async def run(self) -> RunResult:
         self._check_supported()
         self.workdir.mkdir(parents=True, exist_ok=True)
-        uri = self._start_database()
+        uri = self.uri = self._start_database()
         self.db_up.set()
         await self.emu.start()
         try:
@@ -164,19 +181,22 @@ class ScenarioRunner:
             await asyncio.gather(*self.background)
             await self.bot_up.wait()
             await self.db_up.wait()
+            await self.guild_up.wait()
             await asyncio.sleep(1.0)  # let the last events be written
             self.happened.append(Happened(time.time(), "end"))
             await self.bot.stop("SIGTERM")
             return RunResult(
                 scenario=self.scenario, mongodb_uri=uri, db_name=self.db_name, happened=self.happened,
                 commands=self.commands, aliases=dict(self.emu.world.aliases),
-                bot_exit_codes=self.bot.exit_codes, bot_log=self.bot.log_path, workdir=self.workdir,
+                bot_exit_codes=self.bot.exit_codes, second_processes=self.second_processes,
+                bot_log=self.bot.log_path, workdir=self.workdir,
             )
         finally:
             for task in self.background:
                 task.cancel()
-            if self.bot is not None:
-                await self.bot.stop("SIGKILL")
+            for process in [self.bot, *self.others]:
+                if process is not None:
+                    await process.stop("SIGKILL")
             await self.emu.stop()
 
     def close(self) -> None:
@@ -190,8 +210,10 @@ class ScenarioRunner:
         if delay > 0:
             await asyncio.sleep(delay)
 
-    def _record(self, kind: str, member: int | None = None, **data: Any) -> None:
-        self.happened.append(Happened(time.time(), kind, member, data))
+    def _record(self, kind: str, member: int | None = None, *, at: float | None = None, **data: Any) -> None:
+        """Record what happened now, or at the earlier wall-clock time `at` (kept in time order)."""
+        event = Happened(time.time() if at is None else at, kind, member, data)
+        bisect.insort(self.happened, event, key=lambda e: e.t)
 
     def _uid(self, ref: Any) -> int:
         return self.emu.user_id(ref)
@@ -207,7 +229,8 @@ class ScenarioRunner:
 
     async def _do_message(self, step: Step, args: dict[str, Any]) -> None:
         self.emu.message(args["user"], int(args["channel"]))
-        self._record("message", self._uid(args["user"]), channel=int(args["channel"]))
+        delivered = self.emu.events[-1].delivered  # 0: no bot session could see it
+        self._record("message", self._uid(args["user"]), channel=int(args["channel"]), delivered=delivered)
 
     async def _do_voice(self, step: Step, args: dict[str, Any]) -> None:
         channel = args["channel"]
@@ -261,8 +284,9 @@ class ScenarioRunner:
     async def _restart(self, sig: str, down_for: float) -> None:
         assert self.bot is not None
         self._record("bot_down", signal=sig)
+        connected = self.emu.open_sessions
         await self.bot.stop(sig)
-        await self.emu.wait_disconnected(timeout=30)
+        await self.emu.wait_disconnected(timeout=30, remaining=max(connected - 1, 0))
         await asyncio.sleep(down_for)
         # Started while the database is down, the bot waits at its startup probe (PROBE_TIMEOUT_SECONDS).
         self._record("bot_up")
@@ -284,8 +308,71 @@ class ScenarioRunner:
         self._record("db_up")
         self.db_up.set()
 
+    async def _do_gateway_reconnect(self, step: Step, args: dict[str, Any]) -> None:
+        """Op 7 to every connection: each bot closes and RESUMEs; buffered dispatches are replayed."""
+        await self.bot_up.wait()
+        self.bot_up.clear()
+        resumed = self.emu.gateway.resumed_count + self.emu.open_sessions
+        self.emu.request_reconnect()
+        self.background.append(asyncio.create_task(self._resumed(resumed)))
+        await asyncio.sleep(0)
+
+    async def _resumed(self, count: int) -> None:
+        await self.emu.wait_resumed(timeout=READY_TIMEOUT, count=count)
+        self.bot_up.set()
+
+    async def _do_invalid_session(self, step: Step, args: dict[str, Any]) -> None:
+        """Op 9 (not resumable): the sessions are gone, events until the bot identifies again are
+        lost; READY and GUILD_CREATE follow (discord.py: guild_available)."""
+        await self.bot_up.wait()
+        self.bot_up.clear()
+        sessions = self.emu.open_sessions
+        identifies = len(self.emu.identifies) + sessions
+        readies = self.emu.gateway.ready_count + sessions
+        self._record("session_lost")
+        self.emu.invalidate_session(resumable=False)
+        self.background.append(asyncio.create_task(self._reidentified(identifies, readies)))
+        await asyncio.sleep(0)
+
+    async def _reidentified(self, identifies: int, readies: int) -> None:
+        await self.emu.wait_for_identify(timeout=READY_TIMEOUT, count=identifies)
+        # From that IDENTIFY on, dispatches reach the new session.
+        self._record("session_back", at=self.emu.gateway.identified_at[identifies - 1])
+        await self.emu.wait_ready(timeout=READY_TIMEOUT, count=readies)
+        self.bot_up.set()
+
+    async def _do_guild_unavailable(self, step: Step, args: dict[str, Any]) -> None:
+        self.guild_up.clear()
+        self.emu.guild_unavailable(int(args.get("guild", self.scenario.guild_id)))
+        self._record("guild_down")
+
+    async def _do_guild_available(self, step: Step, args: dict[str, Any]) -> None:
+        self.emu.guild_available(int(args.get("guild", self.scenario.guild_id)))
+        self._record("guild_up")
+        self.guild_up.set()
+
+    async def _do_second_process(self, step: Step, args: dict[str, Any]) -> None:
+        self.background.append(asyncio.create_task(self._second_process(step, float(args["for"]))))
+        await asyncio.sleep(0)
+
+    async def _second_process(self, step: Step, seconds: float) -> None:
+        """Same token, database and emulator; its own data folder (outbox) and log. The world does
+        not change, so neither does the ground truth."""
+        workdir = self.workdir / f"second-{step.index}"
+        env = self._bot_env(self.uri, data_dir=workdir / "botdata")
+        env.pop("HEALTH_PORT", None)  # two processes cannot listen on one port
+        workdir.mkdir(parents=True, exist_ok=True)
+        process = BotProcess(env, workdir / "bot.log")
+        result = SecondProcessResult(step.index, step.at, seconds, log=process.log_path)
+        self.others.append(process)
+        self.second_processes.append(result)
+        await process.start()
+        await asyncio.sleep(seconds)
+        result.exit_code = await process.stop("SIGTERM")
+
     async def _do_command(self, step: Step, args: dict[str, Any]) -> None:
         await self.bot_up.wait()
+        await self.guild_up.wait()
         options = dict(args.get("options", {}))
         words = str(args["name"]).split()[0:2]
         member = options.get("member")

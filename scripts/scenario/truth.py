@@ -3,8 +3,13 @@
 Two things cannot be observed by any bot, and are kept apart instead of counted as truth:
 - voice time after the bot stopped, for a member who left while it was down (Discord does not say
   when someone left while the bot was offline): `unobservable_voice_s`;
-- messages sent while the bot was down (the gateway does not replay them): `unobservable_messages`.
+- messages sent while the bot was down (the gateway does not replay them), and messages no bot
+  session received (`delivered == 0`): `unobservable_messages`.
 Downtime of a member who stayed in voice is truth, capped at the downtime cap, as the bot credits it.
+
+"Down" is any time the bot cannot see the guild: the process stopped (`bot_down`/`bot_up`), the
+guild in an outage (`guild_down`/`guild_up`), or the session invalidated until the bot identified
+again (`session_lost`/`session_back`). Overlapping ones count as one, from the first to the last.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 COUNTERS = ("messages", "voice_s", "cam_on_s", "cam_off_s", "stream_s")
+AWAY = {"bot_down": 1, "guild_down": 1, "session_lost": 1, "bot_up": -1, "guild_up": -1, "session_back": -1}
 
 
 @dataclass
@@ -22,7 +28,7 @@ class Happened:
     """One executed step, with the wall-clock time it was dispatched."""
 
     t: float
-    kind: str  # voice, message, join, leave, bot_down, bot_up, bonus, end
+    kind: str  # voice, message, join, leave, bonus, end, and the keys of AWAY
     member: int | None = None
     data: dict[str, Any] = field(default_factory=dict)
 
@@ -65,6 +71,24 @@ class InviterTruth:
         return self.regular - self.left - self.fake + self.bonus
 
 
+class _Away:
+    """Nesting of the intervals in which the bot cannot see the guild."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+
+    def change(self, kind: str) -> str | None:
+        """Returns "down" when the first interval starts, "up" when the last one ends, else None."""
+        step = AWAY.get(kind, 0)
+        if step > 0:
+            self.depth += 1
+            return "down" if self.depth == 1 else None
+        if step < 0 and self.depth > 0:
+            self.depth -= 1
+            return "up" if self.depth == 0 else None
+        return None
+
+
 class Truth:
     def __init__(self, afk_channel: int | None, downtime_cap_s: float, fake_days: float = 3.0) -> None:
         self.afk_channel = afk_channel
@@ -98,8 +122,10 @@ class Truth:
         at_down: dict[int, VoiceState] = {}
         real_down_s: dict[int, float] = defaultdict(float)
         down_at: float | None = None
+        away = _Away()
         for event in happened:
-            if event.kind == "bot_down":
+            change = away.change(event.kind)
+            if change == "down":
                 down_at = event.t
                 for member, state in states.items():
                     if state.channel is not None:
@@ -107,7 +133,7 @@ class Truth:
                         since[member] = event.t
                 at_down = {m: s for m, s in states.items() if s.channel is not None}
                 real_down_s.clear()
-            elif event.kind == "bot_up" and down_at is not None:
+            elif change == "up" and down_at is not None:
                 for member, state in states.items():
                     if state.channel is not None:
                         real_down_s[member] += event.t - since[member]
@@ -149,14 +175,11 @@ class Truth:
 
     # ---- messages and invites ----------------------------------------------------------------------
     def _messages(self, happened: list[Happened]) -> None:
-        up = True
+        away = _Away()
         for event in happened:
-            if event.kind == "bot_down":
-                up = False
-            elif event.kind == "bot_up":
-                up = True
-            elif event.kind == "message" and event.member is not None:
-                if up:
+            away.change(event.kind)
+            if event.kind == "message" and event.member is not None:
+                if away.depth == 0 and event.data.get("delivered", 1) > 0:
                     self.members[event.member].messages += 1
                 else:
                     self.members[event.member].unobservable_messages += 1

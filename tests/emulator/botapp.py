@@ -124,6 +124,14 @@ class Probe(commands.Cog):
         self.log.add("role_update", before, after)
 
     @commands.Cog.listener()
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        self.log.add("guild_available", guild)
+
+    @commands.Cog.listener()
+    async def on_guild_unavailable(self, guild: discord.Guild) -> None:
+        self.log.add("guild_unavailable", guild)
+
+    @commands.Cog.listener()
     async def on_ready(self) -> None:
         self.log.add("ready")
 

@@ -45,6 +45,35 @@ def test_messages_while_the_bot_is_down_are_unobservable():
     assert (truth.members[1].messages, truth.members[1].unobservable_messages) == (2, 1)
 
 
+def test_a_guild_outage_and_a_lost_session_are_downtime_like_a_stopped_bot():
+    truth = Truth(AFK, downtime_cap_s=600).compute([
+        voice(0, 1, 20, camera=True), voice(0, 2, 20), Happened(10, "guild_down"), Happened(12, "leave", 2),
+        Happened(13, "message", 3), Happened(20, "guild_up"), Happened(25, "session_lost"),
+        Happened(25.5, "message", 3), Happened(26, "session_back"), Happened(27, "message", 3),
+        Happened(30, "end"),
+    ])
+    assert truth.members[1].cam_on_s == 30  # stayed in voice through both
+    assert (truth.members[2].voice_s, truth.members[2].unobservable_voice_s) == (10, 2)
+    assert (truth.members[3].messages, truth.members[3].unobservable_messages) == (1, 2)
+
+
+def test_overlapping_downtimes_count_once_from_the_first_to_the_last():
+    truth = Truth(AFK, downtime_cap_s=5).compute([
+        voice(0, 1, 20), Happened(10, "guild_down"), Happened(12, "bot_down"), Happened(14, "bot_up"),
+        Happened(16, "message", 2), Happened(20, "guild_up"), Happened(30, "end"),
+    ])
+    assert truth.members[1].voice_s == 10 + 5 + 10  # one downtime of 10 s, capped at 5
+    assert truth.members[2].unobservable_messages == 1  # the bot was back, the guild was not
+
+
+def test_a_message_no_bot_session_received_is_unobservable():
+    truth = Truth(AFK, 600).compute([
+        Happened(0, "message", 1, {"delivered": 0}), Happened(1, "message", 1, {"delivered": 2}),
+        Happened(2, "end"),
+    ])
+    assert (truth.members[1].messages, truth.members[1].unobservable_messages) == (1, 1)
+
+
 def test_invites_regular_left_fake_bonus_and_a_rejoin_counting_once():
     old, new = T0 - timedelta(days=400), T0 - timedelta(days=1)
 

@@ -1,0 +1,42 @@
+"""End to end: the real bot process through the gateway faults Discord produces in normal operation
+(op 7 RECONNECT, op 9 INVALID SESSION, a guild outage) with realistic latency, and a second bot
+process on the same token."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scripts.scenario.__main__ import run_and_report
+from scripts.scenario.model import load_scenario
+
+from .test_redeploy import SCENARIOS, member, run
+
+
+def read(path: str) -> str:
+    return Path(path).read_text()
+
+
+async def test_reconnects_a_lost_session_and_a_guild_outage_lose_and_double_nothing(tmp_path: Path) -> None:
+    report = await run("gateway_faults", tmp_path)
+    assert report["bot_exit_codes"] == [0]
+    assert list(report["latency"]["rest_ms"]) == [100, 200]  # the realistic default applied
+    ada, bob, cy = member(report, "ada"), member(report, "bob"), member(report, "cy")
+    # Sent right after op 7: replayed on RESUME, counted once.
+    assert bob["tracked"]["messages"] == 2 and cy["tracked"]["messages"] == 2
+    # Sent while no session existed (op 9 until the re-IDENTIFY) or during the outage: never delivered.
+    assert bob["unobservable"]["messages"] == 1 and ada["unobservable"]["messages"] == 1
+    assert ada["tracked"]["messages"] == 3
+    assert ada["truth"]["voice_s"] >= 13 and cy["truth"]["voice_s"] >= 14  # in voice across all three
+
+
+async def test_a_second_process_runs_and_both_exit_codes_are_reported(tmp_path: Path) -> None:
+    """Both processes count today (the lease is not built yet): this checks the step, not the numbers."""
+    report = await run_and_report(load_scenario(SCENARIOS / "second_process.json"), workdir=tmp_path)
+    assert report["bot_exit_codes"] == [0]
+    (second,) = report["second_processes"]
+    assert (second["step"], second["at"], second["seconds"], second["exit_code"]) == (1, 0.5, 8.0, 0)
+    log = read(second["log"])
+    assert "startup complete" in log and "shutdown: lifecycle done" in log
+    assert Path(second["log"]).parent == tmp_path / "second-1"
+    assert (tmp_path / "second-1" / "botdata").is_dir()
+    assert member(report, "bob")["truth"]["messages"] == 2  # the world, hence the truth, is unchanged
