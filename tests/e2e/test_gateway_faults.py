@@ -30,13 +30,35 @@ async def test_reconnects_a_lost_session_and_a_guild_outage_lose_and_double_noth
 
 
 async def test_a_second_process_runs_and_both_exit_codes_are_reported(tmp_path: Path) -> None:
-    """Both processes count today (the lease is not built yet): this checks the step, not the numbers."""
     report = await run_and_report(load_scenario(SCENARIOS / "second_process.json"), workdir=tmp_path)
+    assert report["ok"], report
     assert report["bot_exit_codes"] == [0]
     (second,) = report["second_processes"]
     assert (second["step"], second["at"], second["seconds"], second["exit_code"]) == (1, 0.5, 8.0, 0)
     log = read(second["log"])
     assert "startup complete" in log and "shutdown: lifecycle done" in log
+    assert "standby: another process holds the lease" in log
     assert Path(second["log"]).parent == tmp_path / "second-1"
     assert (tmp_path / "second-1" / "botdata").is_dir()
     assert member(report, "bob")["truth"]["messages"] == 2  # the world, hence the truth, is unchanged
+
+
+async def test_a_second_process_overlapping_for_10_s_under_traffic_doubles_nothing(tmp_path: Path) -> None:
+    """Issue 13, 7: an overlapping deploy. The second process stands by (the first holds the lease)
+    and counts nothing; every message, voice second and join is counted once."""
+    report = await run("second_process_overlap", tmp_path)
+    (second,) = report["second_processes"]
+    assert second["exit_code"] == 0 and "standby" in read(second["log"])
+    assert member(report, "bob")["tracked"]["messages"] == 5
+    assert member(report, "cy")["tracked"]["messages"] == 5
+    assert member(report, "eve")["tracked"]["invited_by"] == "ada"
+
+
+async def test_a_reidentify_and_a_guild_outage_right_after_a_mongodb_outage_double_nothing(
+        tmp_path: Path) -> None:
+    """Issue 13, 1 end to end: the outage's writes are replayed while discord.py re-IDENTIFYs
+    (`guild_available` for every guild) and while the guild goes away and comes back; each
+    reconcile uses what the bot wrote or queued, never an older MongoDB state."""
+    report = await run("reidentify_and_guild_outage_after_db_outage", tmp_path)
+    assert report["bot_exit_codes"] == [0]
+    assert "kept in the outbox" in read(report["bot_log"])
