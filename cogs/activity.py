@@ -143,6 +143,14 @@ class ActivityCog(commands.Cog, name="Activity"):
         await self.reconcile(guild)
 
     @commands.Cog.listener()
+    async def on_disconnect(self) -> None:
+        await self.voice.pause(self.bot.clock.now())
+
+    @commands.Cog.listener()
+    async def on_resumed(self) -> None:
+        self.voice.resume()
+
+    @commands.Cog.listener()
     async def on_guild_unavailable(self, guild: discord.Guild) -> None:
         await self.voice.suspend(guild.id)
 

@@ -67,6 +67,7 @@ class VoiceTracker:
         self._arrived: dict[str, list[int]] = {}  # times of voice changes waiting for their lock
         self._ready: dict[int, asyncio.Event] = {}
         self._reconciling: dict[int, asyncio.Lock] = {}
+        self._paused: set[int] = set()  # guilds waiting for their gateway session to resume
 
     # ---- what callers use -----------------------------------------------------------------
     def open_sessions(self) -> dict[str, VoiceSession]:
@@ -97,7 +98,7 @@ class VoiceTracker:
             if not waiting:
                 self._arrived.pop(key, None)
 
-    async def flush(self, guild_id: int | None = None) -> FlushResult:
+    async def flush(self, guild_id: int | None = None, at: datetime | None = None) -> FlushResult:
         """Credit every open session (of one guild, or all) up to now and move its checkpoint.
 
         At most `batch_size` sessions per bulk write. "Now" is taken before the batch's locks, and a
@@ -112,7 +113,7 @@ class VoiceTracker:
             for gid in {self._sessions[k].guild_id for k in batch if k in self._sessions}:
                 if gid not in zones:
                     zones[gid] = await self._zone(gid)
-            now = to_ms(self.clock.now())
+            now = to_ms(at or self.clock.now())
             async with self._locked(batch):
                 writes = []
                 for key in batch:
@@ -143,6 +144,24 @@ class VoiceTracker:
         self._ready_event(guild_id).clear()
         kept = sum(1 for s in self._sessions.values() if s.guild_id == guild_id)
         log.info("voice tracking suspended for guild %s (%d open session(s) kept)", guild_id, kept)
+
+    async def pause(self, at: datetime | None = None) -> None:
+        """The gateway connection dropped: credit every tracked guild up to `at` and hold its voice
+        events until the session resumes (`resume`) or the guild is reconciled again after a new
+        session. Without this, flushes during the gap would credit members who left meanwhile."""
+        guilds = {g for g, event in self._ready.items() if event.is_set()}
+        for guild_id in sorted(guilds):
+            await self.flush(guild_id, at)
+            self._ready_event(guild_id).clear()
+            self._paused.add(guild_id)
+        if guilds:
+            log.info("voice tracking paused for %d guild(s) until the gateway session is back", len(guilds))
+
+    def resume(self) -> None:
+        """The session resumed: the missed events are replayed in order, nothing was lost."""
+        for guild_id in self._paused:
+            self._ready_event(guild_id).set()
+        self._paused.clear()
 
     @contextlib.asynccontextmanager
     async def forgetting(self, guild_id: int, member_id: int) -> AsyncIterator[None]:
@@ -191,6 +210,7 @@ class VoiceTracker:
                 await self._commit(writes, keys)
             log.info("voice reconciled for guild %s: %d stored, %d in voice, %d write(s)",
                      guild_id, len(stored), len(live), len(writes))
+        self._paused.discard(guild_id)
         self._ready_event(guild_id).set()
 
     # ---- internals ------------------------------------------------------------------------

@@ -62,3 +62,12 @@ async def test_a_reidentify_and_a_guild_outage_right_after_a_mongodb_outage_doub
     report = await run("reidentify_and_guild_outage_after_db_outage", tmp_path)
     assert report["bot_exit_codes"] == [0]
     assert "kept in the outbox" in read(report["bot_log"])
+
+
+async def test_a_member_leaving_voice_while_the_session_is_lost_is_not_credited_for_the_gap(
+        tmp_path: Path) -> None:
+    """Found by the scenario steps: between op 9 and the re-IDENTIFY the bot hears nothing, and
+    its flushes kept moving the checkpoint, so cy (left 1 s into the gap) got 7 s for 2. Voice
+    tracking now pauses at the disconnect and is reconciled after the new session."""
+    report = await run("leave_during_invalid_session", tmp_path)
+    assert member(report, "cy")["tracked"]["voice_s"] <= 3
