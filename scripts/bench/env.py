@@ -94,9 +94,11 @@ class Bench:
         return bot
 
     async def start_writer(self, bot: TrackerBot) -> None:
-        """What setup_hook does before any write: open the outbox, start the writer."""
+        """What setup_hook does before any write: open the outbox, start the writer, take the
+        lease (its token is the term of every operation sequence the bot writes)."""
         await bot.outbox.open()
         await bot.writer.start()
+        await bot.lease.step()
 
     async def setup(self) -> None:
         await self.start_writer(self.bot)

@@ -54,6 +54,7 @@ async def run(bench: Bench) -> tuple[list[Row], list[Check]]:
     invites = bench.world.invite_payloads(VOICE_GUILD)
     await store_invites(bench, invites)
     before = await activity_counts(db, VOICE_GUILD, "total", "voice_s")
+    await bench.bot.lease.release()  # the SIGTERMed process hands over at once
     bench.clock.advance(s.downtime_seconds)  # the bot was down this long
 
     bot = bench.new_bot()
