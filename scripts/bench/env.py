@@ -7,12 +7,12 @@ import os
 import platform
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pymongo import IndexModel
 
@@ -23,6 +23,8 @@ from app.wiring.settings import load_settings
 from repositories.activity import ActivityRepository
 from scripts.bench.sizes import Sizes
 from scripts.bench.world import BenchWorld
+
+T = TypeVar("T")
 
 START = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 VOICE_GUILD, INGEST_GUILD, LATENCY_GUILD, STATS_GUILD = 1, 2, 3, 4
@@ -113,6 +115,15 @@ class Bench:
         collection = self.db[name]
         await collection.create_indexes(activity_indexes())
         return collection
+
+
+async def acknowledged(bot: TrackerBot, work: Awaitable[T]) -> T:
+    """`work`, then until MongoDB acknowledged every write it made: a unit the writer kept in the
+    outbox (not acknowledged within its spill deadline) counts only once replayed, so the bot's
+    time is comparable to a raw write's."""
+    result = await work
+    await bot.writer.wait_drained()
+    return result
 
 
 def activity_cog(bot: TrackerBot, activity: ActivityRepository | None = None) -> Any:

@@ -15,7 +15,7 @@ from pymongo import UpdateOne
 
 from app.wiring.clock import to_ms
 from repositories.activity import total_key
-from scripts.bench.env import VOICE_GUILD, Bench, activity_cog
+from scripts.bench.env import VOICE_GUILD, Bench, acknowledged, activity_cog
 from scripts.bench.measure import Check, Row, mib, ms, sec, timed, watch_loop
 from scripts.bench.world import member_id
 
@@ -31,7 +31,7 @@ async def open_sessions(bench: Bench) -> tuple[Any, float]:
                                            invites=s.invites))
     guild = bench.world.attach(bench.bot, VOICE_GUILD)
     cog = activity_cog(bench.bot)
-    seconds, _ = await timed(lambda: cog.reconcile(guild))
+    seconds, _ = await timed(lambda: acknowledged(bench.bot, cog.reconcile(guild)))
     return cog, seconds
 
 
@@ -49,7 +49,7 @@ async def run(bench: Bench) -> tuple[list[Row], list[Check]]:
     bench.clock.advance(s.downtime_seconds)
     log.info("flush: VoiceTracker.flush() over %d open sessions", s.voice_members)
     async with watch_loop() as watch:
-        flush_s, result = await timed(cog.voice.flush)
+        flush_s, result = await timed(lambda: acknowledged(bench.bot, cog.voice.flush()))
     raw = await bench.raw_collection("bench_flush_raw")
     log.info("flush baseline: one bulk_write of %d updates", s.voice_members)
     async with watch_loop() as raw_watch:

@@ -19,7 +19,7 @@ from pymongo import UpdateOne
 
 from repositories.activity import total_key
 from scripts.bench.checks import compare, message_checks, raw_counts
-from scripts.bench.env import INGEST_GUILD, Bench, activity_cog
+from scripts.bench.env import INGEST_GUILD, Bench, acknowledged, activity_cog
 from scripts.bench.measure import Check, Row, mib, rate, timed, watch_loop
 from scripts.bench.world import member_id
 
@@ -36,7 +36,7 @@ async def feed(cog: Any, messages: list[Any]) -> None:
     for message in messages:
         await cog.on_message(message)
         await asyncio.sleep(0)
-    await cog.messages.wait_idle()
+    await acknowledged(cog.bot, cog.messages.wait_idle())
 
 
 async def per_event(collection: Any, keys: list[str]) -> None:

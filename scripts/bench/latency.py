@@ -80,12 +80,18 @@ async def run(bench: Bench) -> tuple[list[Row], list[Check]]:
     cog = activity_cog(bench.bot, repo)
 
     log.info("ingest latency: %d events/s for %.0f s", s.latency_rate, s.latency_seconds)
+    spilled_before = bench.bot.writer.spilled
     due = await steady(cog, repo, messages, s.latency_rate)
+    spilled = bench.bot.writer.spilled - spilled_before
+    await bench.bot.writer.wait_drained()
     lat = latencies(due, repo.acks)
     p99 = percentile(lat, 99)
     info = {"events": count, "rate": s.latency_rate, "p50_s": percentile(lat, 50), "p99_s": p99,
-            "max_s": max(lat), "writes": len(repo.acks)}
-    what = f"{s.latency_rate:,} events/s for {s.latency_seconds:g} s: p99 event -> ack"
+            "max_s": max(lat), "writes": len(repo.acks), "spilled_to_outbox": spilled}
+    # A write returns when MongoDB acknowledged it, or when it was kept in the outbox because MongoDB
+    # had not within the spill deadline (0.15 s): "durable". With no spill it is MongoDB's ack.
+    what = (f"{s.latency_rate:,} events/s for {s.latency_seconds:g} s: p99 event -> durable "
+            f"({spilled} of {len(repo.acks)} writes kept in the outbox first)")
     rows = [Row("ingest latency", what,
                 f"{ms(p99)} (p50 {ms(info['p50_s'])}, {len(repo.acks)} writes)", "-", None,
                 f"< {TARGET_P99 * 1000:.0f} ms", p99 < TARGET_P99, info)]

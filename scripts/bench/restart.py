@@ -17,7 +17,7 @@ from typing import Any
 from app.wiring.clock import to_ms
 from cogs.invite_tracker import InviteTracker
 from scripts.bench.checks import activity_counts
-from scripts.bench.env import VOICE_GUILD, Bench, activity_cog
+from scripts.bench.env import VOICE_GUILD, Bench, acknowledged, activity_cog
 from scripts.bench.measure import Check, Row, ms, sec, timed, watch_loop
 from scripts.bench.world import stub_invite_fetch
 
@@ -66,7 +66,7 @@ async def run(bench: Bench) -> tuple[list[Row], list[Check]]:
     cog, tracker = activity_cog(bot), InviteTracker(bot, bot.repos)
     log.info("restart: reconcile %d sessions + invite sync of %d invites", s.voice_members, len(invites))
     async with watch_loop() as watch:
-        start_s, _ = await timed(lambda: start(cog, tracker, guild))
+        start_s, _ = await timed(lambda: acknowledged(bot, start(cog, tracker, guild)))
     await tracker.close()
     log.info("restart baseline: read the same documents raw")
     raw_s, read = await timed(lambda: read_raw(db))
