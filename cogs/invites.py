@@ -1,7 +1,8 @@
 """Invite tracking listeners and the `/invites` commands.
 
-Listeners only queue events into `InviteTracker` (in arrival order); the tracker's per-guild
-worker does the rest. Commands read through repositories (`bot.repos`), never a collection.
+Listeners only queue events into `InviteTracker` (`app/tracking/invites.py`, in arrival order);
+the tracker's per-guild worker does the rest. Commands read through repositories (`bot.repos`),
+never a collection.
 
 Commands (Discord allows default member permissions only on a top-level command, and `/invites`
 holds member commands too, so the admin subcommands check Manage Guild at runtime and refuse
@@ -23,7 +24,7 @@ from app.operations.invite_resets import RestoreError, reset_invites, restore_in
 from app.wiring.container import Repositories
 from app.wiring.limits import LEADERBOARD_LIMIT, cooldown
 from app.wiring.validation import invite_code, reject, valid_id, valid_invite_event
-from cogs.invite_tracker import InviteTracker, Joiner, stored_from_invite
+from cogs.invite_tracker import joiner_of, make_invite_tracker, stored_from_invite
 from cogs.invite_views import (
     NO_MENTIONS,
     PAGE_SIZE,
@@ -55,7 +56,7 @@ class InvitesCog(commands.Cog, name="Invites"):
     def __init__(self, bot: Any, repos: Repositories) -> None:
         self.bot = bot
         self.repos = repos
-        self.tracker = InviteTracker(bot, repos)
+        self.tracker = make_invite_tracker(bot, repos)
 
     async def cog_load(self) -> None:
         # After the shutdown flush waited for every queue (wait_idle), stop the workers.
@@ -74,11 +75,11 @@ class InvitesCog(commands.Cog, name="Invites"):
 
     @commands.Cog.listener()
     async def on_guild_available(self, guild: discord.Guild) -> None:
-        self.tracker.guild_available(guild)
+        self.tracker.guild_available(guild.id)
 
     @commands.Cog.listener()
     async def on_guild_join(self, guild: discord.Guild) -> None:
-        self.tracker.guild_available(guild)
+        self.tracker.guild_available(guild.id)
 
     @commands.Cog.listener()
     async def on_guild_remove(self, guild: discord.Guild) -> None:
@@ -89,7 +90,7 @@ class InvitesCog(commands.Cog, name="Invites"):
         if not valid_id(member.id):
             reject("GUILD_MEMBER_ADD", "member id out of range", guild=member.guild.id, member=member.id)
         elif not member.bot:
-            joiner = Joiner.of(member, self.bot.clock.now(), live=True)
+            joiner = joiner_of(member, self.bot.clock.now(), live=True)
             self.tracker.submit(member.guild.id, "join", joiner)
 
     @commands.Cog.listener()
@@ -328,7 +329,7 @@ class InvitesCog(commands.Cog, name="Invites"):
                 name="Stale", value="the last invite fetch failed; joins since are unknown", inline=False
             )
         try:
-            live = await self.tracker.fetch_live(guild)
+            live = await self.tracker.fetch_live(guild.id)
         except Exception as exc:
             embed.add_field(
                 name="Live invites",

@@ -450,7 +450,7 @@ async def test_without_manage_guild_joins_are_unknown_logged_once_and_shown_in_d
     emu = tracker.emu
     emu.set_invites_forbidden(GID, True)
     await tracker.settle()
-    with caplog.at_level(logging.WARNING, logger="cogs.invite_tracker"):
+    with caplog.at_level(logging.WARNING, logger="app.tracking.invites"):
         emu.join(user(201, "dan"), via="abc")
         await tracker.settle()
         emu.join(user(202, "eve"), via="abc")

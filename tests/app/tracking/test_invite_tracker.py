@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 
 from app.tracking.attribution import match_group
+from app.tracking.invites import GuildWorker, InviteTracker, Job, Joiner
 from app.wiring.container import Repositories
-from cogs.invite_tracker import GuildWorker, InviteTracker, Job, Joiner
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 
@@ -17,7 +16,7 @@ def joiner(member_id: int, minutes: int) -> Joiner:
 
 
 def tracker_on(db, clock, policy) -> InviteTracker:
-    return InviteTracker(SimpleNamespace(clock=clock), Repositories.create(db, policy))
+    return InviteTracker(Repositories.create(db, policy), clock, access=None)  # type: ignore[arg-type]
 
 
 async def test_joins_queued_during_the_fetch_are_taken_along_when_they_complete_the_match(db, clock, policy):
