@@ -373,8 +373,11 @@ class InvitesCog(commands.Cog, name="Invites"):
         done = self.tracker.submit(interaction.guild.id, "refresh", wait=True)
         assert done is not None
         result = await done
-        if result.get("status") == "ok":
+        if result.get("status") == "ok" and result.get("stored"):
             text = f"Snapshot stored: {result['invites']} invites; {result['reconciled']} joins reconciled."
+        elif result.get("status") == "ok":
+            text = (f"Read {result['invites']} invites; joins are still being matched, the snapshot "
+                    "is stored once they are settled.")
         else:
             text = f"Could not read the invites ({result.get('status')}); the snapshot was not changed."
         await self._send(interaction, ephemeral=True, content=text)

@@ -1,16 +1,25 @@
-"""Invite tracking per guild: one worker per guild processes every invite-related event in order.
+"""Invite tracking per guild: one worker per guild turns join events and invite counts into attributions.
 
 No Discord here: the cog translates gateway events into `submit` calls and hands the tracker a
 `GuildAccess` (the invite list, the vanity uses and the member list of a guild, and where to
 announce a recorded join or leave). Data flows event -> cog -> tracker -> repository.
 
-Start order (per guild): events that arrive before the guild is available are queued, never
-dropped. When the guild becomes available the worker first *syncs*: it loads the stored
-snapshot, fetches the live invites (and the vanity URL's uses), attributes the members who
-joined while the bot was not watching (downtime) together with the joins already queued, closes
-the stays of members who left meanwhile, and stores the new snapshot. Only then does it process
-the queue, one job at a time: joins (consecutive queued joins form one batch: one fetch, one
-match), leaves, invite creates/deletes, role gains (conversions), refreshes.
+**Joins.** A join event goes straight into the guild's *waiting* list, in arrival order (never
+behind another job). The worker reads the live invites (after a short settle delay, one read in
+flight per guild), notes for each read how many waiting joiners it surely includes (events that
+arrived before it was sent) and at most includes (events that arrived before its answer plus
+`event_lag`, the longest delay assumed between a join and its event), and lets
+`app.tracking.attribution.settle` decide. Joiners before a certain cut are recorded (exactly
+once: `$setOnInsert` on the join key) and only then does the stored snapshot advance, to the read
+at that cut: a stored snapshot only ever holds uses that recorded joins account for.
+
+**Other jobs** (leaves, invite creates/deletes, role gains, refreshes) run in arrival order, each
+after the joins that arrived before it are recorded.
+
+**Start order** (per guild): events that arrive before the guild is available wait. When it
+becomes available the worker *syncs*: it loads the stored snapshot, puts the members who joined
+while the bot was not watching (and joins still awaiting a readable invite list) at the head of
+the waiting list, closes the stays of members who left meanwhile, and reads the invites.
 
 All attribution decisions are made by `app.tracking.attribution` (pure); all writes go to repositories.
 """
@@ -18,11 +27,14 @@ All attribution decisions are made by `app.tracking.attribution` (pure); all wri
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
+import math
+import time
 from collections import deque
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from pymongo.errors import PyMongoError
@@ -31,11 +43,12 @@ from app.storage.writes import is_outage
 from app.tracking.attribution import (
     VANITY,
     GroupMatch,
+    Settlement,
     Snapshot,
+    Window,
     fake_reason,
-    increases,
     inviter_of,
-    match_group,
+    settle,
 )
 from app.wiring.clock import Clock
 from app.wiring.container import Repositories
@@ -43,9 +56,13 @@ from repositories.invites import StoredInvite
 from repositories.joins import FIRST, REJOIN, Attribution, JoinRecord, StoredJoin, credit_for, join_key
 
 log = logging.getLogger(__name__)
-MAX_BATCH = 50
 OUTAGE_RETRY_FIRST_SECONDS = 0.5
 OUTAGE_RETRY_MAX_SECONDS = 15.0
+EVENT_LAG_SECONDS = 0.5  # longest assumed delay between a join (its use visible) and its event
+SETTLE_SECONDS = 0.1  # quiet time after the latest join before the invites are read ...
+SETTLE_MAX_SECONDS = 1.0  # ... but never longer than this after the first join not read yet
+NO_SNAPSHOT = "no_snapshot"
+OFFLINE = "joined_while_offline"
 
 
 @dataclass(frozen=True)
@@ -126,16 +143,18 @@ class GuildAccess(Protocol):
 
 @dataclass
 class Job:
-    kind: str  # join | leave | invite_create | invite_delete | roles | sync
+    kind: str  # leave | invite_create | invite_delete | roles | refresh
     data: Any = None
     done: asyncio.Future[Any] | None = None
+    seq: int = 0
+    at: float = 0.0  # when the event arrived (monotonic seconds)
 
 
 @dataclass
 class LiveInvites:
     invites: list[StoredInvite]
     vanity_code: str | None
-    vanity_uses: int | None
+    vanity_uses: int | None  # None: no vanity URL, or its uses could not be read this time
 
     def snapshot(self) -> Snapshot:
         return Snapshot(
@@ -146,17 +165,53 @@ class LiveInvites:
 
 
 @dataclass
+class Arrival:
+    """A joiner waiting for attribution. `at`: when the event arrived (monotonic seconds; -inf for
+    members found in the member list); `recorded`: already stored as unknown, awaiting a readable
+    invite list (`counted` as it was recorded)."""
+
+    joiner: Joiner
+    at: float
+    seq: int
+    reason: str = ""
+    recorded: bool = False
+    counted: str = FIRST
+    fake: str = ""
+
+
+@dataclass
+class Read:
+    """One read of the live invites: sent and answered (monotonic), `lo` waiting joiners surely in it."""
+
+    sent: float
+    answered: float
+    lo: int
+    live: LiveInvites
+    at: datetime
+
+
+@dataclass
 class GuildWorker:
     guild_id: int
     queue: deque[Job] = field(default_factory=deque)
+    waiting: list[Arrival] = field(default_factory=list)
+    reads: list[Read] = field(default_factory=list)
+    base: Snapshot | None = None  # the accounted snapshot (None: none stored yet)
+    stored: dict[str, StoredInvite] = field(default_factory=dict)  # invite documents as stored
+    loaded: bool = False
+    settled_at: float = -math.inf  # arrival time of the latest join settled
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     started: asyncio.Event = field(default_factory=asyncio.Event)
     idle: asyncio.Event = field(default_factory=asyncio.Event)
     needs_sync: bool = False
     task: asyncio.Task[None] | None = None
 
-    def queued_join_ids(self) -> set[int]:
-        return {job.data.member_id for job in self.queue if job.kind == "join"}
+    def unsettled(self) -> list[Arrival]:
+        return [a for a in self.waiting if not a.recorded]
+
+    def blocks(self, job: Job) -> bool:
+        """A job waits for the joins that arrived before it to be recorded."""
+        return any(a.seq < job.seq and not a.recorded for a in self.waiting)
 
 
 def _differs(stored: StoredInvite | None, live: StoredInvite) -> bool:
@@ -172,12 +227,27 @@ def _differs(stored: StoredInvite | None, live: StoredInvite) -> bool:
 class InviteTracker:
     """The per-guild workers and what they do. The cog feeds it events and commands."""
 
-    def __init__(self, repos: Repositories, clock: Clock, access: GuildAccess) -> None:
+    def __init__(
+        self,
+        repos: Repositories,
+        clock: Clock,
+        access: GuildAccess,
+        *,
+        event_lag: float = EVENT_LAG_SECONDS,
+        settle_seconds: float = SETTLE_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.repos = repos
         self.clock = clock
         self.access = access
+        self.event_lag = event_lag
+        self.settle_seconds = settle_seconds
+        self.monotonic = monotonic
         self.workers: dict[int, GuildWorker] = {}
         self.warned_forbidden: set[int] = set()
+        self.gateway_ok = asyncio.Event()
+        self.gateway_ok.set()
+        self._seq = 0
 
     # ---- feeding --------------------------------------------------------------------------------
     def worker(self, guild_id: int) -> GuildWorker:
@@ -192,10 +262,16 @@ class InviteTracker:
     def submit(
         self, guild_id: int, kind: str, data: Any = None, *, wait: bool = False
     ) -> asyncio.Future[Any] | None:
-        """Queue a job (synchronously, so jobs keep the order their events arrived in)."""
+        """Take an event (synchronously, so events keep the order they arrived in). A join goes to
+        the waiting list at once, with its arrival time; anything else is queued."""
         worker = self.worker(guild_id)
+        self._seq += 1
         done = asyncio.get_running_loop().create_future() if wait else None
-        worker.queue.append(Job(kind, data, done))
+        if kind == "join":
+            if not any(a.joiner.key(guild_id) == data.key(guild_id) for a in worker.waiting):
+                worker.waiting.append(Arrival(data, self.monotonic(), self._seq))
+        else:
+            worker.queue.append(Job(kind, data, done, self._seq, self.monotonic()))
         worker.idle.clear()
         worker.wake.set()
         return done
@@ -213,8 +289,20 @@ class InviteTracker:
         if worker is not None and worker.task is not None:
             worker.task.cancel()
 
+    def gateway_lost(self) -> None:
+        """The gateway connection dropped: join events may come late (a RESUME replays them), so no
+        read is trusted to include every join before it until the connection is back."""
+        self.gateway_ok.clear()
+
+    def gateway_back(self) -> None:
+        if not self.gateway_ok.is_set():
+            for worker in self.workers.values():
+                worker.reads.clear()
+                worker.wake.set()
+        self.gateway_ok.set()
+
     async def wait_idle(self) -> None:
-        """Until every started worker has an empty queue and nothing in progress."""
+        """Until every started worker has nothing waiting and nothing in progress."""
         for worker in list(self.workers.values()):
             if worker.started.is_set():
                 await worker.idle.wait()
@@ -229,23 +317,18 @@ class InviteTracker:
     async def _run(self, worker: GuildWorker) -> None:
         await worker.started.wait()
         while True:
+            worker.wake.clear()
             if worker.needs_sync:
                 worker.needs_sync = False
                 await self._guarded(worker, Job("sync"))
-                continue
-            if not worker.queue:
-                worker.idle.set()
-                worker.wake.clear()
-                await worker.wake.wait()
-                continue
-            job = worker.queue.popleft()
-            if job.kind == "join":
-                batch = [job]
-                while worker.queue and worker.queue[0].kind == "join" and len(batch) < MAX_BATCH:
-                    batch.append(worker.queue.popleft())
-                await self._guarded(worker, Job("joins", [j.data for j in batch]), batch)
-            else:
+            elif worker.queue and not worker.blocks(worker.queue[0]):
+                job = worker.queue.popleft()
                 await self._guarded(worker, job, [job])
+            elif worker.unsettled() or worker.reads:
+                await self._guarded(worker, Job("round"))
+            else:
+                worker.idle.set()
+                await worker.wake.wait()
 
     async def _guarded(self, worker: GuildWorker, job: Job, originals: Iterable[Job] = ()) -> None:
         result: Any = None
@@ -257,6 +340,7 @@ class InviteTracker:
         except Exception as exc:
             error = exc
             log.exception("invite tracking: %s in guild %s failed", job.kind, worker.guild_id)
+            await asyncio.sleep(OUTAGE_RETRY_FIRST_SECONDS)  # a failing round must not spin
         for original in originals:
             if original.done is not None and not original.done.done():
                 if error is not None:
@@ -266,9 +350,8 @@ class InviteTracker:
 
     async def _until_mongodb_answers(self, worker: GuildWorker, job: Job) -> Any:
         """Run the job; while MongoDB is away, wait and run it again (the guild's later jobs wait
-        behind it, in order). Every step of a job is idempotent, so a partial first run is harmless.
-        Joins waiting here are matched together once MongoDB is back: exact when the uses since the
-        snapshot add up for one code, `ambiguous` otherwise, never guessed."""
+        behind it, in order). Every step of a job is idempotent, and a round changes the worker's
+        memory only after its writes, so a partial first run is harmless."""
         delay = OUTAGE_RETRY_FIRST_SECONDS
         while True:
             try:
@@ -286,14 +369,14 @@ class InviteTracker:
         now = self.clock.now()
         if job.kind == "sync":
             return await self.sync(worker)
+        if job.kind == "round":
+            return await self.round(worker)
         if job.kind == "refresh":
-            return await self.sync(worker)
-        if job.kind == "joins":
-            return await self.process_joins(worker, job.data)
+            return await self.round(worker, force=True)
         if job.kind == "leave":
             return await self._left(gid, job.data, now)
         if job.kind == "invite_create":
-            return await self.repos.invites.created(gid, job.data, now)
+            return await self._created(worker, job, now)
         if job.kind == "invite_delete":
             return await self.repos.invites.removed(gid, job.data, now)
         if job.kind == "roles":
@@ -302,11 +385,12 @@ class InviteTracker:
         raise ValueError(f"unknown invite job {job.kind!r}")
 
     # ---- fetching -------------------------------------------------------------------------------
-    async def fetch_live(self, guild_id: int) -> LiveInvites:
-        """The live invites and vanity uses; FetchFailed when Discord would not say."""
+    async def fetch_live(self, guild_id: int, vanity_code: str | None = None) -> LiveInvites:
+        """The live invites and vanity uses; FetchFailed when the invite list could not be read.
+        A failed vanity request alone keeps the list: the vanity uses are then None (no candidate
+        for this read), with `vanity_code` (the one known before) kept."""
         try:
             invites = await self.access.invites(guild_id)
-            vanity = await self.access.vanity(guild_id)
         except FetchFailed as failed:
             forbidden = failed.reason == "missing_permissions"
             if forbidden:
@@ -316,6 +400,12 @@ class InviteTracker:
             await self.repos.invite_guilds.fetch_failed(guild_id, self.clock.now(), forbidden=forbidden)
             raise
         self.warned_forbidden.discard(guild_id)
+        try:
+            vanity = await self.access.vanity(guild_id)
+        except FetchFailed as failed:
+            log.warning("could not read the vanity uses of guild %s (%s): the vanity URL is no "
+                        "candidate for this read", guild_id, failed.detail)
+            return LiveInvites(invites, vanity_code, None)
         vanity_code, vanity_uses = vanity if vanity is not None else (None, None)
         return LiveInvites(invites, vanity_code, vanity_uses)
 
@@ -329,79 +419,69 @@ class InviteTracker:
                 detail,
             )
 
-    async def _store_snapshot(
-        self, guild_id: int, stored: dict[str, StoredInvite], live: LiveInvites
-    ) -> None:
+    async def _store_snapshot(self, worker: GuildWorker, live: LiveInvites) -> None:
+        """Store `live` as the snapshot (only called with a read whose uses recorded joins account
+        for). Its time is before every join still waiting, so a restart finds those again."""
+        gid = worker.guild_id
         now = self.clock.now()
-        changed = [inv for inv in live.invites if _differs(stored.get(inv.code), inv)]
+        changed = [inv for inv in live.invites if _differs(worker.stored.get(inv.code), inv)]
         live_codes = {inv.code for inv in live.invites}
-        gone = [code for code in stored if code not in live_codes]
-        await self.repos.invites.set_uses(guild_id, changed, now)
+        gone = [code for code in worker.stored if code not in live_codes]
+        await self.repos.invites.set_uses(gid, changed, now)
         for code in gone:
-            await self.repos.invites.removed(guild_id, code, now)
-        await self.repos.invite_guilds.snapshot_stored(guild_id, now, live.vanity_code, live.vanity_uses)
+            await self.repos.invites.removed(gid, code, now)
+        pending = [a.joiner.joined_at for a in worker.waiting if not a.recorded]
+        at = min([now, *(joined - timedelta(milliseconds=1) for joined in pending)])
+        vanity_code, vanity_uses = live.vanity_code, live.vanity_uses
+        if vanity_uses is None and worker.base is not None and worker.base.vanity_uses is not None:
+            vanity_code, vanity_uses = worker.base.vanity_code, worker.base.vanity_uses  # unchanged
+        await self.repos.invite_guilds.snapshot_stored(gid, at, vanity_code, vanity_uses)
+        worker.stored = {inv.code: inv for inv in live.invites}
 
-    # ---- sync (start, guild available, /invites refresh) -------------------------------------------
+    # ---- sync (start, guild available) ----------------------------------------------------------
+    async def _load(self, worker: GuildWorker) -> None:
+        """The stored snapshot, once per process (later the worker's memory is newer)."""
+        if worker.loaded:
+            return
+        gid = worker.guild_id
+        state = await self.repos.invite_guilds.get(gid)
+        worker.stored = await self.repos.invites.live(gid)
+        worker.base = state.snapshot(worker.stored) if state.snapshot_at is not None else None
+        if state.stale:
+            await self._take_awaiting(worker)
+        worker.loaded = True
+
+    async def _take_awaiting(self, worker: GuildWorker) -> None:
+        """Joins recorded as unknown while the invites could not be read wait again, first."""
+        known = {a.joiner.key(worker.guild_id) for a in worker.waiting}
+        docs = [d for d in await self.repos.joins.awaiting(worker.guild_id) if d.key not in known]
+        worker.waiting[:0] = [_from_awaiting(doc) for doc in docs]
+
     async def sync(self, worker: GuildWorker) -> dict[str, Any]:
         gid = worker.guild_id
         guild = self.access.members(gid)
         if guild is None:
             return {"status": "no guild"}
+        await self._load(worker)
         state = await self.repos.invite_guilds.get(gid)
-        stored = await self.repos.invites.live(gid)
-        queued_before = {job.data.member_id: job.data for job in worker.queue if job.kind == "join"}
-        try:
-            live = await self.fetch_live(gid)
-        except FetchFailed as failed:
-            if state.snapshot_at is not None:
-                group = self._unseen_joiners(guild, state.snapshot_at, queued_before, worker)
-                await self._record_group(gid, group, failed.reason, awaiting=True)
-            await self._reconcile_leaves(gid, guild)
-            return {"status": failed.reason}
-        group = list(queued_before.values())
-        awaiting: list[StoredJoin] = []
-        reason = "no_snapshot"
+        # Reads made before this point may predate joins only now found in the member list.
+        worker.reads.clear()
         if state.snapshot_at is not None:
-            group = self._unseen_joiners(guild, state.snapshot_at, queued_before, worker)
-            awaiting = await self.repos.joins.awaiting(gid)
-            reason = "joined_while_offline"
-        group = await self._without_recorded(gid, group)
-        outcome = None
-        if state.snapshot_at is not None and (group or awaiting):
-            stored_snapshot = state.snapshot(stored)
-            outcome = match_group(len(group) + len(awaiting), increases(stored_snapshot, live.snapshot()))
-            await self._apply(gid, group, awaiting, outcome, stored_snapshot, live.snapshot(), reason)
-        elif group:
-            await self._record_group(gid, group, reason, awaiting=False)
+            unseen = await self._unseen_joiners(worker, guild, state.snapshot_at)
+            worker.waiting[:0] = [Arrival(j, -math.inf, 0, reason=OFFLINE) for j in unseen]
         await self._reconcile_leaves(gid, guild)
-        await self._store_snapshot(gid, stored, live)
-        log.info(
-            "invites of guild %s synced: %d live, %d joins reconciled (%s)",
-            gid,
-            len(live.invites),
-            len(group) + len(awaiting),
-            outcome.status if outcome else "none",
-        )
-        return {
-            "status": "ok",
-            "invites": len(live.invites),
-            "reconciled": len(group) + len(awaiting),
-            "outcome": outcome.status if outcome else "none",
-        }
+        result = await self.round(worker, force=True)
+        log.info("invites of guild %s synced: %s", gid, result)
+        return result
 
-    def _unseen_joiners(
-        self, guild: GuildMembers, since: datetime, queued_before: dict[int, Joiner], worker: GuildWorker
+    async def _unseen_joiners(
+        self, worker: GuildWorker, guild: GuildMembers, since: datetime
     ) -> list[Joiner]:
-        """Members who joined after the snapshot (and the joins queued before the fetch), except
-        joins queued after the fetch started: their uses may be missing from it."""
-        queued_after = worker.queued_join_ids() - set(queued_before)
-        found: dict[int, Joiner] = dict(queued_before)
-        for member in guild.members:
-            if member.member_id in found or member.member_id in queued_after:
-                continue
-            if member.joined_at > since:
-                found[member.member_id] = member
-        return sorted(found.values(), key=lambda j: j.joined_at)
+        """Members who joined after the snapshot, have no join record and no event waiting."""
+        waiting = {a.joiner.member_id for a in worker.waiting}
+        found = [m for m in guild.members if m.joined_at > since and m.member_id not in waiting]
+        found = await self._without_recorded(worker.guild_id, found)
+        return sorted(found, key=lambda j: j.joined_at)
 
     async def _without_recorded(self, guild_id: int, joiners: list[Joiner]) -> list[Joiner]:
         existing = await self.repos.joins.existing_keys([j.key(guild_id) for j in joiners])
@@ -418,72 +498,156 @@ class InviteTracker:
             if member_id not in present:
                 await self.repos.joins.left(guild_id, member_id, now)
 
-    # ---- live joins -----------------------------------------------------------------------------
-    async def process_joins(self, worker: GuildWorker, joiners: list[Joiner]) -> str:
-        gid = worker.guild_id
-        if not self.access.has_guild(gid):
-            return "no guild"
-        group = await self._without_recorded(gid, joiners)
-        if not group:
-            return "already recorded"
-        state = await self.repos.invite_guilds.get(gid)
-        stored = await self.repos.invites.live(gid)
-        try:
-            live = await self.fetch_live(gid)
-        except FetchFailed as failed:
-            awaiting = state.snapshot_at is not None
-            await self._record_group(gid, group, failed.reason, awaiting=awaiting)
-            return failed.reason
-        if state.snapshot_at is None:
-            await self._record_group(gid, group, "no_snapshot", awaiting=False)
-            await self._store_snapshot(gid, stored, live)
-            return "no_snapshot"
-        awaiting = await self.repos.joins.awaiting(gid) if state.stale else []
-        stored_snapshot = state.snapshot(stored)
-        gained = increases(stored_snapshot, live.snapshot())
-        outcome = match_group(len(group) + len(awaiting), gained)
-        if not outcome.attributed:
-            group, outcome = await self._widen(worker, group, awaiting, gained, outcome)
-        await self._apply(gid, group, awaiting, outcome, stored_snapshot, live.snapshot(), "")
-        await self._store_snapshot(gid, stored, live)
-        return outcome.status
+    # ---- rounds: read, wait for the read's window to close, settle what is certain ----------------
+    async def round(self, worker: GuildWorker, *, force: bool = False) -> dict[str, Any]:
+        """One step for the waiting joins: read the invites when a join arrived since the last
+        read (or `force`: refresh, sync), else wait for the next read's window to close; then
+        record what the reads make certain and advance the snapshot to match."""
+        await self._load(worker)
+        read: Read | None = None
+        if force or self._needs_read(worker):
+            if not force:
+                await self._settle_delay(worker)
+            try:
+                read = await self._read(worker)
+            except FetchFailed as failed:
+                await self._unreadable(worker, failed.reason)
+                return {"status": failed.reason}
+            if force:
+                await self._sleep_until(read.answered + self.event_lag)
+        else:
+            await self._sleep_until(self._next_close(worker))
+        await self.gateway_ok.wait()
+        settled, advanced = await self._decide(worker)
+        result: dict[str, Any] = {"status": "ok", "reconciled": settled, "stored": advanced}
+        if read is not None:
+            result["invites"] = len(read.live.invites)
+        return result
 
-    async def _widen(
-        self,
-        worker: GuildWorker,
-        group: list[Joiner],
-        awaiting: list[StoredJoin],
-        gained: dict[str, int],
-        outcome: GroupMatch,
-    ) -> tuple[list[Joiner], GroupMatch]:
-        """The batch did not match. Joins whose events arrived while the list was fetched (queued
-        next) joined before its answer came, so their uses are usually in it: when the batch plus
-        them accounts for the increases exactly (one code), take them along. Otherwise leave them
-        queued, in order, and keep the batch's own unattributed outcome."""
-        extra: list[Job] = []
-        while worker.queue and worker.queue[0].kind == "join" and len(group) + len(extra) < MAX_BATCH:
-            extra.append(worker.queue.popleft())
-        if not extra:
-            return group, outcome
-        wider = group + await self._without_recorded(worker.guild_id, [job.data for job in extra])
-        widened = match_group(len(wider) + len(awaiting), gained)
-        if widened.attributed:
-            return wider, widened
-        worker.queue.extendleft(reversed(extra))
-        return group, outcome
+    def _next_close(self, worker: GuildWorker) -> float:
+        """When the next read's window closes (now when all have closed)."""
+        now = self.monotonic()
+        closing = [r.answered + self.event_lag for r in worker.reads if r.answered + self.event_lag > now]
+        return min(closing, default=now)
+
+    def _needs_read(self, worker: GuildWorker) -> bool:
+        unsettled = worker.unsettled()
+        if not unsettled:
+            return False
+        return not worker.reads or unsettled[-1].at >= worker.reads[-1].sent
+
+    async def _settle_delay(self, worker: GuildWorker) -> None:
+        """Wait until no join arrived for `settle_seconds` (at most SETTLE_MAX_SECONDS after the
+        first join not read yet), so that joins at the same moment share one read."""
+        since = worker.reads[-1].sent if worker.reads else -math.inf
+        first = next((a.at for a in worker.waiting if a.at >= since and not a.recorded), None)
+        if first is None:
+            return
+        deadline = (first if first > -math.inf else self.monotonic()) + SETTLE_MAX_SECONDS
+        while True:
+            until = min(worker.waiting[-1].at + self.settle_seconds, deadline)
+            if until <= self.monotonic():
+                return
+            await asyncio.sleep(until - self.monotonic())
+
+    async def _sleep_until(self, moment: float) -> None:
+        delay = moment - self.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def _read(self, worker: GuildWorker) -> Read:
+        vanity_code = worker.base.vanity_code if worker.base else None
+        sent = self.monotonic()
+        lo = len(worker.waiting)
+        live = await self.fetch_live(worker.guild_id, vanity_code)
+        read = Read(sent, self.monotonic(), lo, live, self.clock.now())
+        worker.reads.append(read)
+        return read
+
+    async def _unreadable(self, worker: GuildWorker, reason: str) -> None:
+        """The invite list could not be read: record the waiting joins as unknown now (awaiting a
+        readable list when there is a snapshot to compare with later); reads so far are dropped."""
+        worker.reads.clear()
+        fresh = worker.unsettled()
+        awaiting = worker.base is not None
+        recorded = await self._record_unknown(worker.guild_id, fresh, reason, awaiting=awaiting)
+        if awaiting:
+            for arrival in fresh:
+                arrival.recorded = True
+                arrival.counted, arrival.fake = recorded.get(arrival.joiner.member_id, (FIRST, ""))
+        else:
+            worker.waiting = [a for a in worker.waiting if a.recorded]
+
+    def _windows(self, worker: GuildWorker) -> list[Window]:
+        """The reads whose windows have closed (answered + event_lag is past), as `settle` takes them."""
+        arrived = [a.at for a in worker.waiting]
+        now = self.monotonic()
+        windows = []
+        for read in worker.reads:
+            closes = read.answered + self.event_lag
+            if closes > now:
+                break
+            hi = bisect.bisect_left(arrived, closes)
+            windows.append(Window(read.lo, max(hi, read.lo), read.live.snapshot(), read.at))
+        return windows
+
+    async def _decide(self, worker: GuildWorker) -> tuple[int, bool]:
+        """(joins settled, whether the snapshot advanced)."""
+        windows = self._windows(worker)
+        if not windows:
+            return 0, False
+        if worker.base is None:
+            # Nothing to compare the first read with: the joins it may include stay unknown.
+            result = Settlement(1, windows[0].hi, (GroupMatch(None, ()),) * windows[0].hi)
+            return await self._apply(worker, result, NO_SNAPSHOT)
+        return await self._apply(worker, settle(worker.base, windows), "")
+
+    async def _apply(self, worker: GuildWorker, result: Settlement, reason: str) -> tuple[int, bool]:
+        if not result.windows:
+            return 0, False
+        read = worker.reads[result.windows - 1]
+        if result.unaccounted:
+            log.warning("guild %s: the invite counts hold uses no waiting join accounts for (a join "
+                        "event missed or later than %.1fs); %d joins marked ambiguous",
+                        worker.guild_id, self.event_lag, result.joiners)
+        done = worker.waiting[: result.joiners]
+        known = _every_invite(worker.base, worker.reads[: result.windows])
+        await self._record_settled(worker, done, result.outcomes, known, read.live, reason)
+        live = _keep_vanity(worker.base, read.live, result)
+        await self._store_snapshot(worker, live)
+        worker.settled_at = max([worker.settled_at, *(a.at for a in done)])
+        worker.waiting = worker.waiting[result.joiners :]
+        worker.reads = [replace(r, lo=max(0, r.lo - result.joiners)) for r in worker.reads[result.windows :]]
+        worker.base = live.snapshot()
+        return len(done), True
+
+    async def _created(self, worker: GuildWorker, job: Job, now: datetime) -> None:
+        """INVITE_CREATE: stored at once. The snapshot in memory learns the code (uses 0) when no
+        read is waiting and no join that arrived after this event is settled: then its first use
+        (whose join event comes after this one) is surely after the snapshot, so a code created and
+        used up between two reads is still attributed. Otherwise the next read brings it."""
+        invite: StoredInvite = job.data
+        await self.repos.invites.created(worker.guild_id, invite, now)
+        base = worker.base
+        if base is None or invite.code in base.invites or worker.reads or worker.settled_at >= job.at:
+            return
+        entry = replace(invite, uses=0).uses_entry()
+        worker.base = replace(base, invites={**base.invites, invite.code: entry})
+        worker.stored.setdefault(invite.code, invite)
 
     # ---- recording ------------------------------------------------------------------------------
     def _attribution(
-        self, outcome: GroupMatch, stored: Snapshot, live: Snapshot, *, live_join: bool, reason: str
+        self, outcome: GroupMatch, known: Snapshot, live: LiveInvites, arrival: Arrival, reason: str
     ) -> Attribution:
+        live_join = arrival.joiner.live or arrival.recorded
+        why = reason or ("" if live_join else arrival.reason)
         if outcome.code is None:
             source = "ambiguous" if outcome.candidates else "unknown"
-            return Attribution(source, candidates=outcome.candidates, reason=reason)
+            return Attribution(source, candidates=outcome.candidates, reason=why)
         if outcome.code == VANITY:
-            code = live.vanity_code or stored.vanity_code
-            source = "vanity" if live_join else "downtime"
-            return Attribution(source, code=code, candidates=outcome.candidates)
-        invite = inviter_of(outcome.code, stored, live)
+            return Attribution("vanity" if live_join else "downtime", code=live.vanity_code,
+                               candidates=outcome.candidates)
+        invite = inviter_of(outcome.code, known, live.snapshot())
         return Attribution(
             "invite" if live_join else "downtime",
             code=outcome.code,
@@ -492,50 +656,62 @@ class InviteTracker:
             candidates=outcome.candidates,
         )
 
-    async def _apply(
+    async def _record_settled(
         self,
-        guild_id: int,
-        group: list[Joiner],
-        awaiting: list[StoredJoin],
-        outcome: GroupMatch,
-        stored: Snapshot,
-        live: Snapshot,
+        worker: GuildWorker,
+        done: Sequence[Arrival],
+        outcomes: Sequence[GroupMatch],
+        known: Snapshot,
+        live: LiveInvites,
         reason: str,
     ) -> None:
-        config = await self.repos.guild_settings.get(guild_id)
-        earlier = await self.repos.joins.members_with_joins(guild_id, [j.member_id for j in group])
-        for joiner in group:
-            attribution = self._attribution(
-                outcome, stored, live, live_join=joiner.live, reason="" if joiner.live else reason
-            )
-            rejoin = joiner.member_id in earlier
-            await self._record(guild_id, joiner, attribution, rejoin, config.fake_account_days)
-        for doc in awaiting:
-            attribution = self._attribution(outcome, stored, live, live_join=True, reason="")
-            fake = doc.fake_reason or fake_reason(
-                member_id=doc.member_id,
-                inviter_id=attribution.inviter_id,
-                joined_at=doc.joined_at,
-                account_created_at=doc.account_created_at or doc.joined_at,
-                fake_account_days=config.fake_account_days,
-            )
-            credit = credit_for(doc.counted, attribution)
-            await self.repos.joins.settle_awaiting(doc.key, attribution, credit, fake)
+        gid = worker.guild_id
+        config = await self.repos.guild_settings.get(gid)
+        fresh = [a for a in done if not a.recorded]
+        unrecorded = {j.key(gid) for j in await self._without_recorded(gid, [a.joiner for a in fresh])}
+        earlier = await self.repos.joins.members_with_joins(gid, [a.joiner.member_id for a in fresh])
+        for arrival, outcome in zip(done, outcomes, strict=True):
+            attribution = self._attribution(outcome, known, live, arrival, reason)
+            if arrival.recorded:
+                await self._settle_awaiting(gid, arrival, attribution, config.fake_account_days)
+            elif arrival.joiner.key(gid) in unrecorded:
+                rejoin = arrival.joiner.member_id in earlier
+                await self._record(gid, arrival.joiner, attribution, rejoin, config.fake_account_days)
 
-    async def _record_group(self, guild_id: int, group: list[Joiner], reason: str, *, awaiting: bool) -> None:
-        """Record joins that could not be attributed at all (no snapshot, invites unreadable)."""
-        if not group:
-            return
+    async def _settle_awaiting(self, guild_id: int, arrival: Arrival, attribution: Attribution,
+                               fake_days: int) -> None:
+        joiner = arrival.joiner
+        fake = arrival.fake or fake_reason(
+            member_id=joiner.member_id,
+            inviter_id=attribution.inviter_id,
+            joined_at=joiner.joined_at,
+            account_created_at=joiner.created_at,
+            fake_account_days=fake_days,
+        )
+        credit = credit_for(arrival.counted, attribution)
+        await self.repos.joins.settle_awaiting(joiner.key(guild_id), attribution, credit, fake)
+
+    async def _record_unknown(
+        self, guild_id: int, arrivals: list[Arrival], reason: str, *, awaiting: bool
+    ) -> dict[int, tuple[str, str]]:
+        """Record joins that could not be attributed at all (invites unreadable, no snapshot);
+        returns member -> (counted, fake reason) as recorded."""
+        joiners = await self._without_recorded(guild_id, [a.joiner for a in arrivals])
+        if not joiners:
+            return {}
         config = await self.repos.guild_settings.get(guild_id)
-        earlier = await self.repos.joins.members_with_joins(guild_id, [j.member_id for j in group])
+        earlier = await self.repos.joins.members_with_joins(guild_id, [j.member_id for j in joiners])
         attribution = Attribution("unknown", reason=reason, awaiting="snapshot" if awaiting else "")
-        for joiner in group:
+        recorded = {}
+        for joiner in joiners:
             rejoin = joiner.member_id in earlier
-            await self._record(guild_id, joiner, attribution, rejoin, config.fake_account_days)
+            record = await self._record(guild_id, joiner, attribution, rejoin, config.fake_account_days)
+            recorded[joiner.member_id] = (record.counted, record.fake_reason)
+        return recorded
 
     async def _record(
         self, guild_id: int, joiner: Joiner, attribution: Attribution, rejoin: bool, fake_days: int
-    ) -> None:
+    ) -> JoinRecord:
         record = JoinRecord(
             guild_id=guild_id,
             member_id=joiner.member_id,
@@ -566,6 +742,7 @@ class InviteTracker:
             attribution.source,
             f" via {attribution.code}" if attribution.code else "",
         )
+        return record
 
     async def _left(self, guild_id: int, member_id: int, now: datetime) -> int:
         changed = await self.repos.joins.left(guild_id, member_id, now)
@@ -595,3 +772,30 @@ class InviteTracker:
         if converted:
             log.info("conversion of %s in guild %s: staff %s", member_id, guild_id, staff.member_id)
         return converted
+
+
+def _from_awaiting(doc: StoredJoin) -> Arrival:
+    created = doc.account_created_at or doc.joined_at
+    joiner = Joiner(doc.member_id, doc.member_name, doc.joined_at, created, True)
+    return Arrival(joiner, -math.inf, 0, recorded=True, counted=doc.counted, fake=doc.fake_reason)
+
+
+def _every_invite(base: Snapshot | None, reads: Sequence[Read]) -> Snapshot:
+    """Every invite seen from the snapshot to the last of `reads` (the latest facts of each), so a
+    code created and used up between two reads still has its inviter."""
+    invites = dict(base.invites) if base else {}
+    for read in reads:
+        invites.update(read.live.snapshot().invites)
+    return Snapshot(invites)
+
+
+def _keep_vanity(base: Snapshot | None, live: LiveInvites, result: Settlement) -> LiveInvites:
+    """The read at the cut could not get the vanity uses. When every join settled up to it got an
+    invite code, none of them used the vanity URL, so its count is still the one before; else
+    its count is unknown (None) until a read has it again: no vanity use is credited to a later
+    joiner that an earlier one may have made."""
+    if live.vanity_uses is not None or base is None or base.vanity_uses is None:
+        return live
+    if all(outcome.code is not None and outcome.code != VANITY for outcome in result.outcomes):
+        return replace(live, vanity_code=base.vanity_code, vanity_uses=base.vanity_uses)
+    return live
