@@ -86,6 +86,18 @@ class InvitesCog(commands.Cog, name="Invites"):
         self.tracker.guild_gone(guild.id)
 
     @commands.Cog.listener()
+    async def on_disconnect(self) -> None:
+        self.tracker.gateway_lost()  # join events may now come late (a RESUME replays them)
+
+    @commands.Cog.listener()
+    async def on_connect(self) -> None:
+        self.tracker.gateway_back()
+
+    @commands.Cog.listener()
+    async def on_resumed(self) -> None:
+        self.tracker.gateway_back()
+
+    @commands.Cog.listener()
     async def on_member_join(self, member: discord.Member) -> None:
         if not valid_id(member.id):
             reject("GUILD_MEMBER_ADD", "member id out of range", guild=member.guild.id, member=member.id)
