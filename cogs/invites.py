@@ -23,6 +23,7 @@ from discord.ext import commands
 from app.operations.invite_resets import RestoreError, reset_invites, restore_invites
 from app.wiring.container import Repositories
 from app.wiring.limits import LEADERBOARD_LIMIT, cooldown
+from app.wiring.reply_limits import fit_reply
 from app.wiring.validation import invite_code, reject, valid_id, valid_invite_event
 from cogs.invite_tracker import joiner_of, make_invite_tracker, stored_from_invite
 from cogs.invite_views import (
@@ -151,6 +152,7 @@ class InvitesCog(commands.Cog, name="Invites"):
         self, interaction: discord.Interaction, *, ephemeral: bool = False, **kwargs: Any
     ) -> None:
         kwargs["allowed_mentions"] = NO_MENTIONS
+        kwargs = fit_reply(kwargs)
         if interaction.response.is_done():
             await interaction.followup.send(ephemeral=ephemeral, **kwargs)
         else:
