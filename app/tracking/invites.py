@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import logging
 import math
 import time
@@ -60,7 +61,7 @@ OUTAGE_RETRY_FIRST_SECONDS = 0.5
 OUTAGE_RETRY_MAX_SECONDS = 15.0
 EVENT_LAG_SECONDS = 0.5  # longest assumed delay between a join (its use visible) and its event
 SETTLE_SECONDS = 0.1  # quiet time after the latest join before the invites are read ...
-SETTLE_MAX_SECONDS = 1.0  # ... but never longer than this after the first join not read yet
+SETTLE_MAX_SECONDS = 0.3  # ... but never longer than this after the first join not read yet
 NO_SNAPSHOT = "no_snapshot"
 OFFLINE = "joined_while_offline"
 
@@ -516,7 +517,7 @@ class InviteTracker:
             if force:
                 await self._sleep_until(read.answered + self.event_lag)
         else:
-            await self._sleep_until(self._next_close(worker))
+            await self._sleep_until(self._next_close(worker), worker.wake)
         await self.gateway_ok.wait()
         settled, advanced = await self._decide(worker)
         result: dict[str, Any] = {"status": "ok", "reconciled": settled, "stored": advanced}
@@ -550,10 +551,17 @@ class InviteTracker:
                 return
             await asyncio.sleep(until - self.monotonic())
 
-    async def _sleep_until(self, moment: float) -> None:
+    async def _sleep_until(self, moment: float, wake: asyncio.Event | None = None) -> None:
+        """Sleep until `moment` (monotonic), or until `wake` is set (a new event: a join that
+        arrives while a read's window is open is read at once, for finer groups)."""
         delay = moment - self.monotonic()
-        if delay > 0:
+        if delay <= 0:
+            return
+        if wake is None:
             await asyncio.sleep(delay)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), delay)
 
     async def _read(self, worker: GuildWorker) -> Read:
         vanity_code = worker.base.vanity_code if worker.base else None

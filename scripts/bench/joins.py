@@ -243,7 +243,7 @@ async def run(bench: Any) -> tuple[list[Row], list[Check]]:
     checks: list[Check] = []
     for rate, (mine, theirs, world) in zip(rates, results, strict=True):
         assert theirs is not None
-        what = f"{joins} joins over 5 codes at {rate:g}/s ({world.fetches} fetches in all)"
+        what = f"{joins} joins over 5 codes at {rate:g}/s ({world.fetches} invite reads, both together)"
         values = {"rate": rate, "joins": joins, "tracker": vars(mine), "baseline": vars(theirs)}
         rows.append(Row("join burst", what, mine.text(), theirs.text(), None, "0 wrong",
                         mine.wrong == 0, values))
