@@ -605,8 +605,11 @@ class InviteTracker:
         if not windows:
             return 0, False
         if worker.base is None:
-            # Nothing to compare the first read with: the joins it may include stay unknown.
-            result = Settlement(1, windows[0].hi, (GroupMatch(None, ()),) * windows[0].hi)
+            # Nothing to compare the first read with: the joins surely in it stay unknown; it
+            # becomes the snapshot, and later joins are matched against it (one whose use it
+            # already holds looks like a join without a use: never credited, never wrong).
+            first = windows[0].lo
+            result = Settlement(1, first, (GroupMatch(None, ()),) * first, unaccounted=True)
             return await self._apply(worker, result, NO_SNAPSHOT)
         return await self._apply(worker, settle(worker.base, windows), "")
 
@@ -614,7 +617,7 @@ class InviteTracker:
         if not result.windows:
             return 0, False
         read = worker.reads[result.windows - 1]
-        if result.unaccounted:
+        if result.unaccounted and reason != NO_SNAPSHOT:
             log.warning("guild %s: the invite counts hold uses no waiting join accounts for (a join "
                         "event missed or later than %.1fs); %d joins marked ambiguous",
                         worker.guild_id, self.event_lag, result.joiners)
