@@ -6,12 +6,12 @@ never a role or everyone: the caller sends with `allowed_mentions` built by `all
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import discord
 
+from app.tracking.invites import JoinFacts
 from cogs.text import safe_name
 from repositories.guild_settings import DEFAULT_JOIN_TEMPLATE, DEFAULT_LEAVE_TEMPLATE
 
@@ -34,23 +34,6 @@ DEFAULT_JOIN_BY_SOURCE = {
 DEFAULT_LEAVE_UNKNOWN = "{member_name} left."
 LATE_PREFIX = "(late) "
 NO_TIME = datetime.min.replace(tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class JoinFacts:
-    """What the invite tracker knows about one join (or, for a leave, about the member's join)."""
-
-    guild_id: int
-    member_id: int
-    member_name: str
-    source: str
-    code: str | None
-    candidates: tuple[str, ...]
-    inviter_id: int | None
-    inviter_name: str | None
-    joined_at: datetime
-    account_created_at: datetime | None
-    live: bool = True
 
 
 def account_age(facts: JoinFacts) -> str:

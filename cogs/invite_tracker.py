@@ -1,109 +1,25 @@
-"""Invite tracking per guild: one worker per guild processes every invite-related event in order.
+"""The Discord side of invite tracking: what `app.tracking.invites.InviteTracker` is handed.
 
-Start order (per guild): events that arrive before the guild is available are queued, never
-dropped. When the guild becomes available the worker first *syncs*: it loads the stored
-snapshot, fetches the live invites (and the vanity URL's uses), attributes the members who
-joined while the bot was not watching (downtime) together with the joins already queued, closes
-the stays of members who left meanwhile, and stores the new snapshot. Only then does it process
-the queue, one job at a time: joins (consecutive queued joins form one batch: one fetch, one
-match), leaves, invite creates/deletes, role gains (conversions), refreshes.
-
-All attribution decisions are made by `app.tracking.attribution` (pure); all writes go to repositories.
+`DiscordGuildAccess` reads a guild's invites, vanity uses and member list through discord.py and
+turns recorded joins and leaves into the `tracked_join` / `tracked_leave` events the
+announcements cog listens to. The conversions from discord.py objects live here too; the
+tracker itself (queueing, batching, matching, snapshots, reconciliation) has no Discord I/O.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections import deque
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import aiohttp
 import discord
-from pymongo.errors import PyMongoError
 
-from app.storage.writes import is_outage
-from app.tracking.attribution import (
-    VANITY,
-    GroupMatch,
-    Snapshot,
-    fake_reason,
-    increases,
-    inviter_of,
-    match_group,
-)
+from app.tracking.invites import FetchFailed, GuildMembers, InviteTracker, Joiner, JoinFacts
 from app.wiring.container import Repositories
-from cogs.announcement_text import JoinFacts
 from repositories.invites import StoredInvite
-from repositories.joins import FIRST, REJOIN, Attribution, JoinRecord, StoredJoin, credit_for, join_key
 
 log = logging.getLogger(__name__)
-MAX_BATCH = 50
-OUTAGE_RETRY_FIRST_SECONDS = 0.5
-OUTAGE_RETRY_MAX_SECONDS = 15.0
-
-
-@dataclass(frozen=True)
-class Joiner:
-    """A member's join as seen at event time (or found in the member list after downtime)."""
-
-    member_id: int
-    name: str
-    joined_at: datetime
-    created_at: datetime
-    live: bool  # seen as a GUILD_MEMBER_ADD (False: found in the member list after downtime)
-
-    @classmethod
-    def of(cls, member: discord.Member, fallback: datetime, *, live: bool) -> Joiner:
-        return cls(member.id, member.name, member.joined_at or fallback, member.created_at, live)
-
-    def key(self, guild_id: int) -> str:
-        return join_key(guild_id, self.member_id, self.joined_at)
-
-
-@dataclass
-class Job:
-    kind: str  # join | leave | invite_create | invite_delete | roles | sync
-    data: Any = None
-    done: asyncio.Future[Any] | None = None
-
-
-@dataclass
-class LiveInvites:
-    invites: list[StoredInvite]
-    vanity_code: str | None
-    vanity_uses: int | None
-
-    def snapshot(self) -> Snapshot:
-        return Snapshot(
-            invites={inv.code: inv.uses_entry() for inv in self.invites},
-            vanity_code=self.vanity_code,
-            vanity_uses=self.vanity_uses,
-        )
-
-
-class FetchFailed(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason  # missing_permissions | fetch_failed
-
-
-@dataclass
-class GuildWorker:
-    guild_id: int
-    queue: deque[Job] = field(default_factory=deque)
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    started: asyncio.Event = field(default_factory=asyncio.Event)
-    idle: asyncio.Event = field(default_factory=asyncio.Event)
-    needs_sync: bool = False
-    task: asyncio.Task[None] | None = None
-    guild: discord.Guild | None = None
-
-    def queued_join_ids(self) -> set[int]:
-        return {job.data.member_id for job in self.queue if job.kind == "join"}
 
 
 def stored_from_invite(invite: discord.Invite) -> StoredInvite:
@@ -121,447 +37,67 @@ def stored_from_invite(invite: discord.Invite) -> StoredInvite:
     )
 
 
-def _differs(stored: StoredInvite | None, live: StoredInvite) -> bool:
-    if stored is None:
-        return True
-    return (stored.uses, stored.inviter_id, stored.inviter_name) != (
-        live.uses,
-        live.inviter_id,
-        live.inviter_name,
-    )
+def joiner_of(member: discord.Member, fallback: datetime, *, live: bool) -> Joiner:
+    """A member's join as the tracker sees it (`live`: from a GUILD_MEMBER_ADD)."""
+    return Joiner(member.id, member.name, member.joined_at or fallback, member.created_at, live)
 
 
-class InviteTracker:
-    """The per-guild workers and what they do. The cog feeds it events and commands."""
+class DiscordGuildAccess:
+    """`GuildAccess` through discord.py: reads, plus the tracker's join/leave notices as bot events."""
 
-    def __init__(self, bot: Any, repos: Repositories) -> None:
+    def __init__(self, bot: Any) -> None:
         self.bot = bot
-        self.repos = repos
-        self.workers: dict[int, GuildWorker] = {}
-        self.warned_forbidden: set[int] = set()
 
-    # ---- feeding --------------------------------------------------------------------------------
-    def worker(self, guild_id: int) -> GuildWorker:
-        worker = self.workers.get(guild_id)
-        if worker is None:
-            worker = self.workers[guild_id] = GuildWorker(guild_id)
-            worker.task = asyncio.get_running_loop().create_task(
-                self._run(worker), name=f"invite worker {guild_id}"
-            )
-        return worker
+    def _guild(self, guild_id: int) -> discord.Guild:
+        guild = self.bot.get_guild(guild_id)
+        if guild is None:
+            raise FetchFailed("fetch_failed", f"guild {guild_id} is not known")
+        return guild
 
-    def submit(
-        self, guild_id: int, kind: str, data: Any = None, *, wait: bool = False
-    ) -> asyncio.Future[Any] | None:
-        """Queue a job (synchronously, so jobs keep the order their events arrived in)."""
-        worker = self.worker(guild_id)
-        done = asyncio.get_running_loop().create_future() if wait else None
-        worker.queue.append(Job(kind, data, done))
-        worker.idle.clear()
-        worker.wake.set()
-        return done
-
-    def guild_available(self, guild: discord.Guild) -> None:
-        """The guild (and its member list) is ready: sync first, then work through the queue."""
-        worker = self.worker(guild.id)
-        worker.guild = guild
-        worker.needs_sync = True
-        worker.idle.clear()
-        worker.started.set()
-        worker.wake.set()
-
-    def guild_gone(self, guild_id: int) -> None:
-        worker = self.workers.pop(guild_id, None)
-        if worker is not None and worker.task is not None:
-            worker.task.cancel()
-
-    async def wait_idle(self) -> None:
-        """Until every started worker has an empty queue and nothing in progress."""
-        for worker in list(self.workers.values()):
-            if worker.started.is_set():
-                await worker.idle.wait()
-
-    async def close(self) -> None:
-        for worker in list(self.workers.values()):
-            if worker.task is not None:
-                worker.task.cancel()
-        self.workers.clear()
-
-    # ---- the worker loop ------------------------------------------------------------------------
-    async def _run(self, worker: GuildWorker) -> None:
-        await worker.started.wait()
-        while True:
-            if worker.needs_sync:
-                worker.needs_sync = False
-                await self._guarded(worker, Job("sync"))
-                continue
-            if not worker.queue:
-                worker.idle.set()
-                worker.wake.clear()
-                await worker.wake.wait()
-                continue
-            job = worker.queue.popleft()
-            if job.kind == "join":
-                batch = [job]
-                while worker.queue and worker.queue[0].kind == "join" and len(batch) < MAX_BATCH:
-                    batch.append(worker.queue.popleft())
-                await self._guarded(worker, Job("joins", [j.data for j in batch]), batch)
-            else:
-                await self._guarded(worker, job, [job])
-
-    async def _guarded(self, worker: GuildWorker, job: Job, originals: Iterable[Job] = ()) -> None:
-        result: Any = None
-        error: BaseException | None = None
-        try:
-            result = await self._until_mongodb_answers(worker, job)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            error = exc
-            log.exception("invite tracking: %s in guild %s failed", job.kind, worker.guild_id)
-        for original in originals:
-            if original.done is not None and not original.done.done():
-                if error is not None:
-                    original.done.set_exception(error)
-                else:
-                    original.done.set_result(result)
-
-    async def _until_mongodb_answers(self, worker: GuildWorker, job: Job) -> Any:
-        """Run the job; while MongoDB is away, wait and run it again (the guild's later jobs wait
-        behind it, in order). Every step of a job is idempotent, so a partial first run is harmless.
-        Joins waiting here are matched together once MongoDB is back: exact when the uses since the
-        snapshot add up for one code, `ambiguous` otherwise, never guessed."""
-        delay = OUTAGE_RETRY_FIRST_SECONDS
-        while True:
-            try:
-                return await self._handle(worker, job)
-            except PyMongoError as exc:
-                if not is_outage(exc):
-                    raise
-                log.warning("invite tracking: MongoDB unavailable (%s); %s in guild %s waits %.1fs",
-                            type(exc).__name__, job.kind, worker.guild_id, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, OUTAGE_RETRY_MAX_SECONDS)
-
-    async def _handle(self, worker: GuildWorker, job: Job) -> Any:
-        gid = worker.guild_id
-        now = self.bot.clock.now()
-        if job.kind == "sync":
-            return await self.sync(worker)
-        if job.kind == "refresh":
-            return await self.sync(worker)
-        if job.kind == "joins":
-            return await self.process_joins(worker, job.data)
-        if job.kind == "leave":
-            return await self._left(gid, job.data, now)
-        if job.kind == "invite_create":
-            return await self.repos.invites.created(gid, job.data, now)
-        if job.kind == "invite_delete":
-            return await self.repos.invites.removed(gid, job.data, now)
-        if job.kind == "roles":
-            member_id, added = job.data
-            return await self.role_gained(gid, member_id, added)
-        raise ValueError(f"unknown invite job {job.kind!r}")
-
-    # ---- fetching -------------------------------------------------------------------------------
-    async def fetch_live(self, guild: discord.Guild) -> LiveInvites:
-        """The live invites and vanity uses; FetchFailed when Discord would not say."""
+    async def invites(self, guild_id: int) -> list[StoredInvite]:
+        guild = self._guild(guild_id)
         try:
             invites = await guild.invites()
-            vanity_code, vanity_uses = None, None
-            if guild.vanity_url_code:
-                # GET /guilds/{id}/vanity-url alone has the uses (Guild.vanity_invite() makes a
-                # second call for the channel, which attribution does not need).
-                vanity = await self.bot.http.get_vanity_code(guild.id)
-                if vanity.get("code"):
-                    vanity_code, vanity_uses = vanity["code"], int(vanity.get("uses") or 0)
         except discord.Forbidden as exc:
-            await self._forbidden(guild, exc)
-            raise FetchFailed("missing_permissions") from exc
+            raise FetchFailed("missing_permissions", f"{guild.name}: {exc.text}") from exc
         except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as exc:
-            log.warning("could not fetch invites of guild %s: %s", guild.id, exc)
-            await self.repos.invite_guilds.fetch_failed(guild.id, self.bot.clock.now(), forbidden=False)
-            raise FetchFailed("fetch_failed") from exc
-        self.warned_forbidden.discard(guild.id)
-        return LiveInvites([stored_from_invite(inv) for inv in invites], vanity_code, vanity_uses)
+            raise FetchFailed("fetch_failed", str(exc)) from exc
+        return [stored_from_invite(inv) for inv in invites]
 
-    async def _forbidden(self, guild: discord.Guild, exc: discord.Forbidden) -> None:
-        if guild.id not in self.warned_forbidden:
-            self.warned_forbidden.add(guild.id)
-            log.warning(
-                "guild %s (%s): the bot lacks Manage Guild, so it cannot read invites; joins are "
-                "recorded as unknown until the permission is given (%s)",
-                guild.id,
-                guild.name,
-                exc.text,
-            )
-        await self.repos.invite_guilds.fetch_failed(guild.id, self.bot.clock.now(), forbidden=True)
-
-    async def _store_snapshot(
-        self, guild_id: int, stored: dict[str, StoredInvite], live: LiveInvites
-    ) -> None:
-        now = self.bot.clock.now()
-        changed = [inv for inv in live.invites if _differs(stored.get(inv.code), inv)]
-        live_codes = {inv.code for inv in live.invites}
-        gone = [code for code in stored if code not in live_codes]
-        await self.repos.invites.set_uses(guild_id, changed, now)
-        for code in gone:
-            await self.repos.invites.removed(guild_id, code, now)
-        await self.repos.invite_guilds.snapshot_stored(guild_id, now, live.vanity_code, live.vanity_uses)
-
-    # ---- sync (start, guild available, /invites refresh) -------------------------------------------
-    async def sync(self, worker: GuildWorker) -> dict[str, Any]:
-        guild = self.bot.get_guild(worker.guild_id) or worker.guild
-        if guild is None:
-            return {"status": "no guild"}
-        gid = guild.id
-        state = await self.repos.invite_guilds.get(gid)
-        stored = await self.repos.invites.live(gid)
-        queued_before = {job.data.member_id: job.data for job in worker.queue if job.kind == "join"}
+    async def vanity(self, guild_id: int) -> tuple[str, int] | None:
+        guild = self._guild(guild_id)
+        if not guild.vanity_url_code:
+            return None
         try:
-            live = await self.fetch_live(guild)
-        except FetchFailed as failed:
-            if state.snapshot_at is not None:
-                group = self._unseen_joiners(guild, state.snapshot_at, queued_before, worker)
-                await self._record_group(gid, group, failed.reason, awaiting=True)
-            await self._reconcile_leaves(guild)
-            return {"status": failed.reason}
-        group = list(queued_before.values())
-        awaiting: list[StoredJoin] = []
-        reason = "no_snapshot"
-        if state.snapshot_at is not None:
-            group = self._unseen_joiners(guild, state.snapshot_at, queued_before, worker)
-            awaiting = await self.repos.joins.awaiting(gid)
-            reason = "joined_while_offline"
-        group = await self._without_recorded(gid, group)
-        outcome = None
-        if state.snapshot_at is not None and (group or awaiting):
-            stored_snapshot = state.snapshot(stored)
-            outcome = match_group(len(group) + len(awaiting), increases(stored_snapshot, live.snapshot()))
-            await self._apply(gid, group, awaiting, outcome, stored_snapshot, live.snapshot(), reason)
-        elif group:
-            await self._record_group(gid, group, reason, awaiting=False)
-        await self._reconcile_leaves(guild)
-        await self._store_snapshot(gid, stored, live)
-        log.info(
-            "invites of guild %s synced: %d live, %d joins reconciled (%s)",
-            gid,
-            len(live.invites),
-            len(group) + len(awaiting),
-            outcome.status if outcome else "none",
-        )
-        return {
-            "status": "ok",
-            "invites": len(live.invites),
-            "reconciled": len(group) + len(awaiting),
-            "outcome": outcome.status if outcome else "none",
-        }
+            # GET /guilds/{id}/vanity-url alone has the uses (Guild.vanity_invite() makes a second
+            # call for the channel, which attribution does not need).
+            vanity = await self.bot.http.get_vanity_code(guild_id)
+        except discord.Forbidden as exc:
+            raise FetchFailed("missing_permissions", f"{guild.name}: {exc.text}") from exc
+        except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise FetchFailed("fetch_failed", str(exc)) from exc
+        if not vanity.get("code"):
+            return None
+        return vanity["code"], int(vanity.get("uses") or 0)
 
-    def _unseen_joiners(
-        self, guild: discord.Guild, since: datetime, queued_before: dict[int, Joiner], worker: GuildWorker
-    ) -> list[Joiner]:
-        """Members who joined after the snapshot (and the joins queued before the fetch), except
-        joins queued after the fetch started: their uses may be missing from it."""
-        queued_after = worker.queued_join_ids() - set(queued_before)
-        now = self.bot.clock.now()
-        found: dict[int, Joiner] = dict(queued_before)
-        for member in guild.members:
-            if member.bot or member.id in found or member.id in queued_after:
-                continue
-            if member.joined_at is not None and member.joined_at > since:
-                found[member.id] = Joiner.of(member, now, live=False)
-        return sorted(found.values(), key=lambda j: j.joined_at)
+    def has_guild(self, guild_id: int) -> bool:
+        return self.bot.get_guild(guild_id) is not None
 
-    async def _without_recorded(self, guild_id: int, joiners: list[Joiner]) -> list[Joiner]:
-        existing = await self.repos.joins.existing_keys([j.key(guild_id) for j in joiners])
-        return [j for j in joiners if j.key(guild_id) not in existing]
-
-    async def _reconcile_leaves(self, guild: discord.Guild) -> None:
-        """Members with an open stay who are no longer in the guild left while nobody watched
-        (only with the full member list: a partial cache would look like mass leaves)."""
-        if not guild.chunked:
-            return
-        present = {m.id for m in guild.members}
-        now = self.bot.clock.now()
-        for member_id in await self.repos.joins.open_member_ids(guild.id):
-            if member_id not in present:
-                await self.repos.joins.left(guild.id, member_id, now)
-
-    # ---- live joins -----------------------------------------------------------------------------
-    async def process_joins(self, worker: GuildWorker, joiners: list[Joiner]) -> str:
-        gid = worker.guild_id
-        guild = self.bot.get_guild(gid) or worker.guild
+    def members(self, guild_id: int) -> GuildMembers | None:
+        guild = self.bot.get_guild(guild_id)
         if guild is None:
-            return "no guild"
-        group = await self._without_recorded(gid, joiners)
-        if not group:
-            return "already recorded"
-        state = await self.repos.invite_guilds.get(gid)
-        stored = await self.repos.invites.live(gid)
-        try:
-            live = await self.fetch_live(guild)
-        except FetchFailed as failed:
-            awaiting = state.snapshot_at is not None
-            await self._record_group(gid, group, failed.reason, awaiting=awaiting)
-            return failed.reason
-        if state.snapshot_at is None:
-            await self._record_group(gid, group, "no_snapshot", awaiting=False)
-            await self._store_snapshot(gid, stored, live)
-            return "no_snapshot"
-        awaiting = await self.repos.joins.awaiting(gid) if state.stale else []
-        stored_snapshot = state.snapshot(stored)
-        gained = increases(stored_snapshot, live.snapshot())
-        outcome = match_group(len(group) + len(awaiting), gained)
-        if not outcome.attributed:
-            group, outcome = await self._widen(worker, group, awaiting, gained, outcome)
-        await self._apply(gid, group, awaiting, outcome, stored_snapshot, live.snapshot(), "")
-        await self._store_snapshot(gid, stored, live)
-        return outcome.status
+            return None
+        now = self.bot.clock.now()
+        humans = [joiner_of(m, now, live=False) for m in guild.members if not m.bot and m.joined_at]
+        return GuildMembers(guild.name, humans, guild.chunked)
 
-    async def _widen(
-        self,
-        worker: GuildWorker,
-        group: list[Joiner],
-        awaiting: list[StoredJoin],
-        gained: dict[str, int],
-        outcome: GroupMatch,
-    ) -> tuple[list[Joiner], GroupMatch]:
-        """The batch did not match. Joins whose events arrived while the list was fetched (queued
-        next) joined before its answer came, so their uses are usually in it: when the batch plus
-        them accounts for the increases exactly (one code), take them along. Otherwise leave them
-        queued, in order, and keep the batch's own unattributed outcome."""
-        extra: list[Job] = []
-        while worker.queue and worker.queue[0].kind == "join" and len(group) + len(extra) < MAX_BATCH:
-            extra.append(worker.queue.popleft())
-        if not extra:
-            return group, outcome
-        wider = group + await self._without_recorded(worker.guild_id, [job.data for job in extra])
-        widened = match_group(len(wider) + len(awaiting), gained)
-        if widened.attributed:
-            return wider, widened
-        worker.queue.extendleft(reversed(extra))
-        return group, outcome
+    def joined(self, facts: JoinFacts) -> None:
+        self.bot.dispatch("tracked_join", facts)
 
-    # ---- recording ------------------------------------------------------------------------------
-    def _attribution(
-        self, outcome: GroupMatch, stored: Snapshot, live: Snapshot, *, live_join: bool, reason: str
-    ) -> Attribution:
-        if outcome.code is None:
-            source = "ambiguous" if outcome.candidates else "unknown"
-            return Attribution(source, candidates=outcome.candidates, reason=reason)
-        if outcome.code == VANITY:
-            code = live.vanity_code or stored.vanity_code
-            source = "vanity" if live_join else "downtime"
-            return Attribution(source, code=code, candidates=outcome.candidates)
-        invite = inviter_of(outcome.code, stored, live)
-        return Attribution(
-            "invite" if live_join else "downtime",
-            code=outcome.code,
-            inviter_id=invite.inviter_id if invite else None,
-            inviter_name=invite.inviter_name if invite else None,
-            candidates=outcome.candidates,
-        )
-
-    async def _apply(
-        self,
-        guild_id: int,
-        group: list[Joiner],
-        awaiting: list[StoredJoin],
-        outcome: GroupMatch,
-        stored: Snapshot,
-        live: Snapshot,
-        reason: str,
-    ) -> None:
-        config = await self.repos.guild_settings.get(guild_id)
-        earlier = await self.repos.joins.members_with_joins(guild_id, [j.member_id for j in group])
-        for joiner in group:
-            attribution = self._attribution(
-                outcome, stored, live, live_join=joiner.live, reason="" if joiner.live else reason
-            )
-            rejoin = joiner.member_id in earlier
-            await self._record(guild_id, joiner, attribution, rejoin, config.fake_account_days)
-        for doc in awaiting:
-            attribution = self._attribution(outcome, stored, live, live_join=True, reason="")
-            fake = doc.fake_reason or fake_reason(
-                member_id=doc.member_id,
-                inviter_id=attribution.inviter_id,
-                joined_at=doc.joined_at,
-                account_created_at=doc.account_created_at or doc.joined_at,
-                fake_account_days=config.fake_account_days,
-            )
-            credit = credit_for(doc.counted, attribution)
-            await self.repos.joins.settle_awaiting(doc.key, attribution, credit, fake)
-
-    async def _record_group(self, guild_id: int, group: list[Joiner], reason: str, *, awaiting: bool) -> None:
-        """Record joins that could not be attributed at all (no snapshot, invites unreadable)."""
-        if not group:
-            return
-        config = await self.repos.guild_settings.get(guild_id)
-        earlier = await self.repos.joins.members_with_joins(guild_id, [j.member_id for j in group])
-        attribution = Attribution("unknown", reason=reason, awaiting="snapshot" if awaiting else "")
-        for joiner in group:
-            rejoin = joiner.member_id in earlier
-            await self._record(guild_id, joiner, attribution, rejoin, config.fake_account_days)
-
-    async def _record(
-        self, guild_id: int, joiner: Joiner, attribution: Attribution, rejoin: bool, fake_days: int
-    ) -> None:
-        record = JoinRecord(
-            guild_id=guild_id,
-            member_id=joiner.member_id,
-            member_name=joiner.name,
-            joined_at=joiner.joined_at,
-            account_created_at=joiner.created_at,
-            attribution=attribution,
-            counted=REJOIN if rejoin else FIRST,
-            fake_reason=fake_reason(
-                member_id=joiner.member_id,
-                inviter_id=attribution.inviter_id,
-                joined_at=joiner.joined_at,
-                account_created_at=joiner.created_at,
-                fake_account_days=fake_days,
-            ),
-            recorded_at=self.bot.clock.now(),
-        )
-        await self.repos.joins.record(record)
-        self.bot.dispatch("tracked_join", JoinFacts(
-            guild_id, joiner.member_id, joiner.name, attribution.source, attribution.code,
-            tuple(attribution.candidates), attribution.inviter_id, attribution.inviter_name,
-            joiner.joined_at, joiner.created_at, live=joiner.live,
-        ))
-        log.info(
-            "join of %s in guild %s: %s%s",
-            joiner.member_id,
-            guild_id,
-            attribution.source,
-            f" via {attribution.code}" if attribution.code else "",
-        )
-
-    async def _left(self, guild_id: int, member_id: int, now: datetime) -> int:
-        changed = await self.repos.joins.left(guild_id, member_id, now)
-        first = await self.repos.joins.first_for_member(guild_id, member_id)
-        facts = None
-        if first is not None:
-            facts = JoinFacts(guild_id, member_id, first.member_name, first.source, first.code,
-                              first.candidates, first.inviter_id, first.inviter_name, first.joined_at,
-                              first.account_created_at)
-        name = first.member_name if first is not None else str(member_id)
+    def left(self, guild_id: int, member_id: int, name: str, facts: JoinFacts | None) -> None:
         self.bot.dispatch("tracked_leave", guild_id, member_id, name, facts)
-        return changed
 
-    # ---- conversions ----------------------------------------------------------------------------
-    async def role_gained(self, guild_id: int, member_id: int, added: set[int]) -> bool:
-        """A member attributed to a staff code who gains the conversion role: one conversion."""
-        config = await self.repos.guild_settings.get(guild_id)
-        if config.conversion_role is None or config.conversion_role not in added:
-            return False
-        first = await self.repos.joins.first_for_member(guild_id, member_id)
-        if first is None or first.code is None or first.converted_by:
-            return False
-        staff = await self.repos.staff_codes.by_code(guild_id, first.code)
-        if staff is None:
-            return False
-        converted = await self.repos.joins.mark_converted(first.key, staff.member_id, self.bot.clock.now())
-        if converted:
-            log.info("conversion of %s in guild %s: staff %s", member_id, guild_id, staff.member_id)
-        return converted
+
+def make_invite_tracker(bot: Any, repos: Repositories) -> InviteTracker:
+    """The bot's invite tracker, reading Discord through `bot`."""
+    return InviteTracker(repos, bot.clock, DiscordGuildAccess(bot))

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import discord
 
 from app.tracking.invite_stats import InviteSummary
+from app.wiring.reply_limits import fit_embed, more_lines
 from cogs.text import safe_name
 from repositories.joins import StoredJoin
 from repositories.staff_codes import StaffCode
@@ -69,7 +70,7 @@ def member_embed(name: str, summary: InviteSummary, recent: Sequence[StoredJoin]
         + (f" - fake ({j.fake_reason})" if j.fake_reason else "")
         for j in recent
     ]
-    embed.add_field(name="Last members brought in", value="\n".join(lines) or "nobody yet", inline=False)
+    embed.add_field(name="Last members brought in", value=more_lines(lines) or "nobody yet", inline=False)
     return embed
 
 
@@ -89,7 +90,7 @@ def who_embed(name: str, join: StoredJoin | None) -> discord.Embed:
     embed.add_field(name="Source", value=SOURCE_LABELS.get(join.source, join.source))
     embed.add_field(name="Joined", value=stamp(join.joined_at))
     if join.candidates and not join.code:
-        candidates = ", ".join(esc(c) for c in join.candidates)
+        candidates = more_lines([esc(c) for c in join.candidates], what="more codes").replace("\n", ", ")
         embed.add_field(name="Candidate codes", value=candidates, inline=False)
     notes = []
     if join.counted == "rejoin":
@@ -172,4 +173,5 @@ class LeaderboardView(discord.ui.View):
         embed, page, pages = await self.load(page)
         view = LeaderboardView(self.owner_id, self.load, page, pages)
         self.stop()
-        await interaction.response.edit_message(embed=embed, view=view, allowed_mentions=NO_MENTIONS)
+        await interaction.response.edit_message(embed=fit_embed(embed), view=view,
+                                                allowed_mentions=NO_MENTIONS)

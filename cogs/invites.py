@@ -1,7 +1,8 @@
 """Invite tracking listeners and the `/invites` commands.
 
-Listeners only queue events into `InviteTracker` (in arrival order); the tracker's per-guild
-worker does the rest. Commands read through repositories (`bot.repos`), never a collection.
+Listeners only queue events into `InviteTracker` (`app/tracking/invites.py`, in arrival order);
+the tracker's per-guild worker does the rest. Commands read through repositories (`bot.repos`),
+never a collection.
 
 Commands (Discord allows default member permissions only on a top-level command, and `/invites`
 holds member commands too, so the admin subcommands check Manage Guild at runtime and refuse
@@ -22,8 +23,9 @@ from discord.ext import commands
 from app.operations.invite_resets import RestoreError, reset_invites, restore_invites
 from app.wiring.container import Repositories
 from app.wiring.limits import LEADERBOARD_LIMIT, cooldown
+from app.wiring.reply_limits import fit_reply
 from app.wiring.validation import invite_code, reject, valid_id, valid_invite_event
-from cogs.invite_tracker import InviteTracker, Joiner, stored_from_invite
+from cogs.invite_tracker import joiner_of, make_invite_tracker, stored_from_invite
 from cogs.invite_views import (
     NO_MENTIONS,
     PAGE_SIZE,
@@ -55,7 +57,7 @@ class InvitesCog(commands.Cog, name="Invites"):
     def __init__(self, bot: Any, repos: Repositories) -> None:
         self.bot = bot
         self.repos = repos
-        self.tracker = InviteTracker(bot, repos)
+        self.tracker = make_invite_tracker(bot, repos)
 
     async def cog_load(self) -> None:
         # After the shutdown flush waited for every queue (wait_idle), stop the workers.
@@ -74,22 +76,34 @@ class InvitesCog(commands.Cog, name="Invites"):
 
     @commands.Cog.listener()
     async def on_guild_available(self, guild: discord.Guild) -> None:
-        self.tracker.guild_available(guild)
+        self.tracker.guild_available(guild.id)
 
     @commands.Cog.listener()
     async def on_guild_join(self, guild: discord.Guild) -> None:
-        self.tracker.guild_available(guild)
+        self.tracker.guild_available(guild.id)
 
     @commands.Cog.listener()
     async def on_guild_remove(self, guild: discord.Guild) -> None:
         self.tracker.guild_gone(guild.id)
 
     @commands.Cog.listener()
+    async def on_disconnect(self) -> None:
+        self.tracker.gateway_lost()  # join events may now come late (a RESUME replays them)
+
+    @commands.Cog.listener()
+    async def on_connect(self) -> None:
+        self.tracker.gateway_back()
+
+    @commands.Cog.listener()
+    async def on_resumed(self) -> None:
+        self.tracker.gateway_back()
+
+    @commands.Cog.listener()
     async def on_member_join(self, member: discord.Member) -> None:
         if not valid_id(member.id):
             reject("GUILD_MEMBER_ADD", "member id out of range", guild=member.guild.id, member=member.id)
         elif not member.bot:
-            joiner = Joiner.of(member, self.bot.clock.now(), live=True)
+            joiner = joiner_of(member, self.bot.clock.now(), live=True)
             self.tracker.submit(member.guild.id, "join", joiner)
 
     @commands.Cog.listener()
@@ -138,6 +152,7 @@ class InvitesCog(commands.Cog, name="Invites"):
         self, interaction: discord.Interaction, *, ephemeral: bool = False, **kwargs: Any
     ) -> None:
         kwargs["allowed_mentions"] = NO_MENTIONS
+        kwargs = fit_reply(kwargs)
         if interaction.response.is_done():
             await interaction.followup.send(ephemeral=ephemeral, **kwargs)
         else:
@@ -328,7 +343,7 @@ class InvitesCog(commands.Cog, name="Invites"):
                 name="Stale", value="the last invite fetch failed; joins since are unknown", inline=False
             )
         try:
-            live = await self.tracker.fetch_live(guild)
+            live = await self.tracker.fetch_live(guild.id)
         except Exception as exc:
             embed.add_field(
                 name="Live invites",
@@ -372,8 +387,11 @@ class InvitesCog(commands.Cog, name="Invites"):
         done = self.tracker.submit(interaction.guild.id, "refresh", wait=True)
         assert done is not None
         result = await done
-        if result.get("status") == "ok":
+        if result.get("status") == "ok" and result.get("stored"):
             text = f"Snapshot stored: {result['invites']} invites; {result['reconciled']} joins reconciled."
+        elif result.get("status") == "ok":
+            text = (f"Read {result['invites']} invites; joins are still being matched, the snapshot "
+                    "is stored once they are settled.")
         else:
             text = f"Could not read the invites ({result.get('status')}); the snapshot was not changed."
         await self._send(interaction, ephemeral=True, content=text)

@@ -9,6 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from app.wiring.reply_limits import fit_content, fit_embed
 from repositories.guild_settings import GuildConfig, GuildSettingsRepository, SettingError
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,8 @@ class SettingsCog(commands.Cog):
         assert interaction.guild is not None
         config = await self.guild_settings.get(interaction.guild.id)
         embed = settings_embed(config, self.bot.settings.voice_downtime_cap_seconds)
-        await interaction.response.send_message(embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        await interaction.response.send_message(embed=fit_embed(embed), ephemeral=True,
+                                                allowed_mentions=NO_MENTIONS)
 
     @settings_group.command(name="set", description="Change one or more settings")
     @app_commands.describe(
@@ -140,13 +142,13 @@ class SettingsCog(commands.Cog):
                 interaction.guild.id, by=interaction.user.id, at=self.bot.clock.now(), **changes
             )
         except SettingError as exc:
-            await interaction.response.send_message(f"Not changed: {exc}", ephemeral=True,
+            await interaction.response.send_message(fit_content(f"Not changed: {exc}"), ephemeral=True,
                                                     allowed_mentions=NO_MENTIONS)
             return
         log.info("guild %s: member %s changed %s", interaction.guild.id, interaction.user.id,
                  ", ".join(sorted(changes)))
         await interaction.response.send_message(
             f"Changed: {', '.join(sorted(changes))}.",
-            embed=settings_embed(updated, self.bot.settings.voice_downtime_cap_seconds),
+            embed=fit_embed(settings_embed(updated, self.bot.settings.voice_downtime_cap_seconds)),
             ephemeral=True, allowed_mentions=NO_MENTIONS,
         )

@@ -21,6 +21,7 @@ from discord.ext import commands
 from app.tracking.charts import DayPoint, render_activity_chart
 from app.tracking.voice import PERIOD_LABELS, format_duration, last_days, period_start_day, zone
 from app.wiring.limits import LEADERBOARD_LIMIT, UD_CHART_LIMIT, cooldown, wants_chart
+from app.wiring.reply_limits import fit_embed
 from cogs.text import safe_name
 from repositories.activity import ActivityRepository, Counters
 from repositories.guild_settings import GuildSettingsRepository
@@ -136,7 +137,8 @@ class TopView(discord.ui.View):
         )
         view = TopView(self.cog, self.owner_id, self.board, self.period, page, pages)
         self.stop()
-        await interaction.response.edit_message(embed=embed, view=view, allowed_mentions=NO_MENTIONS)
+        await interaction.response.edit_message(embed=fit_embed(embed), view=view,
+                                                allowed_mentions=NO_MENTIONS)
 
 
 class StatsCog(commands.Cog, name="Stats"):
@@ -180,7 +182,7 @@ class StatsCog(commands.Cog, name="Stats"):
         extra = await self._extra_fields(guild.id, target.id, period)
         embed = build_ud_embed(target.display_name, period, counters, message_rank, voice_rank, extra)
         if not chart:
-            await interaction.response.send_message(embed=embed, allowed_mentions=NO_MENTIONS)
+            await interaction.response.send_message(embed=fit_embed(embed), allowed_mentions=NO_MENTIONS)
             return
         days = last_days(now, tz, CHART_DAYS)
         stored = await self.activity.daily(guild.id, target.id, days[0])
@@ -188,8 +190,8 @@ class StatsCog(commands.Cog, name="Stats"):
                   else DayPoint(d, 0, 0, 0) for d in days]
         png = await asyncio.to_thread(render_activity_chart, points, f"{target.display_name}: last 30 days")
         embed.set_image(url="attachment://activity.png")
-        await interaction.followup.send(embed=embed, file=discord.File(io.BytesIO(png), "activity.png"),
-                                        allowed_mentions=NO_MENTIONS)
+        chart = discord.File(io.BytesIO(png), "activity.png")
+        await interaction.followup.send(embed=fit_embed(embed), file=chart, allowed_mentions=NO_MENTIONS)
 
     async def _extra_fields(self, guild_id: int, member_id: int, period: str) -> list[tuple[str, str]]:
         """Fields other cogs contribute to /ud (their `ud_fields` method); a failing one is skipped."""
@@ -215,7 +217,8 @@ class StatsCog(commands.Cog, name="Stats"):
         assert guild is not None
         embed, pages, page = await self.top_page(guild, interaction.user.id, board, period, 0)
         view = TopView(self, interaction.user.id, board, period, page, pages)
-        await interaction.response.send_message(embed=embed, view=view, allowed_mentions=NO_MENTIONS)
+        await interaction.response.send_message(embed=fit_embed(embed), view=view,
+                                                allowed_mentions=NO_MENTIONS)
 
     async def top_page(
         self, guild: discord.Guild, caller_id: int, board: str, period: str, page: int

@@ -15,6 +15,7 @@ from pymongo.errors import PyMongoError
 from app import __version__
 from app.storage.database import ping_ms
 from app.wiring.clock import from_ms
+from app.wiring.reply_limits import fit_embed
 from cogs.settings import require_manage_guild
 
 log = logging.getLogger(__name__)
@@ -93,4 +94,5 @@ class StatusCog(commands.Cog, name="Status"):
             return
         assert interaction.guild is not None
         embed = await self.status_embed(interaction.guild.id)
-        await interaction.response.send_message(embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        await interaction.response.send_message(embed=fit_embed(embed), ephemeral=True,
+                                                allowed_mentions=NO_MENTIONS)

@@ -47,7 +47,9 @@ class StoredInvite:
     expires_at: datetime | None
 
     def uses_entry(self) -> InviteUses:
-        return InviteUses(self.code, self.uses, self.max_uses, self.inviter_id, self.inviter_name)
+        return InviteUses(
+            self.code, self.uses, self.max_uses, self.inviter_id, self.inviter_name, self.expires_at
+        )
 
     def fixed(self, guild_id: int) -> dict[str, Any]:
         """What never changes for a code: written once, when the document is created."""

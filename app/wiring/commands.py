@@ -19,6 +19,7 @@ from pymongo.errors import PyMongoError
 
 from app.storage.database import ping_ms
 from app.wiring.limits import retry_text
+from app.wiring.reply_limits import fit_content
 
 log = logging.getLogger(__name__)
 PING_DEADLINE_SECONDS = 1.0
@@ -32,6 +33,7 @@ def unavailable_text(waiting: int) -> str:
 
 async def answer(interaction: discord.Interaction, text: str) -> None:
     """Answer ephemerally, whether or not the interaction was answered (or deferred) before."""
+    text = fit_content(text) or text
     try:
         if interaction.response.is_done():
             await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)

@@ -1,4 +1,5 @@
-"""`python -m scripts.bench [--quick]`: run every case, print and write the table, write bench-results.json.
+"""`python -m scripts.bench [--quick] [--only CASE ...]`: run the cases, print and write the table,
+write bench-results.json.
 
 Exit code 1 when an exactness check failed (speed never fails the run), 2 when it could not run.
 """
@@ -16,7 +17,7 @@ from typing import Any
 
 from app.storage.database import make_client
 from scripts.bench import env, report
-from scripts.bench.run import run_all
+from scripts.bench.run import CASES, run_all
 from scripts.bench.sizes import FULL, QUICK
 
 log = logging.getLogger("scripts.bench")
@@ -26,6 +27,8 @@ BENCH_SOCKET_TIMEOUT_MS = 600_000
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m scripts.bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="every case small (CI); checks exactness only")
+    parser.add_argument("--only", nargs="+", choices=CASES, metavar="CASE",
+                        help=f"run only these cases ({', '.join(CASES)}; restart brings flush along)")
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"), help="results file")
     parser.add_argument("--table", type=Path, default=Path("bench-results.md"), help="Markdown table file")
     return parser.parse_args(argv)
@@ -47,11 +50,13 @@ async def bench(server: env.Server, args: argparse.Namespace) -> int:
         db = client[name]
         real = await is_real_mongodb(db)
         log.info("benchmark (%s sizes) on %s, database %s", sizes.name, server.kind, name)
-        results = await run_all(db, sizes, real_mongodb=real)
+        only = frozenset(args.only) if args.only else None
+        results = await run_all(db, sizes, real_mongodb=real, only=only)
     finally:
         await client.drop_database(name)
         await client.close()
-    command = "python -m scripts.bench" + (" --quick" if args.quick else "")
+    command = ("python -m scripts.bench" + (" --quick" if args.quick else "")
+               + (" --only " + " ".join(args.only) if args.only else ""))
     machine = env.machine(server.kind)
     table = report.table(results.rows, results.checks)
     header = (f"Ran {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: `{command}` ({sizes.name} sizes, "

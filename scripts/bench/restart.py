@@ -2,7 +2,7 @@
 
 Timed from the moment the guild is available (GUILD_CREATE parsed, its time reported apart) until
 the ActivityCog's voice reconciliation (`VoiceTracker.reconcile`, crediting the downtime) and the
-invite tracker's startup sync (`cogs/invite_tracker.py`, live invites from a stubbed
+invite tracker's startup sync (`app/tracking/invites.py`, live invites from a stubbed
 `GET /guilds/{id}/invites` answering the same invites) are both done, run concurrently as on
 `on_guild_available`. Baseline: reading the same session and invite documents raw.
 """
@@ -14,8 +14,9 @@ import logging
 import time
 from typing import Any
 
+from app.tracking.invites import InviteTracker
 from app.wiring.clock import to_ms
-from cogs.invite_tracker import InviteTracker
+from cogs.invite_tracker import make_invite_tracker
 from scripts.bench.checks import activity_counts
 from scripts.bench.env import VOICE_GUILD, Bench, acknowledged, activity_cog
 from scripts.bench.measure import Check, Row, ms, sec, timed, watch_loop
@@ -28,16 +29,15 @@ TARGET = 3.0
 async def store_invites(bench: Bench, invites: list[dict[str, Any]]) -> None:
     """The running bot's first sync stores the invite snapshot."""
     stub_invite_fetch(bench.bot, invites)
-    tracker = InviteTracker(bench.bot, bench.bot.repos)
-    guild = bench.bot.get_guild(VOICE_GUILD)
-    assert guild is not None
-    tracker.guild_available(guild)
+    tracker = make_invite_tracker(bench.bot, bench.bot.repos)
+    assert bench.bot.get_guild(VOICE_GUILD) is not None
+    tracker.guild_available(VOICE_GUILD)
     await tracker.wait_idle()
     await tracker.close()
 
 
 async def start(cog: Any, tracker: InviteTracker, guild: Any) -> None:
-    tracker.guild_available(guild)
+    tracker.guild_available(guild.id)
     await asyncio.gather(cog.reconcile(guild), tracker.wait_idle())
 
 
@@ -63,7 +63,7 @@ async def run(bench: Bench) -> tuple[list[Row], list[Check]]:
     guild = bench.world.attach(bot, VOICE_GUILD)
     parse_s = time.perf_counter() - parse_started
     stub_invite_fetch(bot, invites)
-    cog, tracker = activity_cog(bot), InviteTracker(bot, bot.repos)
+    cog, tracker = activity_cog(bot), make_invite_tracker(bot, bot.repos)
     log.info("restart: reconcile %d sessions + invite sync of %d invites", s.voice_members, len(invites))
     async with watch_loop() as watch:
         start_s, _ = await timed(lambda: acknowledged(bot, start(cog, tracker, guild)))

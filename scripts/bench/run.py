@@ -10,13 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scripts.bench import commands, flush, ingest, latency, restart
+from scripts.bench import commands, flush, ingest, joins, latency, restart
 from scripts.bench.env import Bench
 from scripts.bench.measure import Check, Row, max_rss_bytes, mib
 from scripts.bench.sizes import Sizes
 
 log = logging.getLogger(__name__)
 Case = Callable[[Bench], Awaitable[tuple[list[Row], list[Check]]]]
+CASES = ("ingest", "latency", "flush", "restart", "commands", "joins")  # names for --only
+NEEDS = {"restart": "flush"}  # the restart case reconciles the sessions the flush case leaves
 
 
 @dataclass
@@ -38,14 +40,15 @@ class Results:
         }
 
 
-async def run_all(db: Any, sizes: Sizes, *, real_mongodb: bool = False) -> Results:
-    """Every case on `db` (which should be empty), flush before restart (it leaves the sessions)."""
+async def run_all(db: Any, sizes: Sizes, *, real_mongodb: bool = False,
+                  only: frozenset[str] | None = None) -> Results:
+    """Every case (or those in `only`) on `db` (which should be empty), flush before restart."""
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-bot-") as data_dir:
         bench = Bench(db, sizes, Path(data_dir))
         await bench.setup()
         try:
-            results = await _cases(bench, real_mongodb)
+            results = await _cases(bench, real_mongodb, only)
         finally:
             await bench.close()
     peak = max_rss_bytes()
@@ -55,16 +58,21 @@ async def run_all(db: Any, sizes: Sizes, *, real_mongodb: bool = False) -> Resul
     return results
 
 
-async def _cases(bench: Bench, real_mongodb: bool) -> Results:
-    cases: list[tuple[str, Case]] = [
-        ("ingest", ingest.run),
-        ("ingest latency", latency.run),
-        ("flush", flush.run),
-        ("restart", restart.run),
-        ("/ud /top", lambda b: commands.run(b, real_mongodb)),
+async def _cases(bench: Bench, real_mongodb: bool, only: frozenset[str] | None) -> Results:
+    cases: list[tuple[str, str, Case]] = [
+        ("ingest", "ingest", ingest.run),
+        ("latency", "ingest latency", latency.run),
+        ("flush", "flush", flush.run),
+        ("restart", "restart", restart.run),
+        ("commands", "/ud /top", lambda b: commands.run(b, real_mongodb)),
+        ("joins", "join burst", joins.run),
     ]
+    wanted = set(CASES if only is None else only)
+    wanted |= {NEEDS[key] for key in wanted if key in NEEDS}
     results = Results()
-    for name, case in cases:
+    for key, name, case in cases:
+        if key not in wanted:
+            continue
         case_started = time.perf_counter()
         rows, checks = await case(bench)
         results.rows += rows

@@ -19,6 +19,7 @@ from aiohttp import web
 from . import payloads
 from .constants import CallbackType, ErrorCode, InteractionType, MessageFlag, MessageType
 from .interactions import InteractionRecord, interaction_metadata
+from .limits import message_problems
 from .messages import UploadedFile
 from .util import dumps
 
@@ -87,6 +88,14 @@ def error_body(code: int, message: str) -> dict[str, Any]:
 
 def not_found(code: int, what: str) -> ApiError:
     return ApiError(404, code, f"Unknown {what}")
+
+
+def check_message(body: Any) -> None:
+    """400 Invalid Form Body, as Discord answers, for a message past its size limits."""
+    problems = message_problems(body if isinstance(body, dict) else None)
+    if problems:
+        log.warning("REST: message refused (400): %s", "; ".join(problems))
+        raise ApiError(400, ErrorCode.INVALID_FORM_BODY, "Invalid Form Body: " + "; ".join(problems))
 
 
 async def read_body(request: web.Request) -> tuple[Any, list[UploadedFile]]:
@@ -493,6 +502,7 @@ class RestApi:
         if not channel.accepts_messages:
             raise ApiError(400, 50008, "Cannot send messages in a non-text channel")
         body = request[BODY] or {}
+        check_message(body)
         message = self.store.create(
             channel=channel,
             author=self.world.bot_user,
@@ -505,6 +515,7 @@ class RestApi:
 
     async def patch_message(self, request: web.Request) -> web.Response:
         message = self._channel_message(request)
+        check_message(request[BODY])
         self.store.edit(message, request[BODY] or {}, request[FILES])
         self.emu.message_updated(message)
         return json_response(message)
@@ -548,6 +559,8 @@ class RestApi:
         body = request[BODY] or {}
         callback_type = CallbackType(int(body["type"]))
         data = body.get("data") or {}
+        if callback_type in (CallbackType.CHANNEL_MESSAGE, CallbackType.UPDATE_MESSAGE):
+            check_message(data)
         component = record.type is InteractionType.MESSAGE_COMPONENT
         if (
             callback_type in (CallbackType.DEFERRED_UPDATE_MESSAGE, CallbackType.UPDATE_MESSAGE)
@@ -642,6 +655,7 @@ class RestApi:
     async def post_followup(self, request: web.Request) -> web.StreamResponse:
         record = self._webhook(request)
         body = request[BODY] or {}
+        check_message(body)
         guild, channel = self.world.find_channel(record.channel_id)
         original = record.message
         if (
@@ -681,6 +695,7 @@ class RestApi:
     async def patch_webhook_message(self, request: web.Request) -> web.Response:
         record = self._webhook(request)
         message = self._webhook_message(request, record)
+        check_message(request[BODY])
         self.store.edit(message, request[BODY] or {}, request[FILES])
         record.edits += 1
         record.finalized = True

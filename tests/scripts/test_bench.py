@@ -26,7 +26,10 @@ async def test_every_case_runs_small_and_every_count_is_exact(db) -> None:
         assert expected in names
     cases = {row.case for row in results.rows}
     assert {"ingest", "ingest latency", "flush", "restart", "/ud all time", "/ud 30 days",
-            "/top messages, all time", "/top voice, 30 days", "/top leaderboard index", "memory"} <= cases
+            "/top messages, all time", "/top voice, 30 days", "/top leaderboard index", "memory",
+            "join burst"} <= cases
+    bursts = [r for r in results.rows if r.case == "join burst"]
+    assert bursts and all(r.met and r.values["tracker"]["wrong"] == 0 for r in bursts)
     # every case with a baseline reports its ratio, measured in the same run, with a verdict
     compared = [r for r in results.rows if r.target.endswith("x")]
     assert {r.case for r in compared} == {"ingest", "flush", "restart", "/ud all time", "/ud 30 days",

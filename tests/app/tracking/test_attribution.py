@@ -12,11 +12,14 @@ from app.tracking.attribution import (
     YOUNG_ACCOUNT,
     GroupMatch,
     InviteUses,
+    Settlement,
     Snapshot,
+    Window,
     fake_reason,
     increases,
     inviter_of,
     match_group,
+    settle,
 )
 
 
@@ -52,6 +55,14 @@ def test_code_missing_from_the_snapshot_counts_from_zero():
 
 def test_used_up_max_uses_invite_counts_one_use():
     assert increases(snap(once=(0, 1), five=(4, 5)), snap()) == {"once": 1, "five": 1}
+
+
+def test_an_expired_limited_invite_that_vanished_unused_is_no_candidate():
+    """Issue 14, failure 2: expiry is checked against the time of the live list."""
+    expires = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+    stored = Snapshot({"once": InviteUses("once", 0, 1, 7, "cy", expires_at=expires)})
+    assert increases(stored, snap(), now=expires + timedelta(seconds=1)) == {}
+    assert increases(stored, snap(), now=expires - timedelta(seconds=1)) == {"once": 1}
 
 
 def test_vanished_invite_below_max_minus_one_or_without_max_is_no_candidate():
@@ -131,3 +142,40 @@ def test_fake_reason(age, inviter, days, expected):
         fake_account_days=days,
     )
     assert result == expected
+
+
+# ---- settle: joiners in arrival order against reads whose cut is only known within bounds ----
+
+
+def uses(**codes: int) -> Snapshot:
+    return Snapshot({code: InviteUses(code, n) for code, n in codes.items()})
+
+
+BASE = uses(abc=0, bobs=0)
+
+
+def test_a_read_that_may_miss_the_second_joiner_settles_nothing_alone():
+    assert settle(BASE, [Window(1, 2, uses(abc=1, bobs=0))]) == Settlement()
+
+
+def test_the_next_read_fixes_both_cuts_and_both_joiners():
+    result = settle(BASE, [Window(1, 2, uses(abc=1, bobs=0)), Window(2, 2, uses(abc=1, bobs=1))])
+    assert (result.windows, result.joiners) == (2, 2)
+    assert [o.code for o in result.outcomes] == ["abc", "bobs"]
+
+
+def test_a_joiner_without_a_use_before_one_with_a_use_is_never_given_that_use():
+    """Discovery joiner first, then a joiner via abc whose use is already in the first read."""
+    result = settle(BASE, [Window(1, 2, uses(abc=1)), Window(2, 2, uses(abc=1))])
+    assert result.joiners == 2
+    assert [(o.code, o.candidates) for o in result.outcomes] == [(None, ("abc",)), (None, ("abc",))]
+
+
+def test_two_joiners_in_one_read_through_two_codes_are_both_ambiguous():
+    result = settle(BASE, [Window(2, 2, uses(abc=1, bobs=1))])
+    assert [o.status for o in result.outcomes] == ["ambiguous", "ambiguous"]
+
+
+def test_uses_no_joiner_can_account_for_are_absorbed_never_credited():
+    result = settle(BASE, [Window(0, 0, uses(abc=3))])
+    assert (result.windows, result.joiners, result.unaccounted) == (1, 0, True)
