@@ -131,7 +131,10 @@ class TrackerBot(commands.Bot):
         self.previous_run = await self.repos.lifecycle.load()
         await self.repos.ensure_indexes()
         await self.repos.lifecycle.mark_started(self.clock.now(), __version__)
-        await self.lease.step()  # free, released, or ours (same DATA_DIR): active from the start
+        try:
+            await self.lease.step()  # free, released, or ours (same DATA_DIR): active from the start
+        except PyMongoError as exc:
+            log.warning("the lease could not be read yet (%s); trying again every second", type(exc).__name__)
         self.lease.start()
         self.add_shutdown_hook(
             "lifecycle", lambda: self.repos.lifecycle.mark_clean_shutdown(self.clock.now())
