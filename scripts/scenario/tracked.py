@@ -40,10 +40,13 @@ async def _read_activity(repos: Repositories, guild_id: int, member_ids: list[in
 
 async def _read_invites(repos: Repositories, guild_id: int, member_ids: list[int]) -> TrackedInvites:
     invites = TrackedInvites()
+    vanity_code = (await repos.invite_guilds.get(guild_id)).vanity_code
     for member_id in member_ids:
         first = await repos.joins.first_for_member(guild_id, member_id)
         if first is not None:
-            invites.source_of[member_id] = first.source
+            through_vanity = first.code is not None and first.code == vanity_code
+            # A join found after a downtime is recorded with source "downtime" and the vanity code.
+            invites.source_of[member_id] = "vanity" if through_vanity else first.source
             invites.inviter_of[member_id] = first.inviter_id
     for row in await repos.invite_stats.leaderboard(guild_id):
         invites.counts[row.member_id] = {"regular": row.regular, "left": row.left, "fake": row.fake,
