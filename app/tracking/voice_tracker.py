@@ -150,8 +150,8 @@ class VoiceTracker:
         events until the session resumes (`resume`) or the guild is reconciled again after a new
         session. Without this, flushes during the gap would credit members who left meanwhile."""
         guilds = {g for g, event in self._ready.items() if event.is_set()}
-        for guild_id in sorted(guilds):
-            await self.flush(guild_id, at)
+        await self.flush(at=at)  # one pass over every ready guild's sessions
+        for guild_id in guilds:
             self._ready_event(guild_id).clear()
             self._paused.add(guild_id)
         if guilds:
