@@ -144,6 +144,17 @@ async def test_voice_events_wait_for_the_guild_to_be_reconciled(db, clock, polic
 
 
 # ---- issue 13, 1: reconcile never reads a state older than what the bot wrote or queued -----------
+async def _stop_writer(writer: Writer) -> None:
+    await writer.stop()
+    await writer.outbox.close()
+
+
+def _mongodb_away(fault_proxy: Any, writer: Writer) -> None:
+    fault_proxy.plan.refuse = True
+    fault_proxy.cut_all()
+    writer.mark_down("test")
+
+
 def make_outbox_tracker(db: Any, clock: ManualClock, writer: Writer) -> VoiceTracker:
     policy = writer.policy
     return VoiceTracker(ActivityRepository(db, policy, writer), VoiceSessionRepository(db, policy, writer),
@@ -169,9 +180,7 @@ async def test_guild_unavailable_then_available_before_the_drain_credits_each_se
     try:
         await tracker.reconcile(G, {5: LiveVoice(20, VoiceFlags())})
         clock.advance(60)
-        fault_proxy.plan.refuse = True
-        fault_proxy.cut_all()
-        writer.mark_down("test")
+        _mongodb_away(fault_proxy, writer)
         await tracker.flush()  # 60 s, into the outbox
         clock.advance(20)
         await tracker.suspend(G)  # guild unavailable: 20 s more, into the outbox
@@ -182,8 +191,7 @@ async def test_guild_unavailable_then_available_before_the_drain_credits_each_se
         clock.advance(10)
         await tracker.update(G, 5, None)
     finally:
-        await writer.stop()
-        await writer.outbox.close()
+        await _stop_writer(writer)
         await client.close()
     assert (await totals(db))[5] == Counters(voice_s=150, cam_off_s=150)
 
@@ -199,12 +207,9 @@ async def test_a_restart_reconciles_only_after_the_previous_runs_outbox_is_repla
     first = make_outbox_tracker(client[db.name], clock, first_writer)
     await first.reconcile(G, {5: LiveVoice(20, VoiceFlags())})
     clock.advance(120)
-    fault_proxy.plan.refuse = True
-    fault_proxy.cut_all()
-    first_writer.mark_down("test")
+    _mongodb_away(fault_proxy, first_writer)
     await first.flush()  # 120 s in the outbox; then the process dies
-    await first_writer.stop()
-    await first_writer.outbox.close()
+    await _stop_writer(first_writer)
     clock.advance(30)
     writer = await _outbox_writer(client, db, path)  # the restart: replay starts, MongoDB still away
     second = make_outbox_tracker(client[db.name], clock, writer)
@@ -218,8 +223,7 @@ async def test_a_restart_reconciles_only_after_the_previous_runs_outbox_is_repla
         clock.advance(15)
         await second.update(G, 5, None)
     finally:
-        await writer.stop()
-        await writer.outbox.close()
+        await _stop_writer(writer)
         await client.close()
     assert (await totals(db))[5] == Counters(voice_s=165, cam_off_s=165)
 
