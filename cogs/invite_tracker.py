@@ -100,4 +100,4 @@ class DiscordGuildAccess:
 
 def make_invite_tracker(bot: Any, repos: Repositories) -> InviteTracker:
     """The bot's invite tracker, reading Discord through `bot`."""
-    return InviteTracker(repos, bot.clock, DiscordGuildAccess(bot))
+    return InviteTracker(repos, bot.clock, DiscordGuildAccess(bot), journal=getattr(bot, "journal", None))

@@ -62,6 +62,9 @@ class InvitesCog(commands.Cog, name="Invites"):
     async def cog_load(self) -> None:
         # After the shutdown flush waited for every queue (wait_idle), stop the workers.
         self.bot.add_shutdown_hook("invite workers", self.tracker.close)
+        left = getattr(self.bot, "journal_left", [])
+        self.tracker.restore(left)  # before any event: the previous run's waiting joins come first
+        left.clear()
 
     async def cog_unload(self) -> None:
         await self.tracker.close()

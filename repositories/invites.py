@@ -184,6 +184,7 @@ class GuildInviteState:
     permission: str = "unknown"  # "ok" | "missing" | "unknown"
     failed_at: datetime | None = None
     stale: bool = False
+    read_ms: int | None = None  # when the invite read the snapshot came from was answered (wall clock)
 
     def snapshot(self, invites: dict[str, StoredInvite]) -> Snapshot:
         return Snapshot(
@@ -210,23 +211,25 @@ class InviteGuildStateRepository(Repository):
             permission=doc.get("permission") or "unknown",
             failed_at=_time(doc.get("failed_ms")),
             stale=doc.get("stale") == "yes",
+            read_ms=doc.get("read_ms"),
         )
 
     async def snapshot_stored(
-        self, guild_id: int, now: datetime, vanity_code: str | None, vanity_uses: int | None
+        self, guild_id: int, now: datetime, vanity_code: str | None, vanity_uses: int | None,
+        read_ms: int | None = None,
     ) -> None:
-        """A good snapshot was stored at `now`: permission ok, no longer stale."""
-        await self._set(
-            guild_id,
-            {
-                "snapshot_ms": to_ms(now),
-                "vanity_code": vanity_code,
-                "vanity_uses": vanity_uses,
-                "permission": "ok",
-                "stale": "no",
-            },
-            "store invite state",
-        )
+        """A good snapshot was stored at `now` (from the read answered at `read_ms`, wall clock):
+        permission ok, no longer stale."""
+        changes: dict[str, Any] = {
+            "snapshot_ms": to_ms(now),
+            "vanity_code": vanity_code,
+            "vanity_uses": vanity_uses,
+            "permission": "ok",
+            "stale": "no",
+        }
+        if read_ms is not None:
+            changes["read_ms"] = read_ms
+        await self._set(guild_id, changes, "store invite state")
 
     async def fetch_failed(self, guild_id: int, now: datetime, *, forbidden: bool) -> None:
         """The live invite list could not be read: the stored snapshot is stale from now on."""

@@ -233,12 +233,19 @@ class JoinRepository(Repository):
             self.policy,
         )
 
-    async def left(self, guild_id: int, member_id: int, now: datetime) -> int:
-        """The member left: close the open stay, mark all their joins `left`. Returns stays closed."""
+    async def left(
+        self, guild_id: int, member_id: int, now: datetime, *, joined_before: datetime | None = None
+    ) -> int:
+        """The member left at `now`: close the open stay, mark all their joins `left`. Returns stays
+        closed. With `joined_before` (a leave taken up again from the invite journal), a stay that
+        began after it is a later rejoin and stays open."""
+        match: dict[str, Any] = {"guild_id": guild_id, "member_id": member_id, "stay": "open"}
+        if joined_before is not None:
+            match["joined_ms"] = {"$lte": to_ms(joined_before)}
         result = await with_retry(
             "record leave",
             lambda: self.collection.update_many(
-                {"guild_id": guild_id, "member_id": member_id, "stay": "open"},
+                match,
                 {"$set": {"stay": "closed", "left_ms": to_ms(now)}},
             ),
             self.policy,

@@ -40,7 +40,9 @@ from typing import Any, Protocol
 
 from pymongo.errors import PyMongoError
 
+from app.storage.journal import Journal, Record
 from app.storage.writes import is_outage
+from app.tracking import invite_journal as jr
 from app.tracking.attribution import (
     VANITY,
     GroupMatch,
@@ -62,6 +64,7 @@ OUTAGE_RETRY_MAX_SECONDS = 15.0
 EVENT_LAG_SECONDS = 0.5  # longest assumed delay between a join (its use visible) and its event
 SETTLE_SECONDS = 0.1  # quiet time after the latest join before the invites are read ...
 SETTLE_MAX_SECONDS = 0.3  # ... but never longer than this after the first join not read yet
+READ_WHILE_BLOCKED_AFTER_SECONDS = 0.5  # a job waiting this long on MongoDB: reads go on beside it
 NO_SNAPSHOT = "no_snapshot"
 OFFLINE = "joined_while_offline"
 
@@ -149,6 +152,9 @@ class Job:
     done: asyncio.Future[Any] | None = None
     seq: int = 0
     at: float = 0.0  # when the event arrived (monotonic seconds)
+    when: datetime | None = None  # when the event arrived (UTC): a leave's time
+    record_id: int = 0  # in the invite journal (0: not journaled)
+    restored: bool = False  # taken up again from the journal of a previous run
 
 
 @dataclass
@@ -178,6 +184,8 @@ class Arrival:
     recorded: bool = False
     counted: str = FIRST
     fake: str = ""
+    record_id: int = 0  # in the invite journal (0: not journaled)
+    restored: bool = False  # taken up again from the journal of a previous run
 
 
 @dataclass
@@ -189,6 +197,8 @@ class Read:
     lo: int
     live: LiveInvites
     at: datetime
+    record_id: int = 0  # in the invite journal (0: not journaled)
+    keys: frozenset[str] | None = None  # restored from the journal: the joins surely in it, by key
 
 
 @dataclass
@@ -206,6 +216,7 @@ class GuildWorker:
     idle: asyncio.Event = field(default_factory=asyncio.Event)
     needs_sync: bool = False
     task: asyncio.Task[None] | None = None
+    read_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one invite read in flight
 
     def unsettled(self) -> list[Arrival]:
         return [a for a in self.waiting if not a.recorded]
@@ -237,6 +248,7 @@ class InviteTracker:
         event_lag: float = EVENT_LAG_SECONDS,
         settle_seconds: float = SETTLE_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
+        journal: Journal | None = None,
     ) -> None:
         self.repos = repos
         self.clock = clock
@@ -244,6 +256,8 @@ class InviteTracker:
         self.event_lag = event_lag
         self.settle_seconds = settle_seconds
         self.monotonic = monotonic
+        self.journal = journal
+        self._wall_minus_monotonic = time.time() - monotonic()
         self.workers: dict[int, GuildWorker] = {}
         self.warned_forbidden: set[int] = set()
         self.gateway_ok = asyncio.Event()
@@ -268,14 +282,95 @@ class InviteTracker:
         worker = self.worker(guild_id)
         self._seq += 1
         done = asyncio.get_running_loop().create_future() if wait else None
+        at = self.monotonic()
         if kind == "join":
             if not any(a.joiner.key(guild_id) == data.key(guild_id) for a in worker.waiting):
-                worker.waiting.append(Arrival(data, self.monotonic(), self._seq))
+                arrival = Arrival(data, at, self._seq)
+                arrival.record_id = self._keep_join(guild_id, arrival)
+                worker.waiting.append(arrival)
         else:
-            worker.queue.append(Job(kind, data, done, self._seq, self.monotonic()))
+            job = Job(kind, data, done, self._seq, at, self.clock.now())
+            job.record_id = self._keep_job(guild_id, job)
+            worker.queue.append(job)
         worker.idle.clear()
         worker.wake.set()
         return done
+
+    # ---- the invite journal: inputs kept until what they lead to is in MongoDB ------------------
+    def _wall(self, at: float) -> float:
+        return at + self._wall_minus_monotonic
+
+    def _monotonic(self, wall: float) -> float:
+        """A wall-clock time of a previous run on this process's monotonic clock (never later than now)."""
+        return min(wall - self._wall_minus_monotonic, self.monotonic())
+
+    def _keep_join(self, guild_id: int, arrival: Arrival) -> int:
+        if self.journal is None:
+            return 0
+        j = arrival.joiner
+        entry = jr.JoinEntry(j.member_id, j.name, j.joined_at, j.created_at, j.live, self._wall(arrival.at))
+        return self.journal.add(guild_id, jr.JOIN, jr.join_body(entry))
+
+    def _keep_job(self, guild_id: int, job: Job) -> int:
+        if self.journal is None or job.kind not in jr.JOB_KINDS:
+            return 0
+        entry = jr.JobEntry(job.kind, job.data, self._wall(job.at), job.when)
+        return self.journal.add(guild_id, job.kind, jr.job_body(entry))
+
+    def _keep_read(self, worker: GuildWorker, read: Read) -> int:
+        if self.journal is None:
+            return 0
+        keys = frozenset(a.joiner.key(worker.guild_id) for a in worker.waiting[: read.lo])
+        entry = jr.ReadEntry(self._wall(read.sent), self._wall(read.answered), read.at, read.live.invites,
+                             read.live.vanity_code, read.live.vanity_uses, keys)
+        return self.journal.add(worker.guild_id, jr.READ, jr.read_body(entry))
+
+    def _forget(self, items: Iterable[Arrival | Read | Job]) -> None:
+        """What these inputs led to is in MongoDB (or they are dropped): the journal lets them go."""
+        if self.journal is not None:
+            items = list(items)
+            self.journal.forget([item.record_id for item in items if item.record_id])
+
+    def restore(self, records: Sequence[Record]) -> None:
+        """Take up what a previous run kept in the journal, before any live event: its waiting
+        joins, its reads and its queued jobs, in their order, each worker as it was."""
+        for record in records:
+            worker = self.worker(record.guild_id)
+            self._seq += 1
+            if record.kind == jr.JOIN:
+                self._restore_join(worker, record)
+            elif record.kind == jr.READ:
+                self._restore_read(worker, record)
+            elif record.kind in jr.JOB_KINDS:
+                entry = jr.job_entry(record.kind, record.body)
+                at = self._monotonic(entry.wall)
+                worker.queue.append(Job(record.kind, entry.data, None, self._seq, at, entry.when, record.id,
+                                        restored=True))
+            worker.idle.clear()
+
+    def _restore_join(self, worker: GuildWorker, record: Record) -> None:
+        entry = jr.join_entry(record.body)
+        joiner = Joiner(entry.member_id, entry.name, entry.joined_at, entry.created_at, entry.live)
+        at = max([self._monotonic(entry.wall), *(a.at for a in worker.waiting[-1:])])
+        if any(a.joiner.key(worker.guild_id) == joiner.key(worker.guild_id) for a in worker.waiting):
+            self._forget_ids([record.id])
+            return
+        worker.waiting.append(Arrival(joiner, at, self._seq, record_id=record.id, restored=True))
+
+    def _restore_read(self, worker: GuildWorker, record: Record) -> None:
+        entry = jr.read_entry(record.body)
+        live = LiveInvites(entry.invites, entry.vanity_code, entry.vanity_uses)
+        read = Read(self._monotonic(entry.sent_wall), self._monotonic(entry.answered_wall), 0, live,
+                    entry.at, record.id, entry.keys)
+        worker.reads.append(replace(read, lo=_lo_of(read, worker.waiting, worker.guild_id)))
+
+    def _went_past(self, read: Read, read_ms: int | None) -> bool:
+        """Whether the stored snapshot comes from this read or a later one (1 ms: rounding)."""
+        return read_ms is not None and self._wall(read.answered) * 1000 <= read_ms + 1
+
+    def _forget_ids(self, record_ids: list[int]) -> None:
+        if self.journal is not None:
+            self.journal.forget(record_ids)
 
     def guild_available(self, guild_id: int) -> None:
         """The guild (and its member list) is ready: sync first, then work through the queue."""
@@ -289,6 +384,8 @@ class InviteTracker:
         worker = self.workers.pop(guild_id, None)
         if worker is not None and worker.task is not None:
             worker.task.cancel()
+        if worker is not None:  # the bot left the guild: nothing of it is tracked any more
+            self._forget([*worker.waiting, *worker.reads, *worker.queue])
 
     def gateway_lost(self) -> None:
         """The gateway connection dropped: join events may come late (a RESUME replays them), so no
@@ -298,6 +395,7 @@ class InviteTracker:
     def gateway_back(self) -> None:
         if not self.gateway_ok.is_set():
             for worker in self.workers.values():
+                self._forget(worker.reads)
                 worker.reads.clear()
                 worker.wake.set()
         self.gateway_ok.set()
@@ -325,6 +423,7 @@ class InviteTracker:
             elif worker.queue and not worker.blocks(worker.queue[0]):
                 job = worker.queue.popleft()
                 await self._guarded(worker, job, [job])
+                self._forget([job])
             elif worker.unsettled() or worker.reads:
                 await self._guarded(worker, Job("round"))
             else:
@@ -350,6 +449,28 @@ class InviteTracker:
                     original.done.set_result(result)
 
     async def _until_mongodb_answers(self, worker: GuildWorker, job: Job) -> Any:
+        """Run the job to the end. A job that waits on MongoDB (an outage: the driver's timeouts and
+        retries take seconds) does not stop the guild's invite reads: joins arriving meanwhile are
+        read as they come (a read needs Discord, not MongoDB; it is kept in memory and in the
+        journal), so the joins of an outage are told apart as finely as without it."""
+        attempt = asyncio.ensure_future(self._retrying(worker, job))
+        try:
+            await asyncio.wait({attempt}, timeout=READ_WHILE_BLOCKED_AFTER_SECONDS)
+            while not attempt.done():
+                worker.wake.clear()
+                if self._needs_read(worker) and self.gateway_ok.is_set():
+                    await self._settle_delay(worker)
+                    with contextlib.suppress(FetchFailed, PyMongoError):
+                        await self._read(worker)
+                    continue
+                woken = asyncio.ensure_future(worker.wake.wait())
+                await asyncio.wait({attempt, woken}, return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
+            return attempt.result()
+        finally:
+            attempt.cancel()
+
+    async def _retrying(self, worker: GuildWorker, job: Job) -> Any:
         """Run the job; while MongoDB is away, wait and run it again (the guild's later jobs wait
         behind it, in order). Every step of a job is idempotent, and a round changes the worker's
         memory only after its writes, so a partial first run is harmless."""
@@ -375,11 +496,11 @@ class InviteTracker:
         if job.kind == "refresh":
             return await self.round(worker, force=True)
         if job.kind == "leave":
-            return await self._left(gid, job.data, now)
+            return await self._left(gid, job.data, job.when or now, restored=job.restored)
         if job.kind == "invite_create":
-            return await self._created(worker, job, now)
+            return await self._created(worker, job, job.when or now)
         if job.kind == "invite_delete":
-            return await self.repos.invites.removed(gid, job.data, now)
+            return await self.repos.invites.removed(gid, job.data, job.when or now)
         if job.kind == "roles":
             member_id, added = job.data
             return await self.role_gained(gid, member_id, added)
@@ -420,7 +541,9 @@ class InviteTracker:
                 detail,
             )
 
-    async def _store_snapshot(self, worker: GuildWorker, live: LiveInvites) -> None:
+    async def _store_snapshot(
+        self, worker: GuildWorker, live: LiveInvites, read_ms: int | None = None
+    ) -> None:
         """Store `live` as the snapshot (only called with a read whose uses recorded joins account
         for). Its time is before every join still waiting, so a restart finds those again."""
         gid = worker.guild_id
@@ -436,7 +559,7 @@ class InviteTracker:
         vanity_code, vanity_uses = live.vanity_code, live.vanity_uses
         if vanity_uses is None and worker.base is not None and worker.base.vanity_uses is not None:
             vanity_code, vanity_uses = worker.base.vanity_code, worker.base.vanity_uses  # unchanged
-        await self.repos.invite_guilds.snapshot_stored(gid, at, vanity_code, vanity_uses)
+        await self.repos.invite_guilds.snapshot_stored(gid, at, vanity_code, vanity_uses, read_ms)
         worker.stored = {inv.code: inv for inv in live.invites}
 
     # ---- sync (start, guild available) ----------------------------------------------------------
@@ -450,13 +573,33 @@ class InviteTracker:
         worker.base = state.snapshot(worker.stored) if state.snapshot_at is not None else None
         if state.stale:
             await self._take_awaiting(worker)
+        await self._drop_restored_done(worker, state.read_ms)
         worker.loaded = True
+
+    async def _drop_restored_done(self, worker: GuildWorker, read_ms: int | None) -> None:
+        """A previous run may have stored what some kept inputs led to without forgetting them (a
+        crash in between): reads the stored snapshot already went past, and joins already recorded,
+        are let go (the snapshot never moves back, no join is counted twice)."""
+        gid = worker.guild_id
+        done_reads = [r for r in worker.reads if r.keys is not None and self._went_past(r, read_ms)]
+        restored = [a for a in worker.waiting if a.restored and not a.recorded]
+        existing = await self.repos.joins.existing_keys([a.joiner.key(gid) for a in restored])
+        done_joins = [a for a in restored if a.joiner.key(gid) in existing]
+        self._forget([*done_reads, *done_joins])
+        worker.reads = [r for r in worker.reads if r not in done_reads]
+        worker.waiting = [a for a in worker.waiting if a not in done_joins]
 
     async def _take_awaiting(self, worker: GuildWorker) -> None:
         """Joins recorded as unknown while the invites could not be read wait again, first."""
-        known = {a.joiner.key(worker.guild_id) for a in worker.waiting}
-        docs = [d for d in await self.repos.joins.awaiting(worker.guild_id) if d.key not in known]
-        worker.waiting[:0] = [_from_awaiting(doc) for doc in docs]
+        gid = worker.guild_id
+        docs = {d.key: d for d in await self.repos.joins.awaiting(gid)}
+        for index, arrival in enumerate(worker.waiting):
+            doc = docs.pop(arrival.joiner.key(gid), None)
+            if doc is not None:  # kept by a previous run that recorded it before it could forget it
+                awaiting = _from_awaiting(doc)
+                worker.waiting[index] = replace(arrival, recorded=True, counted=awaiting.counted,
+                                                fake=awaiting.fake)
+        worker.waiting[:0] = [_from_awaiting(doc) for doc in docs.values()]
 
     async def sync(self, worker: GuildWorker) -> dict[str, Any]:
         gid = worker.guild_id
@@ -465,11 +608,13 @@ class InviteTracker:
             return {"status": "no guild"}
         await self._load(worker)
         state = await self.repos.invite_guilds.get(gid)
-        # Reads made before this point may predate joins only now found in the member list.
-        worker.reads.clear()
+        # Reads made before this point may predate joins only now found in the member list; reads
+        # a previous run kept hold only its joins (by key), which stay ahead of the ones found now.
+        self._forget(r for r in worker.reads if r.keys is None)
+        worker.reads = [r for r in worker.reads if r.keys is not None]
         if state.snapshot_at is not None:
             unseen = await self._unseen_joiners(worker, guild, state.snapshot_at)
-            worker.waiting[:0] = [Arrival(j, -math.inf, 0, reason=OFFLINE) for j in unseen]
+            _insert_offline(worker, [Arrival(j, -math.inf, 0, reason=OFFLINE) for j in unseen])
         await self._reconcile_leaves(gid, guild)
         result = await self.round(worker, force=True)
         log.info("invites of guild %s synced: %s", gid, result)
@@ -564,21 +709,25 @@ class InviteTracker:
             await asyncio.wait_for(wake.wait(), delay)
 
     async def _read(self, worker: GuildWorker) -> Read:
-        vanity_code = worker.base.vanity_code if worker.base else None
-        sent = self.monotonic()
-        lo = len(worker.waiting)
-        live = await self.fetch_live(worker.guild_id, vanity_code)
-        read = Read(sent, self.monotonic(), lo, live, self.clock.now())
-        worker.reads.append(read)
-        return read
+        async with worker.read_lock:
+            vanity_code = worker.base.vanity_code if worker.base else None
+            sent = self.monotonic()
+            lo = len(worker.waiting)
+            live = await self.fetch_live(worker.guild_id, vanity_code)
+            read = Read(sent, self.monotonic(), lo, live, self.clock.now())
+            read.record_id = self._keep_read(worker, read)
+            worker.reads.append(read)
+            return read
 
     async def _unreadable(self, worker: GuildWorker, reason: str) -> None:
         """The invite list could not be read: record the waiting joins as unknown now (awaiting a
         readable list when there is a snapshot to compare with later); reads so far are dropped."""
+        self._forget(worker.reads)
         worker.reads.clear()
         fresh = worker.unsettled()
         awaiting = worker.base is not None
         recorded = await self._record_unknown(worker.guild_id, fresh, reason, awaiting=awaiting)
+        self._forget(fresh)  # recorded: found again as awaiting, or final
         if awaiting:
             for arrival in fresh:
                 arrival.recorded = True
@@ -595,8 +744,10 @@ class InviteTracker:
             closes = read.answered + self.event_lag
             if closes > now:
                 break
-            hi = bisect.bisect_left(arrived, closes)
-            windows.append(Window(read.lo, max(hi, read.lo), read.live.snapshot(), read.at))
+            lo, hi = read.lo, bisect.bisect_left(arrived, closes)
+            if read.keys is not None:
+                lo, hi = _bounds_by_key(read, worker.waiting, worker.guild_id, hi)
+            windows.append(Window(lo, max(hi, lo), read.live.snapshot(), read.at))
         return windows
 
     async def _decide(self, worker: GuildWorker) -> tuple[int, bool]:
@@ -625,7 +776,8 @@ class InviteTracker:
         known = _every_invite(worker.base, worker.reads[: result.windows])
         await self._record_settled(worker, done, result.outcomes, known, read.live, reason)
         live = _keep_vanity(worker.base, read.live, result)
-        await self._store_snapshot(worker, live)
+        await self._store_snapshot(worker, live, round(self._wall(read.answered) * 1000))
+        self._forget([*done, *worker.reads[: result.windows]])
         worker.settled_at = max([worker.settled_at, *(a.at for a in done)])
         worker.waiting = worker.waiting[result.joiners :]
         worker.reads = [replace(r, lo=max(0, r.lo - result.joiners)) for r in worker.reads[result.windows :]]
@@ -755,8 +907,10 @@ class InviteTracker:
         )
         return record
 
-    async def _left(self, guild_id: int, member_id: int, now: datetime) -> int:
-        changed = await self.repos.joins.left(guild_id, member_id, now)
+    async def _left(self, guild_id: int, member_id: int, now: datetime, *, restored: bool = False) -> int:
+        # A leave from a previous run's journal: a stay begun after it is a rejoin while the bot was down.
+        rejoin_after = now if restored else None
+        changed = await self.repos.joins.left(guild_id, member_id, now, joined_before=rejoin_after)
         first = await self.repos.joins.first_for_member(guild_id, member_id)
         facts = None
         if first is not None:
@@ -783,6 +937,33 @@ class InviteTracker:
         if converted:
             log.info("conversion of %s in guild %s: staff %s", member_id, guild_id, staff.member_id)
         return converted
+
+
+def _lo_of(read: Read, waiting: Sequence[Arrival], guild_id: int) -> int:
+    """How many waiting joins a restored read surely holds: the leading ones it names."""
+    keys = read.keys or frozenset()
+    count = 0
+    for arrival in waiting:
+        if arrival.joiner.key(guild_id) not in keys:
+            break
+        count += 1
+    return count
+
+
+def _bounds_by_key(read: Read, waiting: Sequence[Arrival], guild_id: int, hi: int) -> tuple[int, int]:
+    """(lo, hi) of a restored read: at least the leading joins it names, at most up to the last it
+    names or the end of its window, whichever is later (joins found meanwhile may sit between)."""
+    keys = read.keys or frozenset()
+    named = [i for i, a in enumerate(waiting) if a.joiner.key(guild_id) in keys]
+    return _lo_of(read, waiting, guild_id), max(hi, (named[-1] + 1) if named else 0)
+
+
+def _insert_offline(worker: GuildWorker, found: list[Arrival]) -> None:
+    """Joins found in the member list go after the joins a previous run kept (their events came
+    before the restart) and before this run's events, keeping the arrival times in order."""
+    at = next((a.at for a in reversed(worker.waiting) if a.restored), -math.inf)
+    index = max((i + 1 for i, a in enumerate(worker.waiting) if a.restored), default=0)
+    worker.waiting[index:index] = [replace(a, at=at) for a in found]
 
 
 def _from_awaiting(doc: StoredJoin) -> Arrival:

@@ -16,6 +16,7 @@ from pymongo.errors import PyMongoError
 
 from app import __version__
 from app.storage.database import ping_ms
+from app.storage.journal import Journal, Record
 from app.storage.lease import Lease, data_dir_id
 from app.storage.outbox import Outbox
 from app.storage.probe import ProbeResult, run_probe
@@ -92,6 +93,8 @@ class TrackerBot(commands.Bot):
             db, self.retry_policy, self.outbox, self.clock, on_submit=self.metrics.writes.inc
         )
         self.repos = Repositories.create(db, self.retry_policy, self.writer)
+        self.journal = Journal(settings.data_dir / "invite-journal.db")
+        self.journal_left: list[Record] = []  # what the previous run kept; taken up by the invites cog
         self.sequence = OpSequence()
         self.lease = Lease(self.repos.lease, self.sequence, self.clock, data_dir_id(settings.data_dir),
                            settings.lease_ttl_seconds, on_acquired=self._took_over)
@@ -123,6 +126,7 @@ class TrackerBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         await self.outbox.open()
+        self.journal_left = await self.journal.open()
         if self.probe_result is None:
             self.probe_result = await run_probe(
                 self.repos.probe, self.db_host, self.clock, self.settings.probe_timeout_seconds
@@ -278,6 +282,10 @@ class TrackerBot(commands.Bot):
             log.warning("stopping with %d writes in the outbox; they are replayed at the next start",
                         self.outbox.depth)
         await self.outbox.close()
+        if self.journal.depth:
+            log.warning("stopping with %d invite events in the invite journal; they are taken up at the "
+                        "next start", self.journal.depth)
+        await self.journal.close()
 
     async def _release_lease(self) -> None:
         """Hand over at once, unless writes wait in the outbox: a new holder would not see them

@@ -140,3 +140,16 @@ async def test_sigterm_with_mongodb_down_exits_within_8_s_and_the_next_start_has
     assert sig == "SIGTERM" and seconds < 8.0, durations
     assert member(report, "bob")["tracked"]["messages"] == 3
     assert member(report, "cy")["tracked"]["messages"] == 2
+
+
+async def test_joins_and_a_leave_during_an_outage_with_a_sigkill_inside_it_are_all_attributed(tmp_path):
+    """Issue 13, 4 / issue 14, 4: the invite jobs of an outage (four joins a second or more apart, one
+    leave) were only in memory; a SIGKILL inside the outage lost them. The invite journal keeps
+    them and the invite reads made for them, so each join keeps its inviter, as without the outage."""
+    report = await run("joins_and_leave_during_outage_sigkill", tmp_path)
+    assert report["bot_exit_codes"][0] == -9
+    inviters = [member(report, n)["tracked"]["invited_by"] for n in ("eve", "finn", "gil", "hana")]
+    assert inviters == ["ada", "bob", "vanity", "ada"]
+    for who in report["commands"]:
+        assert embed_fields(who)["Source"] == "invite", who
+    assert "events of the previous run are taken up again" in bot_log(report)
