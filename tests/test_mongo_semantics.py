@@ -651,3 +651,62 @@ async def test_operator_shaped_strings_are_plain_values_in_an_equality_filter(db
     assert [d["_id"] async for d in db.c.find({"code": '{"$gt": ""}'})] == [2]
     assert [d["_id"] async for d in db.c.find({"code": "$where"})] == []
     assert await db.c.count_documents({"code": "a\x00b"}) == 0
+
+
+
+# ---- invite resets (app/operations/invite_resets.py; repositories invite_bonus, invite_backups) ----
+
+
+async def test_per_op_field_guard_applies_an_op_once_and_other_ops_after_it(db):
+    """The reset/restore bonus guard: one top-level field per operation (`reset_<backup id>`),
+    holding the amount it moved; `$exists: false` lets the op through once, and only on an
+    existing document (no upsert)."""
+    await db.b.insert_one({"_id": "1:7", "bonus": 4, "last_op": "cmd-1"})
+
+    def take(backup_id, amount):
+        field = f"reset_{backup_id}"
+        return db.b.update_one({"_id": "1:7", field: {"$exists": False}},
+                               {"$inc": {"bonus": -amount}, "$set": {field: amount}})
+
+    assert (await take("ib-000000000001", 4)).modified_count == 1
+    assert (await take("ib-000000000001", 4)).modified_count == 0
+    assert (await take("ib-000000000002", 1)).modified_count == 1
+    assert (await take("ib-000000000001", 4)).modified_count == 0
+    assert await db.b.find_one({"_id": "1:7"}) == {
+        "_id": "1:7", "bonus": -1, "last_op": "cmd-1", "reset_ib-000000000001": 4, "reset_ib-000000000002": 1}
+    missing = await db.b.update_one({"_id": "1:8", "reset_x": {"$exists": False}}, {"$inc": {"bonus": 1}})
+    assert missing.matched_count == 0
+    assert await db.b.find_one({"_id": "1:8"}) is None
+
+
+async def test_give_back_only_where_the_take_landed_and_once(db):
+    await db.b.insert_many([
+        {"_id": "a", "bonus": 0, "reset_ib-1": 2},
+        {"_id": "b", "bonus": 3, "reset_ib-2": 3},
+        {"_id": "c", "bonus": 5},
+    ])
+
+    def give(key):
+        query = {"_id": key, "reset_ib-1": {"$exists": True}, "restore_ib-1": {"$exists": False}}
+        return db.b.update_one(query, {"$inc": {"bonus": 2}, "$set": {"restore_ib-1": 2}})
+
+    assert [(await give(k)).modified_count for k in "abc"] == [1, 0, 0]
+    assert [(await give(k)).modified_count for k in "abc"] == [0, 0, 0]
+    assert {d["_id"]: d["bonus"] async for d in db.b.find({})} == {"a": 2, "b": 3, "c": 5}
+    assert (await db.b.find_one({"_id": "a"}))["restore_ib-1"] == 2
+
+
+async def test_backup_headers_by_status_and_items_deleted_by_backup_and_kind(db):
+    await db.k.insert_many([
+        {"_id": "ib-1", "kind": "header", "guild_id": 1, "status": "saved"},
+        {"_id": "ib-2", "kind": "header", "guild_id": 1, "status": "applied"},
+        {"_id": "ib-3", "kind": "header", "guild_id": 2, "status": "saving"},
+        {"_id": "ib-1:join:x", "kind": "join", "backup_id": "ib-1"},
+        {"_id": "ib-1:bonus:7", "kind": "bonus", "backup_id": "ib-1"},
+        {"_id": "ib-2:join:x", "kind": "join", "backup_id": "ib-2"},
+    ])
+    query = {"guild_id": 1, "kind": "header", "status": {"$in": ["saving", "saved", "restoring"]}}
+    assert [d["_id"] async for d in db.k.find(query)] == ["ib-1"]
+    result = await db.k.delete_many({"backup_id": "ib-1", "kind": {"$in": ["join", "bonus"]}})
+    assert result.deleted_count == 2
+    assert sorted([d["_id"] async for d in db.k.find({})]) == ["ib-1", "ib-2", "ib-2:join:x", "ib-3"]
