@@ -657,56 +657,58 @@ async def test_operator_shaped_strings_are_plain_values_in_an_equality_filter(db
 # ---- invite resets (app/operations/invite_resets.py; repositories invite_bonus, invite_backups) ----
 
 
-async def test_per_op_field_guard_applies_an_op_once_and_other_ops_after_it(db):
-    """The reset/restore bonus guard: one top-level field per operation (`reset_<backup id>`),
-    holding the amount it moved; `$exists: false` lets the op through once, and only on an
-    existing document (no upsert)."""
-    await db.b.insert_one({"_id": "1:7", "bonus": 4, "last_op": "cmd-1"})
+async def test_per_backup_field_guard_takes_once_and_gives_back_once(db):
+    """The reset/restore bonus guard: one top-level field per backup (`reset_<backup id>`), absent ->
+    "taken" -> "given". `$exists: false` lets the take through once, an equality on "taken" the
+    give-back once; only on an existing document (no upsert), and other backups' fields and
+    `last_op` are left alone."""
+    await db.b.insert_many([{"_id": "1:7", "bonus": 4, "last_op": "cmd-1"}, {"_id": "1:9", "bonus": 5}])
 
-    def take(backup_id, amount):
+    def take(key, backup_id, amount):
         field = f"reset_{backup_id}"
-        return db.b.update_one({"_id": "1:7", field: {"$exists": False}},
-                               {"$inc": {"bonus": -amount}, "$set": {field: amount}})
+        return db.b.update_one({"_id": key, field: {"$exists": False}},
+                               {"$inc": {"bonus": -amount}, "$set": {field: "taken"}})
 
-    assert (await take("ib-000000000001", 4)).modified_count == 1
-    assert (await take("ib-000000000001", 4)).modified_count == 0
-    assert (await take("ib-000000000002", 1)).modified_count == 1
-    assert (await take("ib-000000000001", 4)).modified_count == 0
+    def give(key, backup_id, amount):
+        field = f"reset_{backup_id}"
+        return db.b.update_one({"_id": key, field: "taken"},
+                               {"$inc": {"bonus": amount}, "$set": {field: "given"}})
+
+    a, b = "ib-000000000001", "ib-000000000002"
+    assert [(await take("1:7", a, 4)).modified_count for _ in range(2)] == [1, 0]
+    assert (await take("1:7", b, 1)).modified_count == 1
+    assert (await give("1:9", a, 4)).modified_count == 0  # a took nothing there
+    assert [(await give("1:7", a, 4)).modified_count for _ in range(2)] == [1, 0]
+    assert (await take("1:7", a, 4)).modified_count == 0  # given back: never taken again
     assert await db.b.find_one({"_id": "1:7"}) == {
-        "_id": "1:7", "bonus": -1, "last_op": "cmd-1", "reset_ib-000000000001": 4, "reset_ib-000000000002": 1}
-    missing = await db.b.update_one({"_id": "1:8", "reset_x": {"$exists": False}}, {"$inc": {"bonus": 1}})
+        "_id": "1:7", "bonus": 3, "last_op": "cmd-1", f"reset_{a}": "given", f"reset_{b}": "taken"}
+    assert (await db.b.find_one({"_id": "1:9"}))["bonus"] == 5
+    missing = await db.b.update_one({"_id": "1:8", f"reset_{a}": {"$exists": False}}, {"$inc": {"bonus": 1}})
     assert missing.matched_count == 0
     assert await db.b.find_one({"_id": "1:8"}) is None
 
 
-async def test_give_back_only_where_the_take_landed_and_once(db):
-    await db.b.insert_many([
-        {"_id": "a", "bonus": 0, "reset_ib-1": 2},
-        {"_id": "b", "bonus": 3, "reset_ib-2": 3},
-        {"_id": "c", "bonus": 5},
-    ])
+async def test_in_flight_fields_named_by_backup_id_set_by_upsert_and_unset(db):
+    """The in-flight document: a top-level field per backup id, added by an upserting `$set` and
+    removed by `$unset` (a repeat of either changes nothing)."""
+    key = {"_id": "inflight:1"}
+    for backup_id, ms in (("ib-000000000001", 10), ("ib-000000000002", 20), ("ib-000000000001", 10)):
+        await db.k.update_one(key, {"$set": {"kind": "inflight", "guild_id": 1, backup_id: ms}}, upsert=True)
+    assert await db.k.find_one(key) == {
+        "_id": "inflight:1", "kind": "inflight", "guild_id": 1, "ib-000000000001": 10, "ib-000000000002": 20}
+    for _ in range(2):
+        await db.k.update_one(key, {"$unset": {"ib-000000000001": ""}})
+    assert await db.k.find_one(key) == {"_id": "inflight:1", "kind": "inflight", "guild_id": 1,
+                                        "ib-000000000002": 20}
+    await db.k.update_one({"_id": "inflight:2"}, {"$unset": {"ib-000000000001": ""}})  # no upsert
+    assert await db.k.count_documents({}) == 1
 
-    def give(key):
-        query = {"_id": key, "reset_ib-1": {"$exists": True}, "restore_ib-1": {"$exists": False}}
-        return db.b.update_one(query, {"$inc": {"bonus": 2}, "$set": {"restore_ib-1": 2}})
 
-    assert [(await give(k)).modified_count for k in "abc"] == [1, 0, 0]
-    assert [(await give(k)).modified_count for k in "abc"] == [0, 0, 0]
-    assert {d["_id"]: d["bonus"] async for d in db.b.find({})} == {"a": 2, "b": 3, "c": 5}
-    assert (await db.b.find_one({"_id": "a"}))["restore_ib-1"] == 2
-
-
-async def test_backup_headers_by_status_and_items_deleted_by_backup_and_kind(db):
-    await db.k.insert_many([
-        {"_id": "ib-1", "kind": "header", "guild_id": 1, "status": "saved"},
-        {"_id": "ib-2", "kind": "header", "guild_id": 1, "status": "applied"},
-        {"_id": "ib-3", "kind": "header", "guild_id": 2, "status": "saving"},
-        {"_id": "ib-1:join:x", "kind": "join", "backup_id": "ib-1"},
-        {"_id": "ib-1:bonus:7", "kind": "bonus", "backup_id": "ib-1"},
-        {"_id": "ib-2:join:x", "kind": "join", "backup_id": "ib-2"},
-    ])
-    query = {"guild_id": 1, "kind": "header", "status": {"$in": ["saving", "saved", "restoring"]}}
-    assert [d["_id"] async for d in db.k.find(query)] == ["ib-1"]
-    result = await db.k.delete_many({"backup_id": "ib-1", "kind": {"$in": ["join", "bonus"]}})
-    assert result.deleted_count == 2
-    assert sorted([d["_id"] async for d in db.k.find({})]) == ["ib-1", "ib-2", "ib-2:join:x", "ib-3"]
+async def test_header_status_move_sets_the_counts_once(db):
+    await db.k.insert_one(
+        {"_id": "ib-1", "kind": "header", "status": "saving", "joins": 0, "bonus_members": 0})
+    changes = {"status": "saved", "saved_ms": 5, "joins": 4, "bonus_members": 3}
+    first = await db.k.update_one({"_id": "ib-1", "status": "saving"}, {"$set": changes})
+    again = await db.k.update_one({"_id": "ib-1", "status": "saving"}, {"$set": {**changes, "joins": 9}})
+    assert (first.modified_count, again.modified_count) == (1, 0)
+    assert await db.k.find_one({"_id": "ib-1"}) == {"_id": "ib-1", "kind": "header", **changes}
