@@ -20,7 +20,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from app.operations.invite_resets import RestoreError, reset_invites, restore_invites
+from app.operations.invite_resets import (
+    RestoreError,
+    Resumed,
+    reset_invites,
+    restore_invites,
+    resume_interrupted,
+)
 from app.wiring.container import Repositories
 from app.wiring.limits import LEADERBOARD_LIMIT, cooldown
 from app.wiring.reply_limits import fit_reply
@@ -80,6 +86,19 @@ class InvitesCog(commands.Cog, name="Invites"):
     @commands.Cog.listener()
     async def on_guild_available(self, guild: discord.Guild) -> None:
         self.tracker.guild_available(guild.id)
+
+    @commands.Cog.listener("on_guild_available")
+    async def finish_interrupted_resets(self, guild: discord.Guild) -> None:
+        """At start (and when this process takes the lease over): a reset or restore a crash
+        interrupted is finished before anything else runs one in the guild."""
+        with self.bot.guild_jobs.hold(guild.id, "an invite reset") as mine:
+            if not mine:
+                return  # a reset / restore / erase runs: a reset or restore resumes them itself
+            try:
+                await resume_interrupted(self.repos, guild.id, self.bot.clock.now())
+            except Exception as exc:
+                log.error("guild %s: interrupted invite resets not finished (%s); the next start or "
+                          "/invites reset or restore finishes them", guild.id, exc or type(exc).__name__)
 
     @commands.Cog.listener()
     async def on_guild_join(self, guild: discord.Guild) -> None:
@@ -410,6 +429,7 @@ class InvitesCog(commands.Cog, name="Invites"):
                 await self._busy(interaction)
                 return
             await interaction.response.defer(ephemeral=True, thinking=True)
+            resumed = await resume_interrupted(self.repos, interaction.guild.id, self.bot.clock.now())
             result = await reset_invites(
                 self.repos,
                 interaction.guild.id,
@@ -421,7 +441,7 @@ class InvitesCog(commands.Cog, name="Invites"):
         await self._send(
             interaction,
             ephemeral=True,
-            content=(
+            content=resumed_text(resumed) + (
                 f"Invites of {who} reset ({result.joins} joins, {result.bonus_members} bonuses). "
                 f"Backup id: `{result.backup_id}` - undo with `/invites restore {result.backup_id}`."
             ),
@@ -438,18 +458,39 @@ class InvitesCog(commands.Cog, name="Invites"):
                 await self._busy(interaction)
                 return
             await interaction.response.defer(ephemeral=True, thinking=True)
+            backup_id = backup_id.strip()
+            resumed = await resume_interrupted(
+                self.repos, interaction.guild.id, self.bot.clock.now(), skip=backup_id
+            )
             try:
                 result = await restore_invites(
-                    self.repos, interaction.guild.id, backup_id.strip(), self.bot.clock.now()
+                    self.repos, interaction.guild.id, backup_id, self.bot.clock.now()
                 )
             except RestoreError as exc:
-                await self._send(interaction, ephemeral=True, content=str(exc))
+                await self._send(interaction, ephemeral=True, content=resumed_text(resumed) + str(exc))
                 return
+        interrupted = (
+            " Its reset had been interrupted; what it had cleared is back."
+            if result.was in ("saving", "saved") else ""
+        )
         await self._send(
             interaction,
             ephemeral=True,
-            content=(
+            content=resumed_text(resumed) + (
                 f"Backup `{result.backup_id}` restored "
-                f"({result.joins} joins, {result.bonus_members} bonuses)."
+                f"({result.joins} joins, {result.bonus_members} bonuses given back).{interrupted}"
             ),
         )
+
+
+def resumed_text(resumed: list[Resumed]) -> str:
+    """Lines telling the admin which interrupted resets / restores were finished first."""
+    lines = []
+    for item in resumed:
+        r = item.result
+        if item.action == "reset":
+            lines.append(f"An interrupted reset was finished first ({r.joins} joins, {r.bonus_members} "
+                         f"bonuses): backup `{r.backup_id}` - undo with `/invites restore {r.backup_id}`.")
+        else:
+            lines.append(f"An interrupted restore of backup `{r.backup_id}` was finished first.")
+    return "".join(line + "\n" for line in lines)

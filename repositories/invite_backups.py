@@ -2,8 +2,14 @@
 
 A reset first copies everything it clears here, then clears. One header document per backup
 (`_id`: the backup id, `kind: "header"`, guild, member reset or 0 for the whole guild, who, when,
-`status`: saving -> saved -> applied -> restored) and one item document per copied join
-(`kind: "join"`, the join document as it was) or bonus (`kind: "bonus"`, the amount taken away).
+`status`: saving -> saved -> applied, and -> restoring -> restored from any of those) and one item
+document per copied join (`kind: "join"`, the join document as it was) or bonus (`kind: "bonus"`,
+the amount taken away). Items are written once (`$setOnInsert` on `{backup_id}:{kind}:{key}`) and
+never change, so a repeated copy adds only what is missing.
+
+One document per guild lists the resets and restores in flight (`_id: "inflight:{guild_id}"`,
+`kind: "inflight"`, one field per backup id holding its start in epoch ms): it is written before a
+header and cleared after the last step, so one read by `_id` finds an operation a crash interrupted.
 
 Restoring does not write the copies back over the live collections (that is how seed 001 lost a
 staff entry): it undoes exactly this reset's marks and bonus changes, so anything newer stays.
@@ -25,6 +31,11 @@ from repositories.base import Repository
 
 BACKUP_ID = re.compile(r"^ib-[0-9a-f]{12}$")
 BATCH = 500
+# How a reset took bonuses away: "backup" = a per-backup field on the bonus document
+# (`InviteBonusRepository.take_for_reset`); "legacy" = headers written before that existed
+# (the `last_op` guard), whose bonuses carry no per-backup field.
+BONUS_GUARD = "backup"
+LEGACY_BONUS_GUARD = "legacy"
 
 
 def new_backup_id() -> str:
@@ -45,6 +56,11 @@ class BackupHeader:
     status: str
     joins: int
     bonus_members: int
+    bonus_guard: str = BONUS_GUARD
+
+
+def inflight_key(guild_id: int) -> str:
+    return f"inflight:{guild_id}"
 
 
 class InviteBackupRepository(Repository):
@@ -62,6 +78,7 @@ class InviteBackupRepository(Repository):
             "status": "saving",
             "joins": header.joins,
             "bonus_members": header.bonus_members,
+            "bonus_guard": BONUS_GUARD,
         }
         await with_retry(
             "begin invite backup",
@@ -101,16 +118,54 @@ class InviteBackupRepository(Repository):
                 self.policy,
             )
 
-    async def move(self, backup_id: str, frm: str, to: str, now: datetime) -> bool:
-        """Advance the header's status from `frm` to `to` (False when it was not at `frm`)."""
+    async def move(
+        self, backup_id: str, frm: str, to: str, now: datetime, counts: tuple[int, int] | None = None
+    ) -> bool:
+        """Advance the header's status from `frm` to `to` (False when it was not at `frm`, which a
+        retry of an applied move also sees: read the header to know where it is). `counts`: the
+        joins and bonus members the backup holds, set with the move."""
+        changes: dict[str, Any] = {"status": to, f"{to}_ms": to_ms(now)}
+        if counts is not None:
+            changes["joins"], changes["bonus_members"] = counts
         result = await with_retry(
             "update invite backup status",
-            lambda: self.collection.update_one(
-                {"_id": backup_id, "status": frm}, {"$set": {"status": to, f"{to}_ms": to_ms(now)}}
-            ),
+            lambda: self.collection.update_one({"_id": backup_id, "status": frm}, {"$set": changes}),
             self.policy,
         )
         return bool(result.modified_count)
+
+    # ---- operations in flight ------------------------------------------------------------------
+    async def start_flight(self, guild_id: int, backup_id: str, now: datetime) -> None:
+        """Note a reset or restore of `backup_id` as in flight in the guild (before its first step)."""
+        _check_id(backup_id)
+        await with_retry(
+            "note invite reset in flight",
+            lambda: self.collection.update_one(
+                {"_id": inflight_key(guild_id)},
+                {"$set": {"kind": "inflight", "guild_id": guild_id, backup_id: to_ms(now)}},
+                upsert=True,
+            ),
+            self.policy,
+        )
+
+    async def end_flight(self, guild_id: int, backup_id: str) -> None:
+        """The reset or restore of `backup_id` is done (after its last step)."""
+        _check_id(backup_id)
+        await with_retry(
+            "clear invite reset in flight",
+            lambda: self.collection.update_one({"_id": inflight_key(guild_id)}, {"$unset": {backup_id: ""}}),
+            self.policy,
+        )
+
+    async def in_flight(self, guild_id: int) -> list[str]:
+        """The backup ids of the guild's resets and restores started and not done, oldest first."""
+        doc = await with_retry(
+            "read invite resets in flight",
+            lambda: self.collection.find_one({"_id": inflight_key(guild_id)}),
+            self.policy,
+        )
+        started = {key: value for key, value in (doc or {}).items() if valid_backup_id(key)}
+        return sorted(started, key=lambda key: (started[key], key))
 
     async def header(self, backup_id: str) -> BackupHeader | None:
         if not isinstance(backup_id, str):  # a dict here would become a query operator
@@ -131,6 +186,7 @@ class InviteBackupRepository(Repository):
             status=doc.get("status") or "saving",
             joins=int(doc.get("joins") or 0),
             bonus_members=int(doc.get("bonus_members") or 0),
+            bonus_guard=doc.get("bonus_guard") or LEGACY_BONUS_GUARD,
         )
 
     async def items(self, backup_id: str) -> tuple[list[str], dict[int, int]]:
@@ -148,3 +204,9 @@ class InviteBackupRepository(Repository):
             return joins, bonuses
 
         return await with_retry("read invite backup items", read, self.policy)
+
+
+def _check_id(backup_id: str) -> None:
+    """A backup id becomes a field name in the in-flight document: only the strict pattern."""
+    if not isinstance(backup_id, str) or not valid_backup_id(backup_id):
+        raise ValueError(f"not a backup id: {backup_id!r}")

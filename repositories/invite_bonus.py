@@ -3,6 +3,11 @@
 `bonus` is a flat counter changed only by guarded `$inc` (`apply_guarded`): every change carries
 an operation id (the command's interaction id, or the reset/restore backup id), so a retried or
 repeated change is applied exactly once.
+
+A reset and its restore change the bonus with their own guard instead: a field per backup,
+`reset_{backup_id}`, "taken" once the reset took the amount away and "given" once the restore gave it
+back (`take_for_reset`, `give_back`). `last_op` remembers only the latest operation, so another
+change in between would let a resumed reset take twice; the per-backup field never forgets.
 """
 
 from __future__ import annotations
@@ -17,10 +22,17 @@ from repositories.base import Repository
 
 GUARD = "last_op"
 IMPORT_GUARD = "import_op"
+TAKEN = "taken"
+GIVEN = "given"
 
 
 def bonus_key(guild_id: int, member_id: int) -> str:
     return f"{guild_id}:{member_id}"
+
+
+def reset_field(backup_id: str) -> str:
+    """The bonus document's field that records what the reset `backup_id` did to it."""
+    return f"reset_{backup_id}"
 
 
 class InviteBonusRepository(Repository):
@@ -39,6 +51,41 @@ class InviteBonusRepository(Repository):
         )
         async with self._locks[key]:  # one write in flight per document and guard field
             await apply_guarded(self.collection, [update], op_id, GUARD, self.policy, "add invite bonus")
+
+    async def take_for_reset(self, guild_id: int, member_id: int, amount: int, backup_id: str) -> bool:
+        """Take `amount` away for the reset `backup_id`, once ever (False: taken before, or the
+        document is gone)."""
+        field = reset_field(backup_id)
+        return await self._reset_step(
+            guild_id, member_id, {field: {"$exists": False}}, -amount, field, TAKEN, "reset invite bonus"
+        )
+
+    async def give_back(
+        self, guild_id: int, member_id: int, amount: int, backup_id: str, *, legacy: bool = False
+    ) -> bool:
+        """Give back what the reset `backup_id` took, once ever (False: it took nothing here, or it
+        was given back before). `legacy`: a reset from before the per-backup field (it took the
+        bonus under `last_op`): given back unless given back before."""
+        field = reset_field(backup_id)
+        taken = {field: {"$exists": False}} if legacy else {field: TAKEN}
+        return await self._reset_step(
+            guild_id, member_id, taken, amount, field, GIVEN, "restore invite bonus"
+        )
+
+    async def _reset_step(
+        self, guild_id: int, member_id: int, guard: dict[str, object], amount: int, field: str,
+        to: str, what: str,
+    ) -> bool:
+        key = bonus_key(guild_id, member_id)
+        async with self._locks[key]:
+            result = await with_retry(
+                what,
+                lambda: self.collection.update_one(
+                    {"_id": key, **guard}, {"$inc": {"bonus": amount}, "$set": {field: to}}
+                ),
+                self.policy,
+            )
+        return bool(result.modified_count)
 
     async def import_bonus(self, guild_id: int, member_id: int, amount: int, op_id: str) -> None:
         """Add a bonus imported from an old bot, once under `op_id` (own guard field `import_op`)."""

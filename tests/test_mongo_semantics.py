@@ -651,3 +651,64 @@ async def test_operator_shaped_strings_are_plain_values_in_an_equality_filter(db
     assert [d["_id"] async for d in db.c.find({"code": '{"$gt": ""}'})] == [2]
     assert [d["_id"] async for d in db.c.find({"code": "$where"})] == []
     assert await db.c.count_documents({"code": "a\x00b"}) == 0
+
+
+
+# ---- invite resets (app/operations/invite_resets.py; repositories invite_bonus, invite_backups) ----
+
+
+async def test_per_backup_field_guard_takes_once_and_gives_back_once(db):
+    """The reset/restore bonus guard: one top-level field per backup (`reset_<backup id>`), absent ->
+    "taken" -> "given". `$exists: false` lets the take through once, an equality on "taken" the
+    give-back once; only on an existing document (no upsert), and other backups' fields and
+    `last_op` are left alone."""
+    await db.b.insert_many([{"_id": "1:7", "bonus": 4, "last_op": "cmd-1"}, {"_id": "1:9", "bonus": 5}])
+
+    def take(key, backup_id, amount):
+        field = f"reset_{backup_id}"
+        return db.b.update_one({"_id": key, field: {"$exists": False}},
+                               {"$inc": {"bonus": -amount}, "$set": {field: "taken"}})
+
+    def give(key, backup_id, amount):
+        field = f"reset_{backup_id}"
+        return db.b.update_one({"_id": key, field: "taken"},
+                               {"$inc": {"bonus": amount}, "$set": {field: "given"}})
+
+    a, b = "ib-000000000001", "ib-000000000002"
+    assert [(await take("1:7", a, 4)).modified_count for _ in range(2)] == [1, 0]
+    assert (await take("1:7", b, 1)).modified_count == 1
+    assert (await give("1:9", a, 4)).modified_count == 0  # a took nothing there
+    assert [(await give("1:7", a, 4)).modified_count for _ in range(2)] == [1, 0]
+    assert (await take("1:7", a, 4)).modified_count == 0  # given back: never taken again
+    assert await db.b.find_one({"_id": "1:7"}) == {
+        "_id": "1:7", "bonus": 3, "last_op": "cmd-1", f"reset_{a}": "given", f"reset_{b}": "taken"}
+    assert (await db.b.find_one({"_id": "1:9"}))["bonus"] == 5
+    missing = await db.b.update_one({"_id": "1:8", f"reset_{a}": {"$exists": False}}, {"$inc": {"bonus": 1}})
+    assert missing.matched_count == 0
+    assert await db.b.find_one({"_id": "1:8"}) is None
+
+
+async def test_in_flight_fields_named_by_backup_id_set_by_upsert_and_unset(db):
+    """The in-flight document: a top-level field per backup id, added by an upserting `$set` and
+    removed by `$unset` (a repeat of either changes nothing)."""
+    key = {"_id": "inflight:1"}
+    for backup_id, ms in (("ib-000000000001", 10), ("ib-000000000002", 20), ("ib-000000000001", 10)):
+        await db.k.update_one(key, {"$set": {"kind": "inflight", "guild_id": 1, backup_id: ms}}, upsert=True)
+    assert await db.k.find_one(key) == {
+        "_id": "inflight:1", "kind": "inflight", "guild_id": 1, "ib-000000000001": 10, "ib-000000000002": 20}
+    for _ in range(2):
+        await db.k.update_one(key, {"$unset": {"ib-000000000001": ""}})
+    assert await db.k.find_one(key) == {"_id": "inflight:1", "kind": "inflight", "guild_id": 1,
+                                        "ib-000000000002": 20}
+    await db.k.update_one({"_id": "inflight:2"}, {"$unset": {"ib-000000000001": ""}})  # no upsert
+    assert await db.k.count_documents({}) == 1
+
+
+async def test_header_status_move_sets_the_counts_once(db):
+    await db.k.insert_one(
+        {"_id": "ib-1", "kind": "header", "status": "saving", "joins": 0, "bonus_members": 0})
+    changes = {"status": "saved", "saved_ms": 5, "joins": 4, "bonus_members": 3}
+    first = await db.k.update_one({"_id": "ib-1", "status": "saving"}, {"$set": changes})
+    again = await db.k.update_one({"_id": "ib-1", "status": "saving"}, {"$set": {**changes, "joins": 9}})
+    assert (first.modified_count, again.modified_count) == (1, 0)
+    assert await db.k.find_one({"_id": "ib-1"}) == {"_id": "ib-1", "kind": "header", **changes}

@@ -452,6 +452,66 @@ async def test_reset_is_backed_up_survives_a_restart_and_restore_brings_the_numb
     assert await summary(tracker, 101) == (2, 0, 0, 4, 6)
 
 
+async def crash_a_reset_of_ada(tracker) -> str:
+    """dan joined through ada's code, eve through bob's, ada has 4 bonus; `/invites reset ada` dies
+    at its first bonus write (the process is gone from there on). Returns the backup id."""
+    from tests.app.operations.test_invite_resets import CrashingCollection
+
+    emu = tracker.emu
+    emu.join(user(201, "dan"), via="abc")
+    await tracker.settle()
+    emu.join(user(202, "eve"), via="bobs")
+    await tracker.settle()
+    await emu.command(101, "invites bonus", {"member": 101, "amount": 4})
+    bonus = tracker.bot.repos.invite_bonus
+    bonus.collection = CrashingCollection(bonus.collection, 1, "before")
+    rec = await emu.command(101, "invites reset", {"member": 101})
+    assert "went wrong" in rec.text()
+    bonus.collection = bonus.collection._real
+    header = await tracker.db.invite_backups.find_one({"kind": "header"})
+    assert header["status"] == "saved"  # ada's join is marked, her bonus not taken yet
+    assert await summary(tracker, 101) == (0, 0, 0, 4, 4)
+    return header["_id"]
+
+
+async def test_a_reset_interrupted_by_a_crash_is_finished_at_the_next_start(tracker):
+    backup_id = await crash_a_reset_of_ada(tracker)
+    await tracker.restart(crash=True)
+    assert await summary(tracker, 101) == (0, 0, 0, 0, 0)
+    assert await summary(tracker, 102) == (1, 0, 0, 0, 1)
+    backup = await tracker.db.invite_backups.find_one({"_id": backup_id})
+    assert (backup["status"], backup["joins"], backup["bonus_members"]) == ("applied", 1, 1)
+    assert await tracker.bot.repos.invite_backups.in_flight(GID) == []
+
+    rec = await tracker.emu.command(101, "invites restore", {"backup_id": backup_id})
+    assert "restored (1 joins, 1 bonuses given back)" in rec.content
+    assert await summary(tracker, 101) == (1, 0, 0, 4, 5)
+
+
+async def test_the_next_reset_finishes_an_interrupted_one_and_says_so(tracker):
+    backup_id = await crash_a_reset_of_ada(tracker)
+    rec = await tracker.emu.command(101, "invites reset")
+    assert f"An interrupted reset was finished first (1 joins, 1 bonuses): backup `{backup_id}`" in rec.text()
+    assert "Invites of everyone reset (1 joins, 0 bonuses)" in rec.text()  # eve's, under a new backup
+    assert await summary(tracker, 101) == (0, 0, 0, 0, 0)
+    rec = await tracker.emu.command(101, "invites restore", {"backup_id": backup_id})
+    assert "restored" in rec.content
+    assert await summary(tracker, 101) == (1, 0, 0, 4, 5)
+    assert await summary(tracker, 102) == (0, 0, 0, 0, 0)
+
+
+async def test_restore_undoes_what_an_interrupted_reset_applied(tracker):
+    backup_id = await crash_a_reset_of_ada(tracker)
+    rec = await tracker.emu.command(101, "invites restore", {"backup_id": backup_id})
+    assert "restored (1 joins, 0 bonuses given back)" in rec.content
+    assert "had been interrupted" in rec.content
+    assert await summary(tracker, 101) == (1, 0, 0, 4, 5)
+    await tracker.restart(crash=True)  # nothing left to finish: the bonus is never taken
+    assert await summary(tracker, 101) == (1, 0, 0, 4, 5)
+    rec = await tracker.emu.command(101, "invites restore", {"backup_id": backup_id})
+    assert "already restored" in rec.content
+
+
 async def test_guild_reset_and_restore_validation(tracker):
     emu = tracker.emu
     emu.join(user(201, "dan"), via="abc")

@@ -247,15 +247,6 @@ async def test_reset_copies_first_then_clears_and_restore_undoes_exactly_that(re
         await restore_invites(repos, G, "../etc", T0)
 
 
-async def test_restore_refuses_a_reset_that_did_not_complete(repos):
-    from repositories.invite_backups import BackupHeader
-
-    backup_id = new_backup_id()
-    await repos.invite_backups.begin(BackupHeader(backup_id, G, 0, T0, 1, "saving", 0, 0))
-    with pytest.raises(RestoreError, match="did not complete"):
-        await restore_invites(repos, G, backup_id, T0)
-
-
 async def test_leaderboard_orders_by_total(repos):
     await repos.joins.record(join(201, 101, 1))
     await repos.invite_bonus.add(G, 102, 3, "b")
