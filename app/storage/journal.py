@@ -26,6 +26,8 @@ from typing import Any
 import bson
 from bson.codec_options import CodecOptions
 
+from app.storage.outbox import move_aside
+
 log = logging.getLogger(__name__)
 _CODEC = CodecOptions(tz_aware=True)
 _SCHEMA = """
@@ -82,11 +84,7 @@ class Journal:
             return self._connect_and_read()
         except sqlite3.DatabaseError as exc:
             self._close_sync()
-            aside = self.path.with_name(f"{self.path.name}.corrupt")
-            for suffix in ("", "-wal", "-shm"):
-                source = Path(f"{self.path}{suffix}")
-                if source.exists():
-                    source.replace(Path(f"{aside}{suffix}"))
+            aside = move_aside(self.path)
             log.error("invite journal %s is unreadable (%s): moved aside to %s; starting a new one",
                       self.path, exc, aside)
             return self._connect_and_read()

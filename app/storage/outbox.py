@@ -36,6 +36,17 @@ CREATE TABLE IF NOT EXISTS dead (
 """
 
 
+def move_aside(path: Path) -> Path:
+    """Rename an unreadable SQLite file (with its -wal and -shm) to `<name>.corrupt-<UTC time>`."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        source = Path(f"{path}{suffix}")
+        if source.exists():
+            source.rename(Path(f"{target}{suffix}"))
+    return target
+
+
 @dataclass(frozen=True)
 class Entry:
     id: int
@@ -85,13 +96,7 @@ class Outbox:
         self.depth = int(conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
 
     def _move_aside(self) -> Path:
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
-        for suffix in ("", "-wal", "-shm"):
-            source = Path(f"{self.path}{suffix}")
-            if source.exists():
-                source.rename(Path(f"{target}{suffix}"))
-        return target
+        return move_aside(self.path)
 
     async def close(self) -> None:
         await self._run(self._close_sync)
