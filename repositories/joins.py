@@ -335,6 +335,9 @@ class JoinRepository(Repository):
     async def awaiting(self, guild_id: int) -> list[StoredJoin]:
         return await self._find({"guild_id": guild_id, "awaiting": "snapshot"}, [("joined_ms", ASCENDING)])
 
+    async def by_keys(self, keys: list[str]) -> list[StoredJoin]:
+        return await self._find({"_id": {"$in": keys}}, None) if keys else []
+
     async def get(self, key: str) -> StoredJoin | None:
         found = await self._find({"_id": key}, None, 1)
         return found[0] if found else None
