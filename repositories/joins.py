@@ -256,7 +256,8 @@ class JoinRepository(Repository):
         )
         latest = await self.latest_for_member(guild_id, member_id)
         if latest is not None:  # the leave ends the latest join: its version is just after it
-            await self._set_member_status(guild_id, member_id, "left", to_ms(latest.joined_at) + 1)
+            joined_ms = int(latest.raw.get("joined_ms") or to_ms(latest.joined_at))  # as stored
+            await self._set_member_status(guild_id, member_id, "left", joined_ms + 1)
         return int(result.modified_count)
 
     async def mark_converted(self, key: str, staff_id: int, now: datetime) -> bool:

@@ -3,6 +3,7 @@ derived from them, bonus, staff codes, backups, and resets."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pymongo
@@ -130,9 +131,11 @@ async def test_a_join_record_replayed_after_the_leave_keeps_the_member_left(repo
     after the member's leave was recorded neither reopens the stay nor marks the member present
     (the inviter's "left" stays); a rejoin does mark them present, and a replay of the first join
     after the rejoin changes nothing."""
-    first = join(201, 101, 1)
+    # Discord's join times have microseconds; BSON keeps milliseconds (this one rounds up).
+    first = replace(join(201, 101, 1), joined_at=T0 + timedelta(minutes=1, microseconds=999_600))
     await repos.joins.record(first)
     await repos.joins.left(G, 201, T0 + timedelta(minutes=2))
+    assert (await repos.joins.get(first.key)).member_status == "left"
     await repos.joins.record(first)  # replayed after the leave
     await repos.joins.mark_present(G, 201, first.joined_at)  # its status update, landing late
     doc = await repos.joins.get(first.key)
