@@ -8,7 +8,9 @@ tracker itself (queueing, batching, matching, snapshots, reconciliation) has no 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +49,8 @@ class DiscordGuildAccess:
 
     def __init__(self, bot: Any) -> None:
         self.bot = bot
+        self.loaded: dict[int, discord.Guild] = {}  # guilds whose member request finished
+        self.loading: dict[int, asyncio.Task[None]] = {}
 
     def _guild(self, guild_id: int) -> discord.Guild:
         guild = self.bot.get_guild(guild_id)
@@ -89,7 +93,46 @@ class DiscordGuildAccess:
             return None
         now = self.bot.clock.now()
         humans = [joiner_of(m, now, live=False) for m in guild.members if not m.bot and m.joined_at]
-        return GuildMembers(guild.name, humans, guild.chunked)
+        return GuildMembers(guild.name, humans, self._complete(guild))
+
+    def _complete(self, guild: discord.Guild) -> bool:
+        """The whole member list is cached: as many members as Discord counts, or Discord answered
+        the request for all members on this guild object (its count can be off by a few)."""
+        return guild.chunked or self.loaded.get(guild.id) is guild
+
+    def load_members(self, guild: discord.Guild, then: Callable[[int], None]) -> None:
+        """When `guild`'s member list is incomplete (discord.py reports a guild available when its
+        member request times out, and the chunks keep coming): wait for discord.py's request to
+        finish (or make one), then call `then(guild_id)` if the list is whole. A reconnect ends
+        discord.py's requests; the guild_available that follows calls this again."""
+        if self._complete(guild):
+            return
+        running = self.loading.pop(guild.id, None)
+        if running is not None:
+            running.cancel()
+        self.loading[guild.id] = asyncio.get_running_loop().create_task(
+            self._load(guild, then), name=f"member list {guild.id}"
+        )
+
+    async def _load(self, guild: discord.Guild, then: Callable[[int], None]) -> None:
+        try:
+            await guild.chunk()
+        except (discord.ClientException, discord.HTTPException) as exc:
+            log.warning("guild %s: the member list could not be requested: %s", guild.id, exc)
+            return
+        finally:
+            if self.loading.get(guild.id) is asyncio.current_task():
+                del self.loading[guild.id]
+        if self.bot.get_guild(guild.id) is not guild:
+            return  # a new session replaced the guild: its own guild_available follows
+        self.loaded[guild.id] = guild
+        log.info("guild %s: member list loaded (%d members)", guild.id, len(guild.members))
+        then(guild.id)
+
+    def close(self) -> None:
+        for task in self.loading.values():
+            task.cancel()
+        self.loading.clear()
 
     def joined(self, facts: JoinFacts) -> None:
         self.bot.dispatch("tracked_join", facts)

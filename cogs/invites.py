@@ -27,11 +27,12 @@ from app.operations.invite_resets import (
     restore_invites,
     resume_interrupted,
 )
+from app.tracking.invites import InviteTracker
 from app.wiring.container import Repositories
 from app.wiring.limits import LEADERBOARD_LIMIT, cooldown
 from app.wiring.reply_limits import fit_reply
 from app.wiring.validation import invite_code, reject, valid_id, valid_invite_event
-from cogs.invite_tracker import joiner_of, make_invite_tracker, stored_from_invite
+from cogs.invite_tracker import DiscordGuildAccess, joiner_of, stored_from_invite
 from cogs.invite_views import (
     NO_MENTIONS,
     PAGE_SIZE,
@@ -63,16 +64,21 @@ class InvitesCog(commands.Cog, name="Invites"):
     def __init__(self, bot: Any, repos: Repositories) -> None:
         self.bot = bot
         self.repos = repos
-        self.tracker = make_invite_tracker(bot, repos)
+        self.access = DiscordGuildAccess(bot)
+        self.tracker = InviteTracker(repos, bot.clock, self.access)
 
     async def cog_load(self) -> None:
         # After the shutdown flush waited for every queue (wait_idle), stop the workers.
-        self.bot.add_shutdown_hook("invite workers", self.tracker.close)
+        self.bot.add_shutdown_hook("invite workers", self._close)
         left = getattr(self.bot, "journal_left", [])
         self.tracker.restore(left)  # before any event: the previous run's waiting joins come first
         left.clear()
 
     async def cog_unload(self) -> None:
+        await self._close()
+
+    async def _close(self) -> None:
+        self.access.close()
         await self.tracker.close()
 
     async def wait_idle(self) -> None:
@@ -85,7 +91,7 @@ class InvitesCog(commands.Cog, name="Invites"):
 
     @commands.Cog.listener()
     async def on_guild_available(self, guild: discord.Guild) -> None:
-        self.tracker.guild_available(guild.id)
+        self._available(guild)
 
     @commands.Cog.listener("on_guild_available")
     async def finish_interrupted_resets(self, guild: discord.Guild) -> None:
@@ -102,7 +108,13 @@ class InvitesCog(commands.Cog, name="Invites"):
 
     @commands.Cog.listener()
     async def on_guild_join(self, guild: discord.Guild) -> None:
+        self._available(guild)
+
+    def _available(self, guild: discord.Guild) -> None:
+        """Sync the guild now; with part of its member list, sync again once the list is whole
+        (the tracker looks for members who joined while the bot was down only in a whole list)."""
         self.tracker.guild_available(guild.id)
+        self.access.load_members(guild, self.tracker.guild_available)
 
     @commands.Cog.listener()
     async def on_guild_remove(self, guild: discord.Guild) -> None:

@@ -13,7 +13,11 @@ lands on the same document. Fields:
 - `credit_to`: the inviter credited (first joins attributed to an invite with an inviter), else 0
 - `fake_reason`: "" | young_account | self_invite
 - `stay`: "open" | "closed", `left_ms`; `member_status`: "present" | "left" (kept equal on all
-  of a member's joins, so the credited first join knows whether the member is still here)
+  of a member's joins, so the credited first join knows whether the member is still here) and
+  `status_ms`, the version of that status: a join's `joined_ms` for "present", the ended join's
+  `joined_ms + 1` for "left". A status update applies only to documents with an older version,
+  so a join record replayed (or landing late) after the member's leave never marks them present
+  again, and a late leave never hides a later rejoin.
 - `reset_id`: "" or the backup id of the reset that cleared it
 - `converted_by`: the staff member credited with this member's conversion (0 none), `conversion_ms`
 - `imported`: "legacy" on joins imported from an old bot's join history (`scripts.import_legacy`)
@@ -107,6 +111,7 @@ class JoinRecord:
             "stay": "open",
             "left_ms": None,
             "member_status": "present",
+            "status_ms": to_ms(self.joined_at),
             "reset_id": "",
             "converted_by": 0,
             "conversion_ms": None,
@@ -180,7 +185,8 @@ class JoinRepository(Repository):
 
     # ---- writes ---------------------------------------------------------------------------------
     async def record(self, join: JoinRecord) -> None:
-        """Store a join once (`$setOnInsert`: a repeat keeps the first), and mark the member present."""
+        """Store a join once (`$setOnInsert`: a repeat keeps the first), and mark the member present
+        (unless a leave after this join is recorded: see `mark_present`)."""
         await with_retry(
             "record join",
             lambda: self.collection.update_one(
@@ -188,7 +194,12 @@ class JoinRepository(Repository):
             ),
             self.policy,
         )
-        await self._set_member_status(join.guild_id, join.member_id, "present")
+        await self.mark_present(join.guild_id, join.member_id, join.joined_at)
+
+    async def mark_present(self, guild_id: int, member_id: int, joined_at: datetime) -> None:
+        """The member is here since the join at `joined_at` (idempotent; refused once a leave
+        after that join, or a later join, is recorded)."""
+        await self._set_member_status(guild_id, member_id, "present", to_ms(joined_at))
 
     async def import_legacy(self, documents: dict[str, dict[str, Any]]) -> None:
         """Insert joins imported from an old bot, each once (`$setOnInsert` on its key): a repeat
@@ -250,7 +261,10 @@ class JoinRepository(Repository):
             ),
             self.policy,
         )
-        await self._set_member_status(guild_id, member_id, "left")
+        latest = await self.latest_for_member(guild_id, member_id)
+        if latest is not None:  # the leave ends the latest join: its version is just after it
+            joined_ms = int(latest.raw.get("joined_ms") or to_ms(latest.joined_at))  # as stored
+            await self._set_member_status(guild_id, member_id, "left", joined_ms + 1)
         return int(result.modified_count)
 
     async def mark_converted(self, key: str, staff_id: int, now: datetime) -> bool:
@@ -285,11 +299,15 @@ class JoinRepository(Repository):
             changed += int(result.modified_count)
         return changed
 
-    async def _set_member_status(self, guild_id: int, member_id: int, status: str) -> None:
+    async def _set_member_status(self, guild_id: int, member_id: int, status: str, version: int) -> None:
+        """Set the status on the member's joins whose status is older than `version` (documents
+        from before versions count as oldest)."""
+        older = {"$or": [{"status_ms": {"$lt": version}}, {"status_ms": {"$exists": False}}]}
         await with_retry(
             "update member status",
             lambda: self.collection.update_many(
-                {"guild_id": guild_id, "member_id": member_id}, {"$set": {"member_status": status}}
+                {"$and": [{"guild_id": guild_id, "member_id": member_id}, older]},
+                {"$set": {"member_status": status, "status_ms": version}},
             ),
             self.policy,
         )
@@ -324,6 +342,9 @@ class JoinRepository(Repository):
 
     async def awaiting(self, guild_id: int) -> list[StoredJoin]:
         return await self._find({"guild_id": guild_id, "awaiting": "snapshot"}, [("joined_ms", ASCENDING)])
+
+    async def by_keys(self, keys: list[str]) -> list[StoredJoin]:
+        return await self._find({"_id": {"$in": keys}}, None) if keys else []
 
     async def get(self, key: str) -> StoredJoin | None:
         found = await self._find({"_id": key}, None, 1)

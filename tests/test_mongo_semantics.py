@@ -402,6 +402,33 @@ async def test_join_set_on_insert_upsert_keeps_the_first_document(db):
     )
 
 
+async def test_member_status_update_many_with_a_version_guard_in_and(db):
+    """repositories/joins.py _set_member_status: equality fields and an `$or` of `$lt` / a missing
+    field inside `$and`, on update_many: only the member's documents with an older (or no)
+    version change; a replayed or older update changes nothing."""
+    await db.joins.insert_many([
+        {"_id": "a", "guild_id": 1, "member_id": 5, "member_status": "present", "status_ms": 10},
+        {"_id": "b", "guild_id": 1, "member_id": 5, "member_status": "present"},
+        {"_id": "c", "guild_id": 1, "member_id": 5, "member_status": "present", "status_ms": 30},
+        {"_id": "d", "guild_id": 1, "member_id": 6, "member_status": "present", "status_ms": 1},
+        {"_id": "e", "guild_id": 2, "member_id": 5, "member_status": "present", "status_ms": 1},
+    ])
+
+    def set_status(status, version):
+        older = {"$or": [{"status_ms": {"$lt": version}}, {"status_ms": {"$exists": False}}]}
+        return db.joins.update_many(
+            {"$and": [{"guild_id": 1, "member_id": 5}, older]},
+            {"$set": {"member_status": status, "status_ms": version}},
+        )
+
+    assert (await set_status("left", 21)).modified_count == 2
+    assert (await set_status("present", 21)).modified_count == 0  # a replay
+    assert (await set_status("present", 11)).modified_count == 0  # an older one
+    docs = {d["_id"]: (d["member_status"], d["status_ms"]) async for d in db.joins.find({})}
+    assert docs == {"a": ("left", 21), "b": ("left", 21), "c": ("present", 30), "d": ("present", 1),
+                    "e": ("present", 1)}
+
+
 async def test_join_count_aggregations_with_in_gt_and_int_ranges(db):
     docs = [
         {

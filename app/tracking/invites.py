@@ -65,6 +65,7 @@ EVENT_LAG_SECONDS = 0.5  # longest assumed delay between a join (its use visible
 SETTLE_SECONDS = 0.1  # quiet time after the latest join before the invites are read ...
 SETTLE_MAX_SECONDS = 0.3  # ... but never longer than this after the first join not read yet
 READ_WHILE_BLOCKED_AFTER_SECONDS = 0.5  # a job waiting this long on MongoDB: reads go on beside it
+MEMBER_LIST_WAIT_SECONDS = 60.0  # longest a sync holds the guild's joins for a complete member list
 NO_SNAPSHOT = "no_snapshot"
 OFFLINE = "joined_while_offline"
 
@@ -175,7 +176,8 @@ class LiveInvites:
 class Arrival:
     """A joiner waiting for attribution. `at`: when the event arrived (monotonic seconds; -inf for
     members found in the member list); `recorded`: already stored as unknown, awaiting a readable
-    invite list (`counted` as it was recorded)."""
+    invite list (`counted` as it was recorded); `writing`: this process started to record it (a
+    run of the job again after an outage finishes it); `written`: recorded and announced."""
 
     joiner: Joiner
     at: float
@@ -186,6 +188,8 @@ class Arrival:
     fake: str = ""
     record_id: int = 0  # in the invite journal (0: not journaled)
     restored: bool = False  # taken up again from the journal of a previous run
+    writing: bool = False
+    written: bool = False
 
 
 @dataclass
@@ -215,6 +219,10 @@ class GuildWorker:
     started: asyncio.Event = field(default_factory=asyncio.Event)
     idle: asyncio.Event = field(default_factory=asyncio.Event)
     needs_sync: bool = False
+    # The stored snapshot time kept while a sync had only part of the member list: members who
+    # joined after it may be missing from that list, so no snapshot is stored as of a later time
+    # until a sync with the whole list has looked for them.
+    unreconciled_since: datetime | None = None
     task: asyncio.Task[None] | None = None
     read_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one invite read in flight
 
@@ -247,6 +255,7 @@ class InviteTracker:
         *,
         event_lag: float = EVENT_LAG_SECONDS,
         settle_seconds: float = SETTLE_SECONDS,
+        member_list_wait: float = MEMBER_LIST_WAIT_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
         journal: Journal | None = None,
     ) -> None:
@@ -255,6 +264,7 @@ class InviteTracker:
         self.access = access
         self.event_lag = event_lag
         self.settle_seconds = settle_seconds
+        self.member_list_wait = member_list_wait
         self.monotonic = monotonic
         self.journal = journal
         self._wall_minus_monotonic = time.time() - monotonic()
@@ -556,6 +566,8 @@ class InviteTracker:
             await self.repos.invites.removed(gid, code, now)
         pending = [a.joiner.joined_at for a in worker.waiting if not a.recorded]
         at = min([now, *(joined - timedelta(milliseconds=1) for joined in pending)])
+        if worker.unreconciled_since is not None:
+            at = min(at, worker.unreconciled_since)
         vanity_code, vanity_uses = live.vanity_code, live.vanity_uses
         if vanity_uses is None and worker.base is not None and worker.base.vanity_uses is not None:
             vanity_code, vanity_uses = worker.base.vanity_code, worker.base.vanity_uses  # unchanged
@@ -603,7 +615,7 @@ class InviteTracker:
 
     async def sync(self, worker: GuildWorker) -> dict[str, Any]:
         gid = worker.guild_id
-        guild = self.access.members(gid)
+        guild = await self._member_list(worker)
         if guild is None:
             return {"status": "no guild"}
         await self._load(worker)
@@ -613,12 +625,50 @@ class InviteTracker:
         self._forget(r for r in worker.reads if r.keys is None)
         worker.reads = [r for r in worker.reads if r.keys is not None]
         if state.snapshot_at is not None:
-            unseen = await self._unseen_joiners(worker, guild, state.snapshot_at)
+            unseen = await self._downtime_joiners(worker, guild, state.snapshot_at)
             _insert_offline(worker, [Arrival(j, -math.inf, 0, reason=OFFLINE) for j in unseen])
         await self._reconcile_leaves(gid, guild)
         result = await self.round(worker, force=True)
         log.info("invites of guild %s synced: %s", gid, result)
         return result
+
+    async def _member_list(self, worker: GuildWorker) -> GuildMembers | None:
+        """The guild's member list for a sync. While it is incomplete (discord.py fires
+        guild_available when its member chunk request times out, and the chunks keep coming), the
+        worker holds the guild's joins and jobs, up to `member_list_wait`: the cog calls
+        `guild_available` again once the list is complete, which wakes it (as does any event)."""
+        deadline = self.monotonic() + self.member_list_wait
+        guild = self.access.members(worker.guild_id)
+        held = False
+        while guild is not None and not guild.complete and self.monotonic() < deadline:
+            if not held:
+                log.info("guild %s: the member list is still loading; invite tracking waits for it "
+                         "(at most %.0fs)", worker.guild_id, self.member_list_wait)
+                held = True
+            worker.idle.set()  # nothing to do until the list is complete
+            worker.wake.clear()
+            await self._sleep_until(deadline, worker.wake)
+            worker.needs_sync = False  # this sync reads the list again: it answers that call
+            guild = self.access.members(worker.guild_id)
+        if held:
+            worker.idle.clear()
+        return guild
+
+    async def _downtime_joiners(
+        self, worker: GuildWorker, guild: GuildMembers, since: datetime
+    ) -> list[Joiner]:
+        """Members who joined while nobody watched, looked for only in a complete member list.
+        With part of the list, none are looked for and the snapshot time stays at `since` until
+        a sync with the whole list (the cog asks for one once the list is loaded)."""
+        if not guild.complete:
+            log.warning("guild %s: syncing with part of the member list; members who joined since "
+                        "%s are looked for once the list is complete", worker.guild_id, since.isoformat())
+            if worker.unreconciled_since is None:
+                worker.unreconciled_since = since
+            return []
+        unseen = await self._unseen_joiners(worker, guild, min(since, worker.unreconciled_since or since))
+        worker.unreconciled_since = None
+        return unseen
 
     async def _unseen_joiners(
         self, worker: GuildWorker, guild: GuildMembers, since: datetime
@@ -837,9 +887,10 @@ class InviteTracker:
             attribution = self._attribution(outcome, known, live, arrival, reason)
             if arrival.recorded:
                 await self._settle_awaiting(gid, arrival, attribution, config.fake_account_days)
-            elif arrival.joiner.key(gid) in unrecorded:
+            else:
                 rejoin = arrival.joiner.member_id in earlier
-                await self._record(gid, arrival.joiner, attribution, rejoin, config.fake_account_days)
+                await self._record_once(gid, arrival, attribution, rejoin, unrecorded,
+                                        config.fake_account_days)
 
     async def _settle_awaiting(self, guild_id: int, arrival: Arrival, attribution: Attribution,
                                fake_days: int) -> None:
@@ -858,19 +909,35 @@ class InviteTracker:
         self, guild_id: int, arrivals: list[Arrival], reason: str, *, awaiting: bool
     ) -> dict[int, tuple[str, str]]:
         """Record joins that could not be attributed at all (invites unreadable, no snapshot);
-        returns member -> (counted, fake reason) as recorded."""
-        joiners = await self._without_recorded(guild_id, [a.joiner for a in arrivals])
-        if not joiners:
+        returns member -> (counted, fake reason) as stored (by this run or an earlier one)."""
+        if not arrivals:
             return {}
+        new = await self._without_recorded(guild_id, [a.joiner for a in arrivals])
+        unrecorded = {j.key(guild_id) for j in new}
         config = await self.repos.guild_settings.get(guild_id)
-        earlier = await self.repos.joins.members_with_joins(guild_id, [j.member_id for j in joiners])
+        earlier = await self.repos.joins.members_with_joins(guild_id, [j.member_id for j in new])
         attribution = Attribution("unknown", reason=reason, awaiting="snapshot" if awaiting else "")
-        recorded = {}
-        for joiner in joiners:
-            rejoin = joiner.member_id in earlier
-            record = await self._record(guild_id, joiner, attribution, rejoin, config.fake_account_days)
-            recorded[joiner.member_id] = (record.counted, record.fake_reason)
-        return recorded
+        for arrival in arrivals:
+            rejoin = arrival.joiner.member_id in earlier
+            await self._record_once(guild_id, arrival, attribution, rejoin, unrecorded,
+                                    config.fake_account_days)
+        stored = await self.repos.joins.by_keys([a.joiner.key(guild_id) for a in arrivals])
+        return {doc.member_id: (doc.counted, doc.fake_reason) for doc in stored}
+
+    async def _record_once(self, guild_id: int, arrival: Arrival, attribution: Attribution, rejoin: bool,
+                           unrecorded: set[str], fake_days: int) -> None:
+        """Record a waiting join and announce it, exactly once however often its job runs: a run
+        again after an outage finishes what the first run started (the record is kept as first
+        written, the member marked present, the join announced); a join stored before this
+        process saw it (a previous process) is only marked present, never announced again."""
+        if arrival.written:
+            return
+        if not arrival.writing and arrival.joiner.key(guild_id) not in unrecorded:
+            await self.repos.joins.mark_present(guild_id, arrival.joiner.member_id, arrival.joiner.joined_at)
+        else:
+            arrival.writing = True
+            await self._record(guild_id, arrival.joiner, attribution, rejoin, fake_days)
+        arrival.written = True
 
     async def _record(
         self, guild_id: int, joiner: Joiner, attribution: Attribution, rejoin: bool, fake_days: int

@@ -207,6 +207,7 @@ class Gateway:
         self._on_change = on_change
         self._dispatch_delay = dispatch_delay
         self.sessions: dict[str, Session] = {}
+        self.held_member_requests: list[tuple[Session, dict[str, Any]]] = []
         self.connections: set[Connection] = set()
         # Logs for tests.
         self.identifies: list[dict[str, Any]] = []
@@ -267,7 +268,7 @@ class Gateway:
     def _guild_create(self, session: Session, guild: Guild) -> dict[str, Any]:
         return payloads.guild_create(
             guild,
-            members=bool(session.intents & Intent.GUILD_MEMBERS),
+            members=bool(session.intents & Intent.GUILD_MEMBERS) and not guild.member_list_held,
             voice_states=bool(session.intents & Intent.GUILD_VOICE_STATES),
             bot_id=self.world.bot_user.id,
         )
@@ -483,9 +484,22 @@ class Gateway:
         session.disconnected_at = None
         connection.session = session
 
+    def release_member_requests(self, guild_id: int) -> None:
+        """Answer the op 8 requests for ``guild_id`` held while its member list was held."""
+        held, self.held_member_requests = self.held_member_requests, []
+        live = set(map(id, self.live_sessions()))
+        for session, data in held:
+            if int(data.get("guild_id", 0)) != guild_id:
+                self.held_member_requests.append((session, data))
+            elif id(session) in live:
+                self._request_members(session, data)
+
     def _request_members(self, session: Session, data: dict[str, Any]) -> None:
         guild = self.world.guilds.get(int(data.get("guild_id", 0)))
         if guild is None:
+            return
+        if guild.member_list_held:
+            self.held_member_requests.append((session, data))
             return
         query = str(data.get("query") or "")
         limit = int(data.get("limit") or 0)

@@ -447,6 +447,17 @@ class Emulator:
         )
         self._dispatch("GUILD_ROLE_UPDATE", {"guild_id": str(g.id), "role": payloads.role(role)}, g.id)
 
+    def hold_member_list(self, guild: int | None, held: bool = True) -> None:
+        """A member list still loading (a large guild): while held, GUILD_CREATE carries only the
+        bot and the members in voice (``member_count`` stays the full count, so discord.py asks
+        for the rest with op 8) and op 8 requests for the guild get no answer. ``held=False``
+        answers the requests held so far with their GUILD_MEMBERS_CHUNKs."""
+        g = self.world.guild(guild)
+        g.member_list_held = held
+        if not held:
+            self.gateway.release_member_requests(g.id)
+            self.poke()
+
     def set_vanity(self, guild: int | None, code: str | None, uses: int = 0) -> None:
         g = self.world.guild(guild)
         g.vanity_code, g.vanity_uses = code, uses if code else 0

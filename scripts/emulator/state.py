@@ -134,6 +134,7 @@ class Guild:
     admin_role_id: int | None = None
     locale: str = "en-US"
     unavailable: bool = False  # in an outage: no dispatches, no GUILD_CREATE until it is back
+    member_list_held: bool = False  # GUILD_CREATE without the member list; op 8 answered on release
 
     @property
     def everyone(self) -> Role:

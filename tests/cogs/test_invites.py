@@ -301,6 +301,32 @@ async def test_downtime_join_without_a_use_is_unknown_and_leave_during_downtime_
     assert await summary(tracker, 101) == (1, 1, 0, 0, 0)
 
 
+async def test_a_restart_while_the_member_list_is_still_loading_loses_no_downtime_join(tracker):
+    """Issue 14, failure 5: discord.py fires guild_available when its member request times out,
+    with part of the member list (here only the bot). The downtime joiner is not in it: the
+    tracker waits for the whole list (the cog resyncs once discord.py's request is answered),
+    and a join while it loads waits too; both are then attributed together."""
+    emu, uid = tracker.emu, tracker.emu.user_id
+
+    async def while_down() -> None:
+        emu.join(user(201, "dan"), via="abc")
+        emu.hold_member_list(GID)
+
+    await tracker.restart(crash=True, between=while_down)
+    guild = tracker.bot.get_guild(GID)
+    assert guild is not None and not guild.chunked
+    emu.join(user(202, "eve"), via="abc")
+    await tracker.settle()
+    assert await tracker.db.joins.count_documents({}) == 0
+    loading = tracker.bot.get_cog("Invites").access.loading[GID]  # waiting for discord.py's request
+    emu.hold_member_list(GID, held=False)
+    await asyncio.wait_for(loading, 10)  # the list is whole: the cog asked for a sync
+    await tracker.settle()
+    assert attribution(await last_join(tracker, 201)) == ("downtime", "abc", uid(101), ["abc"])
+    assert attribution(await last_join(tracker, 202)) == ("invite", "abc", uid(101), ["abc"])
+    assert await summary(tracker, 101) == (2, 0, 0, 0, 2)
+
+
 async def test_joins_seen_live_are_not_reconciled_again_after_a_restart(tracker):
     tracker.emu.join(user(201, "dan"), via="abc")
     await tracker.settle()

@@ -380,6 +380,26 @@ async def test_a_restarted_bot_sees_the_state_changed_while_it_was_down(
     assert {i.code: i.uses for i in await guild.invites()}["abc"] == 4
 
 
+async def test_a_held_member_list_comes_in_chunks_only_when_released(
+    running: Running, start_bot: Any
+) -> None:
+    """A restart while a large guild's member list is still loading: GUILD_CREATE has only the
+    bot and the members in voice, discord.py's op 8 waits, and release sends the chunks."""
+    emu = running.emu
+    await running.bot.close()
+    await emu.wait_disconnected()
+    emu.hold_member_list(1)
+    emu.join({"id": 107, "name": "gus"}, via="abc")
+    second: Running = await start_bot()  # discord.py gives up waiting for the chunks after 5 s
+    guild = second.bot.get_guild(1)
+    assert guild is not None and not guild.chunked and guild.member_count == 5
+    assert {m.id for m in guild.members} == {emu.bot_id, real(emu, 103)}  # the bot, cy in voice
+    emu.hold_member_list(1, held=False)
+    async with asyncio.timeout(5):
+        members = await guild.chunk()  # discord.py's pending request, answered now
+    assert guild.chunked and real(emu, 107) in {m.id for m in members}
+
+
 # ---- the bot as a separate process ------------------------------------------------------------------
 
 

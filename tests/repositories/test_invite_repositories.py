@@ -3,6 +3,7 @@ derived from them, bonus, staff codes, backups, and resets."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pymongo
@@ -123,6 +124,33 @@ async def test_a_rejoin_puts_the_member_back_for_the_original_inviter_only(repos
     first = await repos.joins.first_for_member(G, 201)
     latest = await repos.joins.latest_for_member(G, 201)
     assert (first.code, latest.code, first.left_at) == ("abc", "bobs", T0 + timedelta(minutes=2))
+
+
+async def test_a_join_record_replayed_after_the_leave_keeps_the_member_left(repos):
+    """Issue 14, failure 7: a join write that lands again (a re-run job, a replayed request)
+    after the member's leave was recorded neither reopens the stay nor marks the member present
+    (the inviter's "left" stays); a rejoin does mark them present, and a replay of the first join
+    after the rejoin changes nothing."""
+    # Discord's join times have microseconds; BSON keeps milliseconds (this one rounds up).
+    first = replace(join(201, 101, 1), joined_at=T0 + timedelta(minutes=1, microseconds=999_600))
+    await repos.joins.record(first)
+    await repos.joins.left(G, 201, T0 + timedelta(minutes=2))
+    assert (await repos.joins.get(first.key)).member_status == "left"
+    await repos.joins.record(first)  # replayed after the leave
+    await repos.joins.mark_present(G, 201, first.joined_at)  # its status update, landing late
+    doc = await repos.joins.get(first.key)
+    assert (doc.raw["stay"], doc.member_status) == ("closed", "left")
+    assert (await repos.invite_stats.member_summary(G, 101)).left == 1
+
+    rejoin = join(201, 102, 3, counted=REJOIN, code="bobs")
+    await repos.joins.record(rejoin)
+    await repos.joins.record(first)
+    docs = [await repos.joins.get(first.key), await repos.joins.get(rejoin.key)]
+    assert [(d.raw["stay"], d.member_status) for d in docs] == [("closed", "present"), ("open", "present")]
+    assert (await repos.invite_stats.member_summary(G, 101)).left == 0
+    await repos.joins.left(G, 201, T0 + timedelta(minutes=4))
+    await repos.joins.record(rejoin)
+    assert (await repos.invite_stats.member_summary(G, 101)).left == 1
 
 
 async def test_awaiting_join_is_settled_once(repos):
