@@ -91,6 +91,11 @@ class DiscordGuildAccess:
         humans = [joiner_of(m, now, live=False) for m in guild.members if not m.bot and m.joined_at]
         return GuildMembers(guild.name, humans, guild.chunked)
 
+    def member_roles(self, guild_id: int, member_id: int) -> set[int] | None:
+        guild = self.bot.get_guild(guild_id)
+        member = guild.get_member(member_id) if guild is not None else None
+        return {role.id for role in member.roles} if member is not None else None
+
     def joined(self, facts: JoinFacts) -> None:
         self.bot.dispatch("tracked_join", facts)
 

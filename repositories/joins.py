@@ -381,6 +381,19 @@ class JoinRepository(Repository):
         }
         return {str(k): v for k, v in (await self._count_by(query, "code")).items()}
 
+    async def unconverted(self, guild_id: int, codes: list[str]) -> list[StoredJoin]:
+        """First joins attributed to one of `codes` whose member is not converted yet."""
+        if not codes:
+            return []
+        query = {
+            "guild_id": guild_id,
+            "code": {"$in": codes},
+            "counted": FIRST,
+            "converted_by": 0,
+            "source": {"$in": list(ATTRIBUTED_SOURCES)},
+        }
+        return await self._find(query, [("joined_ms", ASCENDING)])
+
     async def conversion_counts(self, guild_id: int) -> dict[int, int]:
         query = {"guild_id": guild_id, "converted_by": {"$gt": 0}, "reset_id": ""}
         return {int(k): v for k, v in (await self._count_by(query, "converted_by")).items()}

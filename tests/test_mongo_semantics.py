@@ -651,3 +651,23 @@ async def test_operator_shaped_strings_are_plain_values_in_an_equality_filter(db
     assert [d["_id"] async for d in db.c.find({"code": '{"$gt": ""}'})] == [2]
     assert [d["_id"] async for d in db.c.find({"code": "$where"})] == []
     assert await db.c.count_documents({"code": "a\x00b"}) == 0
+
+
+async def test_find_unconverted_joins_with_in_on_two_fields_zero_equality_and_sort(db):
+    """`joins.unconverted`: `$in` on strings (code, source), a scalar 0 and a string equality."""
+    docs = [
+        {"_id": "a", "guild_id": 1, "code": "bobs", "counted": "first", "converted_by": 0,
+         "source": "downtime", "joined_ms": 20},
+        {"_id": "b", "guild_id": 1, "code": "bobs", "counted": "first", "converted_by": 0,
+         "source": "invite", "joined_ms": 10},
+        {"_id": "c", "guild_id": 1, "code": "bobs", "counted": "first", "converted_by": 7,
+         "source": "invite", "joined_ms": 5},
+        {"_id": "d", "guild_id": 1, "code": None, "counted": "first", "converted_by": 0,
+         "source": "unknown", "joined_ms": 1},
+        {"_id": "e", "guild_id": 1, "code": "bobs", "counted": "rejoin", "converted_by": 0,
+         "source": "invite", "joined_ms": 2},
+    ]
+    await db.joins.insert_many(docs)
+    query = {"guild_id": 1, "code": {"$in": ["bobs", "zz"]}, "counted": "first", "converted_by": 0,
+             "source": {"$in": ["invite", "vanity", "downtime"]}}
+    assert [d["_id"] async for d in db.joins.find(query).sort([("joined_ms", 1)])] == ["b", "a"]

@@ -51,6 +51,7 @@ from app.tracking.attribution import (
     inviter_of,
     settle,
 )
+from app.tracking.conversions import Conversions
 from app.wiring.clock import Clock
 from app.wiring.container import Repositories
 from repositories.invites import StoredInvite
@@ -131,6 +132,10 @@ class GuildAccess(Protocol):
 
     def members(self, guild_id: int) -> GuildMembers | None:
         """The guild's member list, None when the guild is not known (any more)."""
+        ...
+
+    def member_roles(self, guild_id: int, member_id: int) -> set[int] | None:
+        """The role ids the member holds now (None: not a member the bot knows)."""
         ...
 
     def joined(self, facts: JoinFacts) -> None:
@@ -249,6 +254,7 @@ class InviteTracker:
         self.gateway_ok = asyncio.Event()
         self.gateway_ok.set()
         self._seq = 0
+        self.conversions = Conversions(repos, clock, access.member_roles)
 
     # ---- feeding --------------------------------------------------------------------------------
     def worker(self, guild_id: int) -> GuildWorker:
@@ -472,6 +478,7 @@ class InviteTracker:
             worker.waiting[:0] = [Arrival(j, -math.inf, 0, reason=OFFLINE) for j in unseen]
         await self._reconcile_leaves(gid, guild)
         result = await self.round(worker, force=True)
+        await self.conversions.reconcile(gid)
         log.info("invites of guild %s synced: %s", gid, result)
         return result
 
@@ -701,6 +708,8 @@ class InviteTracker:
         )
         credit = credit_for(arrival.counted, attribution)
         await self.repos.joins.settle_awaiting(joiner.key(guild_id), attribution, credit, fake)
+        if attribution.code is not None:
+            await self.conversions.check(guild_id, joiner.member_id)
 
     async def _record_unknown(
         self, guild_id: int, arrivals: list[Arrival], reason: str, *, awaiting: bool
@@ -741,6 +750,8 @@ class InviteTracker:
             recorded_at=self.clock.now(),
         )
         await self.repos.joins.record(record)
+        if attribution.code is not None:
+            await self.conversions.check(guild_id, joiner.member_id)
         self.access.joined(JoinFacts(
             guild_id, joiner.member_id, joiner.name, attribution.source, attribution.code,
             tuple(attribution.candidates), attribution.inviter_id, attribution.inviter_name,
@@ -770,19 +781,7 @@ class InviteTracker:
     # ---- conversions ----------------------------------------------------------------------------
     async def role_gained(self, guild_id: int, member_id: int, added: set[int]) -> bool:
         """A member attributed to a staff code who gains the conversion role: one conversion."""
-        config = await self.repos.guild_settings.get(guild_id)
-        if config.conversion_role is None or config.conversion_role not in added:
-            return False
-        first = await self.repos.joins.first_for_member(guild_id, member_id)
-        if first is None or first.code is None or first.converted_by:
-            return False
-        staff = await self.repos.staff_codes.by_code(guild_id, first.code)
-        if staff is None:
-            return False
-        converted = await self.repos.joins.mark_converted(first.key, staff.member_id, self.clock.now())
-        if converted:
-            log.info("conversion of %s in guild %s: staff %s", member_id, guild_id, staff.member_id)
-        return converted
+        return await self.conversions.role_gained(guild_id, member_id, added)
 
 
 def _from_awaiting(doc: StoredJoin) -> Arrival:

@@ -113,6 +113,9 @@ class BurstWorld:
     def members(self, guild_id: int) -> GuildMembers | None:
         return GuildMembers(f"burst {guild_id}", [], True)
 
+    def member_roles(self, guild_id: int, member_id: int) -> set[int] | None:
+        return None
+
     def joined(self, facts: JoinFacts) -> None:
         self.announced.append(facts)
 
