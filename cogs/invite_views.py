@@ -67,7 +67,7 @@ def member_embed(name: str, summary: InviteSummary, recent: Sequence[StoredJoin]
     lines = [
         f"{esc(j.member_name)} ({j.member_id}), {stamp(j.joined_at)}"
         + (" - left" if j.member_status == "left" else "")
-        + (f" - fake ({j.fake_reason})" if j.fake_reason else "")
+        + (f" - fake ({j.fake_reason.replace('_', ' ')})" if j.fake_reason else "")
         for j in recent
     ]
     embed.add_field(name="Last members brought in", value=more_lines(lines) or "nobody yet", inline=False)

@@ -11,7 +11,8 @@ lands on the same document. Fields:
 - `awaiting`: "snapshot" while the invite list could not be read (settled by the next good fetch)
 - `counted`: "first" (the member's first recorded join here) or "rejoin"
 - `credit_to`: the inviter credited (first joins attributed to an invite with an inviter), else 0
-- `fake_reason`: "" | young_account | self_invite
+- `fake_reason`: "" | young_account | self_invite | left_quickly | repeat_joiner (the last two
+  only when the guild turned those rules on)
 - `stay`: "open" | "closed", `left_ms`; `member_status`: "present" | "left" (kept equal on all
   of a member's joins, so the credited first join knows whether the member is still here)
 - `reset_id`: "" or the backup id of the reset that cleared it
@@ -41,7 +42,7 @@ from repositories.base import Repository
 FIRST = "first"
 REJOIN = "rejoin"
 ATTRIBUTED_SOURCES = ("invite", "vanity", "downtime")
-FAKE_REASONS = ("young_account", "self_invite")
+FAKE_REASONS = ("young_account", "self_invite", "left_quickly", "repeat_joiner")
 BATCH = 500
 
 
@@ -245,6 +246,17 @@ class JoinRepository(Repository):
         )
         await self._set_member_status(guild_id, member_id, "left")
         return int(result.modified_count)
+
+    async def mark_fake(self, key: str, reason: str) -> bool:
+        """Mark a join fake after the fact (a rule decided at the leave), only if it is not yet."""
+        result = await with_retry(
+            "mark join fake",
+            lambda: self.collection.update_one(
+                {"_id": key, "fake_reason": ""}, {"$set": {"fake_reason": reason}}
+            ),
+            self.policy,
+        )
+        return bool(result.modified_count)
 
     async def mark_converted(self, key: str, staff_id: int, now: datetime) -> bool:
         """Credit `staff_id` with the conversion of this join's member, once (guarded filter)."""

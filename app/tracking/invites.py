@@ -42,6 +42,7 @@ from pymongo.errors import PyMongoError
 
 from app.storage.writes import is_outage
 from app.tracking.attribution import (
+    LEFT_QUICKLY,
     VANITY,
     GroupMatch,
     Settlement,
@@ -49,6 +50,7 @@ from app.tracking.attribution import (
     Window,
     fake_reason,
     inviter_of,
+    left_quickly,
     settle,
 )
 from app.tracking.conversions import Conversions
@@ -732,6 +734,7 @@ class InviteTracker:
     async def _record(
         self, guild_id: int, joiner: Joiner, attribution: Attribution, rejoin: bool, fake_days: int
     ) -> JoinRecord:
+        repeat_rule = rejoin and (await self.repos.guild_settings.get(guild_id)).fake_repeat_joiner
         record = JoinRecord(
             guild_id=guild_id,
             member_id=joiner.member_id,
@@ -746,6 +749,7 @@ class InviteTracker:
                 joined_at=joiner.joined_at,
                 account_created_at=joiner.created_at,
                 fake_account_days=fake_days,
+                repeat_joiner=repeat_rule,
             ),
             recorded_at=self.clock.now(),
         )
@@ -768,6 +772,7 @@ class InviteTracker:
 
     async def _left(self, guild_id: int, member_id: int, now: datetime) -> int:
         changed = await self.repos.joins.left(guild_id, member_id, now)
+        await self._fake_if_left_quickly(guild_id, member_id)
         first = await self.repos.joins.first_for_member(guild_id, member_id)
         facts = None
         if first is not None:
@@ -777,6 +782,19 @@ class InviteTracker:
         name = first.member_name if first is not None else str(member_id)
         self.access.left(guild_id, member_id, name, facts)
         return changed
+
+    async def _fake_if_left_quickly(self, guild_id: int, member_id: int) -> None:
+        """The guild's "left within N seconds" rule (off by default): the stay just closed."""
+        config = await self.repos.guild_settings.get(guild_id)
+        if config.fake_left_within_seconds <= 0:
+            return
+        latest = await self.repos.joins.latest_for_member(guild_id, member_id)
+        if latest is None or latest.left_at is None or latest.fake_reason:
+            return
+        if left_quickly(latest.joined_at, latest.left_at, config.fake_left_within_seconds):
+            await self.repos.joins.mark_fake(latest.key, LEFT_QUICKLY)
+            log.info("join of %s in guild %s is fake: left within %ss", member_id, guild_id,
+                     config.fake_left_within_seconds)
 
     # ---- conversions ----------------------------------------------------------------------------
     async def role_gained(self, guild_id: int, member_id: int, added: set[int]) -> bool:

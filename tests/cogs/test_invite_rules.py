@@ -4,6 +4,7 @@ rules and the audit-log match: the real bot against the Discord emulator and the
 
 from __future__ import annotations
 
+from datetime import UTC, timedelta
 from typing import Any
 
 from tests.cogs.test_invites import GID, attribution, guild_spec, joins_of, last_join, summary, user
@@ -76,3 +77,75 @@ async def test_a_downtime_join_through_a_staff_code_holding_the_role_converts_on
     assert await summary(tracker, 102) == (1, 0, 0, 0, 1)
     assert len(await joins_of(tracker, 201)) == 1
 
+
+
+# ---- Deliver 3: fake rules "left within N seconds" and "repeat joiner" (off by default) ----------
+
+
+def settings_fields(record: Any) -> dict[str, str]:
+    return {f["name"]: f["value"] for f in record.embed["fields"]}
+
+
+async def test_fake_rules_are_off_by_default_and_set_with_the_settings_command(tracker):
+    emu = tracker.emu
+    shown = settings_fields(await emu.command(101, "settings show"))
+    assert (shown["fake_left_within_seconds"], shown["fake_repeat_joiner"]) == ("0 (off)", "no")
+    rec = await emu.command(101, "settings set", {"fake_left_within_seconds": 60, "fake_repeat_joiner": True})
+    assert rec.content == "Changed: fake_left_within_seconds, fake_repeat_joiner."
+    await tracker.restart(crash=True)
+    shown = settings_fields(await emu.command(101, "settings show"))
+    assert (shown["fake_left_within_seconds"], shown["fake_repeat_joiner"]) == ("60", "yes")
+    await emu.command(101, "settings set", {"clear": "fake_left_within_seconds"})
+    config = await tracker.bot.repos.guild_settings.get(GID)
+    assert (config.fake_left_within_seconds, config.fake_repeat_joiner) == (0, True)
+
+
+async def leave_after(harness: Any, alias: int, seconds: float) -> None:
+    """The member leaves `seconds` after their recorded join (the bot's clock says so)."""
+    joined = (await last_join(harness, alias))["joined_at"].replace(tzinfo=UTC)
+    harness.clock.set(joined + timedelta(seconds=seconds))
+    harness.emu.leave(alias)
+    await harness.settle()
+
+
+async def test_a_member_who_leaves_within_n_seconds_is_fake_when_the_rule_is_on(tracker):
+    emu = tracker.emu
+    emu.join(user(201, "dan"), via="abc")
+    await tracker.settle()
+    await leave_after(tracker, 201, 5)  # rule off: a plain leave
+    assert (await last_join(tracker, 201))["fake_reason"] == ""
+    assert await summary(tracker, 101) == (1, 1, 0, 0, 0)
+
+    await tracker.bot.repos.guild_settings.set_fields(GID, fake_left_within_seconds=60)
+    emu.join(user(202, "eve"), via="abc")
+    emu.join(user(203, "fay"), via="abc")
+    await tracker.settle()
+    await leave_after(tracker, 202, 59)
+    await leave_after(tracker, 203, 61)
+    assert (await last_join(tracker, 202))["fake_reason"] == "left_quickly"
+    assert (await last_join(tracker, 203))["fake_reason"] == ""
+    assert await summary(tracker, 101) == (3, 2, 1, 0, 0)  # regular - left - fake
+    rec = await emu.command(101, "invites show", {"member": 101})
+    assert "eve" in rec.text() and "fake (left quickly)" in rec.text()
+
+
+async def test_a_repeat_joiner_is_fake_when_the_rule_is_on(tracker):
+    emu, uid = tracker.emu, tracker.emu.user_id
+    emu.join(user(201, "dan"), via="abc")
+    await tracker.settle()
+    emu.leave(201)
+    await tracker.settle()
+    emu.join(201, via="bobs")  # rule off: a rejoin, not fake
+    await tracker.settle()
+    emu.leave(201)
+    await tracker.settle()
+    await tracker.bot.repos.guild_settings.set_fields(GID, fake_repeat_joiner=True)
+    emu.join(201, via="bobs")
+    await tracker.settle()
+    docs = await joins_of(tracker, 201)
+    assert [(d["counted"], d["credit_to"], d["fake_reason"]) for d in docs] == [
+        ("first", uid(101), ""), ("rejoin", 0, ""), ("rejoin", 0, "repeat_joiner")]
+    assert await summary(tracker, 101) == (1, 0, 0, 0, 1)  # counted once, for the first inviter
+    assert await summary(tracker, 102) == (0, 0, 0, 0, 0)
+    rec = await emu.command(101, "invites who", {"member": 201})
+    assert "fake: repeat joiner" in rec.text() and "rejoin" in rec.text()
