@@ -96,6 +96,17 @@ class DiscordGuildAccess:
         member = guild.get_member(member_id) if guild is not None else None
         return {role.id for role in member.roles} if member is not None else None
 
+    def join_hint(self, guild_id: int) -> str:
+        """From the guild Discord sent (GUILD_CREATE / GUILD_UPDATE): `DISCOVERABLE` among its
+        features, and `widget_enabled`."""
+        guild = self.bot.get_guild(guild_id)
+        if guild is None:
+            return ""
+        discovery, widget = "DISCOVERABLE" in guild.features, bool(guild.widget_enabled)
+        if discovery and widget:
+            return "discovery_or_widget"
+        return "discovery" if discovery else "widget" if widget else ""
+
     def joined(self, facts: JoinFacts) -> None:
         self.bot.dispatch("tracked_join", facts)
 

@@ -7,7 +7,9 @@ lands on the same document. Fields:
 - `guild_id`, `member_id`, `member_name`, `joined_at`, `account_created_at`, `recorded_at`
 - `source`: invite | vanity | downtime | unknown | ambiguous; `code`, `inviter_id`,
   `inviter_name`, `candidates` (codes whose uses went up when it could not be decided),
-  `reason` ("" or why it is unknown: missing_permissions, fetch_failed, no_snapshot)
+  `reason` ("" or why it is unknown: missing_permissions, fetch_failed, no_snapshot,
+  joined_while_offline, no_invite_use), `hint` (no invite use rose and the guild is in Server
+  Discovery or has its widget on: discovery | widget | discovery_or_widget; never a credit)
 - `awaiting`: "snapshot" while the invite list could not be read (settled by the next good fetch)
 - `counted`: "first" (the member's first recorded join here) or "rejoin"
 - `credit_to`: the inviter credited (first joins attributed to an invite with an inviter), else 0
@@ -59,6 +61,7 @@ class Attribution:
     candidates: tuple[str, ...] = ()
     reason: str = ""
     awaiting: str = ""
+    hint: str = ""  # a join without an invite use: discovery | widget | discovery_or_widget | ""
 
     def fields(self) -> dict[str, Any]:
         return {
@@ -69,6 +72,7 @@ class Attribution:
             "candidates": list(self.candidates),
             "reason": self.reason,
             "awaiting": self.awaiting,
+            "hint": self.hint,
         }
 
 
@@ -145,6 +149,7 @@ class StoredJoin:
     member_status: str
     left_at: datetime | None
     converted_by: int
+    hint: str = ""
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     @classmethod
@@ -166,6 +171,7 @@ class StoredJoin:
             member_status=doc.get("member_status") or "present",
             left_at=from_ms(doc["left_ms"]) if doc.get("left_ms") is not None else None,
             converted_by=int(doc.get("converted_by") or 0),
+            hint=doc.get("hint") or "",
             raw=doc,
         )
 

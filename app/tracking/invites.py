@@ -66,6 +66,7 @@ EVENT_LAG_SECONDS = 0.5  # longest assumed delay between a join (its use visible
 SETTLE_SECONDS = 0.1  # quiet time after the latest join before the invites are read ...
 SETTLE_MAX_SECONDS = 0.3  # ... but never longer than this after the first join not read yet
 NO_SNAPSHOT = "no_snapshot"
+NO_INVITE_USE = "no_invite_use"
 OFFLINE = "joined_while_offline"
 
 
@@ -98,6 +99,7 @@ class JoinFacts:
     joined_at: datetime
     account_created_at: datetime | None
     live: bool = True
+    hint: str = ""  # no invite use rose: discovery | widget | discovery_or_widget
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,11 @@ class GuildAccess(Protocol):
 
     def member_roles(self, guild_id: int, member_id: int) -> set[int] | None:
         """The role ids the member holds now (None: not a member the bot knows)."""
+        ...
+
+    def join_hint(self, guild_id: int) -> str:
+        """How members may join without an invite use: discovery (the guild is in Server
+        Discovery), widget (its widget is on), discovery_or_widget, or ""."""
         ...
 
     def joined(self, facts: JoinFacts) -> None:
@@ -676,6 +683,15 @@ class InviteTracker:
             candidates=outcome.candidates,
         )
 
+    def _hinted(self, guild_id: int, attribution: Attribution) -> Attribution:
+        """No invite use rose for this joiner (unknown without candidates, with a snapshot to compare
+        with): say so, and how it may have joined (Server Discovery, the widget); credit nobody."""
+        no_use = attribution.source == "unknown" and not attribution.candidates
+        if not no_use or attribution.reason not in ("", OFFLINE):
+            return attribution
+        return replace(attribution, reason=attribution.reason or NO_INVITE_USE,
+                       hint=self.access.join_hint(guild_id))
+
     async def _record_settled(
         self,
         worker: GuildWorker,
@@ -691,7 +707,7 @@ class InviteTracker:
         unrecorded = {j.key(gid) for j in await self._without_recorded(gid, [a.joiner for a in fresh])}
         earlier = await self.repos.joins.members_with_joins(gid, [a.joiner.member_id for a in fresh])
         for arrival, outcome in zip(done, outcomes, strict=True):
-            attribution = self._attribution(outcome, known, live, arrival, reason)
+            attribution = self._hinted(gid, self._attribution(outcome, known, live, arrival, reason))
             if arrival.recorded:
                 await self._settle_awaiting(gid, arrival, attribution, config.fake_account_days)
             elif arrival.joiner.key(gid) in unrecorded:
@@ -759,7 +775,7 @@ class InviteTracker:
         self.access.joined(JoinFacts(
             guild_id, joiner.member_id, joiner.name, attribution.source, attribution.code,
             tuple(attribution.candidates), attribution.inviter_id, attribution.inviter_name,
-            joiner.joined_at, joiner.created_at, live=joiner.live,
+            joiner.joined_at, joiner.created_at, live=joiner.live, hint=attribution.hint,
         ))
         log.info(
             "join of %s in guild %s: %s%s",

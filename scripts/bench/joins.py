@@ -116,6 +116,9 @@ class BurstWorld:
     def member_roles(self, guild_id: int, member_id: int) -> set[int] | None:
         return None
 
+    def join_hint(self, guild_id: int) -> str:
+        return ""
+
     def joined(self, facts: JoinFacts) -> None:
         self.announced.append(facts)
 

@@ -179,7 +179,7 @@ def guild_base(g: Guild) -> dict[str, Any]:
         "region": None,
         "afk_channel_id": _opt_id(g.afk_channel_id),
         "afk_timeout": g.afk_timeout,
-        "widget_enabled": False,
+        "widget_enabled": g.widget_enabled,
         "widget_channel_id": None,
         "verification_level": 0,
         "default_message_notifications": 1,

@@ -149,3 +149,48 @@ async def test_a_repeat_joiner_is_fake_when_the_rule_is_on(tracker):
     assert await summary(tracker, 102) == (0, 0, 0, 0, 0)
     rec = await emu.command(101, "invites who", {"member": 201})
     assert "fake: repeat joiner" in rec.text() and "rejoin" in rec.text()
+
+
+# ---- Deliver 3: joins without an invite use, labelled (never credited) ----------
+
+
+def announced(harness: Any) -> list[str]:
+    return [m["content"] for m in harness.emu.bot_messages if int(m["channel_id"]) == 11]
+
+
+async def test_a_join_without_a_use_in_a_discoverable_guild_is_labelled_never_credited(tracker):
+    emu = tracker.emu
+    await emu.command(101, "settings set", {"announcement_channel": 11})
+    emu.set_features(GID, ["DISCOVERABLE"])
+    await tracker.settle()
+    emu.join(user(201, "dan"), via=None)
+    await tracker.settle()
+    emu.join(user(202, "eve"), via="abc")  # a join with a use is attributed as always
+    await tracker.settle()
+    dan = await last_join(tracker, 201)
+    assert attribution(dan) == ("unknown", None, None, [])
+    assert (dan["reason"], dan["hint"], dan["credit_to"]) == ("no_invite_use", "discovery", 0)
+    eve = await last_join(tracker, 202)
+    assert (eve["source"], eve["code"], eve["hint"]) == ("invite", "abc", "")
+    assert "dan joined without an invite; probably via Server Discovery." in announced(tracker)
+    rec = await emu.command(101, "invites who", {"member": 201})
+    assert "probably via Server Discovery" in rec.text() and "Invited by\nunknown" in rec.text()
+
+
+async def test_a_join_without_a_use_with_the_widget_on_is_labelled_widget(tracker):
+    emu = tracker.emu
+    emu.set_features(GID, [], widget=True)
+    await tracker.settle()
+    emu.join(user(201, "dan"), via=None)
+    await tracker.settle()
+    dan = await last_join(tracker, 201)
+    assert (dan["source"], dan["reason"], dan["hint"]) == ("unknown", "no_invite_use", "widget")
+    rec = await emu.command(101, "invites who", {"member": 201})
+    assert "probably via the server widget" in rec.text()
+
+
+async def test_a_join_without_a_use_and_no_discovery_or_widget_has_no_hint(tracker):
+    tracker.emu.join(user(201, "dan"), via=None)
+    await tracker.settle()
+    dan = await last_join(tracker, 201)
+    assert (dan["source"], dan["reason"], dan["hint"]) == ("unknown", "no_invite_use", "")
