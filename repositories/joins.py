@@ -313,6 +313,13 @@ class JoinRepository(Repository):
 
         return await with_retry("read join keys", read, self.policy) if keys else set()
 
+    async def recorded_since(self, guild_id: int, since: datetime) -> bool:
+        """Whether any join in the guild is recorded with a join time at or after `since`."""
+        query = {"guild_id": guild_id, "joined_ms": {"$gte": to_ms(since)}}
+        doc = await with_retry("read joins since", lambda: self.collection.find_one(query, {"_id": 1}),
+                               self.policy)
+        return doc is not None
+
     async def members_with_joins(self, guild_id: int, member_ids: list[int]) -> set[int]:
         """Of `member_ids`, those with any recorded join in the guild (so a new one is a rejoin)."""
 

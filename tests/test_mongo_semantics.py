@@ -671,3 +671,11 @@ async def test_find_unconverted_joins_with_in_on_two_fields_zero_equality_and_so
     query = {"guild_id": 1, "code": {"$in": ["bobs", "zz"]}, "counted": "first", "converted_by": 0,
              "source": {"$in": ["invite", "vanity", "downtime"]}}
     assert [d["_id"] async for d in db.joins.find(query).sort([("joined_ms", 1)])] == ["b", "a"]
+
+
+async def test_find_one_by_guild_and_an_int_at_or_after(db):
+    """`joins.recorded_since`: `$gte` on an int field with a projection of `_id`."""
+    await db.joins.insert_many([{"_id": "a", "guild_id": 1, "joined_ms": 100},
+                                {"_id": "b", "guild_id": 2, "joined_ms": 500}])
+    assert await db.joins.find_one({"guild_id": 1, "joined_ms": {"$gte": 100}}, {"_id": 1}) == {"_id": "a"}
+    assert await db.joins.find_one({"guild_id": 1, "joined_ms": {"$gte": 101}}, {"_id": 1}) is None

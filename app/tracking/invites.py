@@ -49,10 +49,12 @@ from app.tracking.attribution import (
     Snapshot,
     Window,
     fake_reason,
+    increases,
     inviter_of,
     left_quickly,
     settle,
 )
+from app.tracking.audit_match import AuditedInvite, used_up_candidate
 from app.tracking.conversions import Conversions
 from app.wiring.clock import Clock
 from app.wiring.container import Repositories
@@ -140,6 +142,11 @@ class GuildAccess(Protocol):
 
     def member_roles(self, guild_id: int, member_id: int) -> set[int] | None:
         """The role ids the member holds now (None: not a member the bot knows)."""
+        ...
+
+    async def audited_invites(self, guild_id: int) -> list[AuditedInvite] | None:
+        """Invite create and revoke entries of the audit log, newest first (None: no View Audit
+        Log, or the request failed)."""
         ...
 
     def join_hint(self, guild_id: int) -> str:
@@ -525,11 +532,13 @@ class InviteTracker:
         if force or self._needs_read(worker):
             if not force:
                 await self._settle_delay(worker)
+            sent_at = self.clock.now()
             try:
                 read = await self._read(worker)
             except FetchFailed as failed:
                 await self._unreadable(worker, failed.reason)
                 return {"status": failed.reason}
+            await self._audit_match(worker, read, sent_at)
             if force:
                 await self._sleep_until(read.answered + self.event_lag)
         else:
@@ -540,6 +549,32 @@ class InviteTracker:
         if read is not None:
             result["invites"] = len(read.live.invites)
         return result
+
+    async def _audit_match(self, worker: GuildWorker, read: Read, sent_at: datetime) -> None:
+        """The only pending read shows no use rising for the joins waiting: an invite created and
+        used up since the snapshot (never in any read) may explain it. When the audit log makes it
+        certain (`app.tracking.audit_match`) and no join recorded since its creation can have used
+        it, the snapshot in memory learns it with 0 uses, so its use is matched like any used-up
+        invite's."""
+        base = worker.base
+        if base is None or len(worker.reads) != 1 or not worker.unsettled():
+            return
+        if increases(base, read.live.snapshot(), read.at):
+            return
+        entries = await self.access.audited_invites(worker.guild_id)
+        if not entries:
+            return
+        known = {*base.invites, *(inv.code for inv in read.live.invites), *worker.stored}
+        found = used_up_candidate(entries, known, sent_at, read.at)
+        if found is None or await self.repos.joins.recorded_since(worker.guild_id, found.created_at):
+            return
+        invite = StoredInvite(found.code, 0, found.max_uses, found.inviter_id, found.inviter_name,
+                              found.channel_id, found.created_at, found.expires_at())
+        await self.repos.invites.created(worker.guild_id, invite, self.clock.now())
+        worker.base = replace(base, invites={**base.invites, found.code: invite.uses_entry()})
+        worker.stored.setdefault(found.code, invite)
+        log.info("guild %s: invite %s was created and used up between two reads (audit log)",
+                 worker.guild_id, found.code)
 
     def _next_close(self, worker: GuildWorker) -> float:
         """When the next read's window closes (now when all have closed)."""

@@ -655,6 +655,8 @@ class Emulator:
             max_age=max_age,
             temporary=temporary,
         )
+        guild.audit_log.append(payloads.invite_audit_entry(
+            self.ids.next(), invite.inviter_id, invite, payloads.INVITE_CREATE_ACTION))
         data = self._dispatch(
             "INVITE_CREATE", payloads.invite_create(guild, invite, self.world.users), guild.id
         )
@@ -664,6 +666,8 @@ class Emulator:
         """The invite is revoked: INVITE_DELETE."""
         g, invite = self.world.find_invite(code)
         del g.invites[code]
+        g.audit_log.append(payloads.invite_audit_entry(
+            self.ids.next(), invite.inviter_id, invite, payloads.INVITE_DELETE_ACTION))
         return self._dispatch("INVITE_DELETE", payloads.invite_delete(g, invite), g.id)
 
     # ---- interactions -----------------------------------------------------------------------------------

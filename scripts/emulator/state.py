@@ -133,6 +133,7 @@ class Guild:
     invites_forbidden: bool = False
     extra_features: list[str] = field(default_factory=list)  # e.g. DISCOVERABLE, COMMUNITY
     widget_enabled: bool = False
+    audit_log: list[dict[str, Any]] = field(default_factory=list)  # raw entries, oldest first
     admin_role_id: int | None = None
     locale: str = "en-US"
     unavailable: bool = False  # in an outage: no dispatches, no GUILD_CREATE until it is back

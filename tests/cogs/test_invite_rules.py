@@ -4,7 +4,8 @@ rules and the audit-log match: the real bot against the Discord emulator and the
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
+import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.cogs.test_invites import GID, attribution, guild_spec, joins_of, last_join, summary, user
@@ -194,3 +195,39 @@ async def test_a_join_without_a_use_and_no_discovery_or_widget_has_no_hint(track
     await tracker.settle()
     dan = await last_join(tracker, 201)
     assert (dan["source"], dan["reason"], dan["hint"]) == ("unknown", "no_invite_use", "")
+
+
+# ---- Deliver 3: an invite created and used up between reads, found in the audit log ----------
+
+
+async def test_an_invite_created_and_used_up_while_the_bot_was_down_is_matched_from_the_audit_log(tracker):
+    emu, uid = tracker.emu, tracker.emu.user_id
+
+    async def while_down() -> None:
+        emu.invite_create("once1", 103, max_uses=1)
+        emu.join(user(201, "dan"), via="once1")  # used up: Discord deletes it (no audit entry)
+        await asyncio.sleep(1.2)  # the bot's clock is past the creation by more than the skew margin
+        tracker.clock.set(datetime.now(UTC))
+
+    await tracker.restart(crash=True, between=while_down)
+    assert attribution(await last_join(tracker, 201)) == ("downtime", "once1", uid(103), ["once1"])
+    assert await summary(tracker, 103) == (1, 0, 0, 0, 1)
+    assert any(r.path.endswith("/guilds/1/audit-logs") for r in emu.requests)
+    stored = await tracker.db.invites.find_one({"_id": f"{GID}:once1"})
+    assert (stored["status"], stored["max_uses"], stored["inviter_id"]) == ("removed", 1, uid(103))
+
+
+async def test_a_revoked_invite_in_the_audit_log_is_no_candidate(tracker):
+    emu = tracker.emu
+
+    async def while_down() -> None:
+        emu.invite_create("once2", 103, max_uses=1)
+        emu.invite_delete("once2")  # revoked by someone: an INVITE_DELETE audit entry
+        emu.join(user(201, "dan"), via=None)
+        await asyncio.sleep(1.2)
+        tracker.clock.set(datetime.now(UTC))
+
+    await tracker.restart(crash=True, between=while_down)
+    dan = await last_join(tracker, 201)
+    assert attribution(dan) == ("unknown", None, None, [])
+    assert await summary(tracker, 103) == (0, 0, 0, 0, 0)
