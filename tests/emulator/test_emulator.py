@@ -457,7 +457,7 @@ async def test_wrong_token_and_missing_privileged_intents_fail_like_discord(
             await bot.close()
 
 
-async def test_audit_log_has_invite_creates_and_revokes_and_features_reach_the_guild(running: Running) -> None:
+async def test_audit_log_invite_entries_and_guild_features(running: Running) -> None:
     emu, bot = running.emu, running.bot
     guild = bot.get_guild(1)
     assert guild is not None
