@@ -12,7 +12,7 @@ from typing import Any
 import discord
 
 from app.tracking.invites import JoinFacts
-from cogs.text import safe_name
+from cogs.text import HINT_TEXT, safe_name
 from repositories.guild_settings import DEFAULT_JOIN_TEMPLATE, DEFAULT_LEAVE_TEMPLATE
 
 SOURCE_TEXT = {
@@ -31,6 +31,7 @@ DEFAULT_JOIN_BY_SOURCE = {
     "downtime": "{member} joined while the bot was offline; invited by {inviter} (code {code}, "
                 "{invites} invites).",
 }
+DEFAULT_JOIN_HINTED = "{member} joined without an invite; {hint}."
 DEFAULT_LEAVE_UNKNOWN = "{member_name} left."
 LATE_PREFIX = "(late) "
 NO_TIME = datetime.min.replace(tzinfo=UTC)
@@ -58,15 +59,22 @@ def values(facts: JoinFacts, invites: int, mention_member: bool) -> dict[str, An
         "inviter_name": inviter,
         "code": discord.utils.escape_markdown(code),
         "invites": invites,
-        "source": SOURCE_TEXT.get(facts.source, facts.source),
+        "source": source_text(facts),
         "account_age": account_age(facts),
     }
 
 
+def source_text(facts: JoinFacts) -> str:
+    text = SOURCE_TEXT.get(facts.source, facts.source)
+    return f"{text} ({HINT_TEXT[facts.hint]})" if facts.hint in HINT_TEXT else text
+
+
 def join_text(template: str, facts: JoinFacts, invites: int, mention_member: bool) -> str:
     if template == DEFAULT_JOIN_TEMPLATE:
-        template = DEFAULT_JOIN_BY_SOURCE.get(facts.source, DEFAULT_JOIN_TEMPLATE)
-    text = template.format_map(values(facts, invites, mention_member))
+        hinted = facts.hint in HINT_TEXT
+        template = DEFAULT_JOIN_HINTED if hinted else DEFAULT_JOIN_BY_SOURCE.get(facts.source, template)
+    fields = {**values(facts, invites, mention_member), "hint": HINT_TEXT.get(facts.hint, "")}
+    text = template.format_map(fields)
     return text if facts.live else LATE_PREFIX + text
 
 
@@ -82,7 +90,7 @@ def late_batch_text(facts: list[JoinFacts]) -> str:
     """One message for many joins found after a downtime."""
     lines = [f"{LATE_PREFIX}{len(facts)} members joined while the bot was offline:"]
     for item in facts[:20]:
-        who = safe_name(item.inviter_name) if item.inviter_name else SOURCE_TEXT.get(item.source, item.source)
+        who = safe_name(item.inviter_name) if item.inviter_name else source_text(item)
         lines.append(f"- {safe_name(item.member_name)}: {who}")
     if len(facts) > 20:
         lines.append(f"... and {len(facts) - 20} more (see /invites who)")

@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import discord
 
+from app.tracking.audit_match import AuditedInvite
 from app.tracking.invites import FetchFailed, GuildMembers, InviteTracker, Joiner, JoinFacts
 from app.wiring.container import Repositories
 from repositories.invites import StoredInvite
@@ -42,6 +43,27 @@ def stored_from_invite(invite: discord.Invite) -> StoredInvite:
 def joiner_of(member: discord.Member, fallback: datetime, *, live: bool) -> Joiner:
     """A member's join as the tracker sees it (`live`: from a GUILD_MEMBER_ADD)."""
     return Joiner(member.id, member.name, member.joined_at or fallback, member.created_at, live)
+
+
+def audited_from(data: dict[str, Any], *, revoked: bool) -> list[AuditedInvite]:
+    """Invite entries of an audit-log answer (`changes` carry `new_value` on a create, `old_value`
+    on a revoke)."""
+    names = {int(u["id"]): u.get("username") for u in data.get("users") or []}
+    side = "old_value" if revoked else "new_value"
+    found = []
+    for entry in data.get("audit_log_entries") or []:
+        changes = {c["key"]: c.get(side) for c in entry.get("changes") or []}
+        if not isinstance(changes.get("code"), str):
+            continue
+        inviter = int(changes["inviter_id"]) if changes.get("inviter_id") else None
+        channel = int(changes["channel_id"]) if changes.get("channel_id") else None
+        found.append(AuditedInvite(
+            code=changes["code"], created_at=discord.utils.snowflake_time(int(entry["id"])),
+            inviter_id=inviter, inviter_name=names.get(inviter) if inviter else None, channel_id=channel,
+            max_uses=int(changes.get("max_uses") or 0), max_age=int(changes.get("max_age") or 0),
+            revoked=revoked,
+        ))
+    return found
 
 
 class DiscordGuildAccess:
@@ -133,6 +155,38 @@ class DiscordGuildAccess:
         for task in self.loading.values():
             task.cancel()
         self.loading.clear()
+
+    def member_roles(self, guild_id: int, member_id: int) -> set[int] | None:
+        guild = self.bot.get_guild(guild_id)
+        member = guild.get_member(member_id) if guild is not None else None
+        return {role.id for role in member.roles} if member is not None else None
+
+    async def audited_invites(self, guild_id: int) -> list[AuditedInvite] | None:
+        """`GET /guilds/{id}/audit-logs?action_type=40` and `=42` (the latest 100 each)."""
+        guild = self.bot.get_guild(guild_id)
+        if guild is None or guild.me is None or not guild.me.guild_permissions.view_audit_log:
+            return None
+        entries: list[AuditedInvite] = []
+        try:
+            for action, revoked in ((discord.AuditLogAction.invite_create, False),
+                                    (discord.AuditLogAction.invite_delete, True)):
+                data = await self.bot.http.get_audit_logs(guild_id, limit=100, action_type=action.value)
+                entries += audited_from(data, revoked=revoked)
+        except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.warning("could not read the audit log of guild %s: %s", guild_id, exc)
+            return None
+        return entries
+
+    def join_hint(self, guild_id: int) -> str:
+        """From the guild Discord sent (GUILD_CREATE / GUILD_UPDATE): `DISCOVERABLE` among its
+        features, and `widget_enabled`."""
+        guild = self.bot.get_guild(guild_id)
+        if guild is None:
+            return ""
+        discovery, widget = "DISCOVERABLE" in guild.features, bool(guild.widget_enabled)
+        if discovery and widget:
+            return "discovery_or_widget"
+        return "discovery" if discovery else "widget" if widget else ""
 
     def joined(self, facts: JoinFacts) -> None:
         self.bot.dispatch("tracked_join", facts)

@@ -10,7 +10,7 @@ import discord
 
 from app.tracking.invite_stats import InviteSummary
 from app.wiring.reply_limits import fit_embed, more_lines
-from cogs.text import safe_name
+from cogs.text import HINT_TEXT, safe_name
 from repositories.joins import StoredJoin
 from repositories.staff_codes import StaffCode
 
@@ -67,7 +67,7 @@ def member_embed(name: str, summary: InviteSummary, recent: Sequence[StoredJoin]
     lines = [
         f"{esc(j.member_name)} ({j.member_id}), {stamp(j.joined_at)}"
         + (" - left" if j.member_status == "left" else "")
-        + (f" - fake ({j.fake_reason})" if j.fake_reason else "")
+        + (f" - fake ({j.fake_reason.replace('_', ' ')})" if j.fake_reason else "")
         for j in recent
     ]
     embed.add_field(name="Last members brought in", value=more_lines(lines) or "nobody yet", inline=False)
@@ -93,6 +93,8 @@ def who_embed(name: str, join: StoredJoin | None) -> discord.Embed:
         candidates = more_lines([esc(c) for c in join.candidates], what="more codes").replace("\n", ", ")
         embed.add_field(name="Candidate codes", value=candidates, inline=False)
     notes = []
+    if join.hint in HINT_TEXT:
+        notes.append(f"no invite use: {HINT_TEXT[join.hint]}")
     if join.counted == "rejoin":
         notes.append("rejoin (counted once, for the original inviter)")
     if join.fake_reason:

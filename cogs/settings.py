@@ -10,12 +10,18 @@ from discord import app_commands
 from discord.ext import commands
 
 from app.wiring.reply_limits import fit_content, fit_embed
-from repositories.guild_settings import GuildConfig, GuildSettingsRepository, SettingError
+from repositories.guild_settings import (
+    FAKE_LEFT_MAX_SECONDS,
+    GuildConfig,
+    GuildSettingsRepository,
+    SettingError,
+)
 
 log = logging.getLogger(__name__)
 NO_MENTIONS = discord.AllowedMentions.none()
 Clearable = Literal["conversion_role", "announcement_channel", "voice_downtime_cap_seconds",
-                    "join_template", "leave_template", "ignored_channels"]
+                    "join_template", "leave_template", "ignored_channels", "fake_left_within_seconds",
+                    "fake_repeat_joiner"]
 CLEARED_VALUE: dict[str, Any] = {"conversion_role": None, "announcement_channel": None,
                                  "voice_downtime_cap_seconds": None, "ignored_channels": frozenset()}
 
@@ -42,6 +48,8 @@ def settings_embed(config: GuildConfig, default_cap: float) -> discord.Embed:
         ("ignored_channels", ", ".join(f"<#{c}>" for c in sorted(config.ignored_channels)) or "none"),
         ("count_self_deafened", "yes" if config.count_self_deafened else "no"),
         ("fake_account_days", str(config.fake_account_days)),
+        ("fake_left_within_seconds", str(config.fake_left_within_seconds or "0 (off)")),
+        ("fake_repeat_joiner", "yes" if config.fake_repeat_joiner else "no"),
         ("conversion_role", f"<@&{config.conversion_role}>" if config.conversion_role else "not set"),
         ("members_view_others", "yes" if config.members_view_others else "no"),
         ("voice_downtime_cap_seconds", f"{cap}" if cap is not None else f"{default_cap:g} (default)"),
@@ -79,6 +87,8 @@ class SettingsCog(commands.Cog):
     @app_commands.describe(
         time_zone="IANA time zone for day boundaries, e.g. Europe/Berlin",
         fake_account_days="accounts younger than this many days count as fake invites",
+        fake_left_within_seconds="a member who leaves within this many seconds of joining is fake (0: off)",
+        fake_repeat_joiner="a member's rejoins are marked fake",
         conversion_role="gaining this role counts as a conversion for the staff member who invited",
         ignore_channel="stop counting messages in this channel",
         unignore_channel="count messages in this channel again",
@@ -97,6 +107,8 @@ class SettingsCog(commands.Cog):
         interaction: discord.Interaction,
         time_zone: app_commands.Range[str, 1, 64] | None = None,
         fake_account_days: app_commands.Range[int, 0, 365] | None = None,
+        fake_left_within_seconds: app_commands.Range[int, 0, FAKE_LEFT_MAX_SECONDS] | None = None,
+        fake_repeat_joiner: bool | None = None,
         conversion_role: discord.Role | None = None,
         ignore_channel: discord.TextChannel | None = None,
         unignore_channel: discord.TextChannel | None = None,
@@ -116,6 +128,8 @@ class SettingsCog(commands.Cog):
         changes: dict[str, Any] = {
             name: value for name, value in {
                 "time_zone": time_zone, "fake_account_days": fake_account_days,
+                "fake_left_within_seconds": fake_left_within_seconds,
+                "fake_repeat_joiner": fake_repeat_joiner,
                 "conversion_role": conversion_role.id if conversion_role else None,
                 "count_self_deafened": count_self_deafened, "members_view_others": members_view_others,
                 "voice_downtime_cap_seconds": voice_downtime_cap_seconds,

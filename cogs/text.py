@@ -7,6 +7,12 @@ import re
 import discord
 
 _MENTION_SYNTAX = re.compile(r"<(?=[@#])")
+# A join without an invite use (`hint` on the join): how the member probably came in.
+HINT_TEXT = {
+    "discovery": "probably via Server Discovery",
+    "widget": "probably via the server widget",
+    "discovery_or_widget": "probably via Server Discovery or the server widget",
+}
 
 
 def safe_name(text: str | None) -> str:

@@ -26,6 +26,8 @@ PLACEHOLDERS = (
     "member", "member_name", "inviter", "inviter_name", "code", "invites", "source", "account_age",
 )
 TEMPLATE_MAX = 500
+FAKE_LEFT_MAX_SECONDS = 7 * 86400
+BOOLEAN_SETTINGS = ("count_self_deafened", "members_view_others", "mention_member", "fake_repeat_joiner")
 DEFAULT_JOIN_TEMPLATE = "{member} joined; invited by {inviter} ({source}, code {code}; {invites} invites)"
 DEFAULT_LEAVE_TEMPLATE = "{member_name} left; they were invited by {inviter_name} ({invites} invites)"
 
@@ -73,6 +75,8 @@ class GuildConfig:
     ignored_channels: frozenset[int] = field(default_factory=frozenset)
     count_self_deafened: bool = True
     fake_account_days: int = 3
+    fake_left_within_seconds: int = 0  # a member who leaves this soon after joining is fake (0: off)
+    fake_repeat_joiner: bool = False  # a member's later joins (rejoins) are fake
     conversion_role: int | None = None
     members_view_others: bool = True
     voice_downtime_cap_seconds: int | None = None  # None: the VOICE_DOWNTIME_CAP_SECONDS setting
@@ -84,6 +88,7 @@ class GuildConfig:
     def validate(self) -> GuildConfig:
         check_time_zone(self.time_zone)
         _bounded("fake_account_days", self.fake_account_days, 0, 365)
+        _bounded("fake_left_within_seconds", self.fake_left_within_seconds, 0, FAKE_LEFT_MAX_SECONDS)
         _bounded("voice_downtime_cap_seconds", self.voice_downtime_cap_seconds, 0, 86400)
         check_template("join_template", self.join_template)
         check_template("leave_template", self.leave_template)
@@ -100,7 +105,7 @@ class GuildConfig:
                 continue
             if name == "ignored_channels":
                 values[name] = frozenset(int(c) for c in stored)
-            elif name in ("count_self_deafened", "members_view_others", "mention_member"):
+            elif name in BOOLEAN_SETTINGS:
                 values[name] = bool(stored)  # nx-27017 reads a $set boolean back as 0/1
             else:
                 values[name] = stored

@@ -7,11 +7,14 @@ lands on the same document. Fields:
 - `guild_id`, `member_id`, `member_name`, `joined_at`, `account_created_at`, `recorded_at`
 - `source`: invite | vanity | downtime | unknown | ambiguous; `code`, `inviter_id`,
   `inviter_name`, `candidates` (codes whose uses went up when it could not be decided),
-  `reason` ("" or why it is unknown: missing_permissions, fetch_failed, no_snapshot)
+  `reason` ("" or why it is unknown: missing_permissions, fetch_failed, no_snapshot,
+  joined_while_offline, no_invite_use), `hint` (no invite use rose and the guild is in Server
+  Discovery or has its widget on: discovery | widget | discovery_or_widget; never a credit)
 - `awaiting`: "snapshot" while the invite list could not be read (settled by the next good fetch)
 - `counted`: "first" (the member's first recorded join here) or "rejoin"
 - `credit_to`: the inviter credited (first joins attributed to an invite with an inviter), else 0
-- `fake_reason`: "" | young_account | self_invite
+- `fake_reason`: "" | young_account | self_invite | left_quickly | repeat_joiner (the last two
+  only when the guild turned those rules on)
 - `stay`: "open" | "closed", `left_ms`; `member_status`: "present" | "left" (kept equal on all
   of a member's joins, so the credited first join knows whether the member is still here) and
   `status_ms`, the version of that status: a join's `joined_ms` for "present", the ended join's
@@ -45,7 +48,7 @@ from repositories.base import Repository
 FIRST = "first"
 REJOIN = "rejoin"
 ATTRIBUTED_SOURCES = ("invite", "vanity", "downtime")
-FAKE_REASONS = ("young_account", "self_invite")
+FAKE_REASONS = ("young_account", "self_invite", "left_quickly", "repeat_joiner")
 BATCH = 500
 
 
@@ -62,6 +65,7 @@ class Attribution:
     candidates: tuple[str, ...] = ()
     reason: str = ""
     awaiting: str = ""
+    hint: str = ""  # a join without an invite use: discovery | widget | discovery_or_widget | ""
 
     def fields(self) -> dict[str, Any]:
         return {
@@ -72,6 +76,7 @@ class Attribution:
             "candidates": list(self.candidates),
             "reason": self.reason,
             "awaiting": self.awaiting,
+            "hint": self.hint,
         }
 
 
@@ -149,6 +154,7 @@ class StoredJoin:
     member_status: str
     left_at: datetime | None
     converted_by: int
+    hint: str = ""
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     @classmethod
@@ -170,6 +176,7 @@ class StoredJoin:
             member_status=doc.get("member_status") or "present",
             left_at=from_ms(doc["left_ms"]) if doc.get("left_ms") is not None else None,
             converted_by=int(doc.get("converted_by") or 0),
+            hint=doc.get("hint") or "",
             raw=doc,
         )
 
@@ -267,6 +274,17 @@ class JoinRepository(Repository):
             await self._set_member_status(guild_id, member_id, "left", joined_ms + 1)
         return int(result.modified_count)
 
+    async def mark_fake(self, key: str, reason: str) -> bool:
+        """Mark a join fake after the fact (a rule decided at the leave), only if it is not yet."""
+        result = await with_retry(
+            "mark join fake",
+            lambda: self.collection.update_one(
+                {"_id": key, "fake_reason": ""}, {"$set": {"fake_reason": reason}}
+            ),
+            self.policy,
+        )
+        return bool(result.modified_count)
+
     async def mark_converted(self, key: str, staff_id: int, now: datetime) -> bool:
         """Credit `staff_id` with the conversion of this join's member, once (guarded filter)."""
         result = await with_retry(
@@ -319,6 +337,13 @@ class JoinRepository(Repository):
             return {doc["_id"] async for doc in cursor}
 
         return await with_retry("read join keys", read, self.policy) if keys else set()
+
+    async def recorded_since(self, guild_id: int, since: datetime) -> bool:
+        """Whether any join in the guild is recorded with a join time at or after `since`."""
+        query = {"guild_id": guild_id, "joined_ms": {"$gte": to_ms(since)}}
+        doc = await with_retry("read joins since", lambda: self.collection.find_one(query, {"_id": 1}),
+                               self.policy)
+        return doc is not None
 
     async def members_with_joins(self, guild_id: int, member_ids: list[int]) -> set[int]:
         """Of `member_ids`, those with any recorded join in the guild (so a new one is a rejoin)."""
@@ -408,6 +433,19 @@ class JoinRepository(Repository):
             "source": {"$in": list(ATTRIBUTED_SOURCES)},
         }
         return {str(k): v for k, v in (await self._count_by(query, "code")).items()}
+
+    async def unconverted(self, guild_id: int, codes: list[str]) -> list[StoredJoin]:
+        """First joins attributed to one of `codes` whose member is not converted yet."""
+        if not codes:
+            return []
+        query = {
+            "guild_id": guild_id,
+            "code": {"$in": codes},
+            "counted": FIRST,
+            "converted_by": 0,
+            "source": {"$in": list(ATTRIBUTED_SOURCES)},
+        }
+        return await self._find(query, [("joined_ms", ASCENDING)])
 
     async def conversion_counts(self, guild_id: int) -> dict[int, int]:
         query = {"guild_id": guild_id, "converted_by": {"$gt": 0}, "reset_id": ""}

@@ -739,3 +739,31 @@ async def test_header_status_move_sets_the_counts_once(db):
     again = await db.k.update_one({"_id": "ib-1", "status": "saving"}, {"$set": {**changes, "joins": 9}})
     assert (first.modified_count, again.modified_count) == (1, 0)
     assert await db.k.find_one({"_id": "ib-1"}) == {"_id": "ib-1", "kind": "header", **changes}
+
+
+async def test_find_unconverted_joins_with_in_on_two_fields_zero_equality_and_sort(db):
+    """`joins.unconverted`: `$in` on strings (code, source), a scalar 0 and a string equality."""
+    docs = [
+        {"_id": "a", "guild_id": 1, "code": "bobs", "counted": "first", "converted_by": 0,
+         "source": "downtime", "joined_ms": 20},
+        {"_id": "b", "guild_id": 1, "code": "bobs", "counted": "first", "converted_by": 0,
+         "source": "invite", "joined_ms": 10},
+        {"_id": "c", "guild_id": 1, "code": "bobs", "counted": "first", "converted_by": 7,
+         "source": "invite", "joined_ms": 5},
+        {"_id": "d", "guild_id": 1, "code": None, "counted": "first", "converted_by": 0,
+         "source": "unknown", "joined_ms": 1},
+        {"_id": "e", "guild_id": 1, "code": "bobs", "counted": "rejoin", "converted_by": 0,
+         "source": "invite", "joined_ms": 2},
+    ]
+    await db.joins.insert_many(docs)
+    query = {"guild_id": 1, "code": {"$in": ["bobs", "zz"]}, "counted": "first", "converted_by": 0,
+             "source": {"$in": ["invite", "vanity", "downtime"]}}
+    assert [d["_id"] async for d in db.joins.find(query).sort([("joined_ms", 1)])] == ["b", "a"]
+
+
+async def test_find_one_by_guild_and_an_int_at_or_after(db):
+    """`joins.recorded_since`: `$gte` on an int field with a projection of `_id`."""
+    await db.joins.insert_many([{"_id": "a", "guild_id": 1, "joined_ms": 100},
+                                {"_id": "b", "guild_id": 2, "joined_ms": 500}])
+    assert await db.joins.find_one({"guild_id": 1, "joined_ms": {"$gte": 100}}, {"_id": 1}) == {"_id": "a"}
+    assert await db.joins.find_one({"guild_id": 1, "joined_ms": {"$gte": 101}}, {"_id": 1}) is None

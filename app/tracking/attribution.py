@@ -212,6 +212,8 @@ def inviter_of(code: str, stored: Snapshot, live: Snapshot) -> InviteUses | None
 
 YOUNG_ACCOUNT = "young_account"
 SELF_INVITE = "self_invite"
+REPEAT_JOINER = "repeat_joiner"  # optional rule: a member's later join
+LEFT_QUICKLY = "left_quickly"  # optional rule: left within the guild's N seconds (set at the leave)
 
 
 def fake_reason(
@@ -221,11 +223,20 @@ def fake_reason(
     joined_at: datetime,
     account_created_at: datetime,
     fake_account_days: int,
+    repeat_joiner: bool = False,
 ) -> str:
-    """Why a join is fake ("" when it is not): a self-invite, or an account younger than the
-    guild's threshold (`fake_account_days`, 0 disables the age rule) when it joined."""
+    """Why a join is fake ("" when it is not): a self-invite, an account younger than the
+    guild's threshold (`fake_account_days`, 0 disables the age rule) when it joined, or a rejoin
+    while the guild's repeat-joiner rule is on (`repeat_joiner`)."""
     if inviter_id is not None and inviter_id == member_id:
         return SELF_INVITE
     if fake_account_days > 0 and joined_at - account_created_at < timedelta(days=fake_account_days):
         return YOUNG_ACCOUNT
+    if repeat_joiner:
+        return REPEAT_JOINER
     return ""
+
+
+def left_quickly(joined_at: datetime, left_at: datetime, within_seconds: int) -> bool:
+    """The optional "left within N seconds" rule (0: off)."""
+    return within_seconds > 0 and left_at - joined_at < timedelta(seconds=within_seconds)

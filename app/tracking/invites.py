@@ -44,15 +44,20 @@ from app.storage.journal import Journal, Record
 from app.storage.writes import is_outage
 from app.tracking import invite_journal as jr
 from app.tracking.attribution import (
+    LEFT_QUICKLY,
     VANITY,
     GroupMatch,
     Settlement,
     Snapshot,
     Window,
     fake_reason,
+    increases,
     inviter_of,
+    left_quickly,
     settle,
 )
+from app.tracking.audit_match import AuditedInvite, used_up_candidate
+from app.tracking.conversions import Conversions
 from app.wiring.clock import Clock
 from app.wiring.container import Repositories
 from repositories.invites import StoredInvite
@@ -67,6 +72,7 @@ SETTLE_MAX_SECONDS = 0.3  # ... but never longer than this after the first join 
 READ_WHILE_BLOCKED_AFTER_SECONDS = 0.5  # a job waiting this long on MongoDB: reads go on beside it
 MEMBER_LIST_WAIT_SECONDS = 60.0  # longest a sync holds the guild's joins for a complete member list
 NO_SNAPSHOT = "no_snapshot"
+NO_INVITE_USE = "no_invite_use"
 OFFLINE = "joined_while_offline"
 
 
@@ -99,6 +105,7 @@ class JoinFacts:
     joined_at: datetime
     account_created_at: datetime | None
     live: bool = True
+    hint: str = ""  # no invite use rose: discovery | widget | discovery_or_widget
 
 
 @dataclass(frozen=True)
@@ -135,6 +142,20 @@ class GuildAccess(Protocol):
 
     def members(self, guild_id: int) -> GuildMembers | None:
         """The guild's member list, None when the guild is not known (any more)."""
+        ...
+
+    def member_roles(self, guild_id: int, member_id: int) -> set[int] | None:
+        """The role ids the member holds now (None: not a member the bot knows)."""
+        ...
+
+    async def audited_invites(self, guild_id: int) -> list[AuditedInvite] | None:
+        """Invite create and revoke entries of the audit log, newest first (None: no View Audit
+        Log, or the request failed)."""
+        ...
+
+    def join_hint(self, guild_id: int) -> str:
+        """How members may join without an invite use: discovery (the guild is in Server
+        Discovery), widget (its widget is on), discovery_or_widget, or ""."""
         ...
 
     def joined(self, facts: JoinFacts) -> None:
@@ -273,6 +294,7 @@ class InviteTracker:
         self.gateway_ok = asyncio.Event()
         self.gateway_ok.set()
         self._seq = 0
+        self.conversions = Conversions(repos, clock, access.member_roles)
 
     # ---- feeding --------------------------------------------------------------------------------
     def worker(self, guild_id: int) -> GuildWorker:
@@ -629,6 +651,7 @@ class InviteTracker:
             _insert_offline(worker, [Arrival(j, -math.inf, 0, reason=OFFLINE) for j in unseen])
         await self._reconcile_leaves(gid, guild)
         result = await self.round(worker, force=True)
+        await self.conversions.reconcile(gid)
         log.info("invites of guild %s synced: %s", gid, result)
         return result
 
@@ -704,11 +727,13 @@ class InviteTracker:
         if force or self._needs_read(worker):
             if not force:
                 await self._settle_delay(worker)
+            sent_at = self.clock.now()
             try:
                 read = await self._read(worker)
             except FetchFailed as failed:
                 await self._unreadable(worker, failed.reason)
                 return {"status": failed.reason}
+            await self._audit_match(worker, read, sent_at)
             if force:
                 await self._sleep_until(read.answered + self.event_lag)
         else:
@@ -719,6 +744,32 @@ class InviteTracker:
         if read is not None:
             result["invites"] = len(read.live.invites)
         return result
+
+    async def _audit_match(self, worker: GuildWorker, read: Read, sent_at: datetime) -> None:
+        """The only pending read shows no use rising for the joins waiting: an invite created and
+        used up since the snapshot (never in any read) may explain it. When the audit log makes it
+        certain (`app.tracking.audit_match`) and no join recorded since its creation can have used
+        it, the snapshot in memory learns it with 0 uses, so its use is matched like any used-up
+        invite's."""
+        base = worker.base
+        if base is None or len(worker.reads) != 1 or not worker.unsettled():
+            return
+        if increases(base, read.live.snapshot(), read.at):
+            return
+        entries = await self.access.audited_invites(worker.guild_id)
+        if not entries:
+            return
+        known = {*base.invites, *(inv.code for inv in read.live.invites), *worker.stored}
+        found = used_up_candidate(entries, known, sent_at, read.at)
+        if found is None or await self.repos.joins.recorded_since(worker.guild_id, found.created_at):
+            return
+        invite = StoredInvite(found.code, 0, found.max_uses, found.inviter_id, found.inviter_name,
+                              found.channel_id, found.created_at, found.expires_at())
+        await self.repos.invites.created(worker.guild_id, invite, self.clock.now())
+        worker.base = replace(base, invites={**base.invites, found.code: invite.uses_entry()})
+        worker.stored.setdefault(found.code, invite)
+        log.info("guild %s: invite %s was created and used up between two reads (audit log)",
+                 worker.guild_id, found.code)
 
     def _next_close(self, worker: GuildWorker) -> float:
         """When the next read's window closes (now when all have closed)."""
@@ -869,6 +920,15 @@ class InviteTracker:
             candidates=outcome.candidates,
         )
 
+    def _hinted(self, guild_id: int, attribution: Attribution) -> Attribution:
+        """No invite use rose for this joiner (unknown without candidates, with a snapshot to compare
+        with): say so, and how it may have joined (Server Discovery, the widget); credit nobody."""
+        no_use = attribution.source == "unknown" and not attribution.candidates
+        if not no_use or attribution.reason not in ("", OFFLINE):
+            return attribution
+        return replace(attribution, reason=attribution.reason or NO_INVITE_USE,
+                       hint=self.access.join_hint(guild_id))
+
     async def _record_settled(
         self,
         worker: GuildWorker,
@@ -884,7 +944,7 @@ class InviteTracker:
         unrecorded = {j.key(gid) for j in await self._without_recorded(gid, [a.joiner for a in fresh])}
         earlier = await self.repos.joins.members_with_joins(gid, [a.joiner.member_id for a in fresh])
         for arrival, outcome in zip(done, outcomes, strict=True):
-            attribution = self._attribution(outcome, known, live, arrival, reason)
+            attribution = self._hinted(gid, self._attribution(outcome, known, live, arrival, reason))
             if arrival.recorded:
                 await self._settle_awaiting(gid, arrival, attribution, config.fake_account_days)
             else:
@@ -904,6 +964,8 @@ class InviteTracker:
         )
         credit = credit_for(arrival.counted, attribution)
         await self.repos.joins.settle_awaiting(joiner.key(guild_id), attribution, credit, fake)
+        if attribution.code is not None:
+            await self.conversions.check(guild_id, joiner.member_id)
 
     async def _record_unknown(
         self, guild_id: int, arrivals: list[Arrival], reason: str, *, awaiting: bool
@@ -942,6 +1004,7 @@ class InviteTracker:
     async def _record(
         self, guild_id: int, joiner: Joiner, attribution: Attribution, rejoin: bool, fake_days: int
     ) -> JoinRecord:
+        repeat_rule = rejoin and (await self.repos.guild_settings.get(guild_id)).fake_repeat_joiner
         record = JoinRecord(
             guild_id=guild_id,
             member_id=joiner.member_id,
@@ -956,14 +1019,17 @@ class InviteTracker:
                 joined_at=joiner.joined_at,
                 account_created_at=joiner.created_at,
                 fake_account_days=fake_days,
+                repeat_joiner=repeat_rule,
             ),
             recorded_at=self.clock.now(),
         )
         await self.repos.joins.record(record)
+        if attribution.code is not None:
+            await self.conversions.check(guild_id, joiner.member_id)
         self.access.joined(JoinFacts(
             guild_id, joiner.member_id, joiner.name, attribution.source, attribution.code,
             tuple(attribution.candidates), attribution.inviter_id, attribution.inviter_name,
-            joiner.joined_at, joiner.created_at, live=joiner.live,
+            joiner.joined_at, joiner.created_at, live=joiner.live, hint=attribution.hint,
         ))
         log.info(
             "join of %s in guild %s: %s%s",
@@ -978,6 +1044,7 @@ class InviteTracker:
         # A leave from a previous run's journal: a stay begun after it is a rejoin while the bot was down.
         rejoin_after = now if restored else None
         changed = await self.repos.joins.left(guild_id, member_id, now, joined_before=rejoin_after)
+        await self._fake_if_left_quickly(guild_id, member_id)
         first = await self.repos.joins.first_for_member(guild_id, member_id)
         facts = None
         if first is not None:
@@ -988,22 +1055,23 @@ class InviteTracker:
         self.access.left(guild_id, member_id, name, facts)
         return changed
 
+    async def _fake_if_left_quickly(self, guild_id: int, member_id: int) -> None:
+        """The guild's "left within N seconds" rule (off by default): the stay just closed."""
+        config = await self.repos.guild_settings.get(guild_id)
+        if config.fake_left_within_seconds <= 0:
+            return
+        latest = await self.repos.joins.latest_for_member(guild_id, member_id)
+        if latest is None or latest.left_at is None or latest.fake_reason:
+            return
+        if left_quickly(latest.joined_at, latest.left_at, config.fake_left_within_seconds):
+            await self.repos.joins.mark_fake(latest.key, LEFT_QUICKLY)
+            log.info("join of %s in guild %s is fake: left within %ss", member_id, guild_id,
+                     config.fake_left_within_seconds)
+
     # ---- conversions ----------------------------------------------------------------------------
     async def role_gained(self, guild_id: int, member_id: int, added: set[int]) -> bool:
         """A member attributed to a staff code who gains the conversion role: one conversion."""
-        config = await self.repos.guild_settings.get(guild_id)
-        if config.conversion_role is None or config.conversion_role not in added:
-            return False
-        first = await self.repos.joins.first_for_member(guild_id, member_id)
-        if first is None or first.code is None or first.converted_by:
-            return False
-        staff = await self.repos.staff_codes.by_code(guild_id, first.code)
-        if staff is None:
-            return False
-        converted = await self.repos.joins.mark_converted(first.key, staff.member_id, self.clock.now())
-        if converted:
-            log.info("conversion of %s in guild %s: staff %s", member_id, guild_id, staff.member_id)
-        return converted
+        return await self.conversions.role_gained(guild_id, member_id, added)
 
 
 def _lo_of(read: Read, waiting: Sequence[Arrival], guild_id: int) -> int:

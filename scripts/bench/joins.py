@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from app.tracking.audit_match import AuditedInvite
 from app.tracking.invites import GuildMembers, InviteTracker, Joiner, JoinFacts
 from app.wiring.clock import Clock
 from app.wiring.container import Repositories
@@ -112,6 +113,15 @@ class BurstWorld:
 
     def members(self, guild_id: int) -> GuildMembers | None:
         return GuildMembers(f"burst {guild_id}", [], True)
+
+    def member_roles(self, guild_id: int, member_id: int) -> set[int] | None:
+        return None
+
+    def join_hint(self, guild_id: int) -> str:
+        return ""
+
+    async def audited_invites(self, guild_id: int) -> list[AuditedInvite] | None:
+        return None
 
     def joined(self, facts: JoinFacts) -> None:
         self.announced.append(facts)

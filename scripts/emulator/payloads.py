@@ -164,6 +164,29 @@ def voice_state(guild: Guild, vs: VoiceState | None, user_id: int, *, full: bool
     return payload
 
 
+INVITE_CREATE_ACTION = 40
+INVITE_DELETE_ACTION = 42
+
+
+def invite_audit_entry(entry_id: int, user_id: int | None, invite: Invite, action: int) -> dict[str, Any]:
+    """An audit log entry for an invite created (40, `new_value`s) or revoked (42, `old_value`s), as
+    Discord writes it (a used-up invite deleted by Discord leaves no entry)."""
+    side = "new_value" if action == INVITE_CREATE_ACTION else "old_value"
+    values = {
+        "code": invite.code, "channel_id": str(invite.channel_id),
+        "inviter_id": str(invite.inviter_id) if invite.inviter_id else None,
+        "uses": invite.uses if action != INVITE_CREATE_ACTION else 0, "max_uses": invite.max_uses,
+        "max_age": invite.max_age, "temporary": invite.temporary, "flags": 0,
+    }
+    return {
+        "id": str(entry_id),
+        "user_id": str(user_id) if user_id else None,
+        "target_id": None,
+        "action_type": action,
+        "changes": [{"key": key, side: value} for key, value in values.items()],
+    }
+
+
 def guild_base(g: Guild) -> dict[str, Any]:
     """The guild object (``GET /guilds/{id}``), without the GUILD_CREATE extras."""
     return {
@@ -179,7 +202,7 @@ def guild_base(g: Guild) -> dict[str, Any]:
         "region": None,
         "afk_channel_id": _opt_id(g.afk_channel_id),
         "afk_timeout": g.afk_timeout,
-        "widget_enabled": False,
+        "widget_enabled": g.widget_enabled,
         "widget_channel_id": None,
         "verification_level": 0,
         "default_message_notifications": 1,

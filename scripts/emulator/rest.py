@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from . import payloads
-from .constants import CallbackType, ErrorCode, InteractionType, MessageFlag, MessageType
+from .constants import CallbackType, ErrorCode, InteractionType, MessageFlag, MessageType, Perm
 from .interactions import InteractionRecord, interaction_metadata
 from .limits import message_problems
 from .messages import UploadedFile
@@ -171,6 +171,7 @@ class RestApi:
             ),
             ("GET", "/guilds/{guild_id:\\d+}/invites", self.get_guild_invites),
             ("GET", "/guilds/{guild_id:\\d+}/vanity-url", self.get_vanity),
+            ("GET", "/guilds/{guild_id:\\d+}/audit-logs", self.get_audit_log),
             ("GET", "/invites/{code}", self.get_invite),
             ("DELETE", "/invites/{code}", self.delete_invite),
             ("GET", "/channels/{channel_id:\\d+}", self.get_channel),
@@ -420,6 +421,39 @@ class RestApi:
         return json_response(
             {"code": guild.vanity_code, "uses": guild.vanity_uses if guild.vanity_code else 0}
         )
+
+    async def get_audit_log(self, request: web.Request) -> web.Response:
+        """`GET /guilds/{id}/audit-logs` (View Audit Log): newest first, `action_type`, `user_id`,
+        `before`, `after` (entry ids) and `limit` (1-100, default 50) filter the entries."""
+        guild = self._guild(request)
+        bot_roles = guild.members[self.world.bot_user.id].roles
+        perms = 0
+        for role_id in [guild.id, *bot_roles]:
+            if role_id in guild.roles:
+                perms |= guild.roles[role_id].permissions
+        if not perms & (Perm.VIEW_AUDIT_LOG | Perm.ADMINISTRATOR):
+            raise ApiError(403, ErrorCode.MISSING_PERMISSIONS, "Missing Permissions")
+        query = request.query
+        limit = min(max(int(query.get("limit", 50)), 1), 100)
+        entries = list(reversed(guild.audit_log))
+        for key, keep in (
+            ("action_type", lambda e, v: e["action_type"] == int(v)),
+            ("user_id", lambda e, v: e["user_id"] == v),
+            ("before", lambda e, v: int(e["id"]) < int(v)),
+            ("after", lambda e, v: int(e["id"]) > int(v)),
+        ):
+            if key in query:
+                entries = [e for e in entries if keep(e, query[key])]
+        if "after" in query and "before" not in query:
+            entries = list(reversed(entries))[:limit][::-1]  # the oldest after it, newest first
+        entries = entries[:limit]
+        user_ids = {int(e["user_id"]) for e in entries if e["user_id"]}
+        users = [payloads.user(self.world.users[u]) for u in sorted(user_ids) if u in self.world.users]
+        return json_response({
+            "audit_log_entries": entries, "users": users, "integrations": [], "webhooks": [],
+            "guild_scheduled_events": [], "threads": [], "application_commands": [],
+            "auto_moderation_rules": [],
+        })
 
     async def get_invite(self, request: web.Request) -> web.Response:
         code = request.match_info["code"]

@@ -435,6 +435,15 @@ class Emulator:
         del self.world.guilds[g.id]
         self._dispatch("GUILD_DELETE", {"id": str(g.id)}, g.id)
 
+    def set_features(self, guild: int | None, features: list[str], *, widget: bool | None = None) -> None:
+        """Set the guild's features besides the vanity ones (e.g. ``["DISCOVERABLE"]``: listed in
+        Server Discovery) and, when given, whether the widget is enabled: GUILD_UPDATE."""
+        g = self.world.guild(guild)
+        g.extra_features = list(features)
+        if widget is not None:
+            g.widget_enabled = widget
+        self._dispatch("GUILD_UPDATE", payloads.guild_base(g), g.id)
+
     def set_invites_forbidden(self, guild: int | None, forbidden: bool = True) -> None:
         """Take Manage Guild away from the bot (or give it back): ``GET /guilds/{id}/invites`` and
         ``/vanity-url`` answer 403 code 50013, and the bot's role loses the permission
@@ -657,6 +666,8 @@ class Emulator:
             max_age=max_age,
             temporary=temporary,
         )
+        guild.audit_log.append(payloads.invite_audit_entry(
+            self.ids.next(), invite.inviter_id, invite, payloads.INVITE_CREATE_ACTION))
         data = self._dispatch(
             "INVITE_CREATE", payloads.invite_create(guild, invite, self.world.users), guild.id
         )
@@ -666,6 +677,8 @@ class Emulator:
         """The invite is revoked: INVITE_DELETE."""
         g, invite = self.world.find_invite(code)
         del g.invites[code]
+        g.audit_log.append(payloads.invite_audit_entry(
+            self.ids.next(), invite.inviter_id, invite, payloads.INVITE_DELETE_ACTION))
         return self._dispatch("INVITE_DELETE", payloads.invite_delete(g, invite), g.id)
 
     # ---- interactions -----------------------------------------------------------------------------------

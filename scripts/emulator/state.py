@@ -131,6 +131,9 @@ class Guild:
     vanity_code: str | None = None
     vanity_uses: int = 0
     invites_forbidden: bool = False
+    extra_features: list[str] = field(default_factory=list)  # e.g. DISCOVERABLE, COMMUNITY
+    widget_enabled: bool = False
+    audit_log: list[dict[str, Any]] = field(default_factory=list)  # raw entries, oldest first
     admin_role_id: int | None = None
     locale: str = "en-US"
     unavailable: bool = False  # in an outage: no dispatches, no GUILD_CREATE until it is back
@@ -142,7 +145,8 @@ class Guild:
 
     @property
     def features(self) -> list[str]:
-        return ["VANITY_URL", "INVITE_SPLASH"] if self.vanity_code else []
+        vanity = ["VANITY_URL", "INVITE_SPLASH"] if self.vanity_code else []
+        return vanity + [f for f in self.extra_features if f not in vanity]
 
     def channel(self, channel_id: int) -> Channel:
         try:
@@ -295,6 +299,8 @@ class World:
             afk_timeout=int(spec.get("afk_timeout", 300)),
             locale=str(spec.get("locale", "en-US")),
             invites_forbidden=bool(spec.get("invites_forbidden", False)),
+            extra_features=[str(f) for f in spec.get("features", [])],
+            widget_enabled=bool(spec.get("widget", False)),
         )
         self._load_roles(guild, spec)
         self._load_channels(guild, spec)

@@ -475,3 +475,27 @@ async def test_wrong_token_and_missing_privileged_intents_fail_like_discord(
             with pytest.raises(discord.PrivilegedIntentsRequired):
                 await asyncio.wait_for(bot.connect(reconnect=True), timeout=15)
             await bot.close()
+
+
+async def test_audit_log_invite_entries_and_guild_features(running: Running) -> None:
+    emu, bot = running.emu, running.bot
+    guild = bot.get_guild(1)
+    assert guild is not None
+    emu.invite_create("aud1", BOB, max_uses=1, max_age=600)
+    emu.invite_create("aud2", CY)
+    emu.invite_delete("aud2")  # revoked: action 42
+    emu.join({"id": 301, "name": "zed", "created": "2020-01-01T00:00:00Z"}, via="aud1")  # used up: no entry
+    created = [e async for e in guild.audit_logs(action=discord.AuditLogAction.invite_create)]
+    assert [e.changes.after.code for e in created] == ["aud2", "aud1"]  # newest first
+    aud1 = created[1]
+    assert (aud1.changes.after.max_uses, aud1.changes.after.max_age, aud1.changes.after.uses) == (1, 600, 0)
+    assert aud1.changes.after.inviter.id == real(emu, BOB) and aud1.user.id == real(emu, BOB)
+    revoked = [e async for e in guild.audit_logs(action=discord.AuditLogAction.invite_delete)]
+    assert [e.changes.before.code for e in revoked] == ["aud2"]
+    emu.set_features(1, ["DISCOVERABLE"], widget=True)
+    await emu.drain()
+    for _ in range(50):  # GUILD_UPDATE handled by the client
+        if guild.widget_enabled:
+            break
+        await asyncio.sleep(0.02)
+    assert "DISCOVERABLE" in guild.features and guild.widget_enabled

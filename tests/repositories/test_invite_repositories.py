@@ -184,6 +184,17 @@ async def test_conversion_is_recorded_once_and_counted_per_staff(repos):
     assert await repos.joins.code_counts(G, ["bobs", "abc"]) == {"bobs": 1}
 
 
+async def test_unconverted_lists_first_attributed_joins_through_the_codes_not_converted(repos):
+    converted, waiting = join(201, 102, 1, code="bobs"), join(202, 102, 2, code="bobs")
+    others = [join(203, 101, 3, code="abc"), join(204, 102, 4, code="bobs", counted=REJOIN),
+              join(205, None, 5, source="unknown")]
+    for record in (converted, waiting, *others):
+        await repos.joins.record(record)
+    await repos.joins.mark_converted(converted.key, 102, T0)
+    assert [j.member_id for j in await repos.joins.unconverted(G, ["bobs"])] == [202]
+    assert await repos.joins.unconverted(G, []) == []
+
+
 async def test_join_writes_through_cut_connections_never_double_a_count(db, fault_proxy, monkeypatch):
     monkeypatch.setattr(pymongo.common, "MIN_HEARTBEAT_INTERVAL", 0.02)
     fault_proxy.plan = FaultPlan(cut_probability=0.05, cut_after_forward_probability=0.3, seed=3)
