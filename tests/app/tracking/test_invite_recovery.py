@@ -10,6 +10,7 @@ from typing import Any
 
 from pymongo.errors import AutoReconnect
 
+from app.tracking.audit_match import AuditedInvite
 from app.tracking.invites import FetchFailed, GuildMembers, InviteTracker, Joiner, JoinFacts
 from app.wiring.clock import ManualClock
 from app.wiring.container import Repositories
@@ -66,6 +67,15 @@ class Guild:
     def members(self, guild_id: int) -> GuildMembers | None:
         found = [replace_live(m) for m in self.listed.values()]
         return GuildMembers("guild", found, self.complete)
+
+    def member_roles(self, guild_id: int, member_id: int) -> set[int] | None:
+        return None
+
+    def join_hint(self, guild_id: int) -> str:
+        return ""
+
+    async def audited_invites(self, guild_id: int) -> list[AuditedInvite] | None:
+        return None
 
     def joined(self, facts: JoinFacts) -> None:
         self.announced.append(facts)
