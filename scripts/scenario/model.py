@@ -32,8 +32,9 @@ STEP_KINDS = {
     "guild_unavailable": set(),
     "guild_available": set(),
     "second_process": {"for"},
+    "member_list_held": {"for"},
 }
-SECONDS_FOR = ("db_outage", "second_process")
+SECONDS_FOR = ("db_outage", "second_process", "member_list_held")
 GUILD_STEPS = ("guild_unavailable", "guild_available")
 LATENCY_KEYS = ("rest_ms", "dispatch_ms", "seed")
 SIGNALS = ("SIGTERM", "SIGKILL")
