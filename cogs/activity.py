@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import discord
 from discord.ext import commands
 
+from app.storage.retry import OpId
 from app.tracking.message_counter import MessageCounter
 from app.tracking.voice import LiveVoice, day_of, voice_flags, zone
 from app.tracking.voice_tracker import FlushResult, VoiceTracker
 from app.wiring.clock import to_ms
 from app.wiring.metrics import count_event
 from app.wiring.validation import reject, valid_id
-from repositories.activity import ActivityRepository
+from repositories.activity import MESSAGE_GUARD, VOICE_GUARD, ActivityRepository, Credit
 from repositories.guild_settings import GuildConfig, GuildSettingsRepository
 from repositories.voice_sessions import VoiceSessionRepository
 
@@ -71,10 +73,18 @@ class ActivityCog(commands.Cog, name="Activity"):
         self.guild_settings = guild_settings
         self.voice = VoiceTracker(
             activity, sessions, guild_settings, bot.clock, bot.settings.voice_downtime_cap_seconds,
-            next_seq=bot.sequence.next,
+            next_seq=bot.sequence.next, on_credited=self._noter(VOICE_GUARD),
         )
-        self.messages = MessageCounter(activity.add_messages, next_seq=bot.sequence.next)
+        self.messages = MessageCounter(activity.add_messages, next_seq=bot.sequence.next,
+                                       on_written=self._noter(MESSAGE_GUARD))
         self.last_flush: tuple[datetime, FlushResult] | None = None
+
+    def _noter(self, guard: str) -> Callable[[list[Credit], OpId], None] | None:
+        """What tells the in-memory ranks about a written count (see app.tracking.ranks)."""
+        ranks = getattr(self.bot, "ranks", None)
+        if ranks is None:
+            return None
+        return lambda credits, op_id: ranks.note(credits, op_id, guard)
 
     async def cog_load(self) -> None:
         self.bot.add_interval_job(FLUSH_JOB_ID, self.flush_voice, self.bot.settings.voice_flush_seconds)
@@ -159,7 +169,11 @@ class ActivityCog(commands.Cog, name="Activity"):
         await self.voice.suspend(guild.id)
 
     async def reconcile(self, guild: discord.Guild) -> None:
-        """Reconcile the guild's voice sessions; while MongoDB is unreachable, keep trying."""
+        """Reconcile the guild's voice sessions; while MongoDB is unreachable, keep trying. The
+        guild's ranks are built in the background unless they are already."""
+        ranks = getattr(self.bot, "ranks", None)
+        if ranks is not None:
+            ranks.ensure(guild.id)
         delay = 1.0
         while True:
             try:

@@ -59,6 +59,8 @@ class DataCog(commands.Cog, name="Data"):
                 log.exception("erase of member %s in guild %s failed", member.id, gid)
                 await answer(interaction, FAILED)
                 return
+            finally:
+                self._reread_ranks(gid, member.id)
         log.info("guild %s: member %s erased the data of %s (backup %s)", gid, interaction.user.id,
                  member.id, result.backup_id)
         parts = ", ".join(f"{n} {name}" for name, n in result.documents.items())
@@ -68,6 +70,14 @@ class DataCog(commands.Cog, name="Data"):
             f"Backup `{result.backup_id}` was written first; restore it on the bot's host with "
             f"`python -m scripts.restore {result.backup_id}`. Members they brought in keep their joins.",
         )
+
+    def _reread_ranks(self, guild_id: int, member_id: int) -> None:
+        """The member's counts are gone (or partly, after a failure): off the boards at once, and the
+        guild's boards read again from MongoDB (a count in flight may have landed either side)."""
+        ranks = getattr(self.bot, "ranks", None)
+        if ranks is not None:
+            ranks.forget_member(guild_id, member_id)
+            ranks.rebuild(guild_id)
 
     async def _settle(self) -> None:
         activity = self.bot.get_cog("Activity")

@@ -1,6 +1,11 @@
 """`/ud` (a member's activity, optional 30-day chart) and `/top` (paged leaderboards).
 
-All reads go through the activity repository. Other cogs add fields to `/ud` by defining
+Ranks, pages and the counts of members ranked come from the in-memory boards
+(`app.tracking.ranks`, `bot.ranks`) once the guild's are built, and so do the counters shown beside
+them (the same values the ranks were computed from, writes kept in the outbox included); until
+then, and on a standby process, from the activity repository's aggregations as before.
+
+Other cogs add fields to `/ud` by defining
 `async def ud_fields(self, guild_id: int, member_id: int, period: str) -> list[tuple[str, str]]`;
 the fields are appended after the activity fields (see `build_ud_embed`).
 """
@@ -176,9 +181,7 @@ class StatsCog(commands.Cog, name="Stats"):
         tz = zone(config.time_zone)
         now = self.bot.clock.now()
         since = period_start_day(period, now, tz)
-        counters = await self.activity.member_counters(guild.id, target.id, since)
-        message_rank = await self.activity.rank(guild.id, target.id, "messages", since)
-        voice_rank = await self.activity.rank(guild.id, target.id, "voice", since)
+        counters, message_rank, voice_rank = await self.ud_values(guild.id, target.id, since)
         extra = await self._extra_fields(guild.id, target.id, period)
         embed = build_ud_embed(target.display_name, period, counters, message_rank, voice_rank, extra)
         if not chart:
@@ -192,6 +195,44 @@ class StatsCog(commands.Cog, name="Stats"):
         embed.set_image(url="attachment://activity.png")
         chart = discord.File(io.BytesIO(png), "activity.png")
         await interaction.followup.send(embed=fit_embed(embed), file=chart, allowed_mentions=NO_MENTIONS)
+
+    async def ud_values(
+        self, guild_id: int, member_id: int, since: str | None
+    ) -> tuple[Counters, int | None, int | None]:
+        """A member's counters and ranks on the messages and voice boards, since `since`."""
+        counters = await self.member_counters(guild_id, member_id, since)
+        return (counters, await self.rank(guild_id, member_id, "messages", since),
+                await self.rank(guild_id, member_id, "voice", since))
+
+    # ---- reads: the ranks in memory when built, else the repository -----------------------
+    def _ranks(self, guild_id: int, since: str | None) -> Any:
+        ranks = getattr(self.bot, "ranks", None)
+        return ranks if ranks is not None and ranks.covers(guild_id, since) else None
+
+    async def member_counters(self, guild_id: int, member_id: int, since: str | None) -> Counters:
+        ranks = self._ranks(guild_id, since)
+        if ranks is not None:
+            return ranks.counters(guild_id, member_id, since)
+        return await self.activity.member_counters(guild_id, member_id, since)
+
+    async def rank(self, guild_id: int, member_id: int, board: str, since: str | None) -> int | None:
+        ranks = self._ranks(guild_id, since)
+        if ranks is not None:
+            return await ranks.rank(guild_id, member_id, board, since)
+        return await self.activity.rank(guild_id, member_id, board, since)
+
+    async def ranked_count(self, guild_id: int, board: str, since: str | None) -> int:
+        ranks = self._ranks(guild_id, since)
+        if ranks is not None:
+            return await ranks.count(guild_id, board, since)
+        return await self.activity.ranked_count(guild_id, board, since)
+
+    async def leaderboard(self, guild_id: int, board: str, since: str | None, skip: int,
+                          limit: int) -> list[tuple[int, int]]:
+        ranks = self._ranks(guild_id, since)
+        if ranks is not None:
+            return await ranks.page(guild_id, board, since, skip, limit)
+        return await self.activity.leaderboard(guild_id, board, since, skip, limit)
 
     async def _extra_fields(self, guild_id: int, member_id: int, period: str) -> list[tuple[str, str]]:
         """Fields other cogs contribute to /ud (their `ud_fields` method); a failing one is skipped."""
@@ -226,13 +267,13 @@ class StatsCog(commands.Cog, name="Stats"):
         """The embed of page `page` (clamped), the page count, and the page shown."""
         config = await self.guild_settings.get(guild.id)
         since = period_start_day(period, self.bot.clock.now(), zone(config.time_zone))
-        total = await self.activity.ranked_count(guild.id, board, since)
+        total = await self.ranked_count(guild.id, board, since)
         pages = max(1, math.ceil(total / PAGE_SIZE))
         page = min(max(page, 0), pages - 1)
-        rows = await self.activity.leaderboard(guild.id, board, since, page * PAGE_SIZE, PAGE_SIZE)
+        rows = await self.leaderboard(guild.id, board, since, page * PAGE_SIZE, PAGE_SIZE)
         named = [(self._name(guild, member_id), value) for member_id, value in rows]
-        rank = await self.activity.rank(guild.id, caller_id, board, since)
-        own = await self.activity.member_counters(guild.id, caller_id, since)
+        rank = await self.rank(guild.id, caller_id, board, since)
+        own = await self.member_counters(guild.id, caller_id, since)
         field = {"messages": "messages", "voice": "voice_s", "camera": "cam_on_s"}[board]
         embed = build_top_embed(board, period, named, page * PAGE_SIZE + 1, page, pages,
                                 (rank, getattr(own, field)))

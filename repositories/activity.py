@@ -11,7 +11,7 @@ guarded as it was then, by `msg_op` / `voice_op`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -179,6 +179,24 @@ class ActivityRepository(Repository):
         ]
         rows = await self.aggregate(pipeline, "read activity period")
         return Counters.from_document(rows[0] if rows else None)
+
+    async def scan(
+        self, guild_id: int, since_day: str, batch: int = 1000
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every all-time document of the guild, then its day documents from `since_day` on, in
+        lists of up to `batch` (counters, member, day and both guard sequences only). For the
+        in-memory ranks (`app.tracking.ranks`); one pass, no retry: a failed pass is started over."""
+        fields = {name: 1 for name in (*COUNTERS, "member_id", "day", MESSAGE_GUARD, VOICE_GUARD)}
+        for query in ({"guild_id": guild_id, "kind": "total"},
+                      {"guild_id": guild_id, "kind": "day", "day": {"$gte": since_day}}):
+            rows: list[dict[str, Any]] = []
+            async for doc in self.collection.find(query, fields, batch_size=batch):
+                rows.append(doc)
+                if len(rows) >= batch:
+                    yield rows
+                    rows = []
+            if rows:
+                yield rows
 
     async def daily(self, guild_id: int, member_id: int, since_day: str) -> dict[str, Counters]:
         """Per day since `since_day`: the member's day documents (days without activity absent)."""

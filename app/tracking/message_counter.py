@@ -18,12 +18,14 @@ from repositories.activity import Credit
 
 log = logging.getLogger(__name__)
 Writer = Callable[[Iterable[Credit], int], Awaitable[None]]
+Written = Callable[[list[Credit], int], None]
 
 
 class MessageCounter:
     def __init__(self, write: Writer, retry_delay: float = 1.0,
-                 next_seq: Callable[[], int] = next_op_seq) -> None:
+                 next_seq: Callable[[], int] = next_op_seq, on_written: Written | None = None) -> None:
         self._write = write
+        self._on_written = on_written  # told each batch once written (acknowledged or in the outbox)
         self._next_seq = next_seq
         self.retry_delay = retry_delay
         self._pending: dict[tuple[int, int, str], int] = {}
@@ -70,3 +72,5 @@ class MessageCounter:
                 continue
             self._batch = None
             self.writes += 1
+            if self._on_written is not None:
+                self._on_written(credits, op_id)

@@ -52,8 +52,10 @@ class VoiceTracker:
         default_cap_seconds: float,
         batch_size: int = FLUSH_BATCH,
         next_seq: Callable[[], int] = next_op_seq,
+        on_credited: Callable[[list[Credit], OpId], None] | None = None,
     ) -> None:
         self._next_seq = next_seq
+        self._on_credited = on_credited  # told each credit once written (acknowledged or in the outbox)
         self.activity = activity
         self.repo = sessions
         self.guild_settings = guild_settings
@@ -290,7 +292,10 @@ class VoiceTracker:
             by_op.setdefault(self._pending[key].op_id, []).append(key)
         for op_id, op_keys in by_op.items():
             intents = [self._pending[k] for k in op_keys]
-            await self.activity.add_voice([c for i in intents for c in i.credits], op_id)
+            credits = [c for i in intents for c in i.credits]
+            await self.activity.add_voice(credits, op_id)
+            if self._on_credited is not None:
+                self._on_credited(credits, op_id)
             await self.repo.finish(
                 op_id,
                 keep=[k for k in op_keys if not self._pending[k].closing],

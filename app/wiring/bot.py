@@ -22,6 +22,7 @@ from app.storage.outbox import Outbox
 from app.storage.probe import ProbeResult, run_probe
 from app.storage.retry import OpSequence, RetryPolicy
 from app.storage.writes import Writer
+from app.tracking.ranks import Ranks
 from app.wiring.clock import Clock, SystemClock
 from app.wiring.commands import TrackerTree
 from app.wiring.container import Repositories
@@ -98,6 +99,8 @@ class TrackerBot(commands.Bot):
         self.sequence = OpSequence()
         self.lease = Lease(self.repos.lease, self.sequence, self.clock, data_dir_id(settings.data_dir),
                            settings.lease_ttl_seconds, on_acquired=self._took_over)
+        # /ud and /top ranks in memory; valid only while this process counts (holds the lease)
+        self.ranks = Ranks(self.repos.activity, self.clock, active=self.lease.active.is_set)
         self.cog_factories = cog_factories if cog_factories is not None else default_cog_factories()
         self.probe_result = probe_result
         self.server_kind = server_kind
@@ -114,7 +117,9 @@ class TrackerBot(commands.Bot):
         super().dispatch(event_name, *args, **kwargs)
 
     def _took_over(self) -> None:
-        """The lease changed hands to this running process: reconcile every guild as on a start."""
+        """The lease changed hands to this running process: reconcile every guild as on a start.
+        The ranks are read again from MongoDB: the previous holder counted meanwhile."""
+        self.ranks.forget()
         if not self.is_ready():
             return  # at start: the guilds' own GUILD_CREATE events follow
         for guild in self.guilds:
@@ -277,6 +282,7 @@ class TrackerBot(commands.Bot):
         await super().close()  # the gateway: no event arrives after this
         await self._wait_idle_at_shutdown(max(deadline - loop.time(), 0.5), cogs)
         await self._release_lease()
+        await self.ranks.stop()
         await self.writer.stop()
         if self.outbox.depth:
             log.warning("stopping with %d writes in the outbox; they are replayed at the next start",

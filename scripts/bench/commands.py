@@ -14,6 +14,7 @@ import json
 import logging
 import random
 import re
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -109,10 +110,8 @@ async def seed(bench: Bench, data: Data) -> None:
             bar.update(len(batch))
 
 
-async def ud(repo: ActivityRepository, member: int, period: str, since: str | None) -> None:
-    counters = await repo.member_counters(G, member, since)
-    message_rank = await repo.rank(G, member, "messages", since)
-    voice_rank = await repo.rank(G, member, "voice", since)
+async def ud(cog: StatsCog, member: int, period: str, since: str | None) -> None:
+    counters, message_rank, voice_rank = await cog.ud_values(G, member, since)
     build_ud_embed(f"member {member}", period, counters, message_rank, voice_rank)
 
 
@@ -151,16 +150,27 @@ async def run(bench: Bench, real_mongodb: bool) -> tuple[list[Row], list[Check]]
     active = list(data.by_day)
     pick = lambda: rng.choice(active)  # noqa: E731
 
+    # as after a start: the guild's ranks are built in the background from MongoDB
+    ranks = bench.bot.ranks
+    ranks.activity = repo
+    started = time.perf_counter()
+    ranks.ensure(G)
+    await ranks.wait_ready(G)
+    build_s = time.perf_counter() - started
+    assert ranks.ready(G), "the lease is not held: the ranks would not be used"
     log.info("/ud /top: raw find_one x%d", s.raw_samples)
     raw = await samples(lambda: bench.db.activity.find_one({"_id": total_key(G, pick())}), s.raw_samples)
     raw_p99 = percentile(raw, 99)
     ops = {
-        "/ud all time": lambda: ud(repo, pick(), "all", None),
-        "/ud 30 days": lambda: ud(repo, pick(), "30d", since30),
+        "/ud all time": lambda: ud(cog, pick(), "all", None),
+        "/ud 30 days": lambda: ud(cog, pick(), "30d", since30),
         "/top messages, all time": lambda: cog.top_page(guild, pick(), "messages", "all", 0),
         "/top voice, 30 days": lambda: cog.top_page(guild, pick(), "voice", "30d", 0),
     }
-    rows = []
+    docs = s.stats_members + s.stats_active * s.stats_days
+    rows = [Row("ranks build", f"{docs:,} activity documents, in the background after start",
+                f"{build_s:.3f} s", "-", None, "reported", None,
+                {"seconds": build_s})]
     for name, call in ops.items():
         log.info("%s x%d", name, s.command_samples)
         timings = await samples(call, s.command_samples)
@@ -169,7 +179,7 @@ async def run(bench: Bench, real_mongodb: bool) -> tuple[list[Row], list[Check]]
                         f"{ms(raw_p99)} (find_one p99 of {len(raw)})", p99 / raw_p99, f"<= {TARGET:g}x",
                         p99 / raw_p99 <= TARGET, {"samples_s": timings, "raw_p99_s": raw_p99}))
     rows += await explain_rows(bench, repo, since30, real_mongodb)
-    return rows, await read_checks(repo, data, since30)
+    return rows, await read_checks(cog, data, since30)
 
 
 async def explain_rows(bench: Bench, repo: CapturingActivity, since30: str | None,
@@ -188,7 +198,8 @@ async def explain_rows(bench: Bench, repo: CapturingActivity, since30: str | Non
     return rows
 
 
-async def read_checks(repo: ActivityRepository, data: Data, since30: str | None) -> list[Check]:
+async def read_checks(repo: StatsCog, data: Data, since30: str | None) -> list[Check]:
+    """What the commands answer (from the ranks in memory) against the seeded values."""
     checks = []
     for metric, field in (("messages", "messages"), ("voice", "voice_s")):
         for label, since in (("all time", None), ("30 days", since30)):

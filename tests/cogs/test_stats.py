@@ -50,6 +50,10 @@ async def seed(h: Harness, member: int, day: str, **amounts: int) -> None:
     if amounts:
         voice = {"voice_s": 0, "cam_on_s": 0, "cam_off_s": 0, "stream_s": 0, **amounts}
         await repo.add_voice([Credit(G, member_id, day, voice)], f"seed-v-{member}{day}")
+    # written behind the trackers' back (like an import): the bot's ranks read MongoDB again
+    h.bot.ranks.rebuild(G)
+    await h.bot.ranks.wait_ready(G)
+    assert h.bot.ranks.ready(G)  # the commands below answer from the ranks in memory
 
 
 async def test_ud_shows_counters_ranks_and_time_format_per_period(tracker: Harness) -> None:

@@ -1,0 +1,171 @@
+"""The in-memory ranks against a from-scratch aggregation, after random traffic written by the real
+trackers, across a rebuild from MongoDB (a restart), an erase and a restore."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from app.operations.backups import BackupService, NoProgress
+from app.tracking import ranks as ranks_module
+from app.tracking.message_counter import MessageCounter
+from app.tracking.ranks import Ranks
+from app.tracking.voice import LiveVoice, VoiceFlags, day_of, period_start_day, zone
+from app.tracking.voice_tracker import VoiceTracker
+from app.wiring.clock import ManualClock, to_ms
+from repositories.activity import MESSAGE_GUARD, METRICS, VOICE_GUARD, ActivityRepository, Credit
+from repositories.guild_settings import GuildSettingsRepository
+from repositories.voice_sessions import VoiceSessionRepository
+
+GUILDS = (7, 8)
+MEMBERS = range(1, 41)
+PERIODS = ("all", "today", "7d", "30d")
+
+
+class Bot:
+    """The trackers wired to the ranks as `cogs/activity.py` wires them."""
+
+    def __init__(self, db: Any, policy: Any, clock: ManualClock, batch: int = 7) -> None:
+        self.activity = ActivityRepository(db, policy)
+        self.ranks = Ranks(self.activity, clock, batch=batch)
+        self.voice = VoiceTracker(
+            self.activity, VoiceSessionRepository(db, policy), GuildSettingsRepository(db, policy), clock,
+            600, on_credited=lambda c, op: self.ranks.note(c, op, VOICE_GUARD))
+        self.messages = MessageCounter(self.activity.add_messages,
+                                       on_written=lambda c, op: self.ranks.note(c, op, MESSAGE_GUARD))
+        self.clock = clock
+
+
+async def traffic(bot: Bot, rng: random.Random, steps: int) -> None:
+    """Messages, voice moves, flushes and clock jumps (hours to days) in random order."""
+    for _ in range(steps):
+        roll = rng.random()
+        guild, member = rng.choice(GUILDS), rng.choice(MEMBERS)
+        if roll < 0.5:
+            for _ in range(rng.randint(1, 3)):
+                bot.messages.add(guild, member, day_of(to_ms(bot.clock.now()), zone("UTC")))
+        elif roll < 0.75:
+            live = None if rng.random() < 0.3 else LiveVoice(20, VoiceFlags(camera=rng.random() < 0.5))
+            await bot.voice.update(guild, member, live)
+        elif roll < 0.85:
+            await bot.voice.flush()
+        else:
+            bot.clock.advance(rng.choice([60, 3600, 5 * 3600, 26 * 3600]))
+        await asyncio.sleep(0)
+    await bot.messages.wait_idle()
+    await bot.voice.flush()
+
+
+async def assert_exact(bot: Bot, guild: int) -> None:
+    """Every board and count, and the ranks and counters of some members, equal the aggregation."""
+    assert bot.ranks.ready(guild)
+    repo, ranks = bot.activity, bot.ranks
+    some = random.Random(guild).sample(list(MEMBERS), 5)
+    for period in PERIODS:
+        since = period_start_day(period, bot.clock.now(), zone("UTC"))
+        for metric in METRICS:
+            want = await repo.leaderboard(guild, metric, since, 0, 10_000)
+            assert await ranks.page(guild, metric, since, 0, 10_000) == want, (period, metric)
+            assert await ranks.count(guild, metric, since) == len(want)
+            assert await ranks.page(guild, metric, since, 3, 5) == want[3:8]
+            for member in (*some, 999):
+                assert await ranks.rank(guild, member, metric, since) == await repo.rank(
+                    guild, member, metric, since), (period, metric, member)
+        for member in some:
+            assert ranks.counters(guild, member, since) == await repo.member_counters(guild, member, since)
+
+
+async def start(bot: Bot, ranks: bool = True) -> None:
+    """As on guild_available: the ranks start building, the voice sessions are reconciled."""
+    for guild in GUILDS:
+        if ranks:
+            bot.ranks.ensure(guild)
+        await bot.voice.reconcile(guild, {})
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_ranks_equal_the_aggregation_after_random_traffic_restart_erase_restore(
+        db, policy, tmp_path, monkeypatch, seed: int) -> None:
+    monkeypatch.setattr(ranks_module, "CHUNK", 3)  # period boards built in many steps
+    rng = random.Random(seed)
+    clock = ManualClock(datetime(2026, 3, 1, 12, tzinfo=UTC))
+    bot = Bot(db, policy, clock)
+    await start(bot, ranks=False)
+    await traffic(bot, rng, 150)  # history before the boards exist
+    for guild in GUILDS:
+        bot.ranks.ensure(guild)
+    await traffic(bot, rng, 250)  # the builds run meanwhile (batches of 7 documents)
+    for guild in GUILDS:
+        await bot.ranks.wait_ready(guild)
+        await assert_exact(bot, guild)
+    await traffic(bot, rng, 200)  # period boards exist now and are kept current
+    for guild in GUILDS:
+        await assert_exact(bot, guild)
+
+    # a restart: new process, boards read from MongoDB, traffic while they build
+    bot = Bot(db, policy, clock)
+    await start(bot)
+    await traffic(bot, rng, 150)
+    for guild in GUILDS:
+        await bot.ranks.wait_ready(guild)
+        await assert_exact(bot, guild)
+
+    # an erase, as /data erase does it
+    backups = BackupService(db, tmp_path / "backups", policy)
+    victim = max(MEMBERS, key=lambda m: (bot.ranks._ready[7].totals.get(m) or [0])[0])
+    await bot.messages.wait_idle()
+    async with bot.voice.forgetting(7, victim):
+        await bot.activity.erase_member(7, victim)
+    bot.ranks.forget_member(7, victim)
+    await assert_exact(bot, 7)  # at once, before the rebuild
+    bot.ranks.rebuild(7)
+    await traffic(bot, rng, 100)
+    await bot.ranks.wait_ready(7)
+    await assert_exact(bot, 7)
+
+    # a restore of a guild backup over newer counts, then a rebuild
+    backup = await backups.create(now=clock.now(), guild_id=8, progress=NoProgress())
+    await traffic(bot, rng, 150)
+    await bot.voice.flush()
+    await backups.restore(backup.path, drop_first=True, progress=NoProgress())
+    bot.ranks.rebuild(8)
+    await bot.ranks.wait_ready(8)
+    await assert_exact(bot, 8)
+
+
+async def test_a_write_the_build_already_read_is_not_counted_again(db, policy) -> None:
+    """The note of a write can arrive after a build read its result (the write returned late, or an
+    intent of a previous run is replayed): the guard sequence decides, as in MongoDB."""
+    clock = ManualClock(datetime(2026, 3, 1, 12, tzinfo=UTC))
+    bot = Bot(db, policy, clock)
+    credits = [Credit(7, 1, "2026-03-01", {"messages": 5})]
+    await bot.activity.add_messages(credits, 1000)
+    bot.ranks.ensure(7)
+    await bot.ranks.wait_ready(7)
+    bot.ranks.note(credits, 1000, MESSAGE_GUARD)  # late note of the write the build read
+    await bot.activity.add_messages(credits, 999)  # an older write: MongoDB refuses it
+    bot.ranks.note(credits, 999, MESSAGE_GUARD)
+    await assert_exact(bot, 7)
+    assert await bot.ranks.page(7, "messages", None, 0, 10) == [(1, 5)]
+    await bot.activity.add_messages(credits, 1001)
+    bot.ranks.note(credits, 1001, MESSAGE_GUARD)
+    await assert_exact(bot, 7)
+    assert await bot.ranks.page(7, "messages", "2026-03-01", 0, 10) == [(1, 10)]
+
+
+async def test_a_guild_is_not_ready_until_built_nor_on_a_standby(db, policy) -> None:
+    clock = ManualClock(datetime(2026, 3, 1, 12, tzinfo=UTC))
+    active = True
+    activity = ActivityRepository(db, policy)
+    ranks = Ranks(activity, clock, active=lambda: active)
+    assert not ranks.ready(7)
+    ranks.ensure(7)
+    assert not ranks.ready(7)
+    await ranks.wait_ready(7)
+    assert ranks.ready(7) and ranks.covers(7, "2026-02-01") and not ranks.covers(7, "2026-01-01")
+    active = False
+    assert not ranks.ready(7)
