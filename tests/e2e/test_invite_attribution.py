@@ -47,9 +47,10 @@ async def test_a_sigkill_with_joins_queued_records_every_join_after_the_restart(
 
 
 async def test_a_restart_while_the_member_list_loads_loses_no_downtime_join(tmp_path):
-    """Two joins while the bot is down, then a restart whose member list takes 20 s to load and a
-    live join during the load (past discord.py's 5 s chunk timeout, so `guild_available` comes with part of the list): the sync waits for the whole list, so the downtime joiners are
-    found. (The live join is settled with them in one read: through one code here, so exact; over
+    """Two joins while the bot is down, then a restart whose member list takes 20 s to load (past
+    discord.py's 5 s chunk timeout, so `guild_available` comes with part of the list) and a live
+    join during the load: the sync waits for the whole list, so the downtime joiners are found.
+    (The live join is settled with them in one read: through one code here, so exact; over
     several codes they would be ambiguous, never wrong.)"""
     report, rows = await joiners("restart_while_member_list_loads", tmp_path)
     assert report["bot_exit_codes"][0] == -9
