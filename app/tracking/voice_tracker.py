@@ -181,7 +181,9 @@ class VoiceTracker:
 
         Still in voice: credit the downtime since the checkpoint, capped, and continue with the
         current state. Gone: close at the checkpoint (nothing credited). In voice without a
-        session: open one now. Voice events of the guild wait until this is done.
+        session: open one now. Voice events of the guild wait until this is done; a member with
+        such an event is settled at the event's time instead of now (credited until it, capped),
+        and the waiting events then replay the changes at their own times.
 
         The stored sessions are read from MongoDB once per guild and process, after every write a
         previous run left in the outbox is replayed; from then on this tracker's memory holds every
@@ -202,11 +204,15 @@ class VoiceTracker:
                 now = to_ms(self.clock.now())
                 writes = []
                 for member_id in sorted(members):
-                    current = self._sessions.get(session_key(guild_id, member_id))
-                    until = now if current is None else min(now, current.checkpoint + cap_ms)
-                    if current is not None and member_id not in live:
+                    key = session_key(guild_id, member_id)
+                    current = self._sessions.get(key)
+                    # A voice event of the member that waits for this reconcile: the state found now
+                    # held at most until it, and the waiting events replay what followed.
+                    at = min([now, *self._arrived.get(key, ())])
+                    until = at if current is None else min(at, current.checkpoint + cap_ms)
+                    if current is not None and member_id not in live and at == now:
                         until = current.checkpoint  # left while we were away: close at the checkpoint
-                    write = self._transition(guild_id, member_id, live.get(member_id), tz, now, until)
+                    write = self._transition(guild_id, member_id, live.get(member_id), tz, at, until)
                     if write is not None:
                         writes.append(write)
                 await self._commit(writes, keys)

@@ -143,6 +143,38 @@ async def test_voice_events_wait_for_the_guild_to_be_reconciled(db, clock, polic
     assert total_key(G, 9) == "t:7:9"
 
 
+async def test_a_voice_join_seen_before_the_guild_is_reconciled_is_credited_from_its_event(db, clock, policy):
+    """Found by the fault campaign (seed 2): at start, discord.py waits up to its chunk timeout for a
+    large guild's member list before `guild_available`; a member who joins voice meanwhile is seen
+    (the event waits for the reconcile), then found in voice by the reconcile. The time between the
+    event and the reconcile was lost: the reconcile opened the session at its own time."""
+    tracker = make_tracker(db, clock, policy)
+    joined = asyncio.create_task(tracker.update(G, 9, LiveVoice(20, VoiceFlags(camera=True)), at=clock.now()))
+    await asyncio.sleep(0.05)
+    clock.advance(7)
+    await tracker.reconcile(G, {9: LiveVoice(20, VoiceFlags(camera=True))})
+    await asyncio.wait_for(joined, 5)
+    clock.advance(13)
+    await tracker.flush()
+    assert (await totals(db))[9] == Counters(voice_s=20, cam_on_s=20)
+
+
+async def test_moves_and_a_leave_seen_before_the_reconcile_are_credited_at_their_times(db, clock, policy):
+    tracker = make_tracker(db, clock, policy)
+    await tracker.reconcile(G, {9: LiveVoice(20, VoiceFlags())})
+    await tracker.suspend(G)
+    clock.advance(10)
+    moved = asyncio.create_task(tracker.update(G, 9, LiveVoice(20, VoiceFlags(stream=True)), at=clock.now()))
+    await asyncio.sleep(0.02)
+    clock.advance(5)
+    left = asyncio.create_task(tracker.update(G, 9, None, at=clock.now()))
+    await asyncio.sleep(0.02)
+    clock.advance(30)
+    await tracker.reconcile(G, {})  # gone by now: the two waiting events say when and how
+    await asyncio.wait_for(asyncio.gather(moved, left), 5)
+    assert (await totals(db))[9] == Counters(voice_s=15, cam_off_s=15, stream_s=5)
+
+
 # ---- issue 13, 1: reconcile never reads a state older than what the bot wrote or queued -----------
 async def _stop_writer(writer: Writer) -> None:
     await writer.stop()
