@@ -289,8 +289,11 @@ class ScenarioRunner:
         await self.emu.wait_disconnected(timeout=30, remaining=max(connected - 1, 0))
         await asyncio.sleep(down_for)
         # Started while the database is down, the bot waits at its startup probe (PROBE_TIMEOUT_SECONDS).
-        self._record("bot_up")
+        identifies = len(self.emu.gateway.identified_at)
         await self._start_bot()
+        # The new process sees gateway events from its IDENTIFY on, not from its start: until then
+        # Discord queues them for the killed session, which nobody resumes.
+        self._record("bot_up", at=self.emu.gateway.identified_at[identifies])
 
     async def _do_db_outage(self, step: Step, args: dict[str, Any]) -> None:
         self.background.append(asyncio.create_task(self._outage(float(args["for"]))))
@@ -386,12 +389,7 @@ class ScenarioRunner:
         await self.bot_up.wait()
         await self.guild_up.wait()
         options = dict(args.get("options", {}))
-        words = str(args["name"]).split()[0:2]
-        member = options.get("member")
-        if words == ["invites", "bonus"] and member is not None:
-            self._record("bonus", self._uid(member), amount=int(options.get("amount", 0)))
-        elif words == ["invites", "reset"]:
-            self._record("reset", self._uid(member) if member is not None else None)
+        started = time.time()
         try:
             record = await self.emu.command(args["user"], str(args["name"]), options,
                                             guild=self.scenario.guild_id, timeout=15)
@@ -401,10 +399,24 @@ class ScenarioRunner:
             return
         final = record.messages[-1] if record.messages else {}
         flags = int(final.get("flags") or 0)
-        self.commands.append(CommandResult(
+        result = CommandResult(
             step.index, step.at, self._uid(args["user"]), str(args["name"]), options,
             final.get("content") or None, list(final.get("embeds") or []), bool(flags & 64),
-        ))
+        )
+        self.commands.append(result)
+        self._record_effect(result, started)
+
+    def _record_effect(self, result: CommandResult, at: float) -> None:
+        """What a command changed, as the member was told: a bonus or a reset happened only when
+        the bot confirmed it (refused for want of Manage Server, or failed while MongoDB was away,
+        it changed nothing)."""
+        words = result.name.split()[0:2]
+        member = result.options.get("member")
+        text = " ".join([result.content or "", *(str(e.get("description") or "") for e in result.embeds)])
+        if words == ["invites", "bonus"] and member is not None and text.startswith("Bonus "):
+            self._record("bonus", self._uid(member), at=at, amount=int(result.options.get("amount", 0)))
+        elif words == ["invites", "reset"] and " reset (" in text:
+            self._record("reset", self._uid(member) if member is not None else None, at=at)
 
 
 async def run_scenario(scenario: Scenario, **kwargs: Any) -> tuple[RunResult, ScenarioRunner]:

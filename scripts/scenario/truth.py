@@ -22,6 +22,7 @@ from typing import Any
 COUNTERS = ("messages", "voice_s", "cam_on_s", "cam_off_s", "stream_s")
 AWAY = {"bot_down": 1, "guild_down": 1, "session_lost": 1, "bot_up": -1, "guild_up": -1, "session_back": -1}
 
+WRITE_AHEAD_BOUND_S = 0.3  # a SIGKILL loses at most the messages of its last ~0.3 s (docs/outbox.md)
 
 @dataclass
 class Happened:
@@ -49,6 +50,12 @@ class MemberTruth:
     stream_s: float = 0.0
     unobservable_voice_s: float = 0.0
     unobservable_messages: int = 0
+    # Of the unobservable: sent while the bot was stopping or restarting, yet delivered to a session
+    # (a process still shutting down, or a session that resumes), so the bot may have counted them.
+    maybe_messages: int = 0
+    # Of the counted: sent within the write-ahead bound before a SIGKILL (docs/outbox.md), which
+    # the bot may have lost.
+    losable_messages: int = 0
     inviter: int | None = None  # None: unknown; -1: vanity
     via: str | None = None
     joined_at: datetime | None = None
@@ -176,13 +183,20 @@ class Truth:
     # ---- messages and invites ----------------------------------------------------------------------
     def _messages(self, happened: list[Happened]) -> None:
         away = _Away()
+        kills = [e.t for e in happened if e.kind == "bot_down" and e.data.get("signal") == "SIGKILL"]
         for event in happened:
             away.change(event.kind)
-            if event.kind == "message" and event.member is not None:
-                if away.depth == 0 and event.data.get("delivered", 1) > 0:
-                    self.members[event.member].messages += 1
-                else:
-                    self.members[event.member].unobservable_messages += 1
+            if event.kind != "message" or event.member is None:
+                continue
+            truth = self.members[event.member]
+            delivered = event.data.get("delivered", 1) > 0
+            if away.depth == 0 and delivered:
+                truth.messages += 1
+                if any(0 <= kill - event.t <= WRITE_AHEAD_BOUND_S for kill in kills):
+                    truth.losable_messages += 1
+            else:
+                truth.unobservable_messages += 1
+                truth.maybe_messages += int(delivered)
 
     def _invites(self, happened: list[Happened]) -> None:
         cleared: set[int] = set()  # members whose credit an `/invites reset` cleared

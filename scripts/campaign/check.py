@@ -1,0 +1,179 @@
+"""Invariants of one run, from the ground truth alone (what Discord did), never from the bot's code.
+
+The input is the scenario runner's report (`scripts.scenario.report.build_report`): per member the
+truth (what happened, from the emulator's side), what the bot stored (read from MongoDB), and what
+the bot could not have observed (voice time of members who left voice while it was down; messages
+no session received). Each invariant names one promise:
+
+- `no_double_count`: no counter above the truth (voice: plus the documented tolerance per restart;
+  messages: plus those sent while the bot stopped or restarted that a session still received: a
+  process shutting down still counts what reaches it);
+- `observed_counted`: every counter at least the truth minus what the bot may miss by its own
+  documented rules (messages received within 0.3 s before a SIGKILL; voice: the tolerance plus
+  the time of members who left voice while the bot was down);
+- `no_wrong_inviter`: a recorded join credits the inviter whose invite was used, or nobody
+  (`unknown` covers ambiguous and unknown: allowed, counted in `unattributed`);
+- `every_join_recorded`: every join the truth has is recorded;
+- `inviter_figures`: no inviter has more regular joins than the truth, bonus equal to the truth;
+- `replies_within_limits`: every command answered, each reply within Discord's limits;
+- `clean_log`: no traceback in any bot process's log;
+- `exit_codes`: every stop ended 0 (SIGTERM) or -9 (SIGKILL); second processes 0.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.wiring import reply_limits as limits
+
+INVARIANTS = ("no_double_count", "observed_counted", "no_wrong_inviter", "every_join_recorded",
+              "inviter_figures", "replies_within_limits", "clean_log", "exit_codes")
+COUNTERS = ("messages", "voice_s", "cam_on_s", "cam_off_s", "stream_s")
+VOICE = ("voice_s", "cam_on_s", "cam_off_s", "stream_s")
+UNCREDITED = "unknown"
+TRACEBACK = re.compile(r"^Traceback \(most recent call last\)", re.M)
+
+
+@dataclass
+class Verdict:
+    violations: dict[str, list[str]] = field(default_factory=lambda: {name: [] for name in INVARIANTS})
+    unattributed: int = 0
+    joins: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.violations.values())
+
+    def add(self, invariant: str, text: str) -> None:
+        self.violations[invariant].append(text)
+
+    def counts(self) -> dict[str, int]:
+        return {name: len(found) for name, found in self.violations.items()}
+
+
+def check(report: dict[str, Any], signals: list[str], logs: list[Path] | None = None) -> Verdict:
+    """`signals`: the scenario's restarts in order ("SIGTERM" / "SIGKILL"); the runner stops the
+    last process with SIGTERM."""
+    verdict = Verdict()
+    tolerance = float(report.get("voice_tolerance_s", 0.0))
+    for row in report["members"]:
+        _counters(verdict, row, tolerance)
+        _inviter(verdict, row)
+    for row in report["inviters"]:
+        _figures(verdict, row)
+    for command in report["commands"]:
+        _reply(verdict, command)
+    for path in logs if logs is not None else _logs(report):
+        _log(verdict, path)
+    _exits(verdict, report, signals)
+    return verdict
+
+
+def _counters(verdict: Verdict, row: dict[str, Any], tolerance: float) -> None:
+    truth, tracked, unseen = row["truth"], row["tracked"], row.get("unobservable", {})
+    for counter in COUNTERS:
+        got, true = float(tracked.get(counter, 0)), float(truth.get(counter, 0))
+        if counter == "messages":
+            over, under = unseen.get("maybe_messages", 0), unseen.get("losable_messages", 0)
+        else:
+            over, under = tolerance, tolerance + unseen.get("voice_s", 0.0)
+        if got > true + over:
+            verdict.add("no_double_count", f"{row['name']}: {counter} {got:g} > truth {true:g} "
+                                           f"(+{over:g} the bot may have seen)")
+        if got < true - under:
+            verdict.add("observed_counted", f"{row['name']}: {counter} {got:g} < truth {true:g} "
+                                            f"(-{under:g} it may have missed)")
+
+
+def _inviter(verdict: Verdict, row: dict[str, Any]) -> None:
+    true = row["truth"].get("invited_by")
+    if true is None:
+        return
+    verdict.joins += 1
+    got = row["tracked"].get("invited_by")
+    if got is None:
+        verdict.add("every_join_recorded", f"{row['name']}: no join recorded (invited by {true})")
+    elif got == UNCREDITED and true != UNCREDITED:
+        verdict.unattributed += 1
+    elif got != true:
+        verdict.add("no_wrong_inviter", f"{row['name']}: credited to {got}, used {true}'s invite")
+
+
+def _figures(verdict: Verdict, row: dict[str, Any]) -> None:
+    truth, tracked = row["truth"], row["tracked"]
+    if not truth:
+        if any(tracked.get(k, 0) for k in ("regular", "bonus")):
+            verdict.add("inviter_figures", f"{row['name']}: {tracked} with no invite used")
+        return
+    regular, bonus = tracked.get("regular", 0), tracked.get("bonus", 0)
+    if regular > truth.get("regular", 0):
+        verdict.add("inviter_figures", f"{row['name']}: regular {regular} > {truth['regular']}")
+    if bonus != truth.get("bonus", 0):
+        verdict.add("inviter_figures", f"{row['name']}: bonus {bonus} != {truth['bonus']}")
+
+
+def _reply(verdict: Verdict, command: dict[str, Any]) -> None:
+    name = f"/{command['name']} at {command['at']:g}s"
+    if command.get("error"):
+        verdict.add("replies_within_limits", f"{name}: {command['error']}")
+        return
+    if not command.get("content") and not command.get("embeds"):
+        verdict.add("replies_within_limits", f"{name}: no reply")
+    for problem in reply_problems(command.get("content"), command.get("embeds") or []):
+        verdict.add("replies_within_limits", f"{name}: {problem}")
+
+
+def reply_problems(content: str | None, embeds: list[dict[str, Any]]) -> list[str]:
+    """What in a reply breaks Discord's limits (the emulator answers 400 too; this also catches a
+    reply that was cut by nobody)."""
+    problems = []
+    if content is not None and len(content) > limits.CONTENT:
+        problems.append(f"content {len(content)} > {limits.CONTENT}")
+    if len(embeds) > limits.EMBEDS:
+        problems.append(f"{len(embeds)} embeds > {limits.EMBEDS}")
+    total = 0
+    for embed in embeds:
+        fields = embed.get("fields") or []
+        if len(fields) > limits.FIELDS:
+            problems.append(f"{len(fields)} fields > {limits.FIELDS}")
+        sizes = [(len(embed.get("title") or ""), limits.TITLE, "title"),
+                 (len(embed.get("description") or ""), limits.DESCRIPTION, "description"),
+                 (len((embed.get("footer") or {}).get("text") or ""), limits.FOOTER, "footer")]
+        sizes += [(len(f.get("name") or ""), limits.FIELD_NAME, "field name") for f in fields]
+        sizes += [(len(f.get("value") or ""), limits.FIELD_VALUE, "field value") for f in fields]
+        problems += [f"{what} {size} > {limit}" for size, limit, what in sizes if size > limit]
+        total += sum(size for size, _, _ in sizes)
+    if total > limits.TOTAL:
+        problems.append(f"embeds total {total} > {limits.TOTAL}")
+    return problems
+
+
+def _logs(report: dict[str, Any]) -> list[Path]:
+    paths = [Path(report["bot_log"])] if report.get("bot_log") else []
+    paths += [Path(p["log"]) for p in report.get("second_processes", []) if p.get("log")]
+    return paths
+
+
+def _log(verdict: Verdict, path: Path) -> None:
+    if not path.exists():
+        return
+    text = path.read_text(encoding="utf-8", errors="replace")
+    for match in TRACEBACK.finditer(text):
+        excerpt = text[match.start(): match.start() + 600].strip().splitlines()
+        verdict.add("clean_log", f"{path.name}: {' | '.join(excerpt[-3:])}")
+
+
+def _exits(verdict: Verdict, report: dict[str, Any], signals: list[str]) -> None:
+    expected = [-9 if sig == "SIGKILL" else 0 for sig in signals] + [0]
+    codes = report["bot_exit_codes"]
+    if len(codes) != len(expected):
+        verdict.add("exit_codes", f"{len(codes)} bot processes ended, expected {len(expected)}")
+    for index, (code, want) in enumerate(zip(codes, expected, strict=False)):
+        if code != want:
+            verdict.add("exit_codes", f"bot process {index + 1} exited {code}, expected {want}")
+    for second in report.get("second_processes", []):
+        if second.get("exit_code") not in (0, None):
+            verdict.add("exit_codes", f"second process at {second.get('at')}s exited {second['exit_code']}")

@@ -1,0 +1,186 @@
+"""Random but reproducible scenarios: traffic and faults from one seed (format: docs/scenarios.md).
+
+`scenario_for(seed)` always gives the same scenario for the same seed and parameters. Traffic
+(messages over three channels, voice joins / moves / camera and stream toggles / AFK, joins
+through codes, the vanity URL and no invite, leaves, rejoins, role grants, invite creates and
+deletes, read-only and bonus commands by the admin) is drawn at `rate` events a second; faults
+are spread over the run, at least `FAULT_GAP_SECONDS` apart, each kind the runner knows.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+FAULT_KINDS = (
+    "sigterm", "sigkill", "db_outage", "gateway_reconnect", "invalid_session", "guild_outage",
+    "second_process", "member_list_held", "sigkill_in_outage",
+)
+FAULT_GAP_SECONDS = 3.0
+QUIET_TAIL_SECONDS = 6.0  # every fault ends this long before the end: the bot catches up first
+GUILD_ID = 1
+ADMIN = 101
+REGULARS = (102, 103, 104, 105, 106)
+TEXT_CHANNELS = (10, 11, 12)
+VOICE_CHANNELS = (20, 21)
+AFK_CHANNEL = 30
+CODES = ("abc", "bobs", "cys")
+CONVERSION_ROLE = 50
+JOINER_BASE = 300
+
+
+def guild() -> dict[str, Any]:
+    """The campaign's guild: an admin, five regulars, three text and two voice channels plus AFK,
+    three invite codes of three inviters and a vanity URL."""
+    names = {101: "ada", 102: "bob", 103: "cy", 104: "dee", 105: "eli", 106: "fay"}
+    members = [{"id": m, "name": names[m], "created": "2021-01-01T00:00:00Z"} for m in (ADMIN, *REGULARS)]
+    members[0]["admin"] = True
+    channels = [{"id": c, "type": "text", "name": f"text-{c}"} for c in TEXT_CHANNELS]
+    channels += [{"id": c, "type": "voice", "name": f"voice-{c}"} for c in VOICE_CHANNELS]
+    channels.append({"id": AFK_CHANNEL, "type": "voice", "name": "AFK"})
+    invites = [{"code": code, "inviter": inviter, "uses": 0, "max_uses": 0}
+               for code, inviter in zip(CODES, (101, 102, 103), strict=True)]
+    return {"id": GUILD_ID, "name": "Campaign", "afk_channel": AFK_CHANNEL,
+            "vanity": {"code": "camp", "uses": 0}, "channels": channels,
+            "roles": [{"id": CONVERSION_ROLE, "name": "Member"}], "members": members, "invites": invites}
+
+
+@dataclass
+class World:
+    """What the generator needs to know to draw valid steps: who is where."""
+
+    rng: random.Random
+    present_joiners: list[int] = field(default_factory=list)
+    left_joiners: list[int] = field(default_factory=list)
+    next_joiner: int = JOINER_BASE
+    in_voice: dict[int, dict[str, Any]] = field(default_factory=dict)
+    extra_codes: list[str] = field(default_factory=list)
+    code_count: int = 0
+
+    def codes(self) -> list[str]:
+        return [*CODES, *self.extra_codes]
+
+
+def scenario_for(seed: int, *, seconds: float = 30.0, rate: float = 3.0, faults: int = 3,
+                 kinds: tuple[str, ...] = FAULT_KINDS) -> dict[str, Any]:
+    """The scenario of `seed` (a JSON-ready dict)."""
+    rng = random.Random(f"campaign:{seed}")
+    world = World(rng)
+    steps: list[dict[str, Any]] = [{"at": 0.0, "do": "message", "user": ADMIN, "channel": TEXT_CHANNELS[0]}]
+    at = 1.0
+    while at < seconds:
+        steps.append({"at": round(at, 2), **_traffic(world)})
+        at += rng.expovariate(rate)
+    steps += _faults(rng, seconds, faults, kinds)
+    steps.sort(key=lambda step: step["at"])
+    steps.append({"at": round(seconds + 1.0, 2), "do": "command", "user": ADMIN,
+                  "name": "invites leaderboard"})
+    return {"name": f"campaign-{seed}", "guild": guild(), "settings": {"VOICE_FLUSH_SECONDS": 2},
+            "steps": steps}
+
+
+def _traffic(world: World) -> dict[str, Any]:
+    rng = world.rng
+    kind = rng.choices(
+        ("message", "voice", "join", "leave", "rejoin", "role", "invite_create", "invite_delete", "command"),
+        weights=(50, 20, 8, 3, 2, 2, 1, 1, 2),
+    )[0]
+    if kind == "voice":
+        return _voice(world)
+    if kind == "join" or (kind == "rejoin" and not world.left_joiners):
+        return _join(world, world.next_joiner)
+    if kind == "rejoin":
+        return _join(world, world.left_joiners.pop(rng.randrange(len(world.left_joiners))))
+    if kind == "leave" and world.present_joiners:
+        member = world.present_joiners.pop(rng.randrange(len(world.present_joiners)))
+        world.left_joiners.append(member)
+        world.in_voice.pop(member, None)
+        return {"do": "leave", "user": member}
+    if kind == "role" and world.present_joiners:
+        return {"do": "role_add", "user": rng.choice(world.present_joiners), "role": CONVERSION_ROLE}
+    if kind == "invite_create":
+        world.code_count += 1
+        code = f"n{world.code_count}x"
+        world.extra_codes.append(code)
+        return {"do": "invite_create", "code": code, "inviter": rng.choice(REGULARS)}
+    if kind == "invite_delete" and world.extra_codes:
+        return {"do": "invite_delete", "code": world.extra_codes.pop(0)}
+    if kind == "command":
+        return rng.choice((
+            {"do": "command", "user": ADMIN, "name": "invites show",
+             "options": {"member": rng.choice(REGULARS)}},
+            {"do": "command", "user": rng.choice(REGULARS), "name": "ud"},
+            {"do": "command", "user": ADMIN, "name": "invites bonus",
+             "options": {"member": rng.choice(REGULARS), "amount": rng.randint(1, 3)}},
+        ))
+    return {"do": "message", "user": rng.choice(_talkers(world)), "channel": rng.choice(TEXT_CHANNELS)}
+
+
+def _talkers(world: World) -> list[int]:
+    return [ADMIN, *REGULARS, *world.present_joiners]
+
+
+def _voice(world: World) -> dict[str, Any]:
+    rng = world.rng
+    member = rng.choice([*REGULARS, *world.present_joiners])
+    current = world.in_voice.get(member)
+    roll = rng.random()
+    if current is not None and roll < 0.3:
+        del world.in_voice[member]
+        return {"do": "voice", "user": member, "channel": None}
+    channel = rng.choice((*VOICE_CHANNELS, *VOICE_CHANNELS, AFK_CHANNEL))
+    state = {"channel": channel, "camera": rng.random() < 0.3, "stream": rng.random() < 0.15,
+             "self_deaf": rng.random() < 0.1}
+    world.in_voice[member] = state
+    return {"do": "voice", "user": member, **state}
+
+
+def _join(world: World, member: int) -> dict[str, Any]:
+    rng = world.rng
+    if member == world.next_joiner:
+        world.next_joiner += 1
+    world.present_joiners.append(member)
+    via = rng.choices([*world.codes(), "vanity", None], weights=[*([6] * len(world.codes())), 2, 1])[0]
+    age = "-2d" if rng.random() < 0.1 else "2022-06-01T00:00:00Z"
+    return {"do": "join", "user": {"id": member, "name": f"new{member}", "created": age}, "via": via}
+
+
+def _faults(rng: random.Random, seconds: float, count: int, kinds: tuple[str, ...]) -> list[dict[str, Any]]:
+    steps: list[dict[str, Any]] = []
+    last_end = 2.0
+    for _ in range(count):
+        start = last_end + rng.uniform(1.0, FAULT_GAP_SECONDS)
+        made, length = _fault(rng, rng.choice(kinds), round(start, 2))
+        if start + length > seconds - QUIET_TAIL_SECONDS:
+            break  # every fault is over (and the bot back) a quiet while before the end
+        steps += made
+        last_end = start + length + FAULT_GAP_SECONDS
+    return steps
+
+
+def _fault(rng: random.Random, kind: str, at: float) -> tuple[list[dict[str, Any]], float]:
+    """The steps of one fault at `at`, and how long it lasts."""
+    if kind in ("sigterm", "sigkill"):
+        down = round(rng.uniform(1.0, 4.0), 1)
+        return [{"at": at, "do": "restart", "signal": kind.upper(), "down_for": down}], down + 3.0
+    if kind == "db_outage":
+        length = round(rng.uniform(2.0, 8.0), 1)
+        return [{"at": at, "do": "db_outage", "for": length}], length
+    if kind == "sigkill_in_outage":
+        length = round(rng.uniform(6.0, 10.0), 1)
+        kill = round(at + rng.uniform(1.0, length - 3.0), 2)
+        return [{"at": at, "do": "db_outage", "for": length},
+                {"at": kill, "do": "restart", "signal": "SIGKILL", "down_for": 1.0}], length + 3.0
+    if kind == "guild_outage":
+        length = round(rng.uniform(1.0, 4.0), 1)
+        back = {"at": round(at + length, 2), "do": "guild_available"}
+        return [{"at": at, "do": "guild_unavailable"}, back], length
+    if kind == "second_process":
+        length = round(rng.uniform(4.0, 8.0), 1)
+        return [{"at": at, "do": "second_process", "for": length}], length + 2.0
+    if kind == "member_list_held":
+        length = round(rng.uniform(6.0, 10.0), 1)
+        return [{"at": at, "do": "member_list_held", "for": length},
+                {"at": round(at + 0.5, 2), "do": "restart", "signal": "SIGKILL", "down_for": 1.0}], length
+    return [{"at": at, "do": kind}], 3.0
