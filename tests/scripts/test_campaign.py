@@ -1,0 +1,96 @@
+"""The fault campaign: reproducible scenarios, a checker that sees every kind of violation, and a
+short run of fixed seeds with the real bot (CI's campaign)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from scripts.campaign.check import check
+from scripts.campaign.generate import FAULT_KINDS, scenario_for
+from scripts.campaign.run import faults_of, run_seed, shrink
+from scripts.scenario.model import parse_scenario
+
+CI_SEEDS = (3, 4)
+
+
+def test_the_same_seed_gives_the_same_scenario_and_every_scenario_is_valid() -> None:
+    for seed in range(1, 30):
+        first, again = scenario_for(seed), scenario_for(seed)
+        assert first == again
+        parse_scenario(copy.deepcopy(first))  # raises on anything the runner would refuse
+    assert scenario_for(1) != scenario_for(2)
+
+
+def test_over_many_seeds_every_fault_kind_is_drawn() -> None:
+    seen: set[str] = set()
+    for seed in range(1, 80):
+        seen.update(faults_of(scenario_for(seed)))
+    runner_kinds = {"sigterm", "sigkill", "db_outage", "gateway_reconnect", "invalid_session",
+                    "guild_unavailable", "second_process", "member_list_held"}
+    assert runner_kinds <= seen
+    assert len(FAULT_KINDS) >= 9
+
+
+def member(name: str, tracked: dict[str, Any], truth: dict[str, Any], **unseen: Any) -> dict[str, Any]:
+    return {"name": name, "tracked": tracked, "truth": truth,
+            "unobservable": {"voice_s": 0.0, "messages": 0, "maybe_messages": 0, "losable_messages": 0,
+                             **unseen}}
+
+
+def report(members: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {"voice_tolerance_s": 3.0, "members": members, "inviters": [], "commands": [],
+            "bot_exit_codes": [0], "second_processes": [], **extra}
+
+
+def test_the_checker_names_each_broken_promise() -> None:
+    base = {"messages": 5, "voice_s": 60, "cam_on_s": 0, "cam_off_s": 60, "stream_s": 0}
+    rows = [
+        member("double", {**base, "messages": 6}, base),
+        member("lost", {**base, "voice_s": 50, "cam_off_s": 50}, base),
+        member("wrong", {**base, "invited_by": "bob"}, {**base, "invited_by": "ada"}),
+        member("missing", {**base, "invited_by": None}, {**base, "invited_by": "ada"}),
+        member("ambiguous", {**base, "invited_by": "unknown"}, {**base, "invited_by": "ada"}),
+        member("maybe", {**base, "messages": 7}, base, maybe_messages=2),
+        member("losable", {**base, "messages": 4}, base, losable_messages=1),
+    ]
+    inviters = [{"name": "ada", "tracked": {"regular": 3, "bonus": 0}, "truth": {"regular": 2, "bonus": 1}}]
+    too_many_fields = [{"fields": [{"name": "n", "value": "v"}] * 26}]
+    commands = [{"name": "top", "at": 1.0, "content": "x" * 2001, "embeds": []},
+                {"name": "ud", "at": 2.0, "content": None, "embeds": too_many_fields}]
+    run = report(rows, inviters=inviters, commands=commands, bot_exit_codes=[1, 0])
+    verdict = check(run, ["SIGTERM"], logs=[])
+    found = {name: len(texts) for name, texts in verdict.violations.items() if texts}
+    assert found == {"no_double_count": 1, "observed_counted": 2, "no_wrong_inviter": 1,
+                     "every_join_recorded": 1, "inviter_figures": 2, "replies_within_limits": 2,
+                     "exit_codes": 1}
+    assert verdict.unattributed == 1 and verdict.joins == 3
+
+
+def test_a_traceback_in_the_bot_log_is_a_violation(tmp_path: Path) -> None:
+    log = tmp_path / "bot.log"
+    log.write_text("INFO fine\nTraceback (most recent call last):\n  File x\nKeyError: 'y'\n")
+    verdict = check(report([]), [], logs=[log])
+    assert list(verdict.violations["clean_log"]) and not verdict.ok
+
+
+def test_the_shrinker_keeps_only_what_the_failure_needs() -> None:
+    scenario = scenario_for(5)
+    culprit = next(s for s in scenario["steps"] if s["do"] == "join")
+
+    def still_fails(candidate: dict[str, Any]) -> bool:
+        return culprit in candidate["steps"]
+
+    small = shrink(scenario, still_fails, attempts=200)
+    assert small["steps"] == [culprit]
+
+
+async def test_ci_campaign_fixed_seeds_with_the_real_bot_break_no_invariant(tmp_path: Path) -> None:
+    """CI's campaign: fixed seeds, each a 30 s scenario with faults, the real bot process."""
+    import asyncio
+
+    for seed in CI_SEEDS:
+        result = await asyncio.to_thread(run_seed, seed, {}, tmp_path / f"seed-{seed}")
+        assert result["ok"], (seed, result["violations"], result.get("bot_log"))
+        assert result["events"] > 50 and sum(result["faults"].values()) >= 1
