@@ -246,6 +246,10 @@ class GuildWorker:
     unreconciled_since: datetime | None = None
     task: asyncio.Task[None] | None = None
     read_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one invite read in flight
+    # A read in flight counts the waiting joins it surely holds by position; these say how the
+    # waiting list changed meanwhile: `settled` joins taken off its head, `reshaped` any other change.
+    settled: int = 0
+    reshaped: int = 0
 
     def unsettled(self) -> list[Arrival]:
         return [a for a in self.waiting if not a.recorded]
@@ -429,6 +433,7 @@ class InviteTracker:
             for worker in self.workers.values():
                 self._forget(worker.reads)
                 worker.reads.clear()
+                worker.reshaped += 1
                 worker.wake.set()
         self.gateway_ok.set()
 
@@ -622,6 +627,7 @@ class InviteTracker:
         self._forget([*done_reads, *done_joins])
         worker.reads = [r for r in worker.reads if r not in done_reads]
         worker.waiting = [a for a in worker.waiting if a not in done_joins]
+        worker.reshaped += 1
 
     async def _take_awaiting(self, worker: GuildWorker) -> None:
         """Joins recorded as unknown while the invites could not be read wait again, first."""
@@ -634,6 +640,7 @@ class InviteTracker:
                 worker.waiting[index] = replace(arrival, recorded=True, counted=awaiting.counted,
                                                 fake=awaiting.fake)
         worker.waiting[:0] = [_from_awaiting(doc) for doc in docs.values()]
+        worker.reshaped += 1
 
     async def sync(self, worker: GuildWorker) -> dict[str, Any]:
         gid = worker.guild_id
@@ -646,6 +653,7 @@ class InviteTracker:
         # a previous run kept hold only its joins (by key), which stay ahead of the ones found now.
         self._forget(r for r in worker.reads if r.keys is None)
         worker.reads = [r for r in worker.reads if r.keys is not None]
+        worker.reshaped += 1
         if state.snapshot_at is not None:
             unseen = await self._downtime_joiners(worker, guild, state.snapshot_at)
             _insert_offline(worker, [Arrival(j, -math.inf, 0, reason=OFFLINE) for j in unseen])
@@ -813,9 +821,13 @@ class InviteTracker:
         async with worker.read_lock:
             vanity_code = worker.base.vanity_code if worker.base else None
             sent = self.monotonic()
-            lo = len(worker.waiting)
+            lo, settled, reshaped = len(worker.waiting), worker.settled, worker.reshaped
             live = await self.fetch_live(worker.guild_id, vanity_code)
+            # Another job may have settled joins (or changed the list) while this read was out.
+            lo = max(0, lo - (worker.settled - settled))
             read = Read(sent, self.monotonic(), lo, live, self.clock.now())
+            if worker.reshaped != reshaped:
+                return read  # the list it counted is gone: not used for settling
             read.record_id = self._keep_read(worker, read)
             worker.reads.append(read)
             return read
@@ -825,6 +837,7 @@ class InviteTracker:
         readable list when there is a snapshot to compare with later); reads so far are dropped."""
         self._forget(worker.reads)
         worker.reads.clear()
+        worker.reshaped += 1
         fresh = worker.unsettled()
         awaiting = worker.base is not None
         recorded = await self._record_unknown(worker.guild_id, fresh, reason, awaiting=awaiting)
@@ -835,6 +848,7 @@ class InviteTracker:
                 arrival.counted, arrival.fake = recorded.get(arrival.joiner.member_id, (FIRST, ""))
         else:
             worker.waiting = [a for a in worker.waiting if a.recorded]
+            worker.reshaped += 1
 
     def _windows(self, worker: GuildWorker) -> list[Window]:
         """The reads whose windows have closed (answered + event_lag is past), as `settle` takes them."""
@@ -881,6 +895,7 @@ class InviteTracker:
         self._forget([*done, *worker.reads[: result.windows]])
         worker.settled_at = max([worker.settled_at, *(a.at for a in done)])
         worker.waiting = worker.waiting[result.joiners :]
+        worker.settled += result.joiners
         worker.reads = [replace(r, lo=max(0, r.lo - result.joiners)) for r in worker.reads[result.windows :]]
         worker.base = live.snapshot()
         return len(done), True
@@ -1099,6 +1114,7 @@ def _insert_offline(worker: GuildWorker, found: list[Arrival]) -> None:
     at = next((a.at for a in reversed(worker.waiting) if a.restored), -math.inf)
     index = max((i + 1 for i, a in enumerate(worker.waiting) if a.restored), default=0)
     worker.waiting[index:index] = [replace(a, at=at) for a in found]
+    worker.reshaped += 1
 
 
 def _from_awaiting(doc: StoredJoin) -> Arrival:

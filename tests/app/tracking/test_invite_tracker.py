@@ -25,3 +25,44 @@ async def test_a_join_without_an_invite_use_never_takes_the_next_joiners_code(db
                                  no_invite=0.3, baseline=False)
     assert None in world.truth.values()
     assert (mine.wrong, mine.missing) == (0, 0), mine.text()
+
+
+# ---- found by the fault campaign (seeds 5, 7, 8): a read in flight while another job settles ----------
+async def test_a_read_in_flight_while_a_round_settles_counts_only_the_joins_still_waiting(db, clock, policy):
+    """While a round waits on MongoDB (here: its join record is held), reads go on beside it for new
+    joins. Such a read counted the waiting joins by position when it was sent; the round then took
+    its own join off the head of the list, and the read, appended after, claimed a join it never
+    held (`zip() argument 2 is longer than argument 1`: the round failed for good; with more joins
+    waiting, a wrong inviter)."""
+    import asyncio
+    import random
+
+    from app.tracking.invites import InviteTracker
+    from scripts.bench.joins import BurstWorld, joiner
+
+    repos = Repositories.create(db, policy)
+    world = BurstWorld(9, ["c0", "c1", "c2"], random.Random(5), fetch_seconds=(1.0, 1.0))
+    tracker = InviteTracker(repos, clock, world)
+    tracker.guild_available(9)
+    await tracker.wait_idle()
+    release, holding = asyncio.Event(), asyncio.Event()
+    record = repos.joins.record
+
+    async def slow_record(join):  # MongoDB answers the first join record late
+        if not holding.is_set():
+            holding.set()
+            await release.wait()
+        await record(join)
+
+    repos.joins.record = slow_record
+    world.join(joiner(0).member_id, "c0")
+    tracker.submit(9, "join", joiner(0))
+    await asyncio.wait_for(holding.wait(), 10)  # the first join's round is recording it
+    world.join(joiner(1).member_id, "c1")
+    tracker.submit(9, "join", joiner(1))
+    await asyncio.sleep(0.4)  # a read for the second join is out (1 s) ...
+    release.set()  # ... when the first round settles
+    await asyncio.wait_for(tracker.wait_idle(), 20)
+    await tracker.close()
+    docs = {d["member_id"]: (d["source"], d.get("code")) async for d in db.joins.find({"guild_id": 9})}
+    assert docs == {joiner(0).member_id: ("invite", "c0"), joiner(1).member_id: ("invite", "c1")}
