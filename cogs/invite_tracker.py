@@ -195,6 +195,10 @@ class DiscordGuildAccess:
         self.bot.dispatch("tracked_leave", guild_id, member_id, name, facts)
 
 
-def make_invite_tracker(bot: Any, repos: Repositories) -> InviteTracker:
-    """The bot's invite tracker, reading Discord through `bot`."""
-    return InviteTracker(repos, bot.clock, DiscordGuildAccess(bot), journal=getattr(bot, "journal", None))
+def make_invite_tracker(
+    bot: Any, repos: Repositories, access: DiscordGuildAccess | None = None
+) -> InviteTracker:
+    """The bot's invite tracker, reading Discord through `access` (default: through `bot`), its
+    inputs written ahead to the bot's invite journal."""
+    journal = getattr(bot, "journal", None)
+    return InviteTracker(repos, bot.clock, access or DiscordGuildAccess(bot), journal=journal)

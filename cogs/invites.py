@@ -27,12 +27,11 @@ from app.operations.invite_resets import (
     restore_invites,
     resume_interrupted,
 )
-from app.tracking.invites import InviteTracker
 from app.wiring.container import Repositories
 from app.wiring.limits import LEADERBOARD_LIMIT, cooldown
 from app.wiring.reply_limits import fit_reply
 from app.wiring.validation import invite_code, reject, valid_id, valid_invite_event
-from cogs.invite_tracker import DiscordGuildAccess, joiner_of, stored_from_invite
+from cogs.invite_tracker import DiscordGuildAccess, joiner_of, make_invite_tracker, stored_from_invite
 from cogs.invite_views import (
     NO_MENTIONS,
     PAGE_SIZE,
@@ -65,7 +64,7 @@ class InvitesCog(commands.Cog, name="Invites"):
         self.bot = bot
         self.repos = repos
         self.access = DiscordGuildAccess(bot)
-        self.tracker = InviteTracker(repos, bot.clock, self.access)
+        self.tracker = make_invite_tracker(bot, repos, self.access)
 
     async def cog_load(self) -> None:
         # After the shutdown flush waited for every queue (wait_idle), stop the workers.
