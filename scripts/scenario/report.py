@@ -55,7 +55,7 @@ def _member_row(member_id: int, alias: int, name: str, truth: MemberTruth, track
         "truth": {**{c: round(getattr(truth, c), 3) for c in COUNTERS}, "invited_by": true_inviter},
         "unobservable": {"voice_s": round(truth.unobservable_voice_s, 3),
                          "messages": truth.unobservable_messages, "maybe_messages": truth.maybe_messages,
-                         "losable_messages": truth.losable_messages},
+                         "losable_messages": truth.losable_messages, "joins": truth.unobservable_joins},
         "differences": diff,
     }
 

@@ -56,6 +56,7 @@ class MemberTruth:
     # Of the counted: sent within the write-ahead bound before a SIGKILL (docs/outbox.md), which
     # the bot may have lost.
     losable_messages: int = 0
+    unobservable_joins: int = 0  # joined and left again while the bot could not see the guild
     inviter: int | None = None  # None: unknown; -1: vanity
     via: str | None = None
     joined_at: datetime | None = None
@@ -200,11 +201,23 @@ class Truth:
 
     def _invites(self, happened: list[Happened]) -> None:
         cleared: set[int] = set()  # members whose credit an `/invites reset` cleared
+        away = _Away()
+        # Joins while the bot could not see the guild: the member's join facts from before. A member
+        # who also leaves before the bot is back leaves no trace the bot could find (not in the
+        # member list, no event): that join is unobservable.
+        unseen: dict[int, tuple[Any, ...]] = {}
         for event in happened:
             member = event.member
+            if away.change(event.kind) == "up":
+                unseen.clear()
             if event.kind == "join" and member is not None:
+                if away.depth > 0 and member not in unseen:
+                    unseen[member] = self._join_facts(member)
                 self._join(member, event.data)
             elif event.kind == "leave" and member is not None:
+                if member in unseen:
+                    self._restore_join_facts(member, unseen.pop(member))
+                    self.members[member].unobservable_joins += 1
                 self.members[member].in_guild = False
             elif event.kind == "bonus" and member is not None:
                 self.inviters[member].bonus += int(event.data["amount"])
@@ -224,6 +237,14 @@ class Truth:
                 counts.fake += 1
             elif not truth.in_guild:
                 counts.left += 1
+
+    def _join_facts(self, member: int) -> tuple[Any, ...]:
+        truth = self.members[member]
+        return truth.via, truth.inviter, truth.joined_at, truth.fake
+
+    def _restore_join_facts(self, member: int, facts: tuple[Any, ...]) -> None:
+        truth = self.members[member]
+        truth.via, truth.inviter, truth.joined_at, truth.fake = facts
 
     def _join(self, member: int, data: dict[str, Any]) -> None:
         truth = self.members[member]
