@@ -87,15 +87,17 @@ class VoiceTracker:
         key = session_key(guild_id, member_id)
         waiting = self._arrived.setdefault(key, [])
         waiting.append(now)
+        taken = False  # two events of one member may share a millisecond: remove this one's entry once
         try:
             await self._ready_event(guild_id).wait()
             tz = await self._zone(guild_id)
             async with self._locked([key]):
                 waiting.remove(now)
+                taken = True
                 write = self._transition(guild_id, member_id, live, tz, now, now)
                 await self._commit([write] if write else [], [key])
         finally:
-            if now in waiting:
+            if not taken:
                 waiting.remove(now)
             if not waiting:
                 self._arrived.pop(key, None)

@@ -299,3 +299,18 @@ async def test_a_leave_queued_behind_a_flush_is_not_credited_past_its_time(db, c
     lock.release()
     await asyncio.gather(flushing, leaving)
     assert (await totals(db))[5] == Counters(voice_s=90, cam_off_s=90)
+
+
+async def test_two_voice_events_of_a_member_in_one_millisecond_are_both_applied(db, clock, policy) -> None:
+    """Found by the fault campaign (seed 19): `list.remove(x): x not in list` when the first of two
+    events with the same arrival time removed both entries."""
+    tracker = make_tracker(db, clock, policy)
+    at = clock.now()
+    first = asyncio.create_task(tracker.update(G, 9, LiveVoice(20, VoiceFlags()), at=at))
+    second = asyncio.create_task(tracker.update(G, 9, LiveVoice(21, VoiceFlags()), at=at))
+    await asyncio.sleep(0.02)
+    await tracker.reconcile(G, {9: LiveVoice(21, VoiceFlags())})
+    await asyncio.wait_for(asyncio.gather(first, second), 5)
+    clock.advance(30)
+    await tracker.flush()
+    assert (await totals(db))[9] == Counters(voice_s=30, cam_off_s=30)
