@@ -275,11 +275,13 @@ class TrackerBot(commands.Bot):
             self.scheduler.shutdown(wait=False)
         await self._wait_idle_at_shutdown(SHUTDOWN_IDLE_SECONDS)
         await self.run_shutdown_hooks(deadline)
-        self.lease.stand_down()  # the next holder counts what arrives from here on
         if self.health is not None:
             await self.health.stop()
         cogs = list(self.cogs.values())  # commands.Bot.close() removes them
         await super().close()  # the gateway: no event arrives after this
+        # Counting stops only now: the next holder takes over after this process releases the
+        # lease, so an event that reached this one before its gateway closed is no one else's.
+        self.lease.stand_down()
         await self._wait_idle_at_shutdown(max(deadline - loop.time(), 0.5), cogs)
         await self._release_lease()
         await self.ranks.stop()

@@ -47,7 +47,7 @@ async def run_scenario(scenario: dict[str, Any], workdir: Path) -> dict[str, Any
     parsed = parse_scenario(scenario, name=scenario.get("name", "campaign"))
     report = await run_and_report(parsed, workdir=workdir)
     signals = [step["signal"] for step in scenario["steps"] if step["do"] == "restart"]
-    verdict = check(report, signals)
+    verdict = check(report, signals, held_restarts=_held_restarts(scenario))
     return {
         "ok": verdict.ok,
         "violations": {k: v for k, v in verdict.violations.items() if v},
@@ -58,6 +58,12 @@ async def run_scenario(scenario: dict[str, Any], workdir: Path) -> dict[str, Any
         "seconds": round(time.monotonic() - started, 1),
         "bot_log": report.get("bot_log"),
     }
+
+
+def _held_restarts(scenario: dict[str, Any]) -> int:
+    held = [(s["at"], s["at"] + s["for"]) for s in scenario["steps"] if s["do"] == "member_list_held"]
+    return sum(1 for s in scenario["steps"] if s["do"] == "restart"
+               and any(start <= s["at"] <= end for start, end in held))
 
 
 def run_seed(seed: int, params: dict[str, Any], workdir: Path) -> dict[str, Any]:

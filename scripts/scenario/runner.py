@@ -359,12 +359,14 @@ class ScenarioRunner:
         only the bot and the members in voice, and member requests are answered `for` seconds later."""
         guild = int(args.get("guild", self.scenario.guild_id))
         self.emu.hold_member_list(guild)
+        self._record("members_held")
         self.background.append(asyncio.create_task(self._release_member_list(guild, float(args["for"]))))
         await asyncio.sleep(0)
 
     async def _release_member_list(self, guild: int, seconds: float) -> None:
         await asyncio.sleep(seconds)
         self.emu.hold_member_list(guild, held=False)
+        self._record("members_released")
 
     async def _do_second_process(self, step: Step, args: dict[str, Any]) -> None:
         self.background.append(asyncio.create_task(self._second_process(step, float(args["for"]))))

@@ -206,9 +206,12 @@ class Truth:
         # who also leaves before the bot is back leaves no trace the bot could find (not in the
         # member list, no event): that join is unobservable.
         unseen: dict[int, tuple[Any, ...]] = {}
+        held = False  # the member list loads slowly: a downtime join is found only once it is whole
         for event in happened:
             member = event.member
-            if away.change(event.kind) == "up":
+            held = {"members_held": True, "members_released": False}.get(event.kind, held)
+            back = away.change(event.kind) == "up"
+            if (back or (event.kind == "members_released" and away.depth == 0)) and not held:
                 unseen.clear()
             if event.kind == "join" and member is not None:
                 if away.depth > 0 and member not in unseen:

@@ -42,3 +42,27 @@ async def test_a_standby_counts_nothing_and_takes_over_when_the_holder_releases(
     assert await db.voice_sessions.count_documents({}) == 1  # the take-over reconciled voice
     await h.stop()
     assert (await db.lease.find_one({"_id": "bot"}))["holder"] == ""  # released at shutdown
+
+
+async def test_a_message_arriving_while_the_bot_shuts_down_is_counted_until_the_gateway_closes(
+        make_tracker: Callable[..., Awaitable[Harness]], db: Any, monkeypatch: Any) -> None:
+    """Found by the fault campaign (seed 18): a message 50 ms before a SIGTERM reaches the bot after
+    the shutdown began. The bot stood down (stopped counting) before its gateway closed, while no
+    other process could count it yet (the next one takes over after this one releases the lease):
+    the message was lost. It stops counting once its gateway is closed."""
+    from discord.ext import commands
+
+    h = await make_tracker()
+    bot = h.bot
+    close_gateway = commands.Bot.close
+
+    async def late_message_then_close(self: Any) -> None:
+        h.emu.message(BOB, GENERAL)  # after the final flush hooks, before the gateway closes
+        await h.emu.drain(5)
+        await asyncio.sleep(0.2)
+        await close_gateway(self)
+
+    monkeypatch.setattr(commands.Bot, "close", late_message_then_close)
+    await h.stop()
+    assert await messages(h, BOB) == 1
+    assert bot.lease.role != "active"
