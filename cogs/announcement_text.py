@@ -12,6 +12,7 @@ from typing import Any
 import discord
 
 from app.tracking.invites import JoinFacts
+from cogs import style
 from cogs.text import HINT_TEXT, safe_name
 from repositories.guild_settings import DEFAULT_JOIN_TEMPLATE, DEFAULT_LEAVE_TEMPLATE
 
@@ -40,12 +41,7 @@ NO_TIME = datetime.min.replace(tzinfo=UTC)
 def account_age(facts: JoinFacts) -> str:
     if facts.account_created_at is None:
         return "unknown"
-    days = max(0, (facts.joined_at - facts.account_created_at).days)
-    if days >= 730:
-        return f"{days // 365} years"
-    if days >= 60:
-        return f"{days // 30} months"
-    return f"{days} day{'s' if days != 1 else ''}"
+    return style.days((facts.joined_at - facts.account_created_at).days)
 
 
 def values(facts: JoinFacts, invites: int, mention_member: bool) -> dict[str, Any]:

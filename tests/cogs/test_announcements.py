@@ -79,4 +79,5 @@ async def test_a_missing_channel_is_logged_once_and_shown_in_debug(tracker: Harn
     assert len(lines) == 1
     debug = await tracker.emu.command(ADA, "invites debug")
     fields = {f["name"]: f["value"] for f in debug.embed["fields"]}
-    assert fields["Announcements"] == "announcement channel 999 is missing or not a text channel"
+    assert fields["Announcements"] == ("the announcement channel <#999> is missing or not a text channel: "
+                                       "pick another with `/settings set`")

@@ -429,7 +429,7 @@ async def test_staff_conversion_counts_once(tracker):
     emu.role_add(201, 50)
     await tracker.settle()
     rec = await emu.command(101, "invites staff list")
-    assert "Invites: 1 | Conversions: 1" in rec.text() and "Rate: 100.0%" in rec.text()
+    assert "code `bobs`, 1 invite, 1 conversion (rate 100%)" in rec.text()
     doc = await last_join(tracker, 201)
     assert doc["converted_by"] == emu.user_id(102)
 
