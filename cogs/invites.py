@@ -433,8 +433,9 @@ class InvitesCog(commands.Cog, name="Invites"):
                         lines[0] + ": they match", inline=False)
         differing = sum(len(codes) for codes in groups.values())
         if differing:
-            return [f"{style.count(differing, 'code')} differ from Discord: "
-                    "`/invites refresh` stores them again"]
+            differ = style.verb(differing, "differs", "differ")
+            codes = style.count(differing, "code")
+            return [f"{codes} {differ} from Discord: `/invites refresh` stores them again"]
         return []
 
     @invites.command(

@@ -127,10 +127,10 @@ def invite_total(total: int, regular: int, left: int, fake: int, bonus: int) -> 
     `No invites yet` when nothing was ever counted."""
     if not (regular or left or fake or bonus):
         return "No invites yet"
-    parts = [count(regular, "join")]
+    parts = [count(regular, "join")] if regular else []
     parts += [f"{number(left)} left"] if left else []
     parts += [f"{number(fake)} fake"] if fake else []
-    parts += [signed(bonus, "bonus")] if bonus else []
+    parts += [signed(bonus, "bonus invite")] if bonus else []
     return f"**{count(total, 'invite')}** ({', '.join(parts)})"
 
 
@@ -168,6 +168,11 @@ def busy(running: str | None, command: str) -> str:
 def only_own(command: str) -> str:
     return (f"This server lets members see only their own `/{command}`; an admin can change it with "
             "`/settings set members_view_others:True`.")
+
+
+def verb(n: int, one: str, many: str) -> str:
+    """`1 code differs` / `2 codes differ`: the verb agreeing with `n`."""
+    return one if abs(n) == 1 else many
 
 
 def yes_no(value: bool) -> str:
