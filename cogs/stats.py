@@ -107,7 +107,7 @@ def build_top_embed(
         colour=discord.Colour.blurple(),
     )
     rank, value = own
-    own_text = f"{style.rank(rank)} - {format_value(board, value)}"
+    own_text = f"{style.rank(rank)} - {format_value(board, value)}" if rank or value else "not ranked yet"
     embed.add_field(name="Your rank", value=own_text, inline=False)
     embed.set_footer(text=f"Page {page + 1}/{pages}")
     return embed

@@ -169,7 +169,7 @@ async def test_top_pages_ten_at_a_time_with_own_rank(tracker: Harness) -> None:
     assert stranger.ephemeral and "Only the member who ran /top" in stranger.content
 
     cy_view = await emu.command(CY, "top", {"board": "messages"})
-    assert fields(cy_view) == {"Your rank": "not ranked - 0 messages"}
+    assert fields(cy_view) == {"Your rank": "not ranked yet"}
 
 
 async def test_top_voice_and_camera_by_period(tracker: Harness) -> None:
@@ -188,5 +188,5 @@ async def test_top_voice_and_camera_by_period(tracker: Harness) -> None:
     assert fields(week_cam) == {"Your rank": "#1 - 10m"}
     today = await emu.command(ADA, "top", {"board": "voice", "period": "today"})
     assert today.embed["description"].splitlines() == [f"`#1` {bob} - 1h 06m"]
-    assert fields(today) == {"Your rank": "not ranked - —"}
+    assert fields(today) == {"Your rank": "not ranked yet"}
     assert today.embed["footer"]["text"] == "Page 1/1"
