@@ -24,11 +24,6 @@ NO_MENTIONS = discord.AllowedMentions.none()
 READ_DEADLINE_SECONDS = 1.5
 
 
-def age(since: datetime | None, now: datetime) -> str:
-    """A Discord relative timestamp (`<t:..:R>`), `never` for none."""
-    return style.ago(since)
-
-
 def verdict(round_trip: float | None, depth: int, oldest: datetime | None) -> str:
     """The one line leading `/data-status`: is what the bot counts saved now?"""
     waiting = style.count(depth, "write")
@@ -50,14 +45,14 @@ class StatusCog(commands.Cog, name="Status"):
             state = await asyncio.wait_for(self.bot.repos.invite_guilds.get(guild_id), READ_DEADLINE_SECONDS)
         except (TimeoutError, PyMongoError):
             return "unavailable (database not answering)"
-        return age(state.snapshot_at, now)
+        return style.ago(state.snapshot_at)
 
     def _probe_line(self, now: datetime) -> str:
         probe = self.bot.probe_result
         if probe is None:
             return "not run"
         attempts = style.count(probe.attempts, "attempt")
-        return f"write read back in {probe.round_trip_ms:.1f} ms ({attempts}), {age(probe.at, now)}"
+        return f"write read back in {probe.round_trip_ms:.1f} ms ({attempts}), {style.ago(probe.at)}"
 
     async def _outbox_line(self, now: datetime) -> str:
         outbox, writer = self.bot.outbox, self.bot.writer
@@ -65,7 +60,7 @@ class StatusCog(commands.Cog, name="Status"):
         if oldest is None:
             return "empty: everything is in MongoDB"
         replaying = " (being replayed)" if writer.draining else ""
-        return f"{style.count(outbox.depth, 'write')} waiting, oldest {age(from_ms(oldest), now)}{replaying}"
+        return f"{style.count(outbox.depth, 'write')} waiting, oldest {style.ago(from_ms(oldest))}{replaying}"
 
     def _activity_fields(self, embed: discord.Embed, now: datetime) -> None:
         activity = self.bot.get_cog("Activity")
@@ -76,7 +71,7 @@ class StatusCog(commands.Cog, name="Status"):
         flushed = "not yet"
         if last is not None:
             sessions = style.count(last[1].sessions, "session")
-            flushed = f"{age(last[0], now)}, {sessions} in {last[1].seconds:.3f}s"
+            flushed = f"{style.ago(last[0])}, {sessions} in {last[1].seconds:.3f}s"
         embed.add_field(name="Last voice flush", value=flushed)
 
     async def status_embed(self, guild_id: int) -> discord.Embed:

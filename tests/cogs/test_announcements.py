@@ -33,7 +33,7 @@ async def test_join_and_leave_name_the_inviter_and_never_ping(tracker: Harness) 
     emu.leave(201)
     await tracker.settle()
     texts = [m["content"] for m in posted(tracker)]
-    assert texts == ["@\u200beveryone joined; invited by ada (invite, code abc; 1 invites)",
+    assert texts == ["@\u200beveryone joined; invited by ada (invite, code abc; 1 invite)",
                      "@\u200beveryone left; they were invited by ada (0 invites)"]
     for request in announcement_requests(tracker):
         assert request.json["allowed_mentions"]["parse"] == []
