@@ -17,17 +17,13 @@ from datetime import datetime
 
 import discord
 
+from app.tracking.attribution import LEFT_QUICKLY, REPEAT_JOINER, SELF_INVITE, YOUNG_ACCOUNT
 from cogs.text import safe_name
 
 NOTHING = "—"
 MANAGE_SERVER = "Manage Server"
 # Units whose plural is not the singular plus "s".
-PLURALS = {"bonus": "bonuses", "was": "were", "conversion": "conversions", "day": "days",
-           "person": "people"}
-FAKE_YOUNG = "young_account"
-FAKE_SELF = "self_invite"
-FAKE_REPEAT = "repeat_joiner"
-FAKE_LEFT_QUICKLY = "left_quickly"
+PLURALS = {"bonus": "bonuses"}
 
 
 # ---- numbers -------------------------------------------------------------------------------------
@@ -140,15 +136,15 @@ def fake_text(reason: str, *, account_days: int | None = None, threshold_days: i
     `fake: account 2 days old (threshold 7 days)`; "" when it is not fake."""
     if not reason:
         return ""
-    if reason == FAKE_YOUNG:
+    if reason == YOUNG_ACCOUNT:
         age = days(account_days) if account_days is not None else "of unknown age"
         old = f"{age} old" if account_days is not None else age
         return f"fake: account {old} (threshold {count(threshold_days, 'day')})"
-    if reason == FAKE_SELF:
+    if reason == SELF_INVITE:
         return "fake: joined through their own invite"
-    if reason == FAKE_REPEAT:
+    if reason == REPEAT_JOINER:
         return "fake: rejoined (this server counts rejoins as fake)"
-    if reason == FAKE_LEFT_QUICKLY:
+    if reason == LEFT_QUICKLY:
         stayed = duration(stayed_seconds) if stayed_seconds else "at once"
         return f"fake: left after {stayed} (threshold {duration(threshold_seconds)})"
     return f"fake: {reason.replace('_', ' ')}"

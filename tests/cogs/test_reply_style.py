@@ -67,6 +67,10 @@ def test_the_checks_catch_what_they_are_for() -> None:
     assert style.member(5, "lina", present=False) == "<@5> (lina, left)"
     assert style.fake_text("young_account", account_days=2, threshold_days=7) == (
         "fake: account 2 days old (threshold 7 days)")
+    assert style.fake_text("left_quickly", stayed_seconds=20, threshold_seconds=60) == (
+        "fake: left after 20s (threshold 1m)")
+    assert style.fake_text("self_invite") == "fake: joined through their own invite"
+    assert style.fake_text("") == ""
     assert style.invite_total(0, 0, 0, 0, 0) == "No invites yet"
     assert style.invite_total(1, 3, 1, 1, 0) == "**1 invite** (3 joins, 1 left, 1 fake)"
 
