@@ -155,7 +155,7 @@ async def test_every_commands_reply_reads_in_the_one_style(tracker: Harness) -> 
     run_names = {r.name for r in records}
     assert set(leaf_commands(h.bot.tree)) <= run_names, set(leaf_commands(h.bot.tree)) - run_names
     problems = [p for r in records for p in style_problems(r)]
-    assert problems == []
+    assert problems == [], "\n".join(problems)
 
     everything = "\n".join(r.text() for r in records)
     for shown in (  # the realistic cases were rendered, in the style's words
