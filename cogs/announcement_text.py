@@ -6,12 +6,14 @@ never a role or everyone: the caller sends with `allowed_mentions` built by `all
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 import discord
 
 from app.tracking.invites import JoinFacts
+from cogs import style
 from cogs.text import HINT_TEXT, safe_name
 from repositories.guild_settings import DEFAULT_JOIN_TEMPLATE, DEFAULT_LEAVE_TEMPLATE
 
@@ -34,18 +36,15 @@ DEFAULT_JOIN_BY_SOURCE = {
 DEFAULT_JOIN_HINTED = "{member} joined without an invite; {hint}."
 DEFAULT_LEAVE_UNKNOWN = "{member_name} left."
 LATE_PREFIX = "(late) "
+# "{invites} invites" in a template (the defaults have it) reads "1 invite" / "2 invites".
+INVITES_WITH_UNIT = re.compile(r"(?<!\{)\{invites\} invites\b")
 NO_TIME = datetime.min.replace(tzinfo=UTC)
 
 
 def account_age(facts: JoinFacts) -> str:
     if facts.account_created_at is None:
         return "unknown"
-    days = max(0, (facts.joined_at - facts.account_created_at).days)
-    if days >= 730:
-        return f"{days // 365} years"
-    if days >= 60:
-        return f"{days // 30} months"
-    return f"{days} day{'s' if days != 1 else ''}"
+    return style.days((facts.joined_at - facts.account_created_at).days)
 
 
 def values(facts: JoinFacts, invites: int, mention_member: bool) -> dict[str, Any]:
@@ -59,6 +58,7 @@ def values(facts: JoinFacts, invites: int, mention_member: bool) -> dict[str, An
         "inviter_name": inviter,
         "code": discord.utils.escape_markdown(code),
         "invites": invites,
+        "invites_text": style.count(invites, "invite"),
         "source": source_text(facts),
         "account_age": account_age(facts),
     }
@@ -74,7 +74,7 @@ def join_text(template: str, facts: JoinFacts, invites: int, mention_member: boo
         hinted = facts.hint in HINT_TEXT
         template = DEFAULT_JOIN_HINTED if hinted else DEFAULT_JOIN_BY_SOURCE.get(facts.source, template)
     fields = {**values(facts, invites, mention_member), "hint": HINT_TEXT.get(facts.hint, "")}
-    text = template.format_map(fields)
+    text = with_plural(template).format_map(fields)
     return text if facts.live else LATE_PREFIX + text
 
 
@@ -83,7 +83,12 @@ def leave_text(template: str, facts: JoinFacts | None, member_id: int, member_na
         facts = JoinFacts(0, member_id, member_name, "unknown", None, (), None, None, NO_TIME, None)
     if template == DEFAULT_LEAVE_TEMPLATE and facts.inviter_name is None:
         template = DEFAULT_LEAVE_UNKNOWN
-    return template.format_map(values(facts, invites, mention_member=False))
+    return with_plural(template).format_map(values(facts, invites, mention_member=False))
+
+
+def with_plural(template: str) -> str:
+    """The template with `{invites} invites` counted in words (`1 invite`, `2 invites`)."""
+    return INVITES_WITH_UNIT.sub("{invites_text}", template)
 
 
 def late_batch_text(facts: list[JoinFacts]) -> str:

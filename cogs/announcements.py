@@ -15,6 +15,7 @@ from typing import Any
 import discord
 from discord.ext import commands
 
+from cogs import style
 from cogs.announcement_text import JoinFacts, allowed_for, join_text, late_batch_text, leave_text
 
 log = logging.getLogger(__name__)
@@ -94,12 +95,14 @@ class AnnouncementsCog(commands.Cog, name="Announcements"):
     async def _post(self, guild_id: int, channel_id: int, text: str, mentioned: int | None) -> None:
         channel = self.bot.get_channel(channel_id)
         if not isinstance(channel, discord.TextChannel):
-            self._problem(guild_id, f"announcement channel {channel_id} is missing or not a text channel")
+            self._problem(guild_id, f"the announcement channel {style.channel(channel_id)} is missing or "
+                                    "not a text channel: pick another with `/settings set`")
             return
         try:
             await channel.send(text[:2000], allowed_mentions=allowed_for(mentioned))
         except discord.Forbidden:
-            self._problem(guild_id, f"no permission to post in #{channel.name} ({channel_id})")
+            self._problem(guild_id, f"no permission to post in {style.channel(channel_id)}: give the bot "
+                                    "Send Messages there")
         except discord.HTTPException as exc:
             log.warning("announcement in guild %s not posted: %s", guild_id, exc)
         else:

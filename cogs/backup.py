@@ -17,11 +17,12 @@ from pymongo.errors import PyMongoError
 from app.operations.backups import BackupError, BackupService
 from app.wiring.commands import answer
 from app.wiring.limits import BACKUP_LIMIT, retry_text
+from cogs import style
 
 log = logging.getLogger(__name__)
-NEEDS_MANAGE_GUILD = "You need the **Manage Server** permission to back up this server."
-ALREADY_RUNNING = "A backup of this server is already running; try again when it is done."
-FAILED = "The backup failed; the bot's log says why. Nothing was kept."
+NEEDS_MANAGE_GUILD = style.needs_manage_server("backup-data")
+ALREADY_RUNNING = "A backup of this server is already running; run `/backup-data` again when it is done."
+FAILED = "The backup failed; the bot's log says why. Nothing was kept; run `/backup-data` again."
 
 
 class BackupCog(commands.Cog, name="Backup"):
@@ -64,7 +65,8 @@ class BackupCog(commands.Cog, name="Backup"):
             self._running.discard(guild_id)
         await answer(
             interaction,
-            f"Backup `{result.backup_id}` written: {result.files} files, {result.documents} documents. "
+            f"Backup `{result.backup_id}` written: {style.count(result.files, 'file')}, "
+            f"{style.count(result.documents, 'document')}. "
             f"Restore it on the bot's host with `python -m scripts.restore {result.backup_id}`.",
         )
 

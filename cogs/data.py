@@ -16,11 +16,27 @@ from discord.ext import commands
 from app.operations.backups import BackupService
 from app.operations.erase import Erasable, erase_member, nothing_held
 from app.wiring.commands import answer
+from cogs import style
 from cogs.settings import require_manage_guild
-from cogs.text import safe_name
 
 log = logging.getLogger(__name__)
-FAILED = "The erase failed before anything was deleted or part way; the bot's log says why. Run it again."
+FAILED = ("The erase failed before anything was deleted or part way; the bot's log says why. "
+          "Run `/data erase` again.")
+# What each erased collection holds, in words: (singular, plural).
+ERASED_WORDS = {
+    "activity": ("activity record (messages and voice time)", "activity records (messages and voice time)"),
+    "voice_sessions": ("open voice session", "open voice sessions"),
+    "joins": ("join record (how they joined)", "join records (how they joined)"),
+}
+
+
+def erased_text(documents: dict[str, int]) -> str:
+    """`2 activity records (messages and voice time), no join records`: what an erase removed."""
+    parts = []
+    for name, n in documents.items():
+        one, many = ERASED_WORDS.get(name, (name.replace("_", " "), name.replace("_", " ")))
+        parts.append(f"no {many}" if n == 0 else f"{style.number(n)} {one if n == 1 else many}")
+    return ", ".join(parts) or "nothing was stored"
 
 
 class DataCog(commands.Cog, name="Data"):
@@ -45,9 +61,7 @@ class DataCog(commands.Cog, name="Data"):
         gid = interaction.guild.id
         with self.bot.guild_jobs.hold(gid, "an erase") as mine:
             if not mine:
-                running = self.bot.guild_jobs.running(gid) or "another job"
-                await answer(interaction, f"{running.capitalize()} is running in this server; try again "
-                                               "when it is done.")
+                await answer(interaction, style.busy(self.bot.guild_jobs.running(gid), "data erase"))
                 return
             await interaction.response.defer(ephemeral=True, thinking=True)
             try:
@@ -63,10 +77,10 @@ class DataCog(commands.Cog, name="Data"):
                 self._reread_ranks(gid, member.id)
         log.info("guild %s: member %s erased the data of %s (backup %s)", gid, interaction.user.id,
                  member.id, result.backup_id)
-        parts = ", ".join(f"{n} {name}" for name, n in result.documents.items())
         await answer(
             interaction,
-            f"Erased the data of {safe_name(member.name)} ({member.id}): {parts}. "
+            f"Erased the data of {style.member_of(interaction.guild, member.id, member.name)}: "
+            f"{erased_text(result.documents)}. "
             f"Backup `{result.backup_id}` was written first; restore it on the bot's host with "
             f"`python -m scripts.restore {result.backup_id}`. Members they brought in keep their joins.",
         )

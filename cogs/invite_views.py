@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -10,6 +11,7 @@ import discord
 
 from app.tracking.invite_stats import InviteSummary
 from app.wiring.reply_limits import fit_embed, more_lines
+from cogs import style
 from cogs.text import HINT_TEXT, safe_name
 from repositories.joins import StoredJoin
 from repositories.staff_codes import StaffCode
@@ -46,75 +48,103 @@ def period_since(period: str, now: datetime, time_zone: str) -> datetime | None:
     return start.astimezone(now.tzinfo)
 
 
-def stamp(when: datetime | None) -> str:
-    return discord.utils.format_dt(when, "f") if when else "?"
+@dataclass(frozen=True)
+class FakeRules:
+    """The guild's fake thresholds, quoted beside a fake join's figures."""
+
+    account_days: int = 0
+    left_within_seconds: int = 0
 
 
 def summary_line(summary: InviteSummary) -> str:
-    return (
-        f"**{summary.total}** invites ({summary.regular} regular, {summary.left} left, "
-        f"{summary.fake} fake, {summary.bonus:+d} bonus)"
+    """`**2 invites** (3 joins, 1 left)`, or `No invites yet`."""
+    return style.invite_total(summary.total, summary.regular, summary.left, summary.fake, summary.bonus)
+
+
+def fake_note(join: StoredJoin, rules: FakeRules) -> str:
+    """Why the join is fake, with the account's age or the time stayed and the threshold ("" if not)."""
+    account_days = (
+        (join.joined_at - join.account_created_at).days if join.account_created_at is not None else None
     )
+    stayed = int((join.left_at - join.joined_at).total_seconds()) if join.left_at is not None else None
+    return style.fake_text(join.fake_reason, account_days=account_days, threshold_days=rules.account_days,
+                           stayed_seconds=stayed, threshold_seconds=rules.left_within_seconds)
 
 
-def member_embed(name: str, summary: InviteSummary, recent: Sequence[StoredJoin]) -> discord.Embed:
-    embed = discord.Embed(title=f"Invites of {esc(name)}", colour=discord.Colour.green())
-    embed.add_field(name="Total", value=str(summary.total))
-    embed.add_field(name="Regular", value=str(summary.regular))
-    embed.add_field(name="Left", value=str(summary.left))
-    embed.add_field(name="Fake", value=str(summary.fake))
-    embed.add_field(name="Bonus", value=str(summary.bonus))
-    lines = [
-        f"{esc(j.member_name)} ({j.member_id}), {stamp(j.joined_at)}"
-        + (" - left" if j.member_status == "left" else "")
-        + (f" - fake ({j.fake_reason.replace('_', ' ')})" if j.fake_reason else "")
-        for j in recent
-    ]
-    embed.add_field(name="Last members brought in", value=more_lines(lines) or "nobody yet", inline=False)
+def joined_member(join: StoredJoin) -> str:
+    return style.member(join.member_id, join.member_name, present=join.member_status != "left")
+
+
+def brought_in_line(join: StoredJoin, rules: FakeRules) -> str:
+    fake = fake_note(join, rules)
+    return f"{joined_member(join)} joined {style.ago(join.joined_at)}" + (f" - {fake}" if fake else "")
+
+
+def member_embed(
+    name: str, member_id: int, summary: InviteSummary, recent: Sequence[StoredJoin], rules: FakeRules
+) -> discord.Embed:
+    embed = discord.Embed(
+        title=f"Invites of {esc(name)}",
+        description=f"{style.member(member_id)}: {summary_line(summary)}",
+        colour=discord.Colour.green(),
+    )
+    lines = [brought_in_line(j, rules) for j in recent]
+    embed.add_field(name="Last members brought in", value=more_lines(lines) or "Nobody yet", inline=False)
     return embed
 
 
-def who_embed(name: str, join: StoredJoin | None) -> discord.Embed:
+def inviter_text(guild: discord.Guild, join: StoredJoin) -> str:
+    if join.inviter_id:
+        return style.member_of(guild, join.inviter_id, join.inviter_name)
+    if join.source == "vanity" or (join.source == "downtime" and join.code):
+        return "nobody (the vanity URL)"
+    return "unknown"
+
+
+def who_embed(guild: discord.Guild, name: str, member_id: int, join: StoredJoin | None,
+              rules: FakeRules) -> discord.Embed:
     embed = discord.Embed(title=f"How {esc(name)} joined", colour=discord.Colour.green())
     if join is None:
-        embed.description = "No join recorded (they were here before tracking started)."
+        embed.description = (f"{style.member(member_id)}: no join recorded (they were here before "
+                             "tracking started).")
         return embed
-    if join.inviter_id:
-        inviter = f"{esc(join.inviter_name)} ({join.inviter_id})"
-    elif join.source == "vanity" or (join.source == "downtime" and not join.inviter_id and join.code):
-        inviter = "vanity URL"
-    else:
-        inviter = "unknown"
-    embed.add_field(name="Invited by", value=inviter)
-    embed.add_field(name="Code", value=esc(join.code) if join.code else "-")
-    embed.add_field(name="Source", value=SOURCE_LABELS.get(join.source, join.source))
-    embed.add_field(name="Joined", value=stamp(join.joined_at))
+    embed.description = f"{joined_member(join)} joined {style.when(join.joined_at)}"
+    embed.add_field(name="Invited by", value=inviter_text(guild, join))
+    embed.add_field(name="Code", value=style.code(join.code))
+    if join.source != "vanity":  # the inviter already says "the vanity URL"
+        embed.add_field(name="Source", value=SOURCE_LABELS.get(join.source, join.source))
     if join.candidates and not join.code:
         candidates = more_lines([esc(c) for c in join.candidates], what="more codes").replace("\n", ", ")
         embed.add_field(name="Candidate codes", value=candidates, inline=False)
-    notes = []
-    if join.hint in HINT_TEXT:
-        notes.append(f"no invite use: {HINT_TEXT[join.hint]}")
-    if join.counted == "rejoin":
-        notes.append("rejoin (counted once, for the original inviter)")
-    if join.fake_reason:
-        notes.append(f"fake: {join.fake_reason.replace('_', ' ')}")
-    if join.member_status == "left":
-        notes.append("has left")
-    if join.reason:
-        notes.append(f"reason: {join.reason.replace('_', ' ')}")
+    notes = who_notes(join, rules)
     if notes:
         embed.add_field(name="Notes", value="\n".join(notes), inline=False)
     return embed
 
 
+def who_notes(join: StoredJoin, rules: FakeRules) -> list[str]:
+    notes = []
+    if join.hint in HINT_TEXT:
+        notes.append(f"no invite use: {HINT_TEXT[join.hint]}")
+    if join.counted == "rejoin":
+        notes.append("rejoin (counted once, for the original inviter)")
+    fake = fake_note(join, rules)
+    if fake:
+        notes.append(fake)
+    if join.member_status == "left":
+        notes.append(f"left {style.ago(join.left_at)}" if join.left_at else "has left")
+    if join.reason:
+        notes.append(f"reason: {join.reason.replace('_', ' ')}")
+    return notes
+
+
 def leaderboard_embed(
-    rows: Sequence[InviteSummary], names: dict[int, str], period: str, page: int, pages: int
+    rows: Sequence[InviteSummary], guild: discord.Guild, period: str, page: int, pages: int
 ) -> discord.Embed:
     embed = discord.Embed(title=f"Invite leaderboard - {PERIOD_LABELS[period]}", colour=discord.Colour.gold())
     start = page * PAGE_SIZE
     lines = [
-        f"**{start + i + 1}.** {esc(names.get(r.member_id, str(r.member_id)))} - {summary_line(r)}"
+        f"**{start + i + 1}.** {style.member_of(guild, r.member_id)} - {summary_line(r)}"
         for i, r in enumerate(rows[start : start + PAGE_SIZE])
     ]
     embed.description = "\n".join(lines) or "No invites yet."
@@ -123,20 +153,20 @@ def leaderboard_embed(
 
 
 def staff_embed(
-    staff: Sequence[StaffCode], invites: dict[str, int], conversions: dict[int, int]
+    guild: discord.Guild, staff: Sequence[StaffCode], invites: dict[str, int], conversions: dict[int, int]
 ) -> discord.Embed:
     embed = discord.Embed(title="Staff invite codes", colour=discord.Colour.blurple())
+    lines = []
     for entry in staff:
         brought = invites.get(entry.code, 0)
         converted = conversions.get(entry.member_id, 0)
-        rate = f"{100 * converted / brought:.1f}%" if brought else "0.0%"
-        embed.add_field(
-            name=f"{esc(entry.member_name)} ({entry.member_id})",
-            value=f"Code: `{entry.code}`\nInvites: {brought} | Conversions: {converted}\nRate: {rate}",
-            inline=False,
+        lines.append(
+            f"{style.member_of(guild, entry.member_id, entry.member_name)}: code {style.code(entry.code)}, "
+            f"{style.count(brought, 'invite')}, {style.count(converted, 'conversion')} "
+            f"(rate {style.percent(converted, brought)})"
         )
-    if not staff:
-        embed.description = "No staff codes yet: `/invites staff add <member> <code>`."
+    embed.description = (more_lines(lines, 4096) if lines
+                         else "No staff codes yet: add one with `/invites staff add <member> <code>`.")
     return embed
 
 
@@ -156,7 +186,7 @@ class LeaderboardView(discord.ui.View):
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         if interaction.user.id != self.owner_id:
             await interaction.response.send_message(
-                "Only the member who ran this command can page it.",
+                "Only the member who ran this command can page it; run `/invites leaderboard` yourself.",
                 ephemeral=True,
                 allowed_mentions=NO_MENTIONS,
             )

@@ -29,12 +29,14 @@ from app.operations.invite_resets import (
 )
 from app.wiring.container import Repositories
 from app.wiring.limits import LEADERBOARD_LIMIT, cooldown
-from app.wiring.reply_limits import fit_reply
+from app.wiring.reply_limits import fit_reply, more_lines
 from app.wiring.validation import invite_code, reject, valid_id, valid_invite_event
+from cogs import style
 from cogs.invite_tracker import DiscordGuildAccess, joiner_of, make_invite_tracker, stored_from_invite
 from cogs.invite_views import (
     NO_MENTIONS,
     PAGE_SIZE,
+    FakeRules,
     LeaderboardView,
     esc,
     leaderboard_embed,
@@ -48,6 +50,12 @@ from cogs.stats import PERIOD_CHOICES
 
 log = logging.getLogger(__name__)
 RECENT = 5
+NOT_A_CODE = ("That is not an invite code or link: give the code (`abc123`) or the link "
+              "(`discord.gg/abc123`); `/invites debug` lists the server's invites.")
+
+
+def command_name(interaction: discord.Interaction) -> str:
+    return interaction.command.qualified_name if interaction.command else "invites"
 
 
 def clean_code(value: str) -> str | None:
@@ -194,22 +202,29 @@ class InvitesCog(commands.Cog, name="Invites"):
     async def _admin(self, interaction: discord.Interaction) -> bool:
         if interaction.guild is not None and interaction.permissions.manage_guild:
             return True
-        await self._send(
-            interaction, ephemeral=True, content="You need the **Manage Server** permission for this command."
-        )
+        refusal = style.needs_manage_server(command_name(interaction))
+        await self._send(interaction, ephemeral=True, content=refusal)
         return False
 
     async def _busy(self, interaction: discord.Interaction) -> None:
         assert interaction.guild is not None
-        running = self.bot.guild_jobs.running(interaction.guild.id) or "another job"
-        await self._send(
-            interaction, ephemeral=True,
-            content=f"{running.capitalize()} is running in this server; try again when it is done.",
-        )
+        running = self.bot.guild_jobs.running(interaction.guild.id)
+        await self._send(interaction, ephemeral=True, content=style.busy(running, command_name(interaction)))
 
-    def _name(self, guild: discord.Guild, member_id: int, fallback: str | None = None) -> str:
-        member = guild.get_member(member_id)
-        return member.display_name if member else (fallback or str(member_id))
+    async def _may_see(self, interaction: discord.Interaction, member_id: int) -> bool:
+        """Own figures, Manage Server, or a server that lets members look at others; else refused."""
+        assert interaction.guild is not None
+        if member_id == interaction.user.id or interaction.permissions.manage_guild:
+            return True
+        config = await self.repos.guild_settings.get(interaction.guild.id)
+        if config.members_view_others:
+            return True
+        await self._send(interaction, ephemeral=True, content=style.only_own(command_name(interaction)))
+        return False
+
+    async def _rules(self, guild_id: int) -> FakeRules:
+        config = await self.repos.guild_settings.get(guild_id)
+        return FakeRules(config.fake_account_days, config.fake_left_within_seconds)
 
     # ---- member commands ------------------------------------------------------------------------
     @invites.command(name="show", description="A member's invite counts and the last members they brought in")
@@ -217,32 +232,26 @@ class InvitesCog(commands.Cog, name="Invites"):
     async def show(self, interaction: discord.Interaction, member: discord.Member | None = None) -> None:
         assert interaction.guild is not None
         target = member or interaction.user
-        if target.id != interaction.user.id and not interaction.permissions.manage_guild:
-            config = await self.repos.guild_settings.get(interaction.guild.id)
-            if not config.members_view_others:
-                await self._send(
-                    interaction, ephemeral=True, content="This server lets members see only their own."
-                )
-                return
-        summary = await self.repos.invite_stats.member_summary(interaction.guild.id, target.id)
-        recent = await self.repos.joins.brought_in_by(interaction.guild.id, target.id, RECENT)
-        await self._send(interaction, embed=member_embed(target.display_name, summary, recent))
+        if not await self._may_see(interaction, target.id):
+            return
+        gid = interaction.guild.id
+        summary = await self.repos.invite_stats.member_summary(gid, target.id)
+        recent = await self.repos.joins.brought_in_by(gid, target.id, RECENT)
+        embed = member_embed(target.display_name, target.id, summary, recent, await self._rules(gid))
+        await self._send(interaction, embed=embed)
 
     @invites.command(
         name="who", description="Who invited a member, by which code, when, and how it was found"
     )
     @app_commands.describe(member="The member who joined")
     async def who(self, interaction: discord.Interaction, member: discord.Member) -> None:
-        assert interaction.guild is not None
-        if member.id != interaction.user.id and not interaction.permissions.manage_guild:
-            config = await self.repos.guild_settings.get(interaction.guild.id)
-            if not config.members_view_others:
-                await self._send(
-                    interaction, ephemeral=True, content="This server lets members see only their own."
-                )
-                return
-        join = await self.repos.joins.latest_for_member(interaction.guild.id, member.id)
-        await self._send(interaction, embed=who_embed(member.display_name, join))
+        guild = interaction.guild
+        assert guild is not None
+        if not await self._may_see(interaction, member.id):
+            return
+        join = await self.repos.joins.latest_for_member(guild.id, member.id)
+        embed = who_embed(guild, member.display_name, member.id, join, await self._rules(guild.id))
+        await self._send(interaction, embed=embed)
 
     @invites.command(name="leaderboard", description="Members ranked by invites")
     @app_commands.describe(period="Members brought in during (default: all time; bonus counts only all time)")
@@ -258,9 +267,7 @@ class InvitesCog(commands.Cog, name="Invites"):
             rows = await self.repos.invite_stats.leaderboard(guild.id, since)
             pages = max(1, math.ceil(len(rows) / PAGE_SIZE))
             page = min(max(page, 0), pages - 1)
-            start = page * PAGE_SIZE
-            names = {r.member_id: self._name(guild, r.member_id) for r in rows[start : start + PAGE_SIZE]}
-            return leaderboard_embed(rows, names, period, page, pages), page, pages
+            return leaderboard_embed(rows, guild, period, page, pages), page, pages
 
         embed, page, pages = await load(0)
         view = LeaderboardView(interaction.user.id, load, page, pages)
@@ -276,14 +283,16 @@ class InvitesCog(commands.Cog, name="Invites"):
         gid = interaction.guild.id
         clean = clean_code(code)
         if clean is None:
-            await self._send(interaction, ephemeral=True, content="That is not an invite code.")
+            await self._send(interaction, ephemeral=True, content=NOT_A_CODE)
             return
         holder = await self.repos.staff_codes.by_code(gid, clean)
         if holder is not None and holder.member_id != member.id:
             await self._send(
                 interaction,
                 ephemeral=True,
-                content=f"`{clean}` already belongs to {esc(holder.member_name)}; remove it there first.",
+                content=(f"`{clean}` already belongs to "
+                         f"{style.member_of(interaction.guild, holder.member_id, holder.member_name)}; "
+                         f"remove it there first with `/invites staff remove`."),
             )
             return
         await self.repos.staff_codes.assign(
@@ -292,7 +301,8 @@ class InvitesCog(commands.Cog, name="Invites"):
         known = clean in await self.repos.invites.live(gid)
         note = "" if known else " (not among the invites the bot has seen yet: check `/invites debug`)"
         await self._send(
-            interaction, ephemeral=True, content=f"Staff code `{clean}` saved for {esc(member.name)}.{note}"
+            interaction, ephemeral=True,
+            content=f"Staff code `{clean}` saved for {style.member(member.id)}.{note}",
         )
 
     @staff.command(name="remove", description="Remove a staff member's invite code (Manage Server)")
@@ -303,9 +313,9 @@ class InvitesCog(commands.Cog, name="Invites"):
         assert interaction.guild is not None
         removed = await self.repos.staff_codes.remove(interaction.guild.id, member.id, self.bot.clock.now())
         text = (
-            f"Staff code of {esc(member.name)} removed."
+            f"Staff code of {style.member(member.id)} removed."
             if removed
-            else f"{esc(member.name)} has no staff code."
+            else f"{style.member(member.id)} has no staff code; `/invites staff list` shows who has one."
         )
         await self._send(interaction, ephemeral=True, content=text)
 
@@ -318,7 +328,8 @@ class InvitesCog(commands.Cog, name="Invites"):
         staff = await self.repos.staff_codes.active(gid)
         invites = await self.repos.joins.code_counts(gid, [s.code for s in staff])
         conversions = await self.repos.joins.conversion_counts(gid)
-        await self._send(interaction, ephemeral=True, embed=staff_embed(staff, invites, conversions))
+        embed = staff_embed(interaction.guild, staff, invites, conversions)
+        await self._send(interaction, ephemeral=True, embed=embed)
 
     # ---- admin ----------------------------------------------------------------------------------
     @invites.command(
@@ -340,7 +351,8 @@ class InvitesCog(commands.Cog, name="Invites"):
         await self._send(
             interaction,
             ephemeral=True,
-            content=f"Bonus {int(amount):+d} for {esc(member.name)}: now {summary_line(summary)}.",
+            content=(f"{style.signed(int(amount), 'bonus invite')} for {style.member(member.id)}: "
+                     f"now {summary_line(summary)}."),
         )
 
     @invites.command(
@@ -359,55 +371,71 @@ class InvitesCog(commands.Cog, name="Invites"):
         state = await self.repos.invite_guilds.get(guild.id)
         stored = await self.repos.invites.live(guild.id)
         staff = await self.repos.staff_codes.active(guild.id)
-        now = self.bot.clock.now()
         embed = discord.Embed(title="Invite tracking", colour=discord.Colour.orange())
-        age = (
-            f"{int((now - state.snapshot_at).total_seconds())}s ago" if state.snapshot_at else "never stored"
-        )
-        embed.add_field(name="Snapshot", value=f"{len(stored)} invites, stored {age}")
-        embed.add_field(name="Vanity", value=f"{state.vanity_code or '-'} ({state.vanity_uses or 0} uses)")
-        perms = guild.me.guild_permissions if guild.me else None
-        missing = [] if perms and perms.manage_guild else ["Manage Server (needed to read invites)"]
-        if state.permission == "missing" and not missing:
-            missing.append("Manage Server (the last invite fetch was refused)")
+        stored_when = style.ago(state.snapshot_at) if state.snapshot_at else "never"
+        embed.add_field(name="Snapshot", value=f"{style.count(len(stored), 'invite')}, stored {stored_when}")
+        embed.add_field(name="Vanity URL", value=(
+            f"{style.code(state.vanity_code)}, {style.count(state.vanity_uses or 0, 'use')}"
+            if state.vanity_code else "none"))
+        missing = self._missing_permissions(guild, state.permission)
         embed.add_field(name="Missing bot permissions", value="\n".join(missing) or "none", inline=False)
+        problems = [f"the bot lacks {missing[0]}"] if missing else []
         if state.stale:
-            embed.add_field(
-                name="Stale", value="the last invite fetch failed; joins since are unknown", inline=False
-            )
-        try:
-            live = await self.tracker.fetch_live(guild.id)
-        except Exception as exc:
-            embed.add_field(
-                name="Live invites",
-                value=f"could not fetch: {esc(self.bot.redactor.redact(str(getattr(exc, 'reason', exc))))}",
-                inline=False,
-            )
-        else:
-            live_uses = {inv.code: inv.uses for inv in live.invites}
-            only_live = sorted(set(live_uses) - set(stored))
-            only_stored = sorted(set(stored) - set(live_uses))
-            differ = sorted(c for c in set(live_uses) & set(stored) if live_uses[c] != stored[c].uses)
-            embed.add_field(
-                name="Live vs stored",
-                value=(
-                    f"{len(live_uses)} live, {len(stored)} stored\n"
-                    f"only live: {', '.join(only_live) or '-'}\n"
-                    f"only stored: {', '.join(only_stored) or '-'}\n"
-                    f"uses differ: {', '.join(differ) or '-'}"
-                ),
-                inline=False,
-            )
+            embed.add_field(name="Stale", value="the last invite fetch failed; joins since are unknown",
+                            inline=False)
+            problems.append("the last invite fetch failed: run `/invites refresh`")
+        problems += await self._live_field(embed, guild, stored)
         staff_lines = [
-            f"`{s.code}` {esc(s.member_name)}" + ("" if s.code in stored else " (not in the snapshot)")
+            f"{style.code(s.code)} {style.member_of(guild, s.member_id, s.member_name)}"
+            + ("" if s.code in stored else " (not in the snapshot)")
             for s in staff
         ]
-        embed.add_field(name="Staff codes", value="\n".join(staff_lines) or "none", inline=False)
+        embed.add_field(name="Staff codes", value=more_lines(staff_lines) or "none", inline=False)
+        problems += [f"staff code {style.code(s.code)} is not among the invites" for s in staff
+                     if s.code not in stored]
         announcements = self.bot.get_cog("Announcements")
         problem = announcements.problem(guild.id) if announcements is not None else None
         if problem:
             embed.add_field(name="Announcements", value=problem, inline=False)
+            problems.append(f"announcements: {problem}")
+        embed.description = debug_verdict(problems)
         return embed
+
+    @staticmethod
+    def _missing_permissions(guild: discord.Guild, permission: str | None) -> list[str]:
+        perms = guild.me.guild_permissions if guild.me else None
+        if not (perms and perms.manage_guild):
+            return ["Manage Server (needed to read invites)"]
+        if permission == "missing":
+            return ["Manage Server (the last invite fetch was refused)"]
+        return []
+
+    async def _live_field(
+        self, embed: discord.Embed, guild: discord.Guild, stored: dict[str, Any]
+    ) -> list[str]:
+        """The live-vs-stored field; the problems it shows, in words."""
+        try:
+            live = await self.tracker.fetch_live(guild.id)
+        except Exception as exc:
+            reason = esc(self.bot.redactor.redact(str(getattr(exc, "reason", exc))))
+            embed.add_field(name="Live invites", value=f"could not fetch: {reason}", inline=False)
+            return [f"the live invites could not be read ({reason})"]
+        live_uses = {inv.code: inv.uses for inv in live.invites}
+        groups = {
+            "only on Discord": sorted(set(live_uses) - set(stored)),
+            "only stored": sorted(set(stored) - set(live_uses)),
+            "uses differ": sorted(c for c in set(live_uses) & set(stored) if live_uses[c] != stored[c].uses),
+        }
+        lines = [f"{style.count(len(live_uses), 'invite')} on Discord, {len(stored)} stored"]
+        lines += [f"{label}: {', '.join(esc(c) for c in codes)}" for label, codes in groups.items() if codes]
+        embed.add_field(name="Live vs stored", value="\n".join(lines) if len(lines) > 1 else
+                        lines[0] + ": they match", inline=False)
+        differing = sum(len(codes) for codes in groups.values())
+        if differing:
+            differ = style.verb(differing, "differs", "differ")
+            codes = style.count(differing, "code")
+            return [f"{codes} {differ} from Discord: `/invites refresh` stores them again"]
+        return []
 
     @invites.command(
         name="refresh", description="Fetch the invites now and store the snapshot (Manage Server)"
@@ -420,14 +448,7 @@ class InvitesCog(commands.Cog, name="Invites"):
         done = self.tracker.submit(interaction.guild.id, "refresh", wait=True)
         assert done is not None
         result = await done
-        if result.get("status") == "ok" and result.get("stored"):
-            text = f"Snapshot stored: {result['invites']} invites; {result['reconciled']} joins reconciled."
-        elif result.get("status") == "ok":
-            text = (f"Read {result['invites']} invites; joins are still being matched, the snapshot "
-                    "is stored once they are settled.")
-        else:
-            text = f"Could not read the invites ({result.get('status')}); the snapshot was not changed."
-        await self._send(interaction, ephemeral=True, content=text)
+        await self._send(interaction, ephemeral=True, content=refresh_text(result))
 
     @invites.command(name="reset", description="Reset invite counts, backed up first (Manage Server)")
     @app_commands.describe(member="Whose counts (default: everyone's)")
@@ -448,12 +469,12 @@ class InvitesCog(commands.Cog, name="Invites"):
                 interaction.user.id,
                 self.bot.clock.now(),
             )
-        who = esc(member.name) if member else "everyone"
+        who = style.member(member.id) if member else "everyone"
         await self._send(
             interaction,
             ephemeral=True,
             content=resumed_text(resumed) + (
-                f"Invites of {who} reset ({result.joins} joins, {result.bonus_members} bonuses). "
+                f"Invites of {who} reset: {cleared_text(result.joins, result.bonus_members)}. "
                 f"Backup id: `{result.backup_id}` - undo with `/invites restore {result.backup_id}`."
             ),
         )
@@ -488,10 +509,18 @@ class InvitesCog(commands.Cog, name="Invites"):
             interaction,
             ephemeral=True,
             content=resumed_text(resumed) + (
-                f"Backup `{result.backup_id}` restored "
-                f"({result.joins} joins, {result.bonus_members} bonuses given back).{interrupted}"
+                f"Backup `{result.backup_id}` restored: "
+                f"{given_back_text(result.joins, result.bonus_members)}.{interrupted}"
             ),
         )
+
+
+def debug_verdict(problems: list[str]) -> str:
+    """The one-line verdict leading `/invites debug`."""
+    if not problems:
+        return "**All good:** invites are read and stored, and the snapshot matches Discord."
+    more = f" (and {len(problems) - 1} more below)" if len(problems) > 1 else ""
+    return f"**Needs attention:** {problems[0]}{more}."
 
 
 def resumed_text(resumed: list[Resumed]) -> str:
@@ -500,8 +529,38 @@ def resumed_text(resumed: list[Resumed]) -> str:
     for item in resumed:
         r = item.result
         if item.action == "reset":
-            lines.append(f"An interrupted reset was finished first ({r.joins} joins, {r.bonus_members} "
-                         f"bonuses): backup `{r.backup_id}` - undo with `/invites restore {r.backup_id}`.")
+            cleared = cleared_text(r.joins, r.bonus_members)
+            lines.append(f"An interrupted reset was finished first ({cleared}): backup `{r.backup_id}` - "
+                         f"undo with `/invites restore {r.backup_id}`.")
         else:
             lines.append(f"An interrupted restore of backup `{r.backup_id}` was finished first.")
     return "".join(line + "\n" for line in lines)
+
+
+def refresh_text(result: dict[str, Any]) -> str:
+    invites = style.count(int(result.get("invites") or 0), "invite")
+    if result.get("status") == "ok" and result.get("stored"):
+        reconciled = style.count(int(result.get("reconciled") or 0), "join")
+        return f"Snapshot stored: {invites}; {reconciled} reconciled."
+    if result.get("status") == "ok":
+        return (f"Read {invites}; joins are still being matched, the snapshot is stored once they "
+                "are settled.")
+    return (f"Could not read the invites ({result.get('status')}); the snapshot was not changed. "
+            "`/invites debug` shows what is missing.")
+
+
+def cleared_text(joins: int, bonus_members: int) -> str:
+    """What a reset cleared, in words: `3 joins no longer counted, bonus invites of 1 member cleared`."""
+    if not joins and not bonus_members:
+        return "there was nothing to clear"
+    parts = [f"{style.count(joins, 'join')} no longer counted"] if joins else []
+    parts += [f"bonus invites of {style.count(bonus_members, 'member')} cleared"] if bonus_members else []
+    return ", ".join(parts)
+
+
+def given_back_text(joins: int, bonus_members: int) -> str:
+    if not joins and not bonus_members:
+        return "there was nothing to give back"
+    parts = [f"{style.count(joins, 'join')} counted again"] if joins else []
+    parts += [f"bonus invites of {style.count(bonus_members, 'member')} given back"] if bonus_members else []
+    return ", ".join(parts)

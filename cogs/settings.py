@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from app.wiring.reply_limits import fit_content, fit_embed
+from app.wiring.reply_limits import fit_content, fit_embed, more_lines
+from cogs import style
 from repositories.guild_settings import (
     FAKE_LEFT_MAX_SECONDS,
     GuildConfig,
@@ -30,37 +33,79 @@ async def require_manage_guild(interaction: discord.Interaction) -> bool:
     """The runtime half of the admin check (server overrides can re-grant a command to anyone)."""
     if interaction.guild is not None and interaction.permissions.manage_guild:
         return True
+    name = interaction.command.qualified_name if interaction.command else "settings"
     await interaction.response.send_message(
-        "This command needs the Manage Server permission.", ephemeral=True, allowed_mentions=NO_MENTIONS
+        style.needs_manage_server(name), ephemeral=True, allowed_mentions=NO_MENTIONS
     )
     return False
 
 
-def _channel(value: int | None) -> str:
-    return f"<#{value}>" if value else "not set"
+Render = Callable[[GuildConfig, float], str]
+
+
+@dataclass(frozen=True)
+class Row:
+    group: str
+    key: str
+    label: str
+    render: Render
+
+
+def _off_or(text: str, value: int) -> str:
+    return text if value else "off"
+
+
+ROWS = [
+    Row("Activity", "time_zone", "Time zone (day boundaries)", lambda c, _: c.time_zone),
+    Row("Activity", "ignored_channels", "Channels not counted",
+        lambda c, _: ", ".join(style.channel(x) for x in sorted(c.ignored_channels)) or "none"),
+    Row("Activity", "count_self_deafened", "Voice counted while self-deafened",
+        lambda c, _: style.yes_no(c.count_self_deafened)),
+    Row("Activity", "members_view_others", "Members may look up others",
+        lambda c, _: style.yes_no(c.members_view_others)),
+    Row("Activity", "voice_downtime_cap_seconds", "Voice credited across a bot downtime",
+        lambda c, default: f"at most {style.duration(c.voice_downtime_cap_seconds)}"
+        if c.voice_downtime_cap_seconds is not None else f"at most {style.duration(default)} (default)"),
+    Row("Fake invites", "fake_account_days", "Account younger than",
+        lambda c, _: _off_or(style.count(c.fake_account_days, "day"), c.fake_account_days)),
+    Row("Fake invites", "fake_left_within_seconds", "Left within",
+        lambda c, _: _off_or(style.duration(c.fake_left_within_seconds), c.fake_left_within_seconds)),
+    Row("Fake invites", "fake_repeat_joiner", "Rejoins", lambda c, _: style.yes_no(c.fake_repeat_joiner)),
+    Row("Invites", "conversion_role", "Conversion role", lambda c, _: style.role(c.conversion_role)),
+    Row("Announcements", "announcement_channel", "Channel",
+        lambda c, _: style.channel(c.announcement_channel)),
+    Row("Announcements", "mention_member", "Join message mentions the member",
+        lambda c, _: style.yes_no(c.mention_member)),
+    Row("Join message", "join_template", "Join message",
+        lambda c, _: discord.utils.escape_markdown(c.join_template)),
+    Row("Leave message", "leave_template", "Leave message",
+        lambda c, _: discord.utils.escape_markdown(c.leave_template)),
+]
+LABELS = {row.key: row.label for row in ROWS}
 
 
 def settings_embed(config: GuildConfig, default_cap: float) -> discord.Embed:
-    embed = discord.Embed(title="Settings")
-    cap = config.voice_downtime_cap_seconds
-    rows = [
-        ("time_zone", config.time_zone),
-        ("ignored_channels", ", ".join(f"<#{c}>" for c in sorted(config.ignored_channels)) or "none"),
-        ("count_self_deafened", "yes" if config.count_self_deafened else "no"),
-        ("fake_account_days", str(config.fake_account_days)),
-        ("fake_left_within_seconds", str(config.fake_left_within_seconds or "0 (off)")),
-        ("fake_repeat_joiner", "yes" if config.fake_repeat_joiner else "no"),
-        ("conversion_role", f"<@&{config.conversion_role}>" if config.conversion_role else "not set"),
-        ("members_view_others", "yes" if config.members_view_others else "no"),
-        ("voice_downtime_cap_seconds", f"{cap}" if cap is not None else f"{default_cap:g} (default)"),
-        ("announcement_channel", _channel(config.announcement_channel)),
-        ("join_template", discord.utils.escape_markdown(config.join_template)),
-        ("leave_template", discord.utils.escape_markdown(config.leave_template)),
-        ("mention_member", "yes" if config.mention_member else "no"),
-    ]
-    for name, value in rows:
-        embed.add_field(name=name, value=value[:1024], inline=False)
+    """The settings grouped, one field per group, in readable labels."""
+    embed = discord.Embed(title="Settings", description="Change them with `/settings set`.")
+    groups: dict[str, list[str]] = {}
+    for row in ROWS:
+        value = row.render(config, default_cap)
+        groups.setdefault(row.group, []).append(value if row.label == row.group else f"{row.label}: {value}")
+    for group, lines in groups.items():
+        embed.add_field(name=group, value=more_lines(lines), inline=False)
     return embed
+
+
+def changes_text(old: GuildConfig, new: GuildConfig, default_cap: float) -> str:
+    """`old -> new` for each setting that changed, in the labels of `/settings show`."""
+    lines = [
+        f"{row.label}: {row.render(old, default_cap)} -> {row.render(new, default_cap)}"
+        for row in ROWS
+        if getattr(old, row.key) != getattr(new, row.key)
+    ]
+    if not lines:
+        return "Nothing changed: the settings already had these values."
+    return "Changed:\n" + "\n".join(lines)
 
 
 class SettingsCog(commands.Cog):
@@ -148,8 +193,9 @@ class SettingsCog(commands.Cog):
         if clear is not None:
             changes[clear] = CLEARED_VALUE.get(clear, getattr(GuildConfig(0), clear))
         if not changes:
-            await interaction.response.send_message("Nothing to change: give at least one option.",
-                                                    ephemeral=True, allowed_mentions=NO_MENTIONS)
+            await interaction.response.send_message(
+                "Nothing to change: give `/settings set` at least one option.", ephemeral=True,
+                allowed_mentions=NO_MENTIONS)
             return
         try:
             updated = await self.guild_settings.set_fields(
@@ -161,8 +207,6 @@ class SettingsCog(commands.Cog):
             return
         log.info("guild %s: member %s changed %s", interaction.guild.id, interaction.user.id,
                  ", ".join(sorted(changes)))
-        await interaction.response.send_message(
-            f"Changed: {', '.join(sorted(changes))}.",
-            embed=fit_embed(settings_embed(updated, self.bot.settings.voice_downtime_cap_seconds)),
-            ephemeral=True, allowed_mentions=NO_MENTIONS,
-        )
+        text = changes_text(current, updated, self.bot.settings.voice_downtime_cap_seconds)
+        await interaction.response.send_message(fit_content(text), ephemeral=True,
+                                                allowed_mentions=NO_MENTIONS)

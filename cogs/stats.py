@@ -24,9 +24,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from app.tracking.charts import DayPoint, render_activity_chart
-from app.tracking.voice import PERIOD_LABELS, format_duration, last_days, period_start_day, zone
+from app.tracking.voice import PERIOD_LABELS, last_days, period_start_day, zone
 from app.wiring.limits import LEADERBOARD_LIMIT, UD_CHART_LIMIT, cooldown, wants_chart
 from app.wiring.reply_limits import fit_embed
+from cogs import style
 from cogs.text import safe_name
 from repositories.activity import ActivityRepository, Counters
 from repositories.guild_settings import GuildSettingsRepository
@@ -49,12 +50,13 @@ BOARD_CHOICES = [
 BOARD_TITLES = {"messages": "messages", "voice": "voice time", "camera": "camera-on time"}
 
 
-def format_rank(rank: int | None) -> str:
-    return f"#{rank}" if rank is not None else "not ranked"
+BOARD_UNITS = {"messages": "message"}
 
 
 def format_value(board: str, value: int) -> str:
-    return str(value) if board == "messages" else format_duration(value)
+    """A board's value with its unit: `25 messages`, `3h 05m` (`—` for no time)."""
+    unit = BOARD_UNITS.get(board)
+    return style.count(value, unit) if unit else style.duration(value)
 
 
 def build_ud_embed(
@@ -64,20 +66,23 @@ def build_ud_embed(
     message_rank: int | None,
     voice_rank: int | None,
     extra_fields: Sequence[tuple[str, str]] | None = None,
+    *,
+    member_id: int | None = None,
 ) -> discord.Embed:
     """The `/ud` embed. `extra_fields` (name, value) pairs are appended as inline fields."""
+    period_text = PERIOD_LABELS[period]
     embed = discord.Embed(
         title=f"Activity of {safe_name(member_name)}",
-        description=PERIOD_LABELS[period],
+        description=f"{style.member(member_id)} · {period_text}" if member_id else period_text,
         colour=discord.Colour.blurple(),
     )
-    embed.add_field(name="Messages", value=str(counters.messages))
-    embed.add_field(name="Voice", value=format_duration(counters.voice_s))
-    embed.add_field(name="Camera on", value=format_duration(counters.cam_on_s))
-    embed.add_field(name="Camera off", value=format_duration(counters.cam_off_s))
-    embed.add_field(name="Streaming", value=format_duration(counters.stream_s))
-    embed.add_field(name="Rank (messages)", value=format_rank(message_rank))
-    embed.add_field(name="Rank (voice)", value=format_rank(voice_rank))
+    embed.add_field(name="Messages", value=style.number(counters.messages))
+    embed.add_field(name="Voice", value=style.duration(counters.voice_s))
+    embed.add_field(name="Camera on", value=style.duration(counters.cam_on_s))
+    embed.add_field(name="Camera off", value=style.duration(counters.cam_off_s))
+    embed.add_field(name="Streaming", value=style.duration(counters.stream_s))
+    embed.add_field(name="Rank (messages)", value=style.rank(message_rank))
+    embed.add_field(name="Rank (voice)", value=style.rank(voice_rank))
     for name, value in extra_fields or ():
         embed.add_field(name=name, value=value)
     return embed
@@ -92,9 +97,9 @@ def build_top_embed(
     pages: int,
     own: tuple[int | None, int],
 ) -> discord.Embed:
-    """One leaderboard page: `rows` are (escaped display name, value), ranked from `first_rank`."""
+    """One leaderboard page: `rows` are (member reference, value), ranked from `first_rank`."""
     lines = [
-        f"`#{first_rank + i}` {name} - {format_value(board, value)}" for i, (name, value) in enumerate(rows)
+        f"`#{first_rank + i}` {who} - {format_value(board, value)}" for i, (who, value) in enumerate(rows)
     ]
     embed = discord.Embed(
         title=f"Top {BOARD_TITLES[board]} - {PERIOD_LABELS[period]}",
@@ -102,7 +107,7 @@ def build_top_embed(
         colour=discord.Colour.blurple(),
     )
     rank, value = own
-    own_text = f"{format_rank(rank)} - {format_value(board, value)}"
+    own_text = f"{style.rank(rank)} - {format_value(board, value)}" if rank or value else "not ranked yet"
     embed.add_field(name="Your rank", value=own_text, inline=False)
     embed.set_footer(text=f"Page {page + 1}/{pages}")
     return embed
@@ -173,8 +178,7 @@ class StatsCog(commands.Cog, name="Stats"):
         if target.id != interaction.user.id and not config.members_view_others \
                 and not interaction.permissions.manage_guild:
             await interaction.response.send_message(
-                "This server lets members see only their own activity.", ephemeral=True,
-                allowed_mentions=NO_MENTIONS)
+                style.only_own("ud"), ephemeral=True, allowed_mentions=NO_MENTIONS)
             return
         if chart:
             await interaction.response.defer(thinking=True)
@@ -183,7 +187,8 @@ class StatsCog(commands.Cog, name="Stats"):
         since = period_start_day(period, now, tz)
         counters, message_rank, voice_rank = await self.ud_values(guild.id, target.id, since)
         extra = await self._extra_fields(guild.id, target.id, period)
-        embed = build_ud_embed(target.display_name, period, counters, message_rank, voice_rank, extra)
+        embed = build_ud_embed(target.display_name, period, counters, message_rank, voice_rank, extra,
+                               member_id=target.id)
         if not chart:
             await interaction.response.send_message(embed=fit_embed(embed), allowed_mentions=NO_MENTIONS)
             return
@@ -281,5 +286,4 @@ class StatsCog(commands.Cog, name="Stats"):
 
     @staticmethod
     def _name(guild: discord.Guild, member_id: int) -> str:
-        member = guild.get_member(member_id)
-        return safe_name(member.display_name) if member else f"former member {member_id}"
+        return style.member_of(guild, member_id)

@@ -16,6 +16,7 @@ from app import __version__
 from app.storage.database import ping_ms
 from app.wiring.clock import from_ms
 from app.wiring.reply_limits import fit_embed
+from cogs import style
 from cogs.settings import require_manage_guild
 
 log = logging.getLogger(__name__)
@@ -23,15 +24,16 @@ NO_MENTIONS = discord.AllowedMentions.none()
 READ_DEADLINE_SECONDS = 1.5
 
 
-def age(since: datetime | None, now: datetime) -> str:
-    if since is None:
-        return "never"
-    seconds = max(0, int((now - since).total_seconds()))
-    if seconds < 120:
-        return f"{seconds}s ago"
-    if seconds < 7200:
-        return f"{seconds // 60}m ago"
-    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m ago"
+def verdict(round_trip: float | None, depth: int, oldest: datetime | None) -> str:
+    """The one line leading `/data-status`: is what the bot counts saved now?"""
+    waiting = style.count(depth, "write")
+    if round_trip is None:
+        return (f"**Not saving now:** the database is not answering; {waiting} waiting in the outbox, "
+                "saved when it answers again. Nothing is lost.")
+    if depth:
+        return (f"**Catching up:** the database answers; {waiting} still waiting, the oldest since "
+                f"{style.ago(oldest)}.")
+    return "**All saved:** the database answers and nothing is waiting."
 
 
 class StatusCog(commands.Cog, name="Status"):
@@ -43,14 +45,14 @@ class StatusCog(commands.Cog, name="Status"):
             state = await asyncio.wait_for(self.bot.repos.invite_guilds.get(guild_id), READ_DEADLINE_SECONDS)
         except (TimeoutError, PyMongoError):
             return "unavailable (database not answering)"
-        return age(state.snapshot_at, now)
+        return style.ago(state.snapshot_at)
 
     def _probe_line(self, now: datetime) -> str:
         probe = self.bot.probe_result
         if probe is None:
             return "not run"
-        return (f"write read back in {probe.round_trip_ms:.1f} ms ({probe.attempts} attempt(s)), "
-                f"{age(probe.at, now)}")
+        attempts = style.count(probe.attempts, "attempt")
+        return f"write read back in {probe.round_trip_ms:.1f} ms ({attempts}), {style.ago(probe.at)}"
 
     async def _outbox_line(self, now: datetime) -> str:
         outbox, writer = self.bot.outbox, self.bot.writer
@@ -58,7 +60,7 @@ class StatusCog(commands.Cog, name="Status"):
         if oldest is None:
             return "empty: everything is in MongoDB"
         replaying = " (being replayed)" if writer.draining else ""
-        return f"{outbox.depth} writes waiting, oldest {age(from_ms(oldest), now)}{replaying}"
+        return f"{style.count(outbox.depth, 'write')} waiting, oldest {style.ago(from_ms(oldest))}{replaying}"
 
     def _activity_fields(self, embed: discord.Embed, now: datetime) -> None:
         activity = self.bot.get_cog("Activity")
@@ -68,7 +70,8 @@ class StatusCog(commands.Cog, name="Status"):
         last = activity.last_flush
         flushed = "not yet"
         if last is not None:
-            flushed = f"{age(last[0], now)}, {last[1].sessions} sessions in {last[1].seconds:.3f}s"
+            sessions = style.count(last[1].sessions, "session")
+            flushed = f"{style.ago(last[0])}, {sessions} in {last[1].seconds:.3f}s"
         embed.add_field(name="Last voice flush", value=flushed)
 
     async def status_embed(self, guild_id: int) -> discord.Embed:
@@ -80,6 +83,9 @@ class StatusCog(commands.Cog, name="Status"):
         embed.add_field(name="Database now", value=answers)
         embed.add_field(name="Server", value=f"{bot.server_kind} MongoDB at {bot.db_host}")
         embed.add_field(name="Outbox", value=await self._outbox_line(now), inline=False)
+        oldest_ms = await bot.outbox.oldest_created_ms()
+        oldest = from_ms(oldest_ms) if oldest_ms is not None else None
+        embed.description = verdict(round_trip, bot.outbox.depth, oldest)
         self._activity_fields(embed, now)
         embed.add_field(name="Invite snapshot", value=await self._snapshot_age(guild_id, now))
         embed.set_footer(text=f"version {__version__}")

@@ -70,7 +70,8 @@ async def restore_invites(repos: Repositories, guild_id: int, backup_id: str, no
         raise RestoreError("That is not a backup id (they look like `ib-0123456789ab`).")
     header = await repos.invite_backups.header(backup_id)
     if header is None or header.guild_id != guild_id:
-        raise RestoreError(f"There is no backup `{backup_id}` in this server.")
+        raise RestoreError(f"There is no backup `{backup_id}` in this server: give the id that "
+                           "`/invites reset` answered with.")
     if header.status == RESTORED:
         raise RestoreError(f"Backup `{backup_id}` was already restored.")
     if header.bonus_guard == LEGACY_BONUS_GUARD and header.status in UNFINISHED_RESET:

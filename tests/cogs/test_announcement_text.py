@@ -53,6 +53,15 @@ def test_names_are_escaped_and_cannot_ping(name: str) -> None:
     assert allowed_for(201).to_dict() == {"parse": [], "users": [201]}
 
 
+def test_invites_read_with_the_right_plural() -> None:
+    assert join_text(DEFAULT_JOIN_TEMPLATE, facts("invite"), 1, mention_member=False) == (
+        "eve joined; invited by ada (invite, code abc; 1 invite)")
+    assert join_text("{member}: {invites} invites, {{invites}} invites", facts("invite"), 1, False) == (
+        "eve: 1 invite, {invites} invites")
+    assert leave_text(DEFAULT_LEAVE_TEMPLATE, facts("invite"), 201, "eve", 1) == (
+        "eve left; they were invited by ada (1 invite)")
+
+
 def test_leave_texts() -> None:
     assert leave_text(DEFAULT_LEAVE_TEMPLATE, facts("invite"), 201, "eve", 4) == (
         "eve left; they were invited by ada (4 invites)")

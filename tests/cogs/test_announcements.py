@@ -33,7 +33,7 @@ async def test_join_and_leave_name_the_inviter_and_never_ping(tracker: Harness) 
     emu.leave(201)
     await tracker.settle()
     texts = [m["content"] for m in posted(tracker)]
-    assert texts == ["@\u200beveryone joined; invited by ada (invite, code abc; 1 invites)",
+    assert texts == ["@\u200beveryone joined; invited by ada (invite, code abc; 1 invite)",
                      "@\u200beveryone left; they were invited by ada (0 invites)"]
     for request in announcement_requests(tracker):
         assert request.json["allowed_mentions"]["parse"] == []
@@ -79,4 +79,5 @@ async def test_a_missing_channel_is_logged_once_and_shown_in_debug(tracker: Harn
     assert len(lines) == 1
     debug = await tracker.emu.command(ADA, "invites debug")
     fields = {f["name"]: f["value"] for f in debug.embed["fields"]}
-    assert fields["Announcements"] == "announcement channel 999 is missing or not a text channel"
+    assert fields["Announcements"] == ("the announcement channel <#999> is missing or not a text channel: "
+                                       "pick another with `/settings set`")

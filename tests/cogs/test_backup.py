@@ -10,7 +10,8 @@ import pytest
 
 from app.operations.backups import verify_backup
 
-REPLY = re.compile(r"Backup `(\d{8}T\d{6}Z-[0-9a-f]{6})` written: (\d+) files, (\d+) documents\.")
+REPLY = re.compile(r"Backup `(\d{8}T\d{6}Z-[0-9a-f]{6})` written: ([\d,]+) files?, ([\d,]+) documents?\.")
+FAILED_TEXT = "The backup failed; the bot's log says why. Nothing was kept; run `/backup-data` again."
 
 
 async def seed(db: Any) -> None:
@@ -28,7 +29,8 @@ async def test_backup_data_writes_this_guilds_backup(tracker: Any) -> None:
     assert rec.ephemeral
     match = REPLY.search(rec.text())
     assert match, rec.text()
-    backup_id, files, documents = match.group(1), int(match.group(2)), int(match.group(3))
+    backup_id = match.group(1)
+    files, documents = (int(match.group(n).replace(",", "")) for n in (2, 3))
 
     manifest = verify_backup(tracker.settings.data_dir / "backups" / backup_id)
     assert manifest.guild_id == 1 and manifest.database == tracker.db.name
@@ -48,7 +50,7 @@ async def test_backup_data_refuses_a_member_without_manage_server(tracker: Any) 
     # A server override can re-grant the command: the bot checks again itself.
     rec = await tracker.emu.command(102, "backup-data", check_permissions=False)
     assert rec.ephemeral
-    assert rec.text() == "You need the **Manage Server** permission to back up this server."
+    assert rec.text() == "You need the **Manage Server** permission to use `/backup-data`."
     assert rec.callback is not None and rec.callback["data"]["allowed_mentions"] == {"parse": []}
     assert not (tracker.settings.data_dir / "backups").exists()
 
@@ -69,7 +71,8 @@ async def test_one_backup_per_guild_at_a_time(tracker: Any) -> None:
     await asyncio.wait_for(entered.wait(), 10)
     assert cog._running == {1}
     second = await tracker.emu.command(101, "backup-data")
-    assert second.text() == "A backup of this server is already running; try again when it is done."
+    assert second.text() == ("A backup of this server is already running; run `/backup-data` again when it "
+                             "is done.")
     release.set()
     assert REPLY.search((await first).text())
     third = await tracker.emu.command(101, "backup-data")
@@ -81,7 +84,8 @@ async def test_a_failed_backup_says_so_and_keeps_nothing(tracker: Any, caplog: A
     tracker.settings.data_dir.mkdir(parents=True, exist_ok=True)
     (tracker.settings.data_dir / "backups").write_text("a file where the backups folder should be")
     rec = await tracker.emu.command(101, "backup-data")
-    assert rec.ephemeral and rec.text() == "The backup failed; the bot's log says why. Nothing was kept."
+    assert rec.ephemeral
+    assert rec.text() == FAILED_TEXT
     assert any("backup of guild 1 failed" in r.getMessage() for r in caplog.records)
     again = await tracker.emu.command(101, "backup-data")
     assert "failed" in again.text(), "the guild's lock was released after the failure"

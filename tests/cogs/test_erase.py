@@ -45,17 +45,22 @@ async def zed_with_data(h: Harness) -> None:
 async def test_erase_backs_up_then_deletes_and_leaderboards_follow(tracker: Harness) -> None:
     h, emu = tracker, tracker.emu
     await zed_with_data(h)
+    zed, bob, ada = (f"<@{emu.user_id(m)}>" for m in (ZED, BOB, ADA))
     top = await emu.command(BOB, "top", {"board": "messages"})
-    assert top.embed["description"].splitlines() == ["`#1` zed - 3", "`#2` bob - 1"]
+    assert top.embed["description"].splitlines() == [f"`#1` {zed} - 3 messages", f"`#2` {bob} - 1 message"]
     board = await emu.command(BOB, "invites leaderboard")
-    assert "ada - **1** invites" in board.text() and "zed - **1** invites" in board.text()
+    assert f"{ada} - **1 invite** (1 join)" in board.text() and f"{zed} - **1 invite**" in board.text()
     assert len(await docs(h, "activity", ZED)) == 2  # total + today
     assert len(await docs(h, "voice_sessions", ZED)) == 1
 
     rec = await emu.command(ADA, "data erase", {"member": ZED})
     assert rec.ephemeral, rec
     backup_id = BACKUP_ID.search(rec.content).group(1)
-    assert "2 activity, 1 joins, 1 voice_sessions" in rec.content
+    assert rec.content.startswith(f"Erased the data of {zed}: ")
+    for erased in ("2 activity records (messages and voice time)", "1 open voice session",
+                   "1 join record (how they joined)"):
+        assert erased in rec.content
+    assert "voice_sessions" not in rec.content
 
     assert await docs(h, "activity", ZED) == []
     assert await docs(h, "voice_sessions", ZED) == []
@@ -69,9 +74,9 @@ async def test_erase_backs_up_then_deletes_and_leaderboards_follow(tracker: Harn
     assert await docs(h, "activity", ZED) == []
 
     top = await emu.command(BOB, "top", {"board": "messages"})
-    assert top.embed["description"].splitlines() == ["`#1` bob - 1"]
+    assert top.embed["description"].splitlines() == [f"`#1` {bob} - 1 message"]
     board = await emu.command(BOB, "invites leaderboard")
-    assert "ada" not in board.text() and "zed - **1** invites" in board.text()
+    assert ada not in board.text() and f"{zed} - **1 invite** (1 join)" in board.text()
 
     # The backup holds exactly what was erased, and restoring it brings it back.
     path = h.settings.data_dir / "backups" / backup_id

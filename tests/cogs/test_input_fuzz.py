@@ -10,6 +10,7 @@ import pytest
 from hypothesis import strategies as st
 
 from app.wiring.validation import INVITE_CODE
+from cogs.invites import NOT_A_CODE
 from tests.botharness import Harness
 from tests.fuzz import HOSTILE_INT, HOSTILE_TEXT, examples
 
@@ -44,7 +45,7 @@ async def test_staff_add_with_hostile_codes(tracker: Harness) -> None:
     h, emu = tracker, tracker.emu
     for value in [*examples(HOSTILE_TEXT, 12), '{"$gt": ""}', "$where", "bo\x00bs", "https://discord.gg/bobs"]:
         text = clean(await emu.command(ADA, "invites staff add", {"member": BOB, "code": value}))
-        assert text == "That is not an invite code." or text.startswith("Staff code `"), (value, text)
+        assert text == NOT_A_CODE or text.startswith("Staff code `"), (value, text)
     async for doc in h.db.staff_codes.find({}):
         assert INVITE_CODE.fullmatch(doc["code"]), doc
         assert isinstance(doc["guild_id"], int) and isinstance(doc["member_id"], int)
@@ -55,7 +56,8 @@ async def test_restore_with_hostile_backup_ids(tracker: Harness) -> None:
     for value in [*examples(HOSTILE_TEXT, 10), "ib-0123456789ab", '{"$ne": null}', "ib-0123456789ab\x00"]:
         text = clean(await emu.command(ADA, "invites restore", {"backup_id": value}))
         assert text in ("That is not a backup id (they look like `ib-0123456789ab`).",
-                        "There is no backup `ib-0123456789ab` in this server."), (value, text)
+                        "There is no backup `ib-0123456789ab` in this server: give the id that "
+                        "`/invites reset` answered with."), (value, text)
     assert await h.db.invite_backups.count_documents({}) == 0
     assert await h.db.joins.count_documents({"reset_id": {"$nin": ["", None]}}) == 0
 
@@ -65,7 +67,8 @@ async def test_settings_with_hostile_strings(tracker: Harness) -> None:
     for value in [*examples(HOSTILE_TEXT, 10), "Europe/Berlin\x00", "../../etc/passwd", "{member.__class__}"]:
         for option in ("time_zone", "join_template"):
             text = clean(await emu.command(ADA, "settings set", {option: value}))
-            assert text.startswith(("Changed:", "Not changed:", "The value of")), (option, value, text)
+            assert text.startswith(("Changed:", "Nothing changed:", "Not changed:", "The value of")), (
+                option, value, text)
     doc = await h.db.guild_settings.find_one({"_id": G}) or {}
     for name in ("time_zone", "join_template"):
         assert name not in doc or isinstance(doc[name], str)
@@ -79,7 +82,8 @@ async def test_bonus_with_hostile_amounts(tracker: Harness) -> None:
     for value in [*examples(HOSTILE_INT, 10), 1000, -1000, 1001, 2 ** 63 - 1, -2 ** 63]:
         text = clean(await emu.command(ADA, "invites bonus", {"member": BOB, "amount": value}))
         if -1000 <= value <= 1000:
-            assert text.startswith(f"Bonus {value:+d} for bob"), (value, text)
+            assert text.startswith(f"{value:+,d} bonus invite"), (value, text)
+            assert f" for <@{emu.user_id(BOB)}>: now " in text, (value, text)
             accepted += value
         else:
             assert text == "The value of `amount` is not valid for this command.", (value, text)

@@ -39,9 +39,9 @@ async def test_a_role_granted_while_the_bot_was_down_is_a_conversion_after_the_r
     await tracker.restart(crash=True, between=while_down)
     dan = await last_join(tracker, 201)
     assert dan["converted_by"] == tracker.emu.user_id(102)
-    assert "Invites: 1 | Conversions: 1" in await staff_list(tracker)
+    assert "code `bobs`, 1 invite, 1 conversion (rate 100%)" in await staff_list(tracker)
     await tracker.restart(crash=True)  # reconciled again on the next start: still one
-    assert "Invites: 1 | Conversions: 1" in await staff_list(tracker)
+    assert "code `bobs`, 1 invite, 1 conversion (rate 100%)" in await staff_list(tracker)
 
 
 async def test_a_role_granted_while_the_join_awaits_attribution_converts_when_it_is_settled(tracker):
@@ -59,7 +59,7 @@ async def test_a_role_granted_while_the_join_awaits_attribution_converts_when_it
     dan = await last_join(tracker, 201)
     assert attribution(dan) == ("invite", "bobs", emu.user_id(102), ["bobs"])
     assert dan["converted_by"] == emu.user_id(102)
-    assert "Invites: 1 | Conversions: 1" in await staff_list(tracker)
+    assert "code `bobs`, 1 invite, 1 conversion (rate 100%)" in await staff_list(tracker)
 
 
 async def test_a_downtime_join_through_a_staff_code_holding_the_role_converts_once(tracker):
@@ -74,7 +74,7 @@ async def test_a_downtime_join_through_a_staff_code_holding_the_role_converts_on
     dan = await last_join(tracker, 201)
     assert attribution(dan) == ("downtime", "bobs", emu.user_id(102), ["bobs"])
     assert dan["converted_by"] == emu.user_id(102)
-    assert "Invites: 1 | Conversions: 1" in await staff_list(tracker)
+    assert "code `bobs`, 1 invite, 1 conversion (rate 100%)" in await staff_list(tracker)
     assert await summary(tracker, 102) == (1, 0, 0, 0, 1)
     assert len(await joins_of(tracker, 201)) == 1
 
@@ -84,18 +84,20 @@ async def test_a_downtime_join_through_a_staff_code_holding_the_role_converts_on
 
 
 def settings_fields(record: Any) -> dict[str, str]:
-    return {f["name"]: f["value"] for f in record.embed["fields"]}
+    """The "Fake invites" group of /settings show, as label -> value."""
+    group = next(f["value"] for f in record.embed["fields"] if f["name"] == "Fake invites")
+    return dict(line.split(": ", 1) for line in group.splitlines())
 
 
 async def test_fake_rules_are_off_by_default_and_set_with_the_settings_command(tracker):
     emu = tracker.emu
     shown = settings_fields(await emu.command(101, "settings show"))
-    assert (shown["fake_left_within_seconds"], shown["fake_repeat_joiner"]) == ("0 (off)", "no")
+    assert (shown["Left within"], shown["Rejoins"]) == ("off", "no")
     rec = await emu.command(101, "settings set", {"fake_left_within_seconds": 60, "fake_repeat_joiner": True})
-    assert rec.content == "Changed: fake_left_within_seconds, fake_repeat_joiner."
+    assert rec.content == "Changed:\nLeft within: off -> 1m\nRejoins: no -> yes"
     await tracker.restart(crash=True)
     shown = settings_fields(await emu.command(101, "settings show"))
-    assert (shown["fake_left_within_seconds"], shown["fake_repeat_joiner"]) == ("60", "yes")
+    assert (shown["Left within"], shown["Rejoins"]) == ("1m", "yes")
     await emu.command(101, "settings set", {"clear": "fake_left_within_seconds"})
     config = await tracker.bot.repos.guild_settings.get(GID)
     assert (config.fake_left_within_seconds, config.fake_repeat_joiner) == (0, True)
@@ -127,7 +129,8 @@ async def test_a_member_who_leaves_within_n_seconds_is_fake_when_the_rule_is_on(
     assert (await last_join(tracker, 203))["fake_reason"] == ""
     assert await summary(tracker, 101) == (3, 2, 1, 0, 0)  # regular - left - fake
     rec = await emu.command(101, "invites show", {"member": 101})
-    assert "eve" in rec.text() and "fake (left quickly)" in rec.text()
+    eve = f"<@{emu.user_id(202)}> (eve, left)"
+    assert f"{eve} joined <t:" in rec.text() and "fake: left after 59s (threshold 1m)" in rec.text()
 
 
 async def test_a_repeat_joiner_is_fake_when_the_rule_is_on(tracker):
@@ -149,7 +152,8 @@ async def test_a_repeat_joiner_is_fake_when_the_rule_is_on(tracker):
     assert await summary(tracker, 101) == (1, 0, 0, 0, 1)  # counted once, for the first inviter
     assert await summary(tracker, 102) == (0, 0, 0, 0, 0)
     rec = await emu.command(101, "invites who", {"member": 201})
-    assert "fake: repeat joiner" in rec.text() and "rejoin" in rec.text()
+    assert "fake: rejoined (this server counts rejoins as fake)" in rec.text()
+    assert "rejoin (counted once, for the original inviter)" in rec.text()
 
 
 # ---- Deliver 3: joins without an invite use, labelled (never credited) ----------

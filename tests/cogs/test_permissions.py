@@ -108,7 +108,8 @@ async def test_ud_on_others_follows_members_view_others(tracker: Harness) -> Non
     await emu.command(ADA, "settings set", {"members_view_others": False})
     refused = await emu.command(BOB, "ud", {"member": CY})
     assert refused.ephemeral and refused.embed is None
-    assert refused.content == "This server lets members see only their own activity."
+    assert refused.content == ("This server lets members see only their own `/ud`; an admin can change it "
+                               "with `/settings set members_view_others:True`.")
     own = await emu.command(BOB, "ud", {})
     assert own.embed is not None
     staff = await emu.command(ADA, "ud", {"member": CY})  # Manage Server may always look

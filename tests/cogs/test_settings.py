@@ -13,24 +13,41 @@ ADA, BOB = 101, 102
 
 
 def fields(record) -> dict[str, str]:
-    return {f["name"]: f["value"] for f in record.embed["fields"]}
+    """/settings show as label -> value (a group's lines read `Label: value`; a template's field is
+    the template alone)."""
+    shown: dict[str, str] = {}
+    for field in record.embed["fields"]:
+        if field["name"] in ("Join message", "Leave message"):
+            shown[field["name"]] = field["value"]
+            continue
+        for line in field["value"].splitlines():
+            label, _, value = line.partition(": ")
+            shown[label] = value
+    return shown
 
 
 async def test_show_gives_the_defaults(tracker: Harness) -> None:
     record = await tracker.emu.command(ADA, "settings show")
     assert record.ephemeral
+    assert [f["name"] for f in record.embed["fields"]] == [
+        "Activity", "Fake invites", "Invites", "Announcements", "Join message", "Leave message"]
     shown = fields(record)
-    assert shown["time_zone"] == "UTC" and shown["fake_account_days"] == "3"
-    assert shown["voice_downtime_cap_seconds"] == "600 (default)"
+    assert shown["Time zone (day boundaries)"] == "UTC" and shown["Account younger than"] == "3 days"
+    assert shown["Voice credited across a bot downtime"] == "at most 10m (default)"
+    assert shown["Channel"] == "not set" and shown["Members may look up others"] == "yes"
 
 
 async def test_a_change_is_stored_recorded_and_survives_a_restart(tracker: Harness) -> None:
     record = await tracker.emu.command(ADA, "settings set", {"time_zone": "Europe/Berlin",
                                                              "fake_account_days": 7})
-    assert record.content == "Changed: fake_account_days, time_zone."
+    assert record.content == ("Changed:\nTime zone (day boundaries): UTC -> Europe/Berlin\n"
+                              "Account younger than: 3 days -> 7 days")
+    assert record.embed is None  # only what changed, not every setting
     await tracker.restart(crash=True)
     shown = fields(await tracker.emu.command(ADA, "settings show"))
-    assert (shown["time_zone"], shown["fake_account_days"]) == ("Europe/Berlin", "7")
+    assert (shown["Time zone (day boundaries)"], shown["Account younger than"]) == ("Europe/Berlin", "7 days")
+    again = await tracker.emu.command(ADA, "settings set", {"time_zone": "Europe/Berlin"})
+    assert again.content == "Nothing changed: the settings already had these values."
     assert tracker.bot is not None
     history = await tracker.bot.repos.guild_settings.changes(1)
     assert {(h["setting"], h["old"], h["new"]) for h in history} == {

@@ -73,7 +73,8 @@ async def test_ud_shows_counters_ranks_and_time_format_per_period(tracker: Harne
 
     rec = await emu.command(ADA, "ud", {"member": BOB})
     assert not rec.ephemeral
-    assert rec.embed["title"] == "Activity of bob" and rec.embed["description"] == "all time"
+    assert rec.embed["title"] == "Activity of bob"
+    assert rec.embed["description"] == f"<@{emu.user_id(BOB)}> · all time"
     assert fields(rec) == {
         "Messages": "3", "Voice": "12h 05m", "Camera on": "1h 00m", "Camera off": "11h 05m",
         "Streaming": "12h 05m", "Rank (messages)": "#2", "Rank (voice)": "#2",
@@ -81,13 +82,13 @@ async def test_ud_shows_counters_ranks_and_time_format_per_period(tracker: Harne
     today = await emu.command(BOB, "ud", {"period": "today"})  # BOB himself; today is 2026-03-11
     assert today.embed["title"] == "Activity of bob"
     assert fields(today) == {
-        "Messages": "0", "Voice": "0h 05m", "Camera on": "0h 00m", "Camera off": "0h 05m",
-        "Streaming": "0h 05m", "Rank (messages)": "not ranked", "Rank (voice)": "#1",
+        "Messages": "0", "Voice": "5m", "Camera on": "—", "Camera off": "5m",
+        "Streaming": "5m", "Rank (messages)": "not ranked", "Rank (voice)": "#1",
     }
     week = fields(await emu.command(ADA, "ud", {"member": BOB, "period": "7d"}))
     assert (week["Messages"], week["Rank (messages)"], week["Rank (voice)"]) == ("3", "#1", "#2")
     month = fields(await emu.command(ADA, "ud", {"member": CY, "period": "30d"}))
-    assert (month["Messages"], month["Rank (messages)"], month["Voice"]) == ("10", "#1", "0h 00m")
+    assert (month["Messages"], month["Rank (messages)"], month["Voice"]) == ("10", "#1", "—")
 
 
 async def test_ud_chart_attaches_a_png(tracker: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -146,18 +147,20 @@ async def test_top_pages_ten_at_a_time_with_own_rank(tracker: Harness) -> None:
     embed = rec.embed
     assert embed["title"] == "Top messages - all time" and embed["footer"]["text"] == "Page 1/3"
     lines = embed["description"].splitlines()
-    assert lines[0] == "`#1` bob - 25" and lines[1] == "`#2` ada - 24" and len(lines) == 10
-    assert lines[9] == "`#10` m216 - 16"
-    assert fields(rec) == {"Your rank": "#1 - 25"}
+    at = lambda member: f"<@{emu.user_id(member)}>"  # noqa: E731
+    assert lines[0] == f"`#1` {at(BOB)} - 25 messages" and lines[1] == f"`#2` {at(ADA)} - 24 messages"
+    assert lines[9] == f"`#10` {at(216)} - 16 messages" and len(lines) == 10
+    assert fields(rec) == {"Your rank": "#1 - 25 messages"}
     assert rec.custom_ids == ["top:prev", "top:next"]
 
     page2 = await emu.click(rec, "top:next", BOB)
     lines = page2.message["embeds"][0]["description"].splitlines()
-    assert lines[0] == "`#11` m215 - 15" and len(lines) == 10
+    assert lines[0] == f"`#11` {at(215)} - 15 messages" and len(lines) == 10
     page3 = await emu.click(page2, "top:next", BOB)
     embed3 = page3.message["embeds"][0]
     assert embed3["footer"]["text"] == "Page 3/3"
-    assert embed3["description"].splitlines() == [f"`#{21 + i}` m{205 - i} - {5 - i}" for i in range(5)]
+    assert embed3["description"].splitlines() == [
+        f"`#{21 + i}` {at(205 - i)} - {5 - i} {'message' if i == 4 else 'messages'}" for i in range(5)]
     with pytest.raises(ValueError, match="disabled"):
         await emu.click(page3, "top:next", BOB)
     back = await emu.click(page3, "top:prev", BOB)
@@ -166,7 +169,7 @@ async def test_top_pages_ten_at_a_time_with_own_rank(tracker: Harness) -> None:
     assert stranger.ephemeral and "Only the member who ran /top" in stranger.content
 
     cy_view = await emu.command(CY, "top", {"board": "messages"})
-    assert fields(cy_view) == {"Your rank": "not ranked - 0"}
+    assert fields(cy_view) == {"Your rank": "not ranked yet"}
 
 
 async def test_top_voice_and_camera_by_period(tracker: Harness) -> None:
@@ -174,15 +177,16 @@ async def test_top_voice_and_camera_by_period(tracker: Harness) -> None:
     await seed(h, ADA, "2026-03-01", voice_s=9000, cam_on_s=9000)
     await seed(h, BOB, "2026-03-10", voice_s=4000, cam_on_s=100, cam_off_s=3900)
     await seed(h, CY, "2026-03-09", voice_s=600, cam_on_s=600)
+    ada, bob, cy = (f"<@{emu.user_id(m)}>" for m in (ADA, BOB, CY))
     all_time = await emu.command(CY, "top", {"board": "voice"})
-    assert all_time.embed["description"].splitlines() == ["`#1` ada - 2h 30m", "`#2` bob - 1h 06m",
-                                                          "`#3` cy - 0h 10m"]
-    assert fields(all_time) == {"Your rank": "#3 - 0h 10m"}
+    assert all_time.embed["description"].splitlines() == [f"`#1` {ada} - 2h 30m", f"`#2` {bob} - 1h 06m",
+                                                          f"`#3` {cy} - 10m"]
+    assert fields(all_time) == {"Your rank": "#3 - 10m"}
     week_cam = await emu.command(CY, "top", {"board": "camera", "period": "7d"})
     assert week_cam.embed["title"] == "Top camera-on time - last 7 days"
-    assert week_cam.embed["description"].splitlines() == ["`#1` cy - 0h 10m", "`#2` bob - 0h 01m"]
-    assert fields(week_cam) == {"Your rank": "#1 - 0h 10m"}
+    assert week_cam.embed["description"].splitlines() == [f"`#1` {cy} - 10m", f"`#2` {bob} - 1m"]
+    assert fields(week_cam) == {"Your rank": "#1 - 10m"}
     today = await emu.command(ADA, "top", {"board": "voice", "period": "today"})
-    assert today.embed["description"].splitlines() == ["`#1` bob - 1h 06m"]
-    assert fields(today) == {"Your rank": "not ranked - 0h 00m"}
+    assert today.embed["description"].splitlines() == [f"`#1` {bob} - 1h 06m"]
+    assert fields(today) == {"Your rank": "not ranked yet"}
     assert today.embed["footer"]["text"] == "Page 1/1"

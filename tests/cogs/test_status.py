@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any
 
 import pymongo.common
@@ -34,8 +35,9 @@ async def test_data_status_reports_persistence(tracker: Harness) -> None:
     assert shown["Server"] == "external MongoDB at test-db"
     assert shown["Outbox"] == "empty: everything is in MongoDB"
     assert shown["Open voice sessions"] == "1"
-    assert "1 sessions in" in shown["Last voice flush"]
-    assert shown["Invite snapshot"].endswith("s ago")
+    assert "1 session in" in shown["Last voice flush"]
+    assert re.fullmatch(r"<t:\d+:R>", shown["Invite snapshot"])
+    assert record.embed["description"] == "**All saved:** the database answers and nothing is waiting."
     assert record.embed["footer"]["text"].startswith("version ")
 
 
@@ -79,9 +81,12 @@ async def test_commands_during_an_outage_answer_at_once_and_data_status_still_wo
     assert record.content.startswith("Stats are temporarily unavailable")
     assert f"{proxied.bot.outbox.depth} events are waiting to be saved" in record.content
 
-    status = fields(await emu.command(ADA, "data-status"))
+    status_record = await emu.command(ADA, "data-status")
+    status = fields(status_record)
     assert status["Database now"] == "NOT answering"
     assert "writes waiting" in status["Outbox"]
+    verdict = status_record.embed["description"]
+    assert verdict.startswith("**Not saving now:** the database is not answering; 2 writes waiting")
     assert status["Invite snapshot"].startswith("unavailable")
 
     with caplog.at_level(logging.ERROR):
