@@ -31,6 +31,7 @@ from repositories.voice_sessions import VoiceSessionRepository
 log = logging.getLogger(__name__)
 FLUSH_JOB_ID = "voice-flush"
 RECONCILE_MAX_DELAY = 60.0
+LIVE_YIELD_EVERY = 1000
 
 
 def live_voice(
@@ -188,10 +189,14 @@ class ActivityCog(commands.Cog, name="Activity"):
         config = await self.guild_settings.get(guild.id)
         afk = guild.afk_channel.id if guild.afk_channel else None
         live: dict[int, LiveVoice] = {}
+        seen = 0
         for channel in guild.channels:
             if not isinstance(channel, discord.VoiceChannel | discord.StageChannel):
                 continue
-            for member_id, state in channel.voice_states.items():
+            for member_id, state in list(channel.voice_states.items()):
+                seen += 1
+                if seen % LIVE_YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # a big guild's voice states: keep the event loop turning
                 member = guild.get_member(member_id)
                 where = live_voice(state, afk, config)
                 if where is not None and not (member is not None and member.bot):

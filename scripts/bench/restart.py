@@ -19,6 +19,7 @@ from app.wiring.clock import to_ms
 from cogs.invite_tracker import make_invite_tracker
 from scripts.bench.checks import activity_counts
 from scripts.bench.env import VOICE_GUILD, Bench, acknowledged, activity_cog
+from scripts.bench.flush import checkpoints_at
 from scripts.bench.measure import Check, Row, ms, sec, timed, watch_loop
 from scripts.bench.world import stub_invite_fetch
 
@@ -41,12 +42,21 @@ async def start(cog: Any, tracker: InviteTracker, guild: Any) -> None:
     await asyncio.gather(cog.reconcile(guild), tracker.wait_idle())
 
 
+async def read_sessions_raw(db: Any) -> int:
+    """The documents that hold the open sessions: the directory entries, then the members' all-time
+    documents by `_id` (where the session state lives since issue 16)."""
+    entries = await db.voice_sessions.find({"guild_id": VOICE_GUILD}).to_list(None)
+    keys = [f"t:{VOICE_GUILD}:{e['member_id']}" for e in entries]
+    totals = await db.activity.find({"_id": {"$in": keys}}).to_list(None)
+    return len(entries) + len(totals)
+
+
 async def read_raw(db: Any) -> int:
     sessions, invites = await asyncio.gather(
-        db.voice_sessions.find({"guild_id": VOICE_GUILD}).to_list(None),
+        read_sessions_raw(db),
         db.invites.find({"guild_id": VOICE_GUILD}).to_list(None),
     )
-    return len(sessions) + len(invites)
+    return sessions + len(invites)
 
 
 async def run(bench: Bench) -> tuple[list[Row], list[Check]]:
@@ -87,7 +97,7 @@ async def restart_checks(bench: Bench, cog: Any, before: dict[int, int],
     after = await activity_counts(db, VOICE_GUILD, "total", "voice_s")
     wrong = [m for m in set(before) | set(after) if after.get(m, 0) != before.get(m, 0) + s.downtime_seconds]
     now = to_ms(bench.clock.now())
-    at_now = await db.voice_sessions.count_documents({"guild_id": VOICE_GUILD, "checkpoint": now})
+    at_now = await checkpoints_at(db, now)
     live = db.invites.find({"guild_id": VOICE_GUILD, "status": "live"})
     stored = {d["code"]: int(d["uses"]) async for d in live}
     sent = {i["code"]: int(i["uses"]) for i in invites}
