@@ -22,6 +22,7 @@ from app.tracking.message_counter import MessageCounter
 from app.tracking.voice import LiveVoice, day_of, voice_flags, zone
 from app.tracking.voice_tracker import FlushResult, VoiceTracker
 from app.wiring.clock import to_ms
+from app.wiring.heap import keep_long_lived
 from app.wiring.metrics import count_event
 from app.wiring.validation import reject, valid_id
 from repositories.activity import MESSAGE_GUARD, VOICE_GUARD, ActivityRepository, Credit
@@ -172,6 +173,7 @@ class ActivityCog(commands.Cog, name="Activity"):
     async def reconcile(self, guild: discord.Guild) -> None:
         """Reconcile the guild's voice sessions; while MongoDB is unreachable, keep trying. The
         guild's ranks are built in the background unless they are already."""
+        keep_long_lived("guild available")  # its member and voice-state cache was just built
         ranks = getattr(self.bot, "ranks", None)
         if ranks is not None:
             ranks.ensure(guild.id)
@@ -179,6 +181,7 @@ class ActivityCog(commands.Cog, name="Activity"):
         while True:
             try:
                 await self._reconcile_once(guild)
+                keep_long_lived("voice reconciled")
                 return
             except Exception:
                 log.exception("voice reconciliation for guild %s failed; retrying in %.0fs", guild.id, delay)

@@ -244,7 +244,7 @@ class VoiceTracker:
                 now = to_ms(self.clock.now())
                 for i in range(0, len(ordered), self.batch_size):
                     batch = ordered[i:i + self.batch_size]
-                    writes = self._reconciled(guild_id, batch, live, tz, now, cap_ms)
+                    writes = await self._reconciled(guild_id, batch, live, tz, now, cap_ms)
                     await self._commit(writes, [session_key(guild_id, m) for m in batch])
                     written += len(writes)
                     await asyncio.sleep(0)
@@ -255,10 +255,12 @@ class VoiceTracker:
         self._ready_event(guild_id).set()
 
     # ---- internals ------------------------------------------------------------------------
-    def _reconciled(self, guild_id: int, members: list[int], live: Mapping[int, LiveVoice], tz: ZoneInfo,
-                    now: int, cap_ms: int) -> list[VoiceWrite]:
+    async def _reconciled(self, guild_id: int, members: list[int], live: Mapping[int, LiveVoice],
+                          tz: ZoneInfo, now: int, cap_ms: int) -> list[VoiceWrite]:
         writes = []
-        for member_id in members:
+        for n, member_id in enumerate(members, 1):
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # bound the event-loop stall of a batch
             current = self._sessions.get(session_key(guild_id, member_id))
             until = now if current is None else min(now, current.checkpoint + cap_ms)
             if current is not None and member_id not in live:
@@ -427,7 +429,9 @@ class VoiceTracker:
                 self._listed.discard(write.key)  # a session opened after this lists itself again
             else:
                 self._sessions[write.key] = write.session
-        await self.repo.writer.submit(self._unit(writes, seq), "credit voice time")
+        unit = self._unit(writes, seq)
+        await asyncio.sleep(0)  # the writer encodes the unit next: one bounded step each
+        await self.repo.writer.submit(unit, "credit voice time")
         for write in writes:
             del self._unsure[write.key]
             self._legacy.discard(write.key)
