@@ -22,7 +22,7 @@ from app.tracking.message_counter import MessageCounter
 from app.tracking.voice import LiveVoice, day_of, voice_flags, zone
 from app.tracking.voice_tracker import FlushResult, VoiceTracker
 from app.wiring.clock import to_ms
-from app.wiring.heap import keep_long_lived
+from app.wiring.heap import GuildCaches, keep_long_lived
 from app.wiring.metrics import count_event
 from app.wiring.validation import reject, valid_id
 from repositories.activity import MESSAGE_GUARD, VOICE_GUARD, ActivityRepository, Credit
@@ -80,6 +80,7 @@ class ActivityCog(commands.Cog, name="Activity"):
         self.messages = MessageCounter(activity.add_messages, next_seq=bot.sequence.next,
                                        on_written=self._noter(MESSAGE_GUARD))
         self.last_flush: tuple[datetime, FlushResult] | None = None
+        self.caches = GuildCaches()  # long-lived objects frozen out of the GC's full collections
 
     def _noter(self, guard: str) -> Callable[[list[Credit], OpId], None] | None:
         """What tells the in-memory ranks about a written count (see app.tracking.ranks)."""
@@ -173,7 +174,7 @@ class ActivityCog(commands.Cog, name="Activity"):
     async def reconcile(self, guild: discord.Guild) -> None:
         """Reconcile the guild's voice sessions; while MongoDB is unreachable, keep trying. The
         guild's ranks are built in the background unless they are already."""
-        keep_long_lived("guild available")  # its member and voice-state cache was just built
+        self.caches.built(guild.id, guild)  # its member and voice-state cache was just built
         ranks = getattr(self.bot, "ranks", None)
         if ranks is not None:
             ranks.ensure(guild.id)

@@ -10,14 +10,20 @@ allocated since.
 
 When: after a guild's cache is built (it became available) and after what the trackers build from
 it (voice sessions reconciled, ranks built): these objects live as long as the process. The young
-generations are collected first, so only cyclic garbage already in the old generation at that
-moment is kept for good (a one-off, bounded amount per call; nothing the bot makes per event).
+generations are collected first. What this costs: cyclic garbage among frozen objects is not
+collected while frozen. Plain garbage (no cycle) is freed by reference counting as always; the one
+big cyclic structure is discord.py's guild cache (a `Guild` and its `Member`s refer to each other),
+which discord.py replaces when a gateway session is re-identified. So when a guild becomes available
+as a different `Guild` object than the one frozen before, everything is thawed and collected once
+(`gc.unfreeze()` + `gc.collect()`, one pause of the length above, at the moment discord.py has just
+rebuilt its whole cache anyway), then frozen again.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import time
 
 log = logging.getLogger(__name__)
 
@@ -29,3 +35,27 @@ def keep_long_lived(reason: str) -> None:
     gc.freeze()
     log.debug("heap: %d object(s) frozen after %s (%d in all)", gc.get_freeze_count() - before, reason,
               gc.get_freeze_count())
+
+
+def collect_everything(reason: str) -> None:
+    """Thaw and collect all (frees cyclic garbage among frozen objects); one long pause."""
+    started = time.perf_counter()
+    gc.unfreeze()
+    freed = gc.collect()
+    log.info("heap: full collection after %s: %d object(s) freed in %.3fs", reason, freed,
+             time.perf_counter() - started)
+
+
+class GuildCaches:
+    """Which `Guild` object of each guild was frozen last (by identity)."""
+
+    def __init__(self) -> None:
+        self._frozen: dict[int, int] = {}
+
+    def built(self, guild_id: int, guild: object) -> None:
+        """The guild's cache is (re)built: freeze it; a rebuilt one first frees the old one."""
+        previous = self._frozen.get(guild_id)
+        if previous is not None and previous != id(guild):
+            collect_everything(f"guild {guild_id}'s cache was rebuilt")
+        self._frozen[guild_id] = id(guild)
+        keep_long_lived("guild available")
