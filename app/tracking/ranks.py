@@ -54,7 +54,7 @@ from repositories.activity import (
 log = logging.getLogger(__name__)
 KEEP_DAYS = 32  # day documents mirrored: enough for a 30-day period in any time zone
 SCAN_BATCH = 1000
-CHUNK = 2000  # members per step of an in-memory pass before yielding to the event loop
+CHUNK = 500  # members per step of an in-memory pass before yielding to the event loop
 RETRY_SECONDS = 5.0
 PERIOD_BOARDS_KEPT = 6  # period start days kept per guild (today, 7 and 30 days, and yesterday's)
 SLOT = {name: i for i, name in enumerate(COUNTERS)}

@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 FLUSH_BATCH = 1000
 YIELD_EVERY = 200  # transitions computed between two event-loop turns
 LOCK_YIELD_EVERY = 1000  # locks taken between two event-loop turns
+NOTE_CHUNK = 200  # members whose credits are told to the ranks in one event-loop turn
 
 
 @dataclass(frozen=True)
@@ -276,12 +277,15 @@ class VoiceTracker:
         if guild_id in self._known:
             return [s for s in self._sessions.values() if s.guild_id == guild_id]
         await self.repo.writer.wait_backlog()
+        started = time.perf_counter()
         entries = await self.repo.entries(guild_id)
         states = await self.activity.voice_states(guild_id, [e.member_id for e in entries])
         stored: list[VoiceSession] = []
         unlisted: list[Entry] = []
         missing: dict[int, list[Credit]] = {}
-        for entry in entries:
+        for n, entry in enumerate(entries, 1):
+            if n % LOCK_YIELD_EVERY == 0:
+                await asyncio.sleep(0)
             state = states.get(entry.member_id)
             if state is not None and state.last_op is not None and state.last_op >= entry.seq:
                 session = self._adopt(entry, state)
@@ -298,6 +302,8 @@ class VoiceTracker:
         await self._apply_pending([e.key for e in entries if e.key in self._pending])
         await self._unlist(unlisted)
         self._known.add(guild_id)
+        log.info("voice sessions of guild %s loaded: %d entries, %d open, in %.3fs", guild_id, len(entries),
+                 len(stored), time.perf_counter() - started)
         return stored
 
     def _adopt(self, entry: Entry, state: VoiceState) -> VoiceSession | None:
@@ -356,12 +362,18 @@ class VoiceTracker:
     @contextlib.asynccontextmanager
     async def _locked(self, keys: Iterable[str]):
         """Hold the per-member locks of `keys` (taken in sorted order, so batches never deadlock)."""
-        async with contextlib.AsyncExitStack() as stack:
+        held: list[asyncio.Lock] = []
+        try:
             for n, key in enumerate(sorted(set(keys)), 1):
-                await stack.enter_async_context(self._locks.setdefault(key, asyncio.Lock()))
+                lock = self._locks.setdefault(key, asyncio.Lock())
+                await lock.acquire()
+                held.append(lock)
                 if n % LOCK_YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # uncontended locks never yield: 10,000 would stall the loop
             yield
+        finally:
+            for lock in held:
+                lock.release()
 
     def _transition(
         self, guild_id: int, member_id: int, live: LiveVoice | None, tz: ZoneInfo, now: int, until: int
@@ -437,9 +449,27 @@ class VoiceTracker:
             self._legacy.discard(write.key)
             if write.session is not None:
                 self._listed.add(write.key)
-        credits = [c for w in writes for c in w.credits]
-        if credits and self._on_credited is not None:
-            self._on_credited(credits, seq)
+        await self._note(writes, seq)
+
+    async def _note(self, writes: list[VoiceWrite], seq: int) -> None:
+        """Tell the ranks about written credits, `NOTE_CHUNK` members per event-loop turn (each
+        member's credits of one operation in one note: the ranks apply an operation once per
+        document). Cancelled in between, the rest is told at once: no credit goes untold."""
+        if self._on_credited is None:
+            return
+        for i in range(0, len(writes), NOTE_CHUNK):
+            credits = [c for w in writes[i:i + NOTE_CHUNK] for c in w.credits]
+            if credits:
+                self._on_credited(credits, seq)
+            if i + NOTE_CHUNK >= len(writes):
+                return
+            try:
+                await asyncio.sleep(0)
+            except asyncio.CancelledError:
+                rest = [c for w in writes[i + NOTE_CHUNK:] for c in w.credits]
+                if rest:
+                    self._on_credited(rest, seq)
+                raise
 
     async def _apply_pending(self, keys: list[str]) -> None:
         """Intents left by the shape before (`voice_sessions.pending*`): applied as then, once."""

@@ -31,10 +31,8 @@ log = logging.getLogger(__name__)
 def keep_long_lived(reason: str) -> None:
     """Freeze every object alive now (see the module docstring)."""
     gc.collect(1)
-    before = gc.get_freeze_count()
-    gc.freeze()
-    log.debug("heap: %d object(s) frozen after %s (%d in all)", gc.get_freeze_count() - before, reason,
-              gc.get_freeze_count())
+    gc.freeze()  # (not gc.get_freeze_count(): it walks every frozen object)
+    log.debug("heap: objects alive frozen after %s", reason)
 
 
 def collect_everything(reason: str) -> None:

@@ -239,3 +239,21 @@ async def test_a_leave_queued_behind_a_flush_is_not_credited_past_its_time(db, c
     lock.release()
     await asyncio.gather(flushing, leaving)
     assert (await totals(db))[5] == Counters(voice_s=90, cam_off_s=90)
+
+
+async def test_the_ranks_are_told_every_credit_once_in_chunks_of_whole_members(db, clock, policy) -> None:
+    """Issue 16, 3: a batch's credits go to the ranks a chunk of members per event-loop turn; a
+    member's credits of one operation (two days across midnight) stay in one note."""
+    notes: list[tuple[list[Any], int]] = []
+    tracker = make_tracker(db, clock, policy, on_credited=lambda c, op: notes.append((list(c), op)))
+    clock.set(clock.now().replace(hour=23, minute=59, second=0))
+    await tracker.reconcile(G, {m: LiveVoice(20, VoiceFlags()) for m in range(1, 451)})
+    clock.advance(120)  # across midnight: two credits per member
+    await tracker.flush()
+    assert len(notes) == 3  # 200 + 200 + 50 members
+    members = [c.member_id for credits, _ in notes for c in credits]
+    assert len(members) == 900 and set(members) == set(range(1, 451))
+    for credits, _ in notes:
+        in_note = [c.member_id for c in credits]
+        assert all(in_note.count(m) == 2 for m in in_note)  # both days of a member in one note
+    assert len({op for _, op in notes}) == 1
