@@ -35,6 +35,7 @@ VOICE_GUARD = "voice_seq"
 LEGACY_GUARDS = {MESSAGE_GUARD: "msg_op", VOICE_GUARD: "voice_op"}
 IMPORT_GUARD = "import_op"
 METRICS = {"messages": "messages", "voice": "voice_s", "camera": "cam_on_s"}
+READ_CHUNK = 500  # documents read by `_id` per query (and handled per event-loop turn)
 
 
 def total_key(guild_id: int, member_id: int) -> str:
@@ -135,37 +136,36 @@ class VoiceState:
     last_days: tuple[Credit, ...]
 
 
-def _total_update(item: VoiceTotal, seq: int) -> GuardedUpdate:
-    inc = dict.fromkeys(COUNTERS, 0)
-    for c in item.credits:
-        for name, value in c.amounts.items():
-            if name in inc:
-                inc[name] += int(value)
-    days = [{"day": d.day, "amounts": {k: int(v) for k, v in d.amounts.items() if k in COUNTERS}}
-            for d in _day_credits(item.credits)]
-    fields: dict[str, Any] = {"kind": "total", "guild_id": item.guild_id, "member_id": item.member_id,
-                              "voice_last": {"op": seq, "days": days}}
-    update: dict[str, Any] = {"$inc": inc, "$set": fields}
-    if item.open is None:
-        update["$unset"] = {"voice_open": ""}
-    else:
-        fields["voice_open"] = dict(item.open)
-    return GuardedUpdate(total_key(item.guild_id, item.member_id), update)
-
-
-def _day_credits(credits: Iterable[Credit]) -> list[Credit]:
-    """The credits that add something, one per day (summed)."""
-    by_day: dict[str, Credit] = {}
-    for c in credits:
-        amounts = {k: int(v) for k, v in c.amounts.items() if k in COUNTERS}
-        if not any(amounts.values()):
-            continue
-        before = by_day.get(c.day)
-        if before is not None:
-            names = {*amounts, *before.amounts}
-            amounts = {k: amounts.get(k, 0) + int(before.amounts.get(k, 0)) for k in names}
-        by_day[c.day] = Credit(c.guild_id, c.member_id, c.day, amounts)
-    return list(by_day.values())
+def voice_updates(items: Iterable[VoiceTotal], seq: int) -> tuple[list[GuardedUpdate], list[GuardedUpdate]]:
+    """Per member: the update of the all-time document (credit, session state, the day credits as
+    `voice_last`) and the updates of the day documents, for operation `seq` (guard added later)."""
+    totals: list[GuardedUpdate] = []
+    days: list[GuardedUpdate] = []
+    for item in items:
+        inc = dict.fromkeys(COUNTERS, 0)
+        by_day: dict[str, dict[str, int]] = {}
+        for c in item.credits:
+            day = by_day.setdefault(c.day, dict.fromkeys(COUNTERS, 0))
+            for name, value in c.amounts.items():
+                if name in inc:
+                    inc[name] += int(value)
+                    day[name] += int(value)
+        last = []
+        for name, amounts in by_day.items():
+            if any(amounts.values()):
+                last.append({"day": name, "amounts": {k: v for k, v in amounts.items() if k != "messages"}})
+                ident = {"kind": "day", "day": name, "guild_id": item.guild_id, "member_id": item.member_id}
+                days.append(GuardedUpdate(day_key(item.guild_id, item.member_id, name),
+                                          {"$inc": amounts, "$set": ident}))
+        fields: dict[str, Any] = {"kind": "total", "guild_id": item.guild_id, "member_id": item.member_id,
+                                  "voice_last": {"op": seq, "days": last}}
+        update: dict[str, Any] = {"$inc": inc, "$set": fields}
+        if item.open is None:
+            update["$unset"] = {"voice_open": ""}
+        else:
+            fields["voice_open"] = dict(item.open)
+        totals.append(GuardedUpdate(total_key(item.guild_id, item.member_id), update))
+    return totals, days
 
 
 class ActivityRepository(Repository):
@@ -190,14 +190,11 @@ class ActivityRepository(Repository):
         """Add voice seconds exactly once under `op_id` (callers keep one voice write per member)."""
         await self._apply(credits, op_id, VOICE_GUARD, "credit voice time")
 
-    def voice_writes(self, items: Iterable[VoiceTotal], seq: int) -> list[Write]:
-        """The writes of one voice unit: the all-time documents (credit + session state + the day
-        credits as `voice_last`), then the day documents, each guarded by `voice_seq` under `seq`.
-        They must be applied in this order (a `Writer` unit is)."""
-        items = list(items)
-        totals = [_total_update(i, seq) for i in items]
+    def voice_writes(self, totals: list[GuardedUpdate], days: list[GuardedUpdate], seq: int) -> list[Write]:
+        """The writes of one voice unit (see `voice_updates`): the all-time documents, then the day
+        documents, each guarded by `voice_seq` under `seq`. They must be applied in this order (a
+        `Writer` unit is)."""
         writes = [Write.guarded(self.collection_name, totals, seq, VOICE_GUARD)]
-        days = _day_updates(c for i in items for c in i.credits)
         if days:
             writes.append(Write.guarded(self.collection_name, days, seq, VOICE_GUARD))
         return writes
@@ -211,8 +208,8 @@ class ActivityRepository(Repository):
         keys = [total_key(guild_id, m) for m in member_ids]
         fields = {"member_id": 1, VOICE_GUARD: 1, "voice_open": 1, "voice_last": 1}
         found: dict[int, VoiceState] = {}
-        for i in range(0, len(keys), 1000):
-            chunk = keys[i:i + 1000]
+        for i in range(0, len(keys), READ_CHUNK):
+            chunk = keys[i:i + READ_CHUNK]
 
             async def read(chunk: list[str] = chunk) -> list[dict[str, Any]]:
                 return await self.collection.find({"_id": {"$in": chunk}}, fields).to_list(None)
@@ -228,8 +225,8 @@ class ActivityRepository(Repository):
         credits = list(credits)
         keys = [day_key(c.guild_id, c.member_id, c.day) for c in credits]
         held: set[str] = set()
-        for i in range(0, len(keys), 1000):
-            chunk = keys[i:i + 1000]
+        for i in range(0, len(keys), READ_CHUNK):
+            chunk = keys[i:i + READ_CHUNK]
 
             async def read(chunk: list[str] = chunk) -> list[dict[str, Any]]:
                 return await self.collection.find({"_id": {"$in": chunk}}, {VOICE_GUARD: 1}).to_list(None)

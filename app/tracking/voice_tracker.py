@@ -27,11 +27,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from app.storage.retry import OpId, next_op_seq
+from app.storage.retry import GuardedUpdate, OpId, next_op_seq
 from app.storage.writes import Write
 from app.tracking.voice import LiveVoice, credit, zone
 from app.wiring.clock import Clock, to_ms
-from repositories.activity import ActivityRepository, Credit, VoiceState, VoiceTotal
+from repositories.activity import ActivityRepository, Credit, VoiceState, VoiceTotal, voice_updates
 from repositories.guild_settings import GuildSettingsRepository
 from repositories.voice_sessions import (
     Entry,
@@ -401,14 +401,23 @@ class VoiceTracker:
                 return None  # nothing to credit, nothing changed: the checkpoint stays
         return VoiceWrite(guild_id, member_id, following, credits, opens=opens, converts=converts)
 
-    def _unit(self, writes: list[VoiceWrite], seq: int) -> list[Write]:
-        """The writes of one voice unit, in the order that keeps a crash between any two harmless."""
+    async def _unit(self, writes: list[VoiceWrite], seq: int) -> list[Write]:
+        """The writes of one voice unit, in the order that keeps a crash between any two harmless
+        (built `YIELD_EVERY` members per event-loop turn)."""
         collection = self.repo.collection_name
         unit: list[Write] = []
         opens = [entry_upsert(w.guild_id, w.member_id, seq) for w in writes if w.opens and w.session]
         if opens:
             unit.append(Write.bulk(collection, opens))
-        unit += self.activity.voice_writes([w.total() for w in writes], seq)
+        totals: list[GuardedUpdate] = []
+        days: list[GuardedUpdate] = []
+        for i in range(0, len(writes), YIELD_EVERY):
+            if i:
+                await asyncio.sleep(0)
+            more_totals, more_days = voice_updates([w.total() for w in writes[i:i + YIELD_EVERY]], seq)
+            totals += more_totals
+            days += more_days
+        unit += self.activity.voice_writes(totals, days, seq)
         after = [entry_delete(w.key, seq) if w.session is None else entry_convert(w.key, seq)
                  for w in writes if w.session is None or w.converts]
         if after:
@@ -441,7 +450,7 @@ class VoiceTracker:
                 self._listed.discard(write.key)  # a session opened after this lists itself again
             else:
                 self._sessions[write.key] = write.session
-        unit = self._unit(writes, seq)
+        unit = await self._unit(writes, seq)
         await asyncio.sleep(0)  # the writer encodes the unit next: one bounded step each
         await self.repo.writer.submit(unit, "credit voice time")
         for write in writes:
