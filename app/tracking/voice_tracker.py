@@ -146,7 +146,13 @@ class VoiceTracker:
         member with a voice change waiting for its lock is credited only up to that change's time.
         """
         started = time.perf_counter()
-        keys = sorted(k for k, s in self._sessions.items() if guild_id is None or s.guild_id == guild_id)
+        def wanted(gid: int) -> bool:
+            return guild_id is None or gid == guild_id
+
+        # the open sessions, and writes whose unit raised (a close among them): the batch's commit
+        # resubmits those first
+        keys = sorted({k for k, s in self._sessions.items() if wanted(s.guild_id)}
+                      | {k for k, (_, w) in self._unsure.items() if wanted(w.guild_id)})
         flushed = 0
         zones: dict[int, ZoneInfo] = {}
         for i in range(0, len(keys), self.batch_size):

@@ -194,3 +194,24 @@ async def test_sessions_stored_in_the_shape_before_are_reconciled_and_converted(
     assert await stored(db, 5) == (Counters(voice_s=40, cam_on_s=40),) * 2
     assert await stored(db, 6) == (Counters(voice_s=40, cam_off_s=40),) * 2
     assert await db.voice_sessions.count_documents({}) == 0
+
+
+@pytest.mark.parametrize("applied", [0, 1, 2])
+async def test_a_unit_that_raised_is_resubmitted_by_the_next_flush_under_its_own_sequence(
+        db, clock, policy, applied: int) -> None:
+    """Without a crash: the leave's unit raised after `applied` writes (no outbox, or a refusal); the
+    process goes on, and the next flush sends it again, even though the member has no session left."""
+    writer = CrashingWriter(db, policy)
+    tracker = tracker_on(db, clock, writer)
+    await tracker.reconcile(G, {M: LiveVoice(20, CAMERA)})
+    clock.advance(45)
+    writer.armed = applied
+    with pytest.raises(Killed):
+        await tracker.update(G, M, None)
+    failed_seq = writer.units[-1][0].op_id
+    clock.advance(30)
+    await tracker.flush()
+    assert writer.units[-1][0].op_id == failed_seq  # resubmitted as it was
+    assert await stored(db) == (Counters(voice_s=45, cam_on_s=45),) * 2
+    assert await db.voice_sessions.count_documents({}) == 0
+    assert "voice_open" not in await db.activity.find_one({"_id": total_key(G, M)})
