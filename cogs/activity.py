@@ -22,6 +22,7 @@ from app.tracking.message_counter import MessageCounter
 from app.tracking.voice import LiveVoice, day_of, voice_flags, zone
 from app.tracking.voice_tracker import FlushResult, VoiceTracker
 from app.wiring.clock import to_ms
+from app.wiring.heap import GuildCaches, keep_long_lived
 from app.wiring.metrics import count_event
 from app.wiring.validation import reject, valid_id
 from repositories.activity import MESSAGE_GUARD, VOICE_GUARD, ActivityRepository, Credit
@@ -31,6 +32,7 @@ from repositories.voice_sessions import VoiceSessionRepository
 log = logging.getLogger(__name__)
 FLUSH_JOB_ID = "voice-flush"
 RECONCILE_MAX_DELAY = 60.0
+LIVE_YIELD_EVERY = 1000
 
 
 def live_voice(
@@ -78,6 +80,7 @@ class ActivityCog(commands.Cog, name="Activity"):
         self.messages = MessageCounter(activity.add_messages, next_seq=bot.sequence.next,
                                        on_written=self._noter(MESSAGE_GUARD))
         self.last_flush: tuple[datetime, FlushResult] | None = None
+        self.caches = GuildCaches()  # long-lived objects frozen out of the GC's full collections
 
     def _noter(self, guard: str) -> Callable[[list[Credit], OpId], None] | None:
         """What tells the in-memory ranks about a written count (see app.tracking.ranks)."""
@@ -171,6 +174,7 @@ class ActivityCog(commands.Cog, name="Activity"):
     async def reconcile(self, guild: discord.Guild) -> None:
         """Reconcile the guild's voice sessions; while MongoDB is unreachable, keep trying. The
         guild's ranks are built in the background unless they are already."""
+        self.caches.built(guild.id, guild)  # its member and voice-state cache was just built
         ranks = getattr(self.bot, "ranks", None)
         if ranks is not None:
             ranks.ensure(guild.id)
@@ -178,6 +182,7 @@ class ActivityCog(commands.Cog, name="Activity"):
         while True:
             try:
                 await self._reconcile_once(guild)
+                keep_long_lived("voice reconciled")
                 return
             except Exception:
                 log.exception("voice reconciliation for guild %s failed; retrying in %.0fs", guild.id, delay)
@@ -188,10 +193,14 @@ class ActivityCog(commands.Cog, name="Activity"):
         config = await self.guild_settings.get(guild.id)
         afk = guild.afk_channel.id if guild.afk_channel else None
         live: dict[int, LiveVoice] = {}
+        seen = 0
         for channel in guild.channels:
             if not isinstance(channel, discord.VoiceChannel | discord.StageChannel):
                 continue
-            for member_id, state in channel.voice_states.items():
+            for member_id, state in list(channel.voice_states.items()):
+                seen += 1
+                if seen % LIVE_YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # a big guild's voice states: keep the event loop turning
                 member = guild.get_member(member_id)
                 where = live_voice(state, afk, config)
                 if where is not None and not (member is not None and member.bot):

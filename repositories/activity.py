@@ -7,18 +7,26 @@ never disagree. Message writes are guarded by `msg_seq`, voice writes by `voice_
 each with an operation sequence that refuses every older write: see `app.storage.retry`). An
 operation id that is a string (an intent or outbox entry left by a version before sequences) is
 guarded as it was then, by `msg_op` / `voice_op`.
+
+Voice sessions: the all-time document also holds the member's open voice session (`voice_open`:
+channel_id, checkpoint, opened_at, flags; absent when none) and the day credits of the last voice
+operation applied to it (`voice_last: {op, days: [{day, amounts}]}`), so ONE guarded update credits
+the total and moves the checkpoint; the day documents follow in the next write of the same unit,
+under the same sequence. `voice_last` is their write-ahead: a crash between the two leaves it, and
+the next start applies the days still missing (`voice_states`, `days_missing`, `add_voice_days`).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
-from app.storage.retry import GuardedUpdate, OpId, with_retry
-from app.storage.writes import Op
+from app.storage.retry import GuardedUpdate, OpId, guard_holds, with_retry
+from app.storage.writes import Op, Write
 from app.tracking.voice import COUNTERS
 from repositories.base import Repository
 
@@ -27,6 +35,7 @@ VOICE_GUARD = "voice_seq"
 LEGACY_GUARDS = {MESSAGE_GUARD: "msg_op", VOICE_GUARD: "voice_op"}
 IMPORT_GUARD = "import_op"
 METRICS = {"messages": "messages", "voice": "voice_s", "camera": "cam_on_s"}
+READ_CHUNK = 500  # documents read by `_id` per query (and handled per event-loop turn)
 
 
 def total_key(guild_id: int, member_id: int) -> str:
@@ -101,6 +110,64 @@ def _merge(credits: Iterable[Credit]) -> list[GuardedUpdate]:
     return [GuardedUpdate(key, {"$inc": sums[key], "$set": identity[key]}) for key in sums]
 
 
+def _day_updates(credits: Iterable[Credit]) -> list[GuardedUpdate]:
+    return [u for u in _merge(credits) if u.update["$set"]["kind"] == "day"]
+
+
+@dataclass(frozen=True)
+class VoiceTotal:
+    """One member's voice write to the all-time document: the credits (all of one member) and the
+    session after it (`open`: the `voice_open` fields; None: no session any more)."""
+
+    guild_id: int
+    member_id: int
+    credits: tuple[Credit, ...]
+    open: Mapping[str, int] | None
+
+
+@dataclass(frozen=True)
+class VoiceState:
+    """What an all-time document holds about voice: the guard, the open session, the last days."""
+
+    member_id: int
+    voice_seq: int
+    open: Mapping[str, Any] | None
+    last_op: int | None
+    last_days: tuple[Credit, ...]
+
+
+def voice_updates(items: Iterable[VoiceTotal], seq: int) -> tuple[list[GuardedUpdate], list[GuardedUpdate]]:
+    """Per member: the update of the all-time document (credit, session state, the day credits as
+    `voice_last`) and the updates of the day documents, for operation `seq` (guard added later)."""
+    totals: list[GuardedUpdate] = []
+    days: list[GuardedUpdate] = []
+    for item in items:
+        inc = dict.fromkeys(COUNTERS, 0)
+        by_day: dict[str, dict[str, int]] = {}
+        for c in item.credits:
+            day = by_day.setdefault(c.day, dict.fromkeys(COUNTERS, 0))
+            for name, value in c.amounts.items():
+                if name in inc:
+                    inc[name] += int(value)
+                    day[name] += int(value)
+        last = []
+        for name, amounts in by_day.items():
+            if any(amounts.values()):
+                last.append({"day": name, "amounts": {k: v for k, v in amounts.items() if k != "messages"}})
+                ident = {"kind": "day", "day": name, "guild_id": item.guild_id, "member_id": item.member_id}
+                days.append(GuardedUpdate(day_key(item.guild_id, item.member_id, name),
+                                          {"$inc": amounts, "$set": ident}))
+        fields: dict[str, Any] = {"kind": "total", "guild_id": item.guild_id, "member_id": item.member_id,
+                                  "voice_last": {"op": seq, "days": last}}
+        update: dict[str, Any] = {"$inc": inc, "$set": fields}
+        if item.open is None:
+            update["$unset"] = {"voice_open": ""}
+        else:
+            fields["voice_open"] = dict(item.open)
+        totals.append(GuardedUpdate(total_key(item.guild_id, item.member_id), update))
+    return totals, days
+
+
 class ActivityRepository(Repository):
     collection_name = "activity"
     indexes = (
@@ -122,6 +189,53 @@ class ActivityRepository(Repository):
     async def add_voice(self, credits: Iterable[Credit], op_id: OpId) -> None:
         """Add voice seconds exactly once under `op_id` (callers keep one voice write per member)."""
         await self._apply(credits, op_id, VOICE_GUARD, "credit voice time")
+
+    def voice_writes(self, totals: list[GuardedUpdate], days: list[GuardedUpdate], seq: int) -> list[Write]:
+        """The writes of one voice unit (see `voice_updates`): the all-time documents, then the day
+        documents, each guarded by `voice_seq` under `seq`. They must be applied in this order (a
+        `Writer` unit is)."""
+        writes = [Write.guarded(self.collection_name, totals, seq, VOICE_GUARD)]
+        if days:
+            writes.append(Write.guarded(self.collection_name, days, seq, VOICE_GUARD))
+        return writes
+
+    async def add_voice_days(self, credits: Iterable[Credit], op_id: int) -> None:
+        """Apply the day documents of a voice operation whose all-time write landed (exactly once)."""
+        await self.guarded(_day_updates(credits), op_id, VOICE_GUARD, "credit voice days")
+
+    async def voice_states(self, guild_id: int, member_ids: Iterable[int]) -> dict[int, VoiceState]:
+        """The voice fields of these members' all-time documents (read by `_id`, in batches)."""
+        keys = [total_key(guild_id, m) for m in member_ids]
+        fields = {"member_id": 1, VOICE_GUARD: 1, "voice_open": 1, "voice_last": 1}
+        found: dict[int, VoiceState] = {}
+        for i in range(0, len(keys), READ_CHUNK):
+            chunk = keys[i:i + READ_CHUNK]
+
+            async def read(chunk: list[str] = chunk) -> list[dict[str, Any]]:
+                return await self.collection.find({"_id": {"$in": chunk}}, fields).to_list(None)
+
+            for doc in await with_retry("read voice states", read, self.policy):
+                state = _voice_state(guild_id, doc)
+                found[state.member_id] = state
+            await asyncio.sleep(0)
+        return found
+
+    async def days_missing(self, credits: Iterable[Credit], op_id: int) -> list[Credit]:
+        """Of the day credits of operation `op_id`, those whose day document does not hold it yet."""
+        credits = list(credits)
+        keys = [day_key(c.guild_id, c.member_id, c.day) for c in credits]
+        held: set[str] = set()
+        for i in range(0, len(keys), READ_CHUNK):
+            chunk = keys[i:i + READ_CHUNK]
+
+            async def read(chunk: list[str] = chunk) -> list[dict[str, Any]]:
+                return await self.collection.find({"_id": {"$in": chunk}}, {VOICE_GUARD: 1}).to_list(None)
+
+            for doc in await with_retry("read voice days", read, self.policy):
+                if guard_holds(doc.get(VOICE_GUARD), op_id):
+                    held.add(doc["_id"])
+            await asyncio.sleep(0)
+        return [c for c, key in zip(credits, keys, strict=True) if key not in held]
 
     async def import_totals(
         self, guild_id: int, member_id: int, amounts: Mapping[str, int], op_id: str
@@ -257,3 +371,14 @@ class ActivityRepository(Repository):
             {"$project": {"_id": 0, "member": "$_id", "value": 1}},
         ]
 
+
+
+def _voice_state(guild_id: int, doc: Mapping[str, Any]) -> VoiceState:
+    member_id = int(doc["member_id"])
+    seq = doc.get(VOICE_GUARD)
+    last = doc.get("voice_last") or {}
+    op = last.get("op")
+    days = tuple(Credit(guild_id, member_id, str(d["day"]), {k: int(v) for k, v in d["amounts"].items()})
+                 for d in last.get("days") or [])
+    return VoiceState(member_id, seq if isinstance(seq, int) else 0, doc.get("voice_open"),
+                      op if isinstance(op, int) else None, days)

@@ -1,20 +1,23 @@
-"""Open voice sessions (`voice_sessions`): one document per member in voice, `_id: "{guild}:{member}"`.
+"""The directory of open voice sessions (`voice_sessions`): one entry per member with a session,
+`_id: "{guild}:{member}"`, fields `guild_id`, `member_id`, `seq`.
 
-Fields: guild_id, member_id, channel_id, checkpoint (epoch ms up to which time is credited),
-opened_at (epoch ms), flags camera/stream/afk/deaf_excluded (ints 0/1), and while a credit is
-being applied: pending_op (the operation sequence) and pending (the credits, a list of
-subdocuments) plus closing (1 when the session ends once the credit is applied); `seq`, the
-operation sequence of the last state written: a state write carries its own sequence and is
-refused where a newer one is stored, so a late request never puts back an older checkpoint.
+The session's state itself (channel, checkpoint, flags) lives in the member's all-time activity
+document (`voice_open`, see `repositories.activity`), so one guarded update there credits the time
+and moves the checkpoint. The directory only says which all-time documents to read at a start
+without scanning `activity` (nx-27017 answers every query but a lookup by `_id` with a full scan):
+an entry is written before the session's first write (the unit's first step) and deleted after its
+last (the unit's last step), each guarded by the operation sequence `seq` (`guard_filter`), so a
+late, older request never deletes a newer entry or brings back a deleted one.
 
-The session write and the counter write live in two collections without a transaction, so the
-session document records the intent first (new checkpoint + pending credits in one `$set`), the
-guarded counter write follows with the same op id, then the intent is cleared. A crash in between
-leaves the intent, which is applied again on start: guarded, so exactly once.
+Shape before (issue 16): the entry held the state itself (channel_id, checkpoint, opened_at, flags,
+and while a credit was being applied the intent pending_op/pending/closing). Such an entry is still
+read (`Entry.legacy`), its intent applied (`finish`), and converted at the guild's next reconcile
+(`entry_convert`); `SessionWrite`/`record` write that shape (kept for tests of the migration).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +29,10 @@ from app.storage.writes import Op
 from app.tracking.voice import VoiceFlags
 from repositories.activity import Credit
 from repositories.base import Repository
+
+LEGACY_FIELDS = ("channel_id", "checkpoint", "opened_at", "camera", "stream", "afk", "deaf_excluded",
+                 "pending_op", "pending", "closing")
+READ_BATCH = 1000
 
 
 def session_key(guild_id: int, member_id: int) -> str:
@@ -56,8 +63,17 @@ class VoiceSession:
         return session_key(self.guild_id, self.member_id)
 
     def state_fields(self) -> dict[str, Any]:
-        return {"guild_id": self.guild_id, "member_id": self.member_id, "channel_id": self.channel_id,
-                "checkpoint": self.checkpoint, "opened_at": self.opened_at, **self.flags.to_document()}
+        return {"guild_id": self.guild_id, "member_id": self.member_id, **self.open_fields()}
+
+    def open_fields(self) -> dict[str, Any]:
+        """The state kept in the all-time document's `voice_open` (ints only)."""
+        return {"channel_id": self.channel_id, "checkpoint": self.checkpoint, "opened_at": self.opened_at,
+                **self.flags.to_document()}
+
+    @classmethod
+    def from_open(cls, guild_id: int, member_id: int, doc: dict[str, Any]) -> VoiceSession:
+        return cls(guild_id, member_id, int(doc["channel_id"]), int(doc["checkpoint"]),
+                   int(doc.get("opened_at", doc["checkpoint"])), VoiceFlags.from_document(doc))
 
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> VoiceSession:
@@ -104,9 +120,60 @@ class SessionWrite:
                   superseded_ok=self.session is not None)
 
 
+@dataclass(frozen=True)
+class Entry:
+    """A directory entry; `legacy`: the session of an entry in the shape before (state inside)."""
+
+    guild_id: int
+    member_id: int
+    seq: int
+    legacy: VoiceSession | None = None
+
+    @property
+    def key(self) -> str:
+        return session_key(self.guild_id, self.member_id)
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> Entry:
+        seq = doc.get("seq")
+        legacy = VoiceSession.from_document(doc) if "checkpoint" in doc else None
+        return cls(int(doc["guild_id"]), int(doc["member_id"]), seq if isinstance(seq, int) else 0, legacy)
+
+
+def entry_upsert(guild_id: int, member_id: int, seq: int) -> Op:
+    """List a session before its first write (refused where a newer entry is stored)."""
+    return Op("update_one", guard_filter(session_key(guild_id, member_id), "seq", seq),
+              {"$set": {"guild_id": guild_id, "member_id": member_id, "seq": seq}},
+              upsert=True, superseded_ok=True)
+
+
+def entry_convert(key: str, seq: int) -> Op:
+    """Turn an entry of the shape before into a plain entry (its state is in `activity` now)."""
+    return Op("update_one", guard_filter(key, "seq", seq),
+              {"$set": {"seq": seq}, "$unset": dict.fromkeys(LEGACY_FIELDS, "")})
+
+
+def entry_delete(key: str, seq: int) -> Op:
+    """Unlist a session after its last write (only an entry older than `seq`)."""
+    return Op("delete_one", guard_filter(key, "seq", seq))
+
+
 class VoiceSessionRepository(Repository):
     collection_name = "voice_sessions"
     indexes = (IndexModel([("guild_id", ASCENDING)]),)
+
+    async def entries(self, guild_id: int) -> list[Entry]:
+        """The guild's entries, read in batches (one event-loop turn between batches)."""
+        async def read() -> list[Entry]:
+            found: list[Entry] = []
+            cursor = self.collection.find({"guild_id": guild_id}, batch_size=READ_BATCH)
+            async for doc in cursor:
+                found.append(Entry.from_document(doc))
+                if len(found) % READ_BATCH == 0:
+                    await asyncio.sleep(0)
+            return found
+
+        return await with_retry("read voice session entries", read, self.policy)
 
     async def record(self, writes: Sequence[SessionWrite]) -> None:
         """Store each session's next state (and intent) in one unordered bulk write; idempotent."""

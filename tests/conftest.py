@@ -5,6 +5,7 @@ With MONGODB_TEST_URI set, the same suite runs against that server instead of nx
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -84,3 +85,11 @@ def nx_factory(tmp_path: Path) -> Iterator[object]:
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _thaw_the_heap() -> Iterator[None]:
+    """The bot freezes long-lived objects (app.wiring.heap); a test's bot is not long-lived: thaw
+    after each test so the suite's garbage is collected as usual."""
+    yield
+    gc.unfreeze()

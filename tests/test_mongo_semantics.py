@@ -767,3 +767,67 @@ async def test_find_one_by_guild_and_an_int_at_or_after(db):
                                 {"_id": "b", "guild_id": 2, "joined_ms": 500}])
     assert await db.joins.find_one({"guild_id": 1, "joined_ms": {"$gte": 100}}, {"_id": 1}) == {"_id": "a"}
     assert await db.joins.find_one({"guild_id": 1, "joined_ms": {"$gte": 101}}, {"_id": 1}) is None
+
+
+# ---- issue 16: the voice session in the all-time document, the session directory -------------------------
+
+
+async def test_guarded_total_upsert_sets_and_unsets_a_session_subdocument(db):
+    """One guarded update credits the total, moves the session (`voice_open`, a subdocument set whole,
+    never a dotted path) and records the day credits (`voice_last`, an array of subdocuments); a
+    close unsets the subdocument in the same update; an older operation is refused."""
+    def step(seq, open_, amount):
+        update = {"$inc": {"messages": 0, "voice_s": amount},
+                  "$set": {"kind": "total", "guild_id": 1, "member_id": 5, "seq": seq,
+                           "voice_last": {"op": seq,
+                                          "days": [{"day": "2026-03-10", "amounts": {"voice_s": amount}}]}}}
+        if open_ is None:
+            update["$unset"] = {"voice_open": ""}
+        else:
+            update["$set"]["voice_open"] = open_
+        return db.c.update_one(_seq_guard("t:1:5", seq), update, upsert=True)
+
+    await step(10, {"channel_id": 2**60, "checkpoint": 1000, "camera": 0}, 0)  # inserts
+    await step(11, {"channel_id": 2**60, "checkpoint": 61000, "camera": 1}, 60)
+    doc = await db.c.find_one({"_id": "t:1:5"})
+    assert doc["voice_open"] == {"channel_id": 2**60, "checkpoint": 61000, "camera": 1}
+    assert doc["voice_last"] == {"op": 11, "days": [{"day": "2026-03-10", "amounts": {"voice_s": 60}}]}
+    with pytest.raises(DuplicateKeyError):
+        await step(10, {"channel_id": 3, "checkpoint": 1000, "camera": 0}, 60)  # late, older
+    await step(12, None, 30)
+    doc = await db.c.find_one({"_id": "t:1:5"})
+    assert "voice_open" not in doc and doc["voice_s"] == 90 and doc["seq"] == 12
+    await db.c.update_one(_seq_guard("t:1:6", 13), {"$inc": {"voice_s": 0}, "$set": {"seq": 13},
+                                                    "$unset": {"voice_open": ""}}, upsert=True)
+    assert await db.c.find_one({"_id": "t:1:6"}) == {"_id": "t:1:6", "voice_s": 0, "seq": 13}
+
+
+async def test_find_by_id_in_with_a_projection_of_subdocuments(db):
+    await db.c.insert_many([{"_id": "t:1:5", "member_id": 5, "seq": 4, "voice_open": {"checkpoint": 7},
+                             "voice_last": {"op": 4, "days": []}, "voice_s": 9},
+                            {"_id": "t:1:6", "member_id": 6, "voice_s": 1}, {"_id": "x", "member_id": 7}])
+    found = await db.c.find({"_id": {"$in": ["t:1:5", "t:1:6", "t:1:8"]}},
+                            {"member_id": 1, "seq": 1, "voice_open": 1, "voice_last": 1}).to_list(None)
+    assert sorted(found, key=lambda d: d["_id"]) == [
+        {"_id": "t:1:5", "member_id": 5, "seq": 4, "voice_open": {"checkpoint": 7},
+         "voice_last": {"op": 4, "days": []}},
+        {"_id": "t:1:6", "member_id": 6}]
+
+
+async def test_directory_entry_upsert_convert_and_delete_are_guarded_by_their_sequence(db):
+    """repositories/voice_sessions.py: `entry_upsert` (guarded upsert), `entry_convert` (guarded update,
+    no upsert, `$unset` of fields that may be missing), `entry_delete` (guarded `delete_one`)."""
+    await db.c.insert_one({"_id": "1:5", "guild_id": 1, "member_id": 5, "checkpoint": 1000, "camera": 1,
+                           "seq": 3})
+    converted = await db.c.update_one(_seq_guard("1:5", 8), {"$set": {"seq": 8},
+                                      "$unset": {"checkpoint": "", "camera": "", "pending": ""}})
+    assert converted.modified_count == 1
+    assert await db.c.find_one({"_id": "1:5"}) == {"_id": "1:5", "guild_id": 1, "member_id": 5, "seq": 8}
+    late = await db.c.update_one(_seq_guard("1:5", 4), {"$set": {"seq": 4}, "$unset": {"checkpoint": ""}})
+    assert late.matched_count == 0  # no upsert: an older operation does nothing, not even an error
+    assert (await db.c.delete_one(_seq_guard("1:5", 8))).deleted_count == 0  # not older than itself
+    assert (await db.c.delete_one(_seq_guard("1:5", 9))).deleted_count == 1
+    await db.c.update_one(_seq_guard("1:5", 12), {"$set": {"guild_id": 1, "member_id": 5, "seq": 12}},
+                          upsert=True)
+    assert (await db.c.delete_one(_seq_guard("1:5", 9))).deleted_count == 0  # a late, older delete
+    assert await db.c.find_one({"_id": "1:5"}) == {"_id": "1:5", "guild_id": 1, "member_id": 5, "seq": 12}

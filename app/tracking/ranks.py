@@ -41,6 +41,7 @@ from sortedcontainers import SortedList
 from app.storage.retry import OpId
 from app.tracking.voice import COUNTERS
 from app.wiring.clock import Clock
+from app.wiring.heap import keep_long_lived
 from repositories.activity import (
     MESSAGE_GUARD,
     METRICS,
@@ -53,7 +54,7 @@ from repositories.activity import (
 log = logging.getLogger(__name__)
 KEEP_DAYS = 32  # day documents mirrored: enough for a 30-day period in any time zone
 SCAN_BATCH = 1000
-CHUNK = 2000  # members per step of an in-memory pass before yielding to the event loop
+CHUNK = 500  # members per step of an in-memory pass before yielding to the event loop
 RETRY_SECONDS = 5.0
 PERIOD_BOARDS_KEPT = 6  # period start days kept per guild (today, 7 and 30 days, and yesterday's)
 SLOT = {name: i for i, name in enumerate(COUNTERS)}
@@ -346,11 +347,13 @@ class Ranks:
             ranks.load(rows)
             docs += len(rows)
         await ranks.rank_all_time()
-        for credits, op_id, guard in build.notes:
+        for credits, op_id, guard in build.notes:  # notes arriving meanwhile are appended: applied too
             ranks.apply(credits, op_id, guard)
+            await asyncio.sleep(0)  # one written unit per event-loop turn (a restart notes thousands)
         self._ready[guild_id] = ranks
         del self._builds[guild_id]
         self.built += 1
+        keep_long_lived("ranks built")
         log.info("ranks of guild %s built: %d documents, %d members", guild_id, docs, len(ranks.totals))
 
     # ---- the write path -------------------------------------------------------------------

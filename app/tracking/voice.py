@@ -7,7 +7,7 @@ fraction of a second is lost or counted twice over a session.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -29,11 +29,13 @@ class VoiceFlags:
         return not (self.afk or self.deaf_excluded)
 
     def to_document(self) -> dict[str, int]:
-        return {f.name: int(getattr(self, f.name)) for f in fields(self)}
+        return {"camera": int(self.camera), "stream": int(self.stream), "afk": int(self.afk),
+                "deaf_excluded": int(self.deaf_excluded)}
 
     @classmethod
     def from_document(cls, doc: dict[str, object]) -> VoiceFlags:
-        return cls(**{f.name: bool(doc.get(f.name, 0)) for f in fields(cls)})
+        return cls(bool(doc.get("camera", 0)), bool(doc.get("stream", 0)), bool(doc.get("afk", 0)),
+                   bool(doc.get("deaf_excluded", 0)))
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,19 @@
 """Voice sessions over time: open, credit and move the checkpoint, close, flush, reconcile.
 
 No Discord here: the cog says where a member is now (`LiveVoice` or None) and this class turns
-that into session and counter writes. One voice write is in flight per member (a lock per
-member, shared by events, the flush job and reconciliation). Every write of a batch shares one
-operation sequence, which also guards the session documents against late, older writes: first the
-session documents record their next state and pending credits, then the counters are credited
-(guarded), then the intents are cleared.
+that into writes. One voice write is in flight per member (a lock per member, shared by events,
+the flush job and reconciliation). Every write of a batch shares one operation sequence and goes
+to MongoDB as one `Writer` unit, applied in order:
+
+1. new sessions are listed in `voice_sessions` (the directory a start reads);
+2. ONE guarded update per member on the all-time activity document credits the total, moves the
+   checkpoint (`voice_open`) and records the day credits (`voice_last`);
+3. the day documents are credited (guarded by the same sequence);
+4. closed sessions are unlisted (and entries of the shape before converted).
+
+A crash between 2 and 3 leaves `voice_last` ahead of the day documents: the next load applies the
+missing days under their own sequence (exactly once, the guard refuses a replay). See
+`docs/activity.md` for the full crash analysis.
 """
 
 from __future__ import annotations
@@ -19,21 +27,49 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from app.storage.retry import OpId, next_op_seq
+from app.storage.retry import GuardedUpdate, OpId, next_op_seq
+from app.storage.writes import Write
 from app.tracking.voice import LiveVoice, credit, zone
 from app.wiring.clock import Clock, to_ms
-from repositories.activity import ActivityRepository, Credit
+from repositories.activity import ActivityRepository, Credit, VoiceState, VoiceTotal, voice_updates
 from repositories.guild_settings import GuildSettingsRepository
 from repositories.voice_sessions import (
+    Entry,
     Intent,
-    SessionWrite,
     VoiceSession,
     VoiceSessionRepository,
+    entry_convert,
+    entry_delete,
+    entry_upsert,
     session_key,
 )
 
 log = logging.getLogger(__name__)
 FLUSH_BATCH = 1000
+YIELD_EVERY = 200  # transitions computed between two event-loop turns
+LOCK_YIELD_EVERY = 1000  # locks taken between two event-loop turns
+NOTE_CHUNK = 200  # members whose credits are told to the ranks in one event-loop turn
+
+
+@dataclass(frozen=True)
+class VoiceWrite:
+    """One member's next state: `session` (None: closed) after crediting `credits`; `opens`: the
+    session is not listed yet; `converts`: its entry is in the shape before."""
+
+    guild_id: int
+    member_id: int
+    session: VoiceSession | None
+    credits: tuple[Credit, ...] = ()
+    opens: bool = False
+    converts: bool = False
+
+    @property
+    def key(self) -> str:
+        return session_key(self.guild_id, self.member_id)
+
+    def total(self) -> VoiceTotal:
+        state = None if self.session is None else self.session.open_fields()
+        return VoiceTotal(self.guild_id, self.member_id, self.credits, state)
 
 
 @dataclass(frozen=True)
@@ -64,7 +100,10 @@ class VoiceTracker:
         self.batch_size = batch_size
         self._sessions: dict[str, VoiceSession] = {}  # open sessions of the guilds in `_known`
         self._known: set[int] = set()  # guilds whose sessions were read once; memory is newer since
-        self._pending: dict[str, Intent] = {}  # intents recorded but not yet confirmed applied
+        self._pending: dict[str, Intent] = {}  # intents of the shape before, not yet confirmed applied
+        self._unsure: dict[str, tuple[int, VoiceWrite]] = {}  # writes whose unit raised: resubmitted first
+        self._listed: set[str] = set()  # sessions with an entry in the directory
+        self._legacy: set[str] = set()  # entries in the shape before, converted at the next write
         self._locks: dict[str, asyncio.Lock] = {}
         self._arrived: dict[str, list[int]] = {}  # times of voice changes waiting for their lock
         self._ready: dict[int, asyncio.Event] = {}
@@ -109,7 +148,13 @@ class VoiceTracker:
         member with a voice change waiting for its lock is credited only up to that change's time.
         """
         started = time.perf_counter()
-        keys = sorted(k for k, s in self._sessions.items() if guild_id is None or s.guild_id == guild_id)
+        def wanted(gid: int) -> bool:
+            return guild_id is None or gid == guild_id
+
+        # the open sessions, and writes whose unit raised (a close among them): the batch's commit
+        # resubmits those first
+        keys = sorted({k for k, s in self._sessions.items() if wanted(s.guild_id)}
+                      | {k for k, (_, w) in self._unsure.items() if wanted(w.guild_id)})
         flushed = 0
         zones: dict[int, ZoneInfo] = {}
         for i in range(0, len(keys), self.batch_size):
@@ -120,7 +165,9 @@ class VoiceTracker:
             now = to_ms(at or self.clock.now())
             async with self._locked(batch):
                 writes = []
-                for key in batch:
+                for n, key in enumerate(batch, 1):
+                    if n % YIELD_EVERY == 0:
+                        await asyncio.sleep(0)  # bound the event-loop stall of a batch
                     current = self._sessions.get(key)
                     if current is None or current.guild_id not in zones:
                         continue  # closed meanwhile
@@ -173,9 +220,10 @@ class VoiceTracker:
         session (its document is deleted inside the block). A later voice change opens a new one."""
         key = session_key(guild_id, member_id)
         async with self._locked([key]):
-            if key in self._pending:
-                await self._apply_pending([key])
+            await self._settle([key])
             self._sessions.pop(key, None)
+            self._listed.discard(key)
+            self._legacy.discard(key)
             yield
 
     async def reconcile(self, guild_id: int, live: Mapping[int, LiveVoice]) -> None:
@@ -200,43 +248,124 @@ class VoiceTracker:
             cap_ms = int((self.default_cap_seconds if cap is None else cap) * 1000)
             stored = await self._load(guild_id)
             members = {s.member_id for s in self._sessions.values() if s.guild_id == guild_id} | set(live)
-            keys = [session_key(guild_id, m) for m in sorted(members)]
-            keys += [s.key for s in stored if s.key not in keys]
+            ordered = sorted(members)
+            keys = {session_key(guild_id, m) for m in ordered} | {s.key for s in stored}
+            written = 0
             async with self._locked(keys):
                 now = to_ms(self.clock.now())
-                writes = []
-                for member_id in sorted(members):
-                    key = session_key(guild_id, member_id)
-                    current = self._sessions.get(key)
-                    # A voice event of the member that waits for this reconcile: the state found now
-                    # held at most until it, and the waiting events replay what followed.
-                    at = min([now, *self._arrived.get(key, ())])
-                    until = at if current is None else min(at, current.checkpoint + cap_ms)
-                    if current is not None and member_id not in live and at == now:
-                        until = current.checkpoint  # left while we were away: close at the checkpoint
-                    write = self._transition(guild_id, member_id, live.get(member_id), tz, at, until)
-                    if write is not None:
-                        writes.append(write)
-                await self._commit(writes, keys)
+                for i in range(0, len(ordered), self.batch_size):
+                    batch = ordered[i:i + self.batch_size]
+                    writes = await self._reconciled(guild_id, batch, live, tz, now, cap_ms)
+                    await self._commit(writes, [session_key(guild_id, m) for m in batch])
+                    written += len(writes)
+                    await asyncio.sleep(0)
+                await self._settle(keys)
             log.info("voice reconciled for guild %s: %d stored, %d in voice, %d write(s)",
-                     guild_id, len(stored), len(live), len(writes))
+                     guild_id, len(stored), len(live), written)
         self._paused.discard(guild_id)
         self._ready_event(guild_id).set()
 
     # ---- internals ------------------------------------------------------------------------
+    async def _reconciled(self, guild_id: int, members: list[int], live: Mapping[int, LiveVoice],
+                          tz: ZoneInfo, now: int, cap_ms: int) -> list[VoiceWrite]:
+        writes = []
+        for n, member_id in enumerate(members, 1):
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # bound the event-loop stall of a batch
+            key = session_key(guild_id, member_id)
+            current = self._sessions.get(key)
+            # A voice event of the member that waits for this reconcile: the state found now held
+            # at most until it, and the waiting events replay what followed.
+            at = min([now, *self._arrived.get(key, ())])
+            until = at if current is None else min(at, current.checkpoint + cap_ms)
+            if current is not None and member_id not in live and at == now:
+                until = current.checkpoint  # left while we were away: close at the checkpoint
+            write = self._transition(guild_id, member_id, live.get(member_id), tz, at, until)
+            if write is not None:
+                writes.append(write)
+        return writes
+
     async def _load(self, guild_id: int) -> list[VoiceSession]:
-        """The guild's sessions: from memory when known, else from MongoDB (adopting its intents)."""
+        """The guild's sessions: from memory when known, else from MongoDB (the directory, then the
+        members' all-time documents; day credits a crash left behind are applied first)."""
         if guild_id in self._known:
             return [s for s in self._sessions.values() if s.guild_id == guild_id]
         await self.repo.writer.wait_backlog()
-        stored = await self.repo.for_guild(guild_id)
-        for session in stored:
-            if session.intent is not None and session.key not in self._pending:
-                self._pending[session.key] = session.intent
-            if session.key not in self._sessions and not (session.intent and session.intent.closing):
-                self._sessions[session.key] = replace(session, intent=None)
+        started = time.perf_counter()
+        entries = await self.repo.entries(guild_id)
+        states = await self.activity.voice_states(guild_id, [e.member_id for e in entries])
+        stored: list[VoiceSession] = []
+        unlisted: list[Entry] = []
+        missing: dict[int, list[Credit]] = {}
+        for n, entry in enumerate(entries, 1):
+            if n % LOCK_YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+            state = states.get(entry.member_id)
+            if state is not None and state.last_op is not None and state.last_op >= entry.seq:
+                session = self._adopt(entry, state)
+                missing.setdefault(state.last_op, []).extend(state.last_days)
+            elif entry.legacy is not None:
+                session = self._adopt_legacy(entry)
+            else:
+                session = None  # listed, but its first write never landed
+            if session is None:
+                unlisted.append(entry)
+            else:
+                stored.append(session)
+        await self._apply_missing_days(missing)
+        await self._apply_pending([e.key for e in entries if e.key in self._pending])
+        await self._unlist(unlisted)
         self._known.add(guild_id)
+        log.info("voice sessions of guild %s loaded: %d entries, %d open, in %.3fs", guild_id, len(entries),
+                 len(stored), time.perf_counter() - started)
         return stored
+
+    def _adopt(self, entry: Entry, state: VoiceState) -> VoiceSession | None:
+        """A session stored in the all-time document (an entry of the shape before is converted)."""
+        if entry.legacy is not None:
+            self._legacy.add(entry.key)
+        if state.open is None:
+            return None  # closed: only its entry is left
+        session = VoiceSession.from_open(entry.guild_id, entry.member_id, dict(state.open))
+        self._sessions.setdefault(entry.key, session)
+        self._listed.add(entry.key)
+        return session
+
+    def _adopt_legacy(self, entry: Entry) -> VoiceSession | None:
+        """A session stored in the shape before: its intent is applied as then; written in the new
+        shape at the reconcile that follows."""
+        session = entry.legacy
+        assert session is not None
+        self._listed.add(entry.key)
+        self._legacy.add(entry.key)
+        if session.intent is not None and entry.key not in self._pending:
+            self._pending[entry.key] = session.intent
+        if session.intent is not None and session.intent.closing:
+            return None
+        self._sessions.setdefault(entry.key, replace(session, intent=None))
+        return session
+
+    async def _apply_missing_days(self, by_op: dict[int, list[Credit]]) -> None:
+        """The day documents of each member's last operation that a crash kept from landing."""
+        for op_id, credits in sorted(by_op.items()):
+            missing = await self.activity.days_missing(credits, op_id)
+            if missing:
+                log.warning("voice: %d day credit(s) of operation %d were not applied; applying them",
+                            len(missing), op_id)
+                await self.activity.add_voice_days(missing, op_id)
+                if self._on_credited is not None:
+                    self._on_credited(missing, op_id)
+
+    async def _unlist(self, entries: list[Entry]) -> None:
+        """Entries with no open session behind them (a crash before their first or after their
+        last write): deleted, unless a newer write listed them again."""
+        if entries:
+            await self.repo.writer.submit(
+                [Write.bulk(self.repo.collection_name, [entry_delete(e.key, e.seq + 1) for e in entries])],
+                "unlist voice sessions")
+        for entry in entries:
+            self._listed.discard(entry.key)
+            self._legacy.discard(entry.key)
 
     def _ready_event(self, guild_id: int) -> asyncio.Event:
         return self._ready.setdefault(guild_id, asyncio.Event())
@@ -247,21 +376,32 @@ class VoiceTracker:
     @contextlib.asynccontextmanager
     async def _locked(self, keys: Iterable[str]):
         """Hold the per-member locks of `keys` (taken in sorted order, so batches never deadlock)."""
-        async with contextlib.AsyncExitStack() as stack:
-            for key in sorted(set(keys)):
-                await stack.enter_async_context(self._locks.setdefault(key, asyncio.Lock()))
+        held: list[asyncio.Lock] = []
+        try:
+            for n, key in enumerate(sorted(set(keys)), 1):
+                lock = self._locks.setdefault(key, asyncio.Lock())
+                await lock.acquire()
+                held.append(lock)
+                if n % LOCK_YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # uncontended locks never yield: 10,000 would stall the loop
             yield
+        finally:
+            for lock in held:
+                lock.release()
 
     def _transition(
         self, guild_id: int, member_id: int, live: LiveVoice | None, tz: ZoneInfo, now: int, until: int
-    ) -> SessionWrite | None:
+    ) -> VoiceWrite | None:
         """The write that credits [checkpoint, until) under the old state and continues at `now` as `live`."""
         key = session_key(guild_id, member_id)
         current = self._sessions.get(key)
+        opens = key not in self._listed
+        converts = key in self._legacy
         if current is None:
             if live is None:
                 return None
-            return SessionWrite(key, VoiceSession(guild_id, member_id, live.channel_id, now, now, live.flags))
+            session = VoiceSession(guild_id, member_id, live.channel_id, now, now, live.flags)
+            return VoiceWrite(guild_id, member_id, session, opens=opens, converts=converts)
         credits = tuple(
             Credit(guild_id, member_id, day, amounts)
             for day, amounts in credit(current.checkpoint, until, current.flags, tz).items()
@@ -271,30 +411,91 @@ class VoiceTracker:
             following = replace(current, channel_id=live.channel_id, flags=live.flags,
                                 checkpoint=max(now, current.checkpoint))
             unchanged = (following.channel_id, following.flags) == (current.channel_id, current.flags)
-            if not credits and unchanged:
+            if not credits and unchanged and not converts and not opens:
                 return None  # nothing to credit, nothing changed: the checkpoint stays
-        intent = Intent("", credits, closing=following is None) if credits else None
-        return SessionWrite(key, following, intent)
+        return VoiceWrite(guild_id, member_id, following, credits, opens=opens, converts=converts)
 
-    async def _commit(self, writes: list[SessionWrite], keys: Iterable[str]) -> None:
-        """Apply leftover intents of `keys`, then record `writes`, credit them, and clear their intents."""
+    async def _unit(self, writes: list[VoiceWrite], seq: int) -> list[Write]:
+        """The writes of one voice unit, in the order that keeps a crash between any two harmless
+        (built `YIELD_EVERY` members per event-loop turn)."""
+        collection = self.repo.collection_name
+        unit: list[Write] = []
+        opens = [entry_upsert(w.guild_id, w.member_id, seq) for w in writes if w.opens and w.session]
+        if opens:
+            unit.append(Write.bulk(collection, opens))
+        totals: list[GuardedUpdate] = []
+        days: list[GuardedUpdate] = []
+        for i in range(0, len(writes), YIELD_EVERY):
+            if i:
+                await asyncio.sleep(0)
+            more_totals, more_days = voice_updates([w.total() for w in writes[i:i + YIELD_EVERY]], seq)
+            totals += more_totals
+            days += more_days
+        unit += self.activity.voice_writes(totals, days, seq)
+        after = [entry_delete(w.key, seq) if w.session is None else entry_convert(w.key, seq)
+                 for w in writes if w.session is None or w.converts]
+        if after:
+            unit.append(Write.bulk(collection, after))
+        return unit
+
+    async def _commit(self, writes: list[VoiceWrite], keys: Iterable[str]) -> None:
+        """Settle what is left of earlier writes of `keys`, then apply `writes` as one unit."""
+        await self._settle(keys)
+        if writes:
+            await self._submit(writes, self._next_seq())
+
+    async def _settle(self, keys: Iterable[str]) -> None:
+        """Apply intents of the shape before and resubmit writes whose unit raised (same sequence)."""
+        keys = list(keys)
         await self._apply_pending([k for k in keys if k in self._pending])
-        if not writes:
-            return
-        seq = self._next_seq()
-        writes = [replace(w, seq=seq, intent=replace(w.intent, op_id=seq) if w.intent else None)
-                  for w in writes]
-        await self.repo.record(writes)
+        unsure: dict[int, list[VoiceWrite]] = {}
+        for key in keys:
+            if key in self._unsure:
+                seq, write = self._unsure[key]
+                unsure.setdefault(seq, []).append(write)
+        for seq, writes in sorted(unsure.items()):
+            await self._submit(writes, seq)
+
+    async def _submit(self, writes: list[VoiceWrite], seq: int) -> None:
         for write in writes:
+            self._unsure[write.key] = (seq, write)
             if write.session is None:
                 self._sessions.pop(write.key, None)
+                self._listed.discard(write.key)  # a session opened after this lists itself again
             else:
                 self._sessions[write.key] = write.session
-            if write.intent is not None:
-                self._pending[write.key] = write.intent
-        await self._apply_pending([w.key for w in writes if w.intent is not None])
+        unit = await self._unit(writes, seq)
+        await asyncio.sleep(0)  # the writer encodes the unit next: one bounded step each
+        await self.repo.writer.submit(unit, "credit voice time")
+        for write in writes:
+            del self._unsure[write.key]
+            self._legacy.discard(write.key)
+            if write.session is not None:
+                self._listed.add(write.key)
+        await self._note(writes, seq)
+
+    async def _note(self, writes: list[VoiceWrite], seq: int) -> None:
+        """Tell the ranks about written credits, `NOTE_CHUNK` members per event-loop turn (each
+        member's credits of one operation in one note: the ranks apply an operation once per
+        document). Cancelled in between, the rest is told at once: no credit goes untold."""
+        if self._on_credited is None:
+            return
+        for i in range(0, len(writes), NOTE_CHUNK):
+            credits = [c for w in writes[i:i + NOTE_CHUNK] for c in w.credits]
+            if credits:
+                self._on_credited(credits, seq)
+            if i + NOTE_CHUNK >= len(writes):
+                return
+            try:
+                await asyncio.sleep(0)
+            except asyncio.CancelledError:
+                rest = [c for w in writes[i + NOTE_CHUNK:] for c in w.credits]
+                if rest:
+                    self._on_credited(rest, seq)
+                raise
 
     async def _apply_pending(self, keys: list[str]) -> None:
+        """Intents left by the shape before (`voice_sessions.pending*`): applied as then, once."""
         by_op: dict[OpId, list[str]] = {}
         for key in keys:
             by_op.setdefault(self._pending[key].op_id, []).append(key)

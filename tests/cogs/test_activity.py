@@ -6,6 +6,7 @@ import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
+from app.storage.writes import execute
 from app.wiring.clock import to_ms
 from tests.botharness import Harness
 
@@ -42,7 +43,8 @@ async def test_voice_join_and_leave_credits_exact_seconds(tracker: Harness) -> N
     emu = tracker.emu
     emu.voice(ADA, FOCUS)
     await tracker.settle()
-    session = await tracker.db.voice_sessions.find_one({"_id": f"{G}:{emu.user_id(ADA)}"})
+    assert await tracker.db.voice_sessions.find_one({"_id": f"{G}:{emu.user_id(ADA)}"}) is not None
+    session = await open_state(tracker, ADA)
     assert session is not None  # written the moment ADA joined
     assert (session["channel_id"], session["checkpoint"]) == (FOCUS, to_ms(tracker.clock.now()))
     assert not any(bool(session[f]) for f in ("camera", "stream", "afk", "deaf_excluded"))
@@ -52,6 +54,12 @@ async def test_voice_join_and_leave_credits_exact_seconds(tracker: Harness) -> N
     assert await counters(tracker, total(tracker, ADA)) == voice(90)
     assert await counters(tracker, day(tracker, ADA, "2026-03-10")) == voice(90)
     assert await tracker.db.voice_sessions.count_documents({}) == 0
+
+
+async def open_state(h: Harness, member: int) -> dict[str, Any] | None:
+    """The member's open session as stored: `voice_open` of their all-time document."""
+    doc = await h.db.activity.find_one({"_id": total(h, member)}) or {}
+    return doc.get("voice_open")
 
 
 def activity_cog(h: Harness) -> Any:
@@ -170,8 +178,8 @@ async def test_flush_twice_at_the_same_instant_credits_once(tracker: Harness) ->
     second = await cog.flush_voice()
     assert (first.sessions, second.sessions) == (1, 0)  # BOB is in the AFK channel: nothing to credit
     assert await counters(h, total(h, ADA)) == voice(100, on=100)
-    session = await h.db.voice_sessions.find_one({"_id": f"{G}:{emu.user_id(ADA)}"})
-    assert session["checkpoint"] == to_ms(h.clock.now()) and "pending_op" not in session
+    session = await open_state(h, ADA)
+    assert session["checkpoint"] == to_ms(h.clock.now())
     h.clock.advance(50)
     await cog.flush_voice()
     emu.voice(ADA, None)
@@ -268,7 +276,8 @@ async def test_crash_then_restart_with_member_gone_closes_at_the_checkpoint(trac
     await h.restart(crash=True, between=ada_leaves)
     assert await counters(h, total(h, ADA)) == voice(120, on=120)
     assert await h.db.voice_sessions.find_one({"_id": f"{G}:{emu.user_id(ADA)}"}) is None
-    cy = await h.db.voice_sessions.find_one({"_id": f"{G}:{emu.user_id(CY)}"})
+    assert await open_state(h, ADA) is None
+    cy = await open_state(h, CY)
     assert cy is not None and cy["checkpoint"] == to_ms(h.clock.now())
     await step(h, 33)
     emu.voice(CY, None)
@@ -276,33 +285,37 @@ async def test_crash_then_restart_with_member_gone_closes_at_the_checkpoint(trac
     assert await counters(h, total(h, CY)) == voice(33)
 
 
-async def test_a_recorded_intent_left_by_a_crash_is_applied_once_on_start(tracker: Harness) -> None:
-    """Crash after the session recorded its new checkpoint, before the counters were written."""
+async def test_day_credits_left_behind_by_a_crash_are_applied_once_on_start(tracker: Harness) -> None:
+    """Crash after the one write that credited the total and moved the checkpoint, before the day
+    document: the start applies the day credit recorded in the total (`voice_last`), once."""
     h, emu = tracker, tracker.emu
     emu.voice(ADA, FOCUS)
     await step(h, 60)
     cog = activity_cog(h)
+    writer = cog.voice.repo.writer
+    original = writer.submit
     calls = {"n": 0}
-    original = cog.voice.activity.add_voice
 
-    async def crash_before_counting(credits: Any, op_id: str) -> None:
+    async def crash_after_the_total(writes: Any, what: str) -> None:
         calls["n"] += 1
+        await execute(writer.db, list(writes)[:1], writer.policy, what)
         raise ConnectionError("process killed")
 
-    cog.voice.activity.add_voice = crash_before_counting
+    writer.submit = crash_after_the_total
     with contextlib.suppress(ConnectionError):
         await cog.voice.flush()
-    cog.voice.activity.add_voice = original
+    writer.submit = original
     assert calls["n"] == 1
-    stored = await h.db.voice_sessions.find_one({"_id": f"{G}:{emu.user_id(ADA)}"})
-    assert stored["pending_op"] and stored["checkpoint"] == to_ms(h.clock.now())
-    assert await counters(h, total(h, ADA)) == voice(0)
-    await h.restart(crash=True)  # no time passes: only the recorded intent is credited
+    assert (await open_state(h, ADA))["checkpoint"] == to_ms(h.clock.now())
     assert await counters(h, total(h, ADA)) == voice(60)
+    assert await counters(h, day(h, ADA, "2026-03-10")) == voice(0)
+    await h.restart(crash=True)  # no time passes: only the day credit left behind is applied
+    assert await counters(h, day(h, ADA, "2026-03-10")) == voice(60)
     await h.restart(crash=True)
     emu.voice(ADA, None)
     await h.settle()
     assert await counters(h, total(h, ADA)) == voice(60)
+    assert await counters(h, day(h, ADA, "2026-03-10")) == voice(60)
     assert await h.db.voice_sessions.count_documents({}) == 0
 
 

@@ -1,10 +1,37 @@
-"""VoiceSessionRepository: session state, recorded intents, clearing and closing by op id."""
+"""VoiceSessionRepository: the directory of open sessions (issue 16), and entries of the shape before
+(session state and intent in the entry: still written by `record` for the migration tests, read,
+cleared by op id and converted)."""
 
 from __future__ import annotations
 
+from app.storage.writes import Write
 from app.tracking.voice import VoiceFlags
 from repositories.activity import Credit
-from repositories.voice_sessions import Intent, SessionWrite, VoiceSession, VoiceSessionRepository
+from repositories.voice_sessions import (
+    Entry,
+    Intent,
+    SessionWrite,
+    VoiceSession,
+    VoiceSessionRepository,
+    entry_convert,
+    entry_delete,
+    entry_upsert,
+)
+
+
+async def test_entries_of_both_shapes_and_their_guarded_writes(db, policy) -> None:
+    repo = VoiceSessionRepository(db, policy)
+    old = VoiceSession(1, 6, 21, 1000, 1000, VoiceFlags(camera=True))
+    await repo.record([SessionWrite(old.key, old, seq=3)])
+    listed = [entry_upsert(1, 5, 10), entry_upsert(2, 5, 10)]
+    await repo.writer.submit([Write.bulk("voice_sessions", listed)], "list")
+    assert sorted(await repo.entries(1), key=lambda e: e.member_id) == [Entry(1, 5, 10), Entry(1, 6, 3, old)]
+    late_and_converted = [entry_upsert(1, 5, 9), entry_convert(old.key, 11)]
+    await repo.writer.submit([Write.bulk("voice_sessions", late_and_converted)], "late listing, conversion")
+    assert sorted(await repo.entries(1), key=lambda e: e.member_id) == [Entry(1, 5, 10), Entry(1, 6, 11)]
+    unlisted = [entry_delete("1:5", 10), entry_delete("1:6", 12)]
+    await repo.writer.submit([Write.bulk("voice_sessions", unlisted)], "unlist")
+    assert await repo.entries(1) == [Entry(1, 5, 10)]  # not older than the delete's sequence: kept
 
 
 async def test_record_intent_then_finish_keeps_or_closes(db, policy) -> None:

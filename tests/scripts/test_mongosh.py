@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from app.storage.writes import Write
 from app.tracking.voice import VoiceFlags
 from app.wiring.clock import to_ms
 from app.wiring.container import Repositories
-from repositories.activity import Credit
+from repositories.activity import Credit, VoiceTotal, voice_updates
 from repositories.invites import StoredInvite
 from repositories.joins import FIRST, REJOIN, Attribution, JoinRecord, join_key
-from repositories.voice_sessions import SessionWrite, VoiceSession, session_key
+from repositories.voice_sessions import SessionWrite, VoiceSession, entry_upsert, session_key
 
 ROOT = Path(__file__).resolve().parents[2]
 MONGOSH = ROOT / "node_modules" / ".bin" / "mongosh"
@@ -180,7 +181,14 @@ async def test_open_voice_sessions(repos: Repositories, uri: str) -> None:
         VoiceSession(G, ADA, 20, NOW_MS - 90_000, opened, VoiceFlags(camera=True)),
         VoiceSession(G, BIG, 21, NOW_MS - 30_000, opened + 60_000, VoiceFlags(stream=True)),
     ]
-    await repos.voice_sessions.record([SessionWrite(s.key, s, seq=1) for s in sessions])
+    # ADA's session as this version stores it (state in her all-time document), BIG's as the version
+    # before did (state in the entry): the script shows both
+    ada = sessions[0]
+    await repos.voice_sessions.writer.submit(
+        [Write.bulk("voice_sessions", [entry_upsert(G, ADA, 1)]),
+         *repos.activity.voice_writes(*voice_updates([VoiceTotal(G, ADA, (), ada.open_fields())], 1), 1)],
+        "test")
+    await repos.voice_sessions.record([SessionWrite(sessions[1].key, sessions[1], seq=1)])
     assert session_key(G, BIG) == f"1:{BIG}"
     start = datetime.fromtimestamp(opened / 1000, UTC)
     assert lines(run(uri, "open_sessions.js", GUILD=G)) == [

@@ -88,3 +88,14 @@ def test_periods_days_and_formatting() -> None:
     assert format_duration(43500) == "12h 05m" and format_duration(59) == "0h 00m"
     assert format_duration(360000) == "100h 00m"
     assert zone("Not/AZone") == ZoneInfo("UTC") and zone("Europe/Berlin") == BERLIN
+
+
+def test_flags_round_trip_through_a_document_with_every_field() -> None:
+    from dataclasses import fields
+
+    every = {f.name for f in fields(VoiceFlags)}
+    for flags in (VoiceFlags(), VoiceFlags(camera=True, stream=True, afk=True, deaf_excluded=True),
+                  VoiceFlags(stream=True, deaf_excluded=True)):
+        doc = flags.to_document()
+        assert set(doc) == every and all(v in (0, 1) for v in doc.values())
+        assert VoiceFlags.from_document(doc) == flags

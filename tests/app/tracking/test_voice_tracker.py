@@ -6,15 +6,14 @@ import asyncio
 from typing import Any
 
 import pymongo.common
-import pytest
 
 from app.storage.database import make_client
 from app.storage.outbox import Outbox
 from app.storage.retry import RetryPolicy
-from app.storage.writes import Writer
+from app.storage.writes import Write, Writer
 from app.tracking.voice import LiveVoice, VoiceFlags
 from app.tracking.voice_tracker import VoiceTracker
-from app.wiring.clock import ManualClock
+from app.wiring.clock import ManualClock, to_ms
 from repositories.activity import ActivityRepository, Counters, total_key
 from repositories.guild_settings import GuildSettingsRepository
 from repositories.voice_sessions import VoiceSessionRepository
@@ -29,32 +28,49 @@ def make_tracker(db: Any, clock: ManualClock, policy: RetryPolicy, **kwargs: Any
                         GuildSettingsRepository(db, policy), clock, 600, **kwargs)
 
 
+def spy_units(tracker: VoiceTracker) -> list[list[Write]]:
+    """Record every unit the tracker submits (still applied)."""
+    units: list[list[Write]] = []
+    submit = tracker.repo.writer.submit
+
+    async def spy(writes: Any, what: str) -> None:
+        units.append(list(writes))
+        await submit(writes, what)
+
+    tracker.repo.writer.submit = spy  # type: ignore[method-assign]
+    return units
+
+
+def shape(unit: list[Write]) -> list[str]:
+    return [f"{w.collection}:{len(w.items) if w.kind == 'guarded' else len(w.ops)}" for w in unit]
+
+
 async def totals(db: Any) -> dict[int, Counters]:
     return {d["member_id"]: Counters.from_document(d) async for d in db.activity.find({"kind": "total"})}
 
 
-async def test_flush_writes_at_most_batch_size_sessions_per_bulk_write(db, clock, policy) -> None:
+async def test_flush_writes_at_most_batch_size_sessions_per_unit(db, clock, policy) -> None:
     tracker = make_tracker(db, clock, policy)
-    sizes: list[int] = []
-    record = tracker.repo.record
-
-    async def spy(writes: Any) -> None:
-        sizes.append(len(writes))
-        await record(writes)
-
-    tracker.repo.record = spy  # type: ignore[method-assign]
+    units = spy_units(tracker)
     members = range(1, 2501)
     await tracker.reconcile(G, {m: LiveVoice(20, VoiceFlags(camera=m % 2 == 0)) for m in members})
-    assert sizes == [2500]  # every session opened in one write
+    assert [shape(u) for u in units] == [["voice_sessions:1000", "activity:1000"]] * 2 + [
+        ["voice_sessions:500", "activity:500"]]  # the reconcile commits in batches too (issue 16, 3)
     clock.advance(120)
-    sizes.clear()
+    units.clear()
     result = await tracker.flush()
-    assert sizes == [1000, 1000, 500] and result.sessions == 2500
+    # one guarded update per session (credit + checkpoint), then its day document: nothing else
+    assert [shape(u) for u in units] == [["activity:1000", "activity:1000"]] * 2 + [
+        ["activity:500", "activity:500"]]
+    assert result.sessions == 2500
     stored = await totals(db)
     assert len(stored) == 2500
     assert stored[2] == Counters(voice_s=120, cam_on_s=120)
     assert stored[3] == Counters(voice_s=120, cam_off_s=120)
-    assert await db.voice_sessions.count_documents({"pending_op": {"$exists": True}}) == 0
+    doc = await db.activity.find_one({"_id": total_key(G, 3)})
+    assert doc["voice_open"]["checkpoint"] == to_ms(clock.now())
+    assert doc["voice_last"]["op"] == doc["voice_seq"]
+    assert await db.voice_sessions.count_documents({"checkpoint": {"$exists": True}}) == 0
 
 
 async def test_flush_through_cut_connections_neither_loses_nor_doubles(db, clock, fault_proxy, monkeypatch):
@@ -85,50 +101,6 @@ async def test_flush_through_cut_connections_neither_loses_nor_doubles(db, clock
     stored = await totals(db)
     for m in members:
         assert stored[m] == Counters(voice_s=elapsed, cam_off_s=elapsed, stream_s=elapsed if m <= 3 else 0), m
-    assert await db.voice_sessions.count_documents({}) == 0
-
-
-async def test_an_intent_whose_clearing_failed_is_not_credited_twice(db, clock, policy) -> None:
-    tracker = make_tracker(db, clock, policy)
-    await tracker.reconcile(G, {5: LiveVoice(20, VoiceFlags())})
-    clock.advance(30)
-    finish = tracker.repo.finish
-    failures = []
-
-    async def lost_reply(*args: Any, **kwargs: Any) -> None:
-        await finish(*args, **kwargs)  # applied on the server...
-        failures.append(1)
-        raise ConnectionError("...but the reply never came")
-
-    tracker.repo.finish = lost_reply  # type: ignore[method-assign]
-    with pytest.raises(ConnectionError):
-        await tracker.flush()
-    tracker.repo.finish = finish  # type: ignore[method-assign]
-    clock.advance(10)
-    await tracker.update(G, 5, None)  # re-applies the leftover intent (guarded), then closes
-    assert failures == [1]
-    assert (await totals(db))[5] == Counters(voice_s=40, cam_off_s=40)
-
-
-async def test_counters_failing_leaves_the_intent_and_a_new_tracker_applies_it_once(db, clock, policy):
-    """A crash between the session write and the counter write: the next start applies the intent."""
-    first = make_tracker(db, clock, policy)
-    await first.reconcile(G, {5: LiveVoice(20, VoiceFlags(camera=True))})
-    clock.advance(45)
-
-    async def killed(*args: Any) -> None:
-        raise ConnectionError("killed")
-
-    first.activity.add_voice = killed  # type: ignore[method-assign]
-    with pytest.raises(ConnectionError):
-        await first.update(G, 5, LiveVoice(21, VoiceFlags()))
-    assert (await db.voice_sessions.find_one({"_id": f"{G}:5"}))["pending"]
-    second = make_tracker(db, clock, policy)
-    await second.reconcile(G, {5: LiveVoice(21, VoiceFlags())})  # no time passed since the checkpoint
-    assert (await totals(db))[5] == Counters(voice_s=45, cam_on_s=45)
-    third = make_tracker(db, clock, policy)
-    await third.reconcile(G, {})  # gone: closed at the checkpoint, nothing more
-    assert (await totals(db))[5] == Counters(voice_s=45, cam_on_s=45)
     assert await db.voice_sessions.count_documents({}) == 0
 
 
@@ -266,13 +238,13 @@ async def test_a_reconcile_during_voice_writes_of_a_known_guild_doubles_nothing(
     tracker = make_tracker(db, clock, policy)
     await tracker.reconcile(G, {5: LiveVoice(20, VoiceFlags())})
     reads = []
-    for_guild = tracker.repo.for_guild
+    entries = tracker.repo.entries
 
     async def counted(guild_id: int) -> Any:
         reads.append(guild_id)
-        return await for_guild(guild_id)
+        return await entries(guild_id)
 
-    tracker.repo.for_guild = counted  # type: ignore[method-assign]
+    tracker.repo.entries = counted  # type: ignore[method-assign]
     clock.advance(30)
     await asyncio.gather(tracker.update(G, 5, LiveVoice(20, VoiceFlags(camera=True))),
                          tracker.reconcile(G, {5: LiveVoice(20, VoiceFlags(camera=True))}))
@@ -314,3 +286,21 @@ async def test_two_voice_events_of_a_member_in_one_millisecond_are_both_applied(
     clock.advance(30)
     await tracker.flush()
     assert (await totals(db))[9] == Counters(voice_s=30, cam_off_s=30)
+
+
+async def test_the_ranks_are_told_every_credit_once_in_chunks_of_whole_members(db, clock, policy) -> None:
+    """Issue 16, 3: a batch's credits go to the ranks a chunk of members per event-loop turn; a
+    member's credits of one operation (two days across midnight) stay in one note."""
+    notes: list[tuple[list[Any], int]] = []
+    tracker = make_tracker(db, clock, policy, on_credited=lambda c, op: notes.append((list(c), op)))
+    clock.set(clock.now().replace(hour=23, minute=59, second=0))
+    await tracker.reconcile(G, {m: LiveVoice(20, VoiceFlags()) for m in range(1, 451)})
+    clock.advance(120)  # across midnight: two credits per member
+    await tracker.flush()
+    assert len(notes) == 3  # 200 + 200 + 50 members
+    members = [c.member_id for credits, _ in notes for c in credits]
+    assert len(members) == 900 and set(members) == set(range(1, 451))
+    for credits, _ in notes:
+        in_note = [c.member_id for c in credits]
+        assert all(in_note.count(m) == 2 for m in in_note)  # both days of a member in one note
+    assert len({op for _, op in notes}) == 1

@@ -1,0 +1,54 @@
+"""app.wiring.heap: long-lived objects frozen out of full collections; a rebuilt guild cache freed."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+from app.wiring.heap import GuildCaches, keep_long_lived
+
+
+class Node:
+    def __init__(self) -> None:
+        self.other: Node | None = None
+
+
+def cycle() -> weakref.ref[Node]:
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    return weakref.ref(a)
+
+
+def test_frozen_objects_are_skipped_by_full_collections() -> None:
+    gc.unfreeze()
+    kept = [Node() for _ in range(1000)]
+    keep_long_lived("test")
+    assert gc.get_freeze_count() >= len(kept)
+    gc.unfreeze()
+
+
+def test_a_rebuilt_guild_cache_is_collected_even_though_it_was_frozen() -> None:
+    gc.unfreeze()
+    caches = GuildCaches()
+    old_guild = Node()
+    old_guild.other = Node()
+    old_guild.other.other = old_guild  # a guild and its members refer to each other
+    gone = weakref.ref(old_guild)
+    caches.built(1, old_guild)  # frozen with the old cache
+    del old_guild
+    gc.collect()
+    assert gone() is not None  # cyclic garbage among frozen objects is not collected...
+    caches.built(1, Node())  # ...until the guild's cache is rebuilt (a re-IDENTIFY)
+    assert gone() is None
+    gc.unfreeze()
+
+
+def test_the_same_guild_object_again_does_not_collect_everything(monkeypatch) -> None:
+    calls = []
+    monkeypatch.setattr("app.wiring.heap.collect_everything", calls.append)
+    caches, guild = GuildCaches(), Node()
+    caches.built(1, guild)
+    caches.built(1, guild)  # available again after an outage: the same object, updated in place
+    caches.built(2, Node())
+    assert calls == []
+    gc.unfreeze()
