@@ -79,6 +79,11 @@ class TrackerTree(app_commands.CommandTree):
         return int(outbox.depth) if outbox is not None else 0
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        lease = getattr(self.client, "lease", None)
+        if lease is not None and not lease.active.is_set():
+            # A standby leaves every interaction to the process that counts: Discord delivers it to
+            # both sessions, and the second answer fails ("already acknowledged").
+            return False
         if interaction.type is not discord.InteractionType.application_command:
             return True
         command = interaction.command

@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
+
 from app.storage.retry import TERM_BITS
 from app.wiring.clock import to_ms
 from tests.botharness import Harness
@@ -66,3 +68,16 @@ async def test_a_message_arriving_while_the_bot_shuts_down_is_counted_until_the_
     await h.stop()
     assert await messages(h, BOB) == 1
     assert bot.lease.role != "active"
+
+
+async def test_a_standby_leaves_commands_to_the_holder(
+        make_tracker: Callable[..., Awaitable[Harness]], db: Any, clock: Any) -> None:
+    """Found by the fault campaign (seed 9, a second process): Discord delivers an interaction to
+    both sessions; the standby answered too, and one of the two answers failed ("Interaction has
+    already been acknowledged", logged with a traceback). Only the lease holder answers."""
+    await db.lease.insert_one({"_id": "bot", "token": 7, "holder": "other-host:1:abc", "data_dir": "other",
+                               "renewed_ms": to_ms(clock.now())})
+    h = await make_tracker()
+    assert h.bot.lease.role == "standby"
+    with pytest.raises(TimeoutError):  # nobody answers: the holder (another process) would
+        await h.emu.command(ADA, "ud", timeout=3)
