@@ -61,6 +61,7 @@ class Journal:
         self._dirty = asyncio.Event()
         self._committed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._committing = False
         self.depth = 0  # records kept (in memory and on disk), not yet forgotten
         self.commits = 0
 
@@ -121,8 +122,6 @@ class Journal:
             self._committed.clear()
             self._dirty.set()
             await self._committed.wait()
-
-    _committing = False
 
     async def _commit_loop(self) -> None:
         while True:

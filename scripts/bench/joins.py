@@ -67,8 +67,25 @@ class Tally:
                 f"{self.unknown} unknown{missing}")
 
 
+class QuietAccess:
+    """The `GuildAccess` parts a simulated guild has nothing to say about: no roles, no join hint,
+    no audit log, leaves not announced."""
+
+    def member_roles(self, guild_id: int, member_id: int) -> set[int] | None:
+        return None
+
+    def join_hint(self, guild_id: int) -> str:
+        return ""
+
+    async def audited_invites(self, guild_id: int) -> list[AuditedInvite] | None:
+        return None
+
+    def left(self, guild_id: int, member_id: int, name: str, facts: JoinFacts | None) -> None:
+        return None
+
+
 @dataclass
-class BurstWorld:
+class BurstWorld(QuietAccess):
     """A guild as the tracker sees it through `GuildAccess`, with Discord's timing."""
 
     guild_id: int
@@ -114,20 +131,8 @@ class BurstWorld:
     def members(self, guild_id: int) -> GuildMembers | None:
         return GuildMembers(f"burst {guild_id}", [], True)
 
-    def member_roles(self, guild_id: int, member_id: int) -> set[int] | None:
-        return None
-
-    def join_hint(self, guild_id: int) -> str:
-        return ""
-
-    async def audited_invites(self, guild_id: int) -> list[AuditedInvite] | None:
-        return None
-
     def joined(self, facts: JoinFacts) -> None:
         self.announced.append(facts)
-
-    def left(self, guild_id: int, member_id: int, name: str, facts: JoinFacts | None) -> None:
-        return None
 
 
 class Baseline:

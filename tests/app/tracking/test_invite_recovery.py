@@ -10,11 +10,11 @@ from typing import Any
 
 from pymongo.errors import AutoReconnect
 
-from app.tracking.audit_match import AuditedInvite
 from app.tracking.invites import FetchFailed, GuildMembers, InviteTracker, Joiner, JoinFacts
 from app.wiring.clock import ManualClock
 from app.wiring.container import Repositories
 from repositories.invites import StoredInvite
+from scripts.bench.joins import QuietAccess
 
 GID = 5
 INVITERS = {"abc": 1 << 40, "bobs": (1 << 40) + 1}
@@ -22,7 +22,7 @@ OLD = 1 << 41  # a member who joined long before any snapshot
 
 
 @dataclass
-class Guild:
+class Guild(QuietAccess):
     """A guild as the tracker sees it through `GuildAccess`: invites with their uses, a member
     list that may be incomplete, fetches that may fail, and what the tracker announced."""
 
@@ -68,20 +68,8 @@ class Guild:
         found = [replace_live(m) for m in self.listed.values()]
         return GuildMembers("guild", found, self.complete)
 
-    def member_roles(self, guild_id: int, member_id: int) -> set[int] | None:
-        return None
-
-    def join_hint(self, guild_id: int) -> str:
-        return ""
-
-    async def audited_invites(self, guild_id: int) -> list[AuditedInvite] | None:
-        return None
-
     def joined(self, facts: JoinFacts) -> None:
         self.announced.append(facts)
-
-    def left(self, guild_id: int, member_id: int, name: str, facts: JoinFacts | None) -> None:
-        return None
 
 
 def replace_live(member: Joiner) -> Joiner:
