@@ -170,6 +170,7 @@ class ScenarioRunner:
         await self.emu.start()
         try:
             self.emu.add_guild(self.scenario.guild)
+            self.emu.history_denied |= {int(c) for c in self.scenario.guild.get("history_denied", [])}
             self.bot = BotProcess(self._bot_env(uri), self.workdir / "bot.log")
             await self._start_bot()
             await asyncio.sleep(0.5)  # the bot's start-up reconciliation of the guild

@@ -3,8 +3,10 @@
 Two things cannot be observed by any bot, and are kept apart instead of counted as truth:
 - voice time after the bot stopped, for a member who left while it was down (Discord does not say
   when someone left while the bot was offline): `unobservable_voice_s`;
-- messages sent while the bot was down (the gateway does not replay them), and messages no bot
-  session received (`delivered == 0`): `unobservable_messages`.
+- messages sent while the bot was down, or that no bot session received (`delivered == 0`), in a
+  channel whose history the bot may not read (`unreadable`; the guild's `history_denied`):
+  `unobservable_messages`. Anywhere else Discord keeps them in the channel's history, and the bot
+  counts them from there after the restart or gap (issue 19): they are truth.
 Downtime of a member who stayed in voice is truth, capped at the downtime cap, as the bot credits it.
 
 "Down" is any time the bot cannot see the guild: the process stopped (`bot_down`/`bot_up`), the
@@ -90,8 +92,10 @@ class _Away:
 
 
 class Truth:
-    def __init__(self, afk_channel: int | None, downtime_cap_s: float, fake_days: float = 3.0) -> None:
+    def __init__(self, afk_channel: int | None, downtime_cap_s: float, fake_days: float = 3.0,
+                 unreadable: set[int] | None = None) -> None:
         self.afk_channel = afk_channel
+        self.unreadable = unreadable or set()
         self.downtime_cap_s = downtime_cap_s
         self.fake_days = fake_days
         self.members: dict[int, MemberTruth] = defaultdict(MemberTruth)
@@ -179,7 +183,8 @@ class Truth:
         for event in happened:
             away.change(event.kind)
             if event.kind == "message" and event.member is not None:
-                if away.depth == 0 and event.data.get("delivered", 1) > 0:
+                live = away.depth == 0 and event.data.get("delivered", 1) > 0
+                if live or event.data.get("channel") not in self.unreadable:
                     self.members[event.member].messages += 1
                 else:
                     self.members[event.member].unobservable_messages += 1
