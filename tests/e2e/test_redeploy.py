@@ -153,3 +153,16 @@ async def test_joins_and_a_leave_during_an_outage_with_a_sigkill_inside_it_are_a
     for who in report["commands"]:
         assert embed_fields(who)["Source"] == "invite", who
     assert "events of the previous run are taken up again" in bot_log(report)
+
+
+async def test_messages_sent_during_sigterm_and_sigkill_redeploys_are_counted_once(tmp_path):
+    """Issue 19: five redeploys (SIGTERM and SIGKILL, 2-5 s down) under steady traffic in five
+    channels and a thread: what was sent while the bot was down is counted from the channels'
+    history after each start, exactly once (the report's `ok` compares every member with the truth)."""
+    report = await run("redeploys_under_message_traffic", tmp_path)
+    assert report["bot_exit_codes"][:5] == [0, -9, 0, -9, 0]
+    rows = [member(report, name) for name in ("ada", "bob", "cy")]
+    assert sum(r["truth"]["messages"] for r in rows) == 171
+    assert all(r["tracked"]["messages"] == r["truth"]["messages"] for r in rows)
+    assert all(r["unobservable"]["messages"] == 0 for r in rows)
+    assert "backfill of guild 1: backfilled" in bot_log(report)
