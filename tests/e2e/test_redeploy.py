@@ -166,3 +166,14 @@ async def test_messages_sent_during_sigterm_and_sigkill_redeploys_are_counted_on
     assert all(r["tracked"]["messages"] == r["truth"]["messages"] for r in rows)
     assert all(r["unobservable"]["messages"] == 0 for r in rows)
     assert "backfill of guild 1: backfilled" in bot_log(report)
+
+
+async def test_messages_across_a_sigkill_inside_a_mongodb_outage_are_counted_once(tmp_path):
+    """Issue 19: MongoDB goes away, the bot is SIGKILLed during the outage and restarts while it is
+    still away (writes waited in the outbox), then a SIGTERM redeploy: live counts, outbox replays
+    and history backfills add up to the truth, none doubled."""
+    report = await run("redeploys_with_db_outage", tmp_path)
+    assert report["bot_exit_codes"][:2] == [-9, 0]
+    rows = [member(report, name) for name in ("ada", "bob", "cy")]
+    assert sum(r["truth"]["messages"] for r in rows) == 104
+    assert all(r["tracked"]["messages"] == r["truth"]["messages"] for r in rows)
