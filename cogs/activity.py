@@ -146,7 +146,8 @@ class ActivityCog(commands.Cog, name="Activity"):
     async def shutdown_flush(self) -> None:
         for task in list(self._tasks):
             task.cancel()  # a backfill resumes at the next start from its last written page
-        await self.messages.wait_idle()
+        if self.ledger.loaded.is_set():  # else nothing was written yet: no mark moved, and the
+            await self.messages.wait_idle()  # next start counts these messages from history
         await self.voice.flush()
 
     # ---- messages --------------------------------------------------------------------------

@@ -269,3 +269,25 @@ async def test_a_late_live_event_older_than_the_first_one_is_left_to_the_backfil
     await proc.backfill.run_guild(G, history)
     await proc.counter.wait_idle()
     assert await stored(db) == Counter({100: 1, 101: 1})
+
+
+async def test_a_disconnect_during_a_backfill_leaves_nothing_behind(db, policy) -> None:
+    """The connection drops while a range is being counted and messages are sent after its last
+    page was read: the range ends at its history, and the gap the disconnect opened takes the rest."""
+    repo, seq, history, new_id = ActivityRepository(db, policy), OpSequence(1), History(), ids()
+    for _ in range(3):
+        history.post(1, new_id(), 100)
+    proc = Process(repo, seq)
+    await proc.start()
+    history.pause = asyncio.Event()
+    run = asyncio.create_task(proc.backfill.run_guild(G, history))
+    await history.fetching.wait()
+    proc.ledger.open_gaps()  # disconnected while the page is being read
+    history.pause.set()
+    await run
+    for _ in range(2):  # still disconnected: never delivered
+        history.post(1, new_id(), 101)
+    proc.live(1, history.post(1, new_id(), 102))  # the new session
+    await proc.backfill.run_guild(G, history)  # its guild_available
+    await proc.counter.wait_idle()
+    assert await stored(db) == Counter({100: 3, 101: 2, 102: 1})
