@@ -291,7 +291,12 @@ class ScenarioRunner:
         await asyncio.sleep(down_for)
         # Started while the database is down, the bot waits at its startup probe (PROBE_TIMEOUT_SECONDS).
         self._record("bot_up")
+        identified = len(self.emu.gateway.identified_at)
         await self._start_bot()
+        # From its IDENTIFY on (READY and GUILD_CREATE are queued at once) the new session gets every
+        # message: recorded at that moment, among the steps that ran meanwhile.
+        times = self.emu.gateway.identified_at
+        self._record("bot_connected", at=times[identified] if len(times) > identified else None)
 
     async def _do_db_outage(self, step: Step, args: dict[str, Any]) -> None:
         self.background.append(asyncio.create_task(self._outage(float(args["for"]))))

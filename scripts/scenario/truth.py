@@ -9,6 +9,9 @@ Two things cannot be observed by any bot, and are kept apart instead of counted 
   counts them from there after the restart or gap (issue 19): they are truth.
 Downtime of a member who stayed in voice is truth, capped at the downtime cap, as the bot credits it.
 
+For messages, a restarted bot is down until its new session is READY (`bot_connected`): a message
+dispatched while it starts goes at most to the old session's replay buffer, which nobody resumes.
+
 "Down" is any time the bot cannot see the guild: the process stopped (`bot_down`/`bot_up`), the
 guild in an outage (`guild_down`/`guild_up`), or the session invalidated until the bot identified
 again (`session_lost`/`session_back`). Overlapping ones count as one, from the first to the last.
@@ -23,6 +26,8 @@ from typing import Any
 
 COUNTERS = ("messages", "voice_s", "cam_on_s", "cam_off_s", "stream_s")
 AWAY = {"bot_down": 1, "guild_down": 1, "session_lost": 1, "bot_up": -1, "guild_up": -1, "session_back": -1}
+# Messages: the bot is back when its session is READY, not when its process starts.
+MESSAGES_AWAY = {**AWAY, "bot_up": 0, "bot_connected": -1}
 
 
 @dataclass
@@ -76,12 +81,13 @@ class InviterTruth:
 class _Away:
     """Nesting of the intervals in which the bot cannot see the guild."""
 
-    def __init__(self) -> None:
+    def __init__(self, steps: dict[str, int] = AWAY) -> None:
         self.depth = 0
+        self.steps = steps
 
     def change(self, kind: str) -> str | None:
         """Returns "down" when the first interval starts, "up" when the last one ends, else None."""
-        step = AWAY.get(kind, 0)
+        step = self.steps.get(kind, 0)
         if step > 0:
             self.depth += 1
             return "down" if self.depth == 1 else None
@@ -179,7 +185,7 @@ class Truth:
 
     # ---- messages and invites ----------------------------------------------------------------------
     def _messages(self, happened: list[Happened]) -> None:
-        away = _Away()
+        away = _Away(MESSAGES_AWAY)
         for event in happened:
             away.change(event.kind)
             if event.kind == "message" and event.member is not None:

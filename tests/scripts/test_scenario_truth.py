@@ -45,7 +45,7 @@ def test_messages_while_the_bot_is_down_are_truth_where_the_history_is_readable(
 
     truth = Truth(AFK, 600, unreadable={11}).compute([
         message(0, 10), Happened(1, "bot_down"), message(2, 10), message(2.5, 11), Happened(3, "bot_up"),
-        message(4, 10), message(4.5, 11), Happened(5, "end"),
+        Happened(3.5, "bot_connected"), message(4, 10), message(4.5, 11), Happened(5, "end"),
     ])
     assert (truth.members[1].messages, truth.members[1].unobservable_messages) == (4, 1)
 
@@ -69,6 +69,16 @@ def test_overlapping_downtimes_count_once_from_the_first_to_the_last():
     ])
     assert truth.members[1].voice_s == 10 + 5 + 10  # one downtime of 10 s, capped at 5
     assert truth.members[2].messages == 1  # the bot was back, the guild was not: from history
+
+
+def test_a_restarting_bot_sees_messages_only_once_its_session_is_ready():
+    """Between the process start (`bot_up`) and its READY (`bot_connected`) a message reaches at most
+    the old session's replay buffer: unobservable in an unreadable channel."""
+    truth = Truth(AFK, 600, unreadable={11}).compute([
+        Happened(0, "bot_down"), Happened(1, "bot_up"), Happened(1.5, "message", 1, {"channel": 11}),
+        Happened(2, "bot_connected"), Happened(2.5, "message", 1, {"channel": 11}), Happened(3, "end"),
+    ])
+    assert (truth.members[1].messages, truth.members[1].unobservable_messages) == (1, 1)
 
 
 def test_a_message_no_bot_session_received_is_unobservable_only_where_history_is_unreadable():
