@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 PAGE = 100  # Discord's largest page of channel history
 DISCORD_EPOCH_MS = 1420070400000
 PARALLEL_CHANNELS = 4
+KEEP_FINISHED = 2  # finished ranges kept per channel to refuse late gateway events of their messages
 
 
 def snowflake_ms(snowflake: int) -> int:
@@ -84,6 +85,13 @@ class Gap:
     hi: int | None = None
     at: int = 0
     synced: bool = False  # the live counts that set `lo` are written (or durable in the outbox)
+    claimed: int = 0  # the backfill has taken every id up to here (set before its page is written)
+    done: bool = False
+
+    def holds(self, message_id: int) -> bool:
+        """The backfill counts (or counted) this id: live counting must not."""
+        return self.lo < message_id and (message_id <= self.claimed
+                                          or (self.hi is not None and message_id < self.hi))
 
     def snapshot(self, at: int | None = None, done: bool = False) -> FillRange:
         return FillRange(self.key, self.guild_id, self.channel_id, self.lo, self.hi,
@@ -126,7 +134,7 @@ class Ledger:
             self._channel(guild_id, channel_id).mark = mark
         for r in sorted(ranges, key=lambda r: (r.hi is None, r.lo)):
             gaps = self._channel(r.guild_id, r.channel_id).gaps
-            gaps.append(Gap(r.key, r.guild_id, r.channel_id, r.lo, r.hi, r.at, synced=True))
+            gaps.append(Gap(r.key, r.guild_id, r.channel_id, r.lo, r.hi, r.at, synced=True, claimed=r.at))
         for (guild_id, channel_id), first in self._early.items():
             state = self._current(guild_id, channel_id)
             gap = state.gaps[-1] if state.gaps and state.gaps[-1].hi is None else None
@@ -161,12 +169,12 @@ class Ledger:
             self._marks[key] = max(self._marks.get(key, 0), message_id)
             return True
         state = self._current(guild_id, channel_id)
+        if any(g.holds(message_id) for g in state.gaps):
+            return False  # a late event of a message the backfill read (REST shows it first)
         gap = state.gaps[-1] if state.gaps and state.gaps[-1].hi is None else None
         if gap is not None:
             gap.hi = message_id
             self._ranges[gap.key] = gap
-        elif any(g.lo < message_id < (g.hi or 0) for g in state.gaps):
-            return False
         state.mark = max(state.mark, message_id)
         self._marks[key] = max(self._marks.get(key, 0), message_id)
         return True
@@ -181,7 +189,7 @@ class Ledger:
     # ---- backfill -------------------------------------------------------------------------------
     def ranges_of(self, guild_id: int, channel_id: int) -> list[Gap]:
         """The channel's ranges still to count (a gap opened since it was last looked at included)."""
-        return list(self._current(guild_id, channel_id).gaps)
+        return [g for g in self._current(guild_id, channel_id).gaps if not g.done]
 
     def fix_end(self, gap: Gap, last_seen: int) -> None:
         """The backfill reached the end of the history with no live message yet: from here on,
@@ -190,9 +198,12 @@ class Ledger:
             gap.hi = last_seen + 1
 
     def finished(self, gap: Gap) -> None:
+        """Kept a while: a late gateway event of a message it counted must still be refused."""
         state = self._channel(gap.guild_id, gap.channel_id)
-        if gap in state.gaps:
-            state.gaps.remove(gap)
+        gap.done = True
+        done = [g for g in state.gaps if g.done]
+        for old in done[:-KEEP_FINISHED]:
+            state.gaps.remove(old)
         if gap.hi is not None:
             state.mark = max(state.mark, gap.hi - 1)
 
@@ -299,6 +310,7 @@ class Backfill:
             if end:
                 self.ledger.fix_end(gap, inside[-1].id if inside else cursor)
             page_at = inside[-1].id if inside else cursor
+            gap.claimed = max(gap.claimed, page_at)  # before any await: live counting now leaves these
             credits = self._credits(gap.guild_id, inside, tz)
             await self._commit(gap, credits, page_at, end)
             counted += len(inside)

@@ -291,3 +291,37 @@ async def test_a_disconnect_during_a_backfill_leaves_nothing_behind(db, policy) 
     await proc.backfill.run_guild(G, history)  # its guild_available
     await proc.counter.wait_idle()
     assert await stored(db) == Counter({100: 3, 101: 2, 102: 1})
+
+
+async def test_a_gateway_event_after_the_history_page_that_held_it_is_not_counted_again(db, policy) -> None:
+    """Discord shows a message over REST before its MESSAGE_CREATE arrives: the backfill can count a
+    message from a page, and its live event come after that page was written, or after the whole
+    range was finished. Found by the 20-SIGKILL campaign (one message counted twice)."""
+    repo, seq, history, new_id = ActivityRepository(db, policy), OpSequence(1), History(), ids()
+    for _ in range(150):
+        history.post(1, new_id(), 100)
+    proc = Process(repo, seq)
+    await proc.start()
+    pages = 0
+    first_page_written = asyncio.Event()
+    go_on = asyncio.Event()
+
+    async def write(*args: Any) -> None:
+        nonlocal pages
+        await repo.add_backfill(*args)
+        pages += 1
+        if pages == 1:
+            first_page_written.set()
+            await go_on.wait()
+
+    proc.backfill._write = write
+    run = asyncio.create_task(proc.backfill.run_guild(G, history))
+    await first_page_written.wait()
+    read_first = history.messages[1][50]  # in the first page, counted already
+    proc.live(1, read_first)  # its gateway event only now
+    go_on.set()
+    await run
+    proc.live(1, history.messages[1][-1])  # the newest one, after the range was finished
+    proc.live(1, history.post(1, new_id(), 101))  # a new message: live counting's
+    await proc.counter.wait_idle()
+    assert await stored(db) == Counter({100: 150, 101: 1})
