@@ -180,3 +180,15 @@ async def test_messages_across_a_sigkill_inside_a_mongodb_outage_are_counted_onc
     assert sum(r["truth"]["messages"] for r in rows) + unobservable == 104 and unobservable > 0
     assert all(r["tracked"]["messages"] == r["truth"]["messages"] for r in rows)
     assert bot_log(report).count("channel 11: no Read Message History") == 3  # once per start
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("signal", ["sigterm", "sigkill"])
+async def test_twenty_redeploys_under_steady_traffic_count_every_message_once(tmp_path, signal):
+    """Issue 19, done-when: 20 consecutive redeploys (2-5 s down each) under steady traffic in five
+    channels and a thread; every member's message count equals the truth, none doubled (~4 min)."""
+    report = await run(f"twenty_{signal}_redeploys_under_traffic", tmp_path)
+    assert len(report["bot_exit_codes"]) == 21
+    rows = [member(report, name) for name in ("ada", "bob", "cy")]
+    assert sum(r["truth"]["messages"] for r in rows) == (628 if signal == "sigterm" else 667)
+    assert all(r["unobservable"]["messages"] == 0 for r in rows)
