@@ -1,6 +1,10 @@
 """Activity listeners: messages and voice states in, counter writes out (through the repositories).
 
-Messages go to a group-commit writer; voice changes go to the VoiceTracker (one write in flight
+Messages go to a group-commit writer (each claimed first from the ledger that splits every
+channel's message ids between live counting and the backfill from history, issue 19: a gap
+opens at start, on every gateway disconnect and when a guild becomes unavailable; the backfill
+runs whenever a guild becomes available, which discord.py reports at start, after a re-IDENTIFY
+and after a guild outage); voice changes go to the VoiceTracker (one write in flight
 per member). On each guild becoming available the stored sessions are reconciled with the real
 voice states; a scheduler job flushes open sessions every VOICE_FLUSH_SECONDS and a shutdown
 hook does the same on SIGTERM/SIGINT.
@@ -18,6 +22,7 @@ import discord
 from discord.ext import commands
 
 from app.storage.retry import OpId
+from app.tracking.backfill import Backfill, HistoryForbidden, HistoryMessage, Ledger, ReadableChannel
 from app.tracking.message_counter import MessageCounter
 from app.tracking.voice import LiveVoice, day_of, voice_flags, zone
 from app.tracking.voice_tracker import FlushResult, VoiceTracker
@@ -63,6 +68,38 @@ def counts_message(message: discord.Message) -> bool:
     )
 
 
+class ChannelHistory:
+    """The backfill's view of Discord: readable channels and pages of their history (discord.py's
+    `history`, which respects the route's rate limits)."""
+
+    def __init__(self, bot: Any) -> None:
+        self.bot = bot
+
+    def channels(self, guild_id: int) -> list[ReadableChannel]:
+        guild = self.bot.get_guild(guild_id)
+        if guild is None or guild.me is None:
+            return []
+        found: list[ReadableChannel] = []
+        for channel in (*guild.text_channels, *guild.voice_channels, *guild.stage_channels, *guild.threads):
+            perms = channel.permissions_for(guild.me)
+            found.append(ReadableChannel(channel.id, getattr(channel, "parent_id", None),
+                                         perms.view_channel and perms.read_message_history))
+        return found
+
+    async def history(self, channel_id: int, after: int, limit: int) -> list[HistoryMessage]:
+        channel = self.bot.get_channel(channel_id)
+        if channel is None:
+            return []  # deleted (or a thread no longer cached): nothing more to count there
+        try:
+            return [HistoryMessage(m.id, m.author.id if counts_message(m) else None)
+                    async for m in channel.history(limit=limit, after=discord.Object(id=after),
+                                                   oldest_first=True)]
+        except discord.Forbidden as exc:
+            raise HistoryForbidden(channel_id) from exc
+        except discord.NotFound:
+            return []
+
+
 class ActivityCog(commands.Cog, name="Activity"):
     def __init__(
         self,
@@ -77,8 +114,18 @@ class ActivityCog(commands.Cog, name="Activity"):
             activity, sessions, guild_settings, bot.clock, bot.settings.voice_downtime_cap_seconds,
             next_seq=bot.sequence.next, on_credited=self._noter(VOICE_GUARD),
         )
-        self.messages = MessageCounter(activity.add_messages, next_seq=bot.sequence.next,
-                                       on_written=self._noter(MESSAGE_GUARD))
+        self.activity = activity
+        self.ledger = Ledger(bot.sequence.next)
+        self.messages = MessageCounter(activity.add_messages_marked, next_seq=bot.sequence.next,
+                                       ledger=self.ledger, on_written=self._noter(MESSAGE_GUARD))
+        self.backfill = Backfill(
+            self.ledger, activity.add_backfill, guild_settings.get, lambda: to_ms(bot.clock.now()),
+            bot.sequence.next, max_age_seconds=bot.settings.backfill_max_age_seconds,
+            max_messages=bot.settings.backfill_max_messages, before_write=self.messages.barrier,
+        )
+        self.history = ChannelHistory(bot)
+        self._loading: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self.last_flush: tuple[datetime, FlushResult] | None = None
         self.caches = GuildCaches()  # long-lived objects frozen out of the GC's full collections
 
@@ -109,7 +156,10 @@ class ActivityCog(commands.Cog, name="Activity"):
         return result
 
     async def shutdown_flush(self) -> None:
-        await self.messages.wait_idle()
+        for task in list(self._tasks):
+            task.cancel()  # a backfill resumes at the next start from its last written page
+        if self.ledger.loaded.is_set():  # else nothing was written yet: no mark moved, and the
+            await self.messages.wait_idle()  # next start counts these messages from history
         await self.voice.flush()
 
     # ---- messages --------------------------------------------------------------------------
@@ -127,6 +177,8 @@ class ActivityCog(commands.Cog, name="Activity"):
         parent_id = getattr(channel, "parent_id", None)
         if channel.id in config.ignored_channels or parent_id in config.ignored_channels:
             return
+        if not self.ledger.claim_live(message.guild.id, channel.id, message.id):
+            return  # inside a backfill range: counted from history
         day = day_of(to_ms(self.bot.clock.now()), zone(config.time_zone))
         self.messages.add(message.guild.id, message.author.id, day)
         count_event(self.bot, "message")
@@ -149,15 +201,53 @@ class ActivityCog(commands.Cog, name="Activity"):
 
     @commands.Cog.listener()
     async def on_guild_available(self, guild: discord.Guild) -> None:
+        self._start_backfill(guild.id)
         await self.reconcile(guild)
 
     @commands.Cog.listener()
     async def on_guild_join(self, guild: discord.Guild) -> None:
+        self._start_backfill(guild.id)
         await self.reconcile(guild)
 
     @commands.Cog.listener()
     async def on_disconnect(self) -> None:
+        self.ledger.open_gaps()  # unless the session resumes, what is sent now is not delivered
         await self.voice.pause(self.bot.clock.now())
+
+    # ---- backfill from channel history ---------------------------------------------------------
+    def _start_backfill(self, guild_id: int) -> None:
+        if self._loading is None:
+            self._loading = asyncio.create_task(self._load_marks(), name="load channel marks")
+        task = asyncio.create_task(self._backfill(guild_id), name=f"backfill {guild_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _load_marks(self) -> None:
+        """The stored marks and unfinished ranges, once every write of the previous run is in."""
+        delay = 1.0
+        await self.bot.writer.wait_backlog()
+        while True:
+            try:
+                marks, ranges = await self.activity.channel_marks()
+                break
+            except Exception:
+                log.exception("reading the channel marks failed; retrying in %.0fs", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONCILE_MAX_DELAY)
+        self.ledger.load(marks, ranges)
+        log.info("channel marks loaded: %d channels, %d unfinished backfill ranges", len(marks), len(ranges))
+
+    async def _backfill(self, guild_id: int) -> None:
+        counted = self.backfill.progress.messages
+        try:
+            await self.backfill.run_guild(guild_id, self.history)
+        except Exception:
+            log.exception("backfill of guild %s failed; the next start or gap resumes it", guild_id)
+        else:
+            log.info("backfill of guild %s: %s", guild_id, self.backfill.progress.line())
+        ranks = getattr(self.bot, "ranks", None)
+        if ranks is not None and self.backfill.progress.messages != counted:
+            ranks.rebuild(guild_id)  # backfilled counts reach the ranks through a fresh read
 
     @commands.Cog.listener()
     async def on_resumed(self) -> None:
@@ -165,6 +255,7 @@ class ActivityCog(commands.Cog, name="Activity"):
 
     @commands.Cog.listener()
     async def on_guild_unavailable(self, guild: discord.Guild) -> None:
+        self.ledger.open_gaps(guild.id)
         await self.voice.suspend(guild.id)
 
     @commands.Cog.listener()

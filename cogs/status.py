@@ -73,6 +73,7 @@ class StatusCog(commands.Cog, name="Status"):
             sessions = style.count(last[1].sessions, "session")
             flushed = f"{style.ago(last[0])}, {sessions} in {last[1].seconds:.3f}s"
         embed.add_field(name="Last voice flush", value=flushed)
+        embed.add_field(name="Messages from history", value=activity.backfill.progress.line(), inline=False)
 
     async def status_embed(self, guild_id: int) -> discord.Embed:
         bot, now = self.bot, self.bot.clock.now()

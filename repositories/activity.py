@@ -14,6 +14,14 @@ operation applied to it (`voice_last: {op, days: [{day, amounts}]}`), so ONE gua
 the total and moves the checkpoint; the day documents follow in the next write of the same unit,
 under the same sequence. `voice_last` is their write-ahead: a crash between the two leaves it, and
 the next start applies the days still missing (`voice_states`, `days_missing`, `add_voice_days`).
+
+Channel history (issue 19) keeps two more kinds of document here, so that they are written in
+the same bulk write as the counts they describe (one request: a crash cannot split them):
+`_id: "c:{guild}:{channel}"` (kind "chan") holds `mark`, the highest message id accounted for in
+the channel (`$max`); `_id: "f:{guild}:{channel}:{lo}:{n}"` (kind "fill") is one backfill range:
+messages with `lo < id < hi` are counted from history, `at` is how far (`$max`), `done` 1 when
+finished. Backfill pages are guarded by their own sequence field `fill_seq` (one writer: the
+backfill), so live counting and backfill never refuse each other's writes.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from repositories.base import Repository
 
 MESSAGE_GUARD = "msg_seq"
 VOICE_GUARD = "voice_seq"
+FILL_GUARD = "fill_seq"
 LEGACY_GUARDS = {MESSAGE_GUARD: "msg_op", VOICE_GUARD: "voice_op"}
 IMPORT_GUARD = "import_op"
 METRICS = {"messages": "messages", "voice": "voice_s", "camera": "cam_on_s"}
@@ -71,6 +80,53 @@ class Credit:
             str(doc["day"]),
             {k: int(v) for k, v in doc["amounts"].items()},
         )
+
+
+def mark_key(guild_id: int, channel_id: int) -> str:
+    return f"c:{guild_id}:{channel_id}"
+
+
+@dataclass(frozen=True)
+class ChannelMark:
+    """The highest message id accounted for in a channel (`$max`: never moves back)."""
+
+    guild_id: int
+    channel_id: int
+    message_id: int
+
+    def update(self) -> GuardedUpdate:
+        ident = {"kind": "chan", "guild_id": self.guild_id, "channel_id": self.channel_id}
+        return GuardedUpdate(mark_key(self.guild_id, self.channel_id),
+                             {"$max": {"mark": self.message_id}, "$set": ident})
+
+
+@dataclass(frozen=True)
+class FillRange:
+    """A backfill range of one channel: messages with `lo < id < hi` (hi None: not fixed yet), counted
+    through `at`. Every field is written with `$max`/`$min`/identical `$set`s, so writes commute."""
+
+    key: str
+    guild_id: int
+    channel_id: int
+    lo: int
+    hi: int | None = None
+    at: int = 0
+    done: bool = False
+
+    def update(self) -> GuardedUpdate:
+        ident = {"kind": "fill", "guild_id": self.guild_id, "channel_id": self.channel_id, "lo": self.lo}
+        update: dict[str, dict[str, Any]] = {"$set": ident, "$max": {"at": max(self.at, self.lo)}}
+        if self.done:
+            update["$max"]["done"] = 1
+        if self.hi is not None:
+            update["$min"] = {"hi": self.hi}
+        return GuardedUpdate(self.key, update)
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> FillRange:
+        hi = doc.get("hi")
+        return cls(str(doc["_id"]), int(doc["guild_id"]), int(doc["channel_id"]), int(doc["lo"]),
+                   None if hi is None else int(hi), int(doc.get("at") or 0), bool(doc.get("done")))
 
 
 @dataclass(frozen=True)
@@ -185,6 +241,33 @@ class ActivityRepository(Repository):
     async def add_messages(self, credits: Iterable[Credit], op_id: OpId) -> None:
         """Add message counts exactly once under `op_id` (one writer: the message group commit)."""
         await self._apply(credits, op_id, MESSAGE_GUARD, "count messages")
+
+    async def add_messages_marked(
+        self, credits: Iterable[Credit], op_id: int, marks: Iterable[ChannelMark], ranges: Iterable[FillRange]
+    ) -> None:
+        """Live message counts with the channels' marks (and the backfill ranges they close), in one
+        bulk write under `op_id` (guard `msg_seq`)."""
+        items = [*_merge(credits), *(m.update() for m in marks), *(r.update() for r in ranges)]
+        await self.guarded(items, op_id, MESSAGE_GUARD, "count messages")
+
+    async def add_backfill(
+        self, credits: Iterable[Credit], op_id: int, fill: FillRange, mark: ChannelMark | None
+    ) -> None:
+        """One backfill page: its counts and its range's progress (and, when the range is finished,
+        the channel's mark), in one bulk write under `op_id` (guard `fill_seq`)."""
+        items = [*_merge(credits), fill.update(), *([mark.update()] if mark is not None else [])]
+        await self.guarded(items, op_id, FILL_GUARD, "count messages from history")
+
+    async def channel_marks(self) -> tuple[dict[tuple[int, int], int], list[FillRange]]:
+        """Every channel's mark, and the backfill ranges not finished yet."""
+
+        async def read() -> tuple[dict[tuple[int, int], int], list[FillRange]]:
+            marks = {(int(d["guild_id"]), int(d["channel_id"])): int(d["mark"])
+                     async for d in self.collection.find({"kind": "chan"})}
+            ranges = [FillRange.from_document(d) async for d in self.collection.find({"kind": "fill"})]
+            return marks, [r for r in ranges if not r.done]
+
+        return await with_retry("read channel marks", read, self.policy)
 
     async def add_voice(self, credits: Iterable[Credit], op_id: OpId) -> None:
         """Add voice seconds exactly once under `op_id` (callers keep one voice write per member)."""

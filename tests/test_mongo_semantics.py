@@ -357,6 +357,38 @@ async def test_invite_created_max_keeps_higher_uses_and_set_on_insert_with_max(d
     }
 
 
+async def test_backfill_range_max_min_and_set_under_two_sequence_guards_commute(db):
+    """repositories/activity.py FillRange/ChannelMark: `$max`/`$min` on missing top-level fields set
+    them (insert and update alike); the live (`msg_seq`) and backfill (`fill_seq`) guards on one
+    document do not refuse each other; applied in either order, the same document results."""
+    def fill(seq, at, done=None):
+        update = {"$set": {"kind": "fill", "lo": 5, "fill_seq": seq}, "$max": {"at": at}}
+        if done:
+            update["$max"]["done"] = 1
+            update["$min"] = {"hi": 90}
+        return UpdateOne({"$and": [{"_id": "f"}, {"$or": [{"fill_seq": {"$lt": seq}},
+                                                           {"fill_seq": {"$exists": False}}]}]},
+                         update, upsert=True)
+
+    live_guard = {"$or": [{"msg_seq": {"$lt": 7}}, {"msg_seq": {"$exists": False}}]}
+    live = UpdateOne({"$and": [{"_id": "f"}, live_guard]},
+                     {"$set": {"kind": "fill", "lo": 5, "msg_seq": 7}, "$max": {"at": 5}, "$min": {"hi": 90}},
+                     upsert=True)
+    await db.a.bulk_write([fill(100, 40)], ordered=False)
+    await db.a.bulk_write([live], ordered=False)
+    await db.a.bulk_write([fill(101, 89, done=True)], ordered=False)
+    await db.b.bulk_write([live], ordered=False)
+    await db.b.bulk_write([fill(101, 89, done=True)], ordered=False)
+    await db.b.bulk_write([UpdateOne({"_id": "f"}, {"$max": {"at": 40}})], ordered=False)
+    expected = {"_id": "f", "kind": "fill", "lo": 5, "at": 89, "hi": 90, "done": 1, "fill_seq": 101,
+                "msg_seq": 7}
+    assert await db.a.find_one({"_id": "f"}) == expected
+    assert await db.b.find_one({"_id": "f"}) == expected
+    await db.a.update_one({"_id": "f"}, {"$min": {"hi": 95}})
+    assert (await db.a.find_one({"_id": "f"}))["hi"] == 90
+    assert [d["_id"] async for d in db.a.find({"kind": "fill"})] == ["f"]
+
+
 async def test_update_many_marks_the_codes_not_in_a_list(db):
     await db.inv.insert_many(
         [{"_id": c, "guild_id": 1, "code": c, "status": "live"} for c in ("a", "b", "c")]

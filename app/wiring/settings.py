@@ -23,6 +23,8 @@ class Settings(BaseSettings):
 
     voice_flush_seconds: float = Field(default=120, gt=0, le=3600)
     voice_downtime_cap_seconds: float = Field(default=600, ge=0, le=86400)
+    backfill_max_age_seconds: float = Field(default=86400, ge=0, le=14 * 86400)
+    backfill_max_messages: int = Field(default=10_000, ge=0, le=1_000_000)
 
     discord_api_base: str | None = None
     discord_gateway_url: str | None = None

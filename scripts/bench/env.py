@@ -131,4 +131,6 @@ def activity_cog(bot: TrackerBot, activity: ActivityRepository | None = None) ->
     from cogs.activity import ActivityCog
 
     repos = bot.repos
-    return ActivityCog(bot, activity or repos.activity, repos.voice_sessions, repos.guild_settings)
+    cog = ActivityCog(bot, activity or repos.activity, repos.voice_sessions, repos.guild_settings)
+    cog.ledger.load({}, [])  # a fresh database, no guild_available here: live counting writes at once
+    return cog

@@ -2,7 +2,7 @@
 
 Method: event i is due at `start + i / rate`; the feeder hands it to `ActivityCog.on_message` at
 that moment (a late feeder counts against the latency). The cog's repository is the real
-`ActivityRepository` with `add_messages` noting, when the group commit calls it, how many events
+`ActivityRepository` with `add_messages_marked` noting, when the group commit calls it, how many events
 had been fed (the batch was taken synchronously just before, so it holds every event fed so far
 and nothing later), and the time the guarded bulk write returned. An event's latency is the
 return time of the first write that covered it minus its due time.
@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from repositories.activity import ActivityRepository, Credit
+from repositories.activity import ActivityRepository, ChannelMark, Credit, FillRange
 from scripts.bench.checks import message_checks
 from scripts.bench.env import LATENCY_GUILD, Bench, activity_cog
 from scripts.bench.ingest import authors
@@ -36,9 +36,11 @@ class TimedActivity(ActivityRepository):
         self.acks: list[tuple[int, float]] = []
         self._covered: dict[str, int] = {}
 
-    async def add_messages(self, credits: Iterable[Credit], op_id: str) -> None:
-        covered = self._covered.setdefault(op_id, self.fed)  # a retry keeps its first batch
-        await super().add_messages(credits, op_id)
+    async def add_messages_marked(self, credits: Iterable[Credit], op_id: int, marks: Iterable[ChannelMark],
+                                  ranges: Iterable[FillRange]) -> None:
+        """The live group commit's write (counts with the channels' marks, issue 19)."""
+        covered = self._covered.setdefault(str(op_id), self.fed)  # a retry keeps its first batch
+        await super().add_messages_marked(credits, op_id, marks, ranges)
         self.acks.append((covered, time.perf_counter()))
 
 

@@ -84,6 +84,7 @@ class ChannelType(IntEnum):
     VOICE = 2
     CATEGORY = 4
     NEWS = 5
+    PUBLIC_THREAD = 11
     STAGE = 13
     FORUM = 15
 
@@ -96,9 +97,12 @@ CHANNEL_TYPE_NAMES = {
     "announcement": ChannelType.NEWS,
     "stage": ChannelType.STAGE,
     "forum": ChannelType.FORUM,
+    "thread": ChannelType.PUBLIC_THREAD,  # an active public thread; `parent_id` is its channel
 }
+THREAD_TYPES = frozenset({ChannelType.PUBLIC_THREAD})
 VOICE_TYPES = frozenset({ChannelType.VOICE, ChannelType.STAGE})
-MESSAGE_TYPES = frozenset({ChannelType.TEXT, ChannelType.NEWS, ChannelType.VOICE, ChannelType.STAGE})
+MESSAGE_TYPES = frozenset({ChannelType.TEXT, ChannelType.NEWS, ChannelType.VOICE, ChannelType.STAGE,
+                           ChannelType.PUBLIC_THREAD})
 
 
 class InteractionType(IntEnum):

@@ -127,10 +127,17 @@ class MessageStore:
         self.history[int(message["channel_id"])] = [m for m in history if int(m["id"]) != message_id]
 
     def channel_history(
-        self, channel_id: int, *, limit: int = 50, before: int | None = None, after: int | None = None
+        self, channel_id: int, *, limit: int = 50, before: int | None = None, after: int | None = None,
+        around: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Newest first, like ``GET /channels/{id}/messages``."""
+        """Newest first, like ``GET /channels/{id}/messages``: the `limit` newest (before `before`),
+        the `limit` oldest after `after`, or `limit` around `around` (half each side, the message
+        itself included when it exists)."""
         messages = self.history.get(channel_id, [])
+        if around is not None:
+            older = [m for m in messages if int(m["id"]) < around][-(limit // 2):] if limit // 2 else []
+            newer = [m for m in messages if int(m["id"]) >= around][: limit - len(older)]
+            return list(reversed(older + newer))
         if before is not None:
             messages = [m for m in messages if int(m["id"]) < before]
         if after is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .constants import ChannelType, MessageType
+from .constants import THREAD_TYPES, ChannelType, MessageType
 from .snowflake import iso, utcnow
 from .state import Channel, Guild, Invite, Member, Role, User, VoiceState
 
@@ -109,6 +109,13 @@ def channel(c: Channel, *, permissions: int | None = None) -> dict[str, Any]:
             rate_limit_per_user=0,
             last_message_id=_opt_id(c.last_message_id),
         )
+    if c.type in THREAD_TYPES:
+        payload.update(owner_id=str(c.guild_id), last_message_id=_opt_id(c.last_message_id),
+                       rate_limit_per_user=0, message_count=0, member_count=0, total_message_sent=0,
+                       thread_metadata={"archived": False, "auto_archive_duration": 10080,
+                                        "archive_timestamp": iso(utcnow()), "locked": False})
+        payload.pop("permission_overwrites")
+        payload.pop("position")
     if permissions is not None:
         payload["permissions"] = str(permissions)
     return payload
@@ -253,8 +260,8 @@ def guild_create(g: Guild, *, members: bool, voice_states: bool, bot_id: int) ->
         "voice_states": [voice_state(g, vs, uid, full=False) for uid, vs in g.voice_states.items()]
         if voice_states
         else [],
-        "channels": [channel(c) for c in g.channels.values()],
-        "threads": [],
+        "channels": [channel(c) for c in g.channels.values() if c.type not in THREAD_TYPES],
+        "threads": [channel(c) for c in g.channels.values() if c.type in THREAD_TYPES],
         "presences": [],
         "stage_instances": [],
         "guild_scheduled_events": [],

@@ -21,6 +21,7 @@ from .constants import CallbackType, ErrorCode, InteractionType, MessageFlag, Me
 from .interactions import InteractionRecord, interaction_metadata
 from .limits import message_problems
 from .messages import UploadedFile
+from .ratelimits import HISTORY_ROUTE
 from .util import dumps
 
 if TYPE_CHECKING:
@@ -511,15 +512,28 @@ class RestApi:
         return json_response(payloads.channel(channel))
 
     async def get_messages(self, request: web.Request) -> web.Response:
+        """Channel history as Discord pages it (`before`/`after`/`around`, `limit` 1-100, newest
+        first), behind the route's rate limit; 403 where the bot may not read the history."""
         _, channel = self._channel(request)
+        allowed, headers = self.emu.route_limits.take(HISTORY_ROUTE, channel.id)
+        if not allowed:
+            retry_after = float(headers["Retry-After"])
+            body = {"message": "You are being rate limited.", "retry_after": retry_after, "global": False}
+            return json_response(body, 429, headers)
+        if channel.id in self.emu.history_denied:
+            return json_response(error_body(ErrorCode.MISSING_ACCESS, "Missing Access"), 403, headers)
         q = request.query
+        limit = int(q.get("limit", 50))
+        if not 1 <= limit <= 100:
+            raise ApiError(400, ErrorCode.INVALID_FORM_BODY, "Invalid Form Body: limit must be 1-100")
         messages = self.store.channel_history(
             channel.id,
-            limit=max(1, min(int(q.get("limit", 50)), 100)),
+            limit=limit,
             before=int(q["before"]) if "before" in q else None,
             after=int(q["after"]) if "after" in q else None,
+            around=int(q["around"]) if "around" in q else None,
         )
-        return json_response([self.emu.visible(m) for m in messages])
+        return json_response([self.emu.visible(m) for m in messages], headers=headers)
 
     def _channel_message(self, request: web.Request) -> dict[str, Any]:
         _, channel = self._channel(request)

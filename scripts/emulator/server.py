@@ -28,6 +28,7 @@ from .interactions import (
 )
 from .latency import NO_LATENCY, Jitter, Latency
 from .messages import MessageStore
+from .ratelimits import RouteLimits
 from .rest import API_PREFIX, Fault, RecordedRequest, RestApi, error_body
 from .snowflake import SnowflakeGenerator, snowflake_from_time, utcnow
 from .state import Channel, Guild, Invite, Member, User, World
@@ -105,6 +106,8 @@ class Emulator:
         self.interactions_by_token: dict[str, InteractionRecord] = {}
         self.commands: dict[int | None, list[dict[str, Any]]] = {}
         self._faults: list[Fault] = []
+        self.route_limits = RouteLimits()  # per-route buckets (channel history: 5 per second)
+        self.history_denied: set[int] = set()  # channels whose history the bot may not read
         self._waiters = Waiters()
         self._runner: web.AppRunner | None = None
         self._host = "127.0.0.1"

@@ -26,7 +26,8 @@ def compute_truth(result: RunResult) -> Truth:
     settings = result.scenario.settings
     cap = float(settings.get("VOICE_DOWNTIME_CAP_SECONDS", 600))
     afk = result.scenario.guild.get("afk_channel")
-    return Truth(int(afk) if afk is not None else None, cap).compute(result.happened)
+    unreadable = {int(c) for c in result.scenario.guild.get("history_denied", [])}
+    return Truth(int(afk) if afk is not None else None, cap, unreadable=unreadable).compute(result.happened)
 
 
 def _inviter_label(inviter: int | None, names: dict[int, str]) -> str:

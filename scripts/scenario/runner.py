@@ -170,6 +170,7 @@ class ScenarioRunner:
         await self.emu.start()
         try:
             self.emu.add_guild(self.scenario.guild)
+            self.emu.history_denied |= {int(c) for c in self.scenario.guild.get("history_denied", [])}
             self.bot = BotProcess(self._bot_env(uri), self.workdir / "bot.log")
             await self._start_bot()
             await asyncio.sleep(0.5)  # the bot's start-up reconciliation of the guild
@@ -293,7 +294,9 @@ class ScenarioRunner:
         await self._start_bot()
         # The new process sees gateway events from its IDENTIFY on, not from its start: until then
         # Discord queues them for the killed session, which nobody resumes.
-        self._record("bot_up", at=self.emu.gateway.identified_at[identifies])
+        connected = self.emu.gateway.identified_at[identifies]
+        self._record("bot_up", at=connected)
+        self._record("bot_connected", at=connected)
 
     async def _do_db_outage(self, step: Step, args: dict[str, Any]) -> None:
         self.background.append(asyncio.create_task(self._outage(float(args["for"]))))

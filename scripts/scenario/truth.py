@@ -3,9 +3,14 @@
 Two things cannot be observed by any bot, and are kept apart instead of counted as truth:
 - voice time after the bot stopped, for a member who left while it was down (Discord does not say
   when someone left while the bot was offline): `unobservable_voice_s`;
-- messages sent while the bot was down (the gateway does not replay them), and messages no bot
-  session received (`delivered == 0`): `unobservable_messages`.
+- messages sent while the bot was down, or that no bot session received (`delivered == 0`), in a
+  channel whose history the bot may not read (`unreadable`; the guild's `history_denied`):
+  `unobservable_messages`. Anywhere else Discord keeps them in the channel's history, and the bot
+  counts them from there after the restart or gap (issue 19): they are truth.
 Downtime of a member who stayed in voice is truth, capped at the downtime cap, as the bot credits it.
+
+For messages, a restarted bot is down until its new session is READY (`bot_connected`): a message
+dispatched while it starts goes at most to the old session's replay buffer, which nobody resumes.
 
 "Down" is any time the bot cannot see the guild: the process stopped (`bot_down`/`bot_up`), the
 guild in an outage (`guild_down`/`guild_up`), or the session invalidated until the bot identified
@@ -21,6 +26,8 @@ from typing import Any
 
 COUNTERS = ("messages", "voice_s", "cam_on_s", "cam_off_s", "stream_s")
 AWAY = {"bot_down": 1, "guild_down": 1, "session_lost": 1, "bot_up": -1, "guild_up": -1, "session_back": -1}
+# Messages: the bot is back when its session is READY, not when its process starts.
+MESSAGES_AWAY = {**AWAY, "bot_up": 0, "bot_connected": -1}
 
 WRITE_AHEAD_BOUND_S = 0.3  # a SIGKILL loses at most the messages of its last ~0.3 s (docs/outbox.md)
 
@@ -82,12 +89,13 @@ class InviterTruth:
 class _Away:
     """Nesting of the intervals in which the bot cannot see the guild."""
 
-    def __init__(self) -> None:
+    def __init__(self, steps: dict[str, int] = AWAY) -> None:
         self.depth = 0
+        self.steps = steps
 
     def change(self, kind: str) -> str | None:
         """Returns "down" when the first interval starts, "up" when the last one ends, else None."""
-        step = AWAY.get(kind, 0)
+        step = self.steps.get(kind, 0)
         if step > 0:
             self.depth += 1
             return "down" if self.depth == 1 else None
@@ -98,8 +106,10 @@ class _Away:
 
 
 class Truth:
-    def __init__(self, afk_channel: int | None, downtime_cap_s: float, fake_days: float = 3.0) -> None:
+    def __init__(self, afk_channel: int | None, downtime_cap_s: float, fake_days: float = 3.0,
+                 unreadable: set[int] | None = None) -> None:
         self.afk_channel = afk_channel
+        self.unreadable = unreadable or set()
         self.downtime_cap_s = downtime_cap_s
         self.fake_days = fake_days
         self.members: dict[int, MemberTruth] = defaultdict(MemberTruth)
@@ -183,7 +193,7 @@ class Truth:
 
     # ---- messages and invites ----------------------------------------------------------------------
     def _messages(self, happened: list[Happened]) -> None:
-        away = _Away()
+        away = _Away(MESSAGES_AWAY)
         kills = [e.t for e in happened if e.kind == "bot_down" and e.data.get("signal") == "SIGKILL"]
         for event in happened:
             away.change(event.kind)
@@ -191,7 +201,10 @@ class Truth:
                 continue
             truth = self.members[event.member]
             delivered = event.data.get("delivered", 1) > 0
-            if away.depth == 0 and delivered:
+            live = away.depth == 0 and delivered
+            if event.data.get("channel") not in self.unreadable:
+                truth.messages += 1  # counted live, or from the channel's history after a gap
+            elif live:
                 truth.messages += 1
                 if any(0 <= kill - event.t <= WRITE_AHEAD_BOUND_S for kill in kills):
                     truth.losable_messages += 1

@@ -251,6 +251,41 @@ async def test_rest_basics_exact_content_type_and_unknown_routes(running: Runnin
         await bot.http.request(Route("GET", "/guilds/{guild_id}/integrations", guild_id=1))
 
 
+async def test_channel_history_pages_like_discord_behind_the_route_rate_limit(running: Running) -> None:
+    """Issue 19: `after` (oldest after it, newest first on the wire), `before`, `around`, `limit`
+    <= 100, a per-channel bucket announced in headers (discord.py waits, no 429 needed) and a 429
+    with `retry_after` for a client that does not wait; 403 where the history is not readable."""
+    emu, bot = running.emu, running.bot
+    emu.route_limits.limits = {k: (3, 0.3) for k in emu.route_limits.limits}
+    ids = [int(emu.message(ADA if i % 2 else BOB, GENERAL, f"m{i}")["id"]) for i in range(250)]
+    channel = bot.get_channel(GENERAL)
+    assert isinstance(channel, discord.TextChannel)
+    since = len(emu.requests)
+    after = [m async for m in channel.history(limit=None, after=discord.Object(ids[9]), oldest_first=True)]
+    assert [m.id for m in after] == ids[10:]
+    at = discord.Object(ids[100])
+    assert [m.id async for m in channel.history(limit=5, before=at)] == ids[95:100][::-1]
+    assert sorted([m.id async for m in channel.history(limit=5, around=at)]) == ids[98:103]
+    assert {m.author.id for m in after} == {real(emu, ADA), real(emu, BOB)}
+    history_gets = [r for r in emu.requests[since:] if r.path == f"/channels/{GENERAL}/messages"]
+    assert len(history_gets) >= 5 and emu.route_limits.hits == 0
+    headers = {"Authorization": "Bot test-token"}
+    url = f"{emu.api_base}/channels/{GENERAL}/messages"
+    async with aiohttp.ClientSession() as http:
+        statuses = []
+        for _ in range(4):
+            async with http.get(url, params={"limit": "100", "after": str(ids[0])}, headers=headers) as resp:
+                statuses.append(resp.status)
+                body = await resp.json()
+        assert statuses[-1] == 429 and 0 < body["retry_after"] <= 0.3 and resp.headers["Via"]
+        await asyncio.sleep(0.35)
+        async with http.get(url, params={"limit": "101"}, headers=headers) as resp:
+            assert resp.status == 400
+        emu.history_denied.add(GENERAL)
+        async with http.get(url, params={"limit": "1"}, headers=headers) as resp:
+            assert resp.status == 403 and (await resp.json())["code"] == 50001
+
+
 # ---- interactions --------------------------------------------------------------------------------
 
 

@@ -37,12 +37,17 @@ def test_leaving_during_downtime_is_unobservable_not_truth():
     assert truth.members[1].unobservable_voice_s == 4
 
 
-def test_messages_while_the_bot_is_down_are_unobservable():
-    truth = Truth(AFK, 600).compute([
-        Happened(0, "message", 1), Happened(1, "bot_down"), Happened(2, "message", 1), Happened(3, "bot_up"),
-        Happened(4, "message", 1), Happened(5, "end"),
+def test_messages_while_the_bot_is_down_are_truth_where_the_history_is_readable():
+    """Issue 19: counted from channel history after the restart; unobservable only in a channel
+    whose history the bot may not read."""
+    def message(t, channel):
+        return Happened(t, "message", 1, {"channel": channel})
+
+    truth = Truth(AFK, 600, unreadable={11}).compute([
+        message(0, 10), Happened(1, "bot_down"), message(2, 10), message(2.5, 11), Happened(3, "bot_up"),
+        Happened(3.5, "bot_connected"), message(4, 10), message(4.5, 11), Happened(5, "end"),
     ])
-    assert (truth.members[1].messages, truth.members[1].unobservable_messages) == (2, 1)
+    assert (truth.members[1].messages, truth.members[1].unobservable_messages) == (4, 1)
 
 
 def test_a_guild_outage_and_a_lost_session_are_downtime_like_a_stopped_bot():
@@ -54,7 +59,7 @@ def test_a_guild_outage_and_a_lost_session_are_downtime_like_a_stopped_bot():
     ])
     assert truth.members[1].cam_on_s == 30  # stayed in voice through both
     assert (truth.members[2].voice_s, truth.members[2].unobservable_voice_s) == (10, 2)
-    assert (truth.members[3].messages, truth.members[3].unobservable_messages) == (1, 2)
+    assert (truth.members[3].messages, truth.members[3].unobservable_messages) == (3, 0)  # from history
 
 
 def test_overlapping_downtimes_count_once_from_the_first_to_the_last():
@@ -63,15 +68,26 @@ def test_overlapping_downtimes_count_once_from_the_first_to_the_last():
         Happened(16, "message", 2), Happened(20, "guild_up"), Happened(30, "end"),
     ])
     assert truth.members[1].voice_s == 10 + 5 + 10  # one downtime of 10 s, capped at 5
-    assert truth.members[2].unobservable_messages == 1  # the bot was back, the guild was not
+    assert truth.members[2].messages == 1  # the bot was back, the guild was not: from history
 
 
-def test_a_message_no_bot_session_received_is_unobservable():
-    truth = Truth(AFK, 600).compute([
-        Happened(0, "message", 1, {"delivered": 0}), Happened(1, "message", 1, {"delivered": 2}),
-        Happened(2, "end"),
+def test_a_restarting_bot_sees_messages_only_once_its_session_is_ready():
+    """Between the process start (`bot_up`) and its READY (`bot_connected`) a message reaches at most
+    the old session's replay buffer: unobservable in an unreadable channel."""
+    truth = Truth(AFK, 600, unreadable={11}).compute([
+        Happened(0, "bot_down"), Happened(1, "bot_up"), Happened(1.5, "message", 1, {"channel": 11}),
+        Happened(2, "bot_connected"), Happened(2.5, "message", 1, {"channel": 11}), Happened(3, "end"),
     ])
     assert (truth.members[1].messages, truth.members[1].unobservable_messages) == (1, 1)
+
+
+def test_a_message_no_bot_session_received_is_unobservable_only_where_history_is_unreadable():
+    truth = Truth(AFK, 600, unreadable={11}).compute([
+        Happened(0, "message", 1, {"delivered": 0, "channel": 10}),
+        Happened(1, "message", 1, {"delivered": 2}),
+        Happened(1.5, "message", 1, {"delivered": 0, "channel": 11}), Happened(2, "end"),
+    ])
+    assert (truth.members[1].messages, truth.members[1].unobservable_messages) == (2, 1)
 
 
 def test_invites_regular_left_fake_bonus_and_a_rejoin_counting_once():
