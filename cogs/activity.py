@@ -214,6 +214,13 @@ class ActivityCog(commands.Cog, name="Activity"):
         self.ledger.open_gaps()  # unless the session resumes, what is sent now is not delivered
         await self.voice.pause(self.bot.clock.now())
 
+    @commands.Cog.listener()
+    async def on_lease_acquired(self) -> None:
+        """Another process held the lease and counted meanwhile: its marks are read again before
+        the backfill that the take-over's `guild_available` events start."""
+        self.ledger.reload()
+        self._loading = None
+
     # ---- backfill from channel history ---------------------------------------------------------
     def _start_backfill(self, guild_id: int) -> None:
         if self._loading is None:

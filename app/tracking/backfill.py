@@ -128,12 +128,21 @@ class Ledger:
         else:
             self._opened[guild_id] = self._tick
 
+    def reload(self) -> None:
+        """The lease came back to this running process: another process counted meanwhile, so
+        every channel has a gap and the stored marks are to be read again (`load`)."""
+        self.loaded.clear()
+        self.open_gaps()
+
     def load(self, marks: dict[tuple[int, int], int], ranges: Iterable[FillRange]) -> None:
         """Take the stored marks and unfinished ranges (read after the outbox backlog is replayed)."""
         for (guild_id, channel_id), mark in marks.items():
-            self._channel(guild_id, channel_id).mark = mark
+            state = self._channel(guild_id, channel_id)
+            state.mark = max(state.mark, mark)
         for r in sorted(ranges, key=lambda r: (r.hi is None, r.lo)):
             gaps = self._channel(r.guild_id, r.channel_id).gaps
+            if any(g.key == r.key for g in gaps):
+                continue  # read again after a take-over: this process has it already
             gaps.append(Gap(r.key, r.guild_id, r.channel_id, r.lo, r.hi, r.at, synced=True, claimed=r.at))
         for (guild_id, channel_id), first in self._early.items():
             state = self._current(guild_id, channel_id)

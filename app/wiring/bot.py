@@ -122,6 +122,7 @@ class TrackerBot(commands.Bot):
         self.ranks.forget()
         if not self.is_ready():
             return  # at start: the guilds' own GUILD_CREATE events follow
+        self.dispatch("lease_acquired")
         for guild in self.guilds:
             self.dispatch("guild_available", guild)
 

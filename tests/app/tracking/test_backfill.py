@@ -325,3 +325,29 @@ async def test_a_gateway_event_after_the_history_page_that_held_it_is_not_counte
     proc.live(1, history.post(1, new_id(), 101))  # a new message: live counting's
     await proc.counter.wait_idle()
     assert await stored(db) == Counter({100: 150, 101: 1})
+
+
+async def test_a_take_over_reads_the_marks_the_other_holder_wrote(db, policy) -> None:
+    """A counts, then loses the lease; B counts live meanwhile; the lease comes back to A, which
+    kept running. Without reading B's marks again, A's backfill would start at its own old mark
+    and count B's messages a second time."""
+    repo, seq, history, new_id = ActivityRepository(db, policy), OpSequence(1), History(), ids()
+    a = Process(repo, seq)
+    await a.start()
+    await a.backfill.run_guild(G, history)
+    a.live(1, history.post(1, new_id(), 100))
+    await a.counter.wait_idle()
+    b = Process(repo, seq)  # A is a standby now: it sees nothing
+    await b.start()
+    await b.backfill.run_guild(G, history)
+    for _ in range(5):
+        b.live(1, history.post(1, new_id(), 101))
+    await b.counter.wait_idle()
+    for _ in range(3):  # B is gone, A has not taken over yet: only in the history
+        history.post(1, new_id(), 102)
+    a.ledger.reload()  # the take-over (cogs/activity.py on_lease_acquired)
+    a.live(1, history.post(1, new_id(), 103))  # live before the marks are read again
+    await a.start()
+    await a.backfill.run_guild(G, history)
+    await a.counter.wait_idle()
+    assert await stored(db) == history.truth() == Counter({100: 1, 101: 5, 102: 3, 103: 1})
