@@ -66,6 +66,8 @@ from repositories.joins import FIRST, REJOIN, Attribution, JoinRecord, StoredJoi
 log = logging.getLogger(__name__)
 OUTAGE_RETRY_FIRST_SECONDS = 0.5
 OUTAGE_RETRY_MAX_SECONDS = 15.0
+UNREADABLE_RETRY_FIRST_SECONDS = 1.0
+UNREADABLE_RETRY_MAX_SECONDS = 60.0
 EVENT_LAG_SECONDS = 0.5  # longest assumed delay between a join (its use visible) and its event
 SETTLE_SECONDS = 0.1  # quiet time after the latest join before the invites are read ...
 SETTLE_MAX_SECONDS = 0.3  # ... but never longer than this after the first join not read yet
@@ -250,6 +252,10 @@ class GuildWorker:
     # waiting list changed meanwhile: `settled` joins taken off its head, `reshaped` any other change.
     settled: int = 0
     reshaped: int = 0
+    # After a failed read (Discord answered 5xx or timed out), the joins it left awaiting are read
+    # again after this many seconds, doubling up to UNREADABLE_RETRY_MAX_SECONDS while reads fail.
+    retry_delay: float = 0.0
+    retry: asyncio.TimerHandle | None = None
 
     def unsettled(self) -> list[Arrival]:
         return [a for a in self.waiting if not a.recorded]
@@ -447,6 +453,8 @@ class InviteTracker:
         for worker in list(self.workers.values()):
             if worker.task is not None:
                 worker.task.cancel()
+            if worker.retry is not None:
+                worker.retry.cancel()
         self.workers.clear()
 
     # ---- the worker loop ------------------------------------------------------------------------
@@ -741,6 +749,7 @@ class InviteTracker:
             except FetchFailed as failed:
                 await self._unreadable(worker, failed.reason)
                 return {"status": failed.reason}
+            worker.retry_delay = 0.0
             await self._audit_match(worker, read, sent_at)
             if force:
                 await self._sleep_until(read.answered + self.event_lag)
@@ -846,9 +855,27 @@ class InviteTracker:
             for arrival in fresh:
                 arrival.recorded = True
                 arrival.counted, arrival.fake = recorded.get(arrival.joiner.member_id, (FIRST, ""))
+            if reason == "fetch_failed" and fresh:
+                self._read_again_later(worker)
         else:
             worker.waiting = [a for a in worker.waiting if a.recorded]
             worker.reshaped += 1
+
+    def _read_again_later(self, worker: GuildWorker) -> None:
+        """A failed read is most often Discord's passing trouble: the joins it left awaiting are
+        settled by a read a little later, not only when the next member joins."""
+        if worker.retry is not None:
+            return
+        worker.retry_delay = min(max(worker.retry_delay * 2, UNREADABLE_RETRY_FIRST_SECONDS),
+                                 UNREADABLE_RETRY_MAX_SECONDS)
+
+        def read_again() -> None:
+            worker.retry = None
+            self.submit(worker.guild_id, "refresh")
+
+        worker.retry = asyncio.get_running_loop().call_later(worker.retry_delay, read_again)
+        log.info("guild %s: the invites are read again in %.0fs for the joins left awaiting",
+                 worker.guild_id, worker.retry_delay)
 
     def _windows(self, worker: GuildWorker) -> list[Window]:
         """The reads whose windows have closed (answered + event_lag is past), as `settle` takes them."""

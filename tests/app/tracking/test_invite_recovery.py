@@ -10,7 +10,14 @@ from typing import Any
 
 from pymongo.errors import AutoReconnect
 
-from app.tracking.invites import FetchFailed, GuildMembers, InviteTracker, Joiner, JoinFacts
+from app.tracking.invites import (
+    UNREADABLE_RETRY_FIRST_SECONDS,
+    FetchFailed,
+    GuildMembers,
+    InviteTracker,
+    Joiner,
+    JoinFacts,
+)
 from app.wiring.clock import ManualClock
 from app.wiring.container import Repositories
 from repositories.invites import StoredInvite
@@ -314,3 +321,27 @@ async def test_joins_run_again_after_an_outage_while_invites_are_unreadable_keep
     assert sorted(d["counted"] for d in docs) == ["first", "rejoin"]
     assert sum(d["credit_to"] == INVITERS["abc"] for d in docs) == 1
     assert len(guild.announced) == 3
+
+
+# ---- found by the fault campaign: one failed read left joins unknown until the next join ----------
+
+
+async def test_joins_left_awaiting_by_a_failed_read_are_read_again_without_another_join(db, clock, policy):
+    """Discord answers the invite read with a 503 once (after two 429s): the joins waiting are
+    recorded as unknown, awaiting a readable list. The tracker reads again a second later by
+    itself; without that, they stayed unknown until some other member joined."""
+    repos = Repositories.create(db, policy)
+    guild = Guild(clock)
+    tracker = await started(repos, guild)
+    guild.failing = True
+    a, b = guild.join("bobs"), guild.join("bobs")  # two uses of one code: both certain once read
+    tracker.submit(GID, "join", a)
+    tracker.submit(GID, "join", b)
+    await settled(tracker)
+    assert {d["source"] for d in (await joins(repos)).values()} == {"unknown"}
+    guild.failing = False
+    await asyncio.sleep(UNREADABLE_RETRY_FIRST_SECONDS + 0.2)  # the read again is queued by then
+    await settled(tracker)
+    await tracker.close()
+    found = await joins(repos)
+    assert attribution(found[a.member_id])[1:] == attribution(found[b.member_id])[1:] == ("bobs", ["bobs"])
