@@ -17,7 +17,7 @@ import pytest
 from app.storage.database import make_client
 from app.storage.retry import RetryPolicy
 from app.wiring.clock import ManualClock
-from tests.faultproxy import FaultPlan, FaultProxy
+from scripts.faultproxy import FaultPlan, FaultProxy
 from tests.nxserver import NxServer
 
 pytest_plugins = ["tests.botharness"]

@@ -16,7 +16,7 @@ from app.wiring.container import Repositories
 from repositories.invite_backups import new_backup_id, valid_backup_id
 from repositories.invites import StoredInvite
 from repositories.joins import FIRST, REJOIN, Attribution, JoinRecord
-from tests.faultproxy import FaultPlan
+from scripts.faultproxy import FaultPlan
 
 G = 1
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)

@@ -9,8 +9,8 @@ import pymongo.common
 import pytest
 
 from app.storage.database import make_client
+from scripts.faultproxy import FaultProxy
 from tests.botharness import Harness
-from tests.faultproxy import FaultProxy
 
 ADA, BOB = 101, 102
 

@@ -24,7 +24,7 @@ from app.storage.retry import (
     with_retry,
 )
 from app.storage.writes import Op, Write, execute
-from tests.faultproxy import FaultPlan
+from scripts.faultproxy import FaultPlan
 
 FAST = RetryPolicy(attempts=4, max_seconds=5, initial_wait=0.001, max_wait=0.01)
 

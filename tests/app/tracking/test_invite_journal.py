@@ -17,7 +17,7 @@ from app.storage.journal import Journal
 from app.tracking.invites import GuildMembers, InviteTracker
 from app.wiring.container import Repositories
 from scripts.bench.joins import BurstWorld, joiner
-from tests.faultproxy import FaultProxy
+from scripts.faultproxy import FaultProxy
 
 GID = 7
 

@@ -14,7 +14,7 @@ from app.storage.retry import RetryPolicy
 from app.storage.writes import Writer
 from app.tracking.message_counter import MessageCounter
 from repositories.activity import ActivityRepository, Counters, Credit, day_key, total_key
-from tests.faultproxy import FaultPlan
+from scripts.faultproxy import FaultPlan
 
 
 async def test_events_during_a_write_go_into_the_next_write(db, policy) -> None:

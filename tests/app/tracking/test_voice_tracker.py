@@ -17,7 +17,7 @@ from app.wiring.clock import ManualClock, to_ms
 from repositories.activity import ActivityRepository, Counters, total_key
 from repositories.guild_settings import GuildSettingsRepository
 from repositories.voice_sessions import VoiceSessionRepository
-from tests.faultproxy import FaultPlan
+from scripts.faultproxy import FaultPlan
 
 G = 7
 FAST = RetryPolicy(attempts=3, max_seconds=3, initial_wait=0.01, max_wait=0.05)

@@ -16,7 +16,7 @@ from app.wiring.bot import TrackerBot
 from app.wiring.health import CheckResult, HealthServer, any_of
 from app.wiring.metrics import count_event
 from app.wiring.settings import load_settings
-from tests.faultproxy import FaultProxy
+from scripts.faultproxy import FaultProxy
 
 ROOT = Path(__file__).resolve().parents[3]
 HEALTHCHECK = ROOT / "scripts" / "docker" / "healthcheck.py"
