@@ -33,8 +33,25 @@ STEP_KINDS = {
     "guild_available": set(),
     "second_process": {"for"},
     "member_list_held": {"for"},
+    # Between the bot and MongoDB (the fault proxy): for `for` seconds, each request's reply is
+    # lost (the server applied it) with probability `reply_lost`, cut before it is sent with
+    # `cut`, and every request is delayed `delay` seconds.
+    "db_faults": {"for"},
+    # The next write is cut from the bot's side at once and reaches MongoDB `hold` seconds late.
+    "db_late_request": {"hold"},
+    # The next `times` writes (default 1) are applied but answered with a writeConcernError.
+    "db_write_concern_error": set(),
+    # The next `times` REST requests of a route answer `status` (429: with `retry_after`).
+    "rest_fault": {"route", "status"},
 }
-SECONDS_FOR = ("db_outage", "second_process", "member_list_held")
+SECONDS_FOR = ("db_outage", "second_process", "member_list_held", "db_faults")
+DB_PROXY_STEPS = ("db_faults", "db_late_request", "db_write_concern_error")
+# The routes a `rest_fault` can hit: the invite reads and the channel history reads.
+REST_ROUTES = {
+    "invites": ("GET", r"/guilds/\d+/invites"),
+    "history": ("GET", r"/channels/\d+/messages"),
+    "audit_log": ("GET", r"/guilds/\d+/audit-logs"),
+}
 GUILD_STEPS = ("guild_unavailable", "guild_available")
 LATENCY_KEYS = ("rest_ms", "dispatch_ms", "seed")
 SIGNALS = ("SIGTERM", "SIGKILL")
@@ -147,6 +164,12 @@ def _check_step_values(step: Step) -> None:
         via = args.get("via")
         if via is not None and not isinstance(via, str):
             raise ScenarioError(f"{step.label}: via must be a code, \"vanity\" or null")
+    if step.do == "rest_fault" and (args["route"] not in REST_ROUTES
+                                    or args["status"] not in (429, 500, 502, 503)):
+        raise ScenarioError(f"{step.label}: route must be one of {', '.join(REST_ROUTES)} "
+                            "and status 429, 500, 502 or 503")
+    if step.do == "db_late_request" and (not _is_number(args["hold"]) or args["hold"] <= 0):
+        raise ScenarioError(f"{step.label}: 'hold' must be seconds > 0")
     if step.do == "command" and not isinstance(args.get("options", {}), dict):
         raise ScenarioError(f"{step.label}: options must be an object")
 

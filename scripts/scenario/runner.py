@@ -23,7 +23,9 @@ from typing import Any
 
 from app.storage.database import EmbeddedServer
 from scripts.emulator import Emulator
-from scripts.scenario.model import Scenario, ScenarioError, Step
+from scripts.emulator.constants import Perm
+from scripts.faultproxy import FaultPlan, FaultProxy
+from scripts.scenario.model import DB_PROXY_STEPS, REST_ROUTES, Scenario, ScenarioError, Step
 from scripts.scenario.truth import Happened
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,12 @@ class CommandResult:
     embeds: list[dict[str, Any]]
     ephemeral: bool
     error: str | None = None
+    # Every message the command produced (the response, then follow-ups), as they are at the end:
+    # content, embeds, components, attachments and flags; `edits`: how often the response changed.
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    edits: int = 0
+    manage_server: bool = False  # the member had Manage Server when the command ran
+    effect: str | None = None  # what the bot's answer confirmed: "bonus", "reset" or None
 
 
 @dataclass
@@ -112,7 +120,9 @@ class ScenarioRunner:
         self.commands: list[CommandResult] = []
         self.emu = Emulator(token=TOKEN, latency=scenario.latency)
         self.server: EmbeddedServer | None = None
-        self.uri = ""
+        self.uri = ""  # the database's own address (the report reads through it)
+        self.bot_uri = ""  # what the bot is given: through the fault proxy when the scenario has one
+        self.proxy: FaultProxy | None = None
         self.bot: BotProcess | None = None
         self.others: list[BotProcess] = []
         self.second_processes: list[SecondProcessResult] = []
@@ -129,6 +139,14 @@ class ScenarioRunner:
         if self.external_uri and any(step.do == "db_outage" for step in self.scenario.steps):
             raise ScenarioError("db_outage needs the embedded database (unset MONGODB_URI): "
                                 "the runner cannot stop an external MongoDB")
+
+    async def _start_proxy(self, uri: str) -> str:
+        """The fault proxy between the bot and MongoDB, when a step needs it (else `uri`)."""
+        if not any(step.do in DB_PROXY_STEPS for step in self.scenario.steps):
+            return uri
+        host, port = uri.removeprefix("mongodb://").split("/")[0].rsplit(":", 1)
+        self.proxy = await FaultProxy(host, int(port)).start()
+        return self.proxy.uri
 
     def _start_database(self) -> str:
         if self.external_uri:
@@ -166,12 +184,13 @@ class ScenarioRunner:
         self._check_supported()
         self.workdir.mkdir(parents=True, exist_ok=True)
         uri = self.uri = self._start_database()
+        self.bot_uri = await self._start_proxy(uri)
         self.db_up.set()
         await self.emu.start()
         try:
             self.emu.add_guild(self.scenario.guild)
             self.emu.history_denied |= {int(c) for c in self.scenario.guild.get("history_denied", [])}
-            self.bot = BotProcess(self._bot_env(uri), self.workdir / "bot.log")
+            self.bot = BotProcess(self._bot_env(self.bot_uri), self.workdir / "bot.log")
             await self._start_bot()
             await asyncio.sleep(0.5)  # the bot's start-up reconciliation of the guild
             self.t0 = time.time()
@@ -199,6 +218,8 @@ class ScenarioRunner:
                 if process is not None:
                     await process.stop("SIGKILL")
             await self.emu.stop()
+            if self.proxy is not None:
+                await self.proxy.stop()
 
     def close(self) -> None:
         """Stop the embedded database (kept running after `run` so the report can read it)."""
@@ -314,6 +335,38 @@ class ScenarioRunner:
         self._record("db_up")
         self.db_up.set()
 
+    async def _do_db_faults(self, step: Step, args: dict[str, Any]) -> None:
+        assert self.proxy is not None
+        self.proxy.plan = FaultPlan(
+            delay=float(args.get("delay", 0.0)), cut_probability=float(args.get("cut", 0.0)),
+            cut_after_forward_probability=float(args.get("reply_lost", 0.0)), seed=step.index)
+        self._record("db_faults", **{k: v for k, v in args.items() if k != "for"})
+        self.background.append(asyncio.create_task(self._heal_proxy(float(args["for"]))))
+        await asyncio.sleep(0)
+
+    async def _heal_proxy(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        assert self.proxy is not None
+        self.proxy.heal()
+        self._record("db_faults_end")
+
+    async def _do_db_late_request(self, step: Step, args: dict[str, Any]) -> None:
+        assert self.proxy is not None
+        self.proxy.plan.hold_next = float(args["hold"])
+        self._record("db_late_request", hold=args["hold"])
+
+    async def _do_db_write_concern_error(self, step: Step, args: dict[str, Any]) -> None:
+        assert self.proxy is not None
+        self.proxy.plan.write_concern_error_next += int(args.get("times", 1))
+        self.proxy.plan.write_concern_error_applies = bool(args.get("applies", True))
+        self._record("db_write_concern_error", times=int(args.get("times", 1)))
+
+    async def _do_rest_fault(self, step: Step, args: dict[str, Any]) -> None:
+        method, path = REST_ROUTES[args["route"]]
+        self.emu.fail(method, path, status=int(args["status"]), times=int(args.get("times", 1)),
+                      retry_after=args.get("retry_after"))
+        self._record("rest_fault", route=args["route"], status=int(args["status"]))
+
     async def _do_gateway_reconnect(self, step: Step, args: dict[str, Any]) -> None:
         """Op 7 to every connection: each bot closes and RESUMEs; buffered dispatches are replayed."""
         await self.bot_up.wait()
@@ -379,7 +432,7 @@ class ScenarioRunner:
         """Same token, database and emulator; its own data folder (outbox) and log. The world does
         not change, so neither does the ground truth."""
         workdir = self.workdir / f"second-{step.index}"
-        env = self._bot_env(self.uri, data_dir=workdir / "botdata")
+        env = self._bot_env(self.bot_uri, data_dir=workdir / "botdata")
         env.pop("HEALTH_PORT", None)  # two processes cannot listen on one port
         workdir.mkdir(parents=True, exist_ok=True)
         process = BotProcess(env, workdir / "bot.log")
@@ -395,35 +448,75 @@ class ScenarioRunner:
         await self.guild_up.wait()
         options = dict(args.get("options", {}))
         started = time.time()
+        manage_server = self._manage_server(args["user"])
         try:
+            # `override`: the server re-granted the command to everyone (Server Settings >
+            # Integrations), so the client shows it; the bot's own check still applies.
             record = await self.emu.command(args["user"], str(args["name"]), options,
-                                            guild=self.scenario.guild_id, timeout=15)
+                                            guild=self.scenario.guild_id, timeout=15,
+                                            check_permissions=not args.get("override", False))
         except (TimeoutError, PermissionError) as exc:
             self.commands.append(CommandResult(step.index, step.at, self._uid(args["user"]), args["name"],
-                                               options, None, [], False, error=str(exc)))
+                                               options, None, [], False, error=str(exc),
+                                               manage_server=manage_server))
             return
         final = record.messages[-1] if record.messages else {}
         flags = int(final.get("flags") or 0)
         result = CommandResult(
             step.index, step.at, self._uid(args["user"]), str(args["name"]), options,
             final.get("content") or None, list(final.get("embeds") or []), bool(flags & 64),
+            messages=[_message_view(m) for m in record.messages], edits=record.edits,
+            manage_server=manage_server,
         )
+        result.effect = confirmed_effect(result)
         self.commands.append(result)
         self._record_effect(result, started)
 
+    def _manage_server(self, user: Any) -> bool:
+        """Whether the member has Manage Server (or Administrator) in the guild, as Discord computes it."""
+        guild = self.emu.world.guild(self.scenario.guild_id)
+        member = guild.members.get(self._uid(user))
+        allowed = Perm.MANAGE_GUILD | Perm.ADMINISTRATOR
+        return member is not None and bool(guild.permissions(member) & allowed)
+
     def _record_effect(self, result: CommandResult, at: float) -> None:
-        """What a command changed, as the member was told: a bonus or a reset happened only when
-        the bot confirmed it (refused for want of Manage Server, or failed while MongoDB was away,
-        it changed nothing)."""
-        words = result.name.split()[0:2]
+        """What a command changed. Discord's permission model first: only a member with Manage
+        Server may change counts (the bot's documented rule, whatever a server override shows).
+        Then the bot's answer: a bonus or a reset happened only when the bot confirmed it (failed
+        while MongoDB was away, it changed nothing). A confirmation to a member without Manage
+        Server changes nothing in the truth: the checker reports it."""
         member = result.options.get("member")
-        text = " ".join([result.content or "", *(str(e.get("description") or "") for e in result.embeds)])
-        # The bot's confirmations: "+3 bonus invites for @x: now ..." and "Invites of @x reset: ...".
-        confirmed_bonus = "bonus invite" in text and ": now " in text
-        if words == ["invites", "bonus"] and member is not None and confirmed_bonus:
+        if not result.manage_server:
+            return
+        if result.effect == "bonus" and member is not None:
             self._record("bonus", self._uid(member), at=at, amount=int(result.options.get("amount", 0)))
-        elif words == ["invites", "reset"] and "Invites of " in text and " reset" in text:
+        elif result.effect == "reset":
             self._record("reset", self._uid(member) if member is not None else None, at=at)
+
+
+def confirmed_effect(result: CommandResult) -> str | None:
+    """"bonus" or "reset" when the command's messages confirm one, else None."""
+    words = result.name.split()[0:2]
+    text = " ".join([*(m.get("content") or "" for m in result.messages),
+                     *(str(e.get("description") or "") for m in result.messages for e in m["embeds"])])
+    # The bot's confirmations: "+3 bonus invites for @x: now ..." and "Invites of @x reset: ...".
+    if words == ["invites", "bonus"] and "bonus invite" in text and ": now " in text:
+        return "bonus"
+    if words == ["invites", "reset"] and "Invites of " in text and " reset" in text:
+        return "reset"
+    return None
+
+
+def _message_view(message: dict[str, Any]) -> dict[str, Any]:
+    """What a member sees of one message a command produced (attachments by name and size)."""
+    return {
+        "content": message.get("content") or None,
+        "embeds": list(message.get("embeds") or []),
+        "components": list(message.get("components") or []),
+        "attachments": [{"filename": a.get("filename"), "size": a.get("size")}
+                        for a in message.get("attachments") or []],
+        "flags": int(message.get("flags") or 0),
+    }
 
 
 async def run_scenario(scenario: Scenario, **kwargs: Any) -> tuple[RunResult, ScenarioRunner]:

@@ -227,6 +227,7 @@ class Truth:
             if (back or (event.kind == "members_released" and away.depth == 0)) and not held:
                 unseen.clear()
             if event.kind == "join" and member is not None:
+                cleared.discard(member)  # a join after a reset counts again
                 if away.depth > 0 and member not in unseen:
                     unseen[member] = self._join_facts(member)
                 self._join(member, event.data)
