@@ -16,7 +16,10 @@ no session received). Each invariant names one promise:
   (`unknown` covers ambiguous and unknown: allowed, counted in `unattributed`);
 - `every_join_recorded`: every join the truth has is recorded;
 - `inviter_figures`: no inviter has more regular joins than the truth, bonus equal to the truth;
-- `replies_within_limits`: every command answered, each reply within Discord's limits;
+- `replies_within_limits`: every command answered, every message it produced (response and
+  follow-ups) within Discord's limits;
+- `permissions_respected`: no bonus or reset confirmed to a member without Manage Server (a server
+  override may show them the command; the bot's own check must still refuse);
 - `clean_log`: no traceback in any bot process's log;
 - `exit_codes`: every stop ended 0 (SIGTERM) or -9 (SIGKILL); second processes 0.
 """
@@ -31,7 +34,8 @@ from typing import Any
 from app.wiring import reply_limits as limits
 
 INVARIANTS = ("no_double_count", "observed_counted", "no_wrong_inviter", "every_join_recorded",
-              "inviter_figures", "replies_within_limits", "clean_log", "exit_codes")
+              "inviter_figures", "replies_within_limits", "permissions_respected", "clean_log",
+              "exit_codes")
 COUNTERS = ("messages", "voice_s", "cam_on_s", "cam_off_s", "stream_s")
 VOICE = ("voice_s", "cam_on_s", "cam_off_s", "stream_s")
 UNCREDITED = "unknown"
@@ -127,8 +131,14 @@ def _reply(verdict: Verdict, command: dict[str, Any]) -> None:
         return
     if not command.get("content") and not command.get("embeds"):
         verdict.add("replies_within_limits", f"{name}: no reply")
-    for problem in reply_problems(command.get("content"), command.get("embeds") or []):
-        verdict.add("replies_within_limits", f"{name}: {problem}")
+    messages = command.get("messages") or [{"content": command.get("content"),
+                                             "embeds": command.get("embeds")}]
+    for index, message in enumerate(messages):
+        for problem in reply_problems(message.get("content"), message.get("embeds") or []):
+            verdict.add("replies_within_limits", f"{name}, message {index + 1}: {problem}")
+    if command.get("effect") and not command.get("manage_server"):
+        verdict.add("permissions_respected", f"{name}: {command['effect']} confirmed to a member "
+                                             "without Manage Server")
 
 
 def reply_problems(content: str | None, embeds: list[dict[str, Any]]) -> list[str]:

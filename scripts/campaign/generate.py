@@ -15,14 +15,16 @@ from typing import Any
 
 FAULT_KINDS = (
     "sigterm", "sigkill", "db_outage", "gateway_reconnect", "invalid_session", "guild_outage",
-    "second_process", "member_list_held", "sigkill_in_outage",
+    "second_process", "member_list_held", "sigkill_in_outage", "db_proxy", "rest_fault",
 )
-FAULT_GAP_SECONDS = 3.0
+FAULT_GAP_SECONDS = 2.0
+LONG_FAULTS = {"sigkill_in_outage": 3, "member_list_held": 2, "second_process": 1, "db_outage": 1}
 QUIET_TAIL_SECONDS = 6.0  # every fault ends this long before the end: the bot catches up first
 GUILD_ID = 1
 ADMIN = 101
 REGULARS = (102, 103, 104, 105, 106)
 TEXT_CHANNELS = (10, 11, 12)
+THREAD = 13  # an active public thread in channel 10
 VOICE_CHANNELS = (20, 21)
 AFK_CHANNEL = 30
 CODES = ("abc", "bobs", "cys")
@@ -37,6 +39,7 @@ def guild() -> dict[str, Any]:
     members = [{"id": m, "name": names[m], "created": "2021-01-01T00:00:00Z"} for m in (ADMIN, *REGULARS)]
     members[0]["admin"] = True
     channels = [{"id": c, "type": "text", "name": f"text-{c}"} for c in TEXT_CHANNELS]
+    channels.append({"id": THREAD, "type": "thread", "name": "thread", "parent": TEXT_CHANNELS[0]})
     channels += [{"id": c, "type": "voice", "name": f"voice-{c}"} for c in VOICE_CHANNELS]
     channels.append({"id": AFK_CHANNEL, "type": "voice", "name": "AFK"})
     invites = [{"code": code, "inviter": inviter, "uses": 0, "max_uses": 0}
@@ -72,7 +75,7 @@ def scenario_for(seed: int, *, seconds: float = 30.0, rate: float = 3.0, faults:
     while at < seconds:
         steps.append({"at": round(at, 2), **_traffic(world)})
         at += rng.expovariate(rate)
-    steps += _faults(rng, seconds, faults, kinds)
+    steps += _faults(rng, seconds, faults, _kinds_of(seed, faults, kinds))
     steps.sort(key=lambda step: step["at"])
     steps.append({"at": round(seconds + 1.0, 2), "do": "command", "user": ADMIN,
                   "name": "invites leaderboard"})
@@ -107,14 +110,26 @@ def _traffic(world: World) -> dict[str, Any]:
     if kind == "invite_delete" and world.extra_codes:
         return {"do": "invite_delete", "code": world.extra_codes.pop(0)}
     if kind == "command":
-        return rng.choice((
-            {"do": "command", "user": ADMIN, "name": "invites show",
-             "options": {"member": rng.choice(REGULARS)}},
-            {"do": "command", "user": rng.choice(REGULARS), "name": "ud"},
-            {"do": "command", "user": ADMIN, "name": "invites bonus",
-             "options": {"member": rng.choice(REGULARS), "amount": rng.randint(1, 3)}},
-        ))
-    return {"do": "message", "user": rng.choice(_talkers(world)), "channel": rng.choice(TEXT_CHANNELS)}
+        return _command(rng)
+    channel = rng.choice((*TEXT_CHANNELS, THREAD))
+    return {"do": "message", "user": rng.choice(_talkers(world)), "channel": channel}
+
+
+def _command(rng: random.Random) -> dict[str, Any]:
+    """A command. Bonus and reset by a member without Manage Server come with `override` (a server
+    re-granted the commands to everyone): the bot's own check must refuse them."""
+    member, amount = rng.choice(REGULARS), rng.randint(1, 3)
+    return rng.choices((
+        {"do": "command", "user": ADMIN, "name": "invites show", "options": {"member": member}},
+        {"do": "command", "user": rng.choice(REGULARS), "name": "ud"},
+        {"do": "command", "user": ADMIN, "name": "invites bonus",
+         "options": {"member": member, "amount": amount}},
+        {"do": "command", "user": rng.choice(REGULARS), "name": "invites bonus", "override": True,
+         "options": {"member": member, "amount": amount}},
+        {"do": "command", "user": ADMIN, "name": "invites reset", "options": {"member": member}},
+        {"do": "command", "user": rng.choice(REGULARS), "name": "invites reset", "override": True,
+         "options": {"member": member}},
+    ), weights=(4, 4, 4, 2, 1, 1))[0]
 
 
 def _talkers(world: World) -> list[int]:
@@ -146,16 +161,36 @@ def _join(world: World, member: int) -> dict[str, Any]:
     return {"do": "join", "user": {"id": member, "name": f"new{member}", "created": age}, "via": via}
 
 
-def _faults(rng: random.Random, seconds: float, count: int, kinds: tuple[str, ...]) -> list[dict[str, Any]]:
+def _kinds_of(seed: int, count: int, kinds: tuple[str, ...]) -> list[str]:
+    """The kinds a seed tries, in order. The seeds' wanted kinds, one after the other, walk through
+    rounds of all kinds, each round in its own random order: a campaign of N runs wants each kind
+    about N * count / len(kinds) times, and a kind meets different neighbours in each round. After
+    its `count` kinds, the seed tries the next ones of the walk in case those do not fit."""
+    def kind_at(position: int) -> str:
+        order = sorted(kinds)
+        random.Random(f"campaign kinds:{position // len(order)}").shuffle(order)
+        return order[position % len(order)]
+
+    walk = [kind_at(seed * count + i) for i in range(count + len(kinds))]
+    # The seed's own kinds longest first: a long one placed last would not fit before the end.
+    return sorted(walk[:count], key=lambda kind: -LONG_FAULTS.get(kind, 0)) + walk[count:]
+
+
+def _faults(rng: random.Random, seconds: float, count: int, kinds: list[str]) -> list[dict[str, Any]]:
+    """At most `count` faults of `kinds` (tried in order, each only if it fits), at least
+    FAULT_GAP_SECONDS apart, each over a quiet while before the end (the bot back by then)."""
     steps: list[dict[str, Any]] = []
     last_end = 2.0
-    for _ in range(count):
-        start = last_end + rng.uniform(1.0, FAULT_GAP_SECONDS)
-        made, length = _fault(rng, rng.choice(kinds), round(start, 2))
+    for kind in kinds:
+        if count == 0:
+            break
+        start = last_end + rng.uniform(FAULT_GAP_SECONDS, FAULT_GAP_SECONDS + 1.5)
+        made, length = _fault(rng, kind, round(start, 2))
         if start + length > seconds - QUIET_TAIL_SECONDS:
-            break  # every fault is over (and the bot back) a quiet while before the end
+            continue
         steps += made
-        last_end = start + length + FAULT_GAP_SECONDS
+        last_end = start + length
+        count -= 1
     return steps
 
 
@@ -165,10 +200,10 @@ def _fault(rng: random.Random, kind: str, at: float) -> tuple[list[dict[str, Any
         down = round(rng.uniform(1.0, 4.0), 1)
         return [{"at": at, "do": "restart", "signal": kind.upper(), "down_for": down}], down + 3.0
     if kind == "db_outage":
-        length = round(rng.uniform(2.0, 8.0), 1)
+        length = round(rng.uniform(2.0, 6.0), 1)
         return [{"at": at, "do": "db_outage", "for": length}], length
     if kind == "sigkill_in_outage":
-        length = round(rng.uniform(6.0, 10.0), 1)
+        length = round(rng.uniform(5.0, 8.0), 1)
         kill = round(at + rng.uniform(1.0, length - 3.0), 2)
         return [{"at": at, "do": "db_outage", "for": length},
                 {"at": kill, "do": "restart", "signal": "SIGKILL", "down_for": 1.0}], length + 3.0
@@ -177,10 +212,33 @@ def _fault(rng: random.Random, kind: str, at: float) -> tuple[list[dict[str, Any
         back = {"at": round(at + length, 2), "do": "guild_available"}
         return [{"at": at, "do": "guild_unavailable"}, back], length
     if kind == "second_process":
-        length = round(rng.uniform(4.0, 8.0), 1)
+        length = round(rng.uniform(3.0, 6.0), 1)
         return [{"at": at, "do": "second_process", "for": length}], length + 2.0
     if kind == "member_list_held":
-        length = round(rng.uniform(6.0, 10.0), 1)
+        length = round(rng.uniform(6.0, 8.0), 1)
         return [{"at": at, "do": "member_list_held", "for": length},
                 {"at": round(at + 0.5, 2), "do": "restart", "signal": "SIGKILL", "down_for": 1.0}], length
+    if kind == "db_proxy":  # between the bot and MongoDB: one of the fault proxy's three faults
+        kind = rng.choice(("db_faults", "db_late_request", "db_write_concern_error"))
+    if kind == "db_faults":
+        length = round(rng.uniform(3.0, 6.0), 1)
+        return [{"at": at, "do": "db_faults", "for": length, "reply_lost": round(rng.uniform(0.1, 0.3), 2),
+                 "cut": round(rng.uniform(0.0, 0.1), 2), "delay": round(rng.uniform(0.0, 0.05), 3)}], length
+    if kind == "db_late_request":
+        hold = round(rng.uniform(1.0, 4.0), 1)
+        return [{"at": at, "do": "db_late_request", "hold": hold}], hold + 1.0
+    if kind == "db_write_concern_error":
+        return [{"at": at, "do": "db_write_concern_error", "times": rng.randint(1, 3)}], 2.0
+    if kind == "rest_fault":
+        return [_rest_fault(rng, at)], 3.0
     return [{"at": at, "do": kind}], 3.0
+
+
+def _rest_fault(rng: random.Random, at: float) -> dict[str, Any]:
+    """A 429 (with its retry-after) or a 5xx on the invite reads or the channel history reads."""
+    status = rng.choice((429, 500, 502, 503))
+    step: dict[str, Any] = {"at": at, "do": "rest_fault", "route": rng.choice(("invites", "history")),
+                            "status": status, "times": rng.randint(1, 3)}
+    if status == 429:
+        step["retry_after"] = round(rng.uniform(0.2, 1.5), 2)
+    return step

@@ -26,13 +26,29 @@ TRAFFIC = {"message", "voice", "join", "leave", "role_add", "role_remove", "invi
            "command"}
 
 
+# The fault kinds of issue 15's list, by the steps that perform them.
+KIND_OF_STEP = {"db_faults": "db_proxy", "db_late_request": "db_proxy", "db_write_concern_error": "db_proxy",
+                "rest_fault": "rest", "guild_unavailable": "guild_outage"}
+
+
 def faults_of(scenario: dict[str, Any]) -> Counter[str]:
-    """Faults by kind, as the runner performs them."""
+    """Faults by kind, as the runner performs them (a SIGKILL inside an outage is one of each)."""
     found: Counter[str] = Counter()
     for step in scenario["steps"]:
         if step["do"] == "restart":
             found[step["signal"].lower()] += 1
         elif step["do"] not in TRAFFIC and step["do"] != "guild_available":
+            found[KIND_OF_STEP.get(step["do"], step["do"])] += 1
+    return found
+
+
+def fault_details(scenario: dict[str, Any]) -> Counter[str]:
+    """The same, finer: which proxy fault, which REST status on which route."""
+    found: Counter[str] = Counter()
+    for step in scenario["steps"]:
+        if step["do"] == "rest_fault":
+            found[f"rest {step['status']} {step['route']}"] += 1
+        elif KIND_OF_STEP.get(step["do"]) == "db_proxy":
             found[step["do"]] += 1
     return found
 
@@ -55,6 +71,7 @@ async def run_scenario(scenario: dict[str, Any], workdir: Path) -> dict[str, Any
         "joins": verdict.joins,
         "events": events_of(scenario),
         "faults": dict(faults_of(scenario)),
+        "fault_details": dict(fault_details(scenario)),
         "seconds": round(time.monotonic() - started, 1),
         "bot_log": report.get("bot_log"),
     }
@@ -132,9 +149,11 @@ def _read_result(seed: int, process: subprocess.Popen[bytes], out: Path) -> dict
 
 def table(results: list[dict[str, Any]]) -> str:
     faults: Counter[str] = Counter()
+    details: Counter[str] = Counter()
     violations: Counter[str] = Counter()
     for result in results:
         faults.update(result.get("faults", {}))
+        details.update(result.get("fault_details", {}))
         violations.update({k: len(v) for k, v in result.get("violations", {}).items()})
     lines = [
         f"runs: {len(results)} ({sum(1 for r in results if r['ok'])} clean), "
@@ -144,6 +163,9 @@ def table(results: list[dict[str, Any]]) -> str:
         "",
         "| fault | count |", "|---|---|",
         *(f"| {kind} | {count} |" for kind, count in sorted(faults.items())),
+        "",
+        "| of which | count |", "|---|---|",
+        *(f"| {kind} | {count} |" for kind, count in sorted(details.items())),
         "",
         "| invariant | violations |", "|---|---|",
         *(f"| {name} | {violations.get(name, 0)} |" for name in (*INVARIANTS, "run_failed")),

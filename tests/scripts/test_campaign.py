@@ -4,12 +4,13 @@ short run of fixed seeds with the real bot (CI's campaign)."""
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from scripts.campaign.check import check
 from scripts.campaign.generate import FAULT_KINDS, scenario_for
-from scripts.campaign.run import faults_of, run_seed, shrink
+from scripts.campaign.run import fault_details, faults_of, run_seed, shrink
 from scripts.scenario.model import parse_scenario
 
 CI_SEEDS = (3, 4)
@@ -23,14 +24,20 @@ def test_the_same_seed_gives_the_same_scenario_and_every_scenario_is_valid() -> 
     assert scenario_for(1) != scenario_for(2)
 
 
-def test_over_many_seeds_every_fault_kind_is_drawn() -> None:
-    seen: set[str] = set()
-    for seed in range(1, 80):
+def test_a_long_campaign_draws_every_fault_kind_at_least_40_times() -> None:
+    """The long run of docs/reliability.md: 200 seeds with the default parameters."""
+    seen: Counter[str] = Counter()
+    details: Counter[str] = Counter()
+    for seed in range(1, 201):
         seen.update(faults_of(scenario_for(seed)))
-    runner_kinds = {"sigterm", "sigkill", "db_outage", "gateway_reconnect", "invalid_session",
-                    "guild_unavailable", "second_process", "member_list_held"}
-    assert runner_kinds <= seen
-    assert len(FAULT_KINDS) >= 9
+        details.update(fault_details(scenario_for(seed)))
+    kinds = {"sigterm", "sigkill", "db_outage", "db_proxy", "gateway_reconnect", "invalid_session",
+             "guild_outage", "second_process", "member_list_held", "rest"}
+    assert set(seen) == kinds and min(seen.values()) >= 40, seen
+    assert {"db_faults", "db_late_request", "db_write_concern_error"} <= set(details)
+    assert any(d.startswith("rest 429 ") for d in details) and any(d.startswith("rest 503 ") for d in details)
+    assert {d.split()[-1] for d in details if d.startswith("rest ")} == {"invites", "history"}
+    assert len(FAULT_KINDS) == 11
 
 
 def member(name: str, tracked: dict[str, Any], truth: dict[str, Any], **unseen: Any) -> dict[str, Any]:
@@ -58,13 +65,22 @@ def test_the_checker_names_each_broken_promise() -> None:
     inviters = [{"name": "ada", "tracked": {"regular": 3, "bonus": 0}, "truth": {"regular": 2, "bonus": 1}}]
     too_many_fields = [{"fields": [{"name": "n", "value": "v"}] * 26}]
     commands = [{"name": "top", "at": 1.0, "content": "x" * 2001, "embeds": []},
-                {"name": "ud", "at": 2.0, "content": None, "embeds": too_many_fields}]
+                {"name": "ud", "at": 2.0, "content": None, "embeds": too_many_fields},
+                # a follow-up over the limit, though the first message is fine
+                {"name": "invites show", "at": 3.0, "content": "ok", "embeds": [],
+                 "messages": [{"content": "ok", "embeds": []}, {"content": "y" * 2001, "embeds": []}],
+                 "manage_server": True},
+                # a server override showed /invites bonus to a member; the bot confirmed it
+                {"name": "invites bonus", "at": 4.0, "content": "+2 bonus invites for <@102>: now 2",
+                 "embeds": [], "effect": "bonus", "manage_server": False},
+                {"name": "invites bonus", "at": 5.0, "content": "+2 bonus invites for <@102>: now 4",
+                 "embeds": [], "effect": "bonus", "manage_server": True}]
     run = report(rows, inviters=inviters, commands=commands, bot_exit_codes=[1, 0])
     verdict = check(run, ["SIGTERM"], logs=[])
     found = {name: len(texts) for name, texts in verdict.violations.items() if texts}
     assert found == {"no_double_count": 1, "observed_counted": 2, "no_wrong_inviter": 1,
-                     "every_join_recorded": 1, "inviter_figures": 2, "replies_within_limits": 2,
-                     "exit_codes": 1}
+                     "every_join_recorded": 1, "inviter_figures": 2, "replies_within_limits": 3,
+                     "permissions_respected": 1, "exit_codes": 1}
     assert verdict.unattributed == 1 and verdict.joins == 3
 
 
