@@ -1008,6 +1008,8 @@ class InviteTracker:
         await self.repos.joins.settle_awaiting(joiner.key(guild_id), attribution, credit, fake)
         if attribution.code is not None:
             await self.conversions.check(guild_id, joiner.member_id)
+        log.info("join of %s in guild %s, awaiting a readable invite list: %s%s", joiner.member_id,
+                 guild_id, attribution.source, f" via {attribution.code}" if attribution.code else "")
 
     async def _record_unknown(
         self, guild_id: int, arrivals: list[Arrival], reason: str, *, awaiting: bool
