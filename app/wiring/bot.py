@@ -57,6 +57,19 @@ COUNTED_EVENTS = frozenset({
 })
 
 
+def forget_live_state(guild: discord.Guild) -> None:
+    """A guild in an outage: forget who is in it and who is in voice. When it comes back,
+    discord.py updates the cached guild from GUILD_CREATE without clearing either (it only adds
+    what the payload carries, then chunks), so a member who left the guild or voice during the
+    outage would still look present: credited voice time they never had, a leave never recorded.
+    Emptied now, both are rebuilt from the GUILD_CREATE and the member chunks, as Discord has them."""
+    me = guild.me
+    guild._voice_states.clear()  # discord.py has no public way to drop its cache
+    guild._members.clear()
+    if me is not None:
+        guild._add_member(me)  # the bot itself: its permissions and nick
+
+
 class TrackerBot(commands.Bot):
     """Start: probe, indexes, cogs, scheduler, command sync. Stop: flush hooks, scheduler, gateway."""
 
@@ -112,6 +125,8 @@ class TrackerBot(commands.Bot):
 
     def dispatch(self, event_name: str, /, *args: Any, **kwargs: Any) -> None:
         """A standby (another process holds the lease) drops the events that count."""
+        if event_name == "guild_unavailable":
+            forget_live_state(args[0])
         if event_name in COUNTED_EVENTS and not self.lease.active.is_set():
             return
         super().dispatch(event_name, *args, **kwargs)

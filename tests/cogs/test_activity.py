@@ -332,6 +332,29 @@ async def test_removed_guild_is_credited_up_to_then_and_no_longer_flushed(tracke
     assert await h.db.voice_sessions.count_documents({}) == 1  # kept for when the guild is back
 
 
+async def test_a_member_who_left_voice_during_a_guild_outage_is_closed_at_the_outage(tracker: Harness) -> None:
+    """Found by the fault campaign (seed 23): discord.py keeps a guild's cached voice states when
+    the guild comes back (GUILD_CREATE only adds the states it carries), so a member who left voice
+    during the outage still looked in voice, and was credited the outage and the time after it
+    until their next voice change."""
+    h, emu = tracker, tracker.emu
+    emu.voice(ADA, FOCUS)
+    await step(h, 40)
+    emu.guild_unavailable(G)
+    await h.settle()
+    h.clock.advance(30)
+    emu.voice(ADA, None)  # Discord sends nothing for a guild in an outage
+    h.clock.advance(10)
+    emu.guild_available(G)
+    await h.settle()
+    guild = h.bot.get_guild(G)
+    assert guild is not None and guild.get_member(emu.user_id(ADA)).voice is None
+    await step(h, 50)
+    await activity_cog(h).flush_voice()
+    assert await counters(h, total(h, ADA)) == voice(40)
+    assert await open_state(h, ADA) is None
+
+
 async def test_reconciliation_is_retried_until_the_database_answers(tracker: Harness) -> None:
     h = tracker
     assert h.bot is not None

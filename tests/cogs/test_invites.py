@@ -332,6 +332,24 @@ async def test_a_restart_while_the_member_list_is_still_loading_loses_no_downtim
     assert await summary(tracker, 101) == (2, 0, 0, 0, 2)
 
 
+async def test_a_member_who_left_during_a_guild_outage_is_recorded_as_left(tracker):
+    """Found with the fault campaign's guild outages: discord.py keeps its cached members when the
+    guild comes back (GUILD_CREATE only adds), so a member who left during the outage stayed
+    present and their leave was never recorded: their inviter kept the join."""
+    emu = tracker.emu
+    emu.join(user(201, "dan"), via="abc")
+    await tracker.settle()
+    emu.guild_unavailable(GID)
+    await tracker.settle()
+    emu.leave(201, guild=GID)  # Discord sends nothing for a guild in an outage
+    emu.guild_available(GID)
+    await tracker.settle()
+    assert tracker.bot.get_guild(GID).get_member(emu.user_id(201)) is None
+    dan = await last_join(tracker, 201)
+    assert (dan["stay"], dan["member_status"]) == ("closed", "left")
+    assert await summary(tracker, 101) == (1, 1, 0, 0, 0)
+
+
 async def test_joins_seen_live_are_not_reconciled_again_after_a_restart(tracker):
     tracker.emu.join(user(201, "dan"), via="abc")
     await tracker.settle()

@@ -1,0 +1,25 @@
+"""End to end: the fault campaign's findings, each cut to a small scenario that failed before its
+fix (docs/reliability.md lists them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scripts.campaign.check import check
+from scripts.scenario.__main__ import run_and_report
+from scripts.scenario.model import load_scenario
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+
+
+async def test_seed_23_members_who_left_voice_or_the_guild_during_a_guild_outage(tmp_path):
+    """bob leaves voice and eve leaves the guild while it is unavailable: bob is credited up to the
+    outage only (was: through it and until his next voice change), eve's leave is recorded (was:
+    never, her inviter kept the join)."""
+    scenario = load_scenario(SCENARIOS / "voice_and_member_leave_during_guild_outage.json")
+    report = await run_and_report(scenario, workdir=tmp_path)
+    bob = next(r for r in report["members"] if r["name"] == "bob")
+    assert bob["tracked"]["voice_s"] <= bob["truth"]["voice_s"] + report["voice_tolerance_s"]
+    ada = next(r for r in report["inviters"] if r["name"] == "ada")
+    assert ada["tracked"]["left"] == ada["truth"]["left"] == 1
+    assert check(report, []).ok, check(report, []).violations
