@@ -222,7 +222,7 @@ def _fault(rng: random.Random, kind: str, at: float) -> tuple[list[dict[str, Any
         kind = rng.choice(("db_faults", "db_late_request", "db_write_concern_error"))
     if kind == "db_faults":
         length = round(rng.uniform(3.0, 6.0), 1)
-        return [{"at": at, "do": "db_faults", "for": length, "reply_lost": round(rng.uniform(0.1, 0.3), 2),
+        return [{"at": at, "do": "db_faults", "for": length, "reply_lost": round(rng.uniform(0.2, 0.4), 2),
                  "cut": round(rng.uniform(0.0, 0.1), 2), "delay": round(rng.uniform(0.0, 0.05), 3)}], length
     if kind == "db_late_request":
         hold = round(rng.uniform(1.0, 4.0), 1)

@@ -3,17 +3,23 @@ short run of fixed seeds with the real bot (CI's campaign)."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import json
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from scripts.campaign.broken import ROOT, broken_copy
 from scripts.campaign.check import check
 from scripts.campaign.generate import FAULT_KINDS, scenario_for
-from scripts.campaign.run import fault_details, faults_of, run_seed, shrink
+from scripts.campaign.run import fault_details, faults_of, shrink
 from scripts.scenario.model import parse_scenario
 
-CI_SEEDS = (3, 4)
+# Between them: a slow member list with a SIGKILL inside it, a SIGTERM, a second process,
+# writeConcernErrors, a REST fault on a route the bot reads.
+CI_SEEDS = (48, 117)
 
 
 def test_the_same_seed_gives_the_same_scenario_and_every_scenario_is_valid() -> None:
@@ -102,11 +108,33 @@ def test_the_shrinker_keeps_only_what_the_failure_needs() -> None:
     assert small["steps"] == [culprit]
 
 
+async def run_seeds(seeds: tuple[int, ...], folder: Path, cwd: Path | None = None) -> list[dict[str, Any]]:
+    """Each seed through `python -m scripts.campaign --seed N` (from `cwd`: another copy of the
+    source), side by side."""
+    async def one(seed: int) -> dict[str, Any]:
+        out = folder / f"seed-{seed}.json"
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "scripts.campaign", "--seed", str(seed),
+            "--workdir", str(folder / f"seed-{seed}"), "--result", str(out),
+            cwd=str(cwd or ROOT), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        await process.wait()
+        return json.loads(out.read_text(encoding="utf-8"))
+
+    return list(await asyncio.gather(*(one(seed) for seed in seeds)))
+
+
 async def test_ci_campaign_fixed_seeds_with_the_real_bot_break_no_invariant(tmp_path: Path) -> None:
     """CI's campaign: fixed seeds, each a 30 s scenario with faults, the real bot process."""
-    import asyncio
-
-    for seed in CI_SEEDS:
-        result = await asyncio.to_thread(run_seed, seed, {}, tmp_path / f"seed-{seed}")
+    for seed, result in zip(CI_SEEDS, await run_seeds(CI_SEEDS, tmp_path), strict=True):
         assert result["ok"], (seed, result["violations"], result.get("bot_log"))
-        assert result["events"] > 50 and sum(result["faults"].values()) >= 1
+        assert result["events"] > 50 and sum(result["faults"].values()) >= 3
+
+
+async def test_a_build_without_the_message_guard_is_caught_by_the_ci_seeds(tmp_path: Path) -> None:
+    """Issue 15, done-when: the same seeds against a copy of the source whose message counts lost
+    their exactly-once guard. A writeConcernError (the write applied, the reply an error) makes the
+    bot retry: the broken build counts those messages twice, and the campaign says so."""
+    source = broken_copy("message_guard", tmp_path / "broken")
+    results = await run_seeds(CI_SEEDS, tmp_path / "runs", cwd=source)
+    doubled = [text for r in results for text in r["violations"].get("no_double_count", [])]
+    assert any("messages" in text for text in doubled), [r["violations"] for r in results]
