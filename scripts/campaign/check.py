@@ -18,7 +18,7 @@ no session received). Each invariant names one promise:
 - `inviter_figures`: no inviter has more regular joins than the truth, bonus equal to the truth;
 - `replies_within_limits`: every command answered, every message it produced (response and
   follow-ups) within Discord's limits;
-- `permissions_respected`: no bonus or reset confirmed to a member without Manage Server (a server
+- `permissions_respected`: no bonus, reset or erase confirmed to a member without Manage Server (a server
   override may show them the command; the bot's own check must still refuse);
 - `clean_log`: no traceback in any bot process's log;
 - `exit_codes`: every stop ended 0 (SIGTERM) or -9 (SIGKILL); second processes 0.
@@ -88,7 +88,8 @@ def _counters(verdict: Verdict, row: dict[str, Any], tolerance: float) -> None:
         if counter == "messages":
             over, under = unseen.get("maybe_messages", 0), unseen.get("losable_messages", 0)
         else:
-            over, under = tolerance, tolerance + unseen.get("voice_s", 0.0)
+            erase = unseen.get("erase_voice_s", 0.0)
+            over, under = tolerance + erase, tolerance + erase + unseen.get("voice_s", 0.0)
         if got > true + over:
             verdict.add("no_double_count", f"{row['name']}: {counter} {got:g} > truth {true:g} "
                                            f"(+{over:g} the bot may have seen)")

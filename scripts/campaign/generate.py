@@ -19,7 +19,7 @@ FAULT_KINDS = (
 )
 FAULT_GAP_SECONDS = 2.0
 LONG_FAULTS = {"sigkill_in_outage": 3, "member_list_held": 2, "second_process": 1, "db_outage": 1}
-QUIET_TAIL_SECONDS = 6.0  # every fault ends this long before the end: the bot catches up first
+QUIET_TAIL_SECONDS = 5.0  # every fault ends this long before the end: the bot catches up first
 GUILD_ID = 1
 ADMIN = 101
 REGULARS = (102, 103, 104, 105, 106)
@@ -75,7 +75,9 @@ def scenario_for(seed: int, *, seconds: float = 30.0, rate: float = 3.0, faults:
     while at < seconds:
         steps.append({"at": round(at, 2), **_traffic(world)})
         at += rng.expovariate(rate)
-    steps += _faults(rng, seconds, faults, _kinds_of(seed, faults, kinds))
+    # Faults from their own generator: a change to the traffic's draws leaves them as they were.
+    fault_rng = random.Random(f"campaign faults:{seed}")
+    steps += _faults(fault_rng, seconds, faults, _kinds_of(seed, faults, kinds))
     steps.sort(key=lambda step: step["at"])
     steps.append({"at": round(seconds + 1.0, 2), "do": "command", "user": ADMIN,
                   "name": "invites leaderboard"})
@@ -129,7 +131,10 @@ def _command(rng: random.Random) -> dict[str, Any]:
         {"do": "command", "user": ADMIN, "name": "invites reset", "options": {"member": member}},
         {"do": "command", "user": rng.choice(REGULARS), "name": "invites reset", "override": True,
          "options": {"member": member}},
-    ), weights=(4, 4, 4, 2, 1, 1))[0]
+        {"do": "command", "user": ADMIN, "name": "data erase", "options": {"member": member}},
+        {"do": "command", "user": rng.choice(REGULARS), "name": "data erase", "override": True,
+         "options": {"member": member}},
+    ), weights=(4, 4, 4, 2, 1, 1, 1, 1))[0]
 
 
 def _talkers(world: World) -> list[int]:
@@ -180,7 +185,7 @@ def _faults(rng: random.Random, seconds: float, count: int, kinds: list[str]) ->
     """At most `count` faults of `kinds` (tried in order, each only if it fits), at least
     FAULT_GAP_SECONDS apart, each over a quiet while before the end (the bot back by then)."""
     steps: list[dict[str, Any]] = []
-    last_end = 2.0
+    last_end = 1.5
     for kind in kinds:
         if count == 0:
             break

@@ -50,7 +50,7 @@ class CommandResult:
     messages: list[dict[str, Any]] = field(default_factory=list)
     edits: int = 0
     manage_server: bool = False  # the member had Manage Server when the command ran
-    effect: str | None = None  # what the bot's answer confirmed: "bonus", "reset" or None
+    effect: str | None = None  # what the bot's answer confirmed: "bonus", "reset", "erase" or None
 
 
 @dataclass
@@ -490,12 +490,14 @@ class ScenarioRunner:
             return
         if result.effect == "bonus" and member is not None:
             self._record("bonus", self._uid(member), at=at, amount=int(result.options.get("amount", 0)))
+        elif result.effect == "erase" and member is not None:
+            self._record("erase", self._uid(member), at=at, done=time.time())
         elif result.effect == "reset":
             self._record("reset", self._uid(member) if member is not None else None, at=at)
 
 
 def confirmed_effect(result: CommandResult) -> str | None:
-    """"bonus" or "reset" when the command's messages confirm one, else None."""
+    """"bonus", "reset" or "erase" when the command's messages confirm one, else None."""
     words = result.name.split()[0:2]
     text = " ".join([*(m.get("content") or "" for m in result.messages),
                      *(str(e.get("description") or "") for m in result.messages for e in m["embeds"])])
@@ -504,6 +506,8 @@ def confirmed_effect(result: CommandResult) -> str | None:
         return "bonus"
     if words == ["invites", "reset"] and "Invites of " in text and " reset" in text:
         return "reset"
+    if words == ["data", "erase"] and "Erased the data of " in text:
+        return "erase"
     return None
 
 

@@ -30,6 +30,9 @@ AWAY = {"bot_down": 1, "guild_down": 1, "session_lost": 1, "bot_up": -1, "guild_
 MESSAGES_AWAY = {**AWAY, "bot_up": 0, "bot_connected": -1}
 
 WRITE_AHEAD_BOUND_S = 0.3  # a SIGKILL loses at most the messages of its last ~0.3 s (docs/outbox.md)
+# A message sent this long before an erase may reach the bot after the erase settled its counts:
+# counted after the erase, or erased with the rest.
+ERASE_IN_FLIGHT_S = 0.5
 
 @dataclass
 class Happened:
@@ -64,6 +67,10 @@ class MemberTruth:
     # the bot may have lost.
     losable_messages: int = 0
     unobservable_joins: int = 0  # joined and left again while the bot could not see the guild
+    # `/data erase` of the member: voice seconds around it that the bot may have credited or not
+    # (the erase's own duration; the bot forgets the open session and tracks again from the
+    # member's next voice change).
+    erase_voice_s: float = 0.0
     inviter: int | None = None  # None: unknown; -1: vanity
     via: str | None = None
     joined_at: datetime | None = None
@@ -172,10 +179,24 @@ class Truth:
                                      bool(event.data.get("stream")))
                 states[member] = new
                 since[member] = event.t
+            elif event.kind == "erase" and event.member is not None:
+                self._erase_voice(event, states, since)
             elif event.kind == "end":
                 for member, state in states.items():
                     if state.channel is not None:
                         self._credit(member, state, event.t - since[member])
+
+    def _erase_voice(self, event: Happened, states: dict[int, VoiceState], since: dict[int, float]) -> None:
+        """`/data erase`: the member's voice time so far is gone, and an open session is forgotten:
+        the bot tracks them again from their next voice change."""
+        member = event.member
+        assert member is not None
+        truth = self.members[member]
+        for counter in ("voice_s", "cam_on_s", "cam_off_s", "stream_s", "unobservable_voice_s"):
+            setattr(truth, counter, 0.0)
+        truth.erase_voice_s += float(event.data.get("done", event.t)) - event.t
+        states[member] = VoiceState()
+        since[member] = event.t
 
     def _settle_downtime(self, states: dict[int, VoiceState], at_down: dict[int, VoiceState],
                          real_down_s: dict[int, float], downtime_s: float) -> None:
@@ -195,11 +216,20 @@ class Truth:
     def _messages(self, happened: list[Happened]) -> None:
         away = _Away(MESSAGES_AWAY)
         kills = [e.t for e in happened if e.kind == "bot_down" and e.data.get("signal") == "SIGKILL"]
+        recent: dict[int, list[float]] = defaultdict(list)  # message times, for an erase
+        erasing: dict[int, float] = {}  # member -> when their erase finished
         for event in happened:
             away.change(event.kind)
+            if event.kind == "erase" and event.member is not None:
+                self._erase_messages(event, recent[event.member])
+                erasing[event.member] = float(event.data.get("done", event.t))
+                continue
             if event.kind != "message" or event.member is None:
                 continue
+            recent[event.member].append(event.t)
             truth = self.members[event.member]
+            if event.t <= erasing.get(event.member, -1.0):
+                truth.losable_messages += 1  # during the erase: erased or counted
             delivered = event.data.get("delivered", 1) > 0
             live = away.depth == 0 and delivered
             if event.data.get("channel") not in self.unreadable:
@@ -211,6 +241,12 @@ class Truth:
             else:
                 truth.unobservable_messages += 1
                 truth.maybe_messages += int(delivered)
+
+    def _erase_messages(self, event: Happened, times: list[float]) -> None:
+        truth = self.members[event.member or 0]
+        truth.messages = truth.unobservable_messages = truth.losable_messages = 0
+        truth.maybe_messages = sum(1 for t in times if event.t - ERASE_IN_FLIGHT_S <= t < event.t)
+        times.clear()
 
     def _invites(self, happened: list[Happened]) -> None:
         cleared: set[int] = set()  # members whose credit an `/invites reset` cleared
@@ -238,6 +274,9 @@ class Truth:
                 self.members[member].in_guild = False
             elif event.kind == "bonus" and member is not None:
                 self.inviters[member].bonus += int(event.data["amount"])
+            elif event.kind == "erase" and member is not None:
+                self._restore_join_facts(member, (None, None, None, False))  # their join record is gone
+                unseen.pop(member, None)
             elif event.kind == "reset":
                 for joined, truth in self.members.items():
                     if truth.inviter is not None and (member is None or truth.inviter == member):

@@ -332,7 +332,7 @@ async def test_removed_guild_is_credited_up_to_then_and_no_longer_flushed(tracke
     assert await h.db.voice_sessions.count_documents({}) == 1  # kept for when the guild is back
 
 
-async def test_a_member_who_left_voice_during_a_guild_outage_is_closed_at_the_outage(tracker: Harness) -> None:
+async def test_a_member_who_left_voice_in_a_guild_outage_is_closed_at_the_outage(tracker: Harness) -> None:
     """Found by the fault campaign (seed 23): discord.py keeps a guild's cached voice states when
     the guild comes back (GUILD_CREATE only adds the states it carries), so a member who left voice
     during the outage still looked in voice, and was credited the outage and the time after it

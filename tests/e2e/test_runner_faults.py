@@ -52,3 +52,18 @@ async def test_lost_replies_late_writes_write_concern_errors_and_rest_faults_los
     log = Path(report["bot_log"]).read_text()  # noqa: ASYNC240 (a small file, after the run)
     assert "AutoReconnect" in log or "WriteConcernError" in log  # the faults reached the bot
     assert check(report, []).ok
+
+
+async def test_an_erase_in_the_truth_counts_only_what_follows_it(tmp_path):
+    """`/data erase` of eve (refused to bob, done by the admin): her messages and voice before it
+    are gone; the message after it counts, her voice counts again from her next voice change, her
+    join through bob's code is gone, so her rejoin through ada's is a first join."""
+    report = await run("erase_during_traffic", tmp_path)
+    assert report["ok"], [r for r in report["members"] + report["inviters"] if r["differences"]]
+    assert [c["effect"] for c in report["commands"][:2]] == [None, "erase"]
+    eve = row(report["members"], "eve")
+    assert eve["truth"]["messages"] == eve["tracked"]["messages"] == 1
+    assert 2.0 <= eve["tracked"]["voice_s"] <= 4.0  # 7.0 to 10.0
+    assert eve["truth"]["invited_by"] == eve["tracked"]["invited_by"] == "ada"
+    assert [r["name"] for r in report["inviters"]] == ["ada"]  # bob's join of eve was erased
+    assert check(report, []).ok

@@ -106,3 +106,26 @@ def test_invites_regular_left_fake_bonus_and_a_rejoin_counting_once():
     assert (counts.regular, counts.left, counts.fake, counts.bonus, counts.total) == (3, 1, 1, 3, 4)
     assert truth.members[201].inviter == 101  # the rejoin through bob's code still counts for ada
     assert truth.inviters[204].fake == 1  # self-invite
+
+
+def test_an_erase_clears_the_members_counts_and_join_and_tracking_starts_again():
+    """`/data erase` (confirmed, from 20 to 20.4): messages and voice before it are gone; messages
+    sent just before it or during it may go either way; the open voice session is forgotten until
+    the member's next voice change; their join is gone, so a rejoin is a first join."""
+    def message(t):
+        return Happened(t, "message", 1, {"channel": 10})
+
+    def join(t, inviter):
+        return Happened(t, "join", 1, {"via": "abc", "inviter": inviter, "created": T0 - timedelta(days=90),
+                                       "joined_at": T0 + timedelta(seconds=t)})
+
+    truth = Truth(AFK, 600).compute([
+        join(0, 5), voice(1, 1, 20), message(2), message(19.8), Happened(20, "erase", 1, {"done": 20.4}),
+        message(20.2), message(21), voice(30, 1, 21), Happened(31, "leave", 1), join(32, 6),
+        message(33), Happened(40, "end"),
+    ])
+    m = truth.members[1]
+    assert (m.messages, m.maybe_messages, m.losable_messages) == (3, 1, 1)
+    assert m.voice_s == 1 and round(m.erase_voice_s, 3) == 0.4  # 30 to 31 only: untracked from 20 to 30
+    assert (m.inviter, m.joined_at) == (6, T0 + timedelta(seconds=32))
+    assert (truth.inviters[5].regular, truth.inviters[6].regular) == (0, 1)
