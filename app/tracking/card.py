@@ -9,13 +9,15 @@ The bars: `period_bars` turns the member's day documents into one bar per day (`
 per month (`all`: the last 12 months). Three panels: messages, voice (camera on stacked over camera
 off) and streaming, each with whole-number ticks, in minutes while the highest bar is under an hour.
 
-Pure and blocking: call `render_member_card` through `asyncio.to_thread`.
+Pure and blocking: call `render_member_card` through `asyncio.to_thread`. One card is drawn at a
+time (a lock): the cached FreeType faces are shared and FreeType faces are not thread-safe.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -43,6 +45,7 @@ MESSAGES, CAMERA_ON, CAMERA_OFF, STREAMING = "#5865f2", "#57f287", "#949ba4", "#
 DIMMED = "#4e5058"
 DISCS = ("#5865f2", "#3ba55c", "#faa61a", "#ed4245", "#eb459e", "#00a8fc")
 HOUR = 3600
+_DRAWING = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -321,9 +324,10 @@ def draw_member_card(card: MemberCard) -> tuple[Image.Image, list[TextItem]]:
     """The card as an image at `WIDTH` px, with every text drawn (for measuring)."""
     image = Image.new("RGB", (WIDTH, HEIGHT), BACKGROUND)
     canvas = _Canvas(image, ImageDraw.Draw(image))
-    top = _header(canvas, card)
-    top = _tiles(canvas, card, top)
-    _charts(canvas, card, top + 8 * SCALE)
+    with _DRAWING:
+        top = _header(canvas, card)
+        top = _tiles(canvas, card, top)
+        _charts(canvas, card, top + 8 * SCALE)
     return image, canvas.texts
 
 
