@@ -20,6 +20,7 @@ RUN groupadd --system --gid 10001 tracker \
     && chown tracker:tracker /data
 
 # Dependencies in their own layer: rebuilt only when requirements.txt changes.
+# The member card's fonts (Noto, CJK and emoji included) are PyPI packages in it: no apt step.
 COPY requirements.txt ./
 RUN pip install --no-cache-dir -r requirements.txt
 

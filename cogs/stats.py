@@ -1,4 +1,4 @@
-"""`/ud` (a member's activity, optional 30-day chart) and `/top` (paged leaderboards).
+"""`/ud` (a member's activity, optionally as a member card image) and `/top` (paged leaderboards).
 
 Ranks, pages and the counts of members ranked come from the in-memory boards
 (`app.tracking.ranks`, `bot.ranks`) once the guild's are built, and so do the counters shown beside
@@ -17,14 +17,15 @@ import io
 import logging
 import math
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from app.tracking.charts import DayPoint, render_activity_chart
-from app.tracking.voice import PERIOD_LABELS, last_days, period_start_day, zone
+from app.tracking.card import MemberCard, first_bar_day, period_bars, render_member_card
+from app.tracking.voice import PERIOD_LABELS, period_start_day, zone
 from app.wiring.limits import LEADERBOARD_LIMIT, UD_CHART_LIMIT, cooldown, wants_chart
 from app.wiring.reply_limits import fit_embed
 from cogs import style
@@ -35,7 +36,6 @@ from repositories.guild_settings import GuildSettingsRepository
 log = logging.getLogger(__name__)
 NO_MENTIONS = discord.AllowedMentions.none()
 PAGE_SIZE = 10
-CHART_DAYS = 30
 PERIOD_CHOICES = [
     app_commands.Choice(name="today", value="today"),
     app_commands.Choice(name="7 days", value="7d"),
@@ -164,7 +164,7 @@ class StatsCog(commands.Cog, name="Stats"):
     @app_commands.describe(
         member="Whose activity (default: yours)",
         period="Which period (default: all time)",
-        chart="Attach a 30-day chart",
+        chart="Attach a member card: totals, ranks and the period's bars",
     )
     @app_commands.choices(period=PERIOD_CHOICES)
     @app_commands.guild_only()
@@ -192,14 +192,24 @@ class StatsCog(commands.Cog, name="Stats"):
         if not chart:
             await interaction.response.send_message(embed=fit_embed(embed), allowed_mentions=NO_MENTIONS)
             return
-        days = last_days(now, tz, CHART_DAYS)
-        stored = await self.activity.daily(guild.id, target.id, days[0])
-        points = [DayPoint(d, stored[d].messages, stored[d].cam_on_s, stored[d].cam_off_s) if d in stored
-                  else DayPoint(d, 0, 0, 0) for d in days]
-        png = await asyncio.to_thread(render_activity_chart, points, f"{target.display_name}: last 30 days")
+        card = await self.member_card(guild, target, period, now.astimezone(tz).date(), since,
+                                      (counters, message_rank, voice_rank))
+        png = await asyncio.to_thread(render_member_card, card)
         embed.set_image(url="attachment://activity.png")
-        chart = discord.File(io.BytesIO(png), "activity.png")
-        await interaction.followup.send(embed=fit_embed(embed), file=chart, allowed_mentions=NO_MENTIONS)
+        image = discord.File(io.BytesIO(png), "activity.png")
+        await interaction.followup.send(embed=fit_embed(embed), file=image, allowed_mentions=NO_MENTIONS)
+
+    async def member_card(self, guild: discord.Guild, member: discord.abc.User, period: str, today: date,
+                          since: str | None, values: tuple[Counters, int | None, int | None]) -> MemberCard:
+        """What the `/ud` card shows: the period's totals and ranks (`values`, from `ud_values`), the
+        number of members ranked, and the period's bars (`period_bars`)."""
+        counters, message_rank, voice_rank = values
+        ranked = (await self.ranked_count(guild.id, "messages", since),
+                  await self.ranked_count(guild.id, "voice", since))
+        stored = await self.activity.daily(guild.id, member.id, first_bar_day(period, today))
+        bars, caption = period_bars(period, today, stored)
+        return MemberCard(member.display_name, member.id, f"{guild.name} · {PERIOD_LABELS[period]}",
+                          counters, message_rank, voice_rank, ranked, bars, caption)
 
     async def ud_values(
         self, guild_id: int, member_id: int, since: str | None

@@ -1,1 +1,1 @@
-"""Tracking: voice sessions, message counts, invite attribution, day buckets, ranks, charts (no Discord)."""
+"""Tracking: voice sessions, message counts, invite attribution, day buckets, ranks, cards (no Discord)."""

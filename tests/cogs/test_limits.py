@@ -72,7 +72,7 @@ async def test_heavy_commands_are_limited_per_member_with_a_clear_answer(
     limit: tuple[int, float],
 ) -> None:
     h, emu = tracker, tracker.emu
-    monkeypatch.setattr(stats, "render_activity_chart", lambda *args: b"\x89PNG\r\n\x1a\n")
+    monkeypatch.setattr(stats, "render_member_card", lambda *args: b"\x89PNG\r\n\x1a\n")
     runs, window = limit
     for _ in range(runs):
         ok = await emu.command(BOB, name, options)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import copy
+import struct
 import threading
 from typing import Any
 
 import pytest
 from discord.ext import commands
 
-from app.tracking.charts import render_activity_chart
+from app.tracking import card as card_module
+from app.tracking.card import MemberCard, render_member_card
 from cogs import stats
 from repositories.activity import Credit
 from tests.botharness import GUILD, Harness
@@ -91,26 +93,46 @@ async def test_ud_shows_counters_ranks_and_time_format_per_period(tracker: Harne
     assert (month["Messages"], month["Rank (messages)"], month["Voice"]) == ("10", "#1", "—")
 
 
-async def test_ud_chart_attaches_a_png(tracker: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_ud_chart_attaches_the_member_card_of_the_chosen_period(
+    tracker: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
     h, emu = tracker, tracker.emu
     await seed(h, BOB, "2026-02-20", messages=4, voice_s=7200, cam_on_s=3600, cam_off_s=3600)
+    await seed(h, BOB, "2026-03-09", messages=2, voice_s=600, cam_off_s=600, stream_s=600)
     emu.message(BOB, GENERAL)
     await h.settle()
+    cards: list[MemberCard] = []
     threads: list[int] = []
 
-    def recording_render(*args: Any) -> bytes:
+    def recording_render(card: MemberCard) -> bytes:
         threads.append(threading.get_ident())
-        return render_activity_chart(*args)
+        cards.append(card)
+        return render_member_card(card)
 
-    monkeypatch.setattr(stats, "render_activity_chart", recording_render)
-    rec = await emu.command(BOB, "ud", {"chart": True})
+    monkeypatch.setattr(stats, "render_member_card", recording_render)
+    rec = await emu.command(BOB, "ud", {"period": "7d", "chart": True})
     assert rec.deferred
     assert threads and threads[0] != threading.get_ident()  # rendered off the event loop's thread
     (attachment,) = rec.attachments
     assert attachment["filename"] == "activity.png"
-    assert emu.attachment_bytes(attachment).startswith(b"\x89PNG\r\n\x1a\n")
+    png = emu.attachment_bytes(attachment)
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and struct.unpack(">I", png[16:20]) == (card_module.WIDTH,)
     assert rec.embed["image"]["url"] == "attachment://activity.png"
-    assert fields(rec)["Messages"] == "5"
+    assert fields(rec)["Messages"] == "3"  # the week's: 2026-02-20 is older
+    (week,) = cards  # the card shows the period asked for, not 30 days
+    assert week.name == "bob" and week.member_id == emu.user_id(BOB)
+    assert week.subtitle.endswith("· last 7 days")
+    assert [b.label for b in week.bars][-1] == "today" and len(week.bars) == 7
+    assert [b.counters.messages for b in week.bars] == [0, 0, 0, 0, 0, 2, 1]
+    assert week.bars[-2].counters.stream_s == 600
+    assert (week.counters.messages, week.message_rank, week.ranked[0]) == (3, 1, 1)
+    await emu.command(BOB, "ud", {"period": "30d", "chart": True})
+    month = {b.label: b.counters.messages for b in cards[1].bars}
+    assert len(cards[1].bars) == 30 and month["Feb 20"] == 4 and month["today"] == 1
+    h.clock.advance(60)  # the chart cooldown
+    await emu.command(BOB, "ud", {"chart": True})
+    assert len(cards[2].bars) == 12 and cards[2].caption == "Per month, last 12 months"
+    assert cards[2].counters.messages == 7
 
 
 async def test_ud_of_others_follows_the_guild_setting(tracker: Harness) -> None:
