@@ -27,7 +27,7 @@ from scripts.bench.world import BenchWorld
 T = TypeVar("T")
 
 START = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
-VOICE_GUILD, INGEST_GUILD, LATENCY_GUILD, STATS_GUILD = 1, 2, 3, 4
+VOICE_GUILD, INGEST_GUILD, LATENCY_GUILD, STATS_GUILD, BACKFILL_GUILD = 1, 2, 3, 4, 5
 
 
 @dataclass(frozen=True)

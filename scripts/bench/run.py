@@ -10,14 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scripts.bench import commands, flush, ingest, joins, latency, restart
+from scripts.bench import backfill, commands, flush, ingest, joins, latency, restart
 from scripts.bench.env import Bench
 from scripts.bench.measure import Check, Row, max_rss_bytes, mib
 from scripts.bench.sizes import Sizes
 
 log = logging.getLogger(__name__)
 Case = Callable[[Bench], Awaitable[tuple[list[Row], list[Check]]]]
-CASES = ("ingest", "latency", "flush", "restart", "commands", "joins")  # names for --only
+CASES = ("ingest", "latency", "flush", "restart", "commands", "joins", "backfill")  # names for --only
 NEEDS = {"restart": "flush"}  # the restart case reconciles the sessions the flush case leaves
 
 
@@ -66,6 +66,7 @@ async def _cases(bench: Bench, real_mongodb: bool, only: frozenset[str] | None) 
         ("restart", "restart", restart.run),
         ("commands", "/ud /top", lambda b: commands.run(b, real_mongodb)),
         ("joins", "join burst", joins.run),
+        ("backfill", "backfill", backfill.run),
     ]
     wanted = set(CASES if only is None else only)
     wanted |= {NEEDS[key] for key in wanted if key in NEEDS}

@@ -21,16 +21,23 @@ class Sizes:
     command_samples: int = 3  # timings per command for the p99 (each takes many seconds on nx-27017)
     raw_samples: int = 300  # timings of the raw find_one
     burst_joins: int = 200  # joins per rate in the join-burst case (5 codes)
+    backfill_messages: int = 10_000  # missed while the bot was away, counted from history
+    backfill_channels: int = 10
+    backfill_members: int = 500
+    backfill_live_rate: int = 200  # live events per second, without and then during the backfill
+    backfill_live_seconds: float = 15.0  # each live stream's length
 
 
 FULL = Sizes("full")
 QUICK = Sizes(
     "quick", ingest_events=3_000, ingest_members=300, latency_seconds=3.0, voice_members=1_000,
     invites=100, stats_members=2_000, stats_active=200, command_samples=3, raw_samples=100,
-    burst_joins=20,
+    burst_joins=20, backfill_messages=1_500, backfill_channels=3, backfill_members=100,
+    backfill_live_seconds=3.0,
 )
 TINY = Sizes(
     "tiny", ingest_events=400, ingest_members=40, latency_rate=200, latency_seconds=1.0,
     voice_members=120, invites=20, stats_members=300, stats_active=30, stats_days=5,
-    command_samples=3, raw_samples=10, burst_joins=10,
+    command_samples=3, raw_samples=10, burst_joins=10, backfill_messages=300, backfill_channels=3,
+    backfill_members=20, backfill_live_rate=100, backfill_live_seconds=1.0,
 )

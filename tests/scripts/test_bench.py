@@ -6,8 +6,14 @@ Speed is measured by the benchmark, never asserted here.
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
+from typing import Any
 
+import pytest
+
+from scripts.bench import backfill
 from scripts.bench.checks import compare
+from scripts.bench.env import Bench
 from scripts.bench.measure import Check, Row, percentile
 from scripts.bench.report import table
 from scripts.bench.run import run_all
@@ -22,12 +28,17 @@ async def test_every_case_runs_small_and_every_count_is_exact(db) -> None:
     for expected in ("ingest: member totals", "ingest: member day documents", "ingest baseline (a)",
                      "ingest baseline (b)", "ingest latency: member totals", "flush: member totals",
                      "flush: checkpoints moved", "restart: downtime credited", "restart: invite snapshot",
-                     "/top messages all time: first page", "/ud voice 30 days: rank"):
+                     "/top messages all time: first page", "/ud voice 30 days: rank",
+                     "backfill: member totals", "backfill: member day documents",
+                     "backfill: live + history = messages that exist"):
         assert expected in names
     cases = {row.case for row in results.rows}
     assert {"ingest", "ingest latency", "flush", "restart", "/ud all time", "/ud 30 days",
             "/top messages, all time", "/top voice, 30 days", "/top leaderboard index", "memory",
-            "join burst"} <= cases
+            "join burst", "backfill"} <= cases
+    backfilled = [r.values for r in results.rows if r.case == "backfill"]
+    assert backfilled and all(v["counted_from_history"] == TINY.backfill_messages and v["pages"] > 0
+                              for v in backfilled)
     bursts = [r for r in results.rows if r.case == "join burst"]
     assert bursts and all(r.met and r.values["tracker"]["wrong"] == 0 for r in bursts)
     # every case with a baseline reports its ratio, measured in the same run, with a verdict
@@ -72,3 +83,24 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile(values, 99) == 99.0
     assert percentile(values, 50) == 50.0
     assert percentile([5.0, 1.0, 3.0], 99) == 5.0
+
+
+async def test_the_backfill_case_catches_messages_counted_twice(db, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restart that ignores the stored marks backfills the channels from the start: the messages
+    the first run counted live are counted again from history, and the case's checks say so."""
+
+    async def forget_marks(cog: Any) -> None:
+        cog.ledger.load({}, [])
+
+    monkeypatch.setattr(backfill, "load_marks", forget_marks)
+    bench = Bench(db, TINY, tmp_path)
+    await bench.setup()
+    try:
+        _, checks = await backfill.run(bench)
+    finally:
+        await bench.close()
+    failed = {c.name: c.detail for c in checks if not c.ok}
+    assert set(failed) == {"backfill: member totals", "backfill: member day documents",
+                           "backfill: live + history = messages that exist"}
+    assert "stored" in failed["backfill: member totals"]
