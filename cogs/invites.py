@@ -155,6 +155,9 @@ class InvitesCog(commands.Cog, name="Invites"):
             reject("GUILD_MEMBER_REMOVE", "member id out of range", guild=payload.guild_id,
                    member=payload.user.id)
         elif not payload.user.bot:
+            if isinstance(payload.user, discord.Member) and payload.user.joined_at is not None:
+                joiner = joiner_of(payload.user, self.bot.clock.now(), live=False)
+                self.tracker.joined_unseen(payload.guild_id, joiner)
             self.tracker.submit(payload.guild_id, "leave", payload.user.id)
 
     @commands.Cog.listener()

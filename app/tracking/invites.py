@@ -256,6 +256,7 @@ class GuildWorker:
     # again after this many seconds, doubling up to UNREADABLE_RETRY_MAX_SECONDS while reads fail.
     retry_delay: float = 0.0
     retry: asyncio.TimerHandle | None = None
+    snapshot_at: datetime | None = None  # the stored snapshot's time: joins before it are accounted
 
     def unsettled(self) -> list[Arrival]:
         return [a for a in self.waiting if not a.recorded]
@@ -337,6 +338,23 @@ class InviteTracker:
         worker.idle.clear()
         worker.wake.set()
         return done
+
+    def joined_unseen(self, guild_id: int, joiner: Joiner) -> None:
+        """A member leaves whom the bot may never have seen join: they joined while it could not
+        see the guild, and left before it read the member list again (right after a re-IDENTIFY,
+        the GUILD_CREATE that lists them is followed by their GUILD_MEMBER_REMOVE). Joined after the
+        stored snapshot, with no join of theirs waiting, they wait now as a downtime join (settled
+        by the downtime rule), ahead of their leave. Call before submitting the leave."""
+        worker = self.worker(guild_id)
+        if worker.snapshot_at is None or joiner.joined_at <= worker.snapshot_at:
+            return  # joined before what the snapshot accounts for (or no snapshot yet)
+        if any(a.joiner.member_id == joiner.member_id for a in worker.waiting):
+            return
+        _insert_offline(worker, [Arrival(joiner, -math.inf, 0, reason=OFFLINE)])
+        log.info("guild %s: member %s leaves, joined at %s while unseen: attributed before the leave",
+                 guild_id, joiner.member_id, joiner.joined_at.isoformat())
+        worker.idle.clear()
+        worker.wake.set()
 
     # ---- the invite journal: inputs kept until what they lead to is in MongoDB ------------------
     def _wall(self, at: float) -> float:
@@ -608,6 +626,7 @@ class InviteTracker:
             vanity_code, vanity_uses = worker.base.vanity_code, worker.base.vanity_uses  # unchanged
         await self.repos.invite_guilds.snapshot_stored(gid, at, vanity_code, vanity_uses, read_ms)
         worker.stored = {inv.code: inv for inv in live.invites}
+        worker.snapshot_at = at
 
     # ---- sync (start, guild available) ----------------------------------------------------------
     async def _load(self, worker: GuildWorker) -> None:
@@ -618,6 +637,7 @@ class InviteTracker:
         state = await self.repos.invite_guilds.get(gid)
         worker.stored = await self.repos.invites.live(gid)
         worker.base = state.snapshot(worker.stored) if state.snapshot_at is not None else None
+        worker.snapshot_at = state.snapshot_at
         if state.stale:
             await self._take_awaiting(worker)
         await self._drop_restored_done(worker, state.read_ms)

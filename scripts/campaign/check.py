@@ -9,7 +9,9 @@ no session received). Each invariant names one promise:
   messages: plus those sent while the bot stopped or restarted that a session still received: a
   process shutting down still counts what reaches it);
 - `observed_counted`: every counter at least the truth minus what the bot may miss by its own
-  documented rules (messages received within 0.3 s before a SIGKILL; voice: the tolerance plus
+  documented rules (messages received within 0.3 s before a SIGKILL; voice: the tolerance, the
+  downtime of a member whose voice change came within 0.3 s before a SIGKILL (the change may be
+  lost, the restart credits the downtime with the state before it), plus
   the time of members who left voice while the bot was down, plus discord.py's chunk timeout for
   a restart while the member list loads);
 - `no_wrong_inviter`: a recorded join credits the inviter whose invite was used, or nobody
@@ -88,8 +90,8 @@ def _counters(verdict: Verdict, row: dict[str, Any], tolerance: float) -> None:
         if counter == "messages":
             over, under = unseen.get("maybe_messages", 0), unseen.get("losable_messages", 0)
         else:
-            erase = unseen.get("erase_voice_s", 0.0)
-            over, under = tolerance + erase, tolerance + erase + unseen.get("voice_s", 0.0)
+            slack = unseen.get("erase_voice_s", 0.0) + unseen.get("losable_voice_s", 0.0)
+            over, under = tolerance + slack, tolerance + slack + unseen.get("voice_s", 0.0)
         if got > true + over:
             verdict.add("no_double_count", f"{row['name']}: {counter} {got:g} > truth {true:g} "
                                            f"(+{over:g} the bot may have seen)")

@@ -43,7 +43,8 @@ def _member_row(member_id: int, alias: int, name: str, truth: MemberTruth, track
     diff: dict[str, float] = {}
     for counter in COUNTERS:
         delta = tracked.get(counter, 0) - getattr(truth, counter)
-        allowed = tolerance + truth.erase_voice_s if counter in VOICE_COUNTERS else 0
+        slack = truth.erase_voice_s + truth.losable_voice_s
+        allowed = tolerance + slack if counter in VOICE_COUNTERS else 0
         if abs(delta) > allowed:
             diff[counter] = round(delta, 3)
     true_inviter = _inviter_label(truth.inviter, names) if truth.joined_at is not None else None
@@ -57,7 +58,8 @@ def _member_row(member_id: int, alias: int, name: str, truth: MemberTruth, track
         "unobservable": {"voice_s": round(truth.unobservable_voice_s, 3),
                          "messages": truth.unobservable_messages, "maybe_messages": truth.maybe_messages,
                          "losable_messages": truth.losable_messages, "joins": truth.unobservable_joins,
-                         "erase_voice_s": round(truth.erase_voice_s, 3)},
+                         "erase_voice_s": round(truth.erase_voice_s, 3),
+                         "losable_voice_s": round(truth.losable_voice_s, 3)},
         "differences": diff,
     }
 

@@ -71,6 +71,10 @@ class MemberTruth:
     # (the erase's own duration; the bot forgets the open session and tracks again from the
     # member's next voice change).
     erase_voice_s: float = 0.0
+    # A voice change within the write-ahead bound before a SIGKILL may be lost (docs/outbox.md):
+    # the restart then credits the downtime with the state before it. Up to this many voice
+    # seconds may go either way.
+    losable_voice_s: float = 0.0
     inviter: int | None = None  # None: unknown; -1: vanity
     via: str | None = None
     joined_at: datetime | None = None
@@ -148,8 +152,13 @@ class Truth:
         real_down_s: dict[int, float] = defaultdict(float)
         down_at: float | None = None
         away = _Away()
+        changed_at: dict[int, float] = {}  # each member's last voice change
+        lost: dict[int, float] = {}  # changes a SIGKILL may have lost: member -> seconds before it
         for event in happened:
             change = away.change(event.kind)
+            if event.kind == "bot_down" and event.data.get("signal") == "SIGKILL":
+                lost.update({m: event.t - t for m, t in changed_at.items()
+                             if 0 <= event.t - t <= WRITE_AHEAD_BOUND_S})
             if change == "down":
                 down_at = event.t
                 for member, state in states.items():
@@ -164,9 +173,14 @@ class Truth:
                         real_down_s[member] += event.t - since[member]
                         since[member] = event.t
                 self._settle_downtime(states, at_down, real_down_s, event.t - down_at)
+                downtime = min(event.t - down_at, self.downtime_cap_s)
+                for member, before in lost.items():
+                    self.members[member].losable_voice_s += before + downtime
+                lost.clear()
                 down_at = None
             elif event.kind in ("voice", "leave") and event.member is not None:
                 member = event.member
+                changed_at[member] = event.t
                 old = states[member]
                 if old.channel is not None:
                     if down_at is None:

@@ -129,3 +129,16 @@ def test_an_erase_clears_the_members_counts_and_join_and_tracking_starts_again()
     assert m.voice_s == 1 and round(m.erase_voice_s, 3) == 0.4  # 30 to 31 only: untracked from 20 to 30
     assert (m.inviter, m.joined_at) == (6, T0 + timedelta(seconds=32))
     assert (truth.inviters[5].regular, truth.inviters[6].regular) == (0, 1)
+
+
+def test_a_voice_change_just_before_a_sigkill_may_be_lost_for_the_whole_downtime():
+    """docs/outbox.md: a SIGKILL loses at most the last ~0.3 s of voice changes; the restart then
+    credits the downtime with the state before the lost change (here AFK: nothing), so the change
+    and the downtime may go either way (found by the campaign, seed 13 of the long run)."""
+    truth = Truth(AFK, downtime_cap_s=600).compute([
+        voice(0, 1, 20), voice(0, 2, 20), voice(10, 1, AFK), voice(19.9, 1, 20),
+        Happened(20, "bot_down", None, {"signal": "SIGKILL"}), Happened(24, "bot_up"), Happened(30, "end"),
+    ])
+    assert truth.members[1].voice_s == 10 + 0.1 + 4 + 6
+    assert round(truth.members[1].losable_voice_s, 3) == 4.1
+    assert truth.members[2].losable_voice_s == 0

@@ -345,3 +345,31 @@ async def test_joins_left_awaiting_by_a_failed_read_are_read_again_without_anoth
     await tracker.close()
     found = await joins(repos)
     assert attribution(found[a.member_id])[1:] == attribution(found[b.member_id])[1:] == ("bobs", ["bobs"])
+
+
+# ---- found by the fault campaign (long run, seed 12): a join unseen until its member left ----------
+
+
+async def test_a_member_who_joined_unseen_and_leaves_before_the_member_list_is_read_is_attributed(
+        db, clock, policy):
+    """The member joined while the session was lost; right after the re-IDENTIFY their leave came
+    before the tracker read the member list again, so no sync ever found them: the join was never
+    recorded and its use was spread over other joins as ambiguity. The leave now brings the join
+    (joined after the stored snapshot) ahead of it, settled by the downtime rule."""
+    repos = Repositories.create(db, policy)
+    guild = Guild(clock)
+    tracker = await started(repos, guild)
+    unseen = guild.join("bobs")  # no event reached the bot
+    clock.advance(5)
+    tracker.joined_unseen(GID, unseen)
+    tracker.submit(GID, "leave", unseen.member_id)
+    await settled(tracker)
+    old = guild.listed[OLD]
+    tracker.joined_unseen(GID, old)  # joined long before the snapshot: nothing to add
+    tracker.submit(GID, "leave", OLD)
+    await settled(tracker)
+    await tracker.close()
+    found = await joins(repos)
+    assert set(found) == {unseen.member_id}
+    assert attribution(found[unseen.member_id])[1:] == ("bobs", ["bobs"])
+    assert found[unseen.member_id]["member_status"] == "left"
