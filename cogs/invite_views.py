@@ -166,7 +166,7 @@ def staff_embed(
             f"(rate {style.percent(converted, brought)})"
         )
     embed.description = (more_lines(lines, 4096) if lines
-                         else "No staff codes yet: add one with `/invites staff add <member> <code>`.")
+                         else "No staff codes yet: add one with `/invites-admin staff add <member> <code>`.")
     return embed
 
 

@@ -4,10 +4,12 @@ Listeners only queue events into `InviteTracker` (`app/tracking/invites.py`, in 
 the tracker's per-guild worker does the rest. Commands read through repositories (`bot.repos`),
 never a collection.
 
-Commands (Discord allows default member permissions only on a top-level command, and `/invites`
-holds member commands too, so the admin subcommands check Manage Guild at runtime and refuse
-ephemerally): show, who, leaderboard (members); staff add/remove/list, bonus, debug, refresh,
-reset, restore (Manage Guild).
+Commands: `/invites show|who|leaderboard` for members; `/invites-admin staff add|remove|list`,
+`bonus`, `debug`, `refresh`, `reset`, `restore` for Manage Server. Discord takes default member
+permissions only on a top-level command, so the admin subcommands live in their own top-level
+group: the client hides it from members (and a server can grant it to a moderator role as one
+command in Server Settings > Integrations); each subcommand still checks Manage Server at runtime,
+because such an override can grant it to anyone.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from cogs.stats import PERIOD_CHOICES
 log = logging.getLogger(__name__)
 RECENT = 5
 NOT_A_CODE = ("That is not an invite code or link: give the code (`abc123`) or the link "
-              "(`discord.gg/abc123`); `/invites debug` lists the server's invites.")
+              "(`discord.gg/abc123`); `/invites-admin debug` lists the server's invites.")
 
 
 def command_name(interaction: discord.Interaction) -> str:
@@ -66,7 +68,12 @@ def clean_code(value: str) -> str | None:
 
 class InvitesCog(commands.Cog, name="Invites"):
     invites = app_commands.Group(name="invites", description="Invite tracking", guild_only=True)
-    staff = app_commands.Group(name="staff", description="Staff invite codes", parent=invites)
+    admin = app_commands.Group(
+        name="invites-admin", guild_only=True,
+        description="Staff codes, bonus, reset and checks of invite tracking (Manage Server)",
+        default_permissions=discord.Permissions(manage_guild=True),
+    )
+    staff = app_commands.Group(name="staff", description="Staff invite codes", parent=admin)
 
     def __init__(self, bot: Any, repos: Repositories) -> None:
         self.bot = bot
@@ -111,7 +118,8 @@ class InvitesCog(commands.Cog, name="Invites"):
                 await resume_interrupted(self.repos, guild.id, self.bot.clock.now())
             except Exception as exc:
                 log.error("guild %s: interrupted invite resets not finished (%s); the next start or "
-                          "/invites reset or restore finishes them", guild.id, exc or type(exc).__name__)
+                          "/invites-admin reset or restore finishes them", guild.id,
+                          exc or type(exc).__name__)
 
     @commands.Cog.listener()
     async def on_guild_join(self, guild: discord.Guild) -> None:
@@ -292,14 +300,14 @@ class InvitesCog(commands.Cog, name="Invites"):
                 ephemeral=True,
                 content=(f"`{clean}` already belongs to "
                          f"{style.member_of(interaction.guild, holder.member_id, holder.member_name)}; "
-                         f"remove it there first with `/invites staff remove`."),
+                         f"remove it there first with `/invites-admin staff remove`."),
             )
             return
         await self.repos.staff_codes.assign(
             gid, member.id, member.name, clean, interaction.user.id, self.bot.clock.now()
         )
         known = clean in await self.repos.invites.live(gid)
-        note = "" if known else " (not among the invites the bot has seen yet: check `/invites debug`)"
+        note = "" if known else " (not among the invites the bot has seen yet: check `/invites-admin debug`)"
         await self._send(
             interaction, ephemeral=True,
             content=f"Staff code `{clean}` saved for {style.member(member.id)}.{note}",
@@ -315,7 +323,8 @@ class InvitesCog(commands.Cog, name="Invites"):
         text = (
             f"Staff code of {style.member(member.id)} removed."
             if removed
-            else f"{style.member(member.id)} has no staff code; `/invites staff list` shows who has one."
+            else (f"{style.member(member.id)} has no staff code; `/invites-admin staff list` shows who "
+                  "has one.")
         )
         await self._send(interaction, ephemeral=True, content=text)
 
@@ -332,7 +341,7 @@ class InvitesCog(commands.Cog, name="Invites"):
         await self._send(interaction, ephemeral=True, embed=embed)
 
     # ---- admin ----------------------------------------------------------------------------------
-    @invites.command(
+    @admin.command(
         name="bonus", description="Add (or with a negative amount, take) bonus invites (Manage Server)"
     )
     @app_commands.describe(member="Who gets the bonus", amount="Invites to add, -1000 to 1000")
@@ -355,7 +364,7 @@ class InvitesCog(commands.Cog, name="Invites"):
                      f"now {summary_line(summary)}."),
         )
 
-    @invites.command(
+    @admin.command(
         name="debug", description="Invite snapshot, live vs stored codes, permissions (Manage Server)"
     )
     async def debug(self, interaction: discord.Interaction) -> None:
@@ -383,7 +392,7 @@ class InvitesCog(commands.Cog, name="Invites"):
         if state.stale:
             embed.add_field(name="Stale", value="the last invite fetch failed; joins since are unknown",
                             inline=False)
-            problems.append("the last invite fetch failed: run `/invites refresh`")
+            problems.append("the last invite fetch failed: run `/invites-admin refresh`")
         problems += await self._live_field(embed, guild, stored)
         staff_lines = [
             f"{style.code(s.code)} {style.member_of(guild, s.member_id, s.member_name)}"
@@ -434,10 +443,10 @@ class InvitesCog(commands.Cog, name="Invites"):
         if differing:
             differ = style.verb(differing, "differs", "differ")
             codes = style.count(differing, "code")
-            return [f"{codes} {differ} from Discord: `/invites refresh` stores them again"]
+            return [f"{codes} {differ} from Discord: `/invites-admin refresh` stores them again"]
         return []
 
-    @invites.command(
+    @admin.command(
         name="refresh", description="Fetch the invites now and store the snapshot (Manage Server)"
     )
     async def refresh(self, interaction: discord.Interaction) -> None:
@@ -450,7 +459,7 @@ class InvitesCog(commands.Cog, name="Invites"):
         result = await done
         await self._send(interaction, ephemeral=True, content=refresh_text(result))
 
-    @invites.command(name="reset", description="Reset invite counts, backed up first (Manage Server)")
+    @admin.command(name="reset", description="Reset invite counts, backed up first (Manage Server)")
     @app_commands.describe(member="Whose counts (default: everyone's)")
     async def reset(self, interaction: discord.Interaction, member: discord.Member | None = None) -> None:
         if not await self._admin(interaction):
@@ -475,11 +484,11 @@ class InvitesCog(commands.Cog, name="Invites"):
             ephemeral=True,
             content=resumed_text(resumed) + (
                 f"Invites of {who} reset: {cleared_text(result.joins, result.bonus_members)}. "
-                f"Backup id: `{result.backup_id}` - undo with `/invites restore {result.backup_id}`."
+                f"Backup id: `{result.backup_id}` - undo with `/invites-admin restore {result.backup_id}`."
             ),
         )
 
-    @invites.command(name="restore", description="Undo a reset from its backup (Manage Server)")
+    @admin.command(name="restore", description="Undo a reset from its backup (Manage Server)")
     @app_commands.describe(backup_id="The id the reset answered with, like ib-0123456789ab")
     async def restore(self, interaction: discord.Interaction, backup_id: str) -> None:
         if not await self._admin(interaction):
@@ -516,7 +525,7 @@ class InvitesCog(commands.Cog, name="Invites"):
 
 
 def debug_verdict(problems: list[str]) -> str:
-    """The one-line verdict leading `/invites debug`."""
+    """The one-line verdict leading `/invites-admin debug`."""
     if not problems:
         return "**All good:** invites are read and stored, and the snapshot matches Discord."
     more = f" (and {len(problems) - 1} more below)" if len(problems) > 1 else ""
@@ -531,7 +540,7 @@ def resumed_text(resumed: list[Resumed]) -> str:
         if item.action == "reset":
             cleared = cleared_text(r.joins, r.bonus_members)
             lines.append(f"An interrupted reset was finished first ({cleared}): backup `{r.backup_id}` - "
-                         f"undo with `/invites restore {r.backup_id}`.")
+                         f"undo with `/invites-admin restore {r.backup_id}`.")
         else:
             lines.append(f"An interrupted restore of backup `{r.backup_id}` was finished first.")
     return "".join(line + "\n" for line in lines)
@@ -546,7 +555,7 @@ def refresh_text(result: dict[str, Any]) -> str:
         return (f"Read {invites}; joins are still being matched, the snapshot is stored once they "
                 "are settled.")
     return (f"Could not read the invites ({result.get('status')}); the snapshot was not changed. "
-            "`/invites debug` shows what is missing.")
+            "`/invites-admin debug` shows what is missing.")
 
 
 def cleared_text(joins: int, bonus_members: int) -> str:

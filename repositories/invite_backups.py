@@ -1,4 +1,4 @@
-"""Backups taken by `/invites reset` (`invite_backups`), restorable on purpose only.
+"""Backups taken by `/invites-admin reset` (`invite_backups`), restorable on purpose only.
 
 A reset first copies everything it clears here, then clears. One header document per backup
 (`_id`: the backup id, `kind: "header"`, guild, member reset or 0 for the whole guild, who, when,

@@ -111,7 +111,7 @@ def _traffic(world: World) -> dict[str, Any]:
             {"do": "command", "user": ADMIN, "name": "invites show",
              "options": {"member": rng.choice(REGULARS)}},
             {"do": "command", "user": rng.choice(REGULARS), "name": "ud"},
-            {"do": "command", "user": ADMIN, "name": "invites bonus",
+            {"do": "command", "user": ADMIN, "name": "invites-admin bonus",
              "options": {"member": rng.choice(REGULARS), "amount": rng.randint(1, 3)}},
         ))
     return {"do": "message", "user": rng.choice(_talkers(world)), "channel": rng.choice(TEXT_CHANNELS)}
