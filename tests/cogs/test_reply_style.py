@@ -120,6 +120,7 @@ async def test_every_commands_reply_reads_in_the_one_style(tracker: Harness) -> 
         records.append(record)
         return record
 
+    await run(BOB, "help")
     await run(ADA, "invites-admin staff add", {"member": BOB, "code": "bobs"})
     await run(ADA, "invites-admin staff add", {"member": CY, "code": "not a code!"})
     await run(ADA, "invites-admin staff list")
