@@ -36,8 +36,10 @@ from app.wiring.validation import invite_code, reject, valid_id, valid_invite_ev
 from cogs import style
 from cogs.invite_tracker import DiscordGuildAccess, joiner_of, make_invite_tracker, stored_from_invite
 from cogs.invite_views import (
+    CONFIRM_RESET,
     NO_MENTIONS,
     PAGE_SIZE,
+    ConfirmView,
     FakeRules,
     LeaderboardView,
     esc,
@@ -214,10 +216,11 @@ class InvitesCog(commands.Cog, name="Invites"):
         await self._send(interaction, ephemeral=True, content=refusal)
         return False
 
-    async def _busy(self, interaction: discord.Interaction) -> None:
+    async def _busy(self, interaction: discord.Interaction, command: str | None = None) -> None:
         assert interaction.guild is not None
         running = self.bot.guild_jobs.running(interaction.guild.id)
-        await self._send(interaction, ephemeral=True, content=style.busy(running, command_name(interaction)))
+        text = style.busy(running, command or command_name(interaction))
+        await self._send(interaction, ephemeral=True, content=text)
 
     async def _may_see(self, interaction: discord.Interaction, member_id: int) -> bool:
         """Own figures, Manage Server, or a server that lets members look at others; else refused."""
@@ -460,14 +463,26 @@ class InvitesCog(commands.Cog, name="Invites"):
         await self._send(interaction, ephemeral=True, content=refresh_text(result))
 
     @admin.command(name="reset", description="Reset invite counts, backed up first (Manage Server)")
-    @app_commands.describe(member="Whose counts (default: everyone's)")
+    @app_commands.describe(member="Whose counts (default: everyone's, after a confirmation)")
     async def reset(self, interaction: discord.Interaction, member: discord.Member | None = None) -> None:
         if not await self._admin(interaction):
             return
         assert interaction.guild is not None
+        if member is not None:
+            await self._reset(interaction, member)
+        elif self.bot.guild_jobs.running(interaction.guild.id):
+            await self._busy(interaction)
+        else:  # everyone: only once the admin confirms
+            view = ConfirmView(interaction.user.id, interaction, lambda click: self._reset(click, None))
+            await self._send(interaction, ephemeral=True, content=CONFIRM_RESET, view=view)
+
+    async def _reset(self, interaction: discord.Interaction, member: discord.Member | None) -> None:
+        """Reset one member's invites or everyone's (`interaction`: the command, or the click that
+        confirmed it), backed up first; the answer carries the backup id."""
+        assert interaction.guild is not None
         with self.bot.guild_jobs.hold(interaction.guild.id, "an invite reset") as mine:
             if not mine:
-                await self._busy(interaction)
+                await self._busy(interaction, "invites-admin reset")
                 return
             await interaction.response.defer(ephemeral=True, thinking=True)
             resumed = await resume_interrupted(self.repos, interaction.guild.id, self.bot.clock.now())

@@ -48,6 +48,13 @@ def attribution(doc: dict[str, Any]) -> tuple[Any, ...]:
     return doc["source"], doc["code"], doc["inviter_id"], sorted(doc["candidates"])
 
 
+async def reset_everyone(emu: Any, admin: int) -> Any:
+    """`/invites-admin reset` without a member asks first; the admin confirms: the reset's answer."""
+    question = await emu.command(admin, "invites-admin reset")
+    assert question.ephemeral and question.custom_ids == ["invites:reset:confirm", "invites:reset:cancel"]
+    return await emu.click(question, "invites:reset:confirm", admin)
+
+
 async def summary(harness: Any, alias: int) -> tuple[int, int, int, int, int]:
     s = await harness.bot.repos.invite_stats.member_summary(GID, harness.emu.user_id(alias))
     return s.regular, s.left, s.fake, s.bonus, s.total
@@ -527,7 +534,7 @@ async def test_a_reset_interrupted_by_a_crash_is_finished_at_the_next_start(trac
 
 async def test_the_next_reset_finishes_an_interrupted_one_and_says_so(tracker):
     backup_id = await crash_a_reset_of_ada(tracker)
-    rec = await tracker.emu.command(101, "invites-admin reset")
+    rec = await reset_everyone(tracker.emu, 101)
     assert (f"An interrupted reset was finished first (1 join no longer counted, bonus invites of 1 member "
             f"cleared): backup `{backup_id}`") in rec.text()
     assert "Invites of everyone reset: 1 join no longer counted." in rec.text()  # eve's, under a new backup
@@ -556,7 +563,7 @@ async def test_guild_reset_and_restore_validation(tracker):
     await tracker.settle()
     emu.join(user(202, "eve"), via="bobs")
     await tracker.settle()
-    rec = await emu.command(101, "invites-admin reset")
+    rec = await reset_everyone(emu, 101)
     backup_id = rec.text().split("Backup id: `")[1].split("`")[0]
     assert "reset: 2 joins no longer counted." in rec.text()
     assert await summary(tracker, 101) == (0, 0, 0, 0, 0)
@@ -568,6 +575,36 @@ async def test_guild_reset_and_restore_validation(tracker):
     await emu.command(101, "invites-admin restore", {"backup_id": backup_id})
     assert await summary(tracker, 101) == (1, 0, 0, 0, 1)
     assert await summary(tracker, 102) == (1, 0, 0, 0, 1)
+
+
+async def test_resetting_everyone_waits_for_a_confirmation(tracker):
+    emu = tracker.emu
+    emu.join(user(201, "dan"), via="abc")
+    await tracker.settle()
+    question = await emu.command(101, "invites-admin reset")
+    assert "**everyone**" in question.content and "`/invites-admin restore <id>`" in question.content
+    assert await tracker.db.invite_backups.count_documents({}) == 0  # asked, nothing done yet
+    assert await summary(tracker, 101) == (1, 0, 0, 0, 1)
+
+    stranger = await emu.click(question, "invites:reset:confirm", 102)
+    assert stranger.ephemeral and "Only the admin who ran" in stranger.content
+    cancelled = await emu.click(question, "invites:reset:cancel", 101)
+    assert cancelled.message["content"] == "Cancelled: nothing was reset."
+    assert cancelled.message["components"] == []
+    assert await tracker.db.invite_backups.count_documents({}) == 0
+    assert await summary(tracker, 101) == (1, 0, 0, 0, 1)
+
+    again = await emu.command(101, "invites-admin reset")
+    done = await emu.click(again, "invites:reset:confirm", 101)
+    assert done.ephemeral and "Invites of everyone reset: 1 join no longer counted." in done.content
+    assert await summary(tracker, 101) == (0, 0, 0, 0, 0)
+    assert again.message["components"] == [], "the question loses its buttons once confirmed"
+    assert again.message["content"].endswith("Confirmed.")
+
+
+async def test_resetting_one_member_needs_no_confirmation(tracker):
+    rec = await tracker.emu.command(101, "invites-admin reset", {"member": 101})
+    assert rec.custom_ids == [] and "Backup id: `ib-" in rec.content
 
 
 # ---- permissions ----------

@@ -119,7 +119,8 @@ async def test_one_reset_or_restore_per_guild_at_a_time(tracker: Harness) -> Non
         return await resettable(*args)
 
     repos.joins.resettable = held  # type: ignore[method-assign]
-    first = asyncio.create_task(emu.command(ADA, "invites-admin reset", timeout=30))
+    question = await emu.command(ADA, "invites-admin reset")  # everyone's: asks first
+    first = asyncio.create_task(emu.click(question, "invites:reset:confirm", ADA, timeout=30))
     await asyncio.wait_for(entered.wait(), 10)
     second = await emu.command(ADA, "invites-admin reset")
     assert second.ephemeral
