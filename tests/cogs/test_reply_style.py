@@ -128,7 +128,7 @@ async def test_every_commands_reply_reads_in_the_one_style(tracker: Harness) -> 
     for member in (BOB, CY, DAN):
         await run(BOB, "ud", {"member": member})
     await run(BOB, "ud", {"period": "today"})
-    for board in ("messages", "voice", "camera"):
+    for board in ("messages", "voice", "camera", "streaming"):
         await run(CY, "top", {"board": board})
     await run(BOB, "top", {"board": "voice", "period": "7d"})
     for member in (ADA, BOB, DAN):
