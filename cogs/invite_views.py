@@ -177,13 +177,19 @@ PageLoader = Callable[[int], Awaitable[tuple[discord.Embed, int, int]]]
 
 
 class LeaderboardView(discord.ui.View):
-    """Previous/Next for one `/invites leaderboard` message; only its requester pages it."""
+    """Previous/Next for one `/invites leaderboard` message of more than one page; only its
+    requester pages it."""
 
     def __init__(self, owner_id: int, load: PageLoader, page: int, pages: int) -> None:
         super().__init__(timeout=900)
         self.owner_id, self.load, self.page, self.pages = owner_id, load, page, pages
         self.previous.disabled = page <= 0
         self.next.disabled = page >= pages - 1
+
+    @classmethod
+    def when_paged(cls, owner_id: int, load: PageLoader, page: int, pages: int) -> LeaderboardView | None:
+        """The pager, or None for a single page (no buttons that can only be disabled)."""
+        return cls(owner_id, load, page, pages) if pages > 1 else None
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         if interaction.user.id != self.owner_id:

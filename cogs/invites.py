@@ -281,8 +281,8 @@ class InvitesCog(commands.Cog, name="Invites"):
             return leaderboard_embed(rows, guild, period, page, pages), page, pages
 
         embed, page, pages = await load(0)
-        view = LeaderboardView(interaction.user.id, load, page, pages)
-        await self._send(interaction, embed=embed, view=view)
+        view = LeaderboardView.when_paged(interaction.user.id, load, page, pages)
+        await self._send(interaction, embed=embed, **({"view": view} if view else {}))
 
     # ---- staff codes ----------------------------------------------------------------------------
     @staff.command(name="add", description="Assign an invite code to a staff member (Manage Server)")

@@ -726,7 +726,7 @@ async def test_leaderboard_pages_with_buttons(tracker):
     for n in range(12):
         await repo.add(GID, 900 + n, n + 1, f"seed-{n}")
     rec = await emu.command(102, "invites leaderboard")
-    assert "Page 1/2" in rec.text()
+    assert "Page 1/2" in rec.text() and rec.custom_ids == ["invites:lb:prev", "invites:lb:next"]
     assert "**1.** <@911> (left) - **12 invites** (+12 bonus invites)" in rec.text()
     page2 = await emu.click(rec, "invites:lb:next", 102)
     assert "Page 2/2" in page2.text()
@@ -745,6 +745,7 @@ async def test_leaderboard_period_counts_only_members_brought_in_during_it(track
     assert f"{ada} - **1 invite** (1 join)" in rec.text() and bob not in rec.text()  # bonus: all time only
     rec = await emu.command(102, "invites leaderboard", {"period": "all"})
     assert rec.text().index(f"{bob} - **7 invites**") < rec.text().index(f"{ada} - **1 invite**")
+    assert "Page 1/1" in rec.text() and rec.custom_ids == [], "no page buttons for a single page"
 
 
 async def test_ud_shows_the_members_invite_figures(tracker):
