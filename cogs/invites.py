@@ -249,7 +249,7 @@ class InvitesCog(commands.Cog, name="Invites"):
         summary = await self.repos.invite_stats.member_summary(gid, target.id)
         recent = await self.repos.joins.brought_in_by(gid, target.id, RECENT)
         embed = member_embed(target.display_name, target.id, summary, recent, await self._rules(gid))
-        await self._send(interaction, embed=embed)
+        await self._send(interaction, embed=embed, ephemeral=style.private_lookup(interaction, target.id))
 
     @invites.command(
         name="who", description="Who invited a member, by which code, when, and how it was found"
@@ -262,7 +262,7 @@ class InvitesCog(commands.Cog, name="Invites"):
             return
         join = await self.repos.joins.latest_for_member(guild.id, member.id)
         embed = who_embed(guild, member.display_name, member.id, join, await self._rules(guild.id))
-        await self._send(interaction, embed=embed)
+        await self._send(interaction, embed=embed, ephemeral=style.private_lookup(interaction, member.id))
 
     @invites.command(name="leaderboard", description="Members ranked by invites")
     @app_commands.describe(period="Members brought in during (default: all time; bonus counts only all time)")

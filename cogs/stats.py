@@ -222,17 +222,18 @@ class StatsCog(commands.Cog, name="Stats"):
             await interaction.response.send_message(
                 style.only_own("ud"), ephemeral=True, allowed_mentions=NO_MENTIONS)
             return
+        private = style.private_lookup(interaction, target.id)
         if chart:
-            await interaction.response.defer(thinking=True)
+            await interaction.response.defer(thinking=True, ephemeral=private)
         tz = zone(config.time_zone)
         now = self.bot.clock.now()
         since = period_start_day(period, now, tz)
-        counters, message_rank, voice_rank = await self.ud_values(guild.id, target.id, since)
-        extra = await self._extra_fields(guild.id, target.id, period)
+        counters, message_rank, voice_rank, extra = await read_or_defer(
+            interaction, self._ud_read(guild.id, target.id, since, period), ephemeral=private)
         embed = build_ud_embed(target.display_name, period, counters, message_rank, voice_rank, extra,
                                member_id=target.id)
         if not chart:
-            await interaction.response.send_message(embed=fit_embed(embed), allowed_mentions=NO_MENTIONS)
+            await send(interaction, embed=fit_embed(embed), ephemeral=private)
             return
         days = last_days(now, tz, CHART_DAYS)
         stored = await self.activity.daily(guild.id, target.id, days[0])
@@ -242,6 +243,12 @@ class StatsCog(commands.Cog, name="Stats"):
         embed.set_image(url="attachment://activity.png")
         chart = discord.File(io.BytesIO(png), "activity.png")
         await interaction.followup.send(embed=fit_embed(embed), file=chart, allowed_mentions=NO_MENTIONS)
+
+    async def _ud_read(self, guild_id: int, member_id: int, since: str | None, period: str,
+                       ) -> tuple[Counters, int | None, int | None, list[tuple[str, str]]]:
+        """Everything `/ud` reads: counters, both ranks, and the other cogs' fields."""
+        values = await self.ud_values(guild_id, member_id, since)
+        return (*values, await self._extra_fields(guild_id, member_id, period))
 
     async def ud_values(
         self, guild_id: int, member_id: int, since: str | None

@@ -53,6 +53,8 @@ async def read_or_defer(interaction: discord.Interaction, read: Awaitable[T], *,
     deferred first (Discord shows "thinking..." instead of "The application did not respond" at
     3 s). A command's answer then goes through `followup`, a component's through an edit of the
     original response (`interaction.response.is_done()` tells which)."""
+    if interaction.response.is_done():  # already deferred (or answered): nothing to gain
+        return await read
     task = asyncio.ensure_future(read)
     try:
         return await asyncio.wait_for(asyncio.shield(task), SLOW_READ_SECONDS)

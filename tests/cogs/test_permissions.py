@@ -121,3 +121,16 @@ async def test_ud_on_others_follows_members_view_others(tracker: Harness) -> Non
     assert also_who.ephemeral and "only their own" in also_who.content
     assert (await emu.command(BOB, "invites who", {"member": BOB})).embed is not None
     assert (await emu.command(ADA, "invites who", {"member": CY})).embed is not None
+
+
+@pytest.mark.parametrize("name", ["ud", "invites show", "invites who"])
+async def test_an_admins_lookup_of_another_member_is_ephemeral(tracker: Harness, name: str) -> None:
+    emu = tracker.emu
+    emu.message(CY, 10)
+    await tracker.settle()
+    admin_on_other = await emu.command(ADA, name, {"member": CY})
+    assert admin_on_other.embed is not None and admin_on_other.ephemeral  # fake verdicts stay private
+    admin_on_self = await emu.command(ADA, name, {"member": ADA})
+    assert admin_on_self.embed is not None and not admin_on_self.ephemeral
+    member_on_other = await emu.command(BOB, name, {"member": CY})  # members_view_others: on by default
+    assert member_on_other.embed is not None and not member_on_other.ephemeral

@@ -74,7 +74,7 @@ async def test_ud_shows_counters_ranks_and_time_format_per_period(tracker: Harne
     await seed(h, ADA, "2026-03-10", voice_s=50000, cam_off_s=50000)  # more voice than BOB
 
     rec = await emu.command(ADA, "ud", {"member": BOB})
-    assert not rec.ephemeral
+    assert rec.ephemeral  # an admin's lookup of another member
     assert rec.embed["title"] == "Activity of bob"
     assert rec.embed["description"] == f"<@{emu.user_id(BOB)}> · all time"
     assert fields(rec) == {
@@ -250,3 +250,22 @@ async def test_top_defers_when_the_read_is_slow(tracker: Harness, monkeypatch: p
     switched = await emu.click(slow, "top:board", BOB, values=["voice"])
     assert switched.callback_type == 6  # a slow switch: a deferred update, then the edit
     assert switched.message["embeds"][0]["title"] == "Top voice time - all time"
+
+
+async def test_ud_defers_when_the_read_is_slow(tracker: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    h, emu = tracker, tracker.emu
+    await seed(h, BOB, "2026-03-10", messages=2)
+    assert (await emu.command(BOB, "ud")).callback_type == 4  # answered at once
+    cog = h.bot.get_cog("Stats")
+    ud_values = cog.ud_values
+
+    async def slow_values(*args: Any) -> Any:
+        await asyncio.sleep(SLOW_READ_SECONDS + 0.5)
+        return await ud_values(*args)
+
+    monkeypatch.setattr(cog, "ud_values", slow_values)
+    slow = await emu.command(BOB, "ud")
+    assert slow.callback_type == 5 and not slow.ephemeral
+    assert fields(slow)["Messages"] == "2"
+    private = await emu.command(ADA, "ud", {"member": BOB})  # an admin's lookup: deferred ephemeral
+    assert private.callback_type == 5 and private.ephemeral and fields(private)["Messages"] == "2"
