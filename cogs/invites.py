@@ -34,6 +34,7 @@ from app.wiring.limits import LEADERBOARD_LIMIT, cooldown
 from app.wiring.reply_limits import fit_reply, more_lines
 from app.wiring.validation import invite_code, reject, valid_id, valid_invite_event
 from cogs import style
+from cogs.choices import matching
 from cogs.invite_tracker import DiscordGuildAccess, joiner_of, make_invite_tracker, stored_from_invite
 from cogs.invite_views import (
     CONFIRM_RESET,
@@ -54,6 +55,7 @@ from cogs.stats import PERIOD_CHOICES
 
 log = logging.getLogger(__name__)
 RECENT = 5
+BACKUPS_SUGGESTED = 100  # newest backups read for the restore suggestions (25 shown)
 NOT_A_CODE = ("That is not an invite code or link: give the code (`abc123`) or the link "
               "(`discord.gg/abc123`); `/invites-admin debug` lists the server's invites.")
 
@@ -316,6 +318,17 @@ class InvitesCog(commands.Cog, name="Invites"):
             content=f"Staff code `{clean}` saved for {style.member(member.id)}.{note}",
         )
 
+    @staff_add.autocomplete("code")
+    async def code_autocomplete(self, interaction: discord.Interaction,
+                                current: str) -> list[app_commands.Choice[str]]:
+        """The server's invites the bot has stored, with uses and inviter; a staff code says whose."""
+        if interaction.guild is None or not interaction.permissions.manage_guild:
+            return []
+        gid = interaction.guild.id
+        stored = await self.repos.invites.live(gid)
+        staff = {s.code: s.member_name for s in await self.repos.staff_codes.active(gid)}
+        return matching(current, ((code_choice(inv, staff.get(code)), code) for code, inv in stored.items()))
+
     @staff.command(name="remove", description="Remove a staff member's invite code (Manage Server)")
     @app_commands.describe(member="The staff member")
     async def staff_remove(self, interaction: discord.Interaction, member: discord.Member) -> None:
@@ -537,6 +550,34 @@ class InvitesCog(commands.Cog, name="Invites"):
                 f"{given_back_text(result.joins, result.bonus_members)}.{interrupted}"
             ),
         )
+
+
+    @restore.autocomplete("backup_id")
+    async def backup_autocomplete(self, interaction: discord.Interaction,
+                                  current: str) -> list[app_commands.Choice[str]]:
+        """The server's invite backups, newest first, with whose invites and their state."""
+        if interaction.guild is None or not interaction.permissions.manage_guild:
+            return []
+        headers = await self.repos.invite_backups.recent(interaction.guild.id, BACKUPS_SUGGESTED)
+        return matching(current, ((backup_choice(h, interaction.guild), h.backup_id) for h in headers))
+
+
+def code_choice(invite: Any, staff_name: str | None) -> str:
+    """`abc · 3 uses · by ada · staff code of bob`: an invite as an autocomplete suggestion."""
+    parts = [invite.code, style.count(invite.uses, "use")]
+    parts += [f"by {invite.inviter_name}"] if invite.inviter_name else []
+    parts += [f"staff code of {staff_name}"] if staff_name else []
+    return " · ".join(parts)
+
+
+def backup_choice(header: Any, guild: discord.Guild) -> str:
+    """`ib-0123456789ab · everyone · 2026-03-10 12:00 UTC · applied`: a backup as a suggestion."""
+    if header.member_id:
+        member = guild.get_member(header.member_id)
+        who = member.display_name if member else "a former member"
+    else:
+        who = "everyone"
+    return f"{header.backup_id} · {who} · {header.created_at:%Y-%m-%d %H:%M} UTC · {header.status}"
 
 
 def debug_verdict(problems: list[str]) -> str:
