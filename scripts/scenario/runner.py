@@ -420,9 +420,9 @@ class ScenarioRunner:
         text = " ".join([result.content or "", *(str(e.get("description") or "") for e in result.embeds)])
         # The bot's confirmations: "+3 bonus invites for @x: now ..." and "Invites of @x reset: ...".
         confirmed_bonus = "bonus invite" in text and ": now " in text
-        if words == ["invites", "bonus"] and member is not None and confirmed_bonus:
+        if words == ["invites-admin", "bonus"] and member is not None and confirmed_bonus:
             self._record("bonus", self._uid(member), at=at, amount=int(result.options.get("amount", 0)))
-        elif words == ["invites", "reset"] and "Invites of " in text and " reset" in text:
+        elif words == ["invites-admin", "reset"] and "Invites of " in text and " reset" in text:
             self._record("reset", self._uid(member) if member is not None else None, at=at)
 
 
