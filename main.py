@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 
+from app.wiring.discord_endpoints import invite_url
 from app.wiring.logs import secrets_of, setup_logging
 from app.wiring.runtime import FATAL_STARTUP_ERRORS, check_database, run_bot
 from app.wiring.settings import SettingsError, load_settings
@@ -29,7 +30,8 @@ async def _check_only(settings: object) -> None:
     print(f"Data lives in: {database.location} (database '{settings.mongodb_db}').")  # type: ignore[attr-defined]
     print("DISCORD_TOKEN is not set, so the bot did not connect to Discord.")
     print("To run it: copy .env.example to .env, set DISCORD_TOKEN (and MONGODB_URI for a real "
-          "MongoDB), then run: python3 main.py")
+          "MongoDB), then run: .venv/bin/python main.py")
+    print(f"Add it to a server with (your application id from the developer portal): {invite_url()}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ def all_cog_factories() -> list[Callable[[Any], Any]]:
     from cogs.announcements import AnnouncementsCog
     from cogs.backup import backup_cog
     from cogs.data import data_cog
+    from cogs.help import HelpCog
     from cogs.invites import InvitesCog
     from cogs.settings import SettingsCog
     from cogs.stats import StatsCog
@@ -26,4 +27,5 @@ def all_cog_factories() -> list[Callable[[Any], Any]]:
         StatusCog,
         AnnouncementsCog,
         data_cog,
+        HelpCog,
     ]

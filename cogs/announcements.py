@@ -3,7 +3,7 @@
 The invite tracker dispatches `tracked_join` (with `JoinFacts`) once a join is recorded and
 `tracked_leave` once a leave is. Joins found after a downtime are announced late, after the
 start-up reconciliation: one message each, or one batch message per guild when there are many.
-A missing channel or permission is logged once per guild and shown in `/invites debug`.
+A missing channel or permission is logged once per guild and shown in `/invites-admin debug`.
 """
 
 from __future__ import annotations

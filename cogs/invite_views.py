@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,6 +17,7 @@ from cogs.text import HINT_TEXT, safe_name
 from repositories.joins import StoredJoin
 from repositories.staff_codes import StaffCode
 
+log = logging.getLogger(__name__)
 NO_MENTIONS = discord.AllowedMentions.none()
 PAGE_SIZE = 10
 PERIOD_DAYS = {"today": 1, "7d": 7, "30d": 30, "all": None}
@@ -166,7 +168,7 @@ def staff_embed(
             f"(rate {style.percent(converted, brought)})"
         )
     embed.description = (more_lines(lines, 4096) if lines
-                         else "No staff codes yet: add one with `/invites staff add <member> <code>`.")
+                         else "No staff codes yet: add one with `/invites-admin staff add <member> <code>`.")
     return embed
 
 
@@ -175,13 +177,19 @@ PageLoader = Callable[[int], Awaitable[tuple[discord.Embed, int, int]]]
 
 
 class LeaderboardView(discord.ui.View):
-    """Previous/Next for one `/invites leaderboard` message; only its requester pages it."""
+    """Previous/Next for one `/invites leaderboard` message of more than one page; only its
+    requester pages it."""
 
     def __init__(self, owner_id: int, load: PageLoader, page: int, pages: int) -> None:
         super().__init__(timeout=900)
         self.owner_id, self.load, self.page, self.pages = owner_id, load, page, pages
         self.previous.disabled = page <= 0
         self.next.disabled = page >= pages - 1
+
+    @classmethod
+    def when_paged(cls, owner_id: int, load: PageLoader, page: int, pages: int) -> LeaderboardView | None:
+        """The pager, or None for a single page (no buttons that can only be disabled)."""
+        return cls(owner_id, load, page, pages) if pages > 1 else None
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         if interaction.user.id != self.owner_id:
@@ -207,3 +215,51 @@ class LeaderboardView(discord.ui.View):
         self.stop()
         await interaction.response.edit_message(embed=fit_embed(embed), view=view,
                                                 allowed_mentions=NO_MENTIONS)
+
+
+ConfirmButton = discord.ui.Button["ConfirmView"]
+CONFIRM_RESET = ("Reset the invite counts of **everyone** in this server? Every member's invites start "
+                 "again from zero. A backup is taken first: the reply gives its id, and "
+                 "`/invites-admin restore <id>` undoes the reset.")
+RESET_CANCELLED = "Cancelled: nothing was reset."
+RESET_EXPIRED = "Not confirmed within a minute: nothing was reset. Run `/invites-admin reset` again."
+
+
+class ConfirmView(discord.ui.View):
+    """Confirm / Cancel under an ephemeral question; only the member who asked may answer, once."""
+
+    def __init__(self, owner_id: int, origin: discord.Interaction,
+                 confirmed: Callable[[discord.Interaction], Awaitable[None]], timeout: float = 60) -> None:
+        super().__init__(timeout=timeout)
+        self.owner_id, self.origin, self.confirmed = owner_id, origin, confirmed
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if interaction.user.id != self.owner_id:
+            await interaction.response.send_message(
+                "Only the admin who ran `/invites-admin reset` can confirm it.", ephemeral=True,
+                allowed_mentions=NO_MENTIONS)
+            return False
+        return True
+
+    @discord.ui.button(label="Reset everyone", custom_id="invites:reset:confirm",
+                       style=discord.ButtonStyle.danger)
+    async def confirm(self, interaction: discord.Interaction, button: ConfirmButton) -> None:
+        self.stop()
+        await self._close_question(f"{CONFIRM_RESET}\n\nConfirmed.")
+        await self.confirmed(interaction)
+
+    @discord.ui.button(label="Cancel", custom_id="invites:reset:cancel", style=discord.ButtonStyle.secondary)
+    async def cancel(self, interaction: discord.Interaction, button: ConfirmButton) -> None:
+        self.stop()
+        await interaction.response.edit_message(content=RESET_CANCELLED, view=None,
+                                                allowed_mentions=NO_MENTIONS)
+
+    async def on_timeout(self) -> None:
+        await self._close_question(RESET_EXPIRED)
+
+    async def _close_question(self, text: str) -> None:
+        """The question without its buttons (best effort: an expired token only leaves them)."""
+        try:
+            await self.origin.edit_original_response(content=text, view=None, allowed_mentions=NO_MENTIONS)
+        except discord.HTTPException as exc:
+            log.info("could not close the reset question: %s", exc)

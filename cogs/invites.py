@@ -4,10 +4,12 @@ Listeners only queue events into `InviteTracker` (`app/tracking/invites.py`, in 
 the tracker's per-guild worker does the rest. Commands read through repositories (`bot.repos`),
 never a collection.
 
-Commands (Discord allows default member permissions only on a top-level command, and `/invites`
-holds member commands too, so the admin subcommands check Manage Guild at runtime and refuse
-ephemerally): show, who, leaderboard (members); staff add/remove/list, bonus, debug, refresh,
-reset, restore (Manage Guild).
+Commands: `/invites show|who|leaderboard` for members; `/invites-admin staff add|remove|list`,
+`bonus`, `debug`, `refresh`, `reset`, `restore` for Manage Server. Discord takes default member
+permissions only on a top-level command, so the admin subcommands live in their own top-level
+group: the client hides it from members (and a server can grant it to a moderator role as one
+command in Server Settings > Integrations); each subcommand still checks Manage Server at runtime,
+because such an override can grant it to anyone.
 """
 
 from __future__ import annotations
@@ -32,10 +34,13 @@ from app.wiring.limits import LEADERBOARD_LIMIT, cooldown
 from app.wiring.reply_limits import fit_reply, more_lines
 from app.wiring.validation import invite_code, reject, valid_id, valid_invite_event
 from cogs import style
+from cogs.choices import matching
 from cogs.invite_tracker import DiscordGuildAccess, joiner_of, make_invite_tracker, stored_from_invite
 from cogs.invite_views import (
+    CONFIRM_RESET,
     NO_MENTIONS,
     PAGE_SIZE,
+    ConfirmView,
     FakeRules,
     LeaderboardView,
     esc,
@@ -50,8 +55,9 @@ from cogs.stats import PERIOD_CHOICES
 
 log = logging.getLogger(__name__)
 RECENT = 5
+BACKUPS_SUGGESTED = 100  # newest backups read for the restore suggestions (25 shown)
 NOT_A_CODE = ("That is not an invite code or link: give the code (`abc123`) or the link "
-              "(`discord.gg/abc123`); `/invites debug` lists the server's invites.")
+              "(`discord.gg/abc123`); `/invites-admin debug` lists the server's invites.")
 
 
 def command_name(interaction: discord.Interaction) -> str:
@@ -66,7 +72,12 @@ def clean_code(value: str) -> str | None:
 
 class InvitesCog(commands.Cog, name="Invites"):
     invites = app_commands.Group(name="invites", description="Invite tracking", guild_only=True)
-    staff = app_commands.Group(name="staff", description="Staff invite codes", parent=invites)
+    admin = app_commands.Group(
+        name="invites-admin", guild_only=True,
+        description="Staff codes, bonus, reset and checks of invite tracking (Manage Server)",
+        default_permissions=discord.Permissions(manage_guild=True),
+    )
+    staff = app_commands.Group(name="staff", description="Staff invite codes", parent=admin)
 
     def __init__(self, bot: Any, repos: Repositories) -> None:
         self.bot = bot
@@ -111,7 +122,8 @@ class InvitesCog(commands.Cog, name="Invites"):
                 await resume_interrupted(self.repos, guild.id, self.bot.clock.now())
             except Exception as exc:
                 log.error("guild %s: interrupted invite resets not finished (%s); the next start or "
-                          "/invites reset or restore finishes them", guild.id, exc or type(exc).__name__)
+                          "/invites-admin reset or restore finishes them", guild.id,
+                          exc or type(exc).__name__)
 
     @commands.Cog.listener()
     async def on_guild_join(self, guild: discord.Guild) -> None:
@@ -209,10 +221,11 @@ class InvitesCog(commands.Cog, name="Invites"):
         await self._send(interaction, ephemeral=True, content=refusal)
         return False
 
-    async def _busy(self, interaction: discord.Interaction) -> None:
+    async def _busy(self, interaction: discord.Interaction, command: str | None = None) -> None:
         assert interaction.guild is not None
         running = self.bot.guild_jobs.running(interaction.guild.id)
-        await self._send(interaction, ephemeral=True, content=style.busy(running, command_name(interaction)))
+        text = style.busy(running, command or command_name(interaction))
+        await self._send(interaction, ephemeral=True, content=text)
 
     async def _may_see(self, interaction: discord.Interaction, member_id: int) -> bool:
         """Own figures, Manage Server, or a server that lets members look at others; else refused."""
@@ -241,7 +254,7 @@ class InvitesCog(commands.Cog, name="Invites"):
         summary = await self.repos.invite_stats.member_summary(gid, target.id)
         recent = await self.repos.joins.brought_in_by(gid, target.id, RECENT)
         embed = member_embed(target.display_name, target.id, summary, recent, await self._rules(gid))
-        await self._send(interaction, embed=embed)
+        await self._send(interaction, embed=embed, ephemeral=style.private_lookup(interaction, target.id))
 
     @invites.command(
         name="who", description="Who invited a member, by which code, when, and how it was found"
@@ -254,7 +267,7 @@ class InvitesCog(commands.Cog, name="Invites"):
             return
         join = await self.repos.joins.latest_for_member(guild.id, member.id)
         embed = who_embed(guild, member.display_name, member.id, join, await self._rules(guild.id))
-        await self._send(interaction, embed=embed)
+        await self._send(interaction, embed=embed, ephemeral=style.private_lookup(interaction, member.id))
 
     @invites.command(name="leaderboard", description="Members ranked by invites")
     @app_commands.describe(period="Members brought in during (default: all time; bonus counts only all time)")
@@ -273,8 +286,8 @@ class InvitesCog(commands.Cog, name="Invites"):
             return leaderboard_embed(rows, guild, period, page, pages), page, pages
 
         embed, page, pages = await load(0)
-        view = LeaderboardView(interaction.user.id, load, page, pages)
-        await self._send(interaction, embed=embed, view=view)
+        view = LeaderboardView.when_paged(interaction.user.id, load, page, pages)
+        await self._send(interaction, embed=embed, **({"view": view} if view else {}))
 
     # ---- staff codes ----------------------------------------------------------------------------
     @staff.command(name="add", description="Assign an invite code to a staff member (Manage Server)")
@@ -295,18 +308,29 @@ class InvitesCog(commands.Cog, name="Invites"):
                 ephemeral=True,
                 content=(f"`{clean}` already belongs to "
                          f"{style.member_of(interaction.guild, holder.member_id, holder.member_name)}; "
-                         f"remove it there first with `/invites staff remove`."),
+                         f"remove it there first with `/invites-admin staff remove`."),
             )
             return
         await self.repos.staff_codes.assign(
             gid, member.id, member.name, clean, interaction.user.id, self.bot.clock.now()
         )
         known = clean in await self.repos.invites.live(gid)
-        note = "" if known else " (not among the invites the bot has seen yet: check `/invites debug`)"
+        note = "" if known else " (not among the invites the bot has seen yet: check `/invites-admin debug`)"
         await self._send(
             interaction, ephemeral=True,
             content=f"Staff code `{clean}` saved for {style.member(member.id)}.{note}",
         )
+
+    @staff_add.autocomplete("code")
+    async def code_autocomplete(self, interaction: discord.Interaction,
+                                current: str) -> list[app_commands.Choice[str]]:
+        """The server's invites the bot has stored, with uses and inviter; a staff code says whose."""
+        if interaction.guild is None or not interaction.permissions.manage_guild:
+            return []
+        gid = interaction.guild.id
+        stored = await self.repos.invites.live(gid)
+        staff = {s.code: s.member_name for s in await self.repos.staff_codes.active(gid)}
+        return matching(current, ((code_choice(inv, staff.get(code)), code) for code, inv in stored.items()))
 
     @staff.command(name="remove", description="Remove a staff member's invite code (Manage Server)")
     @app_commands.describe(member="The staff member")
@@ -318,7 +342,8 @@ class InvitesCog(commands.Cog, name="Invites"):
         text = (
             f"Staff code of {style.member(member.id)} removed."
             if removed
-            else f"{style.member(member.id)} has no staff code; `/invites staff list` shows who has one."
+            else (f"{style.member(member.id)} has no staff code; `/invites-admin staff list` shows who "
+                  "has one.")
         )
         await self._send(interaction, ephemeral=True, content=text)
 
@@ -335,7 +360,7 @@ class InvitesCog(commands.Cog, name="Invites"):
         await self._send(interaction, ephemeral=True, embed=embed)
 
     # ---- admin ----------------------------------------------------------------------------------
-    @invites.command(
+    @admin.command(
         name="bonus", description="Add (or with a negative amount, take) bonus invites (Manage Server)"
     )
     @app_commands.describe(member="Who gets the bonus", amount="Invites to add, -1000 to 1000")
@@ -358,7 +383,7 @@ class InvitesCog(commands.Cog, name="Invites"):
                      f"now {summary_line(summary)}."),
         )
 
-    @invites.command(
+    @admin.command(
         name="debug", description="Invite snapshot, live vs stored codes, permissions (Manage Server)"
     )
     async def debug(self, interaction: discord.Interaction) -> None:
@@ -386,7 +411,7 @@ class InvitesCog(commands.Cog, name="Invites"):
         if state.stale:
             embed.add_field(name="Stale", value="the last invite fetch failed; joins since are unknown",
                             inline=False)
-            problems.append("the last invite fetch failed: run `/invites refresh`")
+            problems.append("the last invite fetch failed: run `/invites-admin refresh`")
         problems += await self._live_field(embed, guild, stored)
         staff_lines = [
             f"{style.code(s.code)} {style.member_of(guild, s.member_id, s.member_name)}"
@@ -437,10 +462,10 @@ class InvitesCog(commands.Cog, name="Invites"):
         if differing:
             differ = style.verb(differing, "differs", "differ")
             codes = style.count(differing, "code")
-            return [f"{codes} {differ} from Discord: `/invites refresh` stores them again"]
+            return [f"{codes} {differ} from Discord: `/invites-admin refresh` stores them again"]
         return []
 
-    @invites.command(
+    @admin.command(
         name="refresh", description="Fetch the invites now and store the snapshot (Manage Server)"
     )
     async def refresh(self, interaction: discord.Interaction) -> None:
@@ -453,15 +478,27 @@ class InvitesCog(commands.Cog, name="Invites"):
         result = await done
         await self._send(interaction, ephemeral=True, content=refresh_text(result))
 
-    @invites.command(name="reset", description="Reset invite counts, backed up first (Manage Server)")
-    @app_commands.describe(member="Whose counts (default: everyone's)")
+    @admin.command(name="reset", description="Reset invite counts, backed up first (Manage Server)")
+    @app_commands.describe(member="Whose counts (default: everyone's, after a confirmation)")
     async def reset(self, interaction: discord.Interaction, member: discord.Member | None = None) -> None:
         if not await self._admin(interaction):
             return
         assert interaction.guild is not None
+        if member is not None:
+            await self._reset(interaction, member)
+        elif self.bot.guild_jobs.running(interaction.guild.id):
+            await self._busy(interaction)
+        else:  # everyone: only once the admin confirms
+            view = ConfirmView(interaction.user.id, interaction, lambda click: self._reset(click, None))
+            await self._send(interaction, ephemeral=True, content=CONFIRM_RESET, view=view)
+
+    async def _reset(self, interaction: discord.Interaction, member: discord.Member | None) -> None:
+        """Reset one member's invites or everyone's (`interaction`: the command, or the click that
+        confirmed it), backed up first; the answer carries the backup id."""
+        assert interaction.guild is not None
         with self.bot.guild_jobs.hold(interaction.guild.id, "an invite reset") as mine:
             if not mine:
-                await self._busy(interaction)
+                await self._busy(interaction, "invites-admin reset")
                 return
             await interaction.response.defer(ephemeral=True, thinking=True)
             resumed = await resume_interrupted(self.repos, interaction.guild.id, self.bot.clock.now())
@@ -478,11 +515,11 @@ class InvitesCog(commands.Cog, name="Invites"):
             ephemeral=True,
             content=resumed_text(resumed) + (
                 f"Invites of {who} reset: {cleared_text(result.joins, result.bonus_members)}. "
-                f"Backup id: `{result.backup_id}` - undo with `/invites restore {result.backup_id}`."
+                f"Backup id: `{result.backup_id}` - undo with `/invites-admin restore {result.backup_id}`."
             ),
         )
 
-    @invites.command(name="restore", description="Undo a reset from its backup (Manage Server)")
+    @admin.command(name="restore", description="Undo a reset from its backup (Manage Server)")
     @app_commands.describe(backup_id="The id the reset answered with, like ib-0123456789ab")
     async def restore(self, interaction: discord.Interaction, backup_id: str) -> None:
         if not await self._admin(interaction):
@@ -518,8 +555,36 @@ class InvitesCog(commands.Cog, name="Invites"):
         )
 
 
+    @restore.autocomplete("backup_id")
+    async def backup_autocomplete(self, interaction: discord.Interaction,
+                                  current: str) -> list[app_commands.Choice[str]]:
+        """The server's invite backups, newest first, with whose invites and their state."""
+        if interaction.guild is None or not interaction.permissions.manage_guild:
+            return []
+        headers = await self.repos.invite_backups.recent(interaction.guild.id, BACKUPS_SUGGESTED)
+        return matching(current, ((backup_choice(h, interaction.guild), h.backup_id) for h in headers))
+
+
+def code_choice(invite: Any, staff_name: str | None) -> str:
+    """`abc · 3 uses · by ada · staff code of bob`: an invite as an autocomplete suggestion."""
+    parts = [invite.code, style.count(invite.uses, "use")]
+    parts += [f"by {invite.inviter_name}"] if invite.inviter_name else []
+    parts += [f"staff code of {staff_name}"] if staff_name else []
+    return " · ".join(parts)
+
+
+def backup_choice(header: Any, guild: discord.Guild) -> str:
+    """`ib-0123456789ab · everyone · 2026-03-10 12:00 UTC · applied`: a backup as a suggestion."""
+    if header.member_id:
+        member = guild.get_member(header.member_id)
+        who = member.display_name if member else "a former member"
+    else:
+        who = "everyone"
+    return f"{header.backup_id} · {who} · {header.created_at:%Y-%m-%d %H:%M} UTC · {header.status}"
+
+
 def debug_verdict(problems: list[str]) -> str:
-    """The one-line verdict leading `/invites debug`."""
+    """The one-line verdict leading `/invites-admin debug`."""
     if not problems:
         return "**All good:** invites are read and stored, and the snapshot matches Discord."
     more = f" (and {len(problems) - 1} more below)" if len(problems) > 1 else ""
@@ -534,7 +599,7 @@ def resumed_text(resumed: list[Resumed]) -> str:
         if item.action == "reset":
             cleared = cleared_text(r.joins, r.bonus_members)
             lines.append(f"An interrupted reset was finished first ({cleared}): backup `{r.backup_id}` - "
-                         f"undo with `/invites restore {r.backup_id}`.")
+                         f"undo with `/invites-admin restore {r.backup_id}`.")
         else:
             lines.append(f"An interrupted restore of backup `{r.backup_id}` was finished first.")
     return "".join(line + "\n" for line in lines)
@@ -549,7 +614,7 @@ def refresh_text(result: dict[str, Any]) -> str:
         return (f"Read {invites}; joins are still being matched, the snapshot is stored once they "
                 "are settled.")
     return (f"Could not read the invites ({result.get('status')}); the snapshot was not changed. "
-            "`/invites debug` shows what is missing.")
+            "`/invites-admin debug` shows what is missing.")
 
 
 def cleared_text(joins: int, bonus_members: int) -> str:

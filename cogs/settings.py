@@ -13,6 +13,7 @@ from discord.ext import commands
 
 from app.wiring.reply_limits import fit_content, fit_embed, more_lines
 from cogs import style
+from cogs.choices import time_zone_choices
 from repositories.guild_settings import (
     FAKE_LEFT_MAX_SECONDS,
     GuildConfig,
@@ -210,3 +211,8 @@ class SettingsCog(commands.Cog):
         text = changes_text(current, updated, self.bot.settings.voice_downtime_cap_seconds)
         await interaction.response.send_message(fit_content(text), ephemeral=True,
                                                 allowed_mentions=NO_MENTIONS)
+
+    @set_.autocomplete("time_zone")
+    async def time_zone_autocomplete(self, interaction: discord.Interaction,
+                                     current: str) -> list[app_commands.Choice[str]]:
+        return time_zone_choices(current)

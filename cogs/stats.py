@@ -26,11 +26,12 @@ from discord.ext import commands
 
 from app.tracking.card import MemberCard, first_bar_day, period_bars, render_member_card
 from app.tracking.voice import PERIOD_LABELS, period_start_day, zone
+from app.wiring.commands import read_or_defer
 from app.wiring.limits import LEADERBOARD_LIMIT, UD_CHART_LIMIT, cooldown, wants_chart
 from app.wiring.reply_limits import fit_embed
 from cogs import style
 from cogs.text import safe_name
-from repositories.activity import ActivityRepository, Counters
+from repositories.activity import METRICS, ActivityRepository, Counters
 from repositories.guild_settings import GuildSettingsRepository
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,10 @@ BOARD_CHOICES = [
     app_commands.Choice(name="messages", value="messages"),
     app_commands.Choice(name="voice", value="voice"),
     app_commands.Choice(name="camera", value="camera"),
+    app_commands.Choice(name="streaming", value="streaming"),
 ]
-BOARD_TITLES = {"messages": "messages", "voice": "voice time", "camera": "camera-on time"}
+BOARD_TITLES = {"messages": "messages", "voice": "voice time", "camera": "camera-on time",
+                "streaming": "streaming time"}
 
 
 BOARD_UNITS = {"messages": "message"}
@@ -57,6 +60,15 @@ def format_value(board: str, value: int) -> str:
     """A board's value with its unit: `25 messages`, `3h 05m` (`—` for no time)."""
     unit = BOARD_UNITS.get(board)
     return style.count(value, unit) if unit else style.duration(value)
+
+
+async def send(interaction: discord.Interaction, *, ephemeral: bool = False, **kwargs: Any) -> None:
+    """The command's answer: the response, or after a defer the follow-up that replaces it."""
+    kwargs["allowed_mentions"] = NO_MENTIONS
+    if interaction.response.is_done():
+        await interaction.followup.send(ephemeral=ephemeral, **kwargs)
+    else:
+        await interaction.response.send_message(ephemeral=ephemeral, **kwargs)
 
 
 def build_ud_embed(
@@ -113,15 +125,32 @@ def build_top_embed(
     return embed
 
 
+def select_options(choices: Sequence[app_commands.Choice[str]], labels: dict[str, str],
+                   chosen: str) -> list[discord.SelectOption]:
+    return [discord.SelectOption(label=labels.get(c.value, c.name).capitalize(), value=c.value,
+                                 default=c.value == chosen) for c in choices]
+
+
+TopSelect = discord.ui.Select["TopView"]
+
+
 class TopView(discord.ui.View):
-    """Previous/Next for one `/top` message; only the member who ran the command pages it."""
+    """Board and period selects, and Previous/Next when there is more than one page, for one `/top`
+    message; only the member who ran the command uses them. Switching is not a run of `/top`: it
+    does not count against the command's cooldown."""
 
     def __init__(self, cog: StatsCog, owner_id: int, board: str, period: str, page: int, pages: int) -> None:
         super().__init__(timeout=900)
         self.cog, self.owner_id, self.board, self.period = cog, owner_id, board, period
         self.page, self.pages = page, pages
-        self.previous.disabled = page <= 0
-        self.next.disabled = page >= pages - 1
+        self.board_select.options = select_options(BOARD_CHOICES, BOARD_TITLES, board)
+        self.period_select.options = select_options(PERIOD_CHOICES, PERIOD_LABELS, period)
+        if pages > 1:
+            self.previous.disabled = page <= 0
+            self.next.disabled = page >= pages - 1
+        else:
+            self.remove_item(self.previous)
+            self.remove_item(self.next)
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         if interaction.user.id != self.owner_id:
@@ -132,23 +161,36 @@ class TopView(discord.ui.View):
             return False
         return True
 
-    @discord.ui.button(label="Previous", custom_id="top:prev", style=discord.ButtonStyle.secondary)
+    @discord.ui.select(custom_id="top:board", placeholder="Board", row=0)
+    async def board_select(self, interaction: discord.Interaction, select: TopSelect) -> None:
+        await self._show(interaction, select.values[0], self.period, 0)
+
+    @discord.ui.select(custom_id="top:period", placeholder="Period", row=1)
+    async def period_select(self, interaction: discord.Interaction, select: TopSelect) -> None:
+        await self._show(interaction, self.board, select.values[0], 0)
+
+    @discord.ui.button(label="Previous", custom_id="top:prev", style=discord.ButtonStyle.secondary, row=2)
     async def previous(self, interaction: discord.Interaction, button: discord.ui.Button[TopView]) -> None:
-        await self._show(interaction, self.page - 1)
+        await self._show(interaction, self.board, self.period, self.page - 1)
 
-    @discord.ui.button(label="Next", custom_id="top:next", style=discord.ButtonStyle.secondary)
+    @discord.ui.button(label="Next", custom_id="top:next", style=discord.ButtonStyle.secondary, row=2)
     async def next(self, interaction: discord.Interaction, button: discord.ui.Button[TopView]) -> None:
-        await self._show(interaction, self.page + 1)
+        await self._show(interaction, self.board, self.period, self.page + 1)
 
-    async def _show(self, interaction: discord.Interaction, page: int) -> None:
+    async def _show(self, interaction: discord.Interaction, board: str, period: str, page: int) -> None:
         assert interaction.guild is not None
-        embed, pages, page = await self.cog.top_page(
-            interaction.guild, self.owner_id, self.board, self.period, page
-        )
-        view = TopView(self.cog, self.owner_id, self.board, self.period, page, pages)
+        if board not in BOARD_TITLES or period not in PERIOD_LABELS:
+            return  # not one of the options the select offered
+        embed, pages, page = await read_or_defer(
+            interaction, self.cog.top_page(interaction.guild, self.owner_id, board, period, page))
+        view = TopView(self.cog, self.owner_id, board, period, page, pages)
         self.stop()
-        await interaction.response.edit_message(embed=fit_embed(embed), view=view,
-                                                allowed_mentions=NO_MENTIONS)
+        if interaction.response.is_done():
+            await interaction.edit_original_response(embed=fit_embed(embed), view=view,
+                                                     allowed_mentions=NO_MENTIONS)
+        else:
+            await interaction.response.edit_message(embed=fit_embed(embed), view=view,
+                                                    allowed_mentions=NO_MENTIONS)
 
 
 class StatsCog(commands.Cog, name="Stats"):
@@ -180,17 +222,18 @@ class StatsCog(commands.Cog, name="Stats"):
             await interaction.response.send_message(
                 style.only_own("ud"), ephemeral=True, allowed_mentions=NO_MENTIONS)
             return
+        private = style.private_lookup(interaction, target.id)
         if chart:
-            await interaction.response.defer(thinking=True)
+            await interaction.response.defer(thinking=True, ephemeral=private)
         tz = zone(config.time_zone)
         now = self.bot.clock.now()
         since = period_start_day(period, now, tz)
-        counters, message_rank, voice_rank = await self.ud_values(guild.id, target.id, since)
-        extra = await self._extra_fields(guild.id, target.id, period)
+        counters, message_rank, voice_rank, extra = await read_or_defer(
+            interaction, self._ud_read(guild.id, target.id, since, period), ephemeral=private)
         embed = build_ud_embed(target.display_name, period, counters, message_rank, voice_rank, extra,
                                member_id=target.id)
         if not chart:
-            await interaction.response.send_message(embed=fit_embed(embed), allowed_mentions=NO_MENTIONS)
+            await send(interaction, embed=fit_embed(embed), ephemeral=private)
             return
         card = await self.member_card(guild, target, period, now.astimezone(tz).date(), since,
                                       (counters, message_rank, voice_rank))
@@ -210,6 +253,12 @@ class StatsCog(commands.Cog, name="Stats"):
         bars, caption = period_bars(period, today, stored)
         return MemberCard(member.display_name, member.id, f"{guild.name} · {PERIOD_LABELS[period]}",
                           counters, message_rank, voice_rank, ranked, bars, caption)
+
+    async def _ud_read(self, guild_id: int, member_id: int, since: str | None, period: str,
+                       ) -> tuple[Counters, int | None, int | None, list[tuple[str, str]]]:
+        """Everything `/ud` reads: counters, both ranks, and the other cogs' fields."""
+        values = await self.ud_values(guild_id, member_id, since)
+        return (*values, await self._extra_fields(guild_id, member_id, period))
 
     async def ud_values(
         self, guild_id: int, member_id: int, since: str | None
@@ -263,7 +312,7 @@ class StatsCog(commands.Cog, name="Stats"):
         return extra
 
     # ---- /top ------------------------------------------------------------------------------
-    @app_commands.command(name="top", description="Leaderboard of messages, voice or camera time")
+    @app_commands.command(name="top", description="Leaderboard of messages, voice, camera or streaming time")
     @app_commands.describe(board="What to rank by", period="Which period (default: all time)")
     @app_commands.choices(board=BOARD_CHOICES, period=PERIOD_CHOICES)
     @app_commands.guild_only()
@@ -271,10 +320,10 @@ class StatsCog(commands.Cog, name="Stats"):
     async def top(self, interaction: discord.Interaction, board: str, period: str = "all") -> None:
         guild = interaction.guild
         assert guild is not None
-        embed, pages, page = await self.top_page(guild, interaction.user.id, board, period, 0)
+        embed, pages, page = await read_or_defer(
+            interaction, self.top_page(guild, interaction.user.id, board, period, 0))
         view = TopView(self, interaction.user.id, board, period, page, pages)
-        await interaction.response.send_message(embed=fit_embed(embed), view=view,
-                                                allowed_mentions=NO_MENTIONS)
+        await send(interaction, embed=fit_embed(embed), view=view)
 
     async def top_page(
         self, guild: discord.Guild, caller_id: int, board: str, period: str, page: int
@@ -289,7 +338,7 @@ class StatsCog(commands.Cog, name="Stats"):
         named = [(self._name(guild, member_id), value) for member_id, value in rows]
         rank = await self.rank(guild.id, caller_id, board, since)
         own = await self.member_counters(guild.id, caller_id, since)
-        field = {"messages": "messages", "voice": "voice_s", "camera": "cam_on_s"}[board]
+        field = METRICS[board]
         embed = build_top_embed(board, period, named, page * PAGE_SIZE + 1, page, pages,
                                 (rank, getattr(own, field)))
         return embed, pages, page

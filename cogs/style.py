@@ -166,6 +166,12 @@ def only_own(command: str) -> str:
             "`/settings set members_view_others:True`.")
 
 
+def private_lookup(interaction: discord.Interaction, member_id: int) -> bool:
+    """An admin (Manage Server) looking up another member: the answer is ephemeral, so fake
+    verdicts and counts are not posted to the channel as a side effect of a moderation check."""
+    return member_id != interaction.user.id and bool(interaction.permissions.manage_guild)
+
+
 def verb(n: int, one: str, many: str) -> str:
     """`1 code differs` / `2 codes differ`: the verb agreeing with `n`."""
     return one if abs(n) == 1 else many

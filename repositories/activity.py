@@ -43,7 +43,7 @@ VOICE_GUARD = "voice_seq"
 FILL_GUARD = "fill_seq"
 LEGACY_GUARDS = {MESSAGE_GUARD: "msg_op", VOICE_GUARD: "voice_op"}
 IMPORT_GUARD = "import_op"
-METRICS = {"messages": "messages", "voice": "voice_s", "camera": "cam_on_s"}
+METRICS = {"messages": "messages", "voice": "voice_s", "camera": "cam_on_s", "streaming": "stream_s"}
 READ_CHUNK = 500  # documents read by `_id` per query (and handled per event-loop turn)
 
 

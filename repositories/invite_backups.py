@@ -1,4 +1,4 @@
-"""Backups taken by `/invites reset` (`invite_backups`), restorable on purpose only.
+"""Backups taken by `/invites-admin reset` (`invite_backups`), restorable on purpose only.
 
 A reset first copies everything it clears here, then clears. One header document per backup
 (`_id`: the backup id, `kind: "header"`, guild, member reset or 0 for the whole guild, who, when,
@@ -175,19 +175,19 @@ class InviteBackupRepository(Repository):
             lambda: self.collection.find_one({"_id": backup_id, "kind": "header"}),
             self.policy,
         )
-        if doc is None:
-            return None
-        return BackupHeader(
-            backup_id=doc["_id"],
-            guild_id=doc["guild_id"],
-            member_id=int(doc.get("member_id") or 0),
-            created_at=doc["created_at"],
-            created_by=doc.get("created_by") or 0,
-            status=doc.get("status") or "saving",
-            joins=int(doc.get("joins") or 0),
-            bonus_members=int(doc.get("bonus_members") or 0),
-            bonus_guard=doc.get("bonus_guard") or LEGACY_BONUS_GUARD,
-        )
+        return None if doc is None else _header(doc)
+
+    async def recent(self, guild_id: int, limit: int) -> list[BackupHeader]:
+        """The guild's `limit` newest backups, newest first (for autocomplete; a guild keeps few:
+        one per reset, so they are sorted here rather than by a sort the server may not index)."""
+
+        query = {"guild_id": guild_id, "kind": "header"}
+
+        async def read() -> list[BackupHeader]:
+            return [_header(doc) async for doc in self.collection.find(query)]
+
+        headers = await with_retry("list invite backups", read, self.policy)
+        return sorted(headers, key=lambda h: (h.created_at, h.backup_id), reverse=True)[:limit]
 
     async def items(self, backup_id: str) -> tuple[list[str], dict[int, int]]:
         """The join ids and the bonus amounts this backup holds."""
@@ -204,6 +204,20 @@ class InviteBackupRepository(Repository):
             return joins, bonuses
 
         return await with_retry("read invite backup items", read, self.policy)
+
+
+def _header(doc: dict[str, Any]) -> BackupHeader:
+    return BackupHeader(
+        backup_id=doc["_id"],
+        guild_id=doc["guild_id"],
+        member_id=int(doc.get("member_id") or 0),
+        created_at=doc["created_at"],
+        created_by=doc.get("created_by") or 0,
+        status=doc.get("status") or "saving",
+        joins=int(doc.get("joins") or 0),
+        bonus_members=int(doc.get("bonus_members") or 0),
+        bonus_guard=doc.get("bonus_guard") or LEGACY_BONUS_GUARD,
+    )
 
 
 def _check_id(backup_id: str) -> None:

@@ -1,6 +1,6 @@
 """Staff invite codes (`staff_codes`): one document per staff member, `_id: "{guild_id}:{member_id}"`.
 
-Written the moment an admin runs `/invites staff add`, straight to MongoDB (idempotent `$set`),
+Written the moment an admin runs `/invites-admin staff add`, straight to MongoDB (idempotent `$set`),
 so a restart a minute later finds it (seed 001). `status` is "active" or "removed"; a removed
 entry keeps its history.
 """

@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 from app.storage.database import make_client
+from app.wiring.discord_endpoints import bot_permissions
 from scripts.emulator import Emulator
 from tests.botharness import GUILD
 
@@ -25,6 +26,8 @@ def test_without_a_token_main_proves_the_embedded_database_and_says_what_to_set(
     assert "is live: probe write read back in" in proc.stdout
     assert f"Data lives in: {(tmp_path / 'data' / 'db').resolve()}" in proc.stdout
     assert "set DISCORD_TOKEN" in proc.stdout
+    assert "then run: .venv/bin/python main.py" in proc.stdout  # the venv's python, not python3
+    assert f"&permissions={bot_permissions().value}" in proc.stdout
     assert "using the embedded database" in proc.stderr
     assert (tmp_path / "data" / "db").is_dir()
 

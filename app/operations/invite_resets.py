@@ -1,4 +1,4 @@
-"""`/invites reset` and `/invites restore`: a reset is always backed up first, and restorable.
+"""`/invites-admin reset` and `/invites-admin restore`: a reset is always backed up first, and restorable.
 
 A reset marks the credited joins it clears with the backup id (`reset_id`) and takes the bonus
 away under a per-backup guard on the bonus document; nothing is deleted. The backup
@@ -15,7 +15,7 @@ operation is noted in the guild's in-flight document before its first step and c
 last, so the next start (or the next reset or restore in the guild) finds it with one read.
 
 A reset interrupted in "saving" has cleared nothing yet: finishing it copies what the scope holds
-then (copies already made are kept as they are) and applies it. `/invites restore` accepts a
+then (copies already made are kept as they are) and applies it. `/invites-admin restore` accepts a
 backup in any state but "restored" and undoes whatever part of its reset was applied.
 """
 
@@ -71,7 +71,7 @@ async def restore_invites(repos: Repositories, guild_id: int, backup_id: str, no
     header = await repos.invite_backups.header(backup_id)
     if header is None or header.guild_id != guild_id:
         raise RestoreError(f"There is no backup `{backup_id}` in this server: give the id that "
-                           "`/invites reset` answered with.")
+                           "`/invites-admin reset` answered with.")
     if header.status == RESTORED:
         raise RestoreError(f"Backup `{backup_id}` was already restored.")
     if header.bonus_guard == LEGACY_BONUS_GUARD and header.status in UNFINISHED_RESET:

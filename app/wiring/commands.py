@@ -10,8 +10,10 @@ one log line.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import discord
 from discord import app_commands
@@ -23,6 +25,8 @@ from app.wiring.reply_limits import fit_content
 
 log = logging.getLogger(__name__)
 PING_DEADLINE_SECONDS = 1.0
+SLOW_READ_SECONDS = 0.8  # a read still running after this is answered "thinking..." first
+T = TypeVar("T")
 NO_MENTIONS = discord.AllowedMentions.none()
 
 
@@ -41,6 +45,28 @@ async def answer(interaction: discord.Interaction, text: str) -> None:
             await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
     except discord.HTTPException as exc:
         log.warning("could not answer interaction %s: %s", interaction.id, exc)
+
+
+async def read_or_defer(interaction: discord.Interaction, read: Awaitable[T], *,
+                        ephemeral: bool = False) -> T:
+    """The result of `read`; when it has not finished after `SLOW_READ_SECONDS`, the interaction is
+    deferred first (Discord shows "thinking..." instead of "The application did not respond" at
+    3 s). A command's answer then goes through `followup`, a component's through an edit of the
+    original response (`interaction.response.is_done()` tells which)."""
+    if interaction.response.is_done():  # already deferred (or answered): nothing to gain
+        return await read
+    task = asyncio.ensure_future(read)
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), SLOW_READ_SECONDS)
+    except TimeoutError:
+        if interaction.type is discord.InteractionType.component:
+            await interaction.response.defer()
+        else:
+            await interaction.response.defer(ephemeral=ephemeral, thinking=True)
+        return await task
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
 
 
 def invalid_option(command: Any, data: Any) -> str | None:

@@ -35,3 +35,23 @@ def bot_intents() -> discord.Intents:
     intents.invites = True
     intents.guild_messages = True
     return intents
+
+
+INVITE_URL = ("https://discord.com/oauth2/authorize?client_id={app_id}&scope=bot+applications.commands"
+              "&permissions={permissions}")
+
+
+def bot_permissions() -> discord.Permissions:
+    """The server permissions the tracker uses, and no more (the invite URL asks for these)."""
+    return discord.Permissions(
+        manage_guild=True,  # read the invites and the vanity URL's uses: invite attribution
+        view_audit_log=True,  # make certain which used-up invite a join came through
+        view_channel=True,  # see the channels whose messages are counted
+        read_message_history=True,  # count the messages sent while the bot was down
+        send_messages=True,  # the join and leave announcements
+    )
+
+
+def invite_url(app_id: int | str = "<APP_ID>") -> str:
+    """The link that adds the bot to a server with its slash commands and `bot_permissions`."""
+    return INVITE_URL.format(app_id=app_id, permissions=bot_permissions().value)

@@ -39,7 +39,7 @@ def invite_code(value: Any) -> str | None:
 
 
 def invite_backup_id(value: Any) -> str | None:
-    """An `/invites reset` backup id (`ib-` and 12 hex digits), else None."""
+    """An `/invites-admin reset` backup id (`ib-` and 12 hex digits), else None."""
     if not isinstance(value, str):
         return None
     text = value.strip()

@@ -159,8 +159,11 @@ def build_command_data(
     definition: dict[str, Any] | None,
     scope: int | None,
     command_id: int,
+    focused: str | None = None,
 ) -> dict[str, Any]:
-    """``data`` of an APPLICATION_COMMAND interaction.
+    """``data`` of an APPLICATION_COMMAND interaction (or, with ``focused``, of an
+    APPLICATION_COMMAND_AUTOCOMPLETE one: the options typed so far, required ones may be missing,
+    and the option being typed marked ``focused`` with its partial text as a string value).
 
     ``full_name`` may name a subcommand ("invites staff add"): the first word is the command, the
     next ones become nested SUB_COMMAND_GROUP (2) / SUB_COMMAND (1) options holding the leaf
@@ -203,8 +206,11 @@ def build_command_data(
             resolved=resolved,
         )
         for name, value in options.items()
+        if name != focused
     ]
-    if definition is not None:
+    if focused is not None:
+        leaf.append(_focused_option(focused, options.get(focused, ""), schema))
+    elif definition is not None:
         missing = [o["name"] for o in schema or [] if o.get("required") and o["name"] not in options]
         if missing:
             raise ValueError(f"/{full_name}: required option(s) missing: {', '.join(missing)}")
@@ -264,6 +270,17 @@ def _option(
         if wire_value not in allowed:
             raise ValueError(f"option {name!r}: {wire_value!r} is not one of the choices {allowed}")
     return {"type": int(option_type), "name": name, "value": wire_value}
+
+
+def _focused_option(name: str, text: Any, schema: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The option being typed: Discord sends the partial text as it is (a string, whatever the
+    option's type), unchecked against choices and bounds; the option must allow autocomplete."""
+    definition = next((o for o in schema or [] if o.get("name") == name), None)
+    if definition is None:
+        raise ValueError(f"unknown option {name!r} to autocomplete")
+    if not definition.get("autocomplete"):
+        raise ValueError(f"option {name!r} does not have autocomplete")
+    return {"type": int(definition["type"]), "name": name, "value": str(text), "focused": True}
 
 
 def _resolve(

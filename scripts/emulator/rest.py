@@ -91,6 +91,27 @@ def not_found(code: int, what: str) -> ApiError:
     return ApiError(404, code, f"Unknown {what}")
 
 
+AUTOCOMPLETE_CHOICES = 25
+CHOICE_TEXT = 100
+
+
+def check_choices(record: InteractionRecord, choices: list[dict[str, Any]]) -> None:
+    """An autocomplete answer (type 8): only to an autocomplete interaction, at most 25 choices,
+    each name and string value 1-100 characters (Discord answers 400 otherwise)."""
+    if record.type is not InteractionType.AUTOCOMPLETE:
+        raise ApiError(400, ErrorCode.INVALID_FORM_BODY, "Invalid Form Body: not an autocomplete interaction")
+    problems = []
+    if len(choices) > AUTOCOMPLETE_CHOICES:
+        problems.append(f"choices: must be {AUTOCOMPLETE_CHOICES} or fewer in length")
+    for n, choice in enumerate(choices):
+        texts = [("name", choice.get("name"))]
+        texts += [("value", choice["value"])] if isinstance(choice.get("value"), str) else []
+        problems += [f"choices.{n}.{key}: must be 1-{CHOICE_TEXT} in length" for key, text in texts
+                     if not isinstance(text, str) or not 1 <= len(text) <= CHOICE_TEXT]
+    if problems:
+        raise ApiError(400, ErrorCode.INVALID_FORM_BODY, "Invalid Form Body: " + "; ".join(problems))
+
+
 def check_message(body: Any) -> None:
     """400 Invalid Form Body, as Discord answers, for a message past its size limits."""
     problems = message_problems(body if isinstance(body, dict) else None)
@@ -609,6 +630,8 @@ class RestApi:
         data = body.get("data") or {}
         if callback_type in (CallbackType.CHANNEL_MESSAGE, CallbackType.UPDATE_MESSAGE):
             check_message(data)
+        if callback_type is CallbackType.AUTOCOMPLETE_RESULT:
+            check_choices(record, data.get("choices") or [])
         component = record.type is InteractionType.MESSAGE_COMPONENT
         if (
             callback_type in (CallbackType.DEFERRED_UPDATE_MESSAGE, CallbackType.UPDATE_MESSAGE)
@@ -651,7 +674,7 @@ class RestApi:
             record.modal = data
             record.finalized = True
         elif callback_type is CallbackType.AUTOCOMPLETE_RESULT:
-            record.choices = data.get("choices", [])
+            record.choices = data.get("choices") or []
             record.finalized = True
         log.info("interaction %s (%s): callback type %s", record.id, record.name, int(callback_type))
 

@@ -810,6 +810,49 @@ class Emulator:
         )
         return await self._await_response(record, timeout, wait_final)
 
+    async def autocomplete(
+        self,
+        user: UserRef,
+        name: str,
+        focused: str,
+        options: dict[str, Any] | None = None,
+        *,
+        channel: int | None = None,
+        guild: int | None = None,
+        timeout: float = 10.0,
+        locale: str = "en-US",
+    ) -> InteractionRecord:
+        """``user`` types into option ``focused`` of slash command ``name`` (its partial text in
+        ``options[focused]``, other options as already chosen): an APPLICATION_COMMAND_AUTOCOMPLETE
+        interaction (type 4). The bot answers with type 8; its suggestions are ``record.choices``
+        (Discord refuses more than 25, or a name or value over 100 characters)."""
+        g, ch = self._place(channel, guild)
+        member = self._member(g, user)
+        parts = name.split()
+        definition, scope = find_command(self.commands, g.id, parts[0] if parts else "")
+        if definition is None:
+            raise ValueError(f"/{name} is not synced: nothing to autocomplete")
+        data = build_command_data(
+            world=self.world,
+            guild=g,
+            full_name=name,
+            options=dict(options or {}),
+            definition=definition,
+            scope=scope,
+            command_id=int(definition["id"]),
+            focused=focused,
+        )
+        record = self._new_interaction(
+            interaction_type=InteractionType.AUTOCOMPLETE,
+            name=" ".join(parts),
+            member=member,
+            guild=g,
+            channel=ch,
+            data=data,
+            locale=locale,
+        )
+        return await self._await_response(record, timeout, wait_final=True)
+
     async def click(
         self,
         target: InteractionRecord | dict[str, Any] | int,

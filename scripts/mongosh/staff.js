@@ -1,4 +1,4 @@
-// Staff invite codes with invites, conversions and rate, counted as `/invites staff list` counts them:
+// Staff invite codes with invites, conversions and rate, counted as `/invites-admin staff list` counts them:
 // invites = first joins (not reset) through the code attributed by invite, vanity or downtime diff;
 // conversions = joins (not reset) whose conversion is credited to the staff member.
 //   GUILD=<guild id> mongosh "$MONGODB_URI" --quiet scripts/mongosh/staff.js

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +16,30 @@ from scripts.scenario.report import render_table
 DEMO = Path(__file__).with_name("demo.json")
 
 
+MENTION = re.compile(r"<@!?(\d+)>")
+TIMESTAMP = re.compile(r"<t:(-?\d+)(?::[tTdDfFR])?>")
+MARKDOWN = re.compile(r"\*\*|__|`")
+ESCAPED = re.compile(r"\\([*_`~|>\\])")
+
+
+def plain(text: str, names: dict[str, str]) -> str:
+    """Discord markup as a terminal shows it: `<@id>` as @name, `<t:..>` as a UTC time, no bold,
+    underline or code marks, markdown escapes undone."""
+    text = MENTION.sub(lambda m: "@" + names.get(m.group(1), "unknown member"), text)
+    text = TIMESTAMP.sub(
+        lambda m: datetime.fromtimestamp(int(m.group(1)), UTC).strftime("%Y-%m-%d %H:%M UTC"), text)
+    return ESCAPED.sub(r"\1", MARKDOWN.sub("", text))
+
+
 def _ud_text(report: dict[str, Any]) -> str:
+    names = {str(row["discord_id"]): str(row["name"]) for row in report["members"]}
     for command in report["commands"]:
         if command["name"] == "ud" and command["embeds"]:
             embed = command["embeds"][0]
             lines = [embed.get("title") or "/ud"]
+            lines += [f"  {embed['description']}"] if embed.get("description") else []
             lines += [f"  {f['name']}: {f['value']}" for f in embed.get("fields", [])]
-            return "\n".join(lines)
+            return plain("\n".join(lines), names)
     return "(no /ud response was recorded)"
 
 

@@ -502,9 +502,9 @@ def confirmed_effect(result: CommandResult) -> str | None:
     text = " ".join([*(m.get("content") or "" for m in result.messages),
                      *(str(e.get("description") or "") for m in result.messages for e in m["embeds"])])
     # The bot's confirmations: "+3 bonus invites for @x: now ..." and "Invites of @x reset: ...".
-    if words == ["invites", "bonus"] and "bonus invite" in text and ": now " in text:
+    if words == ["invites-admin", "bonus"] and "bonus invite" in text and ": now " in text:
         return "bonus"
-    if words == ["invites", "reset"] and "Invites of " in text and " reset" in text:
+    if words == ["invites-admin", "reset"] and "Invites of " in text and " reset" in text:
         return "reset"
     if words == ["data", "erase"] and "Erased the data of " in text:
         return "erase"

@@ -263,7 +263,7 @@ class Truth:
         times.clear()
 
     def _invites(self, happened: list[Happened]) -> None:
-        cleared: set[int] = set()  # members whose credit an `/invites reset` cleared
+        cleared: set[int] = set()  # members whose credit an `/invites-admin reset` cleared
         away = _Away()
         # Joins while the bot could not see the guild: the member's join facts from before. A member
         # who also leaves before the bot is back leaves no trace the bot could find (not in the

@@ -1,5 +1,5 @@
 """Join and leave announcements through the real bot: the inviter named, late joins after a
-downtime, names that try to ping, and a missing channel shown in /invites debug."""
+downtime, names that try to ping, and a missing channel shown in /invites-admin debug."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ async def test_a_missing_channel_is_logged_once_and_shown_in_debug(tracker: Harn
             await tracker.settle()
     lines = [r for r in caplog.records if "announcements in guild 1 cannot be posted" in r.getMessage()]
     assert len(lines) == 1
-    debug = await tracker.emu.command(ADA, "invites debug")
+    debug = await tracker.emu.command(ADA, "invites-admin debug")
     fields = {f["name"]: f["value"] for f in debug.embed["fields"]}
     assert fields["Announcements"] == ("the announcement channel <#999> is missing or not a text channel: "
                                        "pick another with `/settings set`")

@@ -44,7 +44,7 @@ def clean(rec: Any) -> str:
 async def test_staff_add_with_hostile_codes(tracker: Harness) -> None:
     h, emu = tracker, tracker.emu
     for value in [*examples(HOSTILE_TEXT, 12), '{"$gt": ""}', "$where", "bo\x00bs", "https://discord.gg/bobs"]:
-        text = clean(await emu.command(ADA, "invites staff add", {"member": BOB, "code": value}))
+        text = clean(await emu.command(ADA, "invites-admin staff add", {"member": BOB, "code": value}))
         assert text == NOT_A_CODE or text.startswith("Staff code `"), (value, text)
     async for doc in h.db.staff_codes.find({}):
         assert INVITE_CODE.fullmatch(doc["code"]), doc
@@ -54,10 +54,10 @@ async def test_staff_add_with_hostile_codes(tracker: Harness) -> None:
 async def test_restore_with_hostile_backup_ids(tracker: Harness) -> None:
     h, emu = tracker, tracker.emu
     for value in [*examples(HOSTILE_TEXT, 10), "ib-0123456789ab", '{"$ne": null}', "ib-0123456789ab\x00"]:
-        text = clean(await emu.command(ADA, "invites restore", {"backup_id": value}))
+        text = clean(await emu.command(ADA, "invites-admin restore", {"backup_id": value}))
         assert text in ("That is not a backup id (they look like `ib-0123456789ab`).",
                         "There is no backup `ib-0123456789ab` in this server: give the id that "
-                        "`/invites reset` answered with."), (value, text)
+                        "`/invites-admin reset` answered with."), (value, text)
     assert await h.db.invite_backups.count_documents({}) == 0
     assert await h.db.joins.count_documents({"reset_id": {"$nin": ["", None]}}) == 0
 
@@ -80,7 +80,7 @@ async def test_bonus_with_hostile_amounts(tracker: Harness) -> None:
     strip_choices(h)  # the bounds are enforced by the bot, not only by the client
     accepted = 0
     for value in [*examples(HOSTILE_INT, 10), 1000, -1000, 1001, 2 ** 63 - 1, -2 ** 63]:
-        text = clean(await emu.command(ADA, "invites bonus", {"member": BOB, "amount": value}))
+        text = clean(await emu.command(ADA, "invites-admin bonus", {"member": BOB, "amount": value}))
         if -1000 <= value <= 1000:
             assert text.startswith(f"{value:+,d} bonus invite"), (value, text)
             assert f" for <@{emu.user_id(BOB)}>: now " in text, (value, text)

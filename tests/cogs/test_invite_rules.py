@@ -18,11 +18,11 @@ VIP = 50
 async def staff_setup(harness: Any) -> None:
     """bob (102) owns the staff code `bobs`; VIP is the conversion role."""
     await harness.bot.repos.guild_settings.set_fields(GID, conversion_role=VIP)
-    await harness.emu.command(101, "invites staff add", {"member": 102, "code": "bobs"})
+    await harness.emu.command(101, "invites-admin staff add", {"member": 102, "code": "bobs"})
 
 
 async def staff_list(harness: Any) -> str:
-    return (await harness.emu.command(101, "invites staff list")).text()
+    return (await harness.emu.command(101, "invites-admin staff list")).text()
 
 
 # ---- failure 8: conversions missed ----------
@@ -54,7 +54,7 @@ async def test_a_role_granted_while_the_join_awaits_attribution_converts_when_it
     emu.role_add(201, VIP)  # handled now: the join has no code yet, so no conversion yet
     await tracker.settle()
     assert (await last_join(tracker, 201))["converted_by"] == 0
-    rec = await emu.command(101, "invites refresh")
+    rec = await emu.command(101, "invites-admin refresh")
     assert "Snapshot stored" in rec.content
     dan = await last_join(tracker, 201)
     assert attribution(dan) == ("invite", "bobs", emu.user_id(102), ["bobs"])

@@ -48,6 +48,13 @@ def attribution(doc: dict[str, Any]) -> tuple[Any, ...]:
     return doc["source"], doc["code"], doc["inviter_id"], sorted(doc["candidates"])
 
 
+async def reset_everyone(emu: Any, admin: int) -> Any:
+    """`/invites-admin reset` without a member asks first; the admin confirms: the reset's answer."""
+    question = await emu.command(admin, "invites-admin reset")
+    assert question.ephemeral and question.custom_ids == ["invites:reset:confirm", "invites:reset:cancel"]
+    return await emu.click(question, "invites:reset:confirm", admin)
+
+
 async def summary(harness: Any, alias: int) -> tuple[int, int, int, int, int]:
     s = await harness.bot.repos.invite_stats.member_summary(GID, harness.emu.user_id(alias))
     return s.regular, s.left, s.fake, s.bonus, s.total
@@ -138,13 +145,13 @@ async def test_snapshot_follows_invite_create_and_delete_events(tracker):
 
 async def test_debug_shows_snapshot_live_vs_stored_and_staff_codes(tracker):
     emu = tracker.emu
-    await emu.command(101, "invites staff add", {"member": 103, "code": "nosuch"})
+    await emu.command(101, "invites-admin staff add", {"member": 103, "code": "nosuch"})
     emu.world.add_invite(emu.guild(GID), code="quiet", inviter=102)  # no INVITE_CREATE reached the bot
-    rec = await emu.command(101, "invites debug")
+    rec = await emu.command(101, "invites-admin debug")
     text = rec.text()
     assert rec.ephemeral
     assert rec.embed["description"] == (
-        "**Needs attention:** 1 code differs from Discord: `/invites refresh` stores them again "
+        "**Needs attention:** 1 code differs from Discord: `/invites-admin refresh` stores them again "
         "(and 1 more below).")
     assert re.search(r"Snapshot\n2 invites, stored <t:\d+:R>", text)
     assert "3 invites on Discord, 2 stored\nonly on Discord: quiet" in text
@@ -389,9 +396,9 @@ async def test_leave_rejoin_fake_and_bonus_arithmetic(tracker):
     await tracker.settle()
     assert await summary(tracker, 101) == (3, 0, 1, 0, 2)
 
-    rec = await emu.command(101, "invites bonus", {"member": 101, "amount": 5})
+    rec = await emu.command(101, "invites-admin bonus", {"member": 101, "amount": 5})
     assert rec.ephemeral
-    rec = await emu.command(101, "invites bonus", {"member": 101, "amount": -2})
+    rec = await emu.command(101, "invites-admin bonus", {"member": 101, "amount": -2})
     assert await summary(tracker, 101) == (3, 0, 1, 3, 5)
     assert rec.content == (f"-2 bonus invites for <@{emu.user_id(101)}>: now **5 invites** (3 joins, 1 fake, "
                            "+3 bonus invites).")
@@ -433,19 +440,19 @@ async def test_staff_code_added_just_before_a_restart_is_there_after_it(tracker)
     """Seed 001: a staff invite added minutes before a redeploy vanished. Here it is in MongoDB
     the moment the command answers, and nothing older can be restored over it."""
     emu = tracker.emu
-    rec = await emu.command(101, "invites staff add", {"member": 102, "code": "bobs"})
+    rec = await emu.command(101, "invites-admin staff add", {"member": 102, "code": "bobs"})
     assert rec.ephemeral and "bobs" in rec.content
     await tracker.restart(crash=True)
-    rec = await emu.command(101, "invites staff list")
+    rec = await emu.command(101, "invites-admin staff list")
     assert f"<@{emu.user_id(102)}>: code `bobs`, 0 invites, 0 conversions (rate —)" in rec.text()
-    rec = await emu.command(101, "invites debug")
+    rec = await emu.command(101, "invites-admin debug")
     assert f"`bobs` <@{emu.user_id(102)}>" in rec.text()
 
 
 async def test_staff_conversion_counts_once(tracker):
     emu = tracker.emu
     await tracker.bot.repos.guild_settings.set_fields(GID, conversion_role=50)
-    await emu.command(101, "invites staff add", {"member": 102, "code": "https://discord.gg/bobs"})
+    await emu.command(101, "invites-admin staff add", {"member": 102, "code": "https://discord.gg/bobs"})
     emu.join(user(201, "dan"), via="bobs")
     await tracker.settle()
     emu.join(user(202, "eve"), via="abc")
@@ -456,7 +463,7 @@ async def test_staff_conversion_counts_once(tracker):
     emu.role_remove(201, 50)
     emu.role_add(201, 50)
     await tracker.settle()
-    rec = await emu.command(101, "invites staff list")
+    rec = await emu.command(101, "invites-admin staff list")
     assert "code `bobs`, 1 invite, 1 conversion (rate 100%)" in rec.text()
     doc = await last_join(tracker, 201)
     assert doc["converted_by"] == emu.user_id(102)
@@ -464,13 +471,13 @@ async def test_staff_conversion_counts_once(tracker):
 
 async def test_staff_remove_and_code_already_taken(tracker):
     emu = tracker.emu
-    await emu.command(101, "invites staff add", {"member": 102, "code": "bobs"})
-    rec = await emu.command(101, "invites staff add", {"member": 103, "code": "bobs"})
+    await emu.command(101, "invites-admin staff add", {"member": 102, "code": "bobs"})
+    rec = await emu.command(101, "invites-admin staff add", {"member": 103, "code": "bobs"})
     assert rec.content == (f"`bobs` already belongs to <@{emu.user_id(102)}>; remove it there first with "
-                           "`/invites staff remove`.")
-    rec = await emu.command(101, "invites staff remove", {"member": 102})
+                           "`/invites-admin staff remove`.")
+    rec = await emu.command(101, "invites-admin staff remove", {"member": 102})
     assert "removed" in rec.content
-    rec = await emu.command(101, "invites staff list")
+    rec = await emu.command(101, "invites-admin staff list")
     assert "No staff codes yet" in rec.text()
 
 
@@ -483,10 +490,10 @@ async def test_reset_is_backed_up_survives_a_restart_and_restore_brings_the_numb
     await tracker.settle()
     emu.join(user(202, "eve"), via="bobs")
     await tracker.settle()
-    await emu.command(101, "invites bonus", {"member": 101, "amount": 4})
+    await emu.command(101, "invites-admin bonus", {"member": 101, "amount": 4})
     assert await summary(tracker, 101) == (1, 0, 0, 4, 5)
 
-    rec = await emu.command(101, "invites reset", {"member": 101})
+    rec = await emu.command(101, "invites-admin reset", {"member": 101})
     assert rec.ephemeral
     backup_id = rec.text().split("Backup id: `")[1].split("`")[0]
     assert await summary(tracker, 101) == (0, 0, 0, 0, 0)
@@ -499,16 +506,16 @@ async def test_reset_is_backed_up_survives_a_restart_and_restore_brings_the_numb
 
     emu.join(user(203, "fay"), via="abc")  # after the reset: counts from zero, kept by the restore
     await tracker.settle()
-    rec = await emu.command(101, "invites restore", {"backup_id": backup_id})
+    rec = await emu.command(101, "invites-admin restore", {"backup_id": backup_id})
     assert "restored" in rec.content
     assert await summary(tracker, 101) == (2, 0, 0, 4, 6)
-    rec = await emu.command(101, "invites restore", {"backup_id": backup_id})
+    rec = await emu.command(101, "invites-admin restore", {"backup_id": backup_id})
     assert "already restored" in rec.content
     assert await summary(tracker, 101) == (2, 0, 0, 4, 6)
 
 
 async def crash_a_reset_of_ada(tracker) -> str:
-    """dan joined through ada's code, eve through bob's, ada has 4 bonus; `/invites reset ada` dies
+    """dan joined through ada's code, eve through bob's, ada has 4 bonus; `/invites-admin reset ada` dies
     at its first bonus write (the process is gone from there on). Returns the backup id."""
     from tests.app.operations.test_invite_resets import CrashingCollection
 
@@ -517,10 +524,10 @@ async def crash_a_reset_of_ada(tracker) -> str:
     await tracker.settle()
     emu.join(user(202, "eve"), via="bobs")
     await tracker.settle()
-    await emu.command(101, "invites bonus", {"member": 101, "amount": 4})
+    await emu.command(101, "invites-admin bonus", {"member": 101, "amount": 4})
     bonus = tracker.bot.repos.invite_bonus
     bonus.collection = CrashingCollection(bonus.collection, 1, "before")
-    rec = await emu.command(101, "invites reset", {"member": 101})
+    rec = await emu.command(101, "invites-admin reset", {"member": 101})
     assert "went wrong" in rec.text()
     bonus.collection = bonus.collection._real
     header = await tracker.db.invite_backups.find_one({"kind": "header"})
@@ -538,19 +545,19 @@ async def test_a_reset_interrupted_by_a_crash_is_finished_at_the_next_start(trac
     assert (backup["status"], backup["joins"], backup["bonus_members"]) == ("applied", 1, 1)
     assert await tracker.bot.repos.invite_backups.in_flight(GID) == []
 
-    rec = await tracker.emu.command(101, "invites restore", {"backup_id": backup_id})
+    rec = await tracker.emu.command(101, "invites-admin restore", {"backup_id": backup_id})
     assert "restored: 1 join counted again, bonus invites of 1 member given back." in rec.content
     assert await summary(tracker, 101) == (1, 0, 0, 4, 5)
 
 
 async def test_the_next_reset_finishes_an_interrupted_one_and_says_so(tracker):
     backup_id = await crash_a_reset_of_ada(tracker)
-    rec = await tracker.emu.command(101, "invites reset")
+    rec = await reset_everyone(tracker.emu, 101)
     assert (f"An interrupted reset was finished first (1 join no longer counted, bonus invites of 1 member "
             f"cleared): backup `{backup_id}`") in rec.text()
     assert "Invites of everyone reset: 1 join no longer counted." in rec.text()  # eve's, under a new backup
     assert await summary(tracker, 101) == (0, 0, 0, 0, 0)
-    rec = await tracker.emu.command(101, "invites restore", {"backup_id": backup_id})
+    rec = await tracker.emu.command(101, "invites-admin restore", {"backup_id": backup_id})
     assert "restored" in rec.content
     assert await summary(tracker, 101) == (1, 0, 0, 4, 5)
     assert await summary(tracker, 102) == (0, 0, 0, 0, 0)
@@ -558,13 +565,13 @@ async def test_the_next_reset_finishes_an_interrupted_one_and_says_so(tracker):
 
 async def test_restore_undoes_what_an_interrupted_reset_applied(tracker):
     backup_id = await crash_a_reset_of_ada(tracker)
-    rec = await tracker.emu.command(101, "invites restore", {"backup_id": backup_id})
+    rec = await tracker.emu.command(101, "invites-admin restore", {"backup_id": backup_id})
     assert "restored: 1 join counted again." in rec.content
     assert "had been interrupted" in rec.content
     assert await summary(tracker, 101) == (1, 0, 0, 4, 5)
     await tracker.restart(crash=True)  # nothing left to finish: the bonus is never taken
     assert await summary(tracker, 101) == (1, 0, 0, 4, 5)
-    rec = await tracker.emu.command(101, "invites restore", {"backup_id": backup_id})
+    rec = await tracker.emu.command(101, "invites-admin restore", {"backup_id": backup_id})
     assert "already restored" in rec.content
 
 
@@ -574,18 +581,48 @@ async def test_guild_reset_and_restore_validation(tracker):
     await tracker.settle()
     emu.join(user(202, "eve"), via="bobs")
     await tracker.settle()
-    rec = await emu.command(101, "invites reset")
+    rec = await reset_everyone(emu, 101)
     backup_id = rec.text().split("Backup id: `")[1].split("`")[0]
     assert "reset: 2 joins no longer counted." in rec.text()
     assert await summary(tracker, 101) == (0, 0, 0, 0, 0)
     assert await summary(tracker, 102) == (0, 0, 0, 0, 0)
-    rec = await emu.command(101, "invites restore", {"backup_id": "ib-../../etc"})
+    rec = await emu.command(101, "invites-admin restore", {"backup_id": "ib-../../etc"})
     assert "not a backup id" in rec.content
-    rec = await emu.command(101, "invites restore", {"backup_id": "ib-000000000000"})
+    rec = await emu.command(101, "invites-admin restore", {"backup_id": "ib-000000000000"})
     assert "no backup" in rec.content
-    await emu.command(101, "invites restore", {"backup_id": backup_id})
+    await emu.command(101, "invites-admin restore", {"backup_id": backup_id})
     assert await summary(tracker, 101) == (1, 0, 0, 0, 1)
     assert await summary(tracker, 102) == (1, 0, 0, 0, 1)
+
+
+async def test_resetting_everyone_waits_for_a_confirmation(tracker):
+    emu = tracker.emu
+    emu.join(user(201, "dan"), via="abc")
+    await tracker.settle()
+    question = await emu.command(101, "invites-admin reset")
+    assert "**everyone**" in question.content and "`/invites-admin restore <id>`" in question.content
+    assert await tracker.db.invite_backups.count_documents({}) == 0  # asked, nothing done yet
+    assert await summary(tracker, 101) == (1, 0, 0, 0, 1)
+
+    stranger = await emu.click(question, "invites:reset:confirm", 102)
+    assert stranger.ephemeral and "Only the admin who ran" in stranger.content
+    cancelled = await emu.click(question, "invites:reset:cancel", 101)
+    assert cancelled.message["content"] == "Cancelled: nothing was reset."
+    assert cancelled.message["components"] == []
+    assert await tracker.db.invite_backups.count_documents({}) == 0
+    assert await summary(tracker, 101) == (1, 0, 0, 0, 1)
+
+    again = await emu.command(101, "invites-admin reset")
+    done = await emu.click(again, "invites:reset:confirm", 101)
+    assert done.ephemeral and "Invites of everyone reset: 1 join no longer counted." in done.content
+    assert await summary(tracker, 101) == (0, 0, 0, 0, 0)
+    assert again.message["components"] == [], "the question loses its buttons once confirmed"
+    assert again.message["content"].endswith("Confirmed.")
+
+
+async def test_resetting_one_member_needs_no_confirmation(tracker):
+    rec = await tracker.emu.command(101, "invites-admin reset", {"member": 101})
+    assert rec.custom_ids == [] and "Backup id: `ib-" in rec.content
 
 
 # ---- permissions ----------
@@ -605,7 +642,7 @@ async def test_without_manage_guild_joins_are_unknown_logged_once_and_shown_in_d
     for alias in (201, 202):
         doc = await last_join(tracker, alias)
         assert (doc["source"], doc["reason"], doc["inviter_id"]) == ("unknown", "missing_permissions", None)
-    rec = await emu.command(101, "invites debug")
+    rec = await emu.command(101, "invites-admin debug")
     assert "Manage Server (needed to read invites)" in rec.text()
     assert await summary(tracker, 101) == (0, 0, 0, 0, 0)
 
@@ -617,7 +654,7 @@ async def test_without_manage_guild_joins_are_unknown_logged_once_and_shown_in_d
         doc = await last_join(tracker, alias)
         assert attribution(doc) == ("ambiguous", None, None, ["abc", "bobs"]), alias
         assert doc["awaiting"] == ""
-    rec = await emu.command(101, "invites debug")
+    rec = await emu.command(101, "invites-admin debug")
     assert "Missing bot permissions\nnone" in rec.text()
 
 
@@ -642,10 +679,10 @@ async def test_refresh_stores_the_snapshot_now(tracker):
     emu.set_invites_forbidden(GID, True)
     emu.invite_create("later", 103)
     await tracker.settle()
-    rec = await emu.command(101, "invites refresh")
+    rec = await emu.command(101, "invites-admin refresh")
     assert "Could not read the invites (missing_permissions)" in rec.content
     emu.set_invites_forbidden(GID, False)
-    rec = await emu.command(101, "invites refresh")
+    rec = await emu.command(101, "invites-admin refresh")
     assert "Snapshot stored: 3 invites" in rec.content
     state = await tracker.db.invite_guilds.find_one({"_id": GID})
     assert (state["permission"], state["stale"]) == ("ok", "no")
@@ -654,18 +691,20 @@ async def test_refresh_stores_the_snapshot_now(tracker):
 @pytest.mark.parametrize(
     ("name", "options"),
     [
-        ("invites bonus", {"member": 102, "amount": 3}),
-        ("invites staff add", {"member": 102, "code": "bobs"}),
-        ("invites staff remove", {"member": 102}),
-        ("invites staff list", {}),
-        ("invites debug", {}),
-        ("invites refresh", {}),
-        ("invites reset", {}),
-        ("invites restore", {"backup_id": "ib-000000000000"}),
+        ("invites-admin bonus", {"member": 102, "amount": 3}),
+        ("invites-admin staff add", {"member": 102, "code": "bobs"}),
+        ("invites-admin staff remove", {"member": 102}),
+        ("invites-admin staff list", {}),
+        ("invites-admin debug", {}),
+        ("invites-admin refresh", {}),
+        ("invites-admin reset", {}),
+        ("invites-admin restore", {"backup_id": "ib-000000000000"}),
     ],
 )
 async def test_admin_subcommands_refuse_members_without_manage_guild(tracker, name, options):
-    rec = await tracker.emu.command(102, name, options)
+    with pytest.raises(PermissionError):  # the client hides /invites-admin from members
+        await tracker.emu.command(102, name, options)
+    rec = await tracker.emu.command(102, name, options, check_permissions=False)  # re-granted
     assert rec.ephemeral and "Manage Server" in rec.content
     assert await tracker.db.invite_bonus.count_documents({}) == 0
     assert await tracker.db.staff_codes.count_documents({}) == 0
@@ -705,7 +744,7 @@ async def test_leaderboard_pages_with_buttons(tracker):
     for n in range(12):
         await repo.add(GID, 900 + n, n + 1, f"seed-{n}")
     rec = await emu.command(102, "invites leaderboard")
-    assert "Page 1/2" in rec.text()
+    assert "Page 1/2" in rec.text() and rec.custom_ids == ["invites:lb:prev", "invites:lb:next"]
     assert "**1.** <@911> (left) - **12 invites** (+12 bonus invites)" in rec.text()
     page2 = await emu.click(rec, "invites:lb:next", 102)
     assert "Page 2/2" in page2.text()
@@ -718,18 +757,19 @@ async def test_leaderboard_period_counts_only_members_brought_in_during_it(track
     emu = tracker.emu
     emu.join(user(201, "dan"), via="abc")
     await tracker.settle()
-    await emu.command(101, "invites bonus", {"member": 102, "amount": 7})
+    await emu.command(101, "invites-admin bonus", {"member": 102, "amount": 7})
     rec = await emu.command(102, "invites leaderboard", {"period": "7d"})
     ada, bob = f"<@{emu.user_id(101)}>", f"<@{emu.user_id(102)}>"
     assert f"{ada} - **1 invite** (1 join)" in rec.text() and bob not in rec.text()  # bonus: all time only
     rec = await emu.command(102, "invites leaderboard", {"period": "all"})
     assert rec.text().index(f"{bob} - **7 invites**") < rec.text().index(f"{ada} - **1 invite**")
+    assert "Page 1/1" in rec.text() and rec.custom_ids == [], "no page buttons for a single page"
 
 
 async def test_ud_shows_the_members_invite_figures(tracker):
     emu = tracker.emu
     emu.join(user(201, "dan"), via="abc")
     await tracker.settle()
-    await emu.command(101, "invites bonus", {"member": 101, "amount": 2})
+    await emu.command(101, "invites-admin bonus", {"member": 101, "amount": 2})
     rec = await emu.command(102, "ud", {"member": 101})
     assert "Invites\n**3 invites** (1 join, +2 bonus invites)" in rec.text()

@@ -119,13 +119,14 @@ async def test_one_reset_or_restore_per_guild_at_a_time(tracker: Harness) -> Non
         return await resettable(*args)
 
     repos.joins.resettable = held  # type: ignore[method-assign]
-    first = asyncio.create_task(emu.command(ADA, "invites reset", timeout=30))
+    question = await emu.command(ADA, "invites-admin reset")  # everyone's: asks first
+    first = asyncio.create_task(emu.click(question, "invites:reset:confirm", ADA, timeout=30))
     await asyncio.wait_for(entered.wait(), 10)
-    second = await emu.command(ADA, "invites reset")
+    second = await emu.command(ADA, "invites-admin reset")
     assert second.ephemeral
-    assert second.content == ("An invite reset is running in this server; run `/invites reset` again when "
-                              "it is done.")
-    restore = await emu.command(ADA, "invites restore", {"backup_id": "ib-0123456789ab"})
+    assert second.content == ("An invite reset is running in this server; run `/invites-admin reset` again "
+                              "when it is done.")
+    restore = await emu.command(ADA, "invites-admin restore", {"backup_id": "ib-0123456789ab"})
     assert restore.content.startswith("An invite reset is running in this server")
     erase = await emu.command(ADA, "data erase", {"member": CY})
     assert erase.content.startswith("An invite reset is running in this server")
@@ -134,5 +135,5 @@ async def test_one_reset_or_restore_per_guild_at_a_time(tracker: Harness) -> Non
     assert "Backup id: `ib-" in done.text()
     headers = [d async for d in h.db.invite_backups.find({"status": {"$exists": True}})]
     assert len(headers) == 1  # the refused reset wrote no backup
-    after = await emu.command(ADA, "invites restore", {"backup_id": "ib-0123456789ab"})
+    after = await emu.command(ADA, "invites-admin restore", {"backup_id": "ib-0123456789ab"})
     assert after.content.startswith("There is no backup `ib-0123456789ab` in this server")  # the lock is free

@@ -60,7 +60,7 @@ async def crowd(tracker: Harness) -> Harness:
     await h.settle()
     emu.join(user(PLAIN, "plain"), via="evc")
     await h.settle()
-    await emu.command(ADA, "invites staff add", {"member": BOLD, "code": "bobs"})
+    await emu.command(ADA, "invites-admin staff add", {"member": BOLD, "code": "bobs"})
     return h
 
 
@@ -79,7 +79,7 @@ async def test_names_are_escaped_and_nothing_pings_in_any_answer(crowd: Harness)
     top = await emu.command(ADA, "top", {"board": "messages"})
     show = await emu.command(ADA, "invites show", {"member": ADA})
     board = await emu.command(ADA, "invites leaderboard")
-    staff = await emu.command(ADA, "invites staff list")
+    staff = await emu.command(ADA, "invites-admin staff list")
     texts += [top.text(), show.text(), board.text(), staff.text()]
     for uid in NAMES:  # members are mentions (never pinging), their names never raw
         assert f"<@{emu.user_id(uid)}>" in top.text() and f"<@{emu.user_id(uid)}>" in show.text()

@@ -1,5 +1,5 @@
 """Every command is classified admin or member; every admin command has Manage Server as its
-default permission where Discord allows one (top-level commands) AND refuses at runtime, so a
+default permission (on its top-level command: the only place Discord takes one) AND refuses at runtime, so a
 server override that re-grants it changes nothing. /ud on others follows `members_view_others`."""
 
 from __future__ import annotations
@@ -17,23 +17,21 @@ MANAGE_GUILD = discord.Permissions(manage_guild=True).value
 
 # Admin commands with options that would change something if the command ran.
 ADMIN: dict[str, dict[str, Any]] = {
-    "invites staff add": {"member": BOB, "code": "bobs"},
-    "invites staff remove": {"member": BOB},
-    "invites staff list": {},
-    "invites bonus": {"member": BOB, "amount": 5},
-    "invites debug": {},
-    "invites refresh": {},
-    "invites reset": {},
-    "invites restore": {"backup_id": "ib-0123456789ab"},
+    "invites-admin staff add": {"member": BOB, "code": "bobs"},
+    "invites-admin staff remove": {"member": BOB},
+    "invites-admin staff list": {},
+    "invites-admin bonus": {"member": BOB, "amount": 5},
+    "invites-admin debug": {},
+    "invites-admin refresh": {},
+    "invites-admin reset": {},
+    "invites-admin restore": {"backup_id": "ib-0123456789ab"},
     "backup-data": {},
     "data-status": {},
     "settings show": {},
     "settings set": {"members_view_others": False},
     "data erase": {"member": CY},
 }
-MEMBER = {"ud", "top", "invites show", "invites who", "invites leaderboard"}
-# Top-level groups that hold member commands too cannot carry a default permission.
-MIXED_GROUPS = {"invites"}
+MEMBER = {"help", "ud", "top", "invites show", "invites who", "invites leaderboard"}
 
 
 def leaf_commands(tree: app_commands.CommandTree) -> dict[str, app_commands.Command[Any, ..., Any]]:
@@ -68,13 +66,16 @@ async def test_every_command_is_classified(tracker: Harness) -> None:
 
 async def test_top_level_admin_commands_default_to_manage_server(tracker: Harness) -> None:
     synced = {c["name"]: c for c in tracker.emu.commands.get(None, [])}
-    for name in {n.split()[0] for n in ADMIN} - MIXED_GROUPS:
+    admin_roots, member_roots = {n.split()[0] for n in ADMIN}, {n.split()[0] for n in MEMBER}
+    # Discord takes a default permission only on a top-level command: no group mixes the two kinds.
+    assert not admin_roots & member_roots, admin_roots & member_roots
+    for name in admin_roots:
         assert int(synced[name]["default_member_permissions"]) == MANAGE_GUILD, name
-    for name in MEMBER | MIXED_GROUPS:
-        assert synced[name.split()[0]].get("default_member_permissions") is None, name
+    for name in member_roots:
+        assert synced[name].get("default_member_permissions") is None, name
 
 
-@pytest.mark.parametrize("name", sorted({n.split()[0] for n in ADMIN} - MIXED_GROUPS))
+@pytest.mark.parametrize("name", sorted({n.split()[0] for n in ADMIN}))
 async def test_the_client_hides_top_level_admin_commands_from_members(tracker: Harness, name: str) -> None:
     full = next(n for n in ADMIN if n.split()[0] == name)
     with pytest.raises(PermissionError):
@@ -120,3 +121,16 @@ async def test_ud_on_others_follows_members_view_others(tracker: Harness) -> Non
     assert also_who.ephemeral and "only their own" in also_who.content
     assert (await emu.command(BOB, "invites who", {"member": BOB})).embed is not None
     assert (await emu.command(ADA, "invites who", {"member": CY})).embed is not None
+
+
+@pytest.mark.parametrize("name", ["ud", "invites show", "invites who"])
+async def test_an_admins_lookup_of_another_member_is_ephemeral(tracker: Harness, name: str) -> None:
+    emu = tracker.emu
+    emu.message(CY, 10)
+    await tracker.settle()
+    admin_on_other = await emu.command(ADA, name, {"member": CY})
+    assert admin_on_other.embed is not None and admin_on_other.ephemeral  # fake verdicts stay private
+    admin_on_self = await emu.command(ADA, name, {"member": ADA})
+    assert admin_on_self.embed is not None and not admin_on_self.ephemeral
+    member_on_other = await emu.command(BOB, name, {"member": CY})  # members_view_others: on by default
+    assert member_on_other.embed is not None and not member_on_other.ephemeral

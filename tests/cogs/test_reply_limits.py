@@ -28,7 +28,7 @@ async def test_staff_list_with_100_staff_members_fits_in_the_description(tracker
     repo, uid = tracker.bot.repos.staff_codes, tracker.emu.user_id
     for n in range(100):
         await repo.assign(GID, 900 + n, f"staff{n}", f"code{n:02d}", uid(101), datetime.now(UTC))
-    rec = await tracker.emu.command(101, "invites staff list")
+    rec = await tracker.emu.command(101, "invites-admin staff list")
     assert rec.embed is not None, rec
     description = rec.embed["description"]
     assert len(description) <= DESCRIPTION and re.search(r"\.\.\. and \d+ more$", description)

@@ -120,14 +120,15 @@ async def test_every_commands_reply_reads_in_the_one_style(tracker: Harness) -> 
         records.append(record)
         return record
 
-    await run(ADA, "invites staff add", {"member": BOB, "code": "bobs"})
-    await run(ADA, "invites staff add", {"member": CY, "code": "not a code!"})
-    await run(ADA, "invites staff list")
-    await run(ADA, "invites bonus", {"member": CY, "amount": 1})
+    await run(BOB, "help")
+    await run(ADA, "invites-admin staff add", {"member": BOB, "code": "bobs"})
+    await run(ADA, "invites-admin staff add", {"member": CY, "code": "not a code!"})
+    await run(ADA, "invites-admin staff list")
+    await run(ADA, "invites-admin bonus", {"member": CY, "amount": 1})
     for member in (BOB, CY, DAN):
         await run(BOB, "ud", {"member": member})
     await run(BOB, "ud", {"period": "today"})
-    for board in ("messages", "voice", "camera"):
+    for board in ("messages", "voice", "camera", "streaming"):
         await run(CY, "top", {"board": board})
     await run(BOB, "top", {"board": "voice", "period": "7d"})
     for member in (ADA, BOB, DAN):
@@ -135,15 +136,15 @@ async def test_every_commands_reply_reads_in_the_one_style(tracker: Harness) -> 
     for member in (EVE, GUS, BOB, DAN):
         await run(ADA, "invites who", {"member": member})
     await run(BOB, "invites leaderboard")
-    await run(ADA, "invites debug")
-    await run(ADA, "invites refresh")
-    reset = await run(ADA, "invites reset", {"member": CY})
+    await run(ADA, "invites-admin debug")
+    await run(ADA, "invites-admin refresh")
+    reset = await run(ADA, "invites-admin reset", {"member": CY})
     backup_id = re.search(r"Backup id: `(ib-[0-9a-f]+)`", reset.content)
     assert backup_id, reset.content
-    await run(ADA, "invites restore", {"backup_id": backup_id.group(1)})
-    await run(ADA, "invites restore", {"backup_id": "ib-000000000000"})
-    await run(ADA, "invites staff remove", {"member": BOB})
-    await run(ADA, "invites staff remove", {"member": BOB})
+    await run(ADA, "invites-admin restore", {"backup_id": backup_id.group(1)})
+    await run(ADA, "invites-admin restore", {"backup_id": "ib-000000000000"})
+    await run(ADA, "invites-admin staff remove", {"member": BOB})
+    await run(ADA, "invites-admin staff remove", {"member": BOB})
     await run(ADA, "settings show")
     await run(ADA, "settings set", {"time_zone": "Europe/Berlin", "mention_member": True})
     await run(BOB, "settings set", {"time_zone": "UTC"}, check_permissions=False)  # the refusal

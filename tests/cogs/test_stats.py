@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import struct
 import threading
@@ -12,6 +13,7 @@ from discord.ext import commands
 
 from app.tracking import card as card_module
 from app.tracking.card import MemberCard, render_member_card
+from app.wiring.commands import SLOW_READ_SECONDS
 from cogs import stats
 from repositories.activity import Credit
 from tests.botharness import GUILD, Harness
@@ -74,7 +76,7 @@ async def test_ud_shows_counters_ranks_and_time_format_per_period(tracker: Harne
     await seed(h, ADA, "2026-03-10", voice_s=50000, cam_off_s=50000)  # more voice than BOB
 
     rec = await emu.command(ADA, "ud", {"member": BOB})
-    assert not rec.ephemeral
+    assert rec.ephemeral  # an admin's lookup of another member
     assert rec.embed["title"] == "Activity of bob"
     assert rec.embed["description"] == f"<@{emu.user_id(BOB)}> · all time"
     assert fields(rec) == {
@@ -173,7 +175,7 @@ async def test_top_pages_ten_at_a_time_with_own_rank(tracker: Harness) -> None:
     assert lines[0] == f"`#1` {at(BOB)} - 25 messages" and lines[1] == f"`#2` {at(ADA)} - 24 messages"
     assert lines[9] == f"`#10` {at(216)} - 16 messages" and len(lines) == 10
     assert fields(rec) == {"Your rank": "#1 - 25 messages"}
-    assert rec.custom_ids == ["top:prev", "top:next"]
+    assert rec.custom_ids == ["top:board", "top:period", "top:prev", "top:next"]
 
     page2 = await emu.click(rec, "top:next", BOB)
     lines = page2.message["embeds"][0]["description"].splitlines()
@@ -212,3 +214,80 @@ async def test_top_voice_and_camera_by_period(tracker: Harness) -> None:
     assert today.embed["description"].splitlines() == [f"`#1` {bob} - 1h 06m"]
     assert fields(today) == {"Your rank": "not ranked yet"}
     assert today.embed["footer"]["text"] == "Page 1/1"
+    assert today.custom_ids == ["top:board", "top:period"], "no page buttons for a single page"
+
+
+def select(rec: Any, custom_id: str) -> dict[str, Any]:
+    return next(c for row in rec.message["components"] for c in row["components"]
+                if c["custom_id"] == custom_id)
+
+
+def chosen(rec: Any, custom_id: str) -> list[str]:
+    return [o["value"] for o in select(rec, custom_id)["options"] if o.get("default")]
+
+
+async def test_top_switches_board_and_period_on_the_message_without_the_cooldown(tracker: Harness) -> None:
+    h, emu = tracker, tracker.emu
+    await seed(h, ADA, "2026-03-01", messages=5, voice_s=9000, cam_on_s=9000)
+    await seed(h, BOB, "2026-03-10", messages=2, voice_s=4000, cam_off_s=3200, stream_s=800)
+    bob = f"<@{emu.user_id(BOB)}>"
+    runs = [await emu.command(BOB, "top", {"board": "messages"}) for _ in range(3)]  # the limit: 3 per 30s
+    rec = runs[-1]
+    assert [o["value"] for o in select(rec, "top:board")["options"]] == ["messages", "voice", "camera",
+                                                                        "streaming"]
+    assert chosen(rec, "top:board") == ["messages"] and chosen(rec, "top:period") == ["all"]
+    for _ in range(3):  # switching back and forth is not a run of /top
+        rec = await emu.click(rec, "top:board", BOB, values=["streaming"])
+        assert rec.message["embeds"][0]["title"] == "Top streaming time - all time"
+        rec = await emu.click(rec, "top:board", BOB, values=["voice"])
+    rec = await emu.click(rec, "top:period", BOB, values=["today"])
+    embed = rec.message["embeds"][0]
+    assert embed["title"] == "Top voice time - today"
+    assert embed["description"].splitlines() == [f"`#1` {bob} - 1h 06m"]
+    assert chosen(rec, "top:board") == ["voice"] and chosen(rec, "top:period") == ["today"]
+    rec = await emu.click(rec, "top:board", BOB, values=["streaming"])
+    assert rec.message["embeds"][0]["description"].splitlines() == [f"`#1` {bob} - 13m"]
+    stranger = await emu.click(rec, "top:period", CY, values=["all"])
+    assert stranger.ephemeral and "Only the member who ran /top" in stranger.content
+    refused = await emu.command(BOB, "top", {"board": "messages"})  # the command itself still cools down
+    assert refused.ephemeral and "try again in" in refused.content
+
+
+async def test_top_defers_when_the_read_is_slow(tracker: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    h, emu = tracker, tracker.emu
+    await seed(h, BOB, "2026-03-10", messages=2)
+    fast = await emu.command(BOB, "top", {"board": "messages"})
+    assert fast.callback_type == 4 and fast.embed is not None  # answered at once
+    cog = h.bot.get_cog("Stats")
+    top_page = cog.top_page
+
+    async def slow_page(*args: Any) -> Any:
+        await asyncio.sleep(SLOW_READ_SECONDS + 0.5)
+        return await top_page(*args)
+
+    monkeypatch.setattr(cog, "top_page", slow_page)
+    slow = await emu.command(BOB, "top", {"board": "messages"})
+    assert slow.callback_type == 5, "deferred: Discord shows 'thinking...' instead of a timeout"
+    assert slow.embed["title"] == "Top messages - all time" and not slow.ephemeral
+    switched = await emu.click(slow, "top:board", BOB, values=["voice"])
+    assert switched.callback_type == 6  # a slow switch: a deferred update, then the edit
+    assert switched.message["embeds"][0]["title"] == "Top voice time - all time"
+
+
+async def test_ud_defers_when_the_read_is_slow(tracker: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    h, emu = tracker, tracker.emu
+    await seed(h, BOB, "2026-03-10", messages=2)
+    assert (await emu.command(BOB, "ud")).callback_type == 4  # answered at once
+    cog = h.bot.get_cog("Stats")
+    ud_values = cog.ud_values
+
+    async def slow_values(*args: Any) -> Any:
+        await asyncio.sleep(SLOW_READ_SECONDS + 0.5)
+        return await ud_values(*args)
+
+    monkeypatch.setattr(cog, "ud_values", slow_values)
+    slow = await emu.command(BOB, "ud")
+    assert slow.callback_type == 5 and not slow.ephemeral
+    assert fields(slow)["Messages"] == "2"
+    private = await emu.command(ADA, "ud", {"member": BOB})  # an admin's lookup: deferred ephemeral
+    assert private.callback_type == 5 and private.ephemeral and fields(private)["Messages"] == "2"

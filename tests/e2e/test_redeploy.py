@@ -84,14 +84,14 @@ async def test_joins_during_downtime_are_attributed_when_unambiguous(tmp_path):
 async def test_a_staff_code_added_right_before_a_redeploy_is_there_after_it(tmp_path):
     """Seed 001: the staff code added minutes before a redeploy vanished with a stale backup."""
     report = await run("staff_code_before_redeploy", tmp_path)
-    staff = command(report, "invites staff list")
+    staff = command(report, "invites-admin staff list")
     bob = report_member_id(report, "bob")
     assert staff["embeds"][0]["description"] == f"<@{bob}>: code `bobs`, 2 invites, 1 conversion (rate 50%)"
 
 
 async def test_a_reset_stays_reset_across_a_crash(tmp_path):
     report = await run("reset_then_restart", tmp_path)
-    assert "Backup id: `ib-" in command(report, "invites reset")["content"]
+    assert "Backup id: `ib-" in command(report, "invites-admin reset")["content"]
     shown = command(report, "invites show")["embeds"][0]["description"]
     assert shown.endswith(": **1 invite** (1 join)"), shown  # only the join after it, no bonus
 

@@ -22,8 +22,9 @@ def row(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
 
 
 async def test_bonus_and_reset_by_members_without_manage_server_change_nothing(tmp_path):
-    """A server override shows `/invites bonus` and `/invites reset` to members: the bot's own check
-    refuses them, and the truth (Discord's permission model) counts neither; the admin's do count."""
+    """A server override shows `/invites-admin bonus` and `/invites-admin reset` to members: the
+    bot's own check refuses them, and the truth (Discord's permission model) counts neither; the
+    admin's do count."""
     report = await run("commands_without_manage_server", tmp_path)
     assert report["ok"], report
     commands = report["commands"]

@@ -76,10 +76,10 @@ def test_the_checker_names_each_broken_promise() -> None:
                 {"name": "invites show", "at": 3.0, "content": "ok", "embeds": [],
                  "messages": [{"content": "ok", "embeds": []}, {"content": "y" * 2001, "embeds": []}],
                  "manage_server": True},
-                # a server override showed /invites bonus to a member; the bot confirmed it
-                {"name": "invites bonus", "at": 4.0, "content": "+2 bonus invites for <@102>: now 2",
+                # a server override showed /invites-admin bonus to a member; the bot confirmed it
+                {"name": "invites-admin bonus", "at": 4.0, "content": "+2 bonus invites for <@102>: now 2",
                  "embeds": [], "effect": "bonus", "manage_server": False},
-                {"name": "invites bonus", "at": 5.0, "content": "+2 bonus invites for <@102>: now 4",
+                {"name": "invites-admin bonus", "at": 5.0, "content": "+2 bonus invites for <@102>: now 4",
                  "embeds": [], "effect": "bonus", "manage_server": True}]
     run = report(rows, inviters=inviters, commands=commands, bot_exit_codes=[1, 0])
     verdict = check(run, ["SIGTERM"], logs=[])

@@ -1,4 +1,5 @@
-"""`/invites reset` and `/invites restore` interrupted at every step, against the real test server.
+"""`/invites-admin reset` and `/invites-admin restore` interrupted at every step, against the real test
+server.
 
 A crash is a write that never comes back: `CrashingCollection` lets the n-th write to one
 collection land (or not) and then fails it and every later write, as a process killed there would.
@@ -237,7 +238,7 @@ async def test_a_bonus_changed_between_the_crash_and_the_resume_is_not_taken_twi
     await seed(repos)
     backup_id = await crash_reset(db, policy, "midway through the bonus loop")  # 101 and 102 taken
     after = Repositories.create(db, policy)
-    await after.invite_bonus.add(G, 101, 1, "cmd-later")  # an admin's /invites bonus meanwhile
+    await after.invite_bonus.add(G, 101, 1, "cmd-later")  # an admin's /invites-admin bonus meanwhile
     await after.invite_bonus.add(G, 102, 3, "cmd-later2")
 
     await resume_interrupted(after, G, T0)

@@ -79,7 +79,7 @@ def data(*path: str, **options: Any) -> dict[str, Any]:
 def test_choices_are_enforced_for_every_choice_option(value: Any) -> None:
     top, ud = StatsCog.top, StatsCog.ud
     leaderboard = InvitesCog.leaderboard
-    valid_board = value in ("messages", "voice", "camera")
+    valid_board = value in ("messages", "voice", "camera", "streaming")
     valid_period = value in ("today", "7d", "30d", "all")
     assert (invalid_option(top, data(board=value)) is None) is valid_board
     assert (invalid_option(top, data(board="voice", period=value)) is None) is valid_period

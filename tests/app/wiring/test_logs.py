@@ -89,7 +89,7 @@ def test_a_bad_uri_setting_error_does_not_echo_the_uri():
 
 
 async def test_an_error_shown_to_a_member_is_redacted(make_tracker):
-    """/invites debug shows why the live invites could not be read: never the token or the URI."""
+    """/invites-admin debug shows why the live invites could not be read: never the token or the URI."""
     h = await make_tracker(mongodb_uri=URI)
     assert h.bot is not None
     cog = h.bot.get_cog("Invites")
@@ -98,7 +98,7 @@ async def test_an_error_shown_to_a_member_is_redacted(make_tracker):
         raise RuntimeError(f"fetch via {URI} with {h.settings.discord_token.get_secret_value()} failed")
 
     cog.tracker.fetch_live = failing_fetch
-    rec = await h.emu.command(101, "invites debug")
+    rec = await h.emu.command(101, "invites-admin debug")
     text = rec.text()
     assert "could not fetch" in text
     for secret in ("s3cr", "test-token", "tracker:"):
