@@ -13,11 +13,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # An unprivileged user that owns only the data folder; the code stays root-owned and read-only.
+# /data/backups exists in the image so that a fresh volume mounted there (docker-compose.yml's
+# bot-backups) starts owned by that user too.
 RUN groupadd --system --gid 10001 tracker \
     && useradd --system --uid 10001 --gid tracker --home-dir /app --no-create-home \
         --shell /usr/sbin/nologin tracker \
-    && mkdir -p /data \
-    && chown tracker:tracker /data
+    && mkdir -p /data/backups \
+    && chown tracker:tracker /data /data/backups \
+    && chmod 700 /data/backups
 
 # Dependencies in their own layer: rebuilt only when requirements.txt changes.
 # The member card's fonts (Noto, CJK and emoji included) are PyPI packages in it: no apt step.

@@ -9,7 +9,9 @@ from app.wiring.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / ".env.example"
-COMPOSE_ONLY = {"MONGO_ROOT_USER", "MONGO_ROOT_PASSWORD", "MONGO_APP_USER", "MONGO_APP_PASSWORD"}
+COMPOSE_ONLY = {"MONGO_ROOT_USER", "MONGO_ROOT_PASSWORD", "MONGO_APP_USER", "MONGO_APP_PASSWORD",
+                "COMPOSE_PROFILES", "MONGO_MEMORY_LIMIT", "BOT_MEMORY_LIMIT", "BACKUP_KEEP_DAYS",
+                "BACKUP_KEEP_MIN"}
 
 
 def example_entries() -> dict[str, tuple[str, str]]:

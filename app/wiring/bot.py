@@ -6,9 +6,12 @@ import asyncio
 import contextlib
 import logging
 import signal
+import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
+import aiohttp
 import discord
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from discord.ext import commands
@@ -70,6 +73,26 @@ def forget_live_state(guild: discord.Guild) -> None:
         guild._add_member(me)  # the bot itself: its permissions and nick
 
 
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """discord.py's `proxy=` and `proxy_auth=` from DISCORD_PROXY (REST and gateway both use them).
+    Credentials in the URL (`http://user:password@host:3128`) become a BasicAuth: aiohttp takes
+    them only that way."""
+    if settings.discord_proxy is None:
+        return {}
+    parts = urlsplit(settings.discord_proxy.get_secret_value())
+    netloc = parts.hostname or ""
+    if ":" in netloc:
+        netloc = f"[{netloc}]"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    options: dict[str, Any] = {"proxy": urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))}
+    if parts.username is not None:
+        with warnings.catch_warnings():  # aiohttp 3.14 deprecates BasicAuth; discord.py takes only it
+            warnings.simplefilter("ignore", DeprecationWarning)
+            options["proxy_auth"] = aiohttp.BasicAuth(unquote(parts.username), unquote(parts.password or ""))
+    return options
+
+
 class TrackerBot(commands.Bot):
     """Start: probe, indexes, cogs, scheduler, command sync. Stop: flush hooks, scheduler, gateway."""
 
@@ -89,6 +112,7 @@ class TrackerBot(commands.Bot):
             tree_cls=TrackerTree,
             # Bot-wide default: no message ever pings (@everyone, roles, users), whatever it holds.
             allowed_mentions=discord.AllowedMentions.none(),
+            **proxy_options(settings),
         )
         self.settings = settings
         self.db = db

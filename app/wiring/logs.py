@@ -50,7 +50,8 @@ def uri_secrets(uri: str) -> list[str]:
 
 
 def secrets_of(settings: Any) -> list[str]:
-    """Every secret in the settings: the Discord token, the MongoDB URI and its password."""
+    """Every secret in the settings: the Discord token, the MongoDB URI and the proxy URL, with
+    their passwords."""
     found: list[str] = []
     token = getattr(settings, "discord_token", None)
     if token is not None:
@@ -58,6 +59,9 @@ def secrets_of(settings: Any) -> list[str]:
     uri = getattr(settings, "mongodb_uri", None)
     if uri is not None:
         found += uri_secrets(uri.get_secret_value())
+    proxy = getattr(settings, "discord_proxy", None)
+    if proxy is not None:
+        found += uri_secrets(proxy.get_secret_value())
     return found
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +29,8 @@ class Settings(BaseSettings):
 
     discord_api_base: str | None = None
     discord_gateway_url: str | None = None
+    # HTTP(S) proxy for every connection to Discord (REST and gateway); may hold user:password@.
+    discord_proxy: SecretStr | None = None
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"
@@ -66,7 +69,7 @@ class Settings(BaseSettings):
             raise ValueError("must start with ws:// or wss://")
         return value
 
-    @field_validator("mongodb_uri", "discord_token", mode="before")
+    @field_validator("mongodb_uri", "discord_token", "discord_proxy", mode="before")
     @classmethod
     def _blank_secret_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -76,6 +79,20 @@ class Settings(BaseSettings):
     def _mongo_scheme(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value().startswith(("mongodb://", "mongodb+srv://")):
             raise ValueError("must start with mongodb:// or mongodb+srv://")
+        return value
+
+    @field_validator("discord_proxy")
+    @classmethod
+    def _proxy_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return value
+        try:
+            parts = urlsplit(value.get_secret_value())
+            parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+        except ValueError:
+            raise ValueError("must be a URL like http://host:3128") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host, e.g. http://host:3128")
         return value
 
     @property
