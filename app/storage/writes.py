@@ -372,9 +372,10 @@ class Writer:
             except Exception as exc:
                 if is_outage(exc):
                     return False
-                log.error("outbox entry %d (%s) refused by MongoDB: %s; kept aside for review",
-                          entry.id, entry.what, exc)
-                await self.outbox.bury(entry, str(exc))
+                reason = refusal_text(exc) if isinstance(exc, PyMongoError) else str(exc)
+                log.error("outbox entry %d (%s) refused by MongoDB: %s; kept aside for review in %s, "
+                          "table dead", entry.id, entry.what, reason, self.outbox.path)
+                await self.outbox.bury(entry, reason)
             else:
                 await self.outbox.delete(entry.id)
                 self.replayed += 1

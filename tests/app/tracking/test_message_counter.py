@@ -114,7 +114,9 @@ async def test_a_batch_mongodb_refuses_for_good_is_kept_aside_and_counting_goes_
     counter that is not a number, refused by both) was retried forever, and every guild's later
     counts waited behind it. It is now kept in the outbox's dead table with one error line."""
     outbox = await Outbox(tmp_path / "outbox.db").open()
-    writer = Writer(db, policy, outbox)
+    # A unit not acknowledged within `spill_after` goes to the outbox and its refusal is met by the
+    # drain (buried there, tests/app/storage/test_outbox.py); this test is about the direct path.
+    writer = Writer(db, policy, outbox, spill_after=30)
     repo = ActivityRepository(db, policy, writer)
     await db.activity.insert_one({"_id": total_key(1, 5), "kind": "total", "guild_id": 1, "member_id": 5,
                                   "messages": "not a number"})
