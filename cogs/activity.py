@@ -117,7 +117,8 @@ class ActivityCog(commands.Cog, name="Activity"):
         self.activity = activity
         self.ledger = Ledger(bot.sequence.next)
         self.messages = MessageCounter(activity.add_messages_marked, next_seq=bot.sequence.next,
-                                       ledger=self.ledger, on_written=self._noter(MESSAGE_GUARD))
+                                       ledger=self.ledger, on_written=self._noter(MESSAGE_GUARD),
+                                       set_aside=activity.writer.set_aside, on_refused=self._reranker())
         self.backfill = Backfill(
             self.ledger, activity.add_backfill, guild_settings.get, lambda: to_ms(bot.clock.now()),
             bot.sequence.next, max_age_seconds=bot.settings.backfill_max_age_seconds,
@@ -128,6 +129,18 @@ class ActivityCog(commands.Cog, name="Activity"):
         self._tasks: set[asyncio.Task[None]] = set()
         self.last_flush: tuple[datetime, FlushResult] | None = None
         self.caches = GuildCaches()  # long-lived objects frozen out of the GC's full collections
+
+    def _reranker(self) -> Callable[[list[Credit]], None] | None:
+        """After a batch was kept aside: the guilds' ranks read MongoDB again (what it applied)."""
+        ranks = getattr(self.bot, "ranks", None)
+        if ranks is None:
+            return None
+
+        def rebuild(credits: list[Credit]) -> None:
+            for guild_id in sorted({c.guild_id for c in credits}):
+                ranks.rebuild(guild_id)
+
+        return rebuild
 
     def _noter(self, guard: str) -> Callable[[list[Credit], OpId], None] | None:
         """What tells the in-memory ranks about a written count (see app.tracking.ranks)."""

@@ -16,6 +16,7 @@ from app.operations.legacy_input import (
     LegacyInputError,
     Node,
     Where,
+    bounded,
     count,
     moment,
     node,
@@ -146,7 +147,9 @@ def _invite_counts(name: str, values: list[Any], guild: int | None, data: Legacy
         for user, raw in users.items():
             entry, at = node(raw, Where(name, users.line), f"user {user!r}")
             numbers = {k: count(entry.get(k, 0), at, k) for k in ("regular", "fake", "left", "bonus")}
-            data.counts.append(InviteCounts(at, guild_id, snowflake(user, at, "user id key"), **numbers))
+            counts = InviteCounts(at, guild_id, snowflake(user, at, "user id key"), **numbers)
+            bounded(counts.total, at, "the invite total (regular - fake - left + bonus)")
+            data.counts.append(counts)
 
 
 def _join_history(name: str, values: list[Any], guild: int | None, data: LegacyData) -> None:
@@ -180,12 +183,14 @@ def _activity(name: str, values: list[Any], guild: int | None, data: LegacyData)
             raise at.error("member documents carry no guild id: pass --guild ID")
         member_id = snowflake(member, at, "_id")
         numbers, _ = node(doc.get("data"), at, "data")
-        data.activity.append(ActivityTotals(
+        totals = ActivityTotals(
             at, guild, member_id,
             count(numbers.get("message_count", 0), at, "data.message_count"),
             count(numbers.get("voice_cam_on_minutes", 0), at, "data.voice_cam_on_minutes"),
             count(numbers.get("voice_cam_off_minutes", 0), at, "data.voice_cam_off_minutes"),
-        ))
+        )
+        bounded(totals.amounts()["voice_s"], at, "voice time in seconds ((camera on + off minutes) * 60)")
+        data.activity.append(totals)
 
 
 def _no_duplicates(data: LegacyData) -> None:

@@ -24,7 +24,7 @@ from datetime import datetime
 from json import decoder as json_decoder
 from json import scanner as json_scanner
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from app.wiring.clock import from_ms
 
@@ -33,6 +33,12 @@ COUNTS_FILE = "invites.json"
 HISTORY_FILE = "join-history.json"
 PROBE_ID = "mongodb_test"  # the seed-003 bot's startup test document, not a member
 MAX_ID = 2**63
+T = TypeVar("T", int, float)
+# Every imported number (a count, uses, minutes) and every number derived from one (seconds, an
+# invite total) is at most 2^53 - 1: what the old JavaScript bots could hold exactly, and far enough
+# below MongoDB's int64 (2^63 - 1) that the bot's own `$inc` on top of it can never overflow (an
+# overflowing `$inc` is refused by MongoDB for good: every later count of that document would fail).
+MAX_COUNT = 2**53 - 1
 
 
 class LegacyInputError(ValueError):
@@ -132,9 +138,16 @@ def snowflake(value: Any, where: Where, what: str) -> int:
 def count(value: Any, where: Where, what: str) -> int:
     value = _unwrap(value)
     if isinstance(value, float) and value.is_integer():
-        value = int(value)
+        value = int(bounded(value, where, what))
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise where.error(f"{what} must be a whole number >= 0, got {value!r}")
+    return bounded(value, where, what)
+
+
+def bounded(value: T, where: Where, what: str) -> T:
+    """`value` when it is within ±`MAX_COUNT`, else the file's line says what is too large."""
+    if not -MAX_COUNT <= value <= MAX_COUNT:
+        raise where.error(f"{what} must be at most {MAX_COUNT:,} (2^53 - 1), got {value!r}")
     return value
 
 

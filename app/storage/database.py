@@ -25,6 +25,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from app.storage.locks import LockHeld, ProcessLock
+from app.storage.private_files import PRIVATE_UMASK
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ class EmbeddedServer:
     def start(self, timeout: float = 20.0) -> str:
         """Start the server (blocking, from the main thread) and return its URI."""
         self._take_lock()
-        self.db_dir.mkdir(parents=True, exist_ok=True)
+        self.db_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         attempts = 1 if self.port else 3
         for attempt in range(attempts):
             port = self.port or free_port()
@@ -159,11 +160,13 @@ class EmbeddedServer:
             "--pid-file", str(self.data_dir / "nx-27017.pid"),
             *self.extra_args,
         ]
-        log_out = (self.data_dir / "nx-27017.out").open("ab")
+        out = os.open(self.data_dir / "nx-27017.out", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        log_out = os.fdopen(out, "ab")
         try:
             return subprocess.Popen(
                 command, stdout=log_out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 preexec_fn=_die_with_parent,  # noqa: PLW1509 - needed for the parent-death signal
+                umask=PRIVATE_UMASK,  # its database files and logs: owner only
             )
         finally:
             log_out.close()

@@ -166,6 +166,27 @@ class Outbox:
                               (entry.id, entry.created_ms, entry.what, entry.body, error))
             self.conn.execute("DELETE FROM entries WHERE id = ?", (entry.id,))
 
+    async def set_aside(self, what: str, body: bytes, created_ms: int, error: str) -> int:
+        """Keep a unit MongoDB refused for good, never queued, in the `dead` table (committed when
+        this returns); its id comes from the queue's own sequence, so it never collides with a
+        buried entry. Returns the id."""
+        return int(await self._run(self._set_aside_sync, what, body, created_ms, error))
+
+    def _set_aside_sync(self, what: str, body: bytes, created_ms: int, error: str) -> int:
+        with self.conn:
+            self.conn.execute("BEGIN")
+            entry_id = self._append_sync(what, body, created_ms)
+            self.conn.execute("INSERT INTO dead (id, created_ms, what, body, error) VALUES (?, ?, ?, ?, ?)",
+                              (entry_id, created_ms, what, body, error))
+            self.conn.execute("DELETE FROM entries WHERE id = ?", (entry_id,))
+        return entry_id
+
+    async def dead_entries(self) -> list[tuple[Entry, str]]:
+        """Every unit kept aside (refused by MongoDB for good), oldest first, with its error."""
+        rows = await self._run(lambda: self.conn.execute(
+            "SELECT id, created_ms, what, body, error FROM dead ORDER BY id").fetchall())
+        return [(Entry(int(r[0]), int(r[1]), str(r[2]), bytes(r[3])), str(r[4])) for r in rows]
+
     async def oldest_created_ms(self) -> int | None:
         row = await self._run(lambda: self.conn.execute("SELECT MIN(created_ms) FROM entries").fetchone())
         return int(row[0]) if row and row[0] is not None else None

@@ -35,6 +35,7 @@ from pymongo.errors import (
     BulkWriteError,
     ConnectionFailure,
     DuplicateKeyError,
+    OperationFailure,
     PyMongoError,
     WriteConcernError,
 )
@@ -63,6 +64,42 @@ class OutcomeUnknown(PyMongoError):
 def write_concern_failed(exc: BulkWriteError) -> bool:
     """A bulk write whose only trouble is its write concern (no write was refused)."""
     return bool(exc.details.get("writeConcernErrors")) and not exc.details.get("writeErrors")
+
+
+# Server error codes that mean "not now" rather than "not this": not primary, shutting down,
+# interrupted by a state change, network, time limits, lock and write conflicts (pymongo's retryable
+# codes and the transient write conflicts). A write error with any other code is MongoDB's answer
+# about that document, the same at every attempt (see `refused_for_good`).
+TRANSIENT_CODES = frozenset({
+    6, 7, 24, 46, 50, 64, 89, 91, 112, 134, 189, 262, 9001, 10107, 11600, 11602, 13388, 13435, 13436,
+})
+
+
+def refused_for_good(exc: BaseException) -> bool:
+    """True when MongoDB answered and refused the write itself, so the same write will be refused
+    again at every attempt: e.g. an `$inc` past the int64 range ("Failed to apply $inc operations to
+    current value ((NumberLong)...)", code 2 BadValue), an `$inc` of a non-numeric field (code 14),
+    a validation or size error. A write whose outcome is unknown (timeouts, cut connections,
+    write-concern errors, elections) is never refused for good: it is retried under its guard."""
+    if is_transient(exc) or not isinstance(exc, PyMongoError):
+        return False
+    if isinstance(exc, BulkWriteError):
+        if exc.details.get("writeConcernErrors"):
+            return False  # what was applied may still be rolled back: the outcome is unknown
+        errors = exc.details.get("writeErrors") or []
+        return bool(errors) and all(err.get("code") not in TRANSIENT_CODES for err in errors)
+    code = getattr(exc, "code", None)
+    return isinstance(exc, OperationFailure) and code is not None and code not in TRANSIENT_CODES
+
+
+def refusal_text(exc: BaseException) -> str:
+    """MongoDB's reason for a refused write, in one short line (the first write error)."""
+    if isinstance(exc, BulkWriteError):
+        errors = exc.details.get("writeErrors") or [{}]
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        return f"code {first.get('code')}: {str(first.get('errmsg', ''))[:300]}{more}"
+    return f"code {getattr(exc, 'code', None)}: {str(exc)[:300]}"
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -37,6 +37,8 @@ from app.storage.retry import (
     RetryPolicy,
     apply_guarded,
     is_transient,
+    refusal_text,
+    refused_for_good,
     with_retry,
 )
 from app.wiring.clock import Clock, SystemClock, to_ms
@@ -49,6 +51,18 @@ SPILL_AFTER_SECONDS = 0.15
 
 class WriterStopped(RuntimeError):
     """The writer and its outbox are closed: nothing can be kept any more."""
+
+
+class WriteRefused(PyMongoError):
+    """MongoDB refused a unit for good (`refused_for_good`): the same unit would be refused at every
+    attempt. Carries the unit, so a caller that cannot answer anyone (a tracker) can keep it aside
+    with `Writer.set_aside` instead of retrying it forever."""
+
+    def __init__(self, what: str, writes: Sequence[Write], error: BaseException) -> None:
+        super().__init__(f"{what}: refused by MongoDB ({refusal_text(error)})")
+        self.what = what
+        self.writes = tuple(writes)
+        self.error = error
 
 
 OpKind = Literal["update_one", "update_many", "delete_one", "delete_many"]
@@ -232,6 +246,8 @@ class Writer:
         try:
             attempt.result()
         except Exception as exc:
+            if refused_for_good(exc):
+                raise WriteRefused(what, writes, exc) from exc
             if not is_outage(exc):
                 raise
             self.failures_total += 1
@@ -239,6 +255,25 @@ class Writer:
                       type(exc).__name__)
             async with self._lock:
                 await self._enqueue(writes, what)
+
+    async def set_aside(self, refused: WriteRefused, detail: str) -> int | None:
+        """Keep a unit MongoDB refused for good in the outbox's `dead` table, for the operator, with
+        one error log line; returns its id (None without an outbox, or when it cannot be written:
+        the caller then still holds the unit)."""
+        reason = refusal_text(refused.error)
+        if self.outbox is None or self.outbox.closed:
+            return None
+        try:
+            entry_id = await self.outbox.set_aside(refused.what, encode(refused.writes),
+                                                   to_ms(self.clock.now()), reason)
+        except Exception:
+            log.exception("%s: refused by MongoDB (%s) and could not be kept aside", refused.what, reason)
+            return None
+        self.failures_total += 1
+        log.error("%s refused by MongoDB for good (%s): %s kept aside in %s, table dead, entry %d; "
+                  "not retried (see docs/outbox.md, 'Refused writes')",
+                  refused.what, reason, detail, self.outbox.path, entry_id)
+        return entry_id
 
     async def _settles(self, attempt: asyncio.Task[None]) -> bool:
         """True when the attempt finished within `spill_after` and before MongoDB was found down."""
@@ -337,9 +372,10 @@ class Writer:
             except Exception as exc:
                 if is_outage(exc):
                     return False
-                log.error("outbox entry %d (%s) refused by MongoDB: %s; kept aside for review",
-                          entry.id, entry.what, exc)
-                await self.outbox.bury(entry, str(exc))
+                reason = refusal_text(exc) if isinstance(exc, PyMongoError) else str(exc)
+                log.error("outbox entry %d (%s) refused by MongoDB: %s; kept aside for review in %s, "
+                          "table dead", entry.id, entry.what, reason, self.outbox.path)
+                await self.outbox.bury(entry, reason)
             else:
                 await self.outbox.delete(entry.id)
                 self.replayed += 1

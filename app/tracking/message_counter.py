@@ -5,6 +5,14 @@ pending as one batch under one operation sequence and writes it; events arriving
 table for the next write. A batch that failed is retried with the same operation id before any
 newer one, so a write the server applied but never acknowledged is not counted again.
 
+A batch MongoDB refuses for good (`WriteRefused`: e.g. an `$inc` that would pass the int64 range
+of a counter) is not retried: with `set_aside` (the bot's `Writer.set_aside`) the whole unit is
+kept in the outbox file's `dead` table for the operator, one error line names it, and counting goes
+on with the next batch. An unordered bulk write applies every other document of the batch (other
+guilds, other members); the unit replayed later under its guard would change only what was refused.
+Without `set_aside`, or when the unit cannot be kept aside, the batch is retried as before: a
+count is never dropped.
+
 With a `Ledger` (issue 19), each batch also carries the channels' marks (highest message id
 counted live) and the backfill ranges it closes, in the same bulk write; nothing is written
 before the ledger has loaded the stored marks.
@@ -18,20 +26,26 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.storage.retry import next_op_seq
-from app.storage.writes import WriterStopped
+from app.storage.writes import WriteRefused, WriterStopped
 from app.tracking.backfill import Ledger
 from repositories.activity import Credit
 
 log = logging.getLogger(__name__)
 Writer = Callable[..., Awaitable[None]]  # (credits, op_id) or, with a ledger, (credits, op_id, marks, ranges)
 Written = Callable[[list[Credit], int], None]
+SetAside = Callable[[WriteRefused, str], Awaitable[int | None]]  # Writer.set_aside
+Refused = Callable[[list[Credit]], None]
 
 
 class MessageCounter:
     def __init__(self, write: Writer, retry_delay: float = 1.0,
                  next_seq: Callable[[], int] = next_op_seq, ledger: Ledger | None = None,
-                 on_written: Written | None = None) -> None:
+                 on_written: Written | None = None, set_aside: SetAside | None = None,
+                 on_refused: Refused | None = None) -> None:
         self._write = write
+        self._set_aside = set_aside
+        self._on_refused = on_refused  # told the credits of a batch kept aside (e.g. rebuild ranks)
+        self.refused = 0  # batches kept aside
         self.ledger = ledger
         self._on_written = on_written  # told each batch once written (acknowledged or in the outbox)
         self._added = 0  # add() calls so far
@@ -92,6 +106,13 @@ class MessageCounter:
                 self._batch, self._pending = None, {}
                 await self._mark_written(self._added)
                 return
+            except WriteRefused as refused:
+                if await self._keep_aside(refused, credits):
+                    self._batch = None
+                    await self._mark_written(upto)
+                    continue
+                await asyncio.sleep(self.retry_delay)
+                continue
             except Exception:
                 log.exception("message counts (%d documents) not written yet; retrying the same batch",
                               len(credits))
@@ -102,3 +123,18 @@ class MessageCounter:
             if self._on_written is not None:
                 self._on_written(credits, op_id)
             await self._mark_written(upto)
+
+    async def _keep_aside(self, refused: WriteRefused, credits: list[Credit]) -> bool:
+        """Keep a refused batch aside (True), or say why it is retried instead (False)."""
+        guilds = sorted({c.guild_id for c in credits})
+        detail = (f"{len(credits)} member-day message count(s) of guild(s) "
+                  f"{', '.join(map(str, guilds[:10]))}{' ...' if len(guilds) > 10 else ''}")
+        kept = await self._set_aside(refused, detail) if self._set_aside is not None else None
+        if kept is None:
+            log.error("message counts (%d documents) refused by MongoDB and not kept aside (%s); "
+                      "retrying the same batch", len(credits), refused)
+            return False
+        self.refused += 1
+        if self._on_refused is not None:
+            self._on_refused(credits)
+        return True

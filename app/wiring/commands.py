@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -22,12 +23,18 @@ from pymongo.errors import PyMongoError
 from app.storage.database import ping_ms
 from app.wiring.limits import retry_text
 from app.wiring.reply_limits import fit_content
+from app.wiring.validation import valid_id
 
 log = logging.getLogger(__name__)
 PING_DEADLINE_SECONDS = 1.0
 SLOW_READ_SECONDS = 0.8  # a read still running after this is answered "thinking..." first
 T = TypeVar("T")
 NO_MENTIONS = discord.AllowedMentions.none()
+OptionType = discord.AppCommandOptionType
+NUMERIC = (OptionType.integer, OptionType.number)
+MAX_NUMBER = 2**53 - 1  # Discord's range for integer and number options
+SNOWFLAKES = (OptionType.user, OptionType.channel, OptionType.role, OptionType.mentionable,
+              OptionType.attachment)
 
 
 def unavailable_text(waiting: int) -> str:
@@ -73,26 +80,51 @@ def invalid_option(command: Any, data: Any) -> str | None:
     """The name of the first option that breaks the command's declared type, choices or bounds.
 
     Discord enforces these in its client, discord.py does not check them on receipt; a crafted
-    interaction (or a client that does not conform) is refused here before the command runs.
+    interaction (or a client that does not conform) is refused here before the command runs. Each
+    value is checked against the type the command declares, whatever type the interaction claims:
+    a number as a number (never the length of a string of digits), a string by its length.
     """
     options = (data or {}).get("options") or []
     while options and options[0].get("type") in (1, 2):  # subcommand group / subcommand
         options = options[0].get("options") or []
     params = {p.display_name: p for p in getattr(command, "parameters", [])}
     for option in options:
-        name, value = option.get("name"), option.get("value")
+        name = option.get("name")
         param = params.get(name)
         if param is None:
             return "(unknown option)"
-        if param.choices and value not in [c.value for c in param.choices]:
-            return name
-        low, high = param.min_value, param.max_value
-        measure = len(value) if isinstance(value, str) else value
-        if isinstance(value, bool) or not isinstance(measure, int | float):
-            continue
-        if (low is not None and measure < low) or (high is not None and measure > high):
+        if not option_fits(param, option):
             return name
     return None
+
+
+def option_fits(param: Any, option: dict[str, Any]) -> bool:
+    """True when one received option has the parameter's declared type, a choice's value and a
+    value within its bounds (a string's length within min/max length)."""
+    kind, value = param.type, option.get("value")
+    if option.get("type") != kind.value or not _has_type(kind, value):
+        return False
+    if param.choices and value not in [c.value for c in param.choices]:
+        return False
+    measure = len(value) if kind is OptionType.string else value
+    if kind in NUMERIC and not -MAX_NUMBER <= measure <= MAX_NUMBER:
+        return False
+    low, high = param.min_value, param.max_value
+    return (low is None or measure >= low) and (high is None or measure <= high)
+
+
+def _has_type(kind: OptionType, value: Any) -> bool:
+    if kind is OptionType.string:
+        return isinstance(value, str)
+    if kind is OptionType.integer:
+        return type(value) is int
+    if kind is OptionType.number:
+        return type(value) in (int, float) and math.isfinite(value)
+    if kind is OptionType.boolean:
+        return type(value) is bool
+    if kind in SNOWFLAKES:
+        return isinstance(value, str) and value.isascii() and value.isdigit() and valid_id(int(value))
+    return False  # a type no command of the bot declares
 
 
 class TrackerTree(app_commands.CommandTree):

@@ -14,6 +14,7 @@ import discord
 
 from app.storage.database import EmbeddedServer, EmbeddedServerError, host_of, make_client
 from app.storage.lease import DataDirInUse, DataDirLock
+from app.storage.private_files import make_private
 from app.storage.probe import ProbeFailed, ProbeResult, run_probe
 from app.wiring.bot import TrackerBot, install_signal_handlers
 from app.wiring.clock import SystemClock
@@ -54,6 +55,7 @@ class Database:
 async def open_database(settings: Settings) -> AsyncIterator[Database]:
     """The external MongoDB when MONGODB_URI is set, else the embedded server, stopped on exit."""
     server: EmbeddedServer | None = None
+    make_private(settings.data_dir)  # before the embedded server (a child: it inherits the umask)
     if settings.mongodb_uri is not None:
         uri = settings.mongodb_uri.get_secret_value()
         kind, location = "external", host_of(uri)
@@ -90,6 +92,7 @@ async def run_bot(settings: Settings) -> None:
     if settings.discord_token is None:
         raise ValueError("run_bot needs DISCORD_TOKEN")
     configure_endpoints(settings.discord_api_base, settings.discord_gateway_url)
+    make_private(settings.data_dir)  # before the first file of this run is created there
     lock = DataDirLock(settings.data_dir)
     lock.acquire()  # this process's outbox and lease identity: never shared with another process
     try:

@@ -109,3 +109,31 @@ async def test_choice_options_refuse_anything_else(tracker: Harness, name: str, 
         assert rec.ephemeral and text == expected, (value, text)
     ok = await emu.command(ADA, name, {**base, option: "all" if option == "period" else "messages"})
     assert ok.embed is not None
+
+
+def forge_option_type(h: Harness, command: str, option: str, option_type: int) -> None:
+    """Make the emulator send `option` with another type (a forged interaction: `"999999999"`)."""
+    def walk(options: list[dict[str, Any]]) -> None:
+        for item in options:
+            if item.get("name") == option and item.get("type") not in (1, 2):
+                item["type"] = option_type
+            walk(item.get("options") or [])
+
+    for scope in h.emu.commands.values():
+        for definition in scope:
+            if definition.get("name") == command:
+                walk(definition.get("options") or [])
+
+
+async def test_a_forged_string_amount_is_refused_and_nothing_is_stored(tracker: Harness) -> None:
+    h, emu = tracker, tracker.emu
+    strip_choices(h)
+    forge_option_type(h, "invites", "amount", 3)  # a string option, whatever the synced command says
+    for value in ["999999999", "5", "-1000", "1e9", "0x10"]:
+        text = clean(await emu.command(ADA, "invites bonus", {"member": BOB, "amount": value}))
+        assert text == "The value of `amount` is not valid for this command.", (value, text)
+    forge_option_type(h, "invites", "amount", 10)  # a number (float) where an integer is declared
+    text = clean(await emu.command(ADA, "invites bonus", {"member": BOB, "amount": 7}))
+    assert text == "The value of `amount` is not valid for this command.", text
+    assert await h.bot.repos.invite_bonus.get(G, emu.user_id(BOB)) == 0
+    assert await h.db.invite_bonus.count_documents({}) == 0

@@ -21,7 +21,7 @@ from app.operations.legacy_import import ImportConflict, import_legacy
 from app.operations.legacy_input import LegacyInputError
 from app.wiring.clock import ManualClock
 from app.wiring.container import Repositories
-from repositories.activity import Counters
+from repositories.activity import Counters, Credit
 from repositories.invites import StoredInvite
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -271,3 +271,42 @@ async def test_command_line_dry_run_import_and_a_refused_file(db: Any, mongo_uri
     assert (code, err) == (0, "")
     assert out.splitlines() == FIRST_SUMMARY
     assert (await db.activity.find_one({"_id": "t:1:101"}))["voice_s"] == 7200
+
+
+HUGE_CASES = [
+    ("invites.json", '{"1": {\n "101": {"regular": 18446744073709551616, "fake": 0}\n}}\n',
+     "invites.json:2: regular must be at most 9,007,199,254,740,991 (2^53 - 1), got 18446744073709551616"),
+    ("invites.json", '{"1": {\n "101": {"regular": 9007199254740991, "bonus": 9007199254740991}\n}}\n',
+     "invites.json:2: the invite total (regular - fake - left + bonus) must be at most 9,007,199,254,740,991 "
+     "(2^53 - 1), got 18014398509481982"),
+    ("users.json",
+     '[\n {"_id": "101", "data": {"message_count": {"$numberLong": "9223372036854775807"}}}\n]\n',
+     "users.json:2: data.message_count must be at most 9,007,199,254,740,991 (2^53 - 1), "
+     "got 9223372036854775807"),
+    ("users.json", '[\n {"_id": "101", "data": {"voice_cam_on_minutes": 150119987579017}}\n]\n',
+     "users.json:2: voice time in seconds ((camera on + off minutes) * 60) must be at most "
+     "9,007,199,254,740,991 (2^53 - 1), got 9007199254741020"),
+    ("invite_cache_backup.json", '{"1": {\n "abc": {"uses": 1e300, "code": "abc"}\n}}\n',
+     "invite_cache_backup.json:2: uses must be at most 9,007,199,254,740,991 (2^53 - 1), got 1e+300"),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "message"), HUGE_CASES)
+async def test_numbers_past_2_53_are_refused_before_anything_is_written(
+        repos: Repositories, db: Any, tmp_path: Path, name: str, content: str, message: str) -> None:
+    paths = [p for p in write_files(tmp_path / "in") if p.name != name]
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(LegacyInputError) as caught:
+        await import_legacy(read_files([*paths, path], G), repos, NOW, False)
+    assert str(caught.value) == message.replace(name, str(path), 1)
+    assert await db.list_collection_names() == []  # not one file of the run was written
+
+
+async def test_the_largest_accepted_numbers_import_and_leave_room_to_count(repos: Repositories,
+                                                                          tmp_path: Path) -> None:
+    path = tmp_path / "users.json"
+    path.write_text('[{"_id": "101", "data": {"message_count": 9007199254740991}}]', encoding="utf-8")
+    await import_legacy(read_files([path], G), repos, NOW, False)
+    await repos.activity.add_messages([Credit(G, 101, "2026-03-10", {"messages": 1})], 1)
+    assert (await repos.activity.member_counters(G, 101, None)).messages == 2**53

@@ -21,6 +21,7 @@ from app.storage.retry import (
     is_transient,
     new_op_id,
     next_op_seq,
+    refused_for_good,
     with_retry,
 )
 from app.storage.writes import Op, Write, execute
@@ -152,6 +153,33 @@ def test_a_write_concern_error_means_outcome_unknown_not_refused():
                               "writeConcernErrors": []})
     assert is_transient(only_concern)
     assert not is_transient(refused)
+
+
+# ---- issue 18, 7: a write MongoDB refuses for good -------------------------------------------------
+# The shape of real MongoDB's answer to an `$inc` past int64 in an unordered bulk write (code 2).
+INC_OVERFLOW = {"index": 0, "code": 2, "codeName": "BadValue",
+                "errmsg": "Failed to apply $inc operations to current value "
+                          "((NumberLong)9223372036854775807) for document {_id: \"t:1:5\"}"}
+
+
+@pytest.mark.parametrize(("exc", "refused"), [
+    (BulkWriteError({"writeErrors": [INC_OVERFLOW], "writeConcernErrors": []}), True),
+    (BulkWriteError({"writeErrors": [{"index": 1, "code": 11000}, INC_OVERFLOW], "writeConcernErrors": []}),
+     True),
+    (BulkWriteError({"writeErrors": [{"index": 0, "code": 14, "errmsg": "Cannot apply $inc to a value of "
+                                      "non-numeric type"}], "writeConcernErrors": []}), True),
+    (WriteError("Failed to apply $inc operations", 2), True),
+    (BulkWriteError({"writeErrors": [INC_OVERFLOW], "writeConcernErrors": [WRITE_CONCERN_ERROR]}), False),
+    (BulkWriteError({"writeErrors": [INC_OVERFLOW, {"index": 1, "code": 11602}], "writeConcernErrors": []}),
+     False),
+    (BulkWriteError({"writeErrors": [{"index": 0, "code": 10107}], "writeConcernErrors": []}), False),
+    (BulkWriteError({"writeErrors": [], "writeConcernErrors": []}), False),
+    (OperationFailure("x", 91, details={"errorLabels": ["RetryableWriteError"]}), False),
+    (OperationFailure("x", 50), False), (AutoReconnect("x"), False), (ConnectionError("x"), False),
+    (ValueError("x"), False),
+])
+def test_only_a_definite_refusal_is_refused_for_good(exc, refused):
+    assert refused_for_good(exc) is refused
 
 
 async def _proxied(fault_proxy, db, monkeypatch):

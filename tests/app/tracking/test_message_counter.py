@@ -11,7 +11,7 @@ import pymongo.common
 from app.storage.database import make_client
 from app.storage.outbox import Outbox
 from app.storage.retry import RetryPolicy
-from app.storage.writes import Writer
+from app.storage.writes import Writer, decode, execute
 from app.tracking.message_counter import MessageCounter
 from repositories.activity import ActivityRepository, Counters, Credit, day_key, total_key
 from scripts.faultproxy import FaultPlan
@@ -106,3 +106,67 @@ async def test_counts_after_the_outbox_closed_are_not_retried_forever(db, policy
     assert not counter.busy and await db.activity.count_documents({}) == 0
     assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
         "message counts of 1 member-day(s) arrived after the outbox closed; not kept"]
+
+
+async def test_a_batch_mongodb_refuses_for_good_is_kept_aside_and_counting_goes_on(
+        db, policy, tmp_path, caplog) -> None:
+    """Issue 18, 7: a batch MongoDB refused for good (on real MongoDB an `$inc` past int64; here a
+    counter that is not a number, refused by both) was retried forever, and every guild's later
+    counts waited behind it. It is now kept in the outbox's dead table with one error line."""
+    outbox = await Outbox(tmp_path / "outbox.db").open()
+    # A unit not acknowledged within `spill_after` goes to the outbox and its refusal is met by the
+    # drain (buried there, tests/app/storage/test_outbox.py); this test is about the direct path.
+    writer = Writer(db, policy, outbox, spill_after=30)
+    repo = ActivityRepository(db, policy, writer)
+    await db.activity.insert_one({"_id": total_key(1, 5), "kind": "total", "guild_id": 1, "member_id": 5,
+                                  "messages": "not a number"})
+    refused: list[list[Credit]] = []
+    counter = MessageCounter(repo.add_messages, retry_delay=0.01, set_aside=writer.set_aside,
+                             on_refused=refused.append)
+    try:
+        counter.add(1, 5, "2026-03-10")
+        counter.add(2, 7, "2026-03-10")
+        await asyncio.wait_for(counter.barrier(), 10)
+        counter.add(2, 7, "2026-03-10")  # the next batch is written: nothing waits behind the refused one
+        await asyncio.wait_for(counter.barrier(), 10)
+        assert (await repo.member_counters(2, 7, None)).messages == 2
+        assert counter.refused == 1 and [len(b) for b in refused] == [2]
+        errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+        assert len(errors) == 1, errors
+        assert errors[0].startswith("count messages refused by MongoDB for good (code ")
+        assert "2 member-day message count(s) of guild(s) 1, 2 kept aside in" in errors[0]
+        (entry, error), = await outbox.dead_entries()
+        assert entry.what == "count messages" and error.startswith("code ") and outbox.depth == 0
+
+        # The operator repairs the document and replays the unit kept aside: what MongoDB applied
+        # the first time (guild 2, the day document of guild 1) is not counted again.
+        await db.activity.update_one({"_id": total_key(1, 5)}, {"$set": {"messages": 0}})
+        await execute(db, decode(entry.body), policy, "replay")
+        assert (await db.activity.find_one({"_id": total_key(1, 5)}))["messages"] == 1
+        assert (await db.activity.find_one({"_id": day_key(1, 5, "2026-03-10")}))["messages"] == 1
+        assert (await repo.member_counters(2, 7, None)).messages == 2
+    finally:
+        await writer.stop()
+        await outbox.close()
+
+
+async def test_a_refused_batch_that_cannot_be_kept_aside_is_retried_not_dropped(db, policy, caplog) -> None:
+    writer = Writer(db, policy)  # no outbox: nowhere durable to keep it
+    repo = ActivityRepository(db, policy, writer)
+    await db.activity.insert_one({"_id": total_key(1, 5), "messages": "not a number"})
+    attempts: list[int] = []
+    third = asyncio.Event()
+
+    async def write(credits: Iterable[Credit], op_id: int) -> None:
+        attempts.append(op_id)
+        if len(attempts) == 3:
+            third.set()
+        await repo.add_messages(credits, op_id)
+
+    counter = MessageCounter(write, retry_delay=0.01, set_aside=writer.set_aside)
+    counter.add(1, 5, "2026-03-10")
+    await asyncio.wait_for(third.wait(), 10)
+    assert counter.busy and len(set(attempts)) == 1  # the same batch, under the same operation id
+    await db.activity.update_one({"_id": total_key(1, 5)}, {"$set": {"messages": 0}})
+    await asyncio.wait_for(counter.wait_idle(), 10)
+    assert (await db.activity.find_one({"_id": total_key(1, 5)}))["messages"] == 1

@@ -67,8 +67,15 @@ def test_valid_id_only_accepts_positive_64_bit_ints(value: Any) -> None:
 
 
 # ---- the option check of the command tree ------------------------------------------------------
+def wire_type(value: Any) -> int:
+    """The option type a client states for a Python value (bool, int, float, else string)."""
+    if isinstance(value, bool):
+        return 5
+    return 4 if isinstance(value, int) else 10 if isinstance(value, float) else 3
+
+
 def data(*path: str, **options: Any) -> dict[str, Any]:
-    leaf = [{"name": k, "value": v, "type": 3} for k, v in options.items()]
+    leaf = [{"name": k, "value": v, "type": wire_type(v)} for k, v in options.items()]
     for name in reversed(path):
         leaf = [{"name": name, "type": 1, "options": leaf}]
     return {"name": "x", "options": leaf}
@@ -96,6 +103,46 @@ def test_integer_bounds_are_enforced(value: int) -> None:
     assert (invalid_option(set_, data("set", fake_account_days=value)) is None) is (0 <= value <= 365)
     cap = invalid_option(set_, data("set", voice_downtime_cap_seconds=value))
     assert (cap is None) is (0 <= value <= 86400)
+
+
+def forged(*path: str, **options: tuple[int, Any]) -> dict[str, Any]:
+    """Options with the type the interaction claims given explicitly: `amount=(3, "999")`."""
+    leaf = [{"name": k, "type": t, "value": v} for k, (t, v) in options.items()]
+    for name in reversed(path):
+        leaf = [{"name": name, "type": 1, "options": leaf}]
+    return {"name": "x", "options": leaf}
+
+
+@FAST
+@given(st.one_of(HOSTILE_TEXT, st.integers(-10**12, 10**12).map(str), st.sampled_from(["5", "-1000", "1e3"])))
+def test_a_number_option_sent_as_a_string_is_refused_whatever_its_length(value: str) -> None:
+    bonus, set_ = InvitesCog.bonus, SettingsCog.set_
+    for claimed in (3, 4, 10):  # as a string, or claiming to be a number
+        assert invalid_option(bonus, forged("bonus", amount=(claimed, value))) == "amount"
+        assert invalid_option(set_, forged("set", fake_account_days=(claimed, value))) == "fake_account_days"
+
+
+@pytest.mark.parametrize(("option", "value"), [
+    ((3, "999999999"), "amount"), ((3, "5"), "amount"), ((4, 5.0), "amount"), ((10, 5.0), "amount"),
+    ((10, 5), "amount"), ((4, True), "amount"), ((4, None), "amount"), ((4, [5]), "amount"),
+    ((4, 2**64), "amount"), ((None, 5), "amount"), ((4, 5), None), ((4, -1000), None),
+])
+def test_integer_options_are_checked_as_integers(option: tuple[Any, Any], value: str | None) -> None:
+    assert invalid_option(InvitesCog.bonus, forged("bonus", amount=option)) == value
+
+
+@pytest.mark.parametrize(("name", "option", "refused"), [
+    ("time_zone", (3, "x" * 65), True), ("time_zone", (3, "Europe/Berlin"), False),
+    ("time_zone", (4, 5), True), ("time_zone", (10, 5.0), True), ("time_zone", (3, ["Europe/Berlin"]), True),
+    ("fake_repeat_joiner", (5, True), False), ("fake_repeat_joiner", (5, 1), True),
+    ("fake_repeat_joiner", (3, "true"), True), ("conversion_role", (8, "123"), False),
+    ("conversion_role", (8, "abc"), True), ("conversion_role", (8, str(2**64)), True),
+    ("conversion_role", (3, "123"), True), ("ignore_channel", (7, {"$gt": ""}), True),
+])
+def test_every_option_type_is_checked_against_the_declared_one(name: str, option: tuple[int, Any],
+                                                               refused: bool) -> None:
+    found = invalid_option(SettingsCog.set_, forged("set", **{name: option}))
+    assert found == (name if refused else None)
 
 
 @FAST
