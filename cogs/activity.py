@@ -210,7 +210,8 @@ class ActivityCog(commands.Cog, name="Activity"):
         config = await self.guild_settings.get(member.guild.id)
         afk = member.guild.afk_channel.id if member.guild.afk_channel else None
         count_event(self.bot, "voice")
-        await self.voice.update(member.guild.id, member.id, live_voice(after, afk, config), at=arrived)
+        await self.voice.update(member.guild.id, member.id, live_voice(after, afk, config), at=arrived,
+                                before=live_voice(before, afk, config))
 
     @commands.Cog.listener()
     async def on_guild_available(self, guild: discord.Guild) -> None:

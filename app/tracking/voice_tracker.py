@@ -45,6 +45,7 @@ from repositories.voice_sessions import (
 )
 
 log = logging.getLogger(__name__)
+UNKNOWN = object()  # a voice event whose state before it was not given
 FLUSH_BATCH = 1000
 YIELD_EVERY = 200  # transitions computed between two event-loop turns
 LOCK_YIELD_EVERY = 1000  # locks taken between two event-loop turns
@@ -106,6 +107,10 @@ class VoiceTracker:
         self._legacy: set[str] = set()  # entries in the shape before, converted at the next write
         self._locks: dict[str, asyncio.Lock] = {}
         self._arrived: dict[str, list[int]] = {}  # times of voice changes waiting for their lock
+        # For a member whose changes wait for the guild's reconcile: where they were before the first
+        # of them, i.e. what the GUILD_CREATE the bot came back with showed (the reconcile's own view
+        # of the guild already holds the later changes).
+        self._before: dict[str, LiveVoice | None] = {}
         self._ready: dict[int, asyncio.Event] = {}
         self._reconciling: dict[int, asyncio.Lock] = {}
         self._paused: set[int] = set()  # guilds waiting for their gateway session to resume
@@ -118,12 +123,15 @@ class VoiceTracker:
         return self._ready_event(guild_id).is_set()
 
     async def update(self, guild_id: int, member_id: int, live: LiveVoice | None,
-                     at: datetime | None = None) -> None:
-        """A member's voice state changed at `at` (default: now): credit the time since the checkpoint
-        up to then and record the new state. The change time is taken when the event arrives, not when
-        the member's lock frees up (a write may hold it through retries during a MongoDB outage)."""
+                     at: datetime | None = None, *, before: LiveVoice | object | None = UNKNOWN) -> None:
+        """A member's voice state changed at `at` (default: now) from `before`: credit the time since
+        the checkpoint up to then and record the new state. The change time is taken when the event
+        arrives, not when the member's lock frees up (a write may hold it through retries during a
+        MongoDB outage)."""
         now = to_ms(at or self.clock.now())
         key = session_key(guild_id, member_id)
+        if before is not UNKNOWN and not self._ready_event(guild_id).is_set():
+            self._before.setdefault(key, before)  # type: ignore[arg-type]
         waiting = self._arrived.setdefault(key, [])
         waiting.append(now)
         taken = False  # two events of one member may share a millisecond: remove this one's entry once
@@ -260,6 +268,8 @@ class VoiceTracker:
                     written += len(writes)
                     await asyncio.sleep(0)
                 await self._settle(keys)
+            for key in [k for k in self._before if k.startswith(f"{guild_id}:")]:
+                del self._before[key]  # a member settled without a session: their events replay
             log.info("voice reconciled for guild %s: %d stored, %d in voice, %d write(s)",
                      guild_id, len(stored), len(live), written)
         self._paused.discard(guild_id)
@@ -278,7 +288,8 @@ class VoiceTracker:
             # at most until it, and the waiting events replay what followed.
             at = min([now, *self._arrived.get(key, ())])
             until = at if current is None else min(at, current.checkpoint + cap_ms)
-            if current is not None and member_id not in live and at == now:
+            back_then = self._before.pop(key, live.get(member_id) if at == now else UNKNOWN)
+            if current is not None and back_then is None:
                 until = current.checkpoint  # left while we were away: close at the checkpoint
             write = self._transition(guild_id, member_id, live.get(member_id), tz, at, until)
             if write is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -21,6 +22,7 @@ def add_interval_job(
 ) -> None:
     """Run `func` every `seconds`; a run never overlaps the previous one, missed runs collapse into one."""
 
+    @functools.wraps(func)
     async def run() -> object:
         try:
             return await func()

@@ -195,7 +195,7 @@ async def test_flush_job_is_scheduled_every_voice_flush_seconds(make_tracker: An
     job = h.bot.scheduler.get_job("voice-flush")
     assert job is not None and job.trigger.interval.total_seconds() == 45
     assert (job.max_instances, job.coalesce) == (1, True)
-    assert job.func == activity_cog(h).flush_voice
+    assert job.func.__wrapped__ == activity_cog(h).flush_voice  # inside the shutdown-aware wrapper
 
 
 async def test_flush_logs_count_and_duration(tracker: Harness, caplog: Any) -> None:

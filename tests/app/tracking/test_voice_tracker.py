@@ -147,6 +147,29 @@ async def test_moves_and_a_leave_seen_before_the_reconcile_are_credited_at_their
     assert (await totals(db))[9] == Counters(voice_s=15, cam_off_s=15, stream_s=5)
 
 
+async def test_a_member_out_of_voice_at_the_restart_who_joins_before_the_reconcile_gets_no_downtime(
+        db, clock, policy):
+    """Found by the fault campaign (long run, seed 18): in voice at the SIGKILL, out of voice while
+    the bot was down and in the GUILD_CREATE it came back with, in voice again before its reconcile
+    (discord.py waits for the member list). The reconcile's own view shows them in voice, and it
+    credited the whole downtime as if they had stayed; the event's `before` says they had left."""
+    first = make_tracker(db, clock, policy)
+    await first.reconcile(G, {9: LiveVoice(20, VoiceFlags())})
+    clock.advance(10)
+    await first.flush()  # checkpoint at 10 s; the process is killed right after
+    clock.advance(30)  # down; the member left and came back meanwhile
+    restarted = make_tracker(db, clock, policy)
+    joined = asyncio.create_task(restarted.update(G, 9, LiveVoice(21, VoiceFlags()), at=clock.now(),
+                                                  before=None))
+    await asyncio.sleep(0.05)
+    clock.advance(2)
+    await restarted.reconcile(G, {9: LiveVoice(21, VoiceFlags())})
+    await asyncio.wait_for(joined, 5)
+    clock.advance(8)
+    await restarted.flush()
+    assert (await totals(db))[9] == Counters(voice_s=10 + 10, cam_off_s=10 + 10)
+
+
 # ---- issue 13, 1: reconcile never reads a state older than what the bot wrote or queued -----------
 async def _stop_writer(writer: Writer) -> None:
     await writer.stop()
