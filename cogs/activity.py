@@ -181,7 +181,9 @@ class ActivityCog(commands.Cog, name="Activity"):
         if not counts_message(message):
             return
         assert message.guild is not None
-        if not valid_id(message.author.id) or not valid_id(message.channel.id):
+        # The message id too: it becomes the channel's backfill mark, stored as a 64-bit int.
+        ids = (message.id, message.author.id, message.channel.id, message.guild.id)
+        if not all(valid_id(i) for i in ids):
             reject("MESSAGE_CREATE", "id out of range", guild=message.guild.id, member=message.author.id,
                    channel=message.channel.id)
             return
