@@ -18,11 +18,19 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import aiohttp
 import discord
 from discord.ext import commands
 
 from app.storage.retry import OpId
-from app.tracking.backfill import Backfill, HistoryForbidden, HistoryMessage, Ledger, ReadableChannel
+from app.tracking.backfill import (
+    Backfill,
+    HistoryForbidden,
+    HistoryMessage,
+    HistoryUnavailable,
+    Ledger,
+    ReadableChannel,
+)
 from app.tracking.message_counter import MessageCounter
 from app.tracking.voice import LiveVoice, day_of, voice_flags, zone
 from app.tracking.voice_tracker import FlushResult, VoiceTracker
@@ -98,6 +106,10 @@ class ChannelHistory:
             raise HistoryForbidden(channel_id) from exc
         except discord.NotFound:
             return []
+        except discord.DiscordServerError as exc:
+            raise HistoryUnavailable(f"{exc.status} {exc.text or ''}".strip()) from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise HistoryUnavailable(type(exc).__name__) from exc
 
 
 class ActivityCog(commands.Cog, name="Activity"):

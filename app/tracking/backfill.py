@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 PAGE = 100  # Discord's largest page of channel history
 DISCORD_EPOCH_MS = 1420070400000
 PARALLEL_CHANNELS = 4
+HISTORY_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0)  # a page Discord did not answer is asked again after these
 KEEP_FINISHED = 2  # finished ranges kept per channel to refuse late gateway events of their messages
 
 
@@ -68,6 +69,10 @@ class ReadableChannel:
 
 class HistoryForbidden(Exception):
     """The bot may not read this channel's history (any more)."""
+
+
+class HistoryUnavailable(Exception):
+    """Discord did not answer a history read this time (5xx, a timeout): worth asking again."""
 
 
 class HistoryAccess(Protocol):
@@ -244,8 +249,10 @@ class Backfill:
     def __init__(self, ledger: Ledger, write: BackfillWrite, config_of: ConfigOf, now_ms: Callable[[], int],
                  next_seq: Callable[[], int], *, max_age_seconds: float = 86400,
                  max_messages: int = 10_000, before_write: Callable[[], Awaitable[None]] | None = None,
-                 parallel: int = PARALLEL_CHANNELS) -> None:
+                 parallel: int = PARALLEL_CHANNELS,
+                 retry_delays: tuple[float, ...] = HISTORY_RETRY_DELAYS) -> None:
         self.ledger = ledger
+        self.retry_delays = retry_delays
         self._write = write
         self._config_of = config_of
         self._now_ms = now_ms
@@ -296,6 +303,10 @@ class Backfill:
                     await self._run_range(gap, access, config)
         except HistoryForbidden:
             self._no_access(guild_id, channel_id)
+        except HistoryUnavailable as exc:
+            log.warning("backfill of guild %s channel %s paused: Discord did not answer %d times (%s); "
+                        "the next gap or start resumes it", guild_id, channel_id, len(self.retry_delays) + 1,
+                        exc)
         except Exception:
             log.exception("backfill of guild %s channel %s stopped; the next start resumes it",
                           guild_id, channel_id)
@@ -309,7 +320,7 @@ class Backfill:
         counted = 0
         tz = zone(config.time_zone)
         while True:
-            raw = sorted(await access.history(gap.channel_id, cursor, PAGE), key=lambda m: m.id)
+            raw = sorted(await self._read_page(access, gap.channel_id, cursor), key=lambda m: m.id)
             raw = [m for m in raw if m.id > cursor]
             inside = [m for m in raw if gap.hi is None or m.id < gap.hi]
             capped = counted + len(inside) >= self.max_messages
@@ -331,6 +342,17 @@ class Backfill:
                                 gap.guild_id, gap.channel_id, self.max_messages)
                 self.ledger.finished(gap)
                 return
+
+    async def _read_page(self, access: HistoryAccess, channel_id: int, after: int) -> list[HistoryMessage]:
+        """One page of history; Discord's passing trouble (5xx, a timeout) is waited out a few
+        times (a read changes nothing, so asking again is safe)."""
+        for delay in self.retry_delays:
+            try:
+                return await access.history(channel_id, after, PAGE)
+            except HistoryUnavailable as exc:
+                log.info("history of channel %s: %s; asking again in %.0fs", channel_id, exc, delay)
+                await asyncio.sleep(delay)
+        return await access.history(channel_id, after, PAGE)
 
     @staticmethod
     def _credits(guild_id: int, messages: Iterable[HistoryMessage], tz: object) -> list[Credit]:

@@ -19,6 +19,7 @@ from app.tracking.backfill import (
     Backfill,
     HistoryForbidden,
     HistoryMessage,
+    HistoryUnavailable,
     Ledger,
     ReadableChannel,
     snowflake_at,
@@ -43,6 +44,7 @@ class History:
     pause: asyncio.Event | None = None  # set: history() waits for it (a request in flight)
     fetching: asyncio.Event = field(default_factory=asyncio.Event)
     forbidden: set[int] = field(default_factory=set)
+    unavailable: int = 0  # the next this many reads: Discord answers 503
     requests: int = 0
 
     def post(self, channel_id: int, message_id: int, author_id: int) -> HistoryMessage:
@@ -55,6 +57,9 @@ class History:
 
     async def history(self, channel_id: int, after: int, limit: int) -> list[HistoryMessage]:
         self.requests += 1
+        if self.unavailable:
+            self.unavailable -= 1
+            raise HistoryUnavailable("503 Service Unavailable")
         if channel_id in self.forbidden:
             raise HistoryForbidden(channel_id)
         self.fetching.set()
@@ -351,3 +356,28 @@ async def test_a_take_over_reads_the_marks_the_other_holder_wrote(db, policy) ->
     await a.backfill.run_guild(G, history)
     await a.counter.wait_idle()
     assert await stored(db) == history.truth() == Counter({100: 1, 101: 5, 102: 3, 103: 1})
+
+
+async def test_discord_not_answering_a_history_read_is_waited_out(db, policy) -> None:
+    """Found by the fault campaign (long run, seed 22: a 503 on the history route): the channel's
+    backfill stopped until the next start, and the messages it had not read yet stayed uncounted."""
+    repo, seq, history, new_id = ActivityRepository(db, policy), OpSequence(1), History(), ids()
+    for i in range(150):
+        history.post(1 + i % 2, new_id(), 100 + i % 3)
+    proc = Process(repo, seq, retry_delays=(0.01, 0.02, 0.04))
+    await proc.start()
+    history.unavailable = 3  # three 503s in a row, then Discord answers again
+    await proc.backfill.run_guild(G, history)
+    await proc.counter.wait_idle()
+    assert await stored(db) == history.truth()
+    history.unavailable = 10  # longer than the retries: paused, one warning, nothing counted twice
+    for _ in range(5):
+        history.post(1, new_id(), 101)
+    proc.ledger.open_gaps()
+    await proc.backfill.run_guild(G, history)
+    proc.live(1, history.post(1, new_id(), 102))
+    await proc.counter.wait_idle()
+    history.unavailable = 0
+    await proc.backfill.run_guild(G, history)  # the next gap's run resumes it
+    await proc.counter.wait_idle()
+    assert await stored(db) == history.truth()
