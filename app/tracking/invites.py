@@ -342,19 +342,26 @@ class InviteTracker:
     def joined_unseen(self, guild_id: int, joiner: Joiner) -> None:
         """A member leaves whom the bot may never have seen join: they joined while it could not
         see the guild, and left before it read the member list again (right after a re-IDENTIFY,
-        the GUILD_CREATE that lists them is followed by their GUILD_MEMBER_REMOVE). Joined after the
-        stored snapshot, with no join of theirs waiting, they wait now as a downtime join (settled
-        by the downtime rule), ahead of their leave. Call before submitting the leave."""
+        the GUILD_CREATE that lists them is followed by their GUILD_MEMBER_REMOVE). Call before
+        submitting the leave: a job ahead of it looks whether their join is recorded."""
         worker = self.worker(guild_id)
         if worker.snapshot_at is None or joiner.joined_at <= worker.snapshot_at:
-            return  # joined before what the snapshot accounts for (or no snapshot yet)
+            return  # joined before what the snapshot accounts for (or nothing known yet)
+        self.submit(guild_id, "unseen_join", joiner)
+
+    async def _unseen_join(self, worker: GuildWorker, joiner: Joiner) -> None:
+        """Joined after the stored snapshot, with no join recorded and none waiting: the join
+        waits now as a downtime join (settled by the downtime rule), ahead of the leave."""
+        await self._load(worker)
+        if worker.snapshot_at is None or joiner.joined_at <= worker.snapshot_at:
+            return
         if any(a.joiner.member_id == joiner.member_id for a in worker.waiting):
             return
+        if not await self._without_recorded(worker.guild_id, [joiner]):
+            return  # recorded already (its event came live)
         _insert_offline(worker, [Arrival(joiner, -math.inf, 0, reason=OFFLINE)])
         log.info("guild %s: member %s leaves, joined at %s while unseen: attributed before the leave",
-                 guild_id, joiner.member_id, joiner.joined_at.isoformat())
-        worker.idle.clear()
-        worker.wake.set()
+                 worker.guild_id, joiner.member_id, joiner.joined_at.isoformat())
 
     # ---- the invite journal: inputs kept until what they lead to is in MongoDB ------------------
     def _wall(self, at: float) -> float:
@@ -560,6 +567,8 @@ class InviteTracker:
             return await self.round(worker, force=True)
         if job.kind == "leave":
             return await self._left(gid, job.data, job.when or now, restored=job.restored)
+        if job.kind == "unseen_join":
+            return await self._unseen_join(worker, job.data)
         if job.kind == "invite_create":
             return await self._created(worker, job, job.when or now)
         if job.kind == "invite_delete":

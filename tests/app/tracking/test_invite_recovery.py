@@ -373,3 +373,24 @@ async def test_a_member_who_joined_unseen_and_leaves_before_the_member_list_is_r
     assert set(found) == {unseen.member_id}
     assert attribution(found[unseen.member_id])[1:] == ("bobs", ["bobs"])
     assert found[unseen.member_id]["member_status"] == "left"
+
+
+async def test_a_leave_of_a_member_whose_join_is_recorded_adds_nothing(db, clock, policy):
+    """The long campaign (seed 6 of its second run): the join was recorded live, but the stored
+    snapshot's time was still before it when the member left; taking the join up again as unseen
+    made a second arrival the worker could never settle, and it spun (the gateway fell 41 s behind)."""
+    repos = Repositories.create(db, policy)
+    guild = Guild(clock)
+    tracker = await started(repos, guild)
+    member = guild.join("abc")
+    tracker.submit(GID, "join", member)
+    await settled(tracker)
+    tracker.worker(GID).snapshot_at = member.joined_at - timedelta(seconds=1)  # not past it yet
+    tracker.joined_unseen(GID, member)
+    tracker.submit(GID, "leave", member.member_id)
+    await settled(tracker)
+    assert not tracker.worker(GID).waiting
+    await tracker.close()
+    found = await joins(repos)
+    assert [attribution(d)[0] for d in found.values()] == ["invite"]
+    assert found[member.member_id]["member_status"] == "left"
