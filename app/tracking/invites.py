@@ -66,6 +66,7 @@ from repositories.joins import FIRST, REJOIN, Attribution, JoinRecord, StoredJoi
 log = logging.getLogger(__name__)
 OUTAGE_RETRY_FIRST_SECONDS = 0.5
 OUTAGE_RETRY_MAX_SECONDS = 15.0
+STALLED_ROUND_PAUSE_SECONDS = 0.5
 UNREADABLE_RETRY_FIRST_SECONDS = 1.0
 UNREADABLE_RETRY_MAX_SECONDS = 60.0
 EVENT_LAG_SECONDS = 0.5  # longest assumed delay between a join (its use visible) and its event
@@ -257,6 +258,7 @@ class GuildWorker:
     retry_delay: float = 0.0
     retry: asyncio.TimerHandle | None = None
     snapshot_at: datetime | None = None  # the stored snapshot's time: joins before it are accounted
+    stalled: bool = False  # a round made no progress (warned once per worker)
 
     def unsettled(self) -> list[Arrival]:
         return [a for a in self.waiting if not a.recorded]
@@ -495,10 +497,24 @@ class InviteTracker:
                 await self._guarded(worker, job, [job])
                 self._forget([job])
             elif worker.unsettled() or worker.reads:
+                before = _progress(worker)
                 await self._guarded(worker, Job("round"))
+                if _progress(worker) == before:  # nothing read, settled or changed: do not spin
+                    await self._stalled(worker)
             else:
                 worker.idle.set()
                 await worker.wake.wait()
+
+    async def _stalled(self, worker: GuildWorker) -> None:
+        """A round changed nothing (a join it cannot settle yet): wait for an event or a moment,
+        rather than run the same round again at once (the long campaign, seed 6, caught a round
+        that returned at once, over and over: the gateway's heartbeat fell 41 s behind)."""
+        if not worker.stalled:
+            worker.stalled = True
+            log.warning("guild %s: an invite round made no progress (%d joins waiting, %d reads); "
+                        "trying again on the next event or in %.1fs", worker.guild_id,
+                        len(worker.unsettled()), len(worker.reads), STALLED_ROUND_PAUSE_SECONDS)
+        await self._sleep_until(self.monotonic() + STALLED_ROUND_PAUSE_SECONDS, worker.wake)
 
     async def _guarded(self, worker: GuildWorker, job: Job, originals: Iterable[Job] = ()) -> None:
         result: Any = None
@@ -1164,6 +1180,12 @@ def _bounds_by_key(read: Read, waiting: Sequence[Arrival], guild_id: int, hi: in
     keys = read.keys or frozenset()
     named = [i for i, a in enumerate(waiting) if a.joiner.key(guild_id) in keys]
     return _lo_of(read, waiting, guild_id), max(hi, (named[-1] + 1) if named else 0)
+
+
+def _progress(worker: GuildWorker) -> tuple[int, ...]:
+    """What a round changes when it gets anywhere: joins waiting or settled, reads, reshapes."""
+    return (len(worker.waiting), sum(a.recorded for a in worker.waiting), len(worker.reads), worker.settled,
+            worker.reshaped)
 
 
 def _insert_offline(worker: GuildWorker, found: list[Arrival]) -> None:

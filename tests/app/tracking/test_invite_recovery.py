@@ -394,3 +394,24 @@ async def test_a_leave_of_a_member_whose_join_is_recorded_adds_nothing(db, clock
     found = await joins(repos)
     assert [attribution(d)[0] for d in found.values()] == ["invite"]
     assert found[member.member_id]["member_status"] == "left"
+
+
+async def test_a_round_that_gets_nowhere_does_not_spin(db, clock, policy):
+    """The long campaign (seed 6): a join the worker could not settle made every round return at
+    once, and the worker ran rounds back to back, starving the event loop (the gateway's heartbeat
+    fell 41 s behind). A round that changes nothing now waits for the next event or half a second."""
+    repos = Repositories.create(db, policy)
+    guild = Guild(clock)
+    tracker = await started(repos, guild)
+    rounds = 0
+
+    async def no_progress(worker, *, force=False):
+        nonlocal rounds
+        rounds += 1
+        return {"status": "ok"}
+
+    tracker.round = no_progress
+    tracker.submit(GID, "join", guild.join("abc"))
+    await asyncio.sleep(1.2)
+    await tracker.close()
+    assert 1 <= rounds <= 5
