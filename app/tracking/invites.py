@@ -597,8 +597,14 @@ class InviteTracker:
     # ---- fetching -------------------------------------------------------------------------------
     async def fetch_live(self, guild_id: int, vanity_code: str | None = None) -> LiveInvites:
         """The live invites and vanity uses; FetchFailed when the invite list could not be read.
-        A failed vanity request alone keeps the list: the vanity uses are then None (no candidate
-        for this read), with `vanity_code` (the one known before) kept."""
+
+        The vanity uses come from their own request, so they are read before and after the list:
+        only when both agree do they hold as of the list's moment (a vanity join between the two
+        requests would otherwise look older than an invite join the list missed; the long
+        campaign, seed 61, credited such a vanity joiner with the other's code). A failed or
+        changed vanity read keeps the list: the vanity uses are then None (no candidate for this
+        read), with `vanity_code` (the one known before) kept."""
+        before = await self._vanity(guild_id)
         try:
             invites = await self.access.invites(guild_id)
         except FetchFailed as failed:
@@ -610,14 +616,24 @@ class InviteTracker:
             await self.repos.invite_guilds.fetch_failed(guild_id, self.clock.now(), forbidden=forbidden)
             raise
         self.warned_forbidden.discard(guild_id)
+        after = await self._vanity(guild_id) if before is not None and before is not _FAILED else before
+        if after is _FAILED or before is _FAILED:
+            return LiveInvites(invites, vanity_code, None)
+        if after != before:
+            log.info("guild %s: the vanity URL was used while the invites were read: no candidate for "
+                     "this read", guild_id)
+            return LiveInvites(invites, vanity_code, None)
+        code, uses = after if after is not None else (None, None)  # type: ignore[misc]
+        return LiveInvites(invites, code, uses)
+
+    async def _vanity(self, guild_id: int) -> tuple[str, int] | object | None:
+        """The vanity code and uses (None: no vanity URL); _FAILED when Discord would not say."""
         try:
-            vanity = await self.access.vanity(guild_id)
+            return await self.access.vanity(guild_id)
         except FetchFailed as failed:
             log.warning("could not read the vanity uses of guild %s (%s): the vanity URL is no "
                         "candidate for this read", guild_id, failed.detail)
-            return LiveInvites(invites, vanity_code, None)
-        vanity_code, vanity_uses = vanity if vanity is not None else (None, None)
-        return LiveInvites(invites, vanity_code, vanity_uses)
+            return _FAILED
 
     def _warn_forbidden(self, guild_id: int, detail: str) -> None:
         if guild_id not in self.warned_forbidden:
@@ -1180,6 +1196,9 @@ def _bounds_by_key(read: Read, waiting: Sequence[Arrival], guild_id: int, hi: in
     keys = read.keys or frozenset()
     named = [i for i, a in enumerate(waiting) if a.joiner.key(guild_id) in keys]
     return _lo_of(read, waiting, guild_id), max(hi, (named[-1] + 1) if named else 0)
+
+
+_FAILED = object()  # a vanity read Discord did not answer
 
 
 def _progress(worker: GuildWorker) -> tuple[int, ...]:

@@ -415,3 +415,54 @@ async def test_a_round_that_gets_nowhere_does_not_spin(db, clock, policy):
     await asyncio.sleep(1.2)
     await tracker.close()
     assert 1 <= rounds <= 5
+
+
+@dataclass
+class VanityGuild(Guild):
+    """A guild with a vanity URL, whose invite list and vanity uses are two requests: `between`
+    runs after the list is read and before the vanity request (joins in that gap)."""
+
+    vanity_uses: int = 0
+    between: list[Any] = field(default_factory=list)
+
+    async def invites(self, guild_id: int) -> list[StoredInvite]:
+        listed = await super().invites(guild_id)
+        while self.between:
+            self.between.pop(0)()
+        return listed
+
+    async def vanity(self, guild_id: int) -> tuple[str, int] | None:
+        await asyncio.sleep(0.01)
+        return "camp", self.vanity_uses
+
+
+async def test_a_vanity_join_between_the_list_and_the_vanity_request_is_never_credited_to_a_code(
+        db, clock, policy):
+    """The long campaign (seed 61): the list was read before an `abc` join, the vanity uses after
+    a later vanity join; the read looked as if the vanity joiner had come first, and the `abc`
+    use, seen by the next read, was credited to the vanity joiner. The vanity uses now count only
+    when a read before the list and one after it agree."""
+    repos = Repositories.create(db, policy)
+    guild = VanityGuild(clock)
+    tracker = await started(repos, guild)
+    first = guild.join("bobs")
+    by_code: list[Joiner] = []
+    by_vanity: list[Joiner] = []
+
+    def two_more_join() -> None:
+        by_code.append(guild.join("abc"))
+        guild.vanity_uses += 1
+        by_vanity.append(guild.join(None))
+        tracker.submit(GID, "join", by_code[0])
+        tracker.submit(GID, "join", by_vanity[0])
+
+    guild.between.append(two_more_join)
+    tracker.submit(GID, "join", first)
+    await settled(tracker)
+    await asyncio.sleep(0.3)
+    await settled(tracker)
+    await tracker.close()
+    found = await joins(repos)
+    vanity_join = found[by_vanity[0].member_id]
+    assert vanity_join["code"] in (None, "camp"), attribution(vanity_join)
+    assert found[by_code[0].member_id]["code"] in (None, "abc"), attribution(found[by_code[0].member_id])
