@@ -128,12 +128,12 @@ def forge_option_type(h: Harness, command: str, option: str, option_type: int) -
 async def test_a_forged_string_amount_is_refused_and_nothing_is_stored(tracker: Harness) -> None:
     h, emu = tracker, tracker.emu
     strip_choices(h)
-    forge_option_type(h, "invites", "amount", 3)  # a string option, whatever the synced command says
+    forge_option_type(h, "invites-admin", "amount", 3)  # a string option, whatever the synced command says
     for value in ["999999999", "5", "-1000", "1e9", "0x10"]:
-        text = clean(await emu.command(ADA, "invites bonus", {"member": BOB, "amount": value}))
+        text = clean(await emu.command(ADA, "invites-admin bonus", {"member": BOB, "amount": value}))
         assert text == "The value of `amount` is not valid for this command.", (value, text)
-    forge_option_type(h, "invites", "amount", 10)  # a number (float) where an integer is declared
-    text = clean(await emu.command(ADA, "invites bonus", {"member": BOB, "amount": 7}))
+    forge_option_type(h, "invites-admin", "amount", 10)  # a number (float) where an integer is declared
+    text = clean(await emu.command(ADA, "invites-admin bonus", {"member": BOB, "amount": 7}))
     assert text == "The value of `amount` is not valid for this command.", text
     assert await h.bot.repos.invite_bonus.get(G, emu.user_id(BOB)) == 0
     assert await h.db.invite_bonus.count_documents({}) == 0
