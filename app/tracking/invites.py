@@ -259,6 +259,9 @@ class GuildWorker:
     retry: asyncio.TimerHandle | None = None
     snapshot_at: datetime | None = None  # the stored snapshot's time: joins before it are accounted
     stalled: bool = False  # a round made no progress (warned once per worker)
+    # Members whose join event this process saw, joined after the stored snapshot (pruned as the
+    # snapshot moves): a leave of one of them is never taken up as an unseen join.
+    seen: dict[int, datetime] = field(default_factory=dict)
 
     def unsettled(self) -> list[Arrival]:
         return [a for a in self.waiting if not a.recorded]
@@ -329,6 +332,7 @@ class InviteTracker:
         done = asyncio.get_running_loop().create_future() if wait else None
         at = self.monotonic()
         if kind == "join":
+            worker.seen[data.member_id] = data.joined_at
             if not any(a.joiner.key(guild_id) == data.key(guild_id) for a in worker.waiting):
                 arrival = Arrival(data, at, self._seq)
                 arrival.record_id = self._keep_join(guild_id, arrival)
@@ -349,6 +353,8 @@ class InviteTracker:
         worker = self.worker(guild_id)
         if worker.snapshot_at is None or joiner.joined_at <= worker.snapshot_at:
             return  # joined before what the snapshot accounts for (or nothing known yet)
+        if worker.seen.get(joiner.member_id) == joiner.joined_at:
+            return  # this process saw the join (recorded, or erased since: never taken up again)
         self.submit(guild_id, "unseen_join", joiner)
 
     async def _unseen_join(self, worker: GuildWorker, joiner: Joiner) -> None:
@@ -668,6 +674,7 @@ class InviteTracker:
         await self.repos.invite_guilds.snapshot_stored(gid, at, vanity_code, vanity_uses, read_ms)
         worker.stored = {inv.code: inv for inv in live.invites}
         worker.snapshot_at = at
+        worker.seen = {m: joined for m, joined in worker.seen.items() if joined > at}
 
     # ---- sync (start, guild available) ----------------------------------------------------------
     async def _load(self, worker: GuildWorker) -> None:
