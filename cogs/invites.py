@@ -149,7 +149,11 @@ class InvitesCog(commands.Cog, name="Invites"):
 
     @commands.Cog.listener()
     async def on_resumed(self) -> None:
-        self.tracker.gateway_back()
+        self.tracker.gateway_back(resumed=True)
+
+    @commands.Cog.listener()
+    async def on_guild_unavailable(self, guild: discord.Guild) -> None:
+        self.tracker.guild_unavailable(guild.id)
 
     @commands.Cog.listener()
     async def on_member_join(self, member: discord.Member) -> None:

@@ -259,6 +259,11 @@ class GuildWorker:
     retry: asyncio.TimerHandle | None = None
     snapshot_at: datetime | None = None  # the stored snapshot's time: joins before it are accounted
     stalled: bool = False  # a round made no progress (warned once per worker)
+    # Since when events of the guild may have been lost (a guild outage, a gateway connection
+    # lost): no snapshot is stored as of a later time until a sync (or a RESUME) says what they
+    # were; a read meanwhile would take unseen joins' uses into the snapshot, and the sync would
+    # then not look for them (long campaign on the latest code, seed 1: a join lost).
+    away_since: datetime | None = None
     # Members whose join event this process saw, joined after the stored snapshot (pruned as the
     # snapshot moves): a leave of one of them is never taken up as an unseen join.
     seen: dict[int, datetime] = field(default_factory=dict)
@@ -462,12 +467,25 @@ class InviteTracker:
         if worker is not None:  # the bot left the guild: nothing of it is tracked any more
             self._forget([*worker.waiting, *worker.reads, *worker.queue])
 
+    def guild_unavailable(self, guild_id: int) -> None:
+        """A guild outage: Discord sends nothing of the guild until it is back (then a sync)."""
+        worker = self.worker(guild_id)
+        worker.away_since = worker.away_since or self.clock.now()
+
     def gateway_lost(self) -> None:
         """The gateway connection dropped: join events may come late (a RESUME replays them), so no
         read is trusted to include every join before it until the connection is back."""
         self.gateway_ok.clear()
+        now = self.clock.now()
+        for worker in self.workers.values():
+            worker.away_since = worker.away_since or now
 
-    def gateway_back(self) -> None:
+    def gateway_back(self, *, resumed: bool = False) -> None:
+        """The connection is back; `resumed`: every event missed meanwhile is replayed (else the
+        guilds' syncs look for what was missed)."""
+        if resumed:
+            for worker in self.workers.values():
+                worker.away_since = None
         if not self.gateway_ok.is_set():
             for worker in self.workers.values():
                 self._forget(worker.reads)
@@ -666,8 +684,9 @@ class InviteTracker:
             await self.repos.invites.removed(gid, code, now)
         pending = [a.joiner.joined_at for a in worker.waiting if not a.recorded]
         at = min([now, *(joined - timedelta(milliseconds=1) for joined in pending)])
-        if worker.unreconciled_since is not None:
-            at = min(at, worker.unreconciled_since)
+        for since in (worker.unreconciled_since, worker.away_since):
+            if since is not None:
+                at = min(at, since)
         vanity_code, vanity_uses = live.vanity_code, live.vanity_uses
         if vanity_uses is None and worker.base is not None and worker.base.vanity_uses is not None:
             vanity_code, vanity_uses = worker.base.vanity_code, worker.base.vanity_uses  # unchanged
@@ -774,7 +793,7 @@ class InviteTracker:
                 worker.unreconciled_since = since
             return []
         unseen = await self._unseen_joiners(worker, guild, min(since, worker.unreconciled_since or since))
-        worker.unreconciled_since = None
+        worker.unreconciled_since = worker.away_since = None
         return unseen
 
     async def _unseen_joiners(
