@@ -444,6 +444,15 @@ class ScenarioRunner:
         result.exit_code = await process.stop("SIGTERM")
 
     async def _do_command(self, step: Step, args: dict[str, Any]) -> None:
+        if not self.guild_up.is_set():
+            # Discord answers no interaction of a guild in an outage: the command waits for the
+            # guild, in the background (a later step ends the outage; waiting here would block it).
+            self.background.append(asyncio.create_task(self._command(step, args)))
+            await asyncio.sleep(0)
+            return
+        await self._command(step, args)
+
+    async def _command(self, step: Step, args: dict[str, Any]) -> None:
         await self.bot_up.wait()
         await self.guild_up.wait()
         options = dict(args.get("options", {}))

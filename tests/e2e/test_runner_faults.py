@@ -3,6 +3,7 @@ and the faults it injects between the bot and MongoDB (the fault proxy) and on R
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +69,12 @@ async def test_an_erase_in_the_truth_counts_only_what_follows_it(tmp_path):
     assert eve["truth"]["invited_by"] == eve["tracked"]["invited_by"] == "ada"
     assert [r["name"] for r in report["inviters"]] == ["ada"]  # bob's join of eve was erased
     assert check(report, []).ok
+
+
+async def test_a_command_during_a_guild_outage_waits_for_the_guild_without_blocking_the_steps(tmp_path):
+    """Found by the campaign (seeds 6 and 41 on the latest code): a command drawn inside a guild
+    outage waited for the guild in the step loop, so the step that ends the outage never ran and
+    the run never ended."""
+    report = await asyncio.wait_for(run("command_during_guild_outage", tmp_path), 120)
+    assert report["ok"]
+    assert len(report["commands"]) == 1 and report["commands"][0]["messages"]
