@@ -37,7 +37,10 @@ async def test_every_case_runs_small_and_every_count_is_exact(db) -> None:
             "/top messages, all time", "/top voice, 30 days", "/top leaderboard index", "memory",
             "join burst", "backfill"} <= cases
     backfilled = [r.values for r in results.rows if r.case == "backfill"]
-    assert backfilled and all(v["counted_from_history"] == TINY.backfill_messages and v["pages"] > 0
+    # Every missed message is counted from history; a live message whose history page was read
+    # before its gateway event arrived is counted from history too (docs/activity.md), so on a busy
+    # machine the count can be higher. The exactness checks above say none is counted twice.
+    assert backfilled and all(v["counted_from_history"] >= TINY.backfill_messages and v["pages"] > 0
                               for v in backfilled)
     bursts = [r for r in results.rows if r.case == "join burst"]
     assert bursts and all(r.met and r.values["tracker"]["wrong"] == 0 for r in bursts)
