@@ -220,6 +220,8 @@ class VoiceTracker:
         """The session resumed: the missed events are replayed in order, nothing was lost."""
         for guild_id in self._paused:
             self._ready_event(guild_id).set()
+        if self._paused:
+            log.info("voice tracking resumed for %d guild(s): the session is back", len(self._paused))
         self._paused.clear()
 
     @contextlib.asynccontextmanager

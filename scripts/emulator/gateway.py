@@ -212,6 +212,7 @@ class Gateway:
         # Logs for tests.
         self.identifies: list[dict[str, Any]] = []
         self.identified_at: list[float] = []  # wall-clock time of each IDENTIFY (time.time())
+        self.detached_at: list[float] = []  # wall-clock time a session lost its connection
         self.resumes: list[dict[str, Any]] = []
         self.replayed: list[int] = []  # frames replayed by each successful RESUME
         self.ready_count = 0
@@ -323,6 +324,7 @@ class Gateway:
             session.connection.session = None
         session.connection = None
         session.disconnected_at = time.monotonic()
+        self.detached_at.append(time.time())
 
     # ---- websocket handler ----------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.WebSocketResponse:

@@ -305,10 +305,14 @@ class ScenarioRunner:
 
     async def _restart(self, sig: str, down_for: float) -> None:
         assert self.bot is not None
-        self._record("bot_down", signal=sig)
         connected = self.emu.open_sessions
+        detaches = len(self.emu.gateway.detached_at)
         await self.bot.stop(sig)
         await self.emu.wait_disconnected(timeout=30, remaining=max(connected - 1, 0))
+        # The bot sees the guild until its gateway connection closes (a SIGTERM flushes first, with
+        # the connection open): that is when it went down, not when the signal was sent.
+        detached = self.emu.gateway.detached_at[detaches:]
+        self._record("bot_down", at=detached[0] if detached else None, signal=sig)
         await asyncio.sleep(down_for)
         # Started while the database is down, the bot waits at its startup probe (PROBE_TIMEOUT_SECONDS).
         identifies = len(self.emu.gateway.identified_at)

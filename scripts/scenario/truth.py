@@ -12,7 +12,8 @@ Downtime of a member who stayed in voice is truth, capped at the downtime cap, a
 For messages, a restarted bot is down until its new session is READY (`bot_connected`): a message
 dispatched while it starts goes at most to the old session's replay buffer, which nobody resumes.
 
-"Down" is any time the bot cannot see the guild: the process stopped (`bot_down`/`bot_up`), the
+"Down" is any time the bot cannot see the guild: the process stopped (`bot_down`, when its gateway
+connection closed: a SIGTERM flushes first and still sees events; `bot_up`), the
 guild in an outage (`guild_down`/`guild_up`), or the session invalidated until the bot identified
 again (`session_lost`/`session_back`). Overlapping ones count as one, from the first to the last.
 """
