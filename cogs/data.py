@@ -92,6 +92,9 @@ class DataCog(commands.Cog, name="Data"):
         if ranks is not None:
             ranks.forget_member(guild_id, member_id)
             ranks.rebuild(guild_id)
+        boards = getattr(self.bot.repos, "invite_boards", None)
+        if boards is not None:
+            boards.rebuild(guild_id)  # their joins are gone (the joins they brought in stay)
 
     async def _settle(self) -> None:
         activity = self.bot.get_cog("Activity")

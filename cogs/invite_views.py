@@ -143,11 +143,12 @@ def who_notes(join: StoredJoin, rules: FakeRules) -> list[str]:
 def leaderboard_embed(
     rows: Sequence[InviteSummary], guild: discord.Guild, period: str, page: int, pages: int
 ) -> discord.Embed:
+    """`rows`: the page's rows (at most PAGE_SIZE)."""
     embed = discord.Embed(title=f"Invite leaderboard - {PERIOD_LABELS[period]}", colour=discord.Colour.gold())
     start = page * PAGE_SIZE
     lines = [
         f"**{start + i + 1}.** {style.member_of(guild, r.member_id)} - {summary_line(r)}"
-        for i, r in enumerate(rows[start : start + PAGE_SIZE])
+        for i, r in enumerate(rows[:PAGE_SIZE])
     ]
     embed.description = "\n".join(lines) or "No invites yet."
     embed.set_footer(text=f"Page {page + 1}/{pages}")

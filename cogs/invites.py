@@ -134,6 +134,8 @@ class InvitesCog(commands.Cog, name="Invites"):
         (the tracker looks for members who joined while the bot was down only in a whole list)."""
         self.tracker.guild_available(guild.id)
         self.access.load_members(guild, self.tracker.guild_available)
+        if self.repos.invite_boards is not None:
+            self.repos.invite_boards.ensure(guild.id)  # in the background; aggregations meanwhile
 
     @commands.Cog.listener()
     async def on_guild_remove(self, guild: discord.Guild) -> None:
@@ -284,9 +286,13 @@ class InvitesCog(commands.Cog, name="Invites"):
         since = period_since(period, self.bot.clock.now(), config.time_zone)
 
         async def load(page: int) -> tuple[discord.Embed, int, int]:
-            rows = await self.repos.invite_stats.leaderboard(guild.id, since)
-            pages = max(1, math.ceil(len(rows) / PAGE_SIZE))
-            page = min(max(page, 0), pages - 1)
+            stats = self.repos.invite_stats
+            rows, count = await stats.leaderboard_page(guild.id, since, max(page, 0) * PAGE_SIZE, PAGE_SIZE)
+            pages = max(1, math.ceil(count / PAGE_SIZE))
+            if page >= pages:  # the board shrank since the last page was shown
+                page = pages - 1
+                rows, count = await stats.leaderboard_page(guild.id, since, page * PAGE_SIZE, PAGE_SIZE)
+            page = max(page, 0)
             return leaderboard_embed(rows, guild, period, page, pages), page, pages
 
         embed, page, pages = await load(0)

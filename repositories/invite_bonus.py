@@ -13,7 +13,10 @@ change in between would let a resumed reset take twice; the per-backup field nev
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from typing import Protocol
 
 from pymongo import ASCENDING, IndexModel
 
@@ -24,6 +27,17 @@ GUARD = "last_op"
 IMPORT_GUARD = "import_op"
 TAKEN = "taken"
 GIVEN = "given"
+
+
+class BonusWatch(Protocol):
+    """Told of every bonus write, after it returned or failed (`app.tracking.invite_boards`)."""
+
+    def bonus_written(self, guild_id: int, member_id: int) -> None: ...
+
+
+class NoWatch:
+    def bonus_written(self, guild_id: int, member_id: int) -> None:
+        pass
 
 
 def bonus_key(guild_id: int, member_id: int) -> str:
@@ -37,6 +51,7 @@ def reset_field(backup_id: str) -> str:
 
 class InviteBonusRepository(Repository):
     collection_name = "invite_bonus"
+    watch: BonusWatch = NoWatch()
     indexes = (IndexModel([("guild_id", ASCENDING), ("member_id", ASCENDING)]),)
 
     def __init__(self, *args: object, **kwargs: object) -> None:
@@ -49,8 +64,15 @@ class InviteBonusRepository(Repository):
         update = GuardedUpdate(
             key, {"$inc": {"bonus": amount}, "$set": {"guild_id": guild_id, "member_id": member_id}}
         )
-        async with self._locks[key]:  # one write in flight per document and guard field
+        async with self._locks[key], self._watched(guild_id, member_id):  # one write in flight per document
             await apply_guarded(self.collection, [update], op_id, GUARD, self.policy, "add invite bonus")
+
+    @contextlib.asynccontextmanager
+    async def _watched(self, guild_id: int, member_id: int) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            self.watch.bonus_written(guild_id, member_id)
 
     async def take_for_reset(self, guild_id: int, member_id: int, amount: int, backup_id: str) -> bool:
         """Take `amount` away for the reset `backup_id`, once ever (False: taken before, or the
@@ -77,7 +99,7 @@ class InviteBonusRepository(Repository):
         to: str, what: str,
     ) -> bool:
         key = bonus_key(guild_id, member_id)
-        async with self._locks[key]:
+        async with self._locks[key], self._watched(guild_id, member_id):
             result = await with_retry(
                 what,
                 lambda: self.collection.update_one(
@@ -93,7 +115,7 @@ class InviteBonusRepository(Repository):
         update = GuardedUpdate(
             key, {"$inc": {"bonus": amount}, "$set": {"guild_id": guild_id, "member_id": member_id}}
         )
-        async with self._locks[key]:
+        async with self._locks[key], self._watched(guild_id, member_id):
             await apply_guarded(
                 self.collection, [update], op_id, IMPORT_GUARD, self.policy, "import invite bonus"
             )

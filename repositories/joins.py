@@ -34,9 +34,10 @@ documents, so no retried write can double one.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 
@@ -50,6 +51,25 @@ REJOIN = "rejoin"
 ATTRIBUTED_SOURCES = ("invite", "vanity", "downtime")
 FAKE_REASONS = ("young_account", "self_invite", "left_quickly", "repeat_joiner")
 BATCH = 500
+FIGURE_FIELDS = ("member_id", "credit_to", "reset_id", "fake_reason", "member_status", "joined_ms",
+                 "joined_at")
+
+
+class JoinWatch(Protocol):
+    """Told of every write of this repository, after it returned or failed (the in-memory invite
+    boards read those documents back: `app.tracking.invite_boards`)."""
+
+    def keys_written(self, keys: Iterable[str]) -> None: ...
+
+    def member_written(self, guild_id: int, member_id: int) -> None: ...
+
+
+class NoWatch:
+    def keys_written(self, keys: Iterable[str]) -> None:
+        pass
+
+    def member_written(self, guild_id: int, member_id: int) -> None:
+        pass
 
 
 def join_key(guild_id: int, member_id: int, joined_at: datetime) -> str:
@@ -183,6 +203,7 @@ class StoredJoin:
 
 class JoinRepository(Repository):
     collection_name = "joins"
+    watch: JoinWatch = NoWatch()
     indexes = (
         IndexModel([("guild_id", ASCENDING), ("member_id", ASCENDING), ("joined_ms", ASCENDING)]),
         IndexModel([("guild_id", ASCENDING), ("credit_to", ASCENDING), ("joined_ms", ASCENDING)]),
@@ -194,13 +215,16 @@ class JoinRepository(Repository):
     async def record(self, join: JoinRecord) -> None:
         """Store a join once (`$setOnInsert`: a repeat keeps the first), and mark the member present
         (unless a leave after this join is recorded: see `mark_present`)."""
-        await with_retry(
-            "record join",
-            lambda: self.collection.update_one(
-                {"_id": join.key}, {"$setOnInsert": join.document()}, upsert=True
-            ),
-            self.policy,
-        )
+        try:
+            await with_retry(
+                "record join",
+                lambda: self.collection.update_one(
+                    {"_id": join.key}, {"$setOnInsert": join.document()}, upsert=True
+                ),
+                self.policy,
+            )
+        finally:
+            self.watch.keys_written([join.key])
         await self.mark_present(join.guild_id, join.member_id, join.joined_at)
 
     async def mark_present(self, guild_id: int, member_id: int, joined_at: datetime) -> None:
@@ -212,13 +236,16 @@ class JoinRepository(Repository):
         """Insert joins imported from an old bot, each once (`$setOnInsert` on its key): a repeat
         import, or a join the bot recorded itself under the same key, is left as it is."""
         ops = [UpdateOne({"_id": key}, {"$setOnInsert": doc}, upsert=True) for key, doc in documents.items()]
-        for start in range(0, len(ops), BATCH):
-            chunk = ops[start : start + BATCH]
-            await with_retry(
-                "import joins",
-                lambda chunk=chunk: self.collection.bulk_write(chunk, ordered=False),
-                self.policy,
-            )
+        try:
+            for start in range(0, len(ops), BATCH):
+                chunk = ops[start : start + BATCH]
+                await with_retry(
+                    "import joins",
+                    lambda chunk=chunk: self.collection.bulk_write(chunk, ordered=False),
+                    self.policy,
+                )
+        finally:
+            self.watch.keys_written(documents)
 
     async def known_members(self, guild_id: int, member_ids: list[int]) -> dict[int, str]:
         """Of `member_ids`, those with a join the bot recorded itself (not imported), with the
@@ -245,11 +272,14 @@ class JoinRepository(Repository):
     ) -> None:
         """A join recorded while invites could not be read gets its outcome (only once)."""
         changes = {**attribution.fields(), "credit_to": credit_to, "fake_reason": fake_reason}
-        await with_retry(
-            "settle join",
-            lambda: self.collection.update_one({"_id": key, "awaiting": "snapshot"}, {"$set": changes}),
-            self.policy,
-        )
+        try:
+            await with_retry(
+                "settle join",
+                lambda: self.collection.update_one({"_id": key, "awaiting": "snapshot"}, {"$set": changes}),
+                self.policy,
+            )
+        finally:
+            self.watch.keys_written([key])
 
     async def left(
         self, guild_id: int, member_id: int, now: datetime, *, joined_before: datetime | None = None
@@ -260,14 +290,17 @@ class JoinRepository(Repository):
         match: dict[str, Any] = {"guild_id": guild_id, "member_id": member_id, "stay": "open"}
         if joined_before is not None:
             match["joined_ms"] = {"$lte": to_ms(joined_before)}
-        result = await with_retry(
-            "record leave",
-            lambda: self.collection.update_many(
-                match,
-                {"$set": {"stay": "closed", "left_ms": to_ms(now)}},
-            ),
-            self.policy,
-        )
+        try:
+            result = await with_retry(
+                "record leave",
+                lambda: self.collection.update_many(
+                    match,
+                    {"$set": {"stay": "closed", "left_ms": to_ms(now)}},
+                ),
+                self.policy,
+            )
+        finally:
+            self.watch.member_written(guild_id, member_id)
         latest = await self.latest_for_member(guild_id, member_id)
         if latest is not None:  # the leave ends the latest join: its version is just after it
             joined_ms = int(latest.raw.get("joined_ms") or to_ms(latest.joined_at))  # as stored
@@ -276,13 +309,16 @@ class JoinRepository(Repository):
 
     async def mark_fake(self, key: str, reason: str) -> bool:
         """Mark a join fake after the fact (a rule decided at the leave), only if it is not yet."""
-        result = await with_retry(
-            "mark join fake",
-            lambda: self.collection.update_one(
-                {"_id": key, "fake_reason": ""}, {"$set": {"fake_reason": reason}}
-            ),
-            self.policy,
-        )
+        try:
+            result = await with_retry(
+                "mark join fake",
+                lambda: self.collection.update_one(
+                    {"_id": key, "fake_reason": ""}, {"$set": {"fake_reason": reason}}
+                ),
+                self.policy,
+            )
+        finally:
+            self.watch.keys_written([key])
         return bool(result.modified_count)
 
     async def mark_converted(self, key: str, staff_id: int, now: datetime) -> bool:
@@ -305,30 +341,36 @@ class JoinRepository(Repository):
 
     async def _move_reset(self, keys: list[str], frm: str, to: str, what: str) -> int:
         changed = 0
-        for start in range(0, len(keys), BATCH):
-            chunk = keys[start : start + BATCH]
-            result = await with_retry(
-                what,
-                lambda chunk=chunk: self.collection.update_many(
-                    {"_id": {"$in": chunk}, "reset_id": frm}, {"$set": {"reset_id": to}}
-                ),
-                self.policy,
-            )
-            changed += int(result.modified_count)
+        try:
+            for start in range(0, len(keys), BATCH):
+                chunk = keys[start : start + BATCH]
+                result = await with_retry(
+                    what,
+                    lambda chunk=chunk: self.collection.update_many(
+                        {"_id": {"$in": chunk}, "reset_id": frm}, {"$set": {"reset_id": to}}
+                    ),
+                    self.policy,
+                )
+                changed += int(result.modified_count)
+        finally:
+            self.watch.keys_written(keys)
         return changed
 
     async def _set_member_status(self, guild_id: int, member_id: int, status: str, version: int) -> None:
         """Set the status on the member's joins whose status is older than `version` (documents
         from before versions count as oldest)."""
         older = {"$or": [{"status_ms": {"$lt": version}}, {"status_ms": {"$exists": False}}]}
-        await with_retry(
-            "update member status",
-            lambda: self.collection.update_many(
-                {"$and": [{"guild_id": guild_id, "member_id": member_id}, older]},
-                {"$set": {"member_status": status, "status_ms": version}},
-            ),
-            self.policy,
-        )
+        try:
+            await with_retry(
+                "update member status",
+                lambda: self.collection.update_many(
+                    {"$and": [{"guild_id": guild_id, "member_id": member_id}, older]},
+                    {"$set": {"member_status": status, "status_ms": version}},
+                ),
+                self.policy,
+            )
+        finally:
+            self.watch.member_written(guild_id, member_id)
 
     # ---- reads ----------------------------------------------------------------------------------
     async def existing_keys(self, keys: list[str]) -> set[str]:
@@ -465,8 +507,39 @@ class JoinRepository(Repository):
 
     async def erase_member(self, guild_id: int, member_id: int) -> None:
         """Delete the member's own joins (idempotent)."""
-        await self.idempotent([Op("delete_many", self.member_filter(guild_id, member_id))],
-                              "erase a member's joins")
+        try:
+            await self.idempotent([Op("delete_many", self.member_filter(guild_id, member_id))],
+                                  "erase a member's joins")
+        finally:
+            self.watch.member_written(guild_id, member_id)
+
+    # ---- for the invite boards in memory (app.tracking.invite_boards) ----------------------------
+    async def scan_figures(self, guild_id: int, batch: int = BATCH) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every join document of the guild, the fields the figures use, in lists of up to `batch`.
+        One pass, no retry: a failed pass is started over."""
+        rows: list[dict[str, Any]] = []
+        fields = dict.fromkeys(FIGURE_FIELDS, 1)
+        async for doc in self.collection.find({"guild_id": guild_id}, fields, batch_size=batch):
+            rows.append(doc)
+            if len(rows) >= batch:
+                yield rows
+                rows = []
+        if rows:
+            yield rows
+
+    async def figure_docs(self, keys: list[str], batch: int = BATCH) -> dict[str, dict[str, Any]]:
+        """The documents of `keys` that exist (by `_id`), the fields the figures use."""
+        found: dict[str, dict[str, Any]] = {}
+        fields = dict.fromkeys(FIGURE_FIELDS, 1)
+        for start in range(0, len(keys), batch):
+            chunk = keys[start: start + batch]
+
+            async def read(chunk: list[str] = chunk) -> list[dict[str, Any]]:
+                return [doc async for doc in self.collection.find({"_id": {"$in": chunk}}, fields)]
+
+            for doc in await with_retry("read joins back", read, self.policy):
+                found[doc["_id"]] = doc
+        return found
 
     async def _find(
         self, query: dict[str, Any], sort: list[tuple[str, int]] | None, limit: int = 0

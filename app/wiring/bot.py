@@ -25,6 +25,7 @@ from app.storage.outbox import Outbox
 from app.storage.probe import ProbeResult, run_probe
 from app.storage.retry import OpSequence, RetryPolicy
 from app.storage.writes import Writer
+from app.tracking.invite_boards import InviteBoards
 from app.tracking.ranks import Ranks
 from app.wiring.clock import Clock, SystemClock
 from app.wiring.commands import TrackerTree
@@ -138,6 +139,9 @@ class TrackerBot(commands.Bot):
                            settings.lease_ttl_seconds, on_acquired=self._took_over)
         # /ud and /top ranks in memory; valid only while this process counts (holds the lease)
         self.ranks = Ranks(self.repos.activity, self.clock, active=self.lease.active.is_set)
+        self.invite_boards = InviteBoards(self.repos.joins, self.repos.invite_bonus,
+                                          active=self.lease.active.is_set)
+        self.repos.invite_boards = self.invite_boards
         self.cog_factories = cog_factories if cog_factories is not None else default_cog_factories()
         self.probe_result = probe_result
         self.server_kind = server_kind
@@ -159,6 +163,7 @@ class TrackerBot(commands.Bot):
         """The lease changed hands to this running process: reconcile every guild as on a start.
         The ranks are read again from MongoDB: the previous holder counted meanwhile."""
         self.ranks.forget()
+        self.invite_boards.forget()
         if not self.is_ready():
             return  # at start: the guilds' own GUILD_CREATE events follow
         self.dispatch("lease_acquired")
@@ -325,6 +330,7 @@ class TrackerBot(commands.Bot):
         await self._wait_idle_at_shutdown(max(deadline - loop.time(), 0.5), cogs)
         await self._release_lease()
         await self.ranks.stop()
+        await self.invite_boards.stop()
         await self.writer.stop()
         if self.outbox.depth:
             log.warning("stopping with %d writes in the outbox; they are replayed at the next start",

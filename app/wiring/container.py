@@ -8,6 +8,7 @@ from typing import Any
 
 from app.storage.retry import RetryPolicy
 from app.storage.writes import Writer
+from app.tracking.invite_boards import InviteBoards
 from app.tracking.invite_stats import InviteStats
 from repositories.activity import ActivityRepository
 from repositories.base import Repository
@@ -40,6 +41,10 @@ class Repositories:
     voice_sessions: VoiceSessionRepository
     lease: LeaseRepository
 
+    def __post_init__(self) -> None:
+        # The invite figures in memory, set by the bot (app/wiring/bot.py); None: aggregations only.
+        self.invite_boards: InviteBoards | None = None
+
     @classmethod
     def create(cls, db: Any, policy: RetryPolicy, writer: Writer | None = None) -> Repositories:
         """Every repository on `db`; event writes go through `writer` (the bot's outbox-backed one)."""
@@ -62,7 +67,7 @@ class Repositories:
     @property
     def invite_stats(self) -> InviteStats:
         """Invite figures (regular/left/fake/bonus/total) per member, and leaderboards."""
-        return InviteStats(self.joins, self.invite_bonus)
+        return InviteStats(self.joins, self.invite_bonus, self.invite_boards)
 
     def all(self) -> list[Repository]:
         return [getattr(self, f.name) for f in fields(self)]

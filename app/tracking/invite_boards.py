@@ -1,0 +1,348 @@
+"""Invite figures in memory, per guild: `/invites`, `/invites leaderboard` and the join
+announcements' totals without an aggregation per command.
+
+MongoDB stays the only store of record (see `docs/data-model.md`, "Invite boards in memory"):
+
+- a mirror of every join document of the guild, reduced to what the figures use (the member, the
+  inviter credited, `joined_ms`, fake, left, reset), and of every non-zero bonus;
+- per inviter, the `joined_ms` of their credited joins in three sorted lists (regular, fake, left),
+  so a period's figures are a bisection; the all-time leaderboard as a `SortedList` ordered as
+  `InviteStats.leaderboard` orders it (total, then regular, highest first, then member id).
+
+Kept exact by reading back, not by deltas: every write of the join and bonus repositories tells
+the boards which documents it touched (`JoinWatch`), and the next read of the guild (or the
+background drain) reads those documents again by `_id` and replaces their mirror. A document's
+figures are a function of the document alone, so a retried, replayed or late write changes
+nothing twice, and a read that starts after a write was acknowledged sees it (one read at a time
+per guild, in order). A guild's boards are built in the background with one pass over its
+documents; until then `ready()` is False and `InviteStats` falls back to the aggregations. Only the
+process holding the lease answers from them (the others: aggregations).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sortedcontainers import SortedList
+
+from app.wiring.clock import to_ms
+from repositories.invite_bonus import InviteBonusRepository
+from repositories.joins import FAKE_REASONS, InviterCounts, JoinRepository
+
+log = logging.getLogger(__name__)
+RETRY_SECONDS = 5.0
+READ_BATCH = 500  # documents read back by `_id` per query
+Row = tuple[int, InviterCounts, int]  # a leaderboard row: member, their counts, their bonus
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What one join document adds to its inviter's figures."""
+
+    member_id: int
+    inviter_id: int  # 0: credits nobody
+    joined_ms: int
+    fake: bool
+    left: bool
+
+    @classmethod
+    def of(cls, doc: Mapping[str, Any]) -> Figures:
+        """The filters of `JoinRepository.counts`, as MongoDB matches them (a missing field does
+        not equal ""): credited and not reset; fake by reason; left when not fake (reason "") and
+        the member's status is left."""
+        credit_to = doc.get("credit_to")
+        credited = isinstance(credit_to, int) and credit_to > 0 and doc.get("reset_id") == ""
+        joined_ms = doc.get("joined_ms")
+        if joined_ms is None:
+            joined_ms = to_ms(doc["joined_at"])
+        return cls(
+            member_id=int(doc["member_id"]),
+            inviter_id=int(credit_to) if credited else 0,  # type: ignore[arg-type]
+            joined_ms=int(joined_ms),
+            fake=doc.get("fake_reason") in FAKE_REASONS,
+            left=doc.get("fake_reason") == "" and doc.get("member_status") == "left",
+        )
+
+    def kinds(self) -> list[str]:
+        if not self.inviter_id:
+            return []
+        return ["regular", *(["fake"] if self.fake else []), *(["left"] if self.left else [])]
+
+
+@dataclass
+class InviterBoard:
+    regular: SortedList = field(default_factory=SortedList)
+    fake: SortedList = field(default_factory=SortedList)
+    left: SortedList = field(default_factory=SortedList)
+
+    def counts(self, since_ms: int | None) -> InviterCounts:
+        def n(times: SortedList) -> int:
+            return len(times) if since_ms is None else len(times) - bisect_left(times, since_ms)
+
+        return InviterCounts(regular=n(self.regular), fake=n(self.fake), left=n(self.left))
+
+    def empty(self) -> bool:
+        return not self.regular
+
+
+def rank_key(total: int, regular: int, member_id: int) -> tuple[int, int, int]:
+    return (-total, -regular, member_id)
+
+
+class GuildInvites:
+    """One guild's mirror and boards."""
+
+    def __init__(self, guild_id: int) -> None:
+        self.guild_id = guild_id
+        self.joins: dict[str, Figures] = {}
+        self.keys_of: defaultdict[int, set[str]] = defaultdict(set)
+        self.inviters: defaultdict[int, InviterBoard] = defaultdict(InviterBoard)
+        self.bonus: dict[int, int] = {}
+        self.all_time = SortedList()
+        self.ranked: dict[int, tuple[int, int, int]] = {}  # member -> their key in all_time
+        self.version = 0  # changes with every change of a figure: the period boards' cache key
+        self._periods: dict[int, tuple[int, list[Row]]] = {}
+
+    # ---- the mirror -----------------------------------------------------------------------
+    def put(self, key: str, figures: Figures | None) -> None:
+        """The document `key` now has `figures` (None: it is gone)."""
+        old = self.joins.get(key)
+        if old == figures:
+            return
+        self.version += 1
+        self.joins.pop(key, None)
+        if old is not None:
+            self.keys_of[old.member_id].discard(key)
+            self._count(old, -1)
+        if figures is not None:
+            self.joins[key] = figures
+            self.keys_of[figures.member_id].add(key)
+            self._count(figures, +1)
+
+    def put_bonus(self, member_id: int, bonus: int) -> None:
+        if self.bonus.get(member_id, 0) == bonus:
+            return
+        self.version += 1
+        if bonus:
+            self.bonus[member_id] = bonus
+        else:
+            self.bonus.pop(member_id, None)
+        self._rerank(member_id)
+
+    def _count(self, figures: Figures, sign: int) -> None:
+        if not figures.inviter_id:
+            return
+        board = self.inviters[figures.inviter_id]
+        for kind in figures.kinds():
+            times: SortedList = getattr(board, kind)
+            if sign > 0:
+                times.add(figures.joined_ms)
+            else:
+                times.remove(figures.joined_ms)
+        if board.empty():
+            del self.inviters[figures.inviter_id]
+        self._rerank(figures.inviter_id)
+
+    def _rerank(self, member_id: int) -> None:
+        old = self.ranked.pop(member_id, None)
+        if old is not None:
+            self.all_time.remove(old)
+        counts = self.counts(member_id, None)
+        bonus = self.bonus.get(member_id, 0)
+        if counts.regular or bonus:
+            total = counts.regular - counts.left - counts.fake + bonus
+            key = rank_key(total, counts.regular, member_id)
+            self.all_time.add(key)
+            self.ranked[member_id] = key
+
+    # ---- reads --------------------------------------------------------------------------------
+    def counts(self, member_id: int, since_ms: int | None) -> InviterCounts:
+        board = self.inviters.get(member_id)
+        return board.counts(since_ms) if board is not None else InviterCounts()
+
+    def page(self, since_ms: int | None, skip: int, limit: int) -> tuple[list[Row], int]:
+        """(member, counts, bonus) of the leaderboard's rows `skip` to `skip + limit`, and how many
+        rows it has. All time: a slice of the kept board. A period: sorted on first use after a
+        change, then kept until the next change."""
+        if since_ms is None:
+            members = [m for _, _, m in self.all_time[skip: skip + limit]]
+            return [(m, self.counts(m, None), self.bonus.get(m, 0)) for m in members], len(self.all_time)
+        cached = self._periods.get(since_ms)
+        if cached is None or cached[0] != self.version:
+            cached = (self.version, self._period_rows(since_ms))
+            current = {k: v for k, v in self._periods.items() if v[0] == self.version}
+            self._periods = {**current, since_ms: cached}
+        return cached[1][skip: skip + limit], len(cached[1])
+
+    def _period_rows(self, since_ms: int) -> list[Row]:
+        rows = []
+        for member_id, board in self.inviters.items():
+            counts = board.counts(since_ms)
+            if counts.regular:
+                rows.append((member_id, counts, 0))  # a bonus has no date: not in a period
+        rows.sort(key=lambda r: rank_key(r[1].regular - r[1].left - r[1].fake, r[1].regular, r[0]))
+        return rows
+
+
+@dataclass
+class _Build:
+    invites: GuildInvites
+    task: asyncio.Task[None] | None = None
+
+
+class InviteBoards:
+    """Every guild's invite figures: built in the background, kept exact by reading back the
+    documents each write touched."""
+
+    def __init__(self, joins: JoinRepository, bonus: InviteBonusRepository,
+                 active: Callable[[], bool] = lambda: True, batch: int = READ_BATCH) -> None:
+        self.joins = joins
+        self.bonus = bonus
+        self.active = active
+        self.batch = batch
+        self._ready: dict[int, GuildInvites] = {}
+        self._builds: dict[int, _Build] = {}
+        self._touched_keys: defaultdict[int, set[str]] = defaultdict(set)
+        self._touched_members: defaultdict[int, set[int]] = defaultdict(set)
+        self._touched_bonus: defaultdict[int, set[int]] = defaultdict(set)
+        self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.built = 0
+        joins.watch = self
+        bonus.watch = self
+
+    # ---- told by the repositories (JoinWatch / BonusWatch) --------------------------------------
+    def keys_written(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            guild_id = int(key.split(":", 1)[0])
+            if self._tracked(guild_id):
+                self._touched_keys[guild_id].add(key)
+
+    def member_written(self, guild_id: int, member_id: int) -> None:
+        if self._tracked(guild_id):
+            self._touched_members[guild_id].add(member_id)
+
+    def bonus_written(self, guild_id: int, member_id: int) -> None:
+        if self._tracked(guild_id):
+            self._touched_bonus[guild_id].add(member_id)
+
+    def _tracked(self, guild_id: int) -> bool:
+        return guild_id in self._ready or guild_id in self._builds
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+    def ready(self, guild_id: int) -> bool:
+        return self.active() and guild_id in self._ready
+
+    def ensure(self, guild_id: int) -> None:
+        if guild_id not in self._ready and guild_id not in self._builds:
+            self.rebuild(guild_id)
+
+    def rebuild(self, guild_id: int) -> None:
+        """Build the guild's figures again from MongoDB; the current ones answer meanwhile."""
+        old = self._builds.pop(guild_id, None)
+        if old is not None and old.task is not None:
+            old.task.cancel()
+        build = _Build(GuildInvites(guild_id))
+        self._builds[guild_id] = build
+        build.task = asyncio.create_task(self._run(build), name=f"invite-boards-{guild_id}")
+
+    def forget(self) -> None:
+        """Drop every guild (another process wrote meanwhile: a lease take-over)."""
+        for build in self._builds.values():
+            if build.task is not None:
+                build.task.cancel()
+        self._builds.clear()
+        self._ready.clear()
+
+    async def wait_ready(self, guild_id: int) -> None:
+        while True:
+            build = self._builds.get(guild_id)
+            if build is None or build.task is None:
+                return
+            await asyncio.shield(build.task)
+
+    async def stop(self) -> None:
+        tasks = [b.task for b in self._builds.values() if b.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run(self, build: _Build) -> None:
+        guild_id = build.invites.guild_id
+        while True:
+            try:
+                await self._build(build)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("invite boards of guild %s could not be built; trying again in %.0fs",
+                              guild_id, RETRY_SECONDS)
+                build.invites = GuildInvites(guild_id)
+                await asyncio.sleep(RETRY_SECONDS)
+
+    async def _build(self, build: _Build) -> None:
+        invites = build.invites
+        guild_id = invites.guild_id
+        writer = self.joins.writer
+        while writer.draining:  # an erase kept in the outbox is not in MongoDB yet
+            await writer.wait_drained()
+        async with self._locks[guild_id]:
+            # From here on, a write either lands before the scan reads it or is touched and read
+            # back below: the touches of before are covered by the scan.
+            self._take_touched(guild_id)
+            docs = 0
+            async for rows in self.joins.scan_figures(guild_id, self.batch):
+                for doc in rows:
+                    invites.put(doc["_id"], Figures.of(doc))
+                docs += len(rows)
+                await asyncio.sleep(0)
+            for member_id, bonus in (await self.bonus.all(guild_id)).items():
+                invites.put_bonus(member_id, bonus)
+            await self._read_back(invites, *self._take_touched(guild_id))
+        self._ready[guild_id] = invites
+        del self._builds[guild_id]
+        self.built += 1
+        log.info("invite boards of guild %s built: %d joins, %d inviters", guild_id, docs,
+                 len(invites.inviters))
+
+    # ---- keeping exact ----------------------------------------------------------------------------
+    def _take_touched(self, guild_id: int) -> tuple[set[str], set[int], set[int]]:
+        return (self._touched_keys.pop(guild_id, set()), self._touched_members.pop(guild_id, set()),
+                self._touched_bonus.pop(guild_id, set()))
+
+    async def settle(self, guild_id: int) -> None:
+        """Read back what writes touched since the last read (before an answer)."""
+        async with self._locks[guild_id]:
+            invites = self._ready.get(guild_id)
+            if invites is not None:
+                await self._read_back(invites, *self._take_touched(guild_id))
+
+    async def _read_back(self, invites: GuildInvites, keys: set[str], members: set[int],
+                         bonus_members: set[int]) -> None:
+        for member_id in members:
+            keys |= invites.keys_of.get(member_id, set())
+        if keys:
+            found = await self.joins.figure_docs(sorted(keys), self.batch)
+            for key in keys:
+                doc = found.get(key)
+                invites.put(key, Figures.of(doc) if doc is not None else None)
+        for member_id in bonus_members:
+            invites.put_bonus(member_id, await self.bonus.get(invites.guild_id, member_id))
+
+    # ---- reads (only when `ready`) ------------------------------------------------------------
+    async def counts(self, guild_id: int, member_id: int) -> tuple[InviterCounts, int]:
+        await self.settle(guild_id)
+        invites = self._ready[guild_id]
+        return invites.counts(member_id, None), invites.bonus.get(member_id, 0)
+
+    async def page(self, guild_id: int, since: datetime | None, skip: int,
+                   limit: int) -> tuple[list[Row], int]:
+        await self.settle(guild_id)
+        return self._ready[guild_id].page(to_ms(since) if since is not None else None, skip, limit)
