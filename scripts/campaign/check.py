@@ -20,8 +20,9 @@ no session received). Each invariant names one promise:
 - `inviter_figures`: no inviter has more regular joins than the truth, bonus equal to the truth;
 - `replies_within_limits`: every command answered, every message it produced (response and
   follow-ups) within Discord's limits;
-- `permissions_respected`: no bonus, reset or erase confirmed to a member without Manage Server (a server
-  override may show them the command; the bot's own check must still refuse);
+- `permissions_respected`: no bonus, reset, restore, erase or staff code change confirmed to a member
+  without Manage Server (a server override may show them the command; the bot's own check must
+  still refuse);
 - `clean_log`: no traceback in any bot process's log;
 - `exit_codes`: every stop ended 0 (SIGTERM) or -9 (SIGKILL); second processes 0.
 """

@@ -4,7 +4,9 @@
 (messages over three channels, voice joins / moves / camera and stream toggles / AFK, joins
 through codes, the vanity URL and no invite, leaves, rejoins, role grants, invite creates and
 deletes, read-only and bonus commands by the admin) is drawn at `rate` events a second; faults
-are spread over the run, at least `FAULT_GAP_SECONDS` apart, each kind the runner knows.
+are spread over the run, at least `FAULT_GAP_SECONDS` apart, each kind the runner knows. Staff
+codes and restores (`_admin_steps`) come from their own generator too, at `ADMIN_RATE` a second, so
+adding them left every seed's traffic and faults as they were.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ AFK_CHANNEL = 30
 CODES = ("abc", "bobs", "cys")
 CONVERSION_ROLE = 50
 JOINER_BASE = 300
+ADMIN_RATE = 0.1  # staff code and restore commands a second
+LAST_RESET = "@last_reset"  # the runner sends the backup id of the last confirmed reset
 
 
 def guild() -> dict[str, Any]:
@@ -78,6 +82,7 @@ def scenario_for(seed: int, *, seconds: float = 30.0, rate: float = 3.0, faults:
     # Faults from their own generator: a change to the traffic's draws leaves them as they were.
     fault_rng = random.Random(f"campaign faults:{seed}")
     steps += _faults(fault_rng, seconds, faults, _kinds_of(seed, faults, kinds))
+    steps += _admin_steps(random.Random(f"campaign admin:{seed}"), steps, seconds)
     steps.sort(key=lambda step: step["at"])
     steps.append({"at": round(seconds + 1.0, 2), "do": "command", "user": ADMIN,
                   "name": "invites leaderboard"})
@@ -135,6 +140,54 @@ def _command(rng: random.Random) -> dict[str, Any]:
         {"do": "command", "user": rng.choice(REGULARS), "name": "data erase", "override": True,
          "options": {"member": member}},
     ), weights=(4, 4, 4, 2, 1, 1, 1, 1))[0]
+
+
+def _admin_steps(rng: random.Random, traffic: list[dict[str, Any]], seconds: float) -> list[dict[str, Any]]:
+    """Staff code and restore commands at `ADMIN_RATE` a second, over the traffic already drawn
+    (whose codes exist by then). A restore names `@last_reset`: the last reset the bot confirmed
+    (one drawn here a few seconds before it, or one of the traffic's), or, before any, an id the bot
+    does not know."""
+    staff: dict[int, str] = {}  # member -> the code the admin gave them
+    steps: list[dict[str, Any]] = []
+    at = rng.expovariate(ADMIN_RATE)
+    while at < seconds:
+        codes = [*CODES, *(s["code"] for s in traffic if s["do"] == "invite_create" and s["at"] < at)]
+        for later, step in _admin(rng, staff, codes):
+            steps.append({"at": round(min(at + later, seconds), 2), **step})
+        at += rng.expovariate(ADMIN_RATE)
+    return steps
+
+
+Delayed = tuple[float, dict[str, Any]]  # a step and how long after the draw it comes
+
+
+def _admin(rng: random.Random, staff: dict[int, str], codes: list[str]) -> list[Delayed]:
+    """One draw: a reset then its restore, a restore alone, a staff code given (sometimes one that
+    another member holds: the bot refuses) or removed; or one of those by a member without Manage
+    Server (`override`: the bot must refuse)."""
+    kind = rng.choices(("reset_restore", "restore", "staff_add", "staff_remove", "override"),
+                       weights=(3, 1, 4, 1, 2))[0]
+    member, user = rng.choice(REGULARS), rng.choice(REGULARS)
+    restore = {"do": "command", "name": "invites-admin restore", "options": {"backup_id": LAST_RESET}}
+    remove = {"do": "command", "name": "invites-admin staff remove", "options": {"member": member}}
+    if kind == "reset_restore":
+        reset = {"do": "command", "user": ADMIN, "name": "invites-admin reset", "options": {"member": member}}
+        return [(0.0, reset), (rng.uniform(1.0, 6.0), {**restore, "user": ADMIN})]
+    if kind == "restore":
+        return [(0.0, {**restore, "user": ADMIN})]
+    if kind == "staff_remove":
+        staff.pop(member, None)
+        return [(0.0, {**remove, "user": ADMIN})]
+    code = rng.choice(codes)
+    others = [held for holder, held in staff.items() if holder != member]
+    if others and rng.random() < 0.3:
+        code = rng.choice(others)  # another member's code: the bot refuses
+    add = {"do": "command", "name": "invites-admin staff add", "options": {"member": member, "code": code}}
+    if kind == "staff_add":
+        if code not in others:
+            staff[member] = code
+        return [(0.0, {**add, "user": ADMIN})]
+    return [(0.0, {**rng.choice((add, restore, remove)), "user": user, "override": True})]
 
 
 def _talkers(world: World) -> list[int]:

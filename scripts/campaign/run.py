@@ -19,6 +19,7 @@ from scripts.campaign.check import INVARIANTS, check
 from scripts.campaign.generate import scenario_for
 from scripts.scenario.__main__ import run_and_report
 from scripts.scenario.model import ScenarioError, parse_scenario
+from scripts.scenario.report import write_report
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,10 +59,12 @@ def events_of(scenario: dict[str, Any]) -> int:
 
 
 async def run_scenario(scenario: dict[str, Any], workdir: Path) -> dict[str, Any]:
-    """Run one scenario and check it: {ok, violations, unattributed, joins, events, faults, seconds}."""
+    """Run one scenario and check it: {ok, violations, unattributed, joins, events, faults, seconds};
+    the full report goes to `workdir/report.json`."""
     started = time.monotonic()
     parsed = parse_scenario(scenario, name=scenario.get("name", "campaign"))
     report = await run_and_report(parsed, workdir=workdir)
+    write_report(report, workdir / "report.json")  # the commands' answers, truth and tracked, per member
     signals = [step["signal"] for step in scenario["steps"] if step["do"] == "restart"]
     verdict = check(report, signals, held_restarts=_held_restarts(scenario))
     return {

@@ -12,6 +12,7 @@ import asyncio
 import bisect
 import logging
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -32,6 +33,13 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "scenario-token"
 READY_TIMEOUT = 60.0
+# `"backup_id": "@last_reset"` in a command's options: the backup id of the last reset the bot
+# confirmed in this run, or, before any, an id no reset made (the bot answers that it has none).
+LAST_RESET = "@last_reset"
+NO_BACKUP = "ib-000000000000"
+RESET_BACKUP = re.compile(r"Backup id: `(ib-[0-9a-f]+)`")
+RESTORED_BACKUP = re.compile(r"Backup `(ib-[0-9a-f]+)` restored: ")
+STAFF_CHANGED = re.compile(r"Staff code (`[^`]+` saved for|of .+ removed)")
 
 
 @dataclass
@@ -50,7 +58,9 @@ class CommandResult:
     messages: list[dict[str, Any]] = field(default_factory=list)
     edits: int = 0
     manage_server: bool = False  # the member had Manage Server when the command ran
-    effect: str | None = None  # what the bot's answer confirmed: "bonus", "reset", "erase" or None
+    # What the bot's answer confirmed: "bonus", "reset", "restore", "erase", "staff" or None.
+    effect: str | None = None
+    backup: str | None = None  # a confirmed reset's or restore's backup id
 
 
 @dataclass
@@ -132,6 +142,7 @@ class ScenarioRunner:
         self.guild_up.set()
         self.background: list[asyncio.Task[None]] = []
         self.t0 = 0.0
+        self.last_backup = NO_BACKUP  # what `@last_reset` stands for now
         self.db_name = f"scenario_{int(time.time())}"
 
     # ---- setup ------------------------------------------------------------------------------------
@@ -459,7 +470,8 @@ class ScenarioRunner:
     async def _command(self, step: Step, args: dict[str, Any]) -> None:
         await self.bot_up.wait()
         await self.guild_up.wait()
-        options = dict(args.get("options", {}))
+        options = {name: self.last_backup if value == LAST_RESET else value
+                   for name, value in dict(args.get("options", {})).items()}
         started = time.time()
         manage_server = self._manage_server(args["user"])
         try:
@@ -482,6 +494,9 @@ class ScenarioRunner:
             manage_server=manage_server,
         )
         result.effect = confirmed_effect(result)
+        result.backup = confirmed_backup(result)
+        if result.effect == "reset" and result.backup:
+            self.last_backup = result.backup
         self.commands.append(result)
         self._record_effect(result, started)
 
@@ -495,9 +510,10 @@ class ScenarioRunner:
     def _record_effect(self, result: CommandResult, at: float) -> None:
         """What a command changed. Discord's permission model first: only a member with Manage
         Server may change counts (the bot's documented rule, whatever a server override shows).
-        Then the bot's answer: a bonus or a reset happened only when the bot confirmed it (failed
-        while MongoDB was away, it changed nothing). A confirmation to a member without Manage
-        Server changes nothing in the truth: the checker reports it."""
+        Then the bot's answer: a bonus, a reset or a restore happened only when the bot confirmed it
+        (failed while MongoDB was away, it changed nothing). A confirmation to a member without
+        Manage Server changes nothing in the truth: the checker reports it. A staff code changes no
+        count."""
         member = result.options.get("member")
         if not result.manage_server:
             return
@@ -506,22 +522,42 @@ class ScenarioRunner:
         elif result.effect == "erase" and member is not None:
             self._record("erase", self._uid(member), at=at, done=time.time())
         elif result.effect == "reset":
-            self._record("reset", self._uid(member) if member is not None else None, at=at)
+            self._record("reset", self._uid(member) if member is not None else None, at=at,
+                         backup=result.backup)
+        elif result.effect == "restore":
+            self._record("restore", None, at=at, backup=result.backup)
 
 
 def confirmed_effect(result: CommandResult) -> str | None:
-    """"bonus", "reset" or "erase" when the command's messages confirm one, else None."""
+    """"bonus", "reset", "restore", "erase" or "staff" when the command's messages confirm one."""
     words = result.name.split()[0:2]
-    text = " ".join([*(m.get("content") or "" for m in result.messages),
-                     *(str(e.get("description") or "") for m in result.messages for e in m["embeds"])])
-    # The bot's confirmations: "+3 bonus invites for @x: now ..." and "Invites of @x reset: ...".
+    text = _text(result)
+    # The bot's confirmations: "+3 bonus invites for @x: now ...", "Invites of @x reset: ...",
+    # "Backup `ib-...` restored: ...", "Staff code `abc` saved for @x." and "Staff code of @x removed."
     if words == ["invites-admin", "bonus"] and "bonus invite" in text and ": now " in text:
         return "bonus"
     if words == ["invites-admin", "reset"] and "Invites of " in text and " reset" in text:
         return "reset"
+    if words == ["invites-admin", "restore"] and RESTORED_BACKUP.search(text):
+        return "restore"
     if words == ["data", "erase"] and "Erased the data of " in text:
         return "erase"
+    if words == ["invites-admin", "staff"] and STAFF_CHANGED.search(text):
+        return "staff"
     return None
+
+
+def confirmed_backup(result: CommandResult) -> str | None:
+    """The backup id a confirmed reset answered with, or the one a confirmed restore gave back."""
+    pattern = {"reset": RESET_BACKUP, "restore": RESTORED_BACKUP}.get(result.effect or "")
+    found = pattern.search(_text(result)) if pattern else None
+    return found.group(1) if found else None
+
+
+def _text(result: CommandResult) -> str:
+    """Everything the command's messages say: contents and embed descriptions."""
+    return " ".join([*(m.get("content") or "" for m in result.messages),
+                     *(str(e.get("description") or "") for m in result.messages for e in m["embeds"])])
 
 
 def _message_view(message: dict[str, Any]) -> dict[str, Any]:

@@ -40,7 +40,7 @@ class Happened:
     """One executed step, with the wall-clock time it was dispatched."""
 
     t: float
-    kind: str  # voice, message, join, leave, bonus, end, and the keys of AWAY
+    kind: str  # voice, message, join, leave, bonus, reset, restore, erase, end, and the keys of AWAY
     member: int | None = None
     data: dict[str, Any] = field(default_factory=dict)
 
@@ -264,7 +264,10 @@ class Truth:
         times.clear()
 
     def _invites(self, happened: list[Happened]) -> None:
-        cleared: set[int] = set()  # members whose credit an `/invites-admin reset` cleared
+        # Members whose credited join an `/invites-admin reset` cleared -> that reset's backup id, and
+        # per backup the bonuses it took: a restore of that backup gives back exactly those.
+        cleared: dict[int, str | None] = {}
+        taken: dict[str | None, dict[int, int]] = {}
         away = _Away()
         # Joins while the bot could not see the guild: the member's join facts from before. A member
         # who also leaves before the bot is back leaves no trace the bot could find (not in the
@@ -278,7 +281,8 @@ class Truth:
             if (back or (event.kind == "members_released" and away.depth == 0)) and not held:
                 unseen.clear()
             if event.kind == "join" and member is not None:
-                cleared.discard(member)  # a join after a reset counts again
+                if self.members[member].joined_at is None:
+                    cleared.pop(member, None)  # a first join (again, after an erase) counts
                 if away.depth > 0 and member not in unseen:
                     unseen[member] = self._join_facts(member)
                 self._join(member, event.data)
@@ -292,13 +296,40 @@ class Truth:
             elif event.kind == "erase" and member is not None:
                 self._restore_join_facts(member, (None, None, None, False))  # their join record is gone
                 unseen.pop(member, None)
+                cleared.pop(member, None)
             elif event.kind == "reset":
-                for joined, truth in self.members.items():
-                    if truth.inviter is not None and (member is None or truth.inviter == member):
-                        cleared.add(joined)
-                for inviter, counts in self.inviters.items():
-                    if member is None or inviter == member:
-                        counts.bonus = 0
+                self._reset(member, event.data.get("backup"), cleared, taken)
+            elif event.kind == "restore":
+                self._restore(event.data.get("backup"), cleared, taken)
+        self._count_joins(cleared)
+
+    def _reset(self, inviter: int | None, backup: str | None, cleared: dict[int, str | None],
+               taken: dict[str | None, dict[int, int]]) -> None:
+        """`/invites-admin reset` of `inviter` (None: everyone): the credited joins not cleared yet
+        stop counting, and the bonuses go to zero; the backup keeps both."""
+        for joined, truth in self.members.items():
+            in_scope = inviter is None or truth.inviter == inviter
+            if truth.joined_at is not None and truth.inviter is not None and in_scope:
+                cleared.setdefault(joined, backup)
+        took = taken.setdefault(backup, {})
+        for who, counts in self.inviters.items():
+            if (inviter is None or who == inviter) and counts.bonus:
+                took[who] = took.get(who, 0) + counts.bonus
+                counts.bonus = 0
+
+    def _restore(self, backup: str | None, cleared: dict[int, str | None],
+                 taken: dict[str | None, dict[int, int]]) -> None:
+        """`/invites-admin restore` of a reset's backup, once: the joins that reset cleared count
+        again (a member erased since has no join left to give back) and the bonuses it took are
+        added back; joins and bonuses recorded after the reset stay. An unknown backup: nothing."""
+        if backup is None:
+            return
+        for joined in [m for m, by in cleared.items() if by == backup]:
+            del cleared[joined]
+        for who, amount in taken.pop(backup, {}).items():
+            self.inviters[who].bonus += amount
+
+    def _count_joins(self, cleared: dict[int, str | None]) -> None:
         for joined, truth in self.members.items():
             if truth.joined_at is None or truth.inviter is None or truth.inviter < 0 or joined in cleared:
                 continue

@@ -36,3 +36,25 @@ async def test_seed_36_a_voice_change_while_sigterm_shuts_the_bot_down(tmp_path)
     assert abs(bob["tracked"]["voice_s"] - bob["truth"]["voice_s"]) <= report["voice_tolerance_s"], bob
     verdict = check(report, ["SIGTERM"])
     assert verdict.ok, verdict.violations
+
+
+async def test_a_restore_of_the_last_reset_gives_back_what_it_cleared_and_staff_codes_count_nothing(tmp_path):
+    """`@last_reset` before any reset is an id the bot does not know (nothing changes); the reset of
+    ada clears eve, finn and her bonus of 4; staff codes (one refused: bob holds it; one refused to cy,
+    no Manage Server) change no count; eve leaves and comes back across a SIGTERM restart (a rejoin
+    credits nobody); a bonus of 2 after the reset stays; bob's restore is refused; ada's restore of
+    the reset's backup gives back eve, finn and the 4, once."""
+    report = await run_and_report(load_scenario(SCENARIOS / "reset_restore_staff.json"), workdir=tmp_path)
+    verdict = check(report, ["SIGTERM"])
+    differences = [r for r in report["members"] + report["inviters"] if r["differences"]]
+    assert report["ok"] and verdict.ok, (differences, verdict.violations)
+    commands = {c["step"]: c for c in report["commands"]}
+    reset, restored = commands[5], commands[14]
+    assert commands[3]["effect"] is None and "There is no backup" in commands[3]["content"]
+    assert [commands[i]["effect"] for i in (6, 7, 8)] == ["staff", None, None]
+    assert "already belongs to" in commands[7]["content"] and "Manage Server" in commands[8]["content"]
+    assert commands[13]["effect"] is None and "Manage Server" in commands[13]["content"]
+    assert (restored["effect"], restored["backup"]) == ("restore", reset["backup"]) and reset["backup"]
+    assert commands[15]["effect"] is None and "already restored" in commands[15]["content"]
+    ada = next(r for r in report["inviters"] if r["name"] == "ada")
+    assert ada["truth"] == ada["tracked"] == {"regular": 2, "left": 0, "fake": 0, "bonus": 6, "total": 8}

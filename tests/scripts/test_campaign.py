@@ -8,6 +8,7 @@ import copy
 import json
 import sys
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from scripts.campaign.check import check
 from scripts.campaign.generate import FAULT_KINDS, scenario_for
 from scripts.campaign.run import fault_details, faults_of, shrink
 from scripts.scenario.model import parse_scenario
+from scripts.scenario.runner import CommandResult, confirmed_backup, confirmed_effect
 
 # Between them: a slow member list with a SIGKILL inside it, a SIGTERM, a second process, a guild
 # outage, a gateway reconnect, writeConcernErrors, a REST fault, /data erase refused to a member.
@@ -44,6 +46,85 @@ def test_a_long_campaign_draws_every_fault_kind_at_least_40_times() -> None:
     assert any(d.startswith("rest 429 ") for d in details) and any(d.startswith("rest 503 ") for d in details)
     assert {d.split()[-1] for d in details if d.startswith("rest ")} == {"invites", "history"}
     assert len(FAULT_KINDS) == 11
+
+
+def test_a_long_campaign_draws_restores_and_staff_codes_and_a_seed_stays_the_same() -> None:
+    """The admin commands of the issue: `/invites-admin restore` of the last reset and `staff add`
+    (also of a code another member holds: refused), `staff remove`, each also by a member without
+    Manage Server (`override`)."""
+    drawn: Counter[tuple[str, bool]] = Counter()
+    taken_codes = 0
+    for seed in range(1, 201):
+        scenario = scenario_for(seed)
+        assert scenario == scenario_for(seed)
+        commands = [s for s in scenario["steps"] if s["do"] == "command"]
+        drawn.update((c["name"], bool(c.get("override"))) for c in commands)
+        assert all(c["options"] == {"backup_id": "@last_reset"} for c in commands
+                   if c["name"] == "invites-admin restore")
+        taken_codes += _adds_of_a_held_code(commands)
+    for name in ("invites-admin restore", "invites-admin staff add", "invites-admin staff remove"):
+        assert drawn[(name, False)] >= 20 and drawn[(name, True)] >= 10, drawn
+    assert taken_codes >= 5
+    restores = [seed for seed in range(1, 201) if any(
+        s.get("name") == "invites-admin restore" for s in scenario_for(seed)["steps"])]
+    assert len(restores) >= 50
+
+
+def _adds_of_a_held_code(commands: list[dict[str, Any]]) -> int:
+    """Staff adds by the admin of a code the admin gave another member before (and did not remove)."""
+    holders: dict[str, int] = {}
+    found = 0
+    for command in commands:
+        if command.get("override"):
+            continue
+        options = command.get("options", {})
+        if command["name"] == "invites-admin staff remove":
+            holders = {code: m for code, m in holders.items() if m != options["member"]}
+        elif command["name"] == "invites-admin staff add":
+            holder = holders.get(options["code"])
+            if holder is not None and holder != options["member"]:
+                found += 1
+            else:
+                holders = {code: m for code, m in holders.items() if m != options["member"]}
+                holders[options["code"]] = options["member"]
+    return found
+
+
+def answered(name: str, content: str) -> CommandResult:
+    return CommandResult(1, 1.0, 101, name, {}, content, [], True,
+                         messages=[{"content": content, "embeds": []}])
+
+
+def test_the_runner_reads_restores_and_staff_changes_from_the_bots_answers() -> None:
+    """What the bot's reply confirms, with the backup id a reset answered or a restore gave back;
+    refusals and errors confirm nothing. A confirmation to a member without Manage Server (a
+    server override showed them the command) breaks `permissions_respected`."""
+    cases = [
+        ("invites-admin reset", "Invites of <@102> reset: 2 joins no longer counted. Backup id: "
+                                "`ib-0123456789ab` - undo with `/invites-admin restore ib-0123456789ab`.",
+         "reset", "ib-0123456789ab"),
+        ("invites-admin restore", "Backup `ib-0123456789ab` restored: 2 joins counted again.",
+         "restore", "ib-0123456789ab"),
+        ("invites-admin restore", "There is no backup `ib-000000000000` in this server: give the id "
+                                  "that `/invites-admin reset` answered with.", None, None),
+        ("invites-admin restore", "Backup `ib-0123456789ab` was already restored.", None, None),
+        ("invites-admin restore", "You need the **Manage Server** permission to use "
+                                  "`/invites-admin restore`.", None, None),
+        ("invites-admin staff add", "Staff code `abc` saved for <@102>.", "staff", None),
+        ("invites-admin staff add", "`abc` already belongs to <@103>; remove it there first with "
+                                    "`/invites-admin staff remove`.", None, None),
+        ("invites-admin staff remove", "Staff code of <@102> removed.", "staff", None),
+        ("invites-admin staff remove", "<@102> has no staff code; `/invites-admin staff list` shows "
+                                       "who has one.", None, None),
+    ]
+    confirmed = []
+    for name, content, effect, backup in cases:
+        result = answered(name, content)
+        result.effect = confirmed_effect(result)
+        assert (result.effect, confirmed_backup(result)) == (effect, backup), content
+        confirmed += [asdict(result)] if result.effect else []
+    verdict = check(report([], commands=confirmed), [], logs=[])
+    assert len(verdict.violations["permissions_respected"]) == len(confirmed) == 4
 
 
 def member(name: str, tracked: dict[str, Any], truth: dict[str, Any], **unseen: Any) -> dict[str, Any]:

@@ -142,3 +142,62 @@ def test_a_voice_change_just_before_a_sigkill_may_be_lost_for_the_whole_downtime
     assert truth.members[1].voice_s == 10 + 0.1 + 4 + 6
     assert round(truth.members[1].losable_voice_s, 3) == 4.1
     assert truth.members[2].losable_voice_s == 0
+
+
+def invite_join(t, member, inviter):
+    return Happened(t, "join", member, {"via": "abc", "inviter": inviter, "created": T0 - timedelta(days=400),
+                                        "joined_at": T0 + timedelta(seconds=t)})
+
+
+def reset(t, inviter, backup):
+    return Happened(t, "reset", inviter, {"backup": backup})
+
+
+def restore(t, backup):
+    return Happened(t, "restore", None, {"backup": backup})
+
+
+def figures(truth, inviter):
+    counts = truth.inviters[inviter]
+    return counts.regular, counts.left, counts.bonus
+
+
+def test_a_restore_gives_back_what_its_reset_cleared_and_an_unknown_backup_changes_nothing():
+    """A reset of ada clears her joins and bonus into its backup; a restore of an id no reset
+    answered changes nothing; the restore of that backup gives back the joins and the bonus, once."""
+    before = [invite_join(0, 201, 101), invite_join(1, 202, 101), invite_join(2, 203, 102),
+              Happened(3, "leave", 202), Happened(4, "bonus", 101, {"amount": 3}),
+              Happened(4.5, "bonus", 102, {"amount": 1})]
+    truth = Truth(AFK, 600).compute([*before, reset(5, 101, "ib-a"), restore(6, "ib-000000000000"),
+                                     Happened(7, "end")])
+    assert figures(truth, 101) == (0, 0, 0) and figures(truth, 102) == (1, 0, 1)
+    truth = Truth(AFK, 600).compute([*before, reset(5, 101, "ib-a"), restore(6, "ib-a"), restore(7, "ib-a"),
+                                     Happened(8, "end")])
+    assert figures(truth, 101) == (2, 1, 3) and figures(truth, 102) == (1, 0, 1)
+
+
+def test_a_bonus_and_a_join_after_the_reset_stay_and_a_restore_undoes_only_its_own_reset():
+    """After the reset: a bonus of 2 and a new join count; the restore adds back the 3 it took (5 in
+    all). A second reset clears only what came after the first; restoring it keeps the first."""
+    events = [invite_join(0, 201, 101), Happened(1, "bonus", 101, {"amount": 3}), reset(2, 101, "ib-a"),
+              Happened(3, "bonus", 101, {"amount": 2}), invite_join(4, 202, 101)]
+    truth = Truth(AFK, 600).compute([*events, restore(5, "ib-a"), Happened(6, "end")])
+    assert figures(truth, 101) == (2, 0, 5)
+    truth = Truth(AFK, 600).compute([*events, reset(5, 101, "ib-b"), restore(6, "ib-b"), Happened(7, "end")])
+    assert figures(truth, 101) == (1, 0, 2)  # 202 and the bonus of 2 back; 201 and the 3 still reset
+
+
+def test_a_cleared_member_who_rejoins_counts_only_after_the_restore_and_an_erased_one_not_at_all():
+    """docs/invites.md: a rejoin credits nobody, so a member whose join a reset cleared does not count
+    again by rejoining; the restore gives their first join back. An erased member's join is gone:
+    the restore has nothing to give back, and their join after the erase is a first join."""
+    events = [invite_join(0, 201, 101), invite_join(1, 202, 101), invite_join(2, 203, 101),
+              reset(3, 101, "ib-a"), Happened(4, "leave", 201), invite_join(5, 201, 102),
+              Happened(6, "erase", 202)]
+    truth = Truth(AFK, 600).compute([*events, Happened(7, "end")])
+    assert figures(truth, 101) == (0, 0, 0) and figures(truth, 102) == (0, 0, 0)
+    truth = Truth(AFK, 600).compute([*events, restore(7, "ib-a"), Happened(8, "end")])
+    assert figures(truth, 101) == (2, 0, 0)  # 201 (here again) and 203; 202's join was erased
+    rejoined = [invite_join(7, 202, 102), restore(8, "ib-a"), Happened(9, "end")]
+    truth = Truth(AFK, 600).compute([*events, *rejoined])
+    assert figures(truth, 101) == (2, 0, 0) and figures(truth, 102) == (1, 0, 0)
