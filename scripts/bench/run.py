@@ -10,14 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scripts.bench import backfill, commands, flush, ingest, joins, latency, restart
+from scripts.bench import backfill, commands, flush, ingest, invite_board, joins, latency, restart
 from scripts.bench.env import Bench
 from scripts.bench.measure import Check, Row, max_rss_bytes, mib
 from scripts.bench.sizes import Sizes
 
 log = logging.getLogger(__name__)
 Case = Callable[[Bench], Awaitable[tuple[list[Row], list[Check]]]]
-CASES = ("ingest", "latency", "flush", "restart", "commands", "joins", "backfill")  # names for --only
+# names for --only
+CASES = ("ingest", "latency", "flush", "restart", "commands", "invites", "joins", "backfill")
 NEEDS = {"restart": "flush"}  # the restart case reconciles the sessions the flush case leaves
 
 
@@ -65,6 +66,7 @@ async def _cases(bench: Bench, real_mongodb: bool, only: frozenset[str] | None) 
         ("flush", "flush", flush.run),
         ("restart", "restart", restart.run),
         ("commands", "/ud /top", lambda b: commands.run(b, real_mongodb)),
+        ("invites", "/invites", invite_board.run),
         ("joins", "join burst", joins.run),
         ("backfill", "backfill", backfill.run),
     ]

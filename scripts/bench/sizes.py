@@ -26,6 +26,8 @@ class Sizes:
     backfill_members: int = 500
     backfill_live_rate: int = 200  # live events per second, without and then during the backfill
     backfill_live_seconds: float = 15.0  # each live stream's length
+    invite_joins: int = 100_000  # join documents of the invite-board case
+    invite_inviters: int = 5_000
 
 
 FULL = Sizes("full")
@@ -33,11 +35,12 @@ QUICK = Sizes(
     "quick", ingest_events=3_000, ingest_members=300, latency_seconds=3.0, voice_members=1_000,
     invites=100, stats_members=2_000, stats_active=200, command_samples=3, raw_samples=100,
     burst_joins=20, backfill_messages=1_500, backfill_channels=3, backfill_members=100,
-    backfill_live_seconds=3.0,
+    backfill_live_seconds=3.0, invite_joins=2_000, invite_inviters=200,
 )
 TINY = Sizes(
     "tiny", ingest_events=400, ingest_members=40, latency_rate=200, latency_seconds=1.0,
     voice_members=120, invites=20, stats_members=300, stats_active=30, stats_days=5,
     command_samples=3, raw_samples=10, burst_joins=10, backfill_messages=300, backfill_channels=3,
-    backfill_members=20, backfill_live_rate=100, backfill_live_seconds=1.0,
+    backfill_members=20, backfill_live_rate=100, backfill_live_seconds=1.0, invite_joins=300,
+    invite_inviters=30,
 )

@@ -30,12 +30,15 @@ async def test_every_case_runs_small_and_every_count_is_exact(db) -> None:
                      "flush: checkpoints moved", "restart: downtime credited", "restart: invite snapshot",
                      "/top messages all time: first page", "/ud voice 30 days: rank",
                      "backfill: member totals", "backfill: member day documents",
-                     "backfill: live + history = messages that exist"):
+                     "backfill: live + history = messages that exist",
+                     "/invites leaderboard all time: every row", "/invites leaderboard 30 days: every row",
+                     "/invites: a member's figures"):
         assert expected in names
     cases = {row.case for row in results.rows}
     assert {"ingest", "ingest latency", "flush", "restart", "/ud all time", "/ud 30 days",
             "/top messages, all time", "/top voice, 30 days", "/top leaderboard index", "memory",
-            "join burst", "backfill"} <= cases
+            "join burst", "backfill", "invite boards build", "/invites leaderboard all time",
+            "/invites leaderboard 30 days", "/invites (a member's figures)"} <= cases
     backfilled = [r.values for r in results.rows if r.case == "backfill"]
     # Every missed message is counted from history; a live message whose history page was read
     # before its gateway event arrived is counted from history too (docs/activity.md), so on a busy
@@ -47,7 +50,9 @@ async def test_every_case_runs_small_and_every_count_is_exact(db) -> None:
     # every case with a baseline reports its ratio, measured in the same run, with a verdict
     compared = [r for r in results.rows if r.target.endswith("x")]
     assert {r.case for r in compared} == {"ingest", "flush", "restart", "/ud all time", "/ud 30 days",
-                                          "/top messages, all time", "/top voice, 30 days"}
+                                          "/top messages, all time", "/top voice, 30 days",
+                                          "/invites leaderboard all time", "/invites leaderboard 30 days",
+                                          "/invites (a member's figures)"}
     assert all(r.ratio is not None and r.ratio > 0 and r.met is not None for r in compared)
     # nx-27017 cannot say whether an index is used: the table says so instead of a verdict.
     index_rows = [r for r in results.rows if r.case == "/top leaderboard index"]
