@@ -12,6 +12,7 @@ def all_cog_factories() -> list[Callable[[Any], Any]]:
     from cogs.announcements import AnnouncementsCog
     from cogs.backup import backup_cog
     from cogs.data import data_cog
+    from cogs.export import ExportCog
     from cogs.help import HelpCog
     from cogs.invites import InvitesCog
     from cogs.settings import SettingsCog
@@ -22,6 +23,7 @@ def all_cog_factories() -> list[Callable[[Any], Any]]:
         lambda bot: ActivityCog(bot, bot.repos.activity, bot.repos.voice_sessions, bot.repos.guild_settings),
         lambda bot: StatsCog(bot, bot.repos.activity, bot.repos.guild_settings),
         backup_cog,
+        ExportCog,
         lambda bot: InvitesCog(bot, bot.repos),
         lambda bot: SettingsCog(bot, bot.repos.guild_settings),
         StatusCog,

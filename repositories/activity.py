@@ -395,6 +395,27 @@ class ActivityRepository(Repository):
             if rows:
                 yield rows
 
+    async def member_totals(self, guild_id: int, since_day: str | None) -> list[tuple[int, Counters]]:
+        """Every member's counters since `since_day` (inclusive; None: all time), members with only
+        zeros left out. For the CSV export when the ranks in memory are not built."""
+        if since_day is None:
+            fields = {name: 1 for name in (*COUNTERS, "member_id")}
+
+            async def read() -> list[dict[str, Any]]:
+                query = {"guild_id": guild_id, "kind": "total"}
+                return [doc async for doc in self.collection.find(query, fields, batch_size=1000)]
+
+            rows = await with_retry("read activity totals", read, self.policy)
+        else:
+            pipeline = [
+                {"$match": {"guild_id": guild_id, "kind": "day", "day": {"$gte": since_day}}},
+                {"$group": {"_id": "$member_id", **{name: {"$sum": f"${name}"} for name in COUNTERS}}},
+                {"$project": {"member_id": "$_id", **dict.fromkeys(COUNTERS, 1)}},
+            ]
+            rows = await self.aggregate(pipeline, "read activity period totals")
+        totals = [(int(row["member_id"]), Counters.from_document(row)) for row in rows]
+        return [(member, counters) for member, counters in totals if counters != Counters()]
+
     async def daily(self, guild_id: int, member_id: int, since_day: str) -> dict[str, Counters]:
         """Per day since `since_day`: the member's day documents (days without activity absent)."""
         query = {"guild_id": guild_id, "member_id": member_id, "kind": "day", "day": {"$gte": since_day}}

@@ -527,6 +527,38 @@ class JoinRepository(Repository):
         if rows:
             yield rows
 
+    # ---- for the CSV export (app.operations.export) ------------------------------------------
+    async def scan_joins(self, guild_id: int, since: datetime | None,
+                         batch: int = BATCH) -> AsyncIterator[list[StoredJoin]]:
+        """The guild's joins from `since` on (None: all), oldest first, in lists of up to `batch`,
+        read through one cursor (never all at once). One pass, no retry."""
+        query: dict[str, Any] = {"guild_id": guild_id}
+        if since is not None:
+            query["joined_ms"] = {"$gte": to_ms(since)}
+        order = [("joined_ms", ASCENDING), ("_id", ASCENDING)]
+        cursor = self.collection.find(query, batch_size=batch).sort(order)
+        rows: list[StoredJoin] = []
+        async for doc in cursor:
+            rows.append(StoredJoin.from_doc(doc))
+            if len(rows) >= batch:
+                yield rows
+                rows = []
+        if rows:
+            yield rows
+
+    async def latest_names(self, guild_id: int, member_ids: set[int]) -> dict[int, str]:
+        """Of `member_ids`, the name each had at their latest join (one pass over the guild's joins)."""
+        if not member_ids:
+            return {}
+        latest: dict[int, tuple[int, str]] = {}
+        fields = {"member_id": 1, "member_name": 1, "joined_ms": 1}
+        async for doc in self.collection.find({"guild_id": guild_id}, fields, batch_size=BATCH):
+            member, name = int(doc["member_id"]), doc.get("member_name")
+            joined = int(doc.get("joined_ms") or 0)
+            if member in member_ids and name and joined >= latest.get(member, (-1, ""))[0]:
+                latest[member] = (joined, str(name))
+        return {member: name for member, (_, name) in latest.items()}
+
     async def figure_docs(self, keys: list[str], batch: int = BATCH) -> dict[str, dict[str, Any]]:
         """The documents of `keys` that exist (by `_id`), the fields the figures use."""
         found: dict[str, dict[str, Any]] = {}

@@ -217,6 +217,18 @@ class GuildRanks:
     def covers(self, since: str | None) -> bool:
         return since is None or since >= self.keep_from
 
+    async def every_member(self, since: str | None) -> list[tuple[int, Counters]]:
+        """Every member's counters since `since`, members with only zeros left out."""
+        members = list(self.totals if since is None else self.days)
+        found: list[tuple[int, Counters]] = []
+        for i, member in enumerate(members):
+            counters = self.counters(member, since)
+            if counters != Counters():
+                found.append((member, counters))
+            if i % CHUNK == CHUNK - 1:
+                await asyncio.sleep(0)
+        return found
+
     async def boards(self, since: str | None) -> dict[str, Board]:
         if since is None:
             return self.all_time
@@ -390,6 +402,10 @@ class Ranks:
 
     async def rank(self, guild_id: int, member_id: int, metric: str, since: str | None) -> int | None:
         return (await self._ready[guild_id].boards(since))[metric].rank(member_id)
+
+    async def every_member(self, guild_id: int, since: str | None) -> list[tuple[int, Counters]]:
+        """Every member's counters since `since` (the CSV export), zeros left out."""
+        return await self._ready[guild_id].every_member(since)
 
     async def count(self, guild_id: int, metric: str, since: str | None) -> int:
         return len((await self._ready[guild_id].boards(since))[metric])

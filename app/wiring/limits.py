@@ -24,6 +24,7 @@ T = TypeVar("T")
 UD_CHART_LIMIT = (2, 60.0)
 LEADERBOARD_LIMIT = (3, 30.0)
 BACKUP_LIMIT = (2, 300.0)
+EXPORT_LIMIT = (3, 60.0)
 
 
 class Cooldowns:
