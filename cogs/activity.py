@@ -279,7 +279,8 @@ class ActivityCog(commands.Cog, name="Activity"):
         except Exception:
             log.exception("backfill of guild %s failed; the next start or gap resumes it", guild_id)
         else:
-            log.info("backfill of guild %s: %s", guild_id, self.backfill.progress.line())
+            log.info("backfill of guild %s: %s (all guilds: %s)", guild_id,
+                     self.backfill.progress_of(guild_id).line(), self.backfill.progress.line())
         ranks = getattr(self.bot, "ranks", None)
         if ranks is not None and self.backfill.progress.messages != counted:
             ranks.rebuild(guild_id)  # backfilled counts reach the ranks through a fresh read

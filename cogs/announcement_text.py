@@ -33,8 +33,16 @@ DEFAULT_JOIN_BY_SOURCE = {
     "downtime": "{member} joined while the bot was offline; invited by {inviter} (code {code}, "
                 "{invites} invites).",
 }
+# The defaults that show the inviter's total, without it: a server whose members see only their
+# own figures (`members_view_others` off, `app.wiring.privacy.announce_totals`).
+DEFAULT_WITHOUT_TOTAL = {
+    "invite": "{member} joined; invited by {inviter} ({source}, code {code})",
+    "downtime": "{member} joined while the bot was offline; invited by {inviter} (code {code}).",
+    "leave": "{member_name} left; they were invited by {inviter_name}",
+}
 DEFAULT_JOIN_HINTED = "{member} joined without an invite; {hint}."
 DEFAULT_LEAVE_UNKNOWN = "{member_name} left."
+TOTAL_NOT_SHOWN = "not shown"  # `{invites}` in a guild's own template when totals are not shown
 LATE_PREFIX = "(late) "
 # "{invites} invites" in a template (the defaults have it) reads "1 invite" / "2 invites".
 INVITES_WITH_UNIT = re.compile(r"(?<!\{)\{invites\} invites\b")
@@ -47,7 +55,8 @@ def account_age(facts: JoinFacts) -> str:
     return style.days((facts.joined_at - facts.account_created_at).days)
 
 
-def values(facts: JoinFacts, invites: int, mention_member: bool) -> dict[str, Any]:
+def values(facts: JoinFacts, invites: int | None, mention_member: bool) -> dict[str, Any]:
+    """The placeholders' values; `invites` None: the inviter's total is not shown."""
     inviter = safe_name(facts.inviter_name) if facts.inviter_name else (
         "the vanity URL" if facts.source == "vanity" else "unknown")
     code = facts.code or (" or ".join(facts.candidates) if facts.candidates else "-")
@@ -57,8 +66,8 @@ def values(facts: JoinFacts, invites: int, mention_member: bool) -> dict[str, An
         "inviter": inviter,
         "inviter_name": inviter,
         "code": discord.utils.escape_markdown(code),
-        "invites": invites,
-        "invites_text": style.count(invites, "invite"),
+        "invites": TOTAL_NOT_SHOWN if invites is None else invites,
+        "invites_text": f"invites {TOTAL_NOT_SHOWN}" if invites is None else style.count(invites, "invite"),
         "source": source_text(facts),
         "account_age": account_age(facts),
     }
@@ -69,20 +78,27 @@ def source_text(facts: JoinFacts) -> str:
     return f"{text} ({HINT_TEXT[facts.hint]})" if facts.hint in HINT_TEXT else text
 
 
-def join_text(template: str, facts: JoinFacts, invites: int, mention_member: bool) -> str:
+def join_text(template: str, facts: JoinFacts, invites: int | None, mention_member: bool) -> str:
+    """The join message; `invites` None: without the inviter's total."""
     if template == DEFAULT_JOIN_TEMPLATE:
         hinted = facts.hint in HINT_TEXT
         template = DEFAULT_JOIN_HINTED if hinted else DEFAULT_JOIN_BY_SOURCE.get(facts.source, template)
+        if invites is None and not hinted:
+            template = DEFAULT_WITHOUT_TOTAL.get(facts.source, template)
     fields = {**values(facts, invites, mention_member), "hint": HINT_TEXT.get(facts.hint, "")}
     text = with_plural(template).format_map(fields)
     return text if facts.live else LATE_PREFIX + text
 
 
-def leave_text(template: str, facts: JoinFacts | None, member_id: int, member_name: str, invites: int) -> str:
+def leave_text(template: str, facts: JoinFacts | None, member_id: int, member_name: str,
+               invites: int | None) -> str:
+    """The leave message; `invites` None: without the inviter's total."""
     if facts is None:
         facts = JoinFacts(0, member_id, member_name, "unknown", None, (), None, None, NO_TIME, None)
     if template == DEFAULT_LEAVE_TEMPLATE and facts.inviter_name is None:
         template = DEFAULT_LEAVE_UNKNOWN
+    elif template == DEFAULT_LEAVE_TEMPLATE and invites is None:
+        template = DEFAULT_WITHOUT_TOTAL["leave"]
     return with_plural(template).format_map(values(facts, invites, mention_member=False))
 
 

@@ -15,8 +15,10 @@ from typing import Any
 import discord
 from discord.ext import commands
 
+from app.wiring.privacy import announce_totals
 from cogs import style
 from cogs.announcement_text import JoinFacts, allowed_for, join_text, late_batch_text, leave_text
+from repositories.guild_settings import GuildConfig
 
 log = logging.getLogger(__name__)
 LATE_SETTLE_SECONDS = 2.0  # late joins arriving closer together than this are posted together
@@ -39,10 +41,14 @@ class AnnouncementsCog(commands.Cog, name="Announcements"):
             if not task.done():
                 await asyncio.shield(task)
 
-    async def _invites_of(self, guild_id: int, inviter_id: int | None) -> int:
+    async def _invites_of(self, config: GuildConfig, inviter_id: int | None) -> int | None:
+        """The inviter's total, or None where members may not see others' figures (the channel
+        is read by every member: `app.wiring.privacy.announce_totals`)."""
+        if not announce_totals(config.members_view_others):
+            return None
         if inviter_id is None:
             return 0
-        return (await self.bot.repos.invite_stats.member_summary(guild_id, inviter_id)).total
+        return (await self.bot.repos.invite_stats.member_summary(config.guild_id, inviter_id)).total
 
     # ---- events from the invite tracker --------------------------------------------------------
     @commands.Cog.listener()
@@ -54,7 +60,7 @@ class AnnouncementsCog(commands.Cog, name="Announcements"):
             self._late.setdefault(facts.guild_id, []).append(facts)
             self._schedule_late(facts.guild_id)
             return
-        invites = await self._invites_of(facts.guild_id, facts.inviter_id)
+        invites = await self._invites_of(config, facts.inviter_id)
         text = join_text(config.join_template, facts, invites, config.mention_member)
         mentioned = facts.member_id if config.mention_member else None
         await self._post(facts.guild_id, config.announcement_channel, text, mentioned)
@@ -65,7 +71,7 @@ class AnnouncementsCog(commands.Cog, name="Announcements"):
         config = await self.bot.repos.guild_settings.get(guild_id)
         if config.announcement_channel is None:
             return
-        invites = await self._invites_of(guild_id, facts.inviter_id if facts else None)
+        invites = await self._invites_of(config, facts.inviter_id if facts else None)
         text = leave_text(config.leave_template, facts, member_id, member_name, invites)
         await self._post(guild_id, config.announcement_channel, text, None)
 
@@ -86,7 +92,7 @@ class AnnouncementsCog(commands.Cog, name="Announcements"):
             await self._post(guild_id, config.announcement_channel, late_batch_text(joins), None)
             return
         for facts in joins:
-            invites = await self._invites_of(guild_id, facts.inviter_id)
+            invites = await self._invites_of(config, facts.inviter_id)
             text = join_text(config.join_template, facts, invites, config.mention_member)
             await self._post(guild_id, config.announcement_channel, text,
                              facts.member_id if config.mention_member else None)

@@ -155,6 +155,14 @@ def leaderboard_embed(
     return embed
 
 
+def own_invites_embed(summary: InviteSummary, guild: discord.Guild, period: str) -> discord.Embed:
+    """`/invites leaderboard` for a member who may see only their own figures (`app.wiring.privacy`)."""
+    embed = discord.Embed(title=f"Invite leaderboard - {PERIOD_LABELS[period]}", colour=discord.Colour.gold())
+    own = f"{style.member_of(guild, summary.member_id)} - {summary_line(summary)}"
+    embed.description = f"{style.own_row_only('invites leaderboard')}\n\n{own}"
+    return embed
+
+
 def staff_embed(
     guild: discord.Guild, staff: Sequence[StaffCode], invites: dict[str, int], conversions: dict[int, int]
 ) -> discord.Embed:
@@ -212,7 +220,7 @@ class LeaderboardView(discord.ui.View):
 
     async def _show(self, interaction: discord.Interaction, page: int) -> None:
         embed, page, pages = await self.load(page)
-        view = LeaderboardView(self.owner_id, self.load, page, pages)
+        view = LeaderboardView.when_paged(self.owner_id, self.load, page, pages)  # None: one page left
         self.stop()
         await interaction.response.edit_message(embed=fit_embed(embed), view=view,
                                                 allowed_mentions=NO_MENTIONS)

@@ -31,6 +31,7 @@ from app.operations.invite_resets import (
 )
 from app.wiring.container import Repositories
 from app.wiring.limits import LEADERBOARD_LIMIT, cooldown
+from app.wiring.privacy import may_see, sight
 from app.wiring.reply_limits import fit_reply, more_lines
 from app.wiring.validation import invite_code, reject, valid_id, valid_invite_event
 from cogs import style
@@ -46,6 +47,7 @@ from cogs.invite_views import (
     esc,
     leaderboard_embed,
     member_embed,
+    own_invites_embed,
     period_since,
     staff_embed,
     summary_line,
@@ -234,12 +236,12 @@ class InvitesCog(commands.Cog, name="Invites"):
         await self._send(interaction, ephemeral=True, content=text)
 
     async def _may_see(self, interaction: discord.Interaction, member_id: int) -> bool:
-        """Own figures, Manage Server, or a server that lets members look at others; else refused."""
+        """Own figures, Manage Server, or a server that lets members look at others
+        (`app.wiring.privacy.may_see`); else refused."""
         assert interaction.guild is not None
-        if member_id == interaction.user.id or interaction.permissions.manage_guild:
-            return True
         config = await self.repos.guild_settings.get(interaction.guild.id)
-        if config.members_view_others:
+        if may_see(config.members_view_others, interaction.permissions.manage_guild,
+                   interaction.user.id, member_id):
             return True
         await self._send(interaction, ephemeral=True, content=style.only_own(command_name(interaction)))
         return False
@@ -282,11 +284,16 @@ class InvitesCog(commands.Cog, name="Invites"):
     async def leaderboard(self, interaction: discord.Interaction, period: str = "all") -> None:
         guild = interaction.guild
         assert guild is not None
+        caller_id, manage_guild = interaction.user.id, interaction.permissions.manage_guild
         config = await self.repos.guild_settings.get(guild.id)
         since = period_since(period, self.bot.clock.now(), config.time_zone)
 
         async def load(page: int) -> tuple[discord.Embed, int, int]:
             stats = self.repos.invite_stats
+            current = await self.repos.guild_settings.get(guild.id)  # asked again on every page
+            if not sight(current.members_view_others, manage_guild).others:
+                own = await stats.member_summary(guild.id, caller_id, since)
+                return own_invites_embed(own, guild, period), 0, 1
             rows, count = await stats.leaderboard_page(guild.id, since, max(page, 0) * PAGE_SIZE, PAGE_SIZE)
             pages = max(1, math.ceil(count / PAGE_SIZE))
             if page >= pages:  # the board shrank since the last page was shown
@@ -296,8 +303,9 @@ class InvitesCog(commands.Cog, name="Invites"):
             return leaderboard_embed(rows, guild, period, page, pages), page, pages
 
         embed, page, pages = await load(0)
-        view = LeaderboardView.when_paged(interaction.user.id, load, page, pages)
-        await self._send(interaction, embed=embed, **({"view": view} if view else {}))
+        view = LeaderboardView.when_paged(caller_id, load, page, pages)
+        private = sight(config.members_view_others, manage_guild).private
+        await self._send(interaction, embed=embed, ephemeral=private, **({"view": view} if view else {}))
 
     # ---- staff codes ----------------------------------------------------------------------------
     @staff.command(name="add", description="Assign an invite code to a staff member (Manage Server)")

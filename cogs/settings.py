@@ -62,7 +62,7 @@ ROWS = [
         lambda c, _: ", ".join(style.channel(x) for x in sorted(c.ignored_channels)) or "none"),
     Row("Activity", "count_self_deafened", "Voice counted while self-deafened",
         lambda c, _: style.yes_no(c.count_self_deafened)),
-    Row("Activity", "members_view_others", "Members may look up others",
+    Row("Activity", "members_view_others", "Members may see others' numbers",
         lambda c, _: style.yes_no(c.members_view_others)),
     Row("Activity", "voice_downtime_cap_seconds", "Voice credited across a bot downtime",
         lambda c, default: f"at most {style.duration(c.voice_downtime_cap_seconds)}"
@@ -139,7 +139,7 @@ class SettingsCog(commands.Cog):
         ignore_channel="stop counting messages in this channel",
         unignore_channel="count messages in this channel again",
         count_self_deafened="count voice time while self-deafened",
-        members_view_others="members may look up other members with /ud",
+        members_view_others="members may see other members' numbers (lookups, boards, announcement totals)",
         voice_downtime_cap_seconds="most voice time credited for a bot downtime, in seconds",
         announcement_channel="post join and leave messages here",
         join_template="join message; placeholders {member} {member_name} {inviter} {inviter_name} {code} "

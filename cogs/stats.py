@@ -28,6 +28,7 @@ from app.tracking.card import MemberCard, first_bar_day, period_bars, render_mem
 from app.tracking.voice import PERIOD_LABELS, period_start_day, zone
 from app.wiring.commands import read_or_defer
 from app.wiring.limits import LEADERBOARD_LIMIT, UD_CHART_LIMIT, cooldown, wants_chart
+from app.wiring.privacy import may_see, sight
 from app.wiring.reply_limits import fit_embed
 from cogs import style
 from cogs.text import safe_name
@@ -108,14 +109,18 @@ def build_top_embed(
     page: int,
     pages: int,
     own: tuple[int | None, int],
+    *,
+    others_hidden: bool = False,
 ) -> discord.Embed:
-    """One leaderboard page: `rows` are (member reference, value), ranked from `first_rank`."""
+    """One leaderboard page: `rows` are (member reference, value), ranked from `first_rank`;
+    `others_hidden`: only the caller's rank, the board replaced by why (`app.wiring.privacy`)."""
     lines = [
         f"`#{first_rank + i}` {who} - {format_value(board, value)}" for i, (who, value) in enumerate(rows)
     ]
+    description = style.own_row_only("top") if others_hidden else "\n".join(lines) or "Nobody yet."
     embed = discord.Embed(
         title=f"Top {BOARD_TITLES[board]} - {PERIOD_LABELS[period]}",
-        description="\n".join(lines) or "Nobody yet.",
+        description=description,
         colour=discord.Colour.blurple(),
     )
     rank, value = own
@@ -181,8 +186,8 @@ class TopView(discord.ui.View):
         assert interaction.guild is not None
         if board not in BOARD_TITLES or period not in PERIOD_LABELS:
             return  # not one of the options the select offered
-        embed, pages, page = await read_or_defer(
-            interaction, self.cog.top_page(interaction.guild, self.owner_id, board, period, page))
+        embed, pages, page = await read_or_defer(interaction, self.cog.top_page(
+            interaction.guild, self.owner_id, board, period, page, interaction.permissions.manage_guild))
         view = TopView(self.cog, self.owner_id, board, period, page, pages)
         self.stop()
         if interaction.response.is_done():
@@ -217,8 +222,8 @@ class StatsCog(commands.Cog, name="Stats"):
         assert guild is not None
         target = member or interaction.user
         config = await self.guild_settings.get(guild.id)
-        if target.id != interaction.user.id and not config.members_view_others \
-                and not interaction.permissions.manage_guild:
+        if not may_see(config.members_view_others, interaction.permissions.manage_guild,
+                       interaction.user.id, target.id):
             await interaction.response.send_message(
                 style.only_own("ud"), ephemeral=True, allowed_mentions=NO_MENTIONS)
             return
@@ -320,27 +325,34 @@ class StatsCog(commands.Cog, name="Stats"):
     async def top(self, interaction: discord.Interaction, board: str, period: str = "all") -> None:
         guild = interaction.guild
         assert guild is not None
+        manage_guild = interaction.permissions.manage_guild
+        config = await self.guild_settings.get(guild.id)
+        private = sight(config.members_view_others, manage_guild).private
         embed, pages, page = await read_or_defer(
-            interaction, self.top_page(guild, interaction.user.id, board, period, 0))
+            interaction, self.top_page(guild, interaction.user.id, board, period, 0, manage_guild),
+            ephemeral=private)
         view = TopView(self, interaction.user.id, board, period, page, pages)
-        await send(interaction, embed=fit_embed(embed), view=view)
+        await send(interaction, embed=fit_embed(embed), view=view, ephemeral=private)
 
     async def top_page(
-        self, guild: discord.Guild, caller_id: int, board: str, period: str, page: int
+        self, guild: discord.Guild, caller_id: int, board: str, period: str, page: int,
+        manage_guild: bool = False,
     ) -> tuple[discord.Embed, int, int]:
-        """The embed of page `page` (clamped), the page count, and the page shown."""
+        """The embed of page `page` (clamped), the page count, and the page shown. A caller who may
+        not see other members (`app.wiring.privacy.sight`) gets one page with only their own rank."""
         config = await self.guild_settings.get(guild.id)
+        others = sight(config.members_view_others, manage_guild).others
         since = period_start_day(period, self.bot.clock.now(), zone(config.time_zone))
+        rank = await self.rank(guild.id, caller_id, board, since)
+        own = (rank, getattr(await self.member_counters(guild.id, caller_id, since), METRICS[board]))
+        if not others:
+            return build_top_embed(board, period, [], 1, 0, 1, own, others_hidden=True), 1, 0
         total = await self.ranked_count(guild.id, board, since)
         pages = max(1, math.ceil(total / PAGE_SIZE))
         page = min(max(page, 0), pages - 1)
         rows = await self.leaderboard(guild.id, board, since, page * PAGE_SIZE, PAGE_SIZE)
         named = [(self._name(guild, member_id), value) for member_id, value in rows]
-        rank = await self.rank(guild.id, caller_id, board, since)
-        own = await self.member_counters(guild.id, caller_id, since)
-        field = METRICS[board]
-        embed = build_top_embed(board, period, named, page * PAGE_SIZE + 1, page, pages,
-                                (rank, getattr(own, field)))
+        embed = build_top_embed(board, period, named, page * PAGE_SIZE + 1, page, pages, own)
         return embed, pages, page
 
     @staticmethod

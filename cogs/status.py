@@ -1,10 +1,17 @@
-"""`/data-status`: is persistence live, and is anything waiting? For members with Manage Server."""
+"""`/data-status`: is what the bot counts in this server saved? For members with Manage Server.
+
+Per guild only: a guild's admin sees their server's figures (its open voice sessions, its
+backfill, its invite snapshot) and the bot's state in words (database answering, writes waiting,
+counting or standing by), never a figure, host or path of the bot as a whole: the bot may serve
+other servers, whose admins are not this one's. The operator has those in the logs, `/metrics`
+and `/healthz` (`app/wiring/health.py`) and the command-line tools (`docs/outbox.md`). The outbox
+is one queue for every guild (a unit of writes can hold several guilds'), so it is told in words.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
 from typing import Any
 
 import discord
@@ -14,7 +21,6 @@ from pymongo.errors import PyMongoError
 
 from app import __version__
 from app.storage.database import ping_ms
-from app.wiring.clock import from_ms
 from app.wiring.reply_limits import fit_embed
 from cogs import style
 from cogs.settings import require_manage_guild
@@ -22,17 +28,20 @@ from cogs.settings import require_manage_guild
 log = logging.getLogger(__name__)
 NO_MENTIONS = discord.AllowedMentions.none()
 READ_DEADLINE_SECONDS = 1.5
+ROLES = {
+    "active": "Active: this bot counts this server's activity and invites",
+    "standby": "Standing by: another process of this bot counts; this one takes over if it stops",
+}
 
 
-def verdict(round_trip: float | None, depth: int, oldest: datetime | None) -> str:
-    """The one line leading `/data-status`: is what the bot counts saved now?"""
-    waiting = style.count(depth, "write")
-    if round_trip is None:
-        return (f"**Not saving now:** the database is not answering; {waiting} waiting in the outbox, "
-                "saved when it answers again. Nothing is lost.")
-    if depth:
-        return (f"**Catching up:** the database answers; {waiting} still waiting, the oldest since "
-                f"{style.ago(oldest)}.")
+def verdict(answers: bool, waiting: bool) -> str:
+    """The one line leading `/data-status`: is what the bot counts saved now? (In words: the
+    outbox's depth is the whole bot's.)"""
+    if not answers:
+        return ("**Not saving now:** the database is not answering; what the bot counts waits in its "
+                "local outbox and is saved when it answers again. Nothing is lost.")
+    if waiting:
+        return "**Catching up:** the database answers; writes kept while it was away are still being saved."
     return "**All saved:** the database answers and nothing is waiting."
 
 
@@ -40,55 +49,40 @@ class StatusCog(commands.Cog, name="Status"):
     def __init__(self, bot: Any) -> None:
         self.bot = bot
 
-    async def _snapshot_age(self, guild_id: int, now: datetime) -> str:
+    async def _snapshot_age(self, guild_id: int) -> str:
         try:
             state = await asyncio.wait_for(self.bot.repos.invite_guilds.get(guild_id), READ_DEADLINE_SECONDS)
         except (TimeoutError, PyMongoError):
             return "unavailable (database not answering)"
         return style.ago(state.snapshot_at)
 
-    def _probe_line(self, now: datetime) -> str:
+    def _probe_line(self) -> str:
         probe = self.bot.probe_result
         if probe is None:
             return "not run"
-        attempts = style.count(probe.attempts, "attempt")
-        return f"write read back in {probe.round_trip_ms:.1f} ms ({attempts}), {style.ago(probe.at)}"
+        return f"a test write was read back {style.ago(probe.at)}"
 
-    async def _outbox_line(self, now: datetime) -> str:
-        outbox, writer = self.bot.outbox, self.bot.writer
-        oldest = await outbox.oldest_created_ms()
-        if oldest is None:
-            return "empty: everything is in MongoDB"
-        replaying = " (being replayed)" if writer.draining else ""
-        return f"{style.count(outbox.depth, 'write')} waiting, oldest {style.ago(from_ms(oldest))}{replaying}"
-
-    def _activity_fields(self, embed: discord.Embed, now: datetime) -> None:
+    def _activity_fields(self, embed: discord.Embed, guild_id: int) -> None:
         activity = self.bot.get_cog("Activity")
         if activity is None:
             return
-        embed.add_field(name="Open voice sessions", value=str(len(activity.voice.open_sessions())))
+        sessions = sum(1 for s in activity.voice.open_sessions().values() if s.guild_id == guild_id)
+        embed.add_field(name="Open voice sessions", value=str(sessions))
         last = activity.last_flush
-        flushed = "not yet"
-        if last is not None:
-            sessions = style.count(last[1].sessions, "session")
-            flushed = f"{style.ago(last[0])}, {sessions} in {last[1].seconds:.3f}s"
-        embed.add_field(name="Last voice flush", value=flushed)
-        embed.add_field(name="Messages from history", value=activity.backfill.progress.line(), inline=False)
+        embed.add_field(name="Voice time last saved", value=style.ago(last[0]) if last else "not yet")
+        embed.add_field(name="Messages from history", value=activity.backfill.progress_of(guild_id).line(),
+                        inline=False)
 
     async def status_embed(self, guild_id: int) -> discord.Embed:
-        bot, now = self.bot, self.bot.clock.now()
-        round_trip = await ping_ms(bot.db, READ_DEADLINE_SECONDS)
-        embed = discord.Embed(title="Data status", color=0x2ECC71 if round_trip is not None else 0xE74C3C)
-        embed.add_field(name="Startup probe", value=self._probe_line(now), inline=False)
-        answers = f"answers in {round_trip:.1f} ms" if round_trip is not None else "NOT answering"
-        embed.add_field(name="Database now", value=answers)
-        embed.add_field(name="Server", value=f"{bot.server_kind} MongoDB at {bot.db_host}")
-        embed.add_field(name="Outbox", value=await self._outbox_line(now), inline=False)
-        oldest_ms = await bot.outbox.oldest_created_ms()
-        oldest = from_ms(oldest_ms) if oldest_ms is not None else None
-        embed.description = verdict(round_trip, bot.outbox.depth, oldest)
-        self._activity_fields(embed, now)
-        embed.add_field(name="Invite snapshot", value=await self._snapshot_age(guild_id, now))
+        bot = self.bot
+        answers = await ping_ms(bot.db, READ_DEADLINE_SECONDS) is not None
+        embed = discord.Embed(title="Data status", color=0x2ECC71 if answers else 0xE74C3C)
+        embed.description = verdict(answers, bot.outbox.depth > 0)
+        embed.add_field(name="Counting", value=ROLES.get(bot.lease.role, bot.lease.role), inline=False)
+        embed.add_field(name="Database", value="answering" if answers else "not answering")
+        embed.add_field(name="Startup check", value=self._probe_line())
+        self._activity_fields(embed, guild_id)
+        embed.add_field(name="Invite snapshot", value=await self._snapshot_age(guild_id))
         embed.set_footer(text=f"version {__version__}")
         return embed
 

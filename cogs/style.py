@@ -166,6 +166,12 @@ def only_own(command: str) -> str:
             "`/settings set members_view_others:True`.")
 
 
+def own_row_only(command: str) -> str:
+    """Why a board shows the member only their own row (`app.wiring.privacy`)."""
+    return (f"This server lets members see only their own figures, so `/{command}` shows you your own "
+            "row; the whole board is for admins (Manage Server).")
+
+
 def private_lookup(interaction: discord.Interaction, member_id: int) -> bool:
     """An admin (Manage Server) looking up another member: the answer is ephemeral, so fake
     verdicts and counts are not posted to the channel as a side effect of a moderation check."""

@@ -263,7 +263,15 @@ class Backfill:
         self._write_lock = asyncio.Lock()  # one backfill write in flight: its sequence guard needs it
         self._slots = asyncio.Semaphore(parallel)
         self._busy: set[tuple[int, int]] = set()
-        self.progress = Progress()
+        self.progress = Progress()  # the whole bot's: logs
+        self._guilds: dict[int, Progress] = {}  # each guild's: its `/data-status`
+
+    def progress_of(self, guild_id: int) -> Progress:
+        """One guild's backfill progress (nothing counted yet: an empty one)."""
+        return self._guilds.get(guild_id) or Progress()
+
+    def _both(self, guild_id: int) -> tuple[Progress, Progress]:
+        return self.progress, self._guilds.setdefault(guild_id, Progress())
 
     async def run_guild(self, guild_id: int, access: HistoryAccess) -> None:
         """Count every open range of every readable channel of the guild."""
@@ -280,14 +288,17 @@ class Backfill:
                 todo.append(channel.id)
         if not todo:
             return
-        self.progress.running = True
-        self.progress.channels_total += len(todo)
+        for progress in self._both(guild_id):
+            progress.running = True
+            progress.channels_total += len(todo)
         try:
             await asyncio.gather(*(self._run_channel(guild_id, c, access, config) for c in todo))
         finally:
             self.progress.running = bool(self._busy)
+            self._guilds[guild_id].running = any(busy[0] == guild_id for busy in self._busy)
 
     def _no_access(self, guild_id: int, channel_id: int) -> None:
+        self._both(guild_id)[1].no_access.add(channel_id)
         if channel_id not in self.progress.no_access:
             self.progress.no_access.add(channel_id)
             log.warning("guild %s channel %s: no Read Message History; messages sent there while the bot "
@@ -312,7 +323,8 @@ class Backfill:
                           guild_id, channel_id)
         finally:
             self._busy.discard(key)
-            self.progress.channels_done += 1
+            for progress in self._both(guild_id):
+                progress.channels_done += 1
 
     async def _run_range(self, gap: Gap, access: HistoryAccess, config: GuildConfig) -> None:
         oldest = snowflake_at(self._now_ms() - int(self.max_age_seconds * 1000)) - 1
@@ -334,7 +346,8 @@ class Backfill:
             credits = self._credits(gap.guild_id, inside, tz)
             await self._commit(gap, credits, page_at, end)
             counted += len(inside)
-            self.progress.messages += sum(c.amounts["messages"] for c in credits)
+            for progress in self._both(gap.guild_id):
+                progress.messages += sum(c.amounts["messages"] for c in credits)
             cursor = page_at
             if end:
                 if capped:

@@ -337,10 +337,12 @@ class InviteBoards:
             invites.put_bonus(member_id, await self.bonus.get(invites.guild_id, member_id))
 
     # ---- reads (only when `ready`) ------------------------------------------------------------
-    async def counts(self, guild_id: int, member_id: int) -> tuple[InviterCounts, int]:
+    async def counts(self, guild_id: int, member_id: int,
+                     since: datetime | None = None) -> tuple[InviterCounts, int]:
         await self.settle(guild_id)
         invites = self._ready[guild_id]
-        return invites.counts(member_id, None), invites.bonus.get(member_id, 0)
+        since_ms = to_ms(since) if since is not None else None
+        return invites.counts(member_id, since_ms), invites.bonus.get(member_id, 0)
 
     async def page(self, guild_id: int, since: datetime | None, skip: int,
                    limit: int) -> tuple[list[Row], int]:

@@ -41,14 +41,17 @@ class InviteStats:
     def _boards(self, guild_id: int) -> InviteBoards | None:
         return self.boards if self.boards is not None and self.boards.ready(guild_id) else None
 
-    async def member_summary(self, guild_id: int, member_id: int) -> InviteSummary:
-        """A member's invite figures (all time)."""
+    async def member_summary(self, guild_id: int, member_id: int,
+                             since: datetime | None = None) -> InviteSummary:
+        """A member's invite figures: all time, or (`since`) their row of that period's leaderboard,
+        members brought in from then on and no bonus (a bonus has no date)."""
         boards = self._boards(guild_id)
         if boards is not None:
-            counts, bonus = await boards.counts(guild_id, member_id)
-            return _summary(member_id, counts, bonus)
-        counts = (await self.joins.counts(guild_id, inviter_id=member_id)).get(member_id, InviterCounts())
-        bonus = await self.bonus.get(guild_id, member_id)
+            counts, bonus = await boards.counts(guild_id, member_id, since)
+            return _summary(member_id, counts, bonus if since is None else 0)
+        counts = (await self.joins.counts(guild_id, since=since, inviter_id=member_id)
+                  ).get(member_id, InviterCounts())
+        bonus = await self.bonus.get(guild_id, member_id) if since is None else 0
         return _summary(member_id, counts, bonus)
 
     async def leaderboard(self, guild_id: int, since: datetime | None = None) -> list[InviteSummary]:

@@ -115,6 +115,7 @@ class HealthServer:
         return web.json_response(body, status=status)
 
     async def _metrics(self, _request: web.Request) -> web.Response:
+        self.bot.metrics.sample(self.bot)
         body, content_type = self.bot.metrics.render()
         return web.Response(body=body, headers={"Content-Type": content_type})
 

@@ -69,6 +69,22 @@ class Metrics:
             "tracker_gateway_connected", "1 when the Discord gateway session is ready", registry=self.registry
         )
 
+        # The whole bot's figures that `/data-status` shows a guild only for itself.
+        self.voice_open_sessions = Gauge(
+            "tracker_voice_open_sessions", "Voice sessions open now, all guilds", registry=self.registry
+        )
+        self.backfill_messages = Gauge(
+            "tracker_backfill_messages", "Messages counted from channel history since start, all guilds",
+            registry=self.registry,
+        )
+
+    def sample(self, bot: Any) -> None:
+        """Set the gauges read from the bot's state at scrape time."""
+        activity = bot.get_cog("Activity") if hasattr(bot, "get_cog") else None
+        if activity is not None:
+            self.voice_open_sessions.set(len(activity.voice.open_sessions()))
+            self.backfill_messages.set(activity.backfill.progress.messages)
+
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition and its content type."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

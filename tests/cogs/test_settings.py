@@ -34,7 +34,7 @@ async def test_show_gives_the_defaults(tracker: Harness) -> None:
     shown = fields(record)
     assert shown["Time zone (day boundaries)"] == "UTC" and shown["Account younger than"] == "3 days"
     assert shown["Voice credited across a bot downtime"] == "at most 10m (default)"
-    assert shown["Channel"] == "not set" and shown["Members may look up others"] == "yes"
+    assert shown["Channel"] == "not set" and shown["Members may see others' numbers"] == "yes"
 
 
 async def test_a_change_is_stored_recorded_and_survives_a_restart(tracker: Harness) -> None:

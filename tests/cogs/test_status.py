@@ -30,12 +30,12 @@ async def test_data_status_reports_persistence(tracker: Harness) -> None:
     record = await tracker.emu.command(ADA, "data-status")
     assert record.ephemeral
     shown = fields(record)
-    assert shown["Startup probe"].startswith("write read back in ")
-    assert shown["Database now"].startswith("answers in ")
-    assert shown["Server"] == "external MongoDB at test-db"
-    assert shown["Outbox"] == "empty: everything is in MongoDB"
+    assert re.fullmatch(r"a test write was read back <t:\d+:R>", shown["Startup check"])
+    assert shown["Database"] == "answering"
+    assert shown["Counting"] == "Active: this bot counts this server's activity and invites"
     assert shown["Open voice sessions"] == "1"
-    assert "1 session in" in shown["Last voice flush"]
+    assert re.fullmatch(r"<t:\d+:R>", shown["Voice time last saved"])
+    assert shown["Messages from history"].startswith("backfilled: ")
     assert re.fullmatch(r"<t:\d+:R>", shown["Invite snapshot"])
     assert record.embed["description"] == "**All saved:** the database answers and nothing is waiting."
     assert record.embed["footer"]["text"].startswith("version ")
@@ -83,10 +83,11 @@ async def test_commands_during_an_outage_answer_at_once_and_data_status_still_wo
 
     status_record = await emu.command(ADA, "data-status")
     status = fields(status_record)
-    assert status["Database now"] == "NOT answering"
-    assert "writes waiting" in status["Outbox"]
-    verdict = status_record.embed["description"]
-    assert verdict.startswith("**Not saving now:** the database is not answering; 2 writes waiting")
+    assert status["Database"] == "not answering"
+    verdict = status_record.embed["description"]  # in words: the outbox is the whole bot's
+    assert verdict.startswith("**Not saving now:** the database is not answering; what the bot counts "
+                              "waits in its local outbox")
+    assert "2" not in verdict
     assert status["Invite snapshot"].startswith("unavailable")
 
     with caplog.at_level(logging.ERROR):
@@ -102,3 +103,32 @@ async def test_commands_during_an_outage_answer_at_once_and_data_status_still_wo
     record = await emu.command(BOB, "ud", {})
     assert record.embed is not None
     assert {f["name"]: f["value"] for f in record.embed["fields"]}["Messages"] == "2"
+
+
+OTHER = {
+    "id": 2,
+    "name": "Other",
+    "channels": [{"id": 40, "type": "text", "name": "hall"}, {"id": 41, "type": "voice", "name": "Den"}],
+    "members": [{"id": 111, "name": "zed", "created": "2020-01-01T00:00:00Z", "admin": True},
+                {"id": 112, "name": "yu", "created": "2020-01-01T00:00:00Z"}],
+    "invites": [],
+}
+
+
+async def test_data_status_shows_a_guild_only_its_own_figures_and_never_the_host(tracker: Harness) -> None:
+    emu = tracker.emu
+    emu.add_guild(OTHER)
+    await tracker.settle()
+    emu.voice(111, 41)
+    emu.voice(112, 41)
+    emu.voice(ADA, 20)
+    await tracker.settle()
+    ours = await emu.command(ADA, "data-status", guild=1)
+    theirs = await emu.command(111, "data-status", guild=2)
+    assert fields(ours)["Open voice sessions"] == "1"
+    assert fields(theirs)["Open voice sessions"] == "2"
+    for record in (ours, theirs):
+        text = record.text()
+        assert "test-db" not in text and "MongoDB at" not in text  # the host is the operator's
+        assert " ms" not in text  # round trips are bot-wide figures: /metrics has them
+        assert fields(record)["Counting"].startswith("Active")

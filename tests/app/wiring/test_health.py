@@ -69,6 +69,9 @@ async def test_healthz_ok_and_metrics_parse(make_tracker: Any) -> None:
     assert values[("tracker_db_ping_seconds_count", ())] == 2  # /healthz and the healthcheck above
     assert values[("tracker_db_up", ())] == 1
     assert values[("tracker_gateway_connected", ())] == 1
+    # the whole bot's figures, which /data-status shows a guild only for itself
+    assert values[("tracker_voice_open_sessions", ())] == 0
+    assert ("tracker_backfill_messages", ()) in values
 
     await harness.stop()
     assert await docker_healthcheck(port) == 1, "the server stops with the bot"
