@@ -29,6 +29,7 @@ from app.operations.invite_resets import (
     restore_invites,
     resume_interrupted,
 )
+from app.wiring.commands import read_or_defer
 from app.wiring.container import Repositories
 from app.wiring.limits import LEADERBOARD_LIMIT, cooldown
 from app.wiring.reply_limits import fit_reply, more_lines
@@ -257,10 +258,14 @@ class InvitesCog(commands.Cog, name="Invites"):
         if not await self._may_see(interaction, target.id):
             return
         gid = interaction.guild.id
-        summary = await self.repos.invite_stats.member_summary(gid, target.id)
-        recent = await self.repos.joins.brought_in_by(gid, target.id, RECENT)
+        summary, recent = await read_or_defer(interaction, self._summary_and_recent(gid, target.id),
+                                              ephemeral=style.private_lookup(interaction, target.id))
         embed = member_embed(target.display_name, target.id, summary, recent, await self._rules(gid))
         await self._send(interaction, embed=embed, ephemeral=style.private_lookup(interaction, target.id))
+
+    async def _summary_and_recent(self, guild_id: int, member_id: int) -> tuple[Any, list[Any]]:
+        summary = await self.repos.invite_stats.member_summary(guild_id, member_id)
+        return summary, await self.repos.joins.brought_in_by(guild_id, member_id, RECENT)
 
     @invites.command(
         name="who", description="Who invited a member, by which code, when, and how it was found"
@@ -295,7 +300,7 @@ class InvitesCog(commands.Cog, name="Invites"):
             page = max(page, 0)
             return leaderboard_embed(rows, guild, period, page, pages), page, pages
 
-        embed, page, pages = await load(0)
+        embed, page, pages = await read_or_defer(interaction, load(0))
         view = LeaderboardView.when_paged(interaction.user.id, load, page, pages)
         await self._send(interaction, embed=embed, **({"view": view} if view else {}))
 
