@@ -53,6 +53,7 @@ class BackupCog(commands.Cog, name="Backup"):
         try:
             await interaction.response.defer(ephemeral=True, thinking=True)
             result = await self.service.create(now=self.bot.clock.now(), guild_id=guild_id)
+            await self.service.prune(guild_id, members=False, keep=self.bot.settings.backup_keep_per_guild)
         except (BackupError, PyMongoError, OSError) as exc:
             log.error("backup of guild %d failed: %s", guild_id, exc)
             await answer(interaction, FAILED)
@@ -71,5 +72,11 @@ class BackupCog(commands.Cog, name="Backup"):
         )
 
 
+def backup_service(bot: Any) -> BackupService:
+    """DATA_DIR/backups with the quota of the settings (erase backups share it)."""
+    return BackupService(bot.db, bot.settings.data_dir / "backups", bot.retry_policy,
+                         quota_bytes=bot.settings.backup_quota_mb * 2**20)
+
+
 def backup_cog(bot: Any) -> BackupCog:
-    return BackupCog(bot, BackupService(bot.db, bot.settings.data_dir / "backups", bot.retry_policy))
+    return BackupCog(bot, backup_service(bot))

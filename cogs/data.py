@@ -14,9 +14,11 @@ from discord import app_commands
 from discord.ext import commands
 
 from app.operations.backups import BackupService
-from app.operations.erase import Erasable, erase_member, nothing_held
+from app.operations.erase import Erasable, erase_member, has_data, nothing_held
 from app.wiring.commands import answer
+from app.wiring.limits import retry_text
 from cogs import style
+from cogs.backup import backup_service
 from cogs.settings import require_manage_guild
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,10 @@ class DataCog(commands.Cog, name="Data"):
                 await answer(interaction, style.busy(self.bot.guild_jobs.running(gid), "data erase"))
                 return
             await interaction.response.defer(ephemeral=True, thinking=True)
+            refusal = await self._refusal(interaction.guild, member)
+            if refusal is not None:
+                await answer(interaction, refusal)
+                return
             try:
                 result = await erase_member(
                     self.erasable, self.backups, gid, member.id, self.bot.clock.now(),
@@ -75,6 +81,7 @@ class DataCog(commands.Cog, name="Data"):
                 return
             finally:
                 self._reread_ranks(gid, member.id)
+            await self._prune(gid)
         log.info("guild %s: member %s erased the data of %s (backup %s)", gid, interaction.user.id,
                  member.id, result.backup_id)
         await answer(
@@ -84,6 +91,31 @@ class DataCog(commands.Cog, name="Data"):
             f"Backup `{result.backup_id}` was written first; restore it on the bot's host with "
             f"`python -m scripts.restore {result.backup_id}`. Members they brought in keep their joins.",
         )
+
+    async def _refusal(self, guild: discord.Guild, member: discord.User) -> str | None:
+        """Why this erase does not run (nothing stored: no backup is written; the guild's erases
+        over their window), or None. Only erases that will write a backup count."""
+        await self._settle()  # counts still in memory are data too
+        who = style.member_of(guild, member.id, member.name)
+        if not await has_data(self.erasable, self.backups, guild.id, member.id):
+            log.info("guild %s: erase of %s refused: nothing stored", guild.id, member.id)
+            return f"Nothing of {who} is stored in this server: nothing erased, no backup written."
+        settings = self.bot.settings
+        limit = (settings.erase_limit, settings.erase_limit_seconds)
+        left = self.bot.cooldowns.hit("data erase", guild.id, 0, limit)
+        if left > 0:
+            log.info("guild %s: erase of %s refused: %d erases per %.0fs", guild.id, member.id,
+                     settings.erase_limit, settings.erase_limit_seconds)
+            return (f"This server already erased {settings.erase_limit} members' data in the last "
+                    f"{settings.erase_limit_seconds / 60:.0f} minutes. {retry_text(left)}")
+        return None
+
+    async def _prune(self, guild_id: int) -> None:
+        keep = self.bot.settings.erase_backup_keep_per_guild
+        try:
+            await self.backups.prune(guild_id, members=True, keep=keep)
+        except OSError as exc:
+            log.error("retention of the erase backups of guild %s failed: %s", guild_id, exc)
 
     def _reread_ranks(self, guild_id: int, member_id: int) -> None:
         """The member's counts are gone (or partly, after a failure): off the boards at once, and the
@@ -110,5 +142,4 @@ class DataCog(commands.Cog, name="Data"):
 
 def data_cog(bot: Any) -> DataCog:
     repos = bot.repos
-    return DataCog(bot, [repos.activity, repos.voice_sessions, repos.joins],
-                   BackupService(bot.db, bot.settings.data_dir / "backups", bot.retry_policy))
+    return DataCog(bot, [repos.activity, repos.voice_sessions, repos.joins], backup_service(bot))

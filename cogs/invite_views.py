@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import discord
 
 from app.tracking.invite_stats import InviteSummary
+from app.wiring.commands import GatedView, read_or_defer
 from app.wiring.reply_limits import fit_embed, more_lines
 from cogs import style
 from cogs.text import HINT_TEXT, safe_name
@@ -185,7 +186,7 @@ Button = discord.ui.Button["LeaderboardView"]
 PageLoader = Callable[[int], Awaitable[tuple[discord.Embed, int, int]]]
 
 
-class LeaderboardView(discord.ui.View):
+class LeaderboardView(GatedView):
     """Previous/Next for one `/invites leaderboard` message of more than one page; only its
     requester pages it."""
 
@@ -200,7 +201,7 @@ class LeaderboardView(discord.ui.View):
         """The pager, or None for a single page (no buttons that can only be disabled)."""
         return cls(owner_id, load, page, pages) if pages > 1 else None
 
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+    async def allowed(self, interaction: discord.Interaction) -> bool:
         if interaction.user.id != self.owner_id:
             await interaction.response.send_message(
                 "Only the member who ran this command can page it; run `/invites leaderboard` yourself.",
@@ -219,11 +220,15 @@ class LeaderboardView(discord.ui.View):
         await self._show(interaction, self.page + 1)
 
     async def _show(self, interaction: discord.Interaction, page: int) -> None:
-        embed, page, pages = await self.load(page)
+        embed, page, pages = await read_or_defer(interaction, self.load(page))
         view = LeaderboardView.when_paged(self.owner_id, self.load, page, pages)  # None: one page left
         self.stop()
-        await interaction.response.edit_message(embed=fit_embed(embed), view=view,
-                                                allowed_mentions=NO_MENTIONS)
+        if interaction.response.is_done():
+            await interaction.edit_original_response(embed=fit_embed(embed), view=view,
+                                                     allowed_mentions=NO_MENTIONS)
+        else:
+            await interaction.response.edit_message(embed=fit_embed(embed), view=view,
+                                                    allowed_mentions=NO_MENTIONS)
 
 
 ConfirmButton = discord.ui.Button["ConfirmView"]
@@ -234,7 +239,7 @@ RESET_CANCELLED = "Cancelled: nothing was reset."
 RESET_EXPIRED = "Not confirmed within a minute: nothing was reset. Run `/invites-admin reset` again."
 
 
-class ConfirmView(discord.ui.View):
+class ConfirmView(GatedView):
     """Confirm / Cancel under an ephemeral question; only the member who asked may answer, once."""
 
     def __init__(self, owner_id: int, origin: discord.Interaction,
@@ -242,7 +247,7 @@ class ConfirmView(discord.ui.View):
         super().__init__(timeout=timeout)
         self.owner_id, self.origin, self.confirmed = owner_id, origin, confirmed
 
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+    async def allowed(self, interaction: discord.Interaction) -> bool:
         if interaction.user.id != self.owner_id:
             await interaction.response.send_message(
                 "Only the admin who ran `/invites-admin reset` can confirm it.", ephemeral=True,

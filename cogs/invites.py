@@ -29,6 +29,7 @@ from app.operations.invite_resets import (
     restore_invites,
     resume_interrupted,
 )
+from app.wiring.commands import read_or_defer
 from app.wiring.container import Repositories
 from app.wiring.limits import LEADERBOARD_LIMIT, cooldown
 from app.wiring.privacy import may_see, sight
@@ -259,10 +260,14 @@ class InvitesCog(commands.Cog, name="Invites"):
         if not await self._may_see(interaction, target.id):
             return
         gid = interaction.guild.id
-        summary = await self.repos.invite_stats.member_summary(gid, target.id)
-        recent = await self.repos.joins.brought_in_by(gid, target.id, RECENT)
+        summary, recent = await read_or_defer(interaction, self._summary_and_recent(gid, target.id),
+                                              ephemeral=style.private_lookup(interaction, target.id))
         embed = member_embed(target.display_name, target.id, summary, recent, await self._rules(gid))
         await self._send(interaction, embed=embed, ephemeral=style.private_lookup(interaction, target.id))
+
+    async def _summary_and_recent(self, guild_id: int, member_id: int) -> tuple[Any, list[Any]]:
+        summary = await self.repos.invite_stats.member_summary(guild_id, member_id)
+        return summary, await self.repos.joins.brought_in_by(guild_id, member_id, RECENT)
 
     @invites.command(
         name="who", description="Who invited a member, by which code, when, and how it was found"
@@ -302,9 +307,9 @@ class InvitesCog(commands.Cog, name="Invites"):
             page = max(page, 0)
             return leaderboard_embed(rows, guild, period, page, pages), page, pages
 
-        embed, page, pages = await load(0)
-        view = LeaderboardView.when_paged(caller_id, load, page, pages)
         private = sight(config.members_view_others, manage_guild).private
+        embed, page, pages = await read_or_defer(interaction, load(0), ephemeral=private)
+        view = LeaderboardView.when_paged(caller_id, load, page, pages)
         await self._send(interaction, embed=embed, ephemeral=private, **({"view": view} if view else {}))
 
     # ---- staff codes ----------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from discord.ext import commands
 
 from app.tracking.card import MemberCard, first_bar_day, period_bars, render_member_card
 from app.tracking.voice import PERIOD_LABELS, period_start_day, zone
-from app.wiring.commands import read_or_defer
+from app.wiring.commands import GatedView, read_or_defer
 from app.wiring.limits import LEADERBOARD_LIMIT, UD_CHART_LIMIT, cooldown, wants_chart
 from app.wiring.privacy import may_see, sight
 from app.wiring.reply_limits import fit_embed
@@ -139,7 +139,7 @@ def select_options(choices: Sequence[app_commands.Choice[str]], labels: dict[str
 TopSelect = discord.ui.Select["TopView"]
 
 
-class TopView(discord.ui.View):
+class TopView(GatedView):
     """Board and period selects, and Previous/Next when there is more than one page, for one `/top`
     message; only the member who ran the command uses them. Switching is not a run of `/top`: it
     does not count against the command's cooldown."""
@@ -157,7 +157,7 @@ class TopView(discord.ui.View):
             self.remove_item(self.previous)
             self.remove_item(self.next)
 
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+    async def allowed(self, interaction: discord.Interaction) -> bool:
         if interaction.user.id != self.owner_id:
             await interaction.response.send_message(
                 "Only the member who ran /top can page it; run /top yourself.", ephemeral=True,
@@ -240,8 +240,8 @@ class StatsCog(commands.Cog, name="Stats"):
         if not chart:
             await send(interaction, embed=fit_embed(embed), ephemeral=private)
             return
-        card = await self.member_card(guild, target, period, now.astimezone(tz).date(), since,
-                                      (counters, message_rank, voice_rank))
+        card = await read_or_defer(interaction, self.member_card(
+            guild, target, period, now.astimezone(tz).date(), since, (counters, message_rank, voice_rank)))
         png = await asyncio.to_thread(render_member_card, card)
         embed.set_image(url="attachment://activity.png")
         image = discord.File(io.BytesIO(png), "activity.png")

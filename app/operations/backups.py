@@ -228,10 +228,26 @@ def _write_manifest(directory: Path, manifest: Manifest) -> None:
 class BackupService:
     """Writes and restores backups of one database; used by the scripts and `/backup-data`."""
 
-    def __init__(self, db: Any, backups_root: Path, policy: RetryPolicy | None = None) -> None:
+    def __init__(self, db: Any, backups_root: Path, policy: RetryPolicy | None = None, *,
+                 quota_bytes: int | None = None) -> None:
         self.db = db
         self.backups_root = backups_root
         self.policy = policy or RetryPolicy()
+        self.quota_bytes = quota_bytes  # no new backup under backups_root once they use this much
+
+    async def check_quota(self) -> None:
+        """Raise BackupError when the backups already use `quota_bytes` or more."""
+        if self.quota_bytes is None:
+            return
+        used = await asyncio.to_thread(usage_bytes, self.backups_root)
+        if used >= self.quota_bytes:
+            raise BackupError(f"backups use {used / 2**20:.0f} MB, the quota is "
+                              f"{self.quota_bytes / 2**20:.0f} MB: delete old backups first")
+
+    async def prune(self, guild_id: int, *, members: bool, keep: int) -> list[str]:
+        """Keep the newest `keep` backups of the guild (of members, i.e. erase backups, or of the
+        whole guild); delete the older ones. Returns the deleted ids."""
+        return await asyncio.to_thread(prune_backups, self.backups_root, guild_id, members, keep)
 
     async def collection_names(self) -> list[str]:
         names = await with_retry("list collections", self.db.list_collection_names, self.policy)
@@ -255,6 +271,8 @@ class BackupService:
         if member_id is not None and guild_id is None:
             raise BackupError("a member backup needs the member's guild")
         progress = progress or NoProgress()
+        if out_root is None:
+            await self.check_quota()
         backup_id = new_backup_id(now)
         root = out_root or self.backups_root
         final = root / backup_id
@@ -437,3 +455,37 @@ def _verify_file(path: Path, entry: CollectionEntry, guild_id: int | None, membe
                 raise BackupError(f"{path}: line {number} belongs to another guild than {guild_id}")
             if member_id is not None and doc.get("member_id") != member_id:
                 raise BackupError(f"{path}: line {number} belongs to another member than {member_id}")
+
+
+def usage_bytes(root: Path) -> int:
+    """Bytes of every file under `root` (0 when it does not exist)."""
+    if not root.is_dir():
+        return 0
+    return sum(path.stat().st_size for path in root.rglob("*") if path.is_file())
+
+
+def prune_backups(root: Path, guild_id: int, members: bool, keep: int) -> list[str]:
+    """Delete all but the newest `keep` backups of `guild_id` under `root`: member backups (erase)
+    when `members`, else guild backups. Backups of other guilds, whole-database backups and
+    folders without a readable manifest are never touched."""
+    if not root.is_dir():
+        return []
+    mine: list[tuple[str, str, Path]] = []
+    for directory in root.iterdir():
+        if not BACKUP_ID_PATTERN.match(directory.name):
+            continue
+        try:
+            manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if manifest.get("guild_id") == guild_id and (manifest.get("member_id") is not None) == members:
+            mine.append((str(manifest.get("created_at", "")), directory.name, directory))
+    mine.sort(reverse=True)
+    deleted = []
+    for _, backup_id, directory in mine[keep:]:
+        shutil.rmtree(directory, ignore_errors=True)
+        deleted.append(backup_id)
+    if deleted:
+        log.info("retention: deleted %d %s backups of guild %s (%s), kept the newest %d", len(deleted),
+                 "member" if members else "guild", guild_id, ", ".join(deleted), keep)
+    return deleted

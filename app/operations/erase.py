@@ -43,6 +43,17 @@ class EraseResult:
         return sum(self.documents.values())
 
 
+async def has_data(repos: list[Erasable], backups: BackupService, guild_id: int, member_id: int) -> bool:
+    """True when any of `repos` holds a document of the member in this guild (an erase of an id
+    with nothing stored writes no backup)."""
+    for repo in repos:
+        found = await backups.db[repo.collection_name].find_one(
+            repo.member_filter(guild_id, member_id), {"_id": 1})
+        if found is not None:
+            return True
+    return False
+
+
 @contextlib.asynccontextmanager
 async def nothing_held() -> AsyncIterator[None]:
     yield

@@ -32,7 +32,7 @@ from app.wiring.commands import TrackerTree
 from app.wiring.container import Repositories
 from app.wiring.discord_endpoints import bot_intents
 from app.wiring.health import CheckResult, HealthServer, any_of, start_health_server
-from app.wiring.limits import Cooldowns, SingleFlight
+from app.wiring.limits import Cooldowns, Gate, GateLimits, SingleFlight
 from app.wiring.logs import Redactor, secrets_of
 from app.wiring.metrics import Metrics
 from app.wiring.scheduler import add_interval_job, make_scheduler
@@ -120,6 +120,7 @@ class TrackerBot(commands.Bot):
         self.db_host = db_host
         self.clock: Clock = clock or SystemClock()
         self.cooldowns = Cooldowns(self.clock.now)
+        self.gate = Gate(self.cooldowns, GateLimits.of(settings))  # every interaction passes it
         self.guild_jobs = SingleFlight()  # one reset / restore / erase per guild at a time
         self.redactor = Redactor(secrets_of(settings))  # for any error text shown to a member
         self.metrics = Metrics()

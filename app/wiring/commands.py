@@ -11,6 +11,7 @@ one log line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from collections.abc import Awaitable
@@ -21,7 +22,7 @@ from discord import app_commands
 from pymongo.errors import PyMongoError
 
 from app.storage.database import ping_ms
-from app.wiring.limits import retry_text
+from app.wiring.limits import Busy, Gate, busy_text, retry_text
 from app.wiring.reply_limits import fit_content
 from app.wiring.validation import valid_id
 
@@ -54,15 +55,21 @@ async def answer(interaction: discord.Interaction, text: str) -> None:
         log.warning("could not answer interaction %s: %s", interaction.id, exc)
 
 
+def gate_of(interaction: discord.Interaction) -> Gate | None:
+    return getattr(interaction.client, "gate", None)
+
+
 async def read_or_defer(interaction: discord.Interaction, read: Awaitable[T], *,
                         ephemeral: bool = False) -> T:
-    """The result of `read`; when it has not finished after `SLOW_READ_SECONDS`, the interaction is
-    deferred first (Discord shows "thinking..." instead of "The application did not respond" at
-    3 s). A command's answer then goes through `followup`, a component's through an edit of the
-    original response (`interaction.response.is_done()` tells which)."""
+    """The result of `read`, a read that may aggregate in MongoDB, run in the guild's heavy-read
+    slot (`Gate.heavy`: one at a time per guild; `Busy` when it stays taken). When the wait and the
+    read have not finished after `SLOW_READ_SECONDS`, the interaction is deferred first (Discord
+    shows "thinking..." instead of "The application did not respond" at 3 s). A command's answer
+    then goes through `followup`, a component's through an edit of the original response
+    (`interaction.response.is_done()` tells which)."""
+    task = asyncio.ensure_future(_in_heavy_slot(interaction, read))
     if interaction.response.is_done():  # already deferred (or answered): nothing to gain
-        return await read
-    task = asyncio.ensure_future(read)
+        return await task
     try:
         return await asyncio.wait_for(asyncio.shield(task), SLOW_READ_SECONDS)
     except TimeoutError:
@@ -74,6 +81,58 @@ async def read_or_defer(interaction: discord.Interaction, read: Awaitable[T], *,
     except asyncio.CancelledError:
         task.cancel()
         raise
+
+
+async def _in_heavy_slot(interaction: discord.Interaction, read: Awaitable[T]) -> T:
+    gate = gate_of(interaction)
+    if gate is None:
+        return await read
+    try:
+        async with gate.heavy(interaction.guild_id or 0):
+            return await read
+    except Busy:
+        if asyncio.iscoroutine(read):
+            read.close()  # never started: no "was never awaited" warning
+        raise
+
+
+class GatedView(discord.ui.View):
+    """Every view of the bot: each button or select use passes the gate (`Gate.admit`) before
+    `allowed` (the view's own check, e.g. only the member who ran the command). Views override
+    `allowed`, never `interaction_check`; a test walks every view to keep it so."""
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        gate = gate_of(interaction)
+        left = gate.admit(interaction) if gate is not None else 0.0
+        if left > 0:
+            what = (interaction.data or {}).get("custom_id")
+            log.info("component %s by %s in guild %s: limited, %.0fs left", what, interaction.user.id,
+                     interaction.guild_id, left)
+            await answer(interaction, retry_text(left))
+            return False
+        return await self.allowed(interaction)
+
+    async def allowed(self, interaction: discord.Interaction) -> bool:
+        return True
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception,
+                       item: discord.ui.Item[Any]) -> None:
+        if isinstance(error, Busy):
+            await answer(interaction, busy_text(error.retry_after))
+            return
+        what = getattr(item, "custom_id", "?")
+        if isinstance(error, PyMongoError):
+            log.error("component %s: MongoDB error: %s", what, type(error).__name__)
+            await answer(interaction, unavailable_text(_waiting(interaction.client)))
+            return
+        log.error("component %s failed: %s: %s", what, type(error).__name__, error,
+                  exc_info=(type(error), error, error.__traceback__))
+        await answer(interaction, "Something went wrong; the error is in the bot's log.")
+
+
+def _waiting(client: Any) -> int:
+    outbox = getattr(client, "outbox", None)
+    return int(outbox.depth) if outbox is not None else 0
 
 
 def invalid_option(command: Any, data: Any) -> str | None:
@@ -133,14 +192,31 @@ class TrackerTree(app_commands.CommandTree):
         return await ping_ms(bot.db, PING_DEADLINE_SECONDS) is not None
 
     def waiting_writes(self) -> int:
-        outbox = getattr(self.client, "outbox", None)
-        return int(outbox.depth) if outbox is not None else 0
+        return _waiting(self.client)
+
+    async def admitted(self, interaction: discord.Interaction) -> bool:
+        """The gate (`app.wiring.limits`), for commands and autocomplete alike."""
+        gate = gate_of(interaction)
+        left = gate.admit(interaction) if gate is not None else 0.0
+        if left <= 0:
+            return True
+        name = interaction.command.qualified_name if interaction.command else "?"
+        log.info("/%s (%s) by %s in guild %s: limited, %.0fs left", name, interaction.type.name,
+                 interaction.user.id, interaction.guild_id, left)
+        if interaction.type is discord.InteractionType.autocomplete:
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.response.autocomplete([])
+        else:
+            await answer(interaction, retry_text(left))
+        return False
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         lease = getattr(self.client, "lease", None)
         if lease is not None and not lease.active.is_set():
             # A standby leaves every interaction to the process that counts: Discord delivers it to
             # both sessions, and the second answer fails ("already acknowledged").
+            return False
+        if not await self.admitted(interaction):
             return False
         if interaction.type is not discord.InteractionType.application_command:
             return True
@@ -166,6 +242,9 @@ class TrackerTree(app_commands.CommandTree):
         if isinstance(cause, PyMongoError):
             log.error("/%s: MongoDB error: %s", name, type(cause).__name__)
             await answer(interaction, unavailable_text(self.waiting_writes()))
+            return
+        if isinstance(cause, Busy):
+            await answer(interaction, busy_text(cause.retry_after))
             return
         if isinstance(cause, app_commands.CommandOnCooldown):
             await answer(interaction, retry_text(cause.retry_after))

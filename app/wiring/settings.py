@@ -42,6 +42,19 @@ class Settings(BaseSettings):
     write_retry_max_seconds: float = Field(default=10, gt=0, le=300)
     lease_ttl_seconds: float = Field(default=15, ge=2, le=15)
 
+    # Abuse limits (app/wiring/limits.py, docs/security.md "Abuse limits").
+    limit_in_flight: int = Field(default=2, ge=1, le=20)  # a member's interactions running at once
+    limit_clicks: int = Field(default=10, ge=1, le=1000)  # button / select uses per member...
+    limit_clicks_seconds: float = Field(default=20, gt=0, le=3600)  # ...in this window
+    limit_autocomplete: int = Field(default=20, ge=1, le=1000)
+    limit_autocomplete_seconds: float = Field(default=10, gt=0, le=3600)
+    heavy_read_wait_seconds: float = Field(default=2.0, ge=0, le=10)  # then "busy, try again"
+    erase_limit: int = Field(default=10, ge=1, le=1000)  # erases that write a backup, per guild...
+    erase_limit_seconds: float = Field(default=3600, gt=0, le=86400)  # ...in this window
+    backup_keep_per_guild: int = Field(default=10, ge=1, le=1000)  # /backup-data backups kept
+    erase_backup_keep_per_guild: int = Field(default=100, ge=1, le=100_000)  # erase backups kept
+    backup_quota_mb: int = Field(default=2048, ge=1, le=10_000_000)  # all of DATA_DIR/backups
+
     health_port: int | None = Field(default=None, ge=1, le=65535)
     health_host: str = "127.0.0.1"
 

@@ -187,3 +187,10 @@ def test_initials_stand_in_for_the_avatar() -> None:
     assert labels(texts)[0] == "Ł王"  # the first text drawn is on the disc
     _, texts = draw_member_card(card(name="🎮"))
     assert labels(texts)[0] == "🎮"
+
+
+def test_a_name_with_dollars_and_carets_is_drawn_as_written() -> None:
+    """Issue 18, finding 6: `$x^^$` broke the chart when it was matplotlib math text; the card is
+    drawn with Pillow, which has no math text: the name is drawn as written."""
+    _, texts = draw_member_card(card(name="$x^^$"))
+    assert any(t.text == "$x^^$" for t in texts)
