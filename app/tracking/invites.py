@@ -1080,6 +1080,7 @@ class InviteTracker:
                 rejoin = arrival.joiner.member_id in earlier
                 await self._record_once(gid, arrival, attribution, rejoin, unrecorded,
                                         config.fake_account_days)
+                earlier.add(arrival.joiner.member_id)  # a later join of theirs in this batch rejoins
 
     async def _settle_awaiting(self, guild_id: int, arrival: Arrival, attribution: Attribution,
                                fake_days: int) -> None:
@@ -1114,6 +1115,7 @@ class InviteTracker:
             rejoin = arrival.joiner.member_id in earlier
             await self._record_once(guild_id, arrival, attribution, rejoin, unrecorded,
                                     config.fake_account_days)
+            earlier.add(arrival.joiner.member_id)
         stored = await self.repos.joins.by_keys([a.joiner.key(guild_id) for a in arrivals])
         return {doc.member_id: (doc.counted, doc.fake_reason) for doc in stored}
 

@@ -121,11 +121,12 @@ class BotProcess:
 
 class ScenarioRunner:
     def __init__(self, scenario: Scenario, *, workdir: Path | None = None, mongodb_uri: str | None = None,
-                 bot_log_level: str = "INFO") -> None:
+                 bot_log_level: str | None = None) -> None:
         self.scenario = scenario
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="scenario-"))
         self.external_uri = mongodb_uri
-        self.bot_log_level = bot_log_level
+        # SCENARIO_BOT_LOG_LEVEL=DEBUG replays a seed with the bot's whole story in its log.
+        self.bot_log_level = bot_log_level or os.environ.get("SCENARIO_BOT_LOG_LEVEL", "INFO")
         self.happened: list[Happened] = []
         self.commands: list[CommandResult] = []
         self.emu = Emulator(token=TOKEN, latency=scenario.latency)

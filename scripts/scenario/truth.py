@@ -154,6 +154,7 @@ class Truth:
         down_at: float | None = None
         away = _Away()
         changed_at: dict[int, float] = {}  # each member's last voice change
+        erased: dict[int, VoiceState] = {}  # erased, untracked until a change or a reconciliation
         lost: dict[int, float] = {}  # changes a SIGKILL may have lost: member -> seconds before it
         for event in happened:
             change = away.change(event.kind)
@@ -174,6 +175,7 @@ class Truth:
                         real_down_s[member] += event.t - since[member]
                         since[member] = event.t
                 self._settle_downtime(states, at_down, real_down_s, event.t - down_at)
+                self._track_erased_again(erased, states, since, event.t)
                 downtime = min(event.t - down_at, self.downtime_cap_s)
                 for member, before in lost.items():
                     self.members[member].losable_voice_s += before + downtime
@@ -182,6 +184,7 @@ class Truth:
             elif event.kind in ("voice", "leave") and event.member is not None:
                 member = event.member
                 changed_at[member] = event.t
+                erased.pop(member, None)
                 old = states[member]
                 if old.channel is not None:
                     if down_at is None:
@@ -195,6 +198,7 @@ class Truth:
                 states[member] = new
                 since[member] = event.t
             elif event.kind == "erase" and event.member is not None:
+                erased[event.member] = states[event.member]
                 self._erase_voice(event, states, since)
             elif event.kind == "end":
                 for member, state in states.items():
@@ -203,7 +207,8 @@ class Truth:
 
     def _erase_voice(self, event: Happened, states: dict[int, VoiceState], since: dict[int, float]) -> None:
         """`/data erase`: the member's voice time so far is gone, and an open session is forgotten:
-        the bot tracks them again from their next voice change."""
+        the bot tracks them again from their next voice change, or from its next reconciliation of
+        the guild (a restart, a re-IDENTIFY, the guild back from an outage)."""
         member = event.member
         assert member is not None
         truth = self.members[member]
@@ -212,6 +217,16 @@ class Truth:
         truth.erase_voice_s += float(event.data.get("done", event.t)) - event.t
         states[member] = VoiceState()
         since[member] = event.t
+
+    @staticmethod
+    def _track_erased_again(erased: dict[int, VoiceState], states: dict[int, VoiceState],
+                            since: dict[int, float], at: float) -> None:
+        """The bot is back and reconciles the guild: a member erased while in voice (and in voice
+        since) is tracked again from now, as anyone it finds in voice with no stored session."""
+        for member, state in erased.items():
+            if state.channel is not None:
+                states[member], since[member] = state, at
+        erased.clear()
 
     def _settle_downtime(self, states: dict[int, VoiceState], at_down: dict[int, VoiceState],
                          real_down_s: dict[int, float], downtime_s: float) -> None:

@@ -131,6 +131,22 @@ def test_an_erase_clears_the_members_counts_and_join_and_tracking_starts_again()
     assert (truth.inviters[5].regular, truth.inviters[6].regular) == (0, 1)
 
 
+def test_a_member_erased_in_voice_is_tracked_again_from_the_next_reconciliation():
+    """Erased while in voice and still there: untracked until their next voice change, or until
+    the bot reconciles the guild (a restart here), which finds them in voice with no stored session
+    and tracks them from then on (campaign long run, seed 77: the truth kept them at 0)."""
+    truth = Truth(AFK, 600).compute([
+        voice(0, 1, 20), voice(0, 2, 20), Happened(10, "erase", 1, {"done": 10.2}),
+        Happened(12, "bot_down", None, {"signal": "SIGTERM"}), Happened(15, "bot_up"), Happened(30, "end"),
+    ])
+    assert truth.members[1].voice_s == 15  # 15 to 30: the restart's reconciliation
+    assert truth.members[2].voice_s == 30  # never erased: the downtime is credited
+    without_restart = Truth(AFK, 600).compute([
+        voice(0, 1, 20), Happened(10, "erase", 1, {"done": 10.2}), Happened(30, "end"),
+    ])
+    assert without_restart.members[1].voice_s == 0
+
+
 def test_a_voice_change_just_before_a_sigkill_may_be_lost_for_the_whole_downtime():
     """docs/outbox.md: a SIGKILL loses at most the last ~0.3 s of voice changes; the restart then
     credits the downtime with the state before the lost change (here AFK: nothing), so the change

@@ -66,3 +66,35 @@ async def test_a_read_in_flight_while_a_round_settles_counts_only_the_joins_stil
     await tracker.close()
     docs = {d["member_id"]: (d["source"], d.get("code")) async for d in db.joins.find({"guild_id": 9})}
     assert docs == {joiner(0).member_id: ("invite", "c0"), joiner(1).member_id: ("invite", "c1")}
+
+
+async def test_two_joins_of_one_member_settled_in_one_round_credit_only_the_first(db, clock, policy):
+    """A member joins, leaves and joins again through another code, and both joins wait for the
+    same round (found by the campaign, long run seed 62: both events reached the bot during a
+    SIGTERM's flush and were taken up from the invite journal at the next start). The round read
+    the member's earlier joins once for the whole batch, so the second join was counted as a first
+    join too and credited to the second code's inviter."""
+    import random
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from app.tracking.invites import InviteTracker
+    from scripts.bench.joins import BurstWorld, joiner
+
+    repos = Repositories.create(db, policy)
+    world = BurstWorld(10, ["c0", "c1", "c2"], random.Random(7), fetch_seconds=(0.05, 0.05))
+    tracker = InviteTracker(repos, clock, world)
+    tracker.guild_available(10)
+    await tracker.wait_idle()
+    first = joiner(0)
+    again = replace(first, joined_at=first.joined_at + timedelta(seconds=2))
+    world.join(first.member_id, "c0")
+    world.join(first.member_id, "c1")
+    tracker.submit(10, "join", first)
+    tracker.submit(10, "join", again)
+    await tracker.wait_idle()
+    await tracker.close()
+    docs = sorted([(d["joined_ms"], d["counted"], d["credit_to"])
+                   async for d in db.joins.find({"guild_id": 10})])
+    assert [counted for _, counted, _ in docs] == ["first", "rejoin"], docs
+    assert docs[1][2] == 0, docs  # a rejoin credits nobody
