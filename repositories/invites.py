@@ -185,6 +185,9 @@ class GuildInviteState:
     failed_at: datetime | None = None
     stale: bool = False
     read_ms: int | None = None  # when the invite read the snapshot came from was answered (wall clock)
+    # When the stored uses were read (the bot's clock); later than `snapshot_at` when the snapshot's
+    # time was held back (a gateway gap): joins in between may already be in the uses.
+    uses_at: datetime | None = None
 
     def snapshot(self, invites: dict[str, StoredInvite]) -> Snapshot:
         return Snapshot(
@@ -212,16 +215,18 @@ class InviteGuildStateRepository(Repository):
             failed_at=_time(doc.get("failed_ms")),
             stale=doc.get("stale") == "yes",
             read_ms=doc.get("read_ms"),
+            uses_at=_time(doc.get("uses_ms")),
         )
 
     async def snapshot_stored(
         self, guild_id: int, now: datetime, vanity_code: str | None, vanity_uses: int | None,
-        read_ms: int | None = None,
+        read_ms: int | None = None, uses_at: datetime | None = None,
     ) -> None:
-        """A good snapshot was stored at `now` (from the read answered at `read_ms`, wall clock):
-        permission ok, no longer stale."""
+        """A good snapshot was stored at `now` (from the read answered at `read_ms`, wall clock, at
+        `uses_at` on the bot's clock): permission ok, no longer stale."""
         changes: dict[str, Any] = {
             "snapshot_ms": to_ms(now),
+            "uses_ms": to_ms(uses_at or now),
             "vanity_code": vanity_code,
             "vanity_uses": vanity_uses,
             "permission": "ok",

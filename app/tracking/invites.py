@@ -258,6 +258,9 @@ class GuildWorker:
     retry_delay: float = 0.0
     retry: asyncio.TimerHandle | None = None
     snapshot_at: datetime | None = None  # the stored snapshot's time: joins before it are accounted
+    # When the uses in `base` were read: a join found only later (in the member list, or by its
+    # leave) from before then may have its use in `base` already, so no diff can attribute it.
+    base_read_at: datetime | None = None
     stalled: bool = False  # a round made no progress (warned once per worker)
     # Since when events of the guild may have been lost (a guild outage, a gateway connection
     # lost): no snapshot is stored as of a later time until a sync (or a RESUME) says what they
@@ -372,9 +375,25 @@ class InviteTracker:
             return
         if not await self._without_recorded(worker.guild_id, [joiner]):
             return  # recorded already (its event came live)
-        _insert_offline(worker, [Arrival(joiner, -math.inf, 0, reason=OFFLINE)])
+        await self._take_up_offline(worker, [joiner])
         log.info("guild %s: member %s leaves, joined at %s while unseen: attributed before the leave",
                  worker.guild_id, joiner.member_id, joiner.joined_at.isoformat())
+
+    async def _take_up_offline(self, worker: GuildWorker, joiners: list[Joiner]) -> None:
+        """Joins found without their event wait as downtime joins, settled by the next read's diff,
+        except those from before the uses the diff starts from were read: their use may be in
+        them already, and a diff without it would credit them with someone else's (campaign long
+        run, seed 12: a snapshot held back through a gateway gap, with newer uses). Those are
+        recorded as unknown now, joined while the bot could not see the guild."""
+        read_at = worker.base_read_at
+        covered = [j for j in joiners if read_at is not None and j.joined_at <= read_at]
+        if covered:
+            log.info("guild %s: %d join(s) found after the invite uses that hold them were read: "
+                     "recorded as unknown", worker.guild_id, len(covered))
+            arrivals = [Arrival(j, -math.inf, 0, reason=OFFLINE) for j in covered]
+            await self._record_unknown(worker.guild_id, arrivals, OFFLINE, awaiting=False)
+        rest = [j for j in joiners if j not in covered]
+        _insert_offline(worker, [Arrival(j, -math.inf, 0, reason=OFFLINE) for j in rest])
 
     # ---- the invite journal: inputs kept until what they lead to is in MongoDB ------------------
     def _wall(self, at: float) -> float:
@@ -690,7 +709,8 @@ class InviteTracker:
         vanity_code, vanity_uses = live.vanity_code, live.vanity_uses
         if vanity_uses is None and worker.base is not None and worker.base.vanity_uses is not None:
             vanity_code, vanity_uses = worker.base.vanity_code, worker.base.vanity_uses  # unchanged
-        await self.repos.invite_guilds.snapshot_stored(gid, at, vanity_code, vanity_uses, read_ms)
+        await self.repos.invite_guilds.snapshot_stored(gid, at, vanity_code, vanity_uses, read_ms,
+                                                       uses_at=max(at, worker.base_read_at or at))
         worker.stored = {inv.code: inv for inv in live.invites}
         worker.snapshot_at = at
         worker.seen = {m: joined for m, joined in worker.seen.items() if joined > at}
@@ -705,6 +725,7 @@ class InviteTracker:
         worker.stored = await self.repos.invites.live(gid)
         worker.base = state.snapshot(worker.stored) if state.snapshot_at is not None else None
         worker.snapshot_at = state.snapshot_at
+        worker.base_read_at = state.uses_at or state.snapshot_at
         if state.stale:
             await self._take_awaiting(worker)
         await self._drop_restored_done(worker, state.read_ms)
@@ -751,7 +772,7 @@ class InviteTracker:
         worker.reshaped += 1
         if state.snapshot_at is not None:
             unseen = await self._downtime_joiners(worker, guild, state.snapshot_at)
-            _insert_offline(worker, [Arrival(j, -math.inf, 0, reason=OFFLINE) for j in unseen])
+            await self._take_up_offline(worker, unseen)
         await self._reconcile_leaves(gid, guild)
         result = await self.round(worker, force=True)
         await self.conversions.reconcile(gid)
@@ -1005,6 +1026,7 @@ class InviteTracker:
         known = _every_invite(worker.base, worker.reads[: result.windows])
         await self._record_settled(worker, done, result.outcomes, known, read.live, reason)
         live = _keep_vanity(worker.base, read.live, result)
+        worker.base_read_at = read.at
         await self._store_snapshot(worker, live, round(self._wall(read.answered) * 1000))
         self._forget([*done, *worker.reads[: result.windows]])
         worker.settled_at = max([worker.settled_at, *(a.at for a in done)])

@@ -98,3 +98,47 @@ async def test_two_joins_of_one_member_settled_in_one_round_credit_only_the_firs
                    async for d in db.joins.find({"guild_id": 10})])
     assert [counted for _, counted, _ in docs] == ["first", "rejoin"], docs
     assert docs[1][2] == 0, docs  # a rejoin credits nobody
+
+
+async def test_a_join_found_by_its_leave_is_never_credited_from_uses_read_after_it(db, clock, policy):
+    """Campaign long run, seed 12: after a gateway gap the stored snapshot's time is held back (the
+    sync has not said yet which joins were missed), while the uses in memory come from a read made
+    after a member joined unseen. Their leave brought their join back as a downtime join; the diff
+    from those uses could not hold their use, and credited them with the next unseen joiner's code."""
+    import random
+    from datetime import timedelta
+
+    from app.tracking.invites import InviteTracker
+    from scripts.bench.joins import BurstWorld
+    from scripts.bench.joins import joiner as make_joiner
+
+    repos = Repositories.create(db, policy)
+    world = BurstWorld(12, ["c0", "c1", "c2"], random.Random(9), fetch_seconds=(0.05, 0.05))
+    tracker = InviteTracker(repos, clock, world)
+    tracker.guild_available(12)
+    await tracker.wait_idle()
+
+    def joiner(index: int, *, live: bool):
+        base = make_joiner(index)
+        return type(base)(base.member_id, base.name, clock.now(), clock.now() - timedelta(days=400), live)
+
+    clock.advance(10)
+    tracker.gateway_lost()
+    tracker.gateway_back()  # a new session, not resumed: the guild's sync is still to come
+    clock.advance(5)
+    unseen = joiner(0, live=False)
+    world.join(unseen.member_id, "c0")  # its event is lost in the gap
+    clock.advance(5)
+    seen = joiner(1, live=True)
+    world.join(seen.member_id, "c1")
+    tracker.submit(12, "join", seen)
+    await tracker.wait_idle()  # read after the unseen join: its c0 use is in the uses now
+    clock.advance(5)
+    world.join(joiner(2, live=False).member_id, "c2")  # another unseen joiner, still here
+    tracker.joined_unseen(12, unseen)
+    tracker.submit(12, "leave", unseen.member_id)
+    await tracker.wait_idle()
+    await tracker.close()
+    doc = await db.joins.find_one({"guild_id": 12, "member_id": unseen.member_id})
+    assert doc is not None and doc["credit_to"] == 0 and doc.get("code") is None, doc
+    assert doc["source"] == "unknown" and doc["reason"] == "joined_while_offline"
