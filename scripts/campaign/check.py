@@ -107,7 +107,9 @@ def _inviter(verdict: Verdict, row: dict[str, Any]) -> None:
         return
     verdict.joins += 1
     got = row["tracked"].get("invited_by")
-    if got is None:
+    if got is None and row.get("unobservable", {}).get("losable_join"):
+        verdict.unattributed += 1  # its event may have died with the process: the rule allows it
+    elif got is None:
         verdict.add("every_join_recorded", f"{row['name']}: no join recorded (invited by {true})")
     elif got == UNCREDITED and true != UNCREDITED:
         verdict.unattributed += 1

@@ -49,7 +49,8 @@ def _member_row(member_id: int, alias: int, name: str, truth: MemberTruth, track
             diff[counter] = round(delta, 3)
     true_inviter = _inviter_label(truth.inviter, names) if truth.joined_at is not None else None
     tracked_inviter = invited.inviter_label(member_id, names)
-    if true_inviter is not None and tracked_inviter != true_inviter:
+    lost_with_the_process = truth.losable_join and tracked_inviter is None
+    if true_inviter is not None and tracked_inviter != true_inviter and not lost_with_the_process:
         diff["invited_by"] = f"{tracked_inviter} != {true_inviter}"
     return {
         "id": alias, "discord_id": str(member_id), "name": name,
@@ -59,7 +60,8 @@ def _member_row(member_id: int, alias: int, name: str, truth: MemberTruth, track
                          "messages": truth.unobservable_messages, "maybe_messages": truth.maybe_messages,
                          "losable_messages": truth.losable_messages, "joins": truth.unobservable_joins,
                          "erase_voice_s": round(truth.erase_voice_s, 3),
-                         "losable_voice_s": round(truth.losable_voice_s, 3)},
+                         "losable_voice_s": round(truth.losable_voice_s, 3),
+                         "losable_join": truth.losable_join},
         "differences": diff,
     }
 

@@ -20,6 +20,7 @@ again (`session_lost`/`session_back`). Overlapping ones count as one, from the f
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -68,6 +69,9 @@ class MemberTruth:
     # the bot may have lost.
     losable_messages: int = 0
     unobservable_joins: int = 0  # joined and left again while the bot could not see the guild
+    # Joined just before a SIGKILL (its event may not have reached the bot) and left before the bot
+    # was back: no trace is left but that event, so the join may be recorded or not.
+    losable_join: bool = False
     # `/data erase` of the member: voice seconds around it that the bot may have credited or not
     # (the erase's own duration; the bot forgets the open session and tracks again from the
     # member's next voice change).
@@ -131,6 +135,7 @@ class Truth:
         self._voice(happened)
         self._messages(happened)
         self._invites(happened)
+        self._losable_joins(happened)
         return self
 
     # ---- voice ------------------------------------------------------------------------------------
@@ -354,6 +359,19 @@ class Truth:
                 counts.fake += 1
             elif not truth.in_guild:
                 counts.left += 1
+
+    def _losable_joins(self, happened: list[Happened]) -> None:
+        """A join within WRITE_AHEAD_BOUND_S before a SIGKILL whose member leaves before the bot is
+        back (found in the campaign's long run, seed 82: a join 20 ms before the kill)."""
+        kills = [e.t for e in happened if e.kind == "bot_down" and e.data.get("signal") == "SIGKILL"]
+        ups = [e.t for e in happened if e.kind == "bot_up"]
+        for join in (e for e in happened if e.kind == "join" and e.member is not None):
+            kill = next((k for k in kills if 0 <= k - join.t <= WRITE_AHEAD_BOUND_S), None)
+            if kill is None:
+                continue
+            back = next((u for u in ups if u > kill), math.inf)
+            if any(e.kind == "leave" and e.member == join.member and join.t < e.t < back for e in happened):
+                self.members[join.member].losable_join = True
 
     def _join_facts(self, member: int) -> tuple[Any, ...]:
         truth = self.members[member]

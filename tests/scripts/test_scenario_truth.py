@@ -217,3 +217,18 @@ def test_a_cleared_member_who_rejoins_counts_only_after_the_restore_and_an_erase
     rejoined = [invite_join(7, 202, 102), restore(8, "ib-a"), Happened(9, "end")]
     truth = Truth(AFK, 600).compute([*events, *rejoined])
     assert figures(truth, 101) == (2, 0, 0) and figures(truth, 102) == (1, 0, 0)
+
+
+def test_a_join_just_before_a_sigkill_whose_member_leaves_while_the_bot_is_down_may_be_lost():
+    """Its event may not have reached the process (campaign long run, seed 82: 20 ms before the
+    kill); the member gone before the bot is back leaves no other trace. A member who stays, or a
+    join well before the kill, is still required."""
+    def join(t, member):
+        return Happened(t, "join", member, {"via": "abc", "inviter": 5, "created": T0 - timedelta(days=90),
+                                            "joined_at": T0 + timedelta(seconds=t)})
+
+    truth = Truth(AFK, 600).compute([
+        join(1, 1), join(9.8, 2), join(9.9, 3), Happened(10, "bot_down", None, {"signal": "SIGKILL"}),
+        Happened(11, "leave", 1), Happened(11.5, "leave", 2), Happened(14, "bot_up"), Happened(20, "end"),
+    ])
+    assert [truth.members[m].losable_join for m in (1, 2, 3)] == [False, True, False]
