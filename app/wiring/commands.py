@@ -17,6 +17,7 @@ import math
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
+import aiohttp
 import discord
 from discord import app_commands
 from pymongo.errors import PyMongoError
@@ -51,8 +52,17 @@ async def answer(interaction: discord.Interaction, text: str) -> None:
             await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
         else:
             await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
-    except discord.HTTPException as exc:
-        log.warning("could not answer interaction %s: %s", interaction.id, exc)
+    except (discord.HTTPException, aiohttp.ClientError) as exc:
+        log.warning("could not answer interaction %s: %s", interaction.id, exc or type(exc).__name__)
+
+
+def lost_reply(what: str, error: BaseException) -> bool:
+    """The answer could not reach Discord (the connection dropped, or the bot closed its HTTP
+    session at shutdown while the command still ran): one line, no traceback; nothing to answer."""
+    if not isinstance(error, aiohttp.ClientError):
+        return False
+    log.warning("%s: its answer did not reach Discord (%s)", what, type(error).__name__)
+    return True
 
 
 def gate_of(interaction: discord.Interaction) -> Gate | None:
@@ -121,6 +131,8 @@ class GatedView(discord.ui.View):
             await answer(interaction, busy_text(error.retry_after))
             return
         what = getattr(item, "custom_id", "?")
+        if lost_reply(f"component {what}", error):
+            return
         if isinstance(error, PyMongoError):
             log.error("component %s: MongoDB error: %s", what, type(error).__name__)
             await answer(interaction, unavailable_text(_waiting(interaction.client)))
@@ -239,6 +251,8 @@ class TrackerTree(app_commands.CommandTree):
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
         name = interaction.command.qualified_name if interaction.command else "?"
+        if lost_reply(f"/{name}", cause):
+            return
         if isinstance(cause, PyMongoError):
             log.error("/%s: MongoDB error: %s", name, type(cause).__name__)
             await answer(interaction, unavailable_text(self.waiting_writes()))

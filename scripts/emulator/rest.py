@@ -238,6 +238,11 @@ class RestApi:
             request[BODY] = record.json
             request[FILES] = files
             fault = self.emu.take_fault(request.method, path)
+            if fault is not None and fault.status == 0:
+                log.info("REST %s %s -> connection dropped", request.method, path)
+                if request.transport is not None:
+                    request.transport.close()
+                raise web.HTTPServiceUnavailable  # never sent: the connection is gone
             if fault is not None:
                 log.info("REST %s %s -> injected %s", request.method, path, fault.status)
                 headers = {}

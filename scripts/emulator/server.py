@@ -339,7 +339,8 @@ class Emulator:
         retry_after: float | None = None,
     ) -> None:
         """Answer the next ``times`` requests matching ``method`` and the path regex with an error
-        (e.g. 500, 503, or 429 with ``retry_after`` seconds)."""
+        (e.g. 500, 503, or 429 with ``retry_after`` seconds); ``status=0`` drops the connection
+        without an answer (the client sees the server disconnect)."""
         body = error_body(code, message or f"{status}: injected error")
         if status == 429:
             body = {
