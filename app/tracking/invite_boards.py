@@ -28,23 +28,26 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sortedcontainers import SortedList
 
 from app.wiring.clock import to_ms
+from app.wiring.heap import keep_long_lived
 from repositories.invite_bonus import InviteBonusRepository
 from repositories.joins import FAKE_REASONS, InviterCounts, JoinRepository
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 5.0
 READ_BATCH = 500  # documents read back by `_id` per query
+CHUNK = 100  # documents (or members) handled per event-loop turn while building
+FREEZE_EVERY = 5_000  # documents loaded between two freezes of the heap (app/wiring/heap.py)
 Row = tuple[int, InviterCounts, int]  # a leaderboard row: member, their counts, their bonus
 
 
-@dataclass(frozen=True)
-class Figures:
-    """What one join document adds to its inviter's figures."""
+class Figures(NamedTuple):
+    """What one join document adds to its inviter's figures (a tuple of ints: the garbage
+    collector stops tracking it, so a mirror of 100,000 joins does not lengthen its collections)."""
 
     member_id: int
     inviter_id: int  # 0: credits nobody
@@ -109,6 +112,7 @@ class GuildInvites:
         self.ranked: dict[int, tuple[int, int, int]] = {}  # member -> their key in all_time
         self.version = 0  # changes with every change of a figure: the period boards' cache key
         self._periods: dict[int, tuple[int, list[Row]]] = {}
+        self.deferred: set[int] | None = None  # while building: members to rank at the end
 
     # ---- the mirror -----------------------------------------------------------------------
     def put(self, key: str, figures: Figures | None) -> None:
@@ -151,6 +155,9 @@ class GuildInvites:
         self._rerank(figures.inviter_id)
 
     def _rerank(self, member_id: int) -> None:
+        if self.deferred is not None:
+            self.deferred.add(member_id)
+            return
         old = self.ranked.pop(member_id, None)
         if old is not None:
             self.all_time.remove(old)
@@ -161,6 +168,14 @@ class GuildInvites:
             key = rank_key(total, counts.regular, member_id)
             self.all_time.add(key)
             self.ranked[member_id] = key
+
+    async def rank_deferred(self) -> None:
+        """End of a build: rank everyone whose figures it loaded, a chunk per event-loop turn."""
+        members, self.deferred = sorted(self.deferred or ()), None
+        for start in range(0, len(members), CHUNK):
+            for member_id in members[start: start + CHUNK]:
+                self._rerank(member_id)
+            await asyncio.sleep(0)
 
     # ---- reads --------------------------------------------------------------------------------
     def counts(self, member_id: int, since_ms: int | None) -> InviterCounts:
@@ -298,17 +313,23 @@ class InviteBoards:
             # back below: the touches of before are covered by the scan.
             self._take_touched(guild_id)
             docs = 0
+            invites.deferred = set()
             async for rows in self.joins.scan_figures(guild_id, self.batch):
-                for doc in rows:
-                    invites.put(doc["_id"], Figures.of(doc))
+                for start in range(0, len(rows), CHUNK):
+                    for doc in rows[start: start + CHUNK]:
+                        invites.put(doc["_id"], Figures.of(doc))
+                    await asyncio.sleep(0)
                 docs += len(rows)
-                await asyncio.sleep(0)
+                if docs % FREEZE_EVERY < len(rows):
+                    keep_long_lived("invite boards building")  # full collections stay short
             for member_id, bonus in (await self.bonus.all(guild_id)).items():
                 invites.put_bonus(member_id, bonus)
+            await invites.rank_deferred()
             await self._read_back(invites, *self._take_touched(guild_id))
         self._ready[guild_id] = invites
         del self._builds[guild_id]
         self.built += 1
+        keep_long_lived("invite boards built")
         log.info("invite boards of guild %s built: %d joins, %d inviters", guild_id, docs,
                  len(invites.inviters))
 
