@@ -58,3 +58,15 @@ async def test_a_restore_of_the_last_reset_gives_back_what_it_cleared_and_staff_
     assert commands[15]["effect"] is None and "already restored" in commands[15]["content"]
     ada = next(r for r in report["inviters"] if r["name"] == "ada")
     assert ada["truth"] == ada["tracked"] == {"regular": 2, "left": 0, "fake": 0, "bonus": 6, "total": 8}
+
+
+async def test_seed_77_a_member_erased_in_voice_is_tracked_again_after_a_restart(tmp_path):
+    """bob is erased while in voice and stays there across a restart: the restart's reconciliation
+    finds him in voice with no stored session and tracks him from then on (the truth kept him at 0:
+    'no_double_count' on the bot's few seconds)."""
+    report = await run_and_report(load_scenario(SCENARIOS / "erase_in_voice_then_restart.json"),
+                                  workdir=tmp_path)
+    bob = next(r for r in report["members"] if r["name"] == "bob")
+    assert bob["truth"]["voice_s"] > 5, bob  # from the restart on
+    verdict = check(report, ["SIGTERM"])
+    assert verdict.ok, verdict.violations
