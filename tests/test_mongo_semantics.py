@@ -863,3 +863,31 @@ async def test_directory_entry_upsert_convert_and_delete_are_guarded_by_their_se
                           upsert=True)
     assert (await db.c.delete_one(_seq_guard("1:5", 9))).deleted_count == 0  # a late, older delete
     assert await db.c.find_one({"_id": "1:5"}) == {"_id": "1:5", "guild_id": 1, "member_id": 5, "seq": 12}
+
+
+async def test_group_by_member_then_project_renaming_the_group_key_keeps_id(db):
+    """The CSV export's period totals: `$group` by member with several `$sum`, then a `$project`
+    that names `$_id` `member_id` and includes the sums; `_id` stays (an inclusion projection keeps
+    it unless it is excluded)."""
+    await _seed_activity(db)
+    pipeline = [
+        {"$match": {"guild_id": 1, "kind": "day", "day": {"$gte": "2026-03-01"}}},
+        {"$group": {"_id": "$member_id", "messages": {"$sum": "$messages"}, "voice_s": {"$sum": "$voice_s"}}},
+        {"$project": {"member_id": "$_id", "messages": 1, "voice_s": 1}},
+    ]
+    rows = sorted(await _agg(db.act, pipeline), key=lambda r: r["member_id"])
+    assert rows == [{"_id": 5, "member_id": 5, "messages": 2, "voice_s": 20},
+                    {"_id": 6, "member_id": 6, "messages": 3, "voice_s": 0},
+                    {"_id": 7, "member_id": 7, "messages": 9, "voice_s": 0}]
+
+
+async def test_find_sorted_on_two_keys_with_a_range_and_a_small_batch_size(db):
+    """The CSV export's joins: `joined_ms >= since`, sorted by joined_ms then _id (ties in the same
+    millisecond in a stable order), read through one cursor in batches."""
+    await db.j.insert_many([
+        {"_id": key, "guild_id": int(key[0]), "joined_ms": int(key.rsplit(":", 1)[1])}
+        for key in ("1:9:300", "1:8:300", "1:7:100", "1:6:500", "2:5:400")
+    ])
+    cursor = db.j.find({"guild_id": 1, "joined_ms": {"$gte": 200}}, batch_size=2).sort(
+        [("joined_ms", 1), ("_id", 1)])
+    assert [doc["_id"] async for doc in cursor] == ["1:8:300", "1:9:300", "1:6:500"]
