@@ -49,6 +49,9 @@ SURFACES: dict[str, Surface] = {
     "data-status": Surface.ADMIN,
     "settings show": Surface.ADMIN,
     "settings set": Surface.ADMIN,
+    "export leaderboard": Surface.ADMIN,
+    "export invites": Surface.ADMIN,
+    "export joins": Surface.ADMIN,
     "help": Surface.NONE,
 }
 
