@@ -32,13 +32,13 @@ from typing import Any, NamedTuple
 
 from sortedcontainers import SortedList
 
+from app.tracking.builds import GuildBuilds
 from app.wiring.clock import to_ms
 from app.wiring.heap import keep_long_lived
 from repositories.invite_bonus import InviteBonusRepository
 from repositories.joins import FAKE_REASONS, InviterCounts, JoinRepository
 
 log = logging.getLogger(__name__)
-RETRY_SECONDS = 5.0
 READ_BATCH = 500  # documents read back by `_id` per query
 CHUNK = 100  # documents (or members) handled per event-loop turn while building
 FREEZE_EVERY = 5_000  # documents loaded between two freezes of the heap (app/wiring/heap.py)
@@ -212,23 +212,22 @@ class _Build:
     task: asyncio.Task[None] | None = None
 
 
-class InviteBoards:
+class InviteBoards(GuildBuilds[_Build, GuildInvites]):
     """Every guild's invite figures: built in the background, kept exact by reading back the
     documents each write touched."""
 
+    what = "invite boards"
+
     def __init__(self, joins: JoinRepository, bonus: InviteBonusRepository,
                  active: Callable[[], bool] = lambda: True, batch: int = READ_BATCH) -> None:
+        super().__init__(active)
         self.joins = joins
         self.bonus = bonus
-        self.active = active
         self.batch = batch
-        self._ready: dict[int, GuildInvites] = {}
-        self._builds: dict[int, _Build] = {}
         self._touched_keys: defaultdict[int, set[str]] = defaultdict(set)
         self._touched_members: defaultdict[int, set[int]] = defaultdict(set)
         self._touched_bonus: defaultdict[int, set[int]] = defaultdict(set)
         self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self.built = 0
         joins.watch = self
         bonus.watch = self
 
@@ -250,61 +249,14 @@ class InviteBoards:
     def _tracked(self, guild_id: int) -> bool:
         return guild_id in self._ready or guild_id in self._builds
 
-    # ---- lifecycle ------------------------------------------------------------------------------
-    def ready(self, guild_id: int) -> bool:
-        return self.active() and guild_id in self._ready
+    def _new_build(self, guild_id: int) -> _Build:
+        return _Build(GuildInvites(guild_id))
 
-    def ensure(self, guild_id: int) -> None:
-        if guild_id not in self._ready and guild_id not in self._builds:
-            self.rebuild(guild_id)
+    def _start_over(self, guild_id: int, build: _Build) -> None:
+        build.invites = GuildInvites(guild_id)
 
-    def rebuild(self, guild_id: int) -> None:
-        """Build the guild's figures again from MongoDB; the current ones answer meanwhile."""
-        old = self._builds.pop(guild_id, None)
-        if old is not None and old.task is not None:
-            old.task.cancel()
-        build = _Build(GuildInvites(guild_id))
-        self._builds[guild_id] = build
-        build.task = asyncio.create_task(self._run(build), name=f"invite-boards-{guild_id}")
-
-    def forget(self) -> None:
-        """Drop every guild (another process wrote meanwhile: a lease take-over)."""
-        for build in self._builds.values():
-            if build.task is not None:
-                build.task.cancel()
-        self._builds.clear()
-        self._ready.clear()
-
-    async def wait_ready(self, guild_id: int) -> None:
-        while True:
-            build = self._builds.get(guild_id)
-            if build is None or build.task is None:
-                return
-            await asyncio.shield(build.task)
-
-    async def stop(self) -> None:
-        tasks = [b.task for b in self._builds.values() if b.task is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _run(self, build: _Build) -> None:
-        guild_id = build.invites.guild_id
-        while True:
-            try:
-                await self._build(build)
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("invite boards of guild %s could not be built; trying again in %.0fs",
-                              guild_id, RETRY_SECONDS)
-                build.invites = GuildInvites(guild_id)
-                await asyncio.sleep(RETRY_SECONDS)
-
-    async def _build(self, build: _Build) -> None:
+    async def _build(self, guild_id: int, build: _Build) -> None:
         invites = build.invites
-        guild_id = invites.guild_id
         writer = self.joins.writer
         while writer.draining:  # an erase kept in the outbox is not in MongoDB yet
             await writer.wait_drained()
@@ -326,9 +278,7 @@ class InviteBoards:
                 invites.put_bonus(member_id, bonus)
             await invites.rank_deferred()
             await self._read_back(invites, *self._take_touched(guild_id))
-        self._ready[guild_id] = invites
-        del self._builds[guild_id]
-        self.built += 1
+        self._done(guild_id, invites)
         keep_long_lived("invite boards built")
         log.info("invite boards of guild %s built: %d joins, %d inviters", guild_id, docs,
                  len(invites.inviters))

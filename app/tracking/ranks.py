@@ -39,6 +39,7 @@ from typing import Any
 from sortedcontainers import SortedList
 
 from app.storage.retry import OpId
+from app.tracking.builds import GuildBuilds
 from app.tracking.voice import COUNTERS
 from app.wiring.clock import Clock
 from app.wiring.heap import keep_long_lived
@@ -55,7 +56,6 @@ log = logging.getLogger(__name__)
 KEEP_DAYS = 32  # day documents mirrored: enough for a 30-day period in any time zone
 SCAN_BATCH = 1000
 CHUNK = 500  # members per step of an in-memory pass before yielding to the event loop
-RETRY_SECONDS = 5.0
 PERIOD_BOARDS_KEPT = 6  # period start days kept per guild (today, 7 and 30 days, and yesterday's)
 SLOT = {name: i for i, name in enumerate(COUNTERS)}
 SEQ_SLOT = {MESSAGE_GUARD: len(COUNTERS), VOICE_GUARD: len(COUNTERS) + 1}
@@ -279,74 +279,26 @@ class _Build:
     task: asyncio.Task[None] | None = None
 
 
-class Ranks:
+class Ranks(GuildBuilds[_Build, GuildRanks]):
     """Every guild's boards: built in the background, kept current by the trackers' notes."""
+
+    what = "ranks"
 
     def __init__(self, activity: ActivityRepository, clock: Clock,
                  active: Callable[[], bool] = lambda: True, batch: int = SCAN_BATCH) -> None:
+        super().__init__(active)
         self.activity = activity
         self.clock = clock
-        self.active = active
         self.batch = batch
-        self._ready: dict[int, GuildRanks] = {}
-        self._builds: dict[int, _Build] = {}
-        self.built = 0
-
-    # ---- lifecycle ------------------------------------------------------------------------
-    def ready(self, guild_id: int) -> bool:
-        return self.active() and guild_id in self._ready
-
-    def ensure(self, guild_id: int) -> None:
-        """Build the guild's boards unless they are built or being built."""
-        if guild_id not in self._ready and guild_id not in self._builds:
-            self.rebuild(guild_id)
-
-    def rebuild(self, guild_id: int) -> None:
-        """Build the guild's boards again from MongoDB (after an operation that rewrote counts).
-        The current boards answer until the new ones are done."""
-        old = self._builds.pop(guild_id, None)
-        if old is not None and old.task is not None:
-            old.task.cancel()
-        build = _Build(GuildRanks(guild_id, self._keep_from()))
-        self._builds[guild_id] = build
-        build.task = asyncio.create_task(self._run(guild_id, build), name=f"ranks-build-{guild_id}")
-
-    def forget(self) -> None:
-        """Drop every guild's boards (another process counted meanwhile: a lease take-over)."""
-        for build in self._builds.values():
-            if build.task is not None:
-                build.task.cancel()
-        self._builds.clear()
-        self._ready.clear()
-
-    async def wait_ready(self, guild_id: int) -> None:
-        while True:
-            build = self._builds.get(guild_id)
-            if build is None or build.task is None:
-                return
-            await asyncio.shield(build.task)
-
-    async def stop(self) -> None:
-        tasks = [b.task for b in self._builds.values() if b.task is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _keep_from(self) -> str:
         return (self.clock.now().astimezone(UTC).date() - timedelta(days=KEEP_DAYS - 1)).isoformat()
 
-    async def _run(self, guild_id: int, build: _Build) -> None:
-        while True:
-            try:
-                await self._build(guild_id, build)
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("ranks of guild %s could not be built; trying again in %.0fs",
-                              guild_id, RETRY_SECONDS)
-                build.ranks, build.notes = GuildRanks(guild_id, self._keep_from()), []
-                await asyncio.sleep(RETRY_SECONDS)
+    def _new_build(self, guild_id: int) -> _Build:
+        return _Build(GuildRanks(guild_id, self._keep_from()))
+
+    def _start_over(self, guild_id: int, build: _Build) -> None:
+        build.ranks, build.notes = GuildRanks(guild_id, self._keep_from()), []
 
     async def _build(self, guild_id: int, build: _Build) -> None:
         writer = self.activity.writer
@@ -362,9 +314,7 @@ class Ranks:
         for credits, op_id, guard in build.notes:  # notes arriving meanwhile are appended: applied too
             ranks.apply(credits, op_id, guard)
             await asyncio.sleep(0)  # one written unit per event-loop turn (a restart notes thousands)
-        self._ready[guild_id] = ranks
-        del self._builds[guild_id]
-        self.built += 1
+        self._done(guild_id, ranks)
         keep_long_lived("ranks built")
         log.info("ranks of guild %s built: %d documents, %d members", guild_id, docs, len(ranks.totals))
 
