@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 import discord
 
 from app.tracking.invite_stats import InviteSummary
-from app.wiring.commands import GatedView, read_or_defer
-from app.wiring.reply_limits import fit_embed, more_lines
+from app.wiring.commands import GatedView, read_or_defer, show_in_place
+from app.wiring.reply_limits import more_lines
 from cogs import style
 from cogs.text import HINT_TEXT, safe_name
 from repositories.joins import StoredJoin
@@ -223,12 +223,7 @@ class LeaderboardView(GatedView):
         embed, page, pages = await read_or_defer(interaction, self.load(page))
         view = LeaderboardView.when_paged(self.owner_id, self.load, page, pages)  # None: one page left
         self.stop()
-        if interaction.response.is_done():
-            await interaction.edit_original_response(embed=fit_embed(embed), view=view,
-                                                     allowed_mentions=NO_MENTIONS)
-        else:
-            await interaction.response.edit_message(embed=fit_embed(embed), view=view,
-                                                    allowed_mentions=NO_MENTIONS)
+        await show_in_place(interaction, embed, view)
 
 
 ConfirmButton = discord.ui.Button["ConfirmView"]

@@ -26,7 +26,7 @@ from discord.ext import commands
 
 from app.tracking.card import MemberCard, first_bar_day, period_bars, render_member_card
 from app.tracking.voice import PERIOD_LABELS, period_start_day, zone
-from app.wiring.commands import GatedView, read_or_defer
+from app.wiring.commands import GatedView, read_or_defer, show_in_place
 from app.wiring.limits import LEADERBOARD_LIMIT, UD_CHART_LIMIT, cooldown, wants_chart
 from app.wiring.privacy import may_see, sight
 from app.wiring.reply_limits import fit_embed
@@ -190,12 +190,7 @@ class TopView(GatedView):
             interaction.guild, self.owner_id, board, period, page, interaction.permissions.manage_guild))
         view = TopView(self.cog, self.owner_id, board, period, page, pages)
         self.stop()
-        if interaction.response.is_done():
-            await interaction.edit_original_response(embed=fit_embed(embed), view=view,
-                                                     allowed_mentions=NO_MENTIONS)
-        else:
-            await interaction.response.edit_message(embed=fit_embed(embed), view=view,
-                                                    allowed_mentions=NO_MENTIONS)
+        await show_in_place(interaction, embed, view)
 
 
 class StatsCog(commands.Cog, name="Stats"):

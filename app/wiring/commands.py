@@ -24,7 +24,7 @@ from pymongo.errors import PyMongoError
 
 from app.storage.database import ping_ms
 from app.wiring.limits import Busy, Gate, busy_text, retry_text
-from app.wiring.reply_limits import fit_content
+from app.wiring.reply_limits import fit_content, fit_embed
 from app.wiring.validation import valid_id
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,17 @@ async def answer(interaction: discord.Interaction, text: str) -> None:
             await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
     except (discord.HTTPException, aiohttp.ClientError) as exc:
         log.warning("could not answer interaction %s: %s", interaction.id, exc or type(exc).__name__)
+
+
+async def show_in_place(interaction: discord.Interaction, embed: discord.Embed,
+                        view: discord.ui.View | None) -> None:
+    """A button's or select's answer: the message it sits on shows `embed` and `view` (through an
+    edit of the original response when `read_or_defer` deferred)."""
+    embed = fit_embed(embed)
+    if interaction.response.is_done():
+        await interaction.edit_original_response(embed=embed, view=view, allowed_mentions=NO_MENTIONS)
+    else:
+        await interaction.response.edit_message(embed=embed, view=view, allowed_mentions=NO_MENTIONS)
 
 
 def lost_reply(what: str, error: BaseException) -> bool:
