@@ -15,13 +15,23 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from pymongo.errors import PyMongoError
 
-if TYPE_CHECKING:
-    from app.wiring.bot import TrackerBot
+
+class Watched(Protocol):
+    """What the health server reads of the bot (app.wiring.bot.TrackerBot)."""
+
+    db: Any
+    metrics: Any
+    lease: Any
+    settings: Any
+
+    def is_closed(self) -> bool: ...
+
+    def is_ready(self) -> bool: ...
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +66,7 @@ class HealthServer:
     """The aiohttp server; `checks` decides `/healthz`, `bot.metrics` fills `/metrics`."""
 
     def __init__(
-        self, bot: TrackerBot, host: str, port: int, ping_timeout: float = PING_TIMEOUT_SECONDS
+        self, bot: Watched, host: str, port: int, ping_timeout: float = PING_TIMEOUT_SECONDS
     ) -> None:
         self.bot = bot
         self.host = host
@@ -140,7 +150,7 @@ class HealthServer:
             log.info("health server stopped")
 
 
-async def start_health_server(bot: TrackerBot) -> HealthServer | None:
+async def start_health_server(bot: Watched) -> HealthServer | None:
     """Start the server when HEALTH_PORT is set; a port that cannot be bound is logged, not fatal."""
     port = bot.settings.health_port
     if port is None:
