@@ -50,8 +50,9 @@ def valid_invite_event(invite: Any, guild_known: bool) -> str:
     """Why an INVITE_CREATE / INVITE_DELETE cannot be used ('' when it can)."""
     if not guild_known:
         return "unknown guild"
-    if invite_code(getattr(invite, "code", None)) != getattr(invite, "code", None):
-        return "malformed invite code"
+    code = getattr(invite, "code", None)
+    if not isinstance(code, str) or invite_code(code) != code:
+        return "malformed invite code"  # also none at all (a code of None passed before)
     uses = getattr(invite, "uses", None)
     if uses is not None and (not isinstance(uses, int) or uses < 0 or uses > MAX_ID):
         return "invalid uses"

@@ -195,12 +195,15 @@ async def test_invite_events_for_an_unknown_guild_or_a_bad_code_are_rejected_onc
     with caplog.at_level(logging.WARNING):
         h.bot._connection.parse_invite_create({**base, "guild_id": "777", "code": "elsewhere"})
         h.bot._connection.parse_invite_create({**base, "guild_id": str(G), "code": '{"$gt": ""}'})
+        # No code at all (the fuzz test drew it now and then: an invite stored under "1:None")
+        h.bot._connection.parse_invite_create({**base, "guild_id": str(G), "code": None})
         h.bot._connection.parse_invite_delete({"channel_id": "10", "guild_id": "777", "code": "abc"})
         await h.settle()
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("rejected INVITE_")]
     assert lines == [
         "rejected INVITE_CREATE: unknown guild (guild=777 code='elsewhere')",
         "rejected INVITE_CREATE: malformed invite code (guild=1 code='{\"$gt\": \"\"}')",
+        "rejected INVITE_CREATE: malformed invite code (guild=1 code=None)",
         "rejected INVITE_DELETE: unknown guild (guild=777 code='abc')",
     ]
     assert 777 not in h.bot.get_cog("Invites").tracker.workers  # no worker waiting forever
