@@ -36,7 +36,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from app.storage.retry import GuardedUpdate, OpId, guard_holds, with_retry
 from app.storage.writes import Op, Write
 from app.tracking.voice import COUNTERS
-from repositories.base import Repository
+from repositories.base import Repository, in_batches
 
 MESSAGE_GUARD = "msg_seq"
 VOICE_GUARD = "voice_seq"
@@ -386,13 +386,7 @@ class ActivityRepository(Repository):
         fields = {name: 1 for name in (*COUNTERS, "member_id", "day", MESSAGE_GUARD, VOICE_GUARD)}
         for query in ({"guild_id": guild_id, "kind": "total"},
                       {"guild_id": guild_id, "kind": "day", "day": {"$gte": since_day}}):
-            rows: list[dict[str, Any]] = []
-            async for doc in self.collection.find(query, fields, batch_size=batch):
-                rows.append(doc)
-                if len(rows) >= batch:
-                    yield rows
-                    rows = []
-            if rows:
+            async for rows in in_batches(self.collection.find(query, fields, batch_size=batch), batch):
                 yield rows
 
     async def member_totals(self, guild_id: int, since_day: str | None) -> list[tuple[int, Counters]]:

@@ -7,13 +7,28 @@ durable outbox and replays them in order. Reads go to MongoDB directly.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, ClassVar
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from typing import Any, ClassVar, TypeVar
 
 from pymongo import IndexModel
 
 from app.storage.retry import GuardedUpdate, OpId, RetryPolicy, with_retry
 from app.storage.writes import Op, Write, Writer
+
+T = TypeVar("T")
+
+
+async def in_batches(items: AsyncIterable[T], size: int) -> AsyncIterator[list[T]]:
+    """A cursor's documents in lists of up to `size` (for one-pass scans that yield to the loop
+    between lists)."""
+    batch: list[T] = []
+    async for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 class Repository:

@@ -44,7 +44,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from app.storage.retry import with_retry
 from app.storage.writes import Op
 from app.wiring.clock import from_ms, to_ms
-from repositories.base import Repository
+from repositories.base import Repository, in_batches
 
 FIRST = "first"
 REJOIN = "rejoin"
@@ -517,14 +517,9 @@ class JoinRepository(Repository):
     async def scan_figures(self, guild_id: int, batch: int = BATCH) -> AsyncIterator[list[dict[str, Any]]]:
         """Every join document of the guild, the fields the figures use, in lists of up to `batch`.
         One pass, no retry: a failed pass is started over."""
-        rows: list[dict[str, Any]] = []
         fields = dict.fromkeys(FIGURE_FIELDS, 1)
-        async for doc in self.collection.find({"guild_id": guild_id}, fields, batch_size=batch):
-            rows.append(doc)
-            if len(rows) >= batch:
-                yield rows
-                rows = []
-        if rows:
+        cursor = self.collection.find({"guild_id": guild_id}, fields, batch_size=batch)
+        async for rows in in_batches(cursor, batch):
             yield rows
 
     # ---- for the CSV export (app.operations.export) ------------------------------------------
@@ -537,14 +532,8 @@ class JoinRepository(Repository):
             query["joined_ms"] = {"$gte": to_ms(since)}
         order = [("joined_ms", ASCENDING), ("_id", ASCENDING)]
         cursor = self.collection.find(query, batch_size=batch).sort(order)
-        rows: list[StoredJoin] = []
-        async for doc in cursor:
-            rows.append(StoredJoin.from_doc(doc))
-            if len(rows) >= batch:
-                yield rows
-                rows = []
-        if rows:
-            yield rows
+        async for docs in in_batches(cursor, batch):
+            yield [StoredJoin.from_doc(doc) for doc in docs]
 
     async def latest_names(self, guild_id: int, member_ids: set[int]) -> dict[int, str]:
         """Of `member_ids`, the name each had at their latest join (one pass over the guild's joins)."""
