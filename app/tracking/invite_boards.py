@@ -95,8 +95,11 @@ class InviterBoard:
         return not self.regular
 
 
-def rank_key(total: int, regular: int, member_id: int) -> tuple[int, int, int]:
-    return (-total, -regular, member_id)
+def rank_key(member_id: int, counts: InviterCounts, bonus: int) -> tuple[int, int, int]:
+    """The leaderboard's order: total (regular - left - fake + bonus), then regular, highest first,
+    then member id."""
+    total = counts.regular - counts.left - counts.fake + bonus
+    return (-total, -counts.regular, member_id)
 
 
 class GuildInvites:
@@ -164,8 +167,7 @@ class GuildInvites:
         counts = self.counts(member_id, None)
         bonus = self.bonus.get(member_id, 0)
         if counts.regular or bonus:
-            total = counts.regular - counts.left - counts.fake + bonus
-            key = rank_key(total, counts.regular, member_id)
+            key = rank_key(member_id, counts, bonus)
             self.all_time.add(key)
             self.ranked[member_id] = key
 
@@ -202,7 +204,7 @@ class GuildInvites:
             counts = board.counts(since_ms)
             if counts.regular:
                 rows.append((member_id, counts, 0))  # a bonus has no date: not in a period
-        rows.sort(key=lambda r: rank_key(r[1].regular - r[1].left - r[1].fake, r[1].regular, r[0]))
+        rows.sort(key=lambda row: rank_key(*row))
         return rows
 
 
