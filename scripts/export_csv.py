@@ -30,7 +30,7 @@ from app.wiring.clock import SystemClock
 from app.wiring.container import Repositories
 from app.wiring.runtime import open_database
 from app.wiring.settings import Settings
-from scripts.cli import guild_id, tool_settings
+from scripts.cli import guild_id, run_tool
 
 STDOUT = "-"
 
@@ -79,16 +79,12 @@ def summary(args: argparse.Namespace, result: ExportResult, where: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    settings = tool_settings()
-    if settings is None:
-        return 2
-    try:
+
+    def work(settings: Settings) -> None:
         line = run(args, settings)
-    except (EmbeddedServerError, PyMongoError, OSError) as exc:
-        print(f"error: export failed: {exc}", file=sys.stderr)
-        return 1
-    print(line, file=sys.stderr if args.out == STDOUT else sys.stdout)
-    return 0
+        print(line, file=sys.stderr if args.out == STDOUT else sys.stdout)
+
+    return run_tool(work, "export failed", (EmbeddedServerError, PyMongoError, OSError))
 
 
 if __name__ == "__main__":

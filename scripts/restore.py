@@ -21,7 +21,7 @@ from app.operations.backups import BackupError, BackupService, TqdmProgress, res
 from app.storage.database import EmbeddedServerError
 from app.wiring.runtime import open_database
 from app.wiring.settings import Settings
-from scripts.cli import tool_settings
+from scripts.cli import run_tool
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -52,15 +52,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    settings = tool_settings()
-    if settings is None:
-        return 2
-    try:
-        asyncio.run(run(args, settings))
-    except (BackupError, EmbeddedServerError, PyMongoError, OSError) as exc:
-        print(f"error: restore refused: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_tool(lambda settings: asyncio.run(run(args, settings)), "restore refused",
+                    (BackupError, EmbeddedServerError, PyMongoError, OSError))
 
 
 if __name__ == "__main__":
