@@ -345,12 +345,22 @@ class ActivityRepository(Repository):
 
     # ---- erase on request (`/data erase`) ---------------------------------------------------
     def member_filter(self, guild_id: int, member_id: int) -> dict[str, Any]:
-        """The member's own documents here (backed up, then deleted, by an erase)."""
-        return {"guild_id": guild_id, "member_id": member_id}
+        """The member's own documents here that hold data (backed up, then emptied, by an erase):
+        not the tombstones an earlier erase left, unless counted into again since."""
+        holds_data = [{"erased": {"$exists": False}}, {"voice_open": {"$exists": True}},
+                      *({name: {"$gt": 0}} for name in COUNTERS)]
+        return {"guild_id": guild_id, "member_id": member_id, "$or": holds_data}
 
     async def erase_member(self, guild_id: int, member_id: int) -> None:
-        """Delete the member's own documents (idempotent: a replay deletes nothing more)."""
-        await self.idempotent([Op("delete_many", self.member_filter(guild_id, member_id))],
+        """Empty the member's documents, leaving tombstones (idempotent: a replay changes nothing).
+
+        A tombstone keeps its `_id`, guild, member, day and write guards, with every counter 0 and
+        no voice session: a write of the member still in flight (a request the network held, whose
+        retry was acknowledged before the erase) then meets its guard and is refused. Deleting the
+        documents would take the guards with them, and such a write would count again."""
+        emptied = {"$set": {**dict.fromkeys(COUNTERS, 0), "erased": True},
+                   "$unset": {"voice_open": "", "voice_last": ""}}
+        await self.idempotent([Op("update_many", {"guild_id": guild_id, "member_id": member_id}, emptied)],
                               f"erase a member's {self.collection_name}")
 
     # ---- reads ----------------------------------------------------------------------------

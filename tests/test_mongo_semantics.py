@@ -697,6 +697,38 @@ async def test_delete_many_in_an_unordered_bulk_by_guild_and_member_leaves_other
     assert sorted([d["_id"] async for d in db.c.find({})]) == ["t:1:8", "t:2:7"]
 
 
+async def test_tombstones_by_update_many_refuse_an_older_guarded_upsert(db):
+    """The activity erase: `update_many` sets the counters to 0 and unsets the session, keeping the
+    guard; a guarded upsert of an older sequence then hits the `_id` (duplicate key, nothing
+    counted), a newer one applies; the `$or` of `$exists` / `$gt` tells tombstones from data."""
+    from pymongo import UpdateMany
+
+    await db.c.insert_many([
+        {"_id": "t:1:7", "guild_id": 1, "member_id": 7, "messages": 3, "msg_seq": 5, "voice_open": {"c": 1}},
+        {"_id": "t:1:8", "guild_id": 1, "member_id": 8, "messages": 1, "msg_seq": 5},
+    ])
+    emptied = {"$set": {"messages": 0, "erased": True}, "$unset": {"voice_open": "", "voice_last": ""}}
+    for _ in range(2):  # a replay changes nothing
+        await db.c.bulk_write([UpdateMany({"guild_id": 1, "member_id": 7}, emptied)], ordered=False)
+    assert await db.c.find_one({"_id": "t:1:7"}) == {
+        "_id": "t:1:7", "guild_id": 1, "member_id": 7, "messages": 0, "msg_seq": 5, "erased": True}
+    holds_data = {"$or": [{"erased": {"$exists": False}}, {"voice_open": {"$exists": True}},
+                          {"messages": {"$gt": 0}}]}
+    assert [d["_id"] async for d in db.c.find({"guild_id": 1, **holds_data})] == ["t:1:8"]
+
+    def guarded(seq):
+        return UpdateOne({"$and": [{"_id": "t:1:7"}, {"$or": [{"msg_seq": {"$lt": seq}},
+                                                              {"msg_seq": {"$exists": False}}]}]},
+                         {"$inc": {"messages": 2}, "$set": {"msg_seq": seq}}, upsert=True)
+
+    with pytest.raises(BulkWriteError) as late:
+        await db.c.bulk_write([guarded(5)], ordered=False)
+    assert late.value.details["writeErrors"][0]["code"] == 11000
+    await db.c.bulk_write([guarded(6)], ordered=False)
+    assert (await db.c.find_one({"_id": "t:1:7"}))["messages"] == 2
+    assert [d["_id"] async for d in db.c.find({"guild_id": 1, **holds_data})] == ["t:1:7", "t:1:8"]
+
+
 async def test_find_and_count_by_guild_and_a_64_bit_member_id(db):
     big = 2**63 - 1
     await db.c.insert_many([{"_id": 1, "guild_id": 1, "member_id": big},

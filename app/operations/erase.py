@@ -8,7 +8,9 @@ are derived from them); bonus invites and staff codes are staff decisions and st
 The backup is a member backup of `app.operations.backups.BackupService` (a file under DATA_DIR/backups, in
 the mongoexport format, outside the database, so erased data really leaves MongoDB), written and
 fsynced BEFORE anything is deleted; `python -m scripts.restore <id>` brings it back. Leaderboards
-are aggregations over the remaining documents, so they are consistent as soon as the deletes land.
+drop the member as soon as the deletes land. Activity documents are emptied into tombstones rather
+than deleted (`ActivityRepository.erase_member`): they keep the write guards, so a write of the
+member still in flight is refused instead of counting again.
 """
 
 from __future__ import annotations

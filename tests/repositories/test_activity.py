@@ -52,3 +52,30 @@ async def test_reads_per_period_ranks_and_leaderboard_order(db, policy) -> None:
     assert await repo.leaderboard(1, "voice", None, 0, 10) == []
     days = await repo.daily(1, 6, "2026-03-01")
     assert days == {"2026-03-10": Counters(messages=4)}
+
+
+async def test_an_erase_leaves_tombstones_that_refuse_a_late_write_of_before(db, policy) -> None:
+    """Seed 163 of the campaign: a message write the network held landed after `/data erase`, its
+    retry long acknowledged. With the documents deleted, their guards went too and it counted
+    again; the tombstones keep the guards, so it is refused, and a write after the erase counts."""
+    repo = ActivityRepository(db, policy)
+    held = [Credit(1, 5, "2026-03-10", {"messages": 2}), Credit(1, 6, "2026-03-10", {"messages": 1})]
+    await repo.add_messages(held, 7)
+    await repo.add_voice([Credit(1, 5, "2026-03-09", v(60))], 3)
+    await repo.erase_member(1, 5)
+    assert await db.activity.count_documents(repo.member_filter(1, 5)) == 0  # nothing left to erase
+    stones = [d async for d in db.activity.find({"member_id": 5})]
+    assert len(stones) == 3 and all(Counters.from_document(d) == Counters() and d["erased"] for d in stones)
+
+    await repo.add_messages(held, 7)  # the held original lands
+    await repo.add_voice([Credit(1, 5, "2026-03-09", v(60))], 3)
+    assert await repo.member_counters(1, 5, None) == Counters()
+    assert await repo.member_counters(1, 5, "2026-03-01") == Counters()
+    assert await repo.member_counters(1, 6, None) == Counters(messages=1)  # another member's stays
+
+    await repo.add_messages([Credit(1, 5, "2026-03-11", {"messages": 1})], 8)  # after the erase
+    assert await repo.member_counters(1, 5, None) == Counters(messages=1)
+    assert await repo.leaderboard(1, "messages", None, 0, 10) == [(5, 1), (6, 1)]
+    assert await repo.leaderboard(1, "voice", "2026-03-01", 0, 10) == []
+    assert sorted([d["_id"] async for d in db.activity.find(repo.member_filter(1, 5))]) == [
+        day_key(1, 5, "2026-03-11"), total_key(1, 5)]
