@@ -70,3 +70,16 @@ async def test_seed_77_a_member_erased_in_voice_is_tracked_again_after_a_restart
     assert bob["truth"]["voice_s"] > 5, bob  # from the restart on
     verdict = check(report, ["SIGTERM"])
     assert verdict.ok, verdict.violations
+
+
+async def test_seed_163_a_write_held_in_the_network_lands_after_an_erase(tmp_path):
+    """cy's message write is held by the fault proxy for 3 s; its retry is acknowledged, then
+    `/data erase` empties cy's documents and the held original lands. Deleting the documents took
+    their guards with them and it counted the message again (2 for a truth of 1 after the erase);
+    the tombstones refuse it."""
+    scenario = load_scenario(SCENARIOS / "erase_then_a_late_write_lands.json")
+    report = await run_and_report(scenario, workdir=tmp_path)
+    cy = next(r for r in report["members"] if r["name"] == "cy")
+    assert cy["tracked"]["messages"] == cy["truth"]["messages"] == 1, cy
+    verdict = check(report, [])
+    assert verdict.ok, verdict.violations
