@@ -371,7 +371,7 @@ class InviteTracker:
         await self._load(worker)
         if worker.snapshot_at is None or joiner.joined_at <= worker.snapshot_at:
             return
-        if any(a.joiner.member_id == joiner.member_id for a in worker.waiting):
+        if any(a.joiner.key(worker.guild_id) == joiner.key(worker.guild_id) for a in worker.waiting):
             return
         if not await self._without_recorded(worker.guild_id, [joiner]):
             return  # recorded already (its event came live)
@@ -821,8 +821,11 @@ class InviteTracker:
         self, worker: GuildWorker, guild: GuildMembers, since: datetime
     ) -> list[Joiner]:
         """Members who joined after the snapshot, have no join record and no event waiting."""
-        waiting = {a.joiner.member_id for a in worker.waiting}
-        found = [m for m in guild.members if m.joined_at > since and m.member_id not in waiting]
+        # By join, not by member: a member whose earlier join waits may have left and joined again
+        # unseen, and that join used an invite too (campaign long run, seed 180).
+        gid = worker.guild_id
+        waiting = {a.joiner.key(gid) for a in worker.waiting}
+        found = [m for m in guild.members if m.joined_at > since and m.key(gid) not in waiting]
         found = await self._without_recorded(worker.guild_id, found)
         return sorted(found, key=lambda j: j.joined_at)
 

@@ -492,3 +492,37 @@ async def test_a_join_during_a_guild_outage_is_found_by_the_sync_after_it(db, cl
     found = await joins(repos)
     assert set(found) == {seen.member_id, unseen.member_id}
     assert attribution(found[unseen.member_id])[1] in (None, "bobs")
+
+
+# ---- found by the fault campaign (long run, seed 180): a rejoin while down, its first join waiting ---
+
+
+async def test_a_rejoin_while_down_is_taken_up_even_with_the_members_first_join_still_waiting(
+        db, clock, policy):
+    """ann joined through abc while the invites could not be read (her join waits for a read), the
+    bot went down, she left and joined again through abc, and nan joined without an invite. The sync
+    took up only nan: ann's rejoin was skipped because a join of hers was waiting, though another
+    one. The diff (abc +2) then held ann's first join and nan, and credited nan with ann's use."""
+    repos = Repositories.create(db, policy)
+    guild = Guild(clock)
+    tracker = await started(repos, guild)
+    guild.failing = True
+    ann = guild.join("abc")
+    tracker.submit(GID, "join", ann)
+    await settled(tracker)
+    await tracker.close()  # the bot goes down, ann's join waiting (recorded as unknown until read)
+    clock.advance(5)
+    ann_again = Joiner(ann.member_id, ann.name, clock.now(), ann.created_at, False)
+    guild.uses["abc"] += 1
+    guild.listed[ann.member_id] = ann_again
+    nan = guild.join(None)
+    guild.failing = False
+    tracker = await started(repos, guild)
+    await tracker.close()
+    found = {(d["member_id"], d["joined_ms"]): d
+             async for d in repos.joins.collection.find({"guild_id": GID})}
+    assert len(found) == 3, found
+    nan_doc = next(d for (member, _), d in found.items() if member == nan.member_id)
+    assert nan_doc["credit_to"] == 0 and nan_doc["code"] is None, nan_doc
+    ann_docs = sorted((ms, d["counted"]) for (member, ms), d in found.items() if member == ann.member_id)
+    assert [counted for _, counted in ann_docs] == ["first", "rejoin"], ann_docs
