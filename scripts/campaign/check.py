@@ -107,8 +107,11 @@ def _inviter(verdict: Verdict, row: dict[str, Any]) -> None:
         return
     verdict.joins += 1
     got = row["tracked"].get("invited_by")
-    if got is None and row.get("unobservable", {}).get("losable_join"):
+    unseen = row.get("unobservable", {})
+    if got is None and unseen.get("losable_join"):
         verdict.unattributed += 1  # its event may have died with the process: the rule allows it
+    elif unseen.get("losable_join") and got == unseen.get("losable_next_inviter"):
+        verdict.unattributed += 1  # and the member's next join was taken for their first
     elif got is None:
         verdict.add("every_join_recorded", f"{row['name']}: no join recorded (invited by {true})")
     elif got == UNCREDITED and true != UNCREDITED:
@@ -124,7 +127,7 @@ def _figures(verdict: Verdict, row: dict[str, Any]) -> None:
             verdict.add("inviter_figures", f"{row['name']}: {tracked} with no invite used")
         return
     regular, bonus = tracked.get("regular", 0), tracked.get("bonus", 0)
-    if regular > truth.get("regular", 0):
+    if regular > truth.get("regular", 0) + row.get("unobservable", {}).get("losable_regular", 0):
         verdict.add("inviter_figures", f"{row['name']}: regular {regular} > {truth['regular']}")
     if bonus != truth.get("bonus", 0):
         verdict.add("inviter_figures", f"{row['name']}: bonus {bonus} != {truth['bonus']}")

@@ -72,6 +72,10 @@ class MemberTruth:
     # Joined just before a SIGKILL (its event may not have reached the bot) and left before the bot
     # was back: no trace is left but that event, so the join may be recorded or not.
     losable_join: bool = False
+    # Then the bot may take the member's next join for their first: credited to its inviter
+    # (None: unknown, -1: vanity), when the member joined again.
+    losable_next_inviter: int | None = None
+    losable_rejoined: bool = False
     # `/data erase` of the member: voice seconds around it that the bot may have credited or not
     # (the erase's own duration; the bot forgets the open session and tracks again from the
     # member's next voice change).
@@ -96,6 +100,9 @@ class InviterTruth:
     left: int = 0
     fake: int = 0
     bonus: int = 0
+    # Rejoins the bot may count as first joins for this inviter: the member's first join may have
+    # died with a SIGKILL (`MemberTruth.losable_join`).
+    losable_regular: int = 0
 
     @property
     def total(self) -> int:
@@ -362,7 +369,9 @@ class Truth:
 
     def _losable_joins(self, happened: list[Happened]) -> None:
         """A join within WRITE_AHEAD_BOUND_S before a SIGKILL whose member leaves before the bot is
-        back (found in the campaign's long run, seed 82: a join 20 ms before the kill)."""
+        back (found in the campaign's long run, seed 82: a join 20 ms before the kill). With no trace
+        of it, the bot takes the member's next join for their first (long run, seed 163): it may
+        credit that join's inviter."""
         kills = [e.t for e in happened if e.kind == "bot_down" and e.data.get("signal") == "SIGKILL"]
         ups = [e.t for e in happened if e.kind == "bot_up"]
         for join in (e for e in happened if e.kind == "join" and e.member is not None):
@@ -371,7 +380,19 @@ class Truth:
                 continue
             back = next((u for u in ups if u > kill), math.inf)
             if any(e.kind == "leave" and e.member == join.member and join.t < e.t < back for e in happened):
-                self.members[join.member].losable_join = True
+                self._losable(join, happened)
+
+    def _losable(self, join: Happened, happened: list[Happened]) -> None:
+        truth = self.members[join.member]
+        truth.losable_join = True
+        again = next((e for e in happened
+                      if e.kind == "join" and e.member == join.member and e.t > join.t), None)
+        if again is None or truth.joined_at != join.data["joined_at"]:
+            return  # never back, or this was not the join the truth counts (a reset cleared it...)
+        truth.losable_rejoined = True
+        truth.losable_next_inviter = again.data.get("inviter")
+        if truth.losable_next_inviter is not None and truth.losable_next_inviter >= 0:
+            self.inviters[truth.losable_next_inviter].losable_regular += 1
 
     def _join_facts(self, member: int) -> tuple[Any, ...]:
         truth = self.members[member]

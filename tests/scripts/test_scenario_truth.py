@@ -232,3 +232,26 @@ def test_a_join_just_before_a_sigkill_whose_member_leaves_while_the_bot_is_down_
         Happened(11, "leave", 1), Happened(11.5, "leave", 2), Happened(14, "bot_up"), Happened(20, "end"),
     ])
     assert [truth.members[m].losable_join for m in (1, 2, 3)] == [False, True, False]
+
+
+def test_a_member_whose_losable_join_left_no_trace_may_have_the_next_join_taken_for_the_first():
+    """Campaign long run, seed 163: two joins sent just before a SIGKILL never reached the bot, and
+    both members left while it was down. Their next joins (through 7's invite) were all the bot ever
+    saw, and it counted them as first joins: allowed, and so is 7's regular count growing by them."""
+    def join(t, member, inviter):
+        return Happened(t, "join", member, {"via": "abc", "inviter": inviter,
+                                            "created": T0 - timedelta(days=90),
+                                            "joined_at": T0 + timedelta(seconds=t)})
+
+    truth = Truth(AFK, 600).compute([
+        join(1, 3, 5), join(9.9, 1, 5), join(9.95, 2, None),
+        Happened(10, "bot_down", None, {"signal": "SIGKILL"}),
+        Happened(11, "leave", 1), Happened(11.5, "leave", 2), Happened(14, "bot_up"),
+        join(16, 1, 7), join(17, 2, 7), Happened(20, "end"),
+    ])
+    first, second = truth.members[1], truth.members[2]
+    assert (first.inviter, first.losable_join, first.losable_rejoined) == (5, True, True)
+    assert first.losable_next_inviter == 7
+    assert (second.inviter, second.losable_next_inviter) == (None, 7)
+    assert (truth.inviters[7].regular, truth.inviters[7].losable_regular) == (0, 2)
+    assert not truth.members[3].losable_join and truth.inviters[5].losable_regular == 0
