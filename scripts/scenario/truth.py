@@ -32,6 +32,9 @@ AWAY = {"bot_down": 1, "guild_down": 1, "session_lost": 1, "bot_up": -1, "guild_
 MESSAGES_AWAY = {**AWAY, "bot_up": 0, "bot_connected": -1}
 
 WRITE_AHEAD_BOUND_S = 0.3  # a SIGKILL loses at most the messages of its last ~0.3 s (docs/outbox.md)
+# Gateway events still in flight when a SIGTERM's shutdown closes the connection never reach the bot:
+# Discord's dispatch latency (the emulator's 30-100 ms) with a margin (campaign long run, seed 171).
+DELIVERY_BOUND_S = 0.15
 # A message sent this long before an erase may reach the bot after the erase settled its counts:
 # counted after the erase, or erased with the rest.
 ERASE_IN_FLIGHT_S = 0.5
@@ -167,12 +170,12 @@ class Truth:
         away = _Away()
         changed_at: dict[int, float] = {}  # each member's last voice change
         erased: dict[int, VoiceState] = {}  # erased, untracked until a change or a reconciliation
-        lost: dict[int, float] = {}  # changes a SIGKILL may have lost: member -> seconds before it
+        lost: dict[int, float] = {}  # changes a stop may have lost: member -> seconds before it
         for event in happened:
             change = away.change(event.kind)
-            if event.kind == "bot_down" and event.data.get("signal") == "SIGKILL":
-                lost.update({m: event.t - t for m, t in changed_at.items()
-                             if 0 <= event.t - t <= WRITE_AHEAD_BOUND_S})
+            if event.kind == "bot_down":
+                bound = WRITE_AHEAD_BOUND_S if event.data.get("signal") == "SIGKILL" else DELIVERY_BOUND_S
+                lost.update({m: event.t - t for m, t in changed_at.items() if 0 <= event.t - t <= bound})
             if change == "down":
                 down_at = event.t
                 for member, state in states.items():

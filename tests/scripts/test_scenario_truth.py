@@ -147,6 +147,19 @@ def test_a_member_erased_in_voice_is_tracked_again_from_the_next_reconciliation(
     assert without_restart.members[1].voice_s == 0
 
 
+def test_a_voice_change_in_flight_when_a_sigterm_closes_the_gateway_may_be_missed():
+    """Campaign long run, seed 171: a camera turned on 30 ms before the SIGTERM, whose shutdown
+    closed the gateway 20 ms after it; the event, still in Discord's dispatch latency, never
+    arrived, and the restart credited the downtime with the camera off. A change well before the
+    close, or one before a SIGKILL's wider bound, is unaffected by this rule."""
+    truth = Truth(AFK, downtime_cap_s=600).compute([
+        voice(0, 1, 20), voice(0, 2, 20), voice(5, 2, 21), voice(9.9, 1, 21),
+        Happened(10, "bot_down", None, {"signal": "SIGTERM"}), Happened(12, "bot_up"), Happened(20, "end"),
+    ])
+    assert round(truth.members[1].losable_voice_s, 3) == 0.1 + 2
+    assert truth.members[2].losable_voice_s == 0
+
+
 def test_a_voice_change_just_before_a_sigkill_may_be_lost_for_the_whole_downtime():
     """docs/outbox.md: a SIGKILL loses at most the last ~0.3 s of voice changes; the restart then
     credits the downtime with the state before the lost change (here AFK: nothing), so the change
