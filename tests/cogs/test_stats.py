@@ -291,3 +291,17 @@ async def test_ud_defers_when_the_read_is_slow(tracker: Harness, monkeypatch: py
     assert fields(slow)["Messages"] == "2"
     private = await emu.command(ADA, "ud", {"member": BOB})  # an admin's lookup: deferred ephemeral
     assert private.callback_type == 5 and private.ephemeral and fields(private)["Messages"] == "2"
+
+
+async def test_a_member_named_like_math_text_gets_their_chart(tracker: Harness) -> None:
+    """Issue 18, finding 6: a display name like `$x^^$` made `/ud chart:true` fail (matplotlib read
+    the title as math text). The chart now comes back as a PNG for any name."""
+    h, emu = tracker, tracker.emu
+    emu.join({"id": 250, "name": "$x^^$", "created": "2020-01-01T00:00:00Z"}, via="abc")
+    await h.settle()
+    emu.message(250, GENERAL)
+    await h.settle()
+    rec = await emu.command(250, "ud", {"chart": True})
+    assert rec.embed is not None, rec
+    (attachment,) = rec.attachments
+    assert emu.attachment_bytes(attachment).startswith(b"\x89PNG\r\n\x1a\n")
