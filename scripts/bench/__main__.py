@@ -18,7 +18,7 @@ from typing import Any
 from app.storage.database import make_client
 from scripts.bench import env, report
 from scripts.bench.run import CASES, run_all
-from scripts.bench.sizes import FULL, QUICK
+from scripts.bench.sizes import FULL, QUICK, with_members
 
 log = logging.getLogger("scripts.bench")
 BENCH_SOCKET_TIMEOUT_MS = 600_000
@@ -29,6 +29,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="every case small (CI); checks exactness only")
     parser.add_argument("--only", nargs="+", choices=CASES, metavar="CASE",
                         help=f"run only these cases ({', '.join(CASES)}; restart brings flush along)")
+    parser.add_argument("--members", type=int, metavar="N",
+                        help="members of the server in the cases that grow with it (commands, invites); "
+                             "default: 100,000 (2,000 with --quick)")
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"), help="results file")
     parser.add_argument("--table", type=Path, default=Path("bench-results.md"), help="Markdown table file")
     return parser.parse_args(argv)
@@ -42,6 +45,8 @@ async def is_real_mongodb(db: Any) -> bool:
 
 async def bench(server: env.Server, args: argparse.Namespace) -> int:
     sizes = QUICK if args.quick else FULL
+    if args.members is not None:
+        sizes = with_members(sizes, args.members)
     # nx-27017 answers the /ud and /top aggregations over 400,000 documents more slowly than the
     # bot's 10 s socket timeout; the benchmark waits, to report how long they take.
     client = make_client(server.uri, app_name="bench", socket_timeout_ms=BENCH_SOCKET_TIMEOUT_MS)
@@ -56,6 +61,7 @@ async def bench(server: env.Server, args: argparse.Namespace) -> int:
         await client.drop_database(name)
         await client.close()
     command = ("python -m scripts.bench" + (" --quick" if args.quick else "")
+               + (f" --members {args.members}" if args.members is not None else "")
                + (" --only " + " ".join(args.only) if args.only else ""))
     machine = env.machine(server.kind)
     table = report.table(results.rows, results.checks)

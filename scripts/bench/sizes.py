@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -44,3 +44,12 @@ TINY = Sizes(
     backfill_members=20, backfill_live_rate=100, backfill_live_seconds=1.0, invite_joins=300,
     invite_inviters=30,
 )
+
+
+def with_members(sizes: Sizes, members: int) -> Sizes:
+    """`sizes` for a server of `members`: the cases that grow with the server (the commands' stored
+    members, a tenth of them active in the period; the invite board's joins, one inviter per 20)
+    scaled to it, the others (ingest, sessions, invites, backfill) as they are."""
+    return replace(sizes, name=f"{sizes.name}, {members:,} members", stats_members=members,
+                   stats_active=max(members // 10, 1), invite_joins=members,
+                   invite_inviters=max(members // 20, 1))

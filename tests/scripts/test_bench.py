@@ -112,3 +112,15 @@ async def test_the_backfill_case_catches_messages_counted_twice(db, tmp_path: Pa
     assert set(failed) == {"backfill: member totals", "backfill: member day documents",
                            "backfill: live + history = messages that exist"}
     assert "stored" in failed["backfill: member totals"]
+
+
+def test_the_cases_that_grow_with_the_server_are_sized_by_members() -> None:
+    from scripts.bench.__main__ import parse
+    from scripts.bench.sizes import FULL, with_members
+
+    small = with_members(FULL, 10_000)
+    assert (small.stats_members, small.stats_active, small.invite_joins, small.invite_inviters) == (
+        10_000, 1_000, 10_000, 500)
+    assert (small.voice_members, small.ingest_events) == (FULL.voice_members, FULL.ingest_events)
+    assert small.name == "full, 10,000 members"
+    assert parse(["--members", "10000", "--only", "commands"]).members == 10_000
