@@ -227,6 +227,11 @@ class Read:
     at: datetime
     record_id: int = 0  # in the invite journal (0: not journaled)
     keys: frozenset[str] | None = None  # restored from the journal: the joins surely in it, by key
+    # The first read of a sync: its uses since the snapshot span a time the bot could not see the
+    # guild, so they may hold joins no event or member list will ever show (joined and left). Only
+    # joins whose event came before it was sent are settled against it (campaign long run, seed
+    # 137): a join whose event came while it was out is left to the next read.
+    after_gap: bool = False
 
 
 @dataclass
@@ -774,7 +779,7 @@ class InviteTracker:
             unseen = await self._downtime_joiners(worker, guild, state.snapshot_at)
             await self._take_up_offline(worker, unseen)
         await self._reconcile_leaves(gid, guild)
-        result = await self.round(worker, force=True)
+        result = await self.round(worker, force=True, after_gap=True)
         await self.conversions.reconcile(gid)
         log.info("invites of guild %s synced: %s", gid, result)
         return result
@@ -845,7 +850,9 @@ class InviteTracker:
                 await self.repos.joins.left(guild_id, member_id, now)
 
     # ---- rounds: read, wait for the read's window to close, settle what is certain ----------------
-    async def round(self, worker: GuildWorker, *, force: bool = False) -> dict[str, Any]:
+    async def round(
+        self, worker: GuildWorker, *, force: bool = False, after_gap: bool = False
+    ) -> dict[str, Any]:
         """One step for the waiting joins: read the invites when a join arrived since the last
         read (or `force`: refresh, sync), else wait for the next read's window to close; then
         record what the reads make certain and advance the snapshot to match."""
@@ -861,6 +868,7 @@ class InviteTracker:
                 await self._unreadable(worker, failed.reason)
                 return {"status": failed.reason}
             worker.retry_delay = 0.0
+            read.after_gap = after_gap
             await self._audit_match(worker, read, sent_at)
             if force:
                 await self._sleep_until(read.answered + self.event_lag)
@@ -997,7 +1005,7 @@ class InviteTracker:
             closes = read.answered + self.event_lag
             if closes > now:
                 break
-            lo, hi = read.lo, bisect.bisect_left(arrived, closes)
+            lo, hi = read.lo, bisect.bisect_left(arrived, read.sent if read.after_gap else closes)
             if read.keys is not None:
                 lo, hi = _bounds_by_key(read, worker.waiting, worker.guild_id, hi)
             windows.append(Window(lo, max(hi, lo), read.live.snapshot(), read.at))

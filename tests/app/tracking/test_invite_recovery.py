@@ -526,3 +526,36 @@ async def test_a_rejoin_while_down_is_taken_up_even_with_the_members_first_join_
     assert nan_doc["credit_to"] == 0 and nan_doc["code"] is None, nan_doc
     ann_docs = sorted((ms, d["counted"]) for (member, ms), d in found.items() if member == ann.member_id)
     assert [counted for _, counted in ann_docs] == ["first", "rejoin"], ann_docs
+
+
+# ---- found by the fault campaign (long run, seed 137): a live join inside the sync's read window ---
+
+
+async def test_a_join_whose_event_comes_while_the_syncs_read_is_out_never_takes_a_downtime_use(
+        db, clock, policy):
+    """While the bot was down a member joined through abc and left again: nothing but abc's use is
+    left of it. Right after the start, while the sync's read was out, another member joined through
+    bobs (their use not in that read). Their event came inside the read's window, so the read was
+    taken to hold their use, and abc's rise, the only one, was credited to them."""
+    repos = Repositories.create(db, policy)
+    guild = Guild(clock)
+    await (await started(repos, guild)).close()
+    guild.uses["abc"] += 1  # joined and left while the bot was down: no event, not in the list
+    tracker = new_tracker(repos, guild)
+    read_invites = guild.invites
+    late: list[Joiner] = []
+
+    async def then_a_join(guild_id: int) -> list[StoredInvite]:
+        listed = await read_invites(guild_id)
+        if not late:  # the sync's read: a member joins through bobs just after it was answered
+            late.append(guild.join("bobs"))
+            tracker.submit(GID, "join", late[0])
+        return listed
+
+    guild.invites = then_a_join  # type: ignore[method-assign]
+    tracker.guild_available(GID)
+    await settled(tracker)
+    await settled(tracker)
+    await tracker.close()
+    found = await joins(repos)
+    assert attribution(found[late[0].member_id]) == ("invite", "bobs", ["bobs"])
