@@ -99,3 +99,16 @@ async def test_seed_180_a_rejoin_while_down_with_the_first_join_still_queued(tmp
     assert ada["tracked"].get("regular", 0) <= ada["truth"]["regular"] == 1, ada
     verdict = check(report, ["SIGKILL"])
     assert verdict.ok, verdict.violations
+
+
+async def test_seed_137_a_join_in_the_syncs_read_window_after_an_unseen_join_and_leave(tmp_path):
+    """The campaign's seed 137 as it ran: new300 joins through dee's n1x while the bot is down and
+    leaves again (only n1x's use is left); right after the restart, while the sync's read is out,
+    new300 joins again through fay's new n2x. The join's event came inside the read's window and
+    n1x's rise was credited to it (dee for a truth of fay)."""
+    scenario = load_scenario(SCENARIOS / "campaign_seed_137_join_in_the_syncs_read_window.json")
+    report = await run_and_report(scenario, workdir=tmp_path)
+    new300 = next(r for r in report["members"] if r["name"] == "new300")
+    assert new300["tracked"]["invited_by"] in ("fay", "unknown"), new300
+    verdict = check(report, ["SIGKILL"])
+    assert verdict.ok, verdict.violations
