@@ -9,8 +9,9 @@ The bars: `period_bars` turns the member's day documents into one bar per day (`
 per month (`all`: the last 12 months). Three panels: messages, voice (camera on stacked over camera
 off) and streaming, each with whole-number ticks, in minutes while the highest bar is under an hour.
 
-Pure and blocking: call `render_member_card` through `asyncio.to_thread`. One card is drawn at a
-time (a lock): the cached FreeType faces are shared and FreeType faces are not thread-safe.
+Pure and blocking: call `render_member_card` through `asyncio.to_thread`. One picture is drawn at a
+time (`DRAWING`, also taken by the `/server stats` chart, which shares the header, tiles and
+panels): the cached FreeType faces are shared and FreeType faces are not thread-safe.
 """
 
 from __future__ import annotations

@@ -18,9 +18,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
+from app.tracking.ranks import Ranks
 from app.tracking.voice import zone
 from app.wiring.clock import from_ms, to_ms
 from repositories.activity import ActivityRepository, Counters
@@ -106,10 +106,11 @@ def assemble(days: Sequence[date], activity: Mapping[str, Counters], joins: Mapp
 class ServerStatsReader:
     """Reads a guild's figures per day for `/server stats` (see the module's docstring)."""
 
-    def __init__(self, activity: ActivityRepository, joins: JoinRepository, ranks: Any = None) -> None:
+    def __init__(self, activity: ActivityRepository, joins: JoinRepository,
+                 ranks: Ranks | None = None) -> None:
         self.activity = activity
         self.joins = joins
-        self.ranks = ranks  # app.tracking.ranks.Ranks, or None
+        self.ranks = ranks
 
     async def read(self, guild_id: int, period: str, now: datetime, time_zone: str) -> ServerStats:
         tz = zone(time_zone)
