@@ -958,6 +958,6 @@ async def test_find_by_guild_and_a_half_open_int_range_leaves_out_nulls_and_miss
         {"_id": "2:5:150", "guild_id": 2, "member_id": 5, "joined_ms": 150, "left_ms": 150},
     ])
     joined = db.j.find({"guild_id": 1, "joined_ms": {"$gte": 100, "$lt": 300}}, {"joined_ms": 1})
-    assert sorted(d["joined_ms"] async for d in joined) == [100, 200]
+    assert sorted([d["joined_ms"] async for d in joined]) == [100, 200]
     left = db.j.find({"guild_id": 1, "left_ms": {"$gte": 100, "$lt": 300}}, {"member_id": 1, "left_ms": 1})
-    assert sorted((d["member_id"], d["left_ms"]) async for d in left) == [(5, 250)]
+    assert sorted([(d["member_id"], d["left_ms"]) async for d in left]) == [(5, 250)]
