@@ -15,6 +15,7 @@ def all_cog_factories() -> list[Callable[[Any], Any]]:
     from cogs.export import ExportCog
     from cogs.help import HelpCog
     from cogs.invites import InvitesCog
+    from cogs.server import ServerCog
     from cogs.settings import SettingsCog
     from cogs.stats import StatsCog
     from cogs.status import StatusCog
@@ -22,6 +23,7 @@ def all_cog_factories() -> list[Callable[[Any], Any]]:
     return [
         lambda bot: ActivityCog(bot, bot.repos.activity, bot.repos.voice_sessions, bot.repos.guild_settings),
         lambda bot: StatsCog(bot, bot.repos.activity, bot.repos.guild_settings),
+        ServerCog,
         backup_cog,
         ExportCog,
         lambda bot: InvitesCog(bot, bot.repos),

@@ -420,6 +420,18 @@ class ActivityRepository(Repository):
         totals = [(int(row["member_id"]), Counters.from_document(row)) for row in rows]
         return [(member, counters) for member, counters in totals if counters != Counters()]
 
+    async def guild_days(self, guild_id: int, since_day: str, until_day: str) -> dict[str, Counters]:
+        """Per day from `since_day` to `until_day` (inclusive): the sum of every member's day
+        document (days without activity absent). One aggregation over the guild's day documents of
+        those days (index `{guild_id, kind, day}`): it reads the period's member-days, not the
+        guild's history. For `/server stats` when the ranks in memory are not built."""
+        pipeline = [
+            {"$match": {"guild_id": guild_id, "kind": "day", "day": {"$gte": since_day, "$lte": until_day}}},
+            {"$group": {"_id": "$day", **{name: {"$sum": f"${name}"} for name in COUNTERS}}},
+        ]
+        rows = await self.aggregate(pipeline, "read a guild's days")
+        return {str(row["_id"]): Counters.from_document(row) for row in rows}
+
     async def daily(self, guild_id: int, member_id: int, since_day: str) -> dict[str, Counters]:
         """Per day since `since_day`: the member's day documents (days without activity absent)."""
         query = {"guild_id": guild_id, "member_id": member_id, "kind": "day", "day": {"$gte": since_day}}

@@ -209,6 +209,9 @@ class JoinRepository(Repository):
         IndexModel([("guild_id", ASCENDING), ("credit_to", ASCENDING), ("joined_ms", ASCENDING)]),
         IndexModel([("guild_id", ASCENDING), ("code", ASCENDING)]),
         IndexModel([("guild_id", ASCENDING), ("awaiting", ASCENDING)]),
+        # `/server stats`: the joins and the leaves of a period, read by guild and time range
+        IndexModel([("guild_id", ASCENDING), ("joined_ms", ASCENDING)]),
+        IndexModel([("guild_id", ASCENDING), ("left_ms", ASCENDING)]),
     )
 
     # ---- writes ---------------------------------------------------------------------------------
@@ -521,6 +524,26 @@ class JoinRepository(Repository):
         cursor = self.collection.find({"guild_id": guild_id}, fields, batch_size=batch)
         async for rows in in_batches(cursor, batch):
             yield rows
+
+    # ---- for `/server stats` (app.tracking.server_stats) --------------------------------------
+    async def moves(self, guild_id: int, start_ms: int,
+                    end_ms: int) -> tuple[list[int], set[tuple[int, int]]]:
+        """The guild's joins and leaves in `start_ms <= t < end_ms`: the join time of every join, and
+        (member, leave time) of every leave. A leave closes every open stay of the member with the
+        same `left_ms`, so it is one pair however many stays it closed. Two reads bounded by the
+        period (indexes `{guild_id, joined_ms}` and `{guild_id, left_ms}`); `left_ms` null (a stay
+        still open) is never in a numeric range."""
+        joined_query = {"guild_id": guild_id, "joined_ms": {"$gte": start_ms, "$lt": end_ms}}
+        left_query = {"guild_id": guild_id, "left_ms": {"$gte": start_ms, "$lt": end_ms}}
+
+        async def read() -> tuple[list[int], set[tuple[int, int]]]:
+            joined = [int(doc["joined_ms"]) async for doc in
+                      self.collection.find(joined_query, {"joined_ms": 1}, batch_size=BATCH)]
+            left = {(int(doc["member_id"]), int(doc["left_ms"])) async for doc in
+                    self.collection.find(left_query, {"member_id": 1, "left_ms": 1}, batch_size=BATCH)}
+            return joined, left
+
+        return await with_retry("read joins and leaves", read, self.policy)
 
     # ---- for the CSV export (app.operations.export) ------------------------------------------
     async def scan_joins(self, guild_id: int, since: datetime | None,

@@ -3,6 +3,9 @@
 
 - `member-card.png`: the `/ud period:7d chart:True` card, from `app.tracking.card` (`period_bars`,
   `render_member_card`), the functions the `/ud` command calls.
+- `server-stats.png`: the `/server stats` chart (30 days, the command's default), from
+  `app.tracking.server_chart` (`render_server_chart`), the function the command calls, with the
+  demo members' days summed per day and joins and leaves made up by a formula.
 - `top.png`: a `/top board:voice period:7d` reply: the embed `cogs.stats.build_top_embed` returns,
   drawn as Discord's dark theme shows it (mentions as `@name` pills, code spans on a dark
   background), with the fonts of the card. The text is the embed's, unchanged.
@@ -38,6 +41,8 @@ from app.tracking.card import (
     render_member_card,
 )
 from app.tracking.fonts import BOLD
+from app.tracking.server_chart import ServerChart, render_server_chart
+from app.tracking.server_stats import MEMORY, Figures, ServerDay, ServerStats
 from app.tracking.voice import PERIOD_LABELS
 from cogs import style
 from cogs.stats import build_top_embed
@@ -112,6 +117,20 @@ def demo_card() -> MemberCard:
     return MemberCard(CARD_MEMBER.name, CARD_MEMBER.member_id, f"{GUILD} · {PERIOD_LABELS[PERIOD]}",
                       period[CARD_MEMBER.member_id], rank_of(messages, CARD_MEMBER.member_id),
                       rank_of(voice, CARD_MEMBER.member_id), (len(messages), len(voice)), bars, caption)
+
+
+def demo_server_chart() -> ServerChart:
+    """The `/server stats` chart of the last 30 days: the demo members' days summed per day, and
+    a few joins and leaves a day."""
+    every = [demo_days(i) for i in range(len(MEMBERS))]
+    days = []
+    for back in range(29, -1, -1):
+        day = (TODAY - timedelta(days=back)).isoformat()
+        kept = [member[day] for member in every if day in member]
+        days.append(ServerDay(TODAY - timedelta(days=back), Figures(
+            joins=(back * 7 + 3) % 5, leaves=(back * 5 + 1) % 3 // 2,
+            messages=sum(c.messages for c in kept), voice_s=sum(c.voice_s for c in kept))))
+    return ServerChart(GUILD, ServerStats(722057822208000001, "30d", "Europe/Berlin", tuple(days), MEMORY))
 
 
 def demo_top_embed() -> dict[str, Any]:
@@ -197,14 +216,16 @@ def render_embed(embed: dict[str, Any], names: dict[int, str], command: str) -> 
 
 
 def write(out: Path) -> list[Path]:
-    """Draw both screenshots into `out`; returns their paths."""
+    """Draw the screenshots into `out`; returns their paths."""
     out.mkdir(parents=True, exist_ok=True)
     card_path, top_path = out / "member-card.png", out / "top.png"
+    server_path = out / "server-stats.png"
     card_path.write_bytes(render_member_card(demo_card()))
+    server_path.write_bytes(render_server_chart(demo_server_chart()))
     names = {m.member_id: m.name for m in MEMBERS if m.present}
     top = render_embed(demo_top_embed(), names, f"/top board:voice period:{PERIOD_LABELS[PERIOD]}")
     top.save(top_path, format="PNG", optimize=True)
-    return [card_path, top_path]
+    return [card_path, top_path, server_path]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -923,3 +923,41 @@ async def test_find_sorted_on_two_keys_with_a_range_and_a_small_batch_size(db):
     cursor = db.j.find({"guild_id": 1, "joined_ms": {"$gte": 200}}, batch_size=2).sort(
         [("joined_ms", 1), ("_id", 1)])
     assert [doc["_id"] async for doc in cursor] == ["1:8:300", "1:9:300", "1:6:500"]
+
+
+# ---- issue 20: /server stats ----------------------------------------------------------------------------
+
+
+async def test_group_a_guilds_day_documents_by_day_between_two_day_strings(db):
+    """`ActivityRepository.guild_days`: the guild's day documents from one day to another (both
+    inclusive), summed per day with `$group` on `$day`; other guilds, totals and days outside left out."""
+    await _seed_activity(db)
+    await db.act.insert_many([
+        _full({"_id": "d:1:6:2026-03-01", "kind": "day", "guild_id": 1, "member_id": 6, "day": "2026-03-01",
+               "messages": 4, "voice_s": 30}),
+        _full({"_id": "d:2:5:2026-03-01", "kind": "day", "guild_id": 2, "member_id": 5, "day": "2026-03-01",
+               "messages": 50}),
+    ])
+    pipeline = [
+        {"$match": {"guild_id": 1, "kind": "day", "day": {"$gte": "2026-03-01", "$lte": "2026-03-09"}}},
+        {"$group": {"_id": "$day", "messages": {"$sum": "$messages"}, "voice_s": {"$sum": "$voice_s"}}},
+    ]
+    rows = sorted(await _agg(db.act, pipeline), key=lambda r: r["_id"])
+    assert rows == [{"_id": "2026-03-01", "messages": 13, "voice_s": 30},
+                    {"_id": "2026-03-09", "messages": 3, "voice_s": 0}]
+
+
+async def test_find_by_guild_and_a_half_open_int_range_leaves_out_nulls_and_missing_fields(db):
+    """`JoinRepository.moves`: joins by `joined_ms`, leaves by `left_ms` in `[start, end)`; a stay
+    still open has `left_ms: null` (or, imported, none), which no numeric range matches."""
+    await db.j.insert_many([
+        {"_id": "1:5:100", "guild_id": 1, "member_id": 5, "joined_ms": 100, "left_ms": 250},
+        {"_id": "1:6:200", "guild_id": 1, "member_id": 6, "joined_ms": 200, "left_ms": None},
+        {"_id": "1:7:300", "guild_id": 1, "member_id": 7, "joined_ms": 300},
+        {"_id": "1:8:50", "guild_id": 1, "member_id": 8, "joined_ms": 50, "left_ms": 300},
+        {"_id": "2:5:150", "guild_id": 2, "member_id": 5, "joined_ms": 150, "left_ms": 150},
+    ])
+    joined = db.j.find({"guild_id": 1, "joined_ms": {"$gte": 100, "$lt": 300}}, {"joined_ms": 1})
+    assert sorted([d["joined_ms"] async for d in joined]) == [100, 200]
+    left = db.j.find({"guild_id": 1, "left_ms": {"$gte": 100, "$lt": 300}}, {"member_id": 1, "left_ms": 1})
+    assert sorted([(d["member_id"], d["left_ms"]) async for d in left]) == [(5, 250)]

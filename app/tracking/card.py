@@ -9,8 +9,9 @@ The bars: `period_bars` turns the member's day documents into one bar per day (`
 per month (`all`: the last 12 months). Three panels: messages, voice (camera on stacked over camera
 off) and streaming, each with whole-number ticks, in minutes while the highest bar is under an hour.
 
-Pure and blocking: call `render_member_card` through `asyncio.to_thread`. One card is drawn at a
-time (a lock): the cached FreeType faces are shared and FreeType faces are not thread-safe.
+Pure and blocking: call `render_member_card` through `asyncio.to_thread`. One picture is drawn at a
+time (`DRAWING`, also taken by the `/server stats` chart, which shares the header, tiles and
+panels): the cached FreeType faces are shared and FreeType faces are not thread-safe.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import io
 import math
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -45,7 +46,7 @@ MESSAGES, CAMERA_ON, CAMERA_OFF, STREAMING = "#5865f2", "#57f287", "#949ba4", "#
 DIMMED = "#4e5058"
 DISCS = ("#5865f2", "#3ba55c", "#faa61a", "#ed4245", "#eb459e", "#00a8fc")
 HOUR = 3600
-_DRAWING = threading.Lock()
+DRAWING = threading.Lock()  # every picture drawn with the shared faces takes it
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class TextItem:
 
 
 @dataclass
-class _Canvas:
+class Canvas:
     image: Image.Image
     draw: ImageDraw.ImageDraw
     texts: list[TextItem] = field(default_factory=list)
@@ -173,21 +174,23 @@ def _initials(name: str) -> str:
     return "".join(word[0] for word in lettered[:2]).upper() or "?"
 
 
-def _header(canvas: _Canvas, card: MemberCard) -> int:
+def header(canvas: Canvas, name: str, ident: int, subtitle: str) -> int:
+    """A disc with the initials of `name` (its colour picked by `ident`), the name and a subtitle;
+    returns where the header ends."""
     disc = 56 * SCALE
-    canvas.draw.ellipse((PAD, PAD, PAD + disc, PAD + disc), fill=DISCS[card.member_id % len(DISCS)])
-    initials = _initials(card.name)
+    canvas.draw.ellipse((PAD, PAD, PAD + disc, PAD + disc), fill=DISCS[ident % len(DISCS)])
+    initials = _initials(name)
     size = 22 * SCALE
     left = PAD + (disc - fonts.width(initials, size, BOLD)) / 2
     canvas.text(left, PAD + disc / 2 + size * 0.36, initials, size, TEXT, BOLD)
     x = PAD + disc + 12 * SCALE
     room = WIDTH - PAD - x
-    canvas.text(x, PAD + 27 * SCALE, fonts.fit(card.name, NAME_PX, room, BOLD), NAME_PX, TEXT, BOLD)
-    canvas.text(x, PAD + 49 * SCALE, fonts.fit(card.subtitle, SUBTITLE_PX, room), SUBTITLE_PX, MUTED)
+    canvas.text(x, PAD + 27 * SCALE, fonts.fit(name, NAME_PX, room, BOLD), NAME_PX, TEXT, BOLD)
+    canvas.text(x, PAD + 49 * SCALE, fonts.fit(subtitle, SUBTITLE_PX, room), SUBTITLE_PX, MUTED)
     return PAD + disc + 12 * SCALE
 
 
-def _duration(seconds: int) -> str:
+def duration(seconds: int) -> str:
     """`48s`, `12m`, `3h 05m`, `—` (the reply style's durations, without importing the cogs)."""
     if seconds <= 0:
         return "—"
@@ -202,35 +205,46 @@ def _rank(rank: int | None, ranked: int) -> str:
     return f"rank #{rank:,} of {ranked:,}" if rank is not None else "not ranked"
 
 
-def _tiles(canvas: _Canvas, card: MemberCard, top: int) -> int:
+Tile = tuple[str, str, str, str]  # label, value, note under it, colour of its edge
+TILE_HEIGHT, TILE_GAP = 62 * SCALE, 8 * SCALE
+
+
+def tile_rows(canvas: Canvas, rows: Sequence[Sequence[Tile]], top: int) -> int:
+    """Rows of tiles, each row as wide as the picture; returns where the last row ends."""
+    gap, height = TILE_GAP, TILE_HEIGHT
+    for r, row in enumerate(rows):
+        tile_width = (WIDTH - 2 * PAD - gap * (len(row) - 1)) / len(row)
+        y = top + r * (height + gap)
+        for i, (label, value, note, colour) in enumerate(row):
+            left = PAD + i * (tile_width + gap)
+            canvas.draw.rounded_rectangle((left, y, left + tile_width, y + height), 6 * SCALE, fill=PANEL)
+            canvas.draw.rectangle((left, y + 6 * SCALE, left + 2 * SCALE, y + height - 6 * SCALE),
+                                  fill=colour)
+            inner = left + 10 * SCALE
+            canvas.text(inner, y + 17 * SCALE, label, LABEL_PX, MUTED)
+            canvas.text(inner, y + 39 * SCALE, value, VALUE_PX, TEXT, BOLD)
+            canvas.text(inner, y + 56 * SCALE, fonts.fit(note, LABEL_PX, tile_width - 20 * SCALE),
+                        LABEL_PX, MUTED)
+    return top + len(rows) * height + (len(rows) - 1) * gap
+
+
+def _tiles(canvas: Canvas, card: MemberCard, top: int) -> int:
     c = card.counters
-    tiles = (
-        ("Messages", f"{c.messages:,}", _rank(card.message_rank, card.ranked[0]), MESSAGES),
-        ("Voice", _duration(c.voice_s), _rank(card.voice_rank, card.ranked[1]), CAMERA_OFF),
-        ("Camera on", _duration(c.cam_on_s), f"camera off {_duration(c.cam_off_s)}", CAMERA_ON),
-        ("Streaming", _duration(c.stream_s), "screen shared", STREAMING),
-    )
-    gap, height = 8 * SCALE, 62 * SCALE
-    tile_width = (WIDTH - 2 * PAD - gap) / 2
-    for i, (label, value, note, colour) in enumerate(tiles):
-        left = PAD + (i % 2) * (tile_width + gap)
-        y = top + (i // 2) * (height + gap)
-        canvas.draw.rounded_rectangle((left, y, left + tile_width, y + height), 6 * SCALE, fill=PANEL)
-        canvas.draw.rectangle((left, y + 6 * SCALE, left + 2 * SCALE, y + height - 6 * SCALE), fill=colour)
-        inner = left + 10 * SCALE
-        canvas.text(inner, y + 17 * SCALE, label, LABEL_PX, MUTED)
-        canvas.text(inner, y + 39 * SCALE, value, VALUE_PX, TEXT, BOLD)
-        canvas.text(inner, y + 56 * SCALE, fonts.fit(note, LABEL_PX, tile_width - 20 * SCALE),
-                    LABEL_PX, MUTED)
-    return top + 2 * height + gap
+    return tile_rows(canvas, (
+        (("Messages", f"{c.messages:,}", _rank(card.message_rank, card.ranked[0]), MESSAGES),
+         ("Voice", duration(c.voice_s), _rank(card.voice_rank, card.ranked[1]), CAMERA_OFF)),
+        (("Camera on", duration(c.cam_on_s), f"camera off {duration(c.cam_off_s)}", CAMERA_ON),
+         ("Streaming", duration(c.stream_s), "screen shared", STREAMING)),
+    ), top)
 
 
 @dataclass(frozen=True)
-class _Series:
+class Series:
     title: str
     layers: Sequence[tuple[str, Sequence[float]]]  # (colour, value per bar), stacked bottom up
     legend: Sequence[tuple[str, str]] = ()
     unit: int = 1  # seconds per unit for times
+    side_by_side: bool = False  # the layers' bars next to each other in a day's slot, not stacked
 
 
 def _label_positions(bars: Sequence[Bar], slot: float) -> list[int]:
@@ -242,12 +256,25 @@ def _label_positions(bars: Sequence[Bar], slot: float) -> list[int]:
     return [i for i in range(len(bars) - 1, -1, -every)]
 
 
-def _ticks(series: _Series, bars: Sequence[Bar]) -> list[int]:
-    return whole_ticks(max((sum(values[i] for _, values in series.layers) / series.unit
+def ticks_of(series: Series, bars: Sequence[Bar]) -> list[int]:
+    combine = max if series.side_by_side else sum
+    return whole_ticks(max((combine(values[i] for _, values in series.layers) / series.unit
                             for i in range(len(bars))), default=0))
 
 
-def _panel(canvas: _Canvas, series: _Series, bars: Sequence[Bar], top: int, gutter: float) -> int:
+def _side_by_side(canvas: Canvas, series: Series, i: int, span: tuple[float, float],
+                  y_of: Callable[[float], float], in_period: bool) -> None:
+    """Bar `i` of each layer, next to each other within `span`, all from zero."""
+    x0, x1 = span
+    width = (x1 - x0) / len(series.layers)
+    for k, (colour, values) in enumerate(series.layers):
+        value = values[i] / series.unit
+        if value > 0:
+            canvas.draw.rectangle((x0 + k * width, y_of(value), x0 + (k + 1) * width - 1, y_of(0)),
+                                  fill=colour if in_period else DIMMED)
+
+
+def panel(canvas: Canvas, series: Series, bars: Sequence[Bar], top: int, gutter: float) -> int:
     height, plot_top, plot_height = 118 * SCALE, top + 32 * SCALE, 58 * SCALE
     canvas.draw.rounded_rectangle((PAD, top, WIDTH - PAD, top + height), 6 * SCALE, fill=PANEL)
     canvas.text(PAD + 10 * SCALE, top + 18 * SCALE, series.title, TITLE_PX, TEXT, BOLD)
@@ -257,7 +284,7 @@ def _panel(canvas: _Canvas, series: _Series, bars: Sequence[Bar], top: int, gutt
         right -= fonts.width(name, LABEL_PX) + 4 * SCALE
         canvas.draw.rectangle((right - 8 * SCALE, top + 9 * SCALE, right, top + 17 * SCALE), fill=colour)
         right -= 16 * SCALE
-    ticks = _ticks(series, bars)
+    ticks = ticks_of(series, bars)
     left, plot_right = PAD + 10 * SCALE + gutter, WIDTH - PAD - 10 * SCALE
     bottom = plot_top + plot_height
 
@@ -271,6 +298,9 @@ def _panel(canvas: _Canvas, series: _Series, bars: Sequence[Bar], top: int, gutt
     slot = (plot_right - left) / len(bars)
     for i, bar in enumerate(bars):
         x0, x1 = left + i * slot + slot * 0.15, left + (i + 1) * slot - slot * 0.15
+        if series.side_by_side:
+            _side_by_side(canvas, series, i, (x0, x1), y_of, bar.in_period)
+            continue
         base = 0.0
         for colour, values in series.layers:
             value = values[i] / series.unit
@@ -288,7 +318,7 @@ def _panel(canvas: _Canvas, series: _Series, bars: Sequence[Bar], top: int, gutt
     return top + height
 
 
-def _series(bars: Sequence[Bar]) -> list[_Series]:
+def _series(bars: Sequence[Bar]) -> list[Series]:
     """The three panels: messages, voice (camera off, camera on stacked), streaming."""
     messages = [float(b.counters.messages) for b in bars]
     on = [float(b.counters.cam_on_s) for b in bars]
@@ -297,22 +327,22 @@ def _series(bars: Sequence[Bar]) -> list[_Series]:
     streams = [float(b.counters.stream_s) for b in bars]
     stream_name, stream_unit = time_unit(max(streams, default=0))
     return [
-        _Series("Messages", [(MESSAGES, messages)]),
-        _Series(f"Voice ({voice_name})", [(CAMERA_OFF, off), (CAMERA_ON, on)],
+        Series("Messages", [(MESSAGES, messages)]),
+        Series(f"Voice ({voice_name})", [(CAMERA_OFF, off), (CAMERA_ON, on)],
                 [(CAMERA_ON, "camera on"), (CAMERA_OFF, "off")], voice_unit),
-        _Series(f"Streaming ({stream_name})", [(STREAMING, streams)], unit=stream_unit),
+        Series(f"Streaming ({stream_name})", [(STREAMING, streams)], unit=stream_unit),
     ]
 
 
-def _charts(canvas: _Canvas, card: MemberCard, top: int) -> int:
+def _charts(canvas: Canvas, card: MemberCard, top: int) -> int:
     canvas.text(PAD, top + 16 * SCALE, card.caption, LABEL_PX, MUTED)
     top += 24 * SCALE - 8 * SCALE
     panels = _series(card.bars)
     # one gutter for the three panels, so a day's bars line up from panel to panel
     gutter = max(fonts.width(f"{tick:,}", TICK_PX) for series in panels
-                 for tick in _ticks(series, card.bars)) + 8 * SCALE
+                 for tick in ticks_of(series, card.bars)) + 8 * SCALE
     for series in panels:
-        top = _panel(canvas, series, card.bars, top + 8 * SCALE, gutter)
+        top = panel(canvas, series, card.bars, top + 8 * SCALE, gutter)
     return top
 
 
@@ -323,9 +353,9 @@ HEIGHT = PAD + 68 * SCALE + 2 * 62 * SCALE + 8 * SCALE + 8 * SCALE + 24 * SCALE 
 def draw_member_card(card: MemberCard) -> tuple[Image.Image, list[TextItem]]:
     """The card as an image at `WIDTH` px, with every text drawn (for measuring)."""
     image = Image.new("RGB", (WIDTH, HEIGHT), BACKGROUND)
-    canvas = _Canvas(image, ImageDraw.Draw(image))
-    with _DRAWING:
-        top = _header(canvas, card)
+    canvas = Canvas(image, ImageDraw.Draw(image))
+    with DRAWING:
+        top = header(canvas, card.name, card.member_id, card.subtitle)
         top = _tiles(canvas, card, top)
         _charts(canvas, card, top + 8 * SCALE)
     return image, canvas.texts

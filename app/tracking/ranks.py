@@ -229,6 +229,22 @@ class GuildRanks:
                 await asyncio.sleep(0)
         return found
 
+    async def day_sums(self, since: str, until: str) -> dict[str, Counters]:
+        """Per day from `since` to `until` (inclusive): the sum of every member's mirrored day
+        document (days without activity absent). One pass over the mirror: every member with a
+        mirrored day, each of their days looked at once (at most `KEEP_DAYS`), `CHUNK` members per
+        event-loop turn. A write noted during the pass counts if its member was not summed yet."""
+        sums: dict[str, list[int]] = {}
+        for i, days in enumerate(list(self.days.values())):
+            for day, record in days.items():
+                if since <= day <= until:
+                    total = sums.setdefault(day, [0] * len(COUNTERS))
+                    for slot in range(len(COUNTERS)):
+                        total[slot] += record[slot]
+            if i % CHUNK == CHUNK - 1:
+                await asyncio.sleep(0)
+        return {day: Counters(*total) for day, total in sums.items()}
+
     async def boards(self, since: str | None) -> dict[str, Board]:
         if since is None:
             return self.all_time
@@ -356,6 +372,10 @@ class Ranks(GuildBuilds[_Build, GuildRanks]):
     async def every_member(self, guild_id: int, since: str | None) -> list[tuple[int, Counters]]:
         """Every member's counters since `since` (the CSV export), zeros left out."""
         return await self._ready[guild_id].every_member(since)
+
+    async def day_sums(self, guild_id: int, since: str, until: str) -> dict[str, Counters]:
+        """The guild's counters per day from `since` to `until` (`/server stats`)."""
+        return await self._ready[guild_id].day_sums(since, until)
 
     async def count(self, guild_id: int, metric: str, since: str | None) -> int:
         return len((await self._ready[guild_id].boards(since))[metric])

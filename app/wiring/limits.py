@@ -34,6 +34,7 @@ T = TypeVar("T")
 
 # (runs, seconds): at most `runs` runs of a heavy command by one member (per guild) in `seconds`.
 UD_CHART_LIMIT = (2, 60.0)
+SERVER_STATS_LIMIT = (2, 60.0)  # /server stats draws a chart too
 LEADERBOARD_LIMIT = (3, 30.0)
 BACKUP_LIMIT = (2, 300.0)
 EXPORT_LIMIT = (3, 60.0)

@@ -53,6 +53,7 @@ SURFACES: dict[str, Surface] = {
     "export invites": Surface.ADMIN,
     "export joins": Surface.ADMIN,
     "help": Surface.NONE,
+    "server stats": Surface.NONE,  # sums over the whole server, no member's numbers
 }
 
 

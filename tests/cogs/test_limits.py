@@ -13,6 +13,7 @@ from app.wiring.clock import ManualClock
 from app.wiring.limits import (
     BACKUP_LIMIT,
     LEADERBOARD_LIMIT,
+    SERVER_STATS_LIMIT,
     UD_CHART_LIMIT,
     Cooldowns,
     SingleFlight,
@@ -66,6 +67,7 @@ def test_single_flight_refuses_a_second_holder_and_frees_on_exit() -> None:
     ("top", {"board": "messages"}, LEADERBOARD_LIMIT),
     ("invites leaderboard", {}, LEADERBOARD_LIMIT),
     ("ud", {"chart": True}, UD_CHART_LIMIT),
+    ("server stats", {}, SERVER_STATS_LIMIT),
 ])
 async def test_heavy_commands_are_limited_per_member_with_a_clear_answer(
     tracker: Harness, monkeypatch: pytest.MonkeyPatch, name: str, options: dict[str, Any],

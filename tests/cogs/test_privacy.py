@@ -161,3 +161,17 @@ async def test_no_surface_shows_a_restricted_member_another_members_numbers(
     for other in (ADA, CY):
         assert mention(h, other) not in shown(rec), (name, shown(rec))
     assert "only their own" in rec.text()
+
+
+@pytest.mark.parametrize("name", of_kind(Surface.NONE))
+async def test_a_surface_without_members_numbers_names_no_other_member(tracker: Harness, name: str) -> None:
+    """`/server stats` and `/help` are posted whatever the setting: they must name nobody."""
+    h = tracker
+    await busy_members(h)
+    await restrict(h)
+    command = tree_commands(h)[name]
+    rec = await h.emu.command(BOB, name, options_for(command, h))
+    assert rec.messages, rec
+    for other in (ADA, CY):
+        assert mention(h, other) not in shown(rec), (name, shown(rec))
+        assert str(h.emu.user_id(other)) not in shown(rec), (name, shown(rec))

@@ -131,6 +131,8 @@ async def test_every_commands_reply_reads_in_the_one_style(tracker: Harness) -> 
     for board in ("messages", "voice", "camera", "streaming"):
         await run(CY, "top", {"board": board})
     await run(BOB, "top", {"board": "voice", "period": "7d"})
+    await run(BOB, "server stats")
+    await run(CY, "server stats", {"period": "7d"})
     for member in (ADA, BOB, DAN):
         await run(BOB, "invites show", {"member": member})
     for member in (EVE, GUS, BOB, DAN):

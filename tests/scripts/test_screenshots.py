@@ -7,6 +7,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from app.tracking import server_chart
 from app.tracking.card import HEIGHT, WIDTH
 from cogs.stats import build_top_embed
 from scripts import screenshots
@@ -16,11 +17,15 @@ COMMITTED = ROOT / "docs" / "screenshots"
 AGAIN = "run `python -m scripts.screenshots` and commit docs/screenshots"
 
 
-def test_the_script_draws_the_card_and_the_top_reply(tmp_path: Path) -> None:
+def test_the_script_draws_the_card_the_server_chart_and_the_top_reply(tmp_path: Path) -> None:
     assert screenshots.main(["--out", str(tmp_path)]) == 0
     card, top = tmp_path / "member-card.png", tmp_path / "top.png"
     assert Image.open(card).size == (WIDTH, HEIGHT) and card.stat().st_size < 200_000
     assert Image.open(top).width == WIDTH
+    chart = tmp_path / "server-stats.png"
+    assert Image.open(chart).size == (WIDTH, server_chart.HEIGHT) and chart.stat().st_size < 200_000
+    stats = screenshots.demo_server_chart().stats
+    assert len(stats.days) == 30 and stats.totals.messages > 0 and stats.totals.joins > stats.totals.leaves
 
 
 def test_the_top_picture_shows_the_embed_the_command_builds() -> None:
