@@ -53,6 +53,8 @@ SURFACES: dict[str, Surface] = {
     "export invites": Surface.ADMIN,
     "export joins": Surface.ADMIN,
     "help": Surface.NONE,
+    "goal set": Surface.NONE,
+    "goal clear": Surface.NONE,
 }
 
 
