@@ -420,12 +420,17 @@ class ActivityRepository(Repository):
         totals = [(int(row["member_id"]), Counters.from_document(row)) for row in rows]
         return [(member, counters) for member, counters in totals if counters != Counters()]
 
-    async def daily(self, guild_id: int, member_id: int, since_day: str) -> dict[str, Counters]:
-        """Per day since `since_day`: the member's day documents (days without activity absent)."""
-        query = {"guild_id": guild_id, "member_id": member_id, "kind": "day", "day": {"$gte": since_day}}
+    async def daily(self, guild_id: int, member_id: int, since_day: str | None) -> dict[str, Counters]:
+        """Per day since `since_day` (None: every day): the member's day documents (days without
+        activity absent). One query on the `(guild_id, member_id, kind, day)` index."""
+        query: dict[str, Any] = {"guild_id": guild_id, "member_id": member_id, "kind": "day"}
+        if since_day is not None:
+            query["day"] = {"$gte": since_day}
+        fields = {name: 1 for name in (*COUNTERS, "day")}
 
         async def read() -> dict[str, Counters]:
-            return {doc["day"]: Counters.from_document(doc) async for doc in self.collection.find(query)}
+            cursor = self.collection.find(query, fields)
+            return {doc["day"]: Counters.from_document(doc) async for doc in cursor}
 
         return await with_retry("read activity days", read, self.policy)
 

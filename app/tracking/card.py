@@ -8,6 +8,8 @@ The bars: `period_bars` turns the member's day documents into one bar per day (`
 7 days, today's bar in colour and the days before dimmed; `7d`, `30d`: each day of the period) or
 per month (`all`: the last 12 months). Three panels: messages, voice (camera on stacked over camera
 off) and streaming, each with whole-number ticks, in minutes while the highest bar is under an hour.
+With the member's habits (`app.tracking.streaks.Habits`), a row under the totals shows the streak
+and, when the member set one, the weekly goal's progress; the card is that row taller.
 
 Pure and blocking: call `render_member_card` through `asyncio.to_thread`. One card is drawn at a
 time (a lock): the cached FreeType faces are shared and FreeType faces are not thread-safe.
@@ -26,6 +28,7 @@ from PIL import Image, ImageDraw
 
 from app.tracking import fonts
 from app.tracking.fonts import BOLD, REGULAR
+from app.tracking.streaks import Habits, WeekProgress
 from repositories.activity import Counters
 
 PREVIEW_WIDTH = 400
@@ -43,6 +46,7 @@ BACKGROUND, PANEL, GRID = "#1e1f22", "#2b2d31", "#3f4147"
 TEXT, MUTED = "#f2f3f5", "#b5bac1"
 MESSAGES, CAMERA_ON, CAMERA_OFF, STREAMING = "#5865f2", "#57f287", "#949ba4", "#b380ff"
 DIMMED = "#4e5058"
+STREAK, GOAL = "#faa61a", "#eb459e"
 DISCS = ("#5865f2", "#3ba55c", "#faa61a", "#ed4245", "#eb459e", "#00a8fc")
 HOUR = 3600
 _DRAWING = threading.Lock()
@@ -69,6 +73,7 @@ class MemberCard:
     ranked: tuple[int, int]  # members ranked on the messages and voice boards
     bars: Sequence[Bar]
     caption: str  # what the bars are: "Per day, last 7 days"
+    habits: Habits | None = None  # the streak and weekly goal row (None: not drawn)
 
 
 @dataclass(frozen=True)
@@ -202,6 +207,21 @@ def _rank(rank: int | None, ranked: int) -> str:
     return f"rank #{rank:,} of {ranked:,}" if rank is not None else "not ranked"
 
 
+TILE_GAP, TILE_HEIGHT = 8 * SCALE, 62 * SCALE
+Tile = tuple[str, str, str, str]  # label, value, note, colour
+
+
+def _tile(canvas: _Canvas, tile: Tile, left: float, y: float, width: float) -> None:
+    label, value, note, colour = tile
+    height = TILE_HEIGHT
+    canvas.draw.rounded_rectangle((left, y, left + width, y + height), 6 * SCALE, fill=PANEL)
+    canvas.draw.rectangle((left, y + 6 * SCALE, left + 2 * SCALE, y + height - 6 * SCALE), fill=colour)
+    inner = left + 10 * SCALE
+    canvas.text(inner, y + 17 * SCALE, label, LABEL_PX, MUTED)
+    canvas.text(inner, y + 39 * SCALE, value, VALUE_PX, TEXT, BOLD)
+    canvas.text(inner, y + 56 * SCALE, fonts.fit(note, LABEL_PX, width - 20 * SCALE), LABEL_PX, MUTED)
+
+
 def _tiles(canvas: _Canvas, card: MemberCard, top: int) -> int:
     c = card.counters
     tiles = (
@@ -210,19 +230,48 @@ def _tiles(canvas: _Canvas, card: MemberCard, top: int) -> int:
         ("Camera on", _duration(c.cam_on_s), f"camera off {_duration(c.cam_off_s)}", CAMERA_ON),
         ("Streaming", _duration(c.stream_s), "screen shared", STREAMING),
     )
-    gap, height = 8 * SCALE, 62 * SCALE
-    tile_width = (WIDTH - 2 * PAD - gap) / 2
-    for i, (label, value, note, colour) in enumerate(tiles):
-        left = PAD + (i % 2) * (tile_width + gap)
-        y = top + (i // 2) * (height + gap)
-        canvas.draw.rounded_rectangle((left, y, left + tile_width, y + height), 6 * SCALE, fill=PANEL)
-        canvas.draw.rectangle((left, y + 6 * SCALE, left + 2 * SCALE, y + height - 6 * SCALE), fill=colour)
-        inner = left + 10 * SCALE
-        canvas.text(inner, y + 17 * SCALE, label, LABEL_PX, MUTED)
-        canvas.text(inner, y + 39 * SCALE, value, VALUE_PX, TEXT, BOLD)
-        canvas.text(inner, y + 56 * SCALE, fonts.fit(note, LABEL_PX, tile_width - 20 * SCALE),
-                    LABEL_PX, MUTED)
-    return top + 2 * height + gap
+    tile_width = (WIDTH - 2 * PAD - TILE_GAP) / 2
+    for i, tile in enumerate(tiles):
+        left, y = PAD + (i % 2) * (tile_width + TILE_GAP), top + (i // 2) * (TILE_HEIGHT + TILE_GAP)
+        _tile(canvas, tile, left, y, tile_width)
+    return top + 2 * TILE_HEIGHT + TILE_GAP
+
+
+def _days(n: int) -> str:
+    return f"{n:,} day" if n == 1 else f"{n:,} days"
+
+
+def _streak_tile(habits: Habits, room: float) -> Tile:
+    streak = habits.streak
+    note = f"best {_days(streak.best)}"
+    hint = f"{note} · not active yet today"
+    if streak.current and not streak.today_active and fonts.width(hint, LABEL_PX) <= room:
+        note = hint
+    return "Streak", _days(streak.current) if streak.current else "—", note, STREAK
+
+
+def _goal_tile(week: WeekProgress) -> Tile:
+    parts = []
+    if week.messages is not None:
+        parts.append(f"{week.messages.done:,}/{week.messages.target:,} messages")
+    if week.voice is not None:
+        target = week.voice.target
+        hours = f"{target // HOUR}h" if target % HOUR == 0 else _duration(target)
+        parts.append(f"{_duration(week.voice.done) if week.voice.done else '0m'}/{hours} voice")
+    return f"Weekly goal, since {week.since:%a} {week.since.day}", f"{week.percent}%", " · ".join(parts), GOAL
+
+
+def _habits(canvas: _Canvas, habits: Habits, top: int) -> int:
+    """The streak (a third of the row beside a weekly goal, else all of it) and the weekly goal."""
+    room = WIDTH - 2 * PAD
+    if habits.week is None:
+        _tile(canvas, _streak_tile(habits, room - 20 * SCALE), PAD, top, room)
+        return top + TILE_HEIGHT
+    streak_width = (room - TILE_GAP) / 3
+    _tile(canvas, _streak_tile(habits, streak_width - 20 * SCALE), PAD, top, streak_width)
+    left = PAD + streak_width + TILE_GAP
+    _tile(canvas, _goal_tile(habits.week), left, top, WIDTH - PAD - left)
+    return top + TILE_HEIGHT
 
 
 @dataclass(frozen=True)
@@ -320,13 +369,20 @@ HEIGHT = PAD + 68 * SCALE + 2 * 62 * SCALE + 8 * SCALE + 8 * SCALE + 24 * SCALE 
     + 2 * 8 * SCALE + PAD
 
 
+def card_height(card: MemberCard) -> int:
+    """`HEIGHT`, and the row of the streak and weekly goal when the card has them."""
+    return HEIGHT + (TILE_HEIGHT + TILE_GAP if card.habits is not None else 0)
+
+
 def draw_member_card(card: MemberCard) -> tuple[Image.Image, list[TextItem]]:
     """The card as an image at `WIDTH` px, with every text drawn (for measuring)."""
-    image = Image.new("RGB", (WIDTH, HEIGHT), BACKGROUND)
+    image = Image.new("RGB", (WIDTH, card_height(card)), BACKGROUND)
     canvas = _Canvas(image, ImageDraw.Draw(image))
     with _DRAWING:
         top = _header(canvas, card)
         top = _tiles(canvas, card, top)
+        if card.habits is not None:
+            top = _habits(canvas, card.habits, top + TILE_GAP)
         _charts(canvas, card, top + 8 * SCALE)
     return image, canvas.texts
 
