@@ -45,7 +45,7 @@ def streak_text(streak: Streak, rule: ActiveRule) -> str:
     if not streak.best:
         return f"No active day yet (a day counts with {rule_text(rule)})"
     if not streak.current:
-        return f"none now ({best})"
+        return f"No current streak ({best})"
     text = f"**{style.count(streak.current, 'day')}** ({best})"
     if not streak.today_active:
         text += f"\nNot active yet today: {rule_text(rule)} keeps it going"
