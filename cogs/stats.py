@@ -11,7 +11,7 @@ day documents, which the card's bars use too.
 
 Other cogs add fields to `/ud` by defining
 `async def ud_fields(self, guild_id: int, member_id: int, period: str) -> list[tuple[str, str]]`;
-the fields are appended after the activity fields (see `build_ud_embed`).
+the fields are appended after the activity, streak and weekly goal fields (see `build_ud_embed`).
 """
 
 from __future__ import annotations
