@@ -13,6 +13,7 @@ def all_cog_factories() -> list[Callable[[Any], Any]]:
     from cogs.backup import backup_cog
     from cogs.data import data_cog
     from cogs.export import ExportCog
+    from cogs.goals import GoalsCog
     from cogs.help import HelpCog
     from cogs.invites import InvitesCog
     from cogs.server import ServerCog
@@ -22,7 +23,8 @@ def all_cog_factories() -> list[Callable[[Any], Any]]:
 
     return [
         lambda bot: ActivityCog(bot, bot.repos.activity, bot.repos.voice_sessions, bot.repos.guild_settings),
-        lambda bot: StatsCog(bot, bot.repos.activity, bot.repos.guild_settings),
+        lambda bot: StatsCog(bot, bot.repos.activity, bot.repos.guild_settings, bot.repos.goals),
+        lambda bot: GoalsCog(bot, bot.repos.goals, bot.repos.guild_settings),
         ServerCog,
         backup_cog,
         ExportCog,

@@ -29,6 +29,7 @@ ERASED_WORDS = {
     "activity": ("activity record (messages and voice time)", "activity records (messages and voice time)"),
     "voice_sessions": ("open voice session", "open voice sessions"),
     "joins": ("join record (how they joined)", "join records (how they joined)"),
+    "weekly_goals": ("weekly goal", "weekly goals"),
 }
 
 
@@ -53,7 +54,8 @@ class DataCog(commands.Cog, name="Data"):
         self.backups = backups
 
     @data_group.command(
-        name="erase", description="Erase a member's activity, voice session and joins, backed up first"
+        name="erase",
+        description="Erase a member's activity, voice session, joins and weekly goal, backed up first",
     )
     @app_commands.describe(member="Whose data (members who left can be given by id)")
     async def erase(self, interaction: discord.Interaction, member: discord.User) -> None:
@@ -142,4 +144,4 @@ class DataCog(commands.Cog, name="Data"):
 
 def data_cog(bot: Any) -> DataCog:
     repos = bot.repos
-    return DataCog(bot, [repos.activity, repos.voice_sessions, repos.joins], backup_service(bot))
+    return DataCog(bot, [repos.activity, repos.voice_sessions, repos.joins, repos.goals], backup_service(bot))

@@ -16,6 +16,8 @@ from cogs import style
 from cogs.choices import time_zone_choices
 from repositories.guild_settings import (
     FAKE_LEFT_MAX_SECONDS,
+    STREAK_MAX_MESSAGES,
+    STREAK_MAX_VOICE_MINUTES,
     GuildConfig,
     GuildSettingsRepository,
     SettingError,
@@ -25,7 +27,7 @@ log = logging.getLogger(__name__)
 NO_MENTIONS = discord.AllowedMentions.none()
 Clearable = Literal["conversion_role", "announcement_channel", "voice_downtime_cap_seconds",
                     "join_template", "leave_template", "ignored_channels", "fake_left_within_seconds",
-                    "fake_repeat_joiner"]
+                    "fake_repeat_joiner", "streak_min_messages", "streak_min_voice_minutes"]
 CLEARED_VALUE: dict[str, Any] = {"conversion_role": None, "announcement_channel": None,
                                  "voice_downtime_cap_seconds": None, "ignored_channels": frozenset()}
 
@@ -56,6 +58,23 @@ def _off_or(text: str, value: int) -> str:
     return text if value else "off"
 
 
+def _streak_unused(config: GuildConfig) -> str:
+    """A streak minimum of 0 is not used; with both unused, any activity counts."""
+    if config.streak_min_messages or config.streak_min_voice_minutes:
+        return "not used"
+    return "not used (any message or voice time counts)"
+
+
+def _streak_messages(config: GuildConfig) -> str:
+    minimum = config.streak_min_messages
+    return f"at least {style.count(minimum, 'message')}" if minimum else _streak_unused(config)
+
+
+def _streak_voice(config: GuildConfig) -> str:
+    minutes = config.streak_min_voice_minutes
+    return f"at least {style.duration(minutes * 60)}" if minutes else _streak_unused(config)
+
+
 ROWS = [
     Row("Activity", "time_zone", "Time zone (day boundaries)", lambda c, _: c.time_zone),
     Row("Activity", "ignored_channels", "Channels not counted",
@@ -67,6 +86,8 @@ ROWS = [
     Row("Activity", "voice_downtime_cap_seconds", "Voice credited across a bot downtime",
         lambda c, default: f"at most {style.duration(c.voice_downtime_cap_seconds)}"
         if c.voice_downtime_cap_seconds is not None else f"at most {style.duration(default)} (default)"),
+    Row("Activity", "streak_min_messages", "Streak day needs messages", lambda c, _: _streak_messages(c)),
+    Row("Activity", "streak_min_voice_minutes", "Streak day needs voice", lambda c, _: _streak_voice(c)),
     Row("Fake invites", "fake_account_days", "Account younger than",
         lambda c, _: _off_or(style.count(c.fake_account_days, "day"), c.fake_account_days)),
     Row("Fake invites", "fake_left_within_seconds", "Left within",
@@ -141,6 +162,8 @@ class SettingsCog(commands.Cog):
         count_self_deafened="count voice time while self-deafened",
         members_view_others="members may see other members' numbers (lookups, boards, announcement totals)",
         voice_downtime_cap_seconds="most voice time credited for a bot downtime, in seconds",
+        streak_min_messages="a day counts towards a streak with this many messages (0: not used)",
+        streak_min_voice_minutes="a day also counts with this many minutes of voice (0: not used)",
         announcement_channel="post join and leave messages here",
         join_template="join message; placeholders {member} {member_name} {inviter} {inviter_name} {code} "
                       "{invites} {source} {account_age}",
@@ -161,6 +184,8 @@ class SettingsCog(commands.Cog):
         count_self_deafened: bool | None = None,
         members_view_others: bool | None = None,
         voice_downtime_cap_seconds: app_commands.Range[int, 0, 86400] | None = None,
+        streak_min_messages: app_commands.Range[int, 0, STREAK_MAX_MESSAGES] | None = None,
+        streak_min_voice_minutes: app_commands.Range[int, 0, STREAK_MAX_VOICE_MINUTES] | None = None,
         announcement_channel: discord.TextChannel | None = None,
         join_template: app_commands.Range[str, 1, 500] | None = None,
         leave_template: app_commands.Range[str, 1, 500] | None = None,
@@ -179,6 +204,8 @@ class SettingsCog(commands.Cog):
                 "conversion_role": conversion_role.id if conversion_role else None,
                 "count_self_deafened": count_self_deafened, "members_view_others": members_view_others,
                 "voice_downtime_cap_seconds": voice_downtime_cap_seconds,
+                "streak_min_messages": streak_min_messages,
+                "streak_min_voice_minutes": streak_min_voice_minutes,
                 "announcement_channel": announcement_channel.id if announcement_channel else None,
                 "join_template": join_template, "leave_template": leave_template,
                 "mention_member": mention_member,

@@ -5,9 +5,13 @@ Ranks, pages and the counts of members ranked come from the in-memory boards
 them (the same values the ranks were computed from, writes kept in the outbox included); until
 then, and on a standby process, from the activity repository's aggregations as before.
 
+`/ud` also shows the member's streak of active days and, when they set one with `/goal set`, this
+week's progress towards their weekly goal (`app.tracking.streaks`), from one read of the member's
+day documents, which the card's bars use too.
+
 Other cogs add fields to `/ud` by defining
 `async def ud_fields(self, guild_id: int, member_id: int, period: str) -> list[tuple[str, str]]`;
-the fields are appended after the activity fields (see `build_ud_embed`).
+the fields are appended after the activity, streak and weekly goal fields (see `build_ud_embed`).
 """
 
 from __future__ import annotations
@@ -17,26 +21,32 @@ import io
 import logging
 import math
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from app.tracking.card import MemberCard, first_bar_day, period_bars, render_member_card
+from app.tracking.card import MemberCard, period_bars, render_member_card
+from app.tracking.streaks import Habits, habits, local_today
 from app.tracking.voice import PERIOD_LABELS, period_start_day, zone
 from app.wiring.commands import GatedView, read_or_defer, show_in_place
 from app.wiring.limits import LEADERBOARD_LIMIT, UD_CHART_LIMIT, cooldown, wants_chart
 from app.wiring.privacy import may_see, sight
 from app.wiring.reply_limits import fit_embed
 from cogs import style
+from cogs.goals import active_rule, habit_fields
 from cogs.text import safe_name
 from repositories.activity import METRICS, ActivityRepository, Counters
-from repositories.guild_settings import GuildSettingsRepository
+from repositories.goals import GoalRepository, WeeklyGoal
+from repositories.guild_settings import GuildConfig, GuildSettingsRepository
 
 log = logging.getLogger(__name__)
 NO_MENTIONS = discord.AllowedMentions.none()
+# Days of a member's history `/ud` reads for the streaks (and the card's bars): streaks are counted
+# within them, a current streak longer than that shows as this many days.
+STREAK_DAYS = 366
 PAGE_SIZE = 10
 PERIOD_CHOICES = [
     app_commands.Choice(name="today", value="today"),
@@ -81,8 +91,10 @@ def build_ud_embed(
     extra_fields: Sequence[tuple[str, str]] | None = None,
     *,
     member_id: int | None = None,
+    member_habits: Habits | None = None,
 ) -> discord.Embed:
-    """The `/ud` embed. `extra_fields` (name, value) pairs are appended as inline fields."""
+    """The `/ud` embed: the activity fields, the streak and weekly goal (`member_habits`), then the
+    `extra_fields` (name, value) pairs, all inline."""
     period_text = PERIOD_LABELS[period]
     embed = discord.Embed(
         title=f"Activity of {safe_name(member_name)}",
@@ -96,6 +108,8 @@ def build_ud_embed(
     embed.add_field(name="Streaming", value=style.duration(counters.stream_s))
     embed.add_field(name="Rank (messages)", value=style.rank(message_rank))
     embed.add_field(name="Rank (voice)", value=style.rank(voice_rank))
+    for name, value in habit_fields(member_habits) if member_habits is not None else ():
+        embed.add_field(name=name, value=value)
     for name, value in extra_fields or ():
         embed.add_field(name=name, value=value)
     return embed
@@ -195,11 +209,13 @@ class TopView(GatedView):
 
 class StatsCog(commands.Cog, name="Stats"):
     def __init__(
-        self, bot: Any, activity: ActivityRepository, guild_settings: GuildSettingsRepository
+        self, bot: Any, activity: ActivityRepository, guild_settings: GuildSettingsRepository,
+        goals: GoalRepository | None = None,
     ) -> None:
         self.bot = bot
         self.activity = activity
         self.guild_settings = guild_settings
+        self.goals = goals  # None: no weekly goals shown
 
     # ---- /ud -------------------------------------------------------------------------------
     @app_commands.command(name="ud", description="A member's messages and voice time")
@@ -227,38 +243,53 @@ class StatsCog(commands.Cog, name="Stats"):
             await interaction.response.defer(thinking=True, ephemeral=private)
         tz = zone(config.time_zone)
         now = self.bot.clock.now()
+        today = local_today(now, tz)
         since = period_start_day(period, now, tz)
-        counters, message_rank, voice_rank, extra = await read_or_defer(
-            interaction, self._ud_read(guild.id, target.id, since, period), ephemeral=private)
+        (counters, message_rank, voice_rank), extra, days, member_habits = await read_or_defer(
+            interaction, self._ud_read(config, target.id, since, period, today), ephemeral=private)
         embed = build_ud_embed(target.display_name, period, counters, message_rank, voice_rank, extra,
-                               member_id=target.id)
+                               member_id=target.id, member_habits=member_habits)
         if not chart:
             await send(interaction, embed=fit_embed(embed), ephemeral=private)
             return
         card = await read_or_defer(interaction, self.member_card(
-            guild, target, period, now.astimezone(tz).date(), since, (counters, message_rank, voice_rank)))
+            guild, target, period, today, since, (counters, message_rank, voice_rank), days, member_habits))
         png = await asyncio.to_thread(render_member_card, card)
         embed.set_image(url="attachment://activity.png")
         image = discord.File(io.BytesIO(png), "activity.png")
         await interaction.followup.send(embed=fit_embed(embed), file=image, allowed_mentions=NO_MENTIONS)
 
     async def member_card(self, guild: discord.Guild, member: discord.abc.User, period: str, today: date,
-                          since: str | None, values: tuple[Counters, int | None, int | None]) -> MemberCard:
+                          since: str | None, values: tuple[Counters, int | None, int | None],
+                          days: dict[str, Counters], member_habits: Habits | None = None) -> MemberCard:
         """What the `/ud` card shows: the period's totals and ranks (`values`, from `ud_values`), the
-        number of members ranked, and the period's bars (`period_bars`)."""
+        number of members ranked, the period's bars (`period_bars`, from the member's day documents
+        `days`), and the streak and weekly goal."""
         counters, message_rank, voice_rank = values
         ranked = (await self.ranked_count(guild.id, "messages", since),
                   await self.ranked_count(guild.id, "voice", since))
-        stored = await self.activity.daily(guild.id, member.id, first_bar_day(period, today))
-        bars, caption = period_bars(period, today, stored)
+        bars, caption = period_bars(period, today, days)
         return MemberCard(member.display_name, member.id, f"{guild.name} · {PERIOD_LABELS[period]}",
-                          counters, message_rank, voice_rank, ranked, bars, caption)
+                          counters, message_rank, voice_rank, ranked, bars, caption, member_habits)
 
-    async def _ud_read(self, guild_id: int, member_id: int, since: str | None, period: str,
-                       ) -> tuple[Counters, int | None, int | None, list[tuple[str, str]]]:
-        """Everything `/ud` reads: counters, both ranks, and the other cogs' fields."""
+    async def _ud_read(self, config: GuildConfig, member_id: int, since: str | None, period: str, today: date,
+                       ) -> tuple[tuple[Counters, int | None, int | None], list[tuple[str, str]],
+                                  dict[str, Counters], Habits]:
+        """Everything `/ud` reads: counters and both ranks, the other cogs' fields, the member's day
+        documents of the last `STREAK_DAYS` days (by `_id`: a lookup, also on the embedded database)
+        and, from them, the streaks and the weekly goal's progress."""
+        guild_id = config.guild_id
         values = await self.ud_values(guild_id, member_id, since)
-        return (*values, await self._extra_fields(guild_id, member_id, period))
+        extra = await self._extra_fields(guild_id, member_id, period)
+        first = today - timedelta(days=STREAK_DAYS - 1)
+        days = await self.activity.days_between(guild_id, member_id, first, today)
+        return values, extra, days, await self.member_habits(config, member_id, today, days)
+
+    async def member_habits(self, config: GuildConfig, member_id: int, today: date,
+                            days: dict[str, Counters]) -> Habits:
+        """The member's streaks (the guild's rule for an active day) and their weekly goal's progress."""
+        goal = await self.goals.get(config.guild_id, member_id) if self.goals is not None else WeeklyGoal()
+        return habits(days, today, active_rule(config), goal)
 
     async def ud_values(
         self, guild_id: int, member_id: int, since: str | None

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
@@ -432,12 +433,36 @@ class ActivityRepository(Repository):
         rows = await self.aggregate(pipeline, "read a guild's days")
         return {str(row["_id"]): Counters.from_document(row) for row in rows}
 
-    async def daily(self, guild_id: int, member_id: int, since_day: str) -> dict[str, Counters]:
-        """Per day since `since_day`: the member's day documents (days without activity absent)."""
-        query = {"guild_id": guild_id, "member_id": member_id, "kind": "day", "day": {"$gte": since_day}}
+    async def days_between(
+        self, guild_id: int, member_id: int, first: date, last: date
+    ) -> dict[str, Counters]:
+        """The member's day documents from `first` to `last` (inclusive; days without activity absent),
+        read by `_id` (the keys are known), in batches: a lookup, not a query, on any server (the
+        embedded database answers other queries with a scan of the collection)."""
+        span = (last - first).days + 1
+        keys = [day_key(guild_id, member_id, (first + timedelta(days=i)).isoformat()) for i in range(span)]
+        fields = {name: 1 for name in (*COUNTERS, "day")}
+        found: dict[str, Counters] = {}
+        for chunk in (keys[i:i + READ_CHUNK] for i in range(0, len(keys), READ_CHUNK)):
+
+            async def read(chunk: list[str] = chunk) -> list[dict[str, Any]]:
+                return await self.collection.find({"_id": {"$in": chunk}}, fields).to_list(None)
+
+            for doc in await with_retry("read a member's days", read, self.policy):
+                found[str(doc["day"])] = Counters.from_document(doc)
+        return found
+
+    async def daily(self, guild_id: int, member_id: int, since_day: str | None) -> dict[str, Counters]:
+        """Per day since `since_day` (None: every day): the member's day documents (days without
+        activity absent). One query on the `(guild_id, member_id, kind, day)` index."""
+        query: dict[str, Any] = {"guild_id": guild_id, "member_id": member_id, "kind": "day"}
+        if since_day is not None:
+            query["day"] = {"$gte": since_day}
+        fields = {name: 1 for name in (*COUNTERS, "day")}
 
         async def read() -> dict[str, Counters]:
-            return {doc["day"]: Counters.from_document(doc) async for doc in self.collection.find(query)}
+            cursor = self.collection.find(query, fields)
+            return {doc["day"]: Counters.from_document(doc) async for doc in cursor}
 
         return await with_retry("read activity days", read, self.policy)
 

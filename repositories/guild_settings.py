@@ -27,6 +27,8 @@ PLACEHOLDERS = (
 )
 TEMPLATE_MAX = 500
 FAKE_LEFT_MAX_SECONDS = 7 * 86400
+STREAK_MAX_MESSAGES = 1000
+STREAK_MAX_VOICE_MINUTES = 1440  # a whole day
 BOOLEAN_SETTINGS = ("count_self_deafened", "members_view_others", "mention_member", "fake_repeat_joiner")
 DEFAULT_JOIN_TEMPLATE = "{member} joined; invited by {inviter} ({source}, code {code}; {invites} invites)"
 DEFAULT_LEAVE_TEMPLATE = "{member_name} left; they were invited by {inviter_name} ({invites} invites)"
@@ -84,12 +86,18 @@ class GuildConfig:
     join_template: str = DEFAULT_JOIN_TEMPLATE
     leave_template: str = DEFAULT_LEAVE_TEMPLATE
     mention_member: bool = False
+    # A day counts towards a streak with this many messages OR voice minutes (0: not a criterion;
+    # both 0: any activity counts). See app/tracking/streaks.py.
+    streak_min_messages: int = 1
+    streak_min_voice_minutes: int = 0
 
     def validate(self) -> GuildConfig:
         check_time_zone(self.time_zone)
         _bounded("fake_account_days", self.fake_account_days, 0, 365)
         _bounded("fake_left_within_seconds", self.fake_left_within_seconds, 0, FAKE_LEFT_MAX_SECONDS)
         _bounded("voice_downtime_cap_seconds", self.voice_downtime_cap_seconds, 0, 86400)
+        _bounded("streak_min_messages", self.streak_min_messages, 0, STREAK_MAX_MESSAGES)
+        _bounded("streak_min_voice_minutes", self.streak_min_voice_minutes, 0, STREAK_MAX_VOICE_MINUTES)
         check_template("join_template", self.join_template)
         check_template("leave_template", self.leave_template)
         if len(self.ignored_channels) > 500:

@@ -961,3 +961,50 @@ async def test_find_by_guild_and_a_half_open_int_range_leaves_out_nulls_and_miss
     assert sorted([d["joined_ms"] async for d in joined]) == [100, 200]
     left = db.j.find({"guild_id": 1, "left_ms": {"$gte": 100, "$lt": 300}}, {"member_id": 1, "left_ms": 1})
     assert sorted([(d["member_id"], d["left_ms"]) async for d in left]) == [(5, 250)]
+
+# ---- weekly goals (repositories/goals.py) and a member's days (ActivityRepository.daily) -------------
+async def test_weekly_goal_guarded_set_keeps_other_targets_and_a_guarded_unset_refuses_older(db):
+    """`/goal set` sets only the targets given under the sequence guard (upsert); `/goal clear` unsets
+    them under the same guard without upserting, so an older clear matches nothing and an older set
+    is a duplicate key; `/data erase` unsets the targets by guild and member, keeping the guard."""
+    def set_(seq, **targets):
+        fields = {"guild_id": 1, "member_id": 2**60, "seq": seq, **targets}
+        return db.c.update_one(_seq_guard("1:5", seq), {"$set": fields}, upsert=True)
+
+    def clear(seq):
+        return db.c.update_one(_seq_guard("1:5", seq), {"$unset": {"messages": "", "voice_s": ""},
+                                                        "$set": {"seq": seq}})
+
+    await set_(10, messages=20)
+    await set_(11, voice_s=18000)
+    assert await db.c.find_one({"_id": "1:5"}) == {"_id": "1:5", "guild_id": 1, "member_id": 2**60,
+                                                   "seq": 11, "messages": 20, "voice_s": 18000}
+    assert (await clear(9)).matched_count == 0  # late and older: nothing changes
+    with pytest.raises(DuplicateKeyError):
+        await set_(9, messages=1)
+    await clear(12)
+    assert await db.c.find_one({"_id": "1:5"}) == {"_id": "1:5", "guild_id": 1, "member_id": 2**60, "seq": 12}
+    await set_(13, messages=5)
+    with_target = {"guild_id": 1, "member_id": 2**60,
+                   "$or": [{"messages": {"$exists": True}}, {"voice_s": {"$exists": True}}]}
+    assert [d["_id"] async for d in db.c.find(with_target)] == ["1:5"]
+    await db.c.update_many({"guild_id": 1, "member_id": 2**60}, {"$unset": {"messages": "", "voice_s": ""}})
+    assert await db.c.find_one(with_target) is None
+    assert (await db.c.find_one({"_id": "1:5"}))["seq"] == 13
+
+
+async def test_find_every_day_of_one_member_with_a_projection(db):
+    await db.c.insert_many([
+        {"_id": "d:1:5:2026-03-09", "kind": "day", "guild_id": 1, "member_id": 5, "day": "2026-03-09",
+         "messages": 2, "voice_s": 60, "msg_seq": 7},
+        {"_id": "d:1:5:2025-01-01", "kind": "day", "guild_id": 1, "member_id": 5, "day": "2025-01-01",
+         "messages": 1, "voice_s": 0},
+        {"_id": "t:1:5", "kind": "total", "guild_id": 1, "member_id": 5, "messages": 3},
+        {"_id": "d:1:6:2026-03-09", "kind": "day", "guild_id": 1, "member_id": 6, "day": "2026-03-09"},
+        {"_id": "d:2:5:2026-03-09", "kind": "day", "guild_id": 2, "member_id": 5, "day": "2026-03-09"},
+    ])
+    query = {"guild_id": 1, "member_id": 5, "kind": "day"}
+    found = await db.c.find(query, {"messages": 1, "voice_s": 1, "day": 1}).to_list(None)
+    assert sorted(found, key=lambda d: d["day"]) == [
+        {"_id": "d:1:5:2025-01-01", "day": "2025-01-01", "messages": 1, "voice_s": 0},
+        {"_id": "d:1:5:2026-03-09", "day": "2026-03-09", "messages": 2, "voice_s": 60}]

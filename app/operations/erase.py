@@ -1,9 +1,9 @@
 """Erase on request (`/data erase`): back up a member's own data to a file, then delete it.
 
 What is erased, in one guild: the member's activity (all-time total and day documents), their
-open voice session, and their joins as the one who joined. Joins of members they brought in stay:
-those are the other members' records (they keep the inviter id, and the inviter's invite figures
-are derived from them); bonus invites and staff codes are staff decisions and stay too.
+open voice session, their joins as the one who joined, and their weekly goal. Joins of members they
+brought in stay: those are the other members' records (they keep the inviter id, and the inviter's
+invite figures are derived from them); bonus invites and staff codes are staff decisions and stay too.
 
 The backup is a member backup of `app.operations.backups.BackupService` (a file under DATA_DIR/backups, in
 the mongoexport format, outside the database, so erased data really leaves MongoDB), written and

@@ -8,6 +8,8 @@ The bars: `period_bars` turns the member's day documents into one bar per day (`
 7 days, today's bar in colour and the days before dimmed; `7d`, `30d`: each day of the period) or
 per month (`all`: the last 12 months). Three panels: messages, voice (camera on stacked over camera
 off) and streaming, each with whole-number ticks, in minutes while the highest bar is under an hour.
+With the member's habits (`app.tracking.streaks.Habits`), a row under the totals shows the streak
+and, when the member set one, the weekly goal's progress; the card is that row taller.
 
 Pure and blocking: call `render_member_card` through `asyncio.to_thread`. One picture is drawn at a
 time (`DRAWING`, also taken by the `/server stats` chart, which shares the header, tiles and
@@ -27,6 +29,7 @@ from PIL import Image, ImageDraw
 
 from app.tracking import fonts
 from app.tracking.fonts import BOLD, REGULAR
+from app.tracking.streaks import Habits, WeekProgress
 from repositories.activity import Counters
 
 PREVIEW_WIDTH = 400
@@ -44,6 +47,7 @@ BACKGROUND, PANEL, GRID = "#1e1f22", "#2b2d31", "#3f4147"
 TEXT, MUTED = "#f2f3f5", "#b5bac1"
 MESSAGES, CAMERA_ON, CAMERA_OFF, STREAMING = "#5865f2", "#57f287", "#949ba4", "#b380ff"
 DIMMED = "#4e5058"
+STREAK, GOAL = "#faa61a", "#eb459e"
 DISCS = ("#5865f2", "#3ba55c", "#faa61a", "#ed4245", "#eb459e", "#00a8fc")
 HOUR = 3600
 DRAWING = threading.Lock()  # every picture drawn with the shared faces takes it
@@ -70,6 +74,7 @@ class MemberCard:
     ranked: tuple[int, int]  # members ranked on the messages and voice boards
     bars: Sequence[Bar]
     caption: str  # what the bars are: "Per day, last 7 days"
+    habits: Habits | None = None  # the streak and weekly goal row (None: not drawn)
 
 
 @dataclass(frozen=True)
@@ -209,22 +214,26 @@ Tile = tuple[str, str, str, str]  # label, value, note under it, colour of its e
 TILE_HEIGHT, TILE_GAP = 62 * SCALE, 8 * SCALE
 
 
+def draw_tile(canvas: Canvas, tile: Tile, left: float, y: float, width: float) -> None:
+    """One tile: a panel with a coloured edge, its label, value and the note under it."""
+    label, value, note, colour = tile
+    height = TILE_HEIGHT
+    canvas.draw.rounded_rectangle((left, y, left + width, y + height), 6 * SCALE, fill=PANEL)
+    canvas.draw.rectangle((left, y + 6 * SCALE, left + 2 * SCALE, y + height - 6 * SCALE), fill=colour)
+    inner = left + 10 * SCALE
+    canvas.text(inner, y + 17 * SCALE, label, LABEL_PX, MUTED)
+    canvas.text(inner, y + 39 * SCALE, value, VALUE_PX, TEXT, BOLD)
+    canvas.text(inner, y + 56 * SCALE, fonts.fit(note, LABEL_PX, width - 20 * SCALE), LABEL_PX, MUTED)
+
+
 def tile_rows(canvas: Canvas, rows: Sequence[Sequence[Tile]], top: int) -> int:
     """Rows of tiles, each row as wide as the picture; returns where the last row ends."""
     gap, height = TILE_GAP, TILE_HEIGHT
     for r, row in enumerate(rows):
         tile_width = (WIDTH - 2 * PAD - gap * (len(row) - 1)) / len(row)
         y = top + r * (height + gap)
-        for i, (label, value, note, colour) in enumerate(row):
-            left = PAD + i * (tile_width + gap)
-            canvas.draw.rounded_rectangle((left, y, left + tile_width, y + height), 6 * SCALE, fill=PANEL)
-            canvas.draw.rectangle((left, y + 6 * SCALE, left + 2 * SCALE, y + height - 6 * SCALE),
-                                  fill=colour)
-            inner = left + 10 * SCALE
-            canvas.text(inner, y + 17 * SCALE, label, LABEL_PX, MUTED)
-            canvas.text(inner, y + 39 * SCALE, value, VALUE_PX, TEXT, BOLD)
-            canvas.text(inner, y + 56 * SCALE, fonts.fit(note, LABEL_PX, tile_width - 20 * SCALE),
-                        LABEL_PX, MUTED)
+        for i, tile in enumerate(row):
+            draw_tile(canvas, tile, PAD + i * (tile_width + gap), y, tile_width)
     return top + len(rows) * height + (len(rows) - 1) * gap
 
 
@@ -236,6 +245,43 @@ def _tiles(canvas: Canvas, card: MemberCard, top: int) -> int:
         (("Camera on", duration(c.cam_on_s), f"camera off {duration(c.cam_off_s)}", CAMERA_ON),
          ("Streaming", duration(c.stream_s), "screen shared", STREAMING)),
     ), top)
+
+
+def _days(n: int) -> str:
+    return f"{n:,} day" if n == 1 else f"{n:,} days"
+
+
+def _streak_tile(habits: Habits, room: float) -> Tile:
+    streak = habits.streak
+    note = f"best {_days(streak.best)}"
+    hint = f"{note} · not active yet today"
+    if streak.current and not streak.today_active and fonts.width(hint, LABEL_PX) <= room:
+        note = hint
+    return "Streak", _days(streak.current) if streak.current else "—", note, STREAK
+
+
+def _goal_tile(week: WeekProgress) -> Tile:
+    parts = []
+    if week.messages is not None:
+        parts.append(f"{week.messages.done:,}/{week.messages.target:,} messages")
+    if week.voice is not None:
+        target = week.voice.target
+        hours = f"{target // HOUR}h" if target % HOUR == 0 else duration(target)
+        parts.append(f"{duration(week.voice.done) if week.voice.done else '0m'}/{hours} voice")
+    return f"Weekly goal, since {week.since:%a} {week.since.day}", f"{week.percent}%", " · ".join(parts), GOAL
+
+
+def _habits(canvas: Canvas, habits: Habits, top: int) -> int:
+    """The streak (a third of the row beside a weekly goal, else all of it) and the weekly goal."""
+    room = WIDTH - 2 * PAD
+    if habits.week is None:
+        draw_tile(canvas, _streak_tile(habits, room - 20 * SCALE), PAD, top, room)
+        return top + TILE_HEIGHT
+    streak_width = (room - TILE_GAP) / 3
+    draw_tile(canvas, _streak_tile(habits, streak_width - 20 * SCALE), PAD, top, streak_width)
+    left = PAD + streak_width + TILE_GAP
+    draw_tile(canvas, _goal_tile(habits.week), left, top, WIDTH - PAD - left)
+    return top + TILE_HEIGHT
 
 
 @dataclass(frozen=True)
@@ -350,13 +396,20 @@ HEIGHT = PAD + 68 * SCALE + 2 * 62 * SCALE + 8 * SCALE + 8 * SCALE + 24 * SCALE 
     + 2 * 8 * SCALE + PAD
 
 
+def card_height(card: MemberCard) -> int:
+    """`HEIGHT`, and the row of the streak and weekly goal when the card has them."""
+    return HEIGHT + (TILE_HEIGHT + TILE_GAP if card.habits is not None else 0)
+
+
 def draw_member_card(card: MemberCard) -> tuple[Image.Image, list[TextItem]]:
     """The card as an image at `WIDTH` px, with every text drawn (for measuring)."""
-    image = Image.new("RGB", (WIDTH, HEIGHT), BACKGROUND)
+    image = Image.new("RGB", (WIDTH, card_height(card)), BACKGROUND)
     canvas = Canvas(image, ImageDraw.Draw(image))
     with DRAWING:
         top = header(canvas, card.name, card.member_id, card.subtitle)
         top = _tiles(canvas, card, top)
+        if card.habits is not None:
+            top = _habits(canvas, card.habits, top + TILE_GAP)
         _charts(canvas, card, top + 8 * SCALE)
     return image, canvas.texts
 

@@ -12,6 +12,7 @@ from app.tracking.invite_boards import InviteBoards
 from app.tracking.invite_stats import InviteStats
 from repositories.activity import ActivityRepository
 from repositories.base import Repository
+from repositories.goals import GoalRepository
 from repositories.guild_settings import GuildSettingsRepository
 from repositories.invite_backups import InviteBackupRepository
 from repositories.invite_bonus import InviteBonusRepository
@@ -40,6 +41,7 @@ class Repositories:
     activity: ActivityRepository
     voice_sessions: VoiceSessionRepository
     lease: LeaseRepository
+    goals: GoalRepository
 
     def __post_init__(self) -> None:
         # The invite figures in memory, set by the bot (app/wiring/bot.py); None: aggregations only.
@@ -62,6 +64,7 @@ class Repositories:
             activity=ActivityRepository(db, policy, writer),
             voice_sessions=VoiceSessionRepository(db, policy, writer),
             lease=LeaseRepository(db, policy),
+            goals=GoalRepository(db, policy, writer),
         )
 
     @property

@@ -3,8 +3,8 @@
 The guild setting `members_view_others` (default on) decides whether members may see other
 members' numbers. When it is off:
 
-- a lookup of another member (`/ud member:x`, `/invites show member:x`, `/invites who member:x`)
-  is refused ephemerally;
+- a lookup of another member (`/ud member:x`, with their streak and weekly goal, `/invites show
+  member:x`, `/invites who member:x`) is refused ephemerally;
 - a board (`/top`, `/invites leaderboard`, and their selects and buttons) shows a member only
   their own row and rank, ephemerally, with a line saying why;
 - a join or leave announcement (read by everyone in the channel) leaves out the inviter's total;
@@ -54,6 +54,8 @@ SURFACES: dict[str, Surface] = {
     "export joins": Surface.ADMIN,
     "help": Surface.NONE,
     "server stats": Surface.NONE,  # sums over the whole server, no member's numbers
+    "goal set": Surface.NONE,
+    "goal clear": Surface.NONE,
 }
 
 

@@ -38,7 +38,9 @@ def _ud_text(report: dict[str, Any]) -> str:
             embed = command["embeds"][0]
             lines = [embed.get("title") or "/ud"]
             lines += [f"  {embed['description']}"] if embed.get("description") else []
-            lines += [f"  {f['name']}: {f['value']}" for f in embed.get("fields", [])]
+            # a field of several lines (the streak, the weekly goal) keeps its lines under its name
+            lines += [f"  {f['name']}: " + f["value"].replace("\n", "\n    ")
+                      for f in embed.get("fields", [])]
             return plain("\n".join(lines), names)
     return "(no /ud response was recorded)"
 

@@ -60,19 +60,21 @@ async def test_erase_backs_up_then_deletes_and_leaderboards_follow(tracker: Harn
     assert f"{ada} - **1 invite** (1 join)" in board.text() and f"{zed} - **1 invite**" in board.text()
     assert len(await docs(h, "activity", ZED)) == 2  # total + today
     assert len(await docs(h, "voice_sessions", ZED)) == 1
+    await emu.command(ZED, "goal set", {"messages": 50})
 
     rec = await emu.command(ADA, "data erase", {"member": ZED})
     assert rec.ephemeral, rec
     backup_id = BACKUP_ID.search(rec.content).group(1)
     assert rec.content.startswith(f"Erased the data of {zed}: ")
     for erased in ("2 activity records (messages and voice time)", "1 open voice session",
-                   "1 join record (how they joined)"):
+                   "1 join record (how they joined)", "1 weekly goal"):
         assert erased in rec.content
     assert "voice_sessions" not in rec.content
 
     assert await counted(h, ZED) == []
     assert await docs(h, "voice_sessions", ZED) == []
     assert await docs(h, "joins", ZED) == []
+    assert (await h.bot.repos.goals.get(G, emu.user_id(ZED))).empty
     kept = await docs(h, "joins", YU)
     assert [(j["inviter_id"], j["code"]) for j in kept] == [(emu.user_id(ZED), "zeds")]  # yu's record stays
     # Voice tracking of zed was forgotten: a flush and his leaving write nothing back.
@@ -94,11 +96,12 @@ async def test_erase_backs_up_then_deletes_and_leaderboards_follow(tracker: Harn
     manifest = json.loads((path / "manifest.json").read_text())
     assert (manifest["guild_id"], manifest["member_id"]) == (G, emu.user_id(ZED))
     assert {k: v["count"] for k, v in manifest["collections"].items()} == {
-        "activity": 2, "joins": 1, "voice_sessions": 1}
+        "activity": 2, "joins": 1, "voice_sessions": 1, "weekly_goals": 1}
     await BackupService(h.db, path.parent).restore(path)
     assert len(await docs(h, "activity", ZED)) == 2
     assert len(await docs(h, "joins", ZED)) == 1
     assert len(await docs(h, "joins", YU)) == 1
+    assert (await h.bot.repos.goals.get(G, emu.user_id(ZED))).messages == 50
 
 
 async def test_member_backup_restore_with_drop_first_clears_only_that_member(tracker: Harness) -> None:

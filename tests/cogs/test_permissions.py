@@ -34,7 +34,8 @@ ADMIN: dict[str, dict[str, Any]] = {
     "settings set": {"members_view_others": False},
     "data erase": {"member": CY},
 }
-MEMBER = {"help", "ud", "top", "invites show", "invites who", "invites leaderboard", "server stats"}
+MEMBER = {"help", "ud", "top", "invites show", "invites who", "invites leaderboard", "server stats",
+          "goal set", "goal clear"}
 
 
 def leaf_commands(tree: app_commands.CommandTree) -> dict[str, app_commands.Command[Any, ..., Any]]:

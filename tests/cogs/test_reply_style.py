@@ -128,6 +128,9 @@ async def test_every_commands_reply_reads_in_the_one_style(tracker: Harness) -> 
     for member in (BOB, CY, DAN):
         await run(BOB, "ud", {"member": member})
     await run(BOB, "ud", {"period": "today"})
+    await run(CY, "goal set", {"messages": 1, "voice_hours": 1})
+    await run(BOB, "ud", {"member": CY})  # CY's streak and weekly goal
+    await run(CY, "goal clear")
     for board in ("messages", "voice", "camera", "streaming"):
         await run(CY, "top", {"board": board})
     await run(BOB, "top", {"board": "voice", "period": "7d"})
@@ -168,6 +171,8 @@ async def test_every_commands_reply_reads_in_the_one_style(tracker: Harness) -> 
         "fake: left after 20s (threshold 1m)", " - 48s", "Voice\n—", "No invites yet", "1 message",
         "nobody (the vanity URL)", "Account younger than: 3 days -> 7 days", "Your rank\nnot ranked yet",
         f"<@{emu.user_id(FAY)}> (left)", "You need the **Manage Server** permission to use `/settings set`.",
+        # CY's activity was on the clock's first day, months before the joins' real times moved it on
+        "No current streak (best 1 day)", "0 / 1 message (0%)\n0m / 1h voice (0%)",
     ):
         assert shown in everything, shown
 

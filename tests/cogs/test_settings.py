@@ -37,6 +37,28 @@ async def test_show_gives_the_defaults(tracker: Harness) -> None:
     assert shown["Channel"] == "not set" and shown["Members may see others' numbers"] == "yes"
 
 
+async def test_the_streak_minimums_are_shown_set_validated_and_recorded(tracker: Harness) -> None:
+    shown = fields(await tracker.emu.command(ADA, "settings show"))
+    assert shown["Streak day needs messages"] == "at least 1 message"
+    assert shown["Streak day needs voice"] == "not used"
+    record = await tracker.emu.command(ADA, "settings set", {"streak_min_messages": 5,
+                                                             "streak_min_voice_minutes": 90})
+    assert record.content.splitlines() == [
+        "Changed:", "Streak day needs messages: at least 1 message -> at least 5 messages",
+        "Streak day needs voice: not used -> at least 1h 30m"]
+    assert tracker.bot is not None
+    config = await tracker.bot.repos.guild_settings.get(1)
+    assert (config.streak_min_messages, config.streak_min_voice_minutes) == (5, 90)
+    history = await tracker.bot.repos.guild_settings.changes(1)
+    assert {(h["setting"], h["old"], h["new"]) for h in history} == {
+        ("streak_min_messages", 1, 5), ("streak_min_voice_minutes", 0, 90)}
+    with pytest.raises(SettingError, match="streak_min_messages: must be between 0 and 1000"):
+        await tracker.bot.repos.guild_settings.set_fields(1, streak_min_messages=1001)
+    too_long = await tracker.emu.command(ADA, "settings set", {"streak_min_voice_minutes": 1441})
+    assert too_long.content == "The value of `streak_min_voice_minutes` is not valid for this command."
+    assert (await tracker.bot.repos.guild_settings.get(1)).streak_min_voice_minutes == 90
+
+
 async def test_a_change_is_stored_recorded_and_survives_a_restart(tracker: Harness) -> None:
     record = await tracker.emu.command(ADA, "settings set", {"time_zone": "Europe/Berlin",
                                                              "fake_account_days": 7})

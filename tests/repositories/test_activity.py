@@ -79,3 +79,17 @@ async def test_an_erase_leaves_tombstones_that_refuse_a_late_write_of_before(db,
     assert await repo.leaderboard(1, "voice", "2026-03-01", 0, 10) == []
     assert sorted([d["_id"] async for d in db.activity.find(repo.member_filter(1, 5))]) == [
         day_key(1, 5, "2026-03-11"), total_key(1, 5)]
+
+
+async def test_a_members_days_between_two_dates_are_read_by_id(db, policy) -> None:
+    """`/ud`'s read for streaks: the day documents of one member from a first to a last day, by
+    `_id` (the keys are known), across more than one batch; other members' and days outside left out."""
+    from datetime import date
+
+    repo = ActivityRepository(db, policy)
+    await repo.add_messages([
+        Credit(1, 5, "2025-01-01", {"messages": 1}), Credit(1, 5, "2026-03-10", {"messages": 2}),
+        Credit(1, 6, "2026-03-10", {"messages": 9}), Credit(1, 5, "2026-03-12", {"messages": 3}),
+    ], 1)
+    found = await repo.days_between(1, 5, date(2025, 1, 1), date(2026, 3, 11))  # 435 days: two batches
+    assert found == {"2025-01-01": Counters(messages=1), "2026-03-10": Counters(messages=2)}

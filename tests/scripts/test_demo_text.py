@@ -18,8 +18,10 @@ def test_the_ud_summary_has_no_discord_markup() -> None:
         "commands": [{"name": "ud", "embeds": [{
             "title": "Activity of ada", "description": "<@123456789012345678> · all time",
             "fields": [{"name": "Voice", "value": "29s"},
+                       {"name": "Streak", "value": "**2 days** (best 2 days)\nNot active yet today"},
                        {"name": "Invites", "value": "**1 invite** (1 join)"}],
         }]}],
     }
     assert _ud_text(report) == ("Activity of ada\n  @ada · all time\n  Voice: 29s\n"
+                                "  Streak: 2 days (best 2 days)\n    Not active yet today\n"
                                 "  Invites: 1 invite (1 join)")

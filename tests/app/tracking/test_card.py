@@ -22,6 +22,7 @@ from app.tracking.card import (
     WIDTH,
     MemberCard,
     TextItem,
+    card_height,
     draw_member_card,
     first_bar_day,
     period_bars,
@@ -29,6 +30,7 @@ from app.tracking.card import (
     time_unit,
     whole_ticks,
 )
+from app.tracking.streaks import ActiveRule, Habits, Part, Streak, WeekProgress
 from repositories.activity import Counters
 
 TODAY = date(2026, 3, 11)  # a Wednesday
@@ -42,10 +44,14 @@ STORED = {
 }
 
 
-def card(period: str = "7d", name: str = NAME) -> MemberCard:
+def card(period: str = "7d", name: str = NAME, habits: Habits | None = None) -> MemberCard:
     bars, caption = period_bars(period, TODAY, STORED)
     return MemberCard(name, 722057822208000102, "Study Hall · last 7 days",
-                      Counters(15, 3900, 600, 3300, 300), 2, 1, (26, 14), bars, caption)
+                      Counters(15, 3900, 600, 3300, 300), 2, 1, (26, 14), bars, caption, habits)
+
+
+WEEK = WeekProgress(date(2026, 3, 9), Part(12, 20), Part(11100, 18000))
+HABITS = Habits(Streak(current=5, best=12, today_active=False), ActiveRule(), WEEK)
 
 
 def brightness(hex_colour: str) -> int:
@@ -194,3 +200,26 @@ def test_a_name_with_dollars_and_carets_is_drawn_as_written() -> None:
     drawn with Pillow, which has no math text: the name is drawn as written."""
     _, texts = draw_member_card(card(name="$x^^$"))
     assert any(t.text == "$x^^$" for t in texts)
+
+
+def test_the_streak_and_weekly_goal_get_a_row_of_their_own() -> None:
+    plain = Image.open(io.BytesIO(render_member_card(card())))
+    image, texts = draw_member_card(card(habits=HABITS))
+    assert plain.size == (WIDTH, HEIGHT) and card_height(card()) == HEIGHT
+    assert image.size == (WIDTH, card_height(card(habits=HABITS))) and image.height > HEIGHT
+    shown = labels(texts)
+    assert {"Streak", "5 days", "best 12 days", "Weekly goal, since Mon 9", "60%",
+            "12/20 messages · 3h 05m/5h voice"} <= set(shown)
+    assert not any("…" in text for text in shown)  # nothing had to be cut
+    assert shown.count("today") == 3  # the charts are all still there, below the row
+    assert all(t.box[0] >= 0 and t.box[2] <= WIDTH and t.box[3] <= image.height for t in texts)
+    assert min(t.size for t in texts) * PREVIEW_WIDTH / WIDTH >= 12  # as legible as the rest
+
+
+def test_without_a_goal_the_streak_takes_the_whole_row() -> None:
+    _, texts = draw_member_card(card(habits=Habits(Streak(0, 3, False), ActiveRule(), None)))
+    shown = labels(texts)
+    assert "Streak" in shown and "—" in shown and "best 3 days" in shown
+    assert not any(text.startswith("Weekly goal") for text in shown)
+    _, texts = draw_member_card(card(habits=Habits(Streak(2, 3, False), ActiveRule(), None)))
+    assert "best 3 days · not active yet today" in labels(texts)  # room for the hint on a whole row
