@@ -3,6 +3,9 @@
 total = regular - left - fake + bonus, where for the members credited to an inviter (the first
 join of each member, attributed to one of the inviter's invites, not cleared by a reset):
 regular = all of them, fake = those flagged fake, left = the non-fake ones no longer in the guild.
+
+Retention (`app/tracking/retention.py`): of the regular members of an inviter or a code, how many
+stayed 1, 7 and 30 days, at a given moment.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from datetime import datetime
 from app.tracking.invite_boards import InviteBoards
 from app.tracking.retention import (
     BOARD_HORIZON,
+    Horizon,
+    Retention,
     RetentionView,
     retained_order,
     view_of,
@@ -99,11 +104,29 @@ class InviteStats:
 
     async def _retained_by_inviter(self, guild_id: int, since: datetime | None,
                                    now: datetime) -> dict[int, int]:
+        views = await self._period_views(guild_id, since, now)
+        return {int(m): v.retention.horizon(BOARD_HORIZON).stayed for m, v in views.items()}
+
+    async def _period_views(self, guild_id: int, since: datetime | None,
+                            now: datetime) -> dict[int, RetentionView]:
         docs = await self.joins.credited_stays(guild_id)
         if since is not None:
             docs = [d for d in docs if d["joined_ms"] >= to_ms(since)]
-        views = views_by(docs, to_ms(now), "credit_to")
-        return {int(m): v.retention.horizon(BOARD_HORIZON).stayed for m, v in views.items()}
+        return views_by(docs, to_ms(now), "credit_to")
+
+    async def retained(self, guild_id: int, since: datetime | None, now: datetime,
+                       inviter_ids: list[int]) -> dict[int, Horizon]:
+        """For `sort: retained_30d`: of the members each inviter brought in during the period, how
+        many had stayed 30 days at `now`."""
+        boards = self._boards(guild_id)
+        if boards is not None:
+            invites = await boards.guild(guild_id)
+            since_ms, now_ms = (to_ms(since) if since is not None else None), to_ms(now)
+            return {m: invites.inviter_retention(m, now_ms, since_ms).horizon(BOARD_HORIZON)
+                    for m in inviter_ids}
+        views = await self._period_views(guild_id, since, now)
+        empty = RetentionView(Retention())
+        return {m: views.get(m, empty).retention.horizon(BOARD_HORIZON) for m in inviter_ids}
 
     # ---- retention (app.tracking.retention) --------------------------------------------------
     async def retention(self, guild_id: int, now: datetime, *, inviter_id: int | None = None,

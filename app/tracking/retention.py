@@ -27,7 +27,6 @@ from repositories.activity import Counters
 
 DAY_MS = 86_400_000
 HORIZONS = (1, 7, 30)
-SORTS = ("invites", "retained_30d")  # `/invites leaderboard sort:`
 BOARD_HORIZON = 30  # `/invites retention` ranks inviters by this horizon's retained count
 
 
