@@ -34,7 +34,7 @@ ADMIN: dict[str, dict[str, Any]] = {
     "settings set": {"members_view_others": False},
     "data erase": {"member": CY},
 }
-MEMBER = {"help", "ud", "top", "invites show", "invites who", "invites leaderboard"}
+MEMBER = {"help", "ud", "top", "invites show", "invites who", "invites leaderboard", "invites retention"}
 
 
 def leaf_commands(tree: app_commands.CommandTree) -> dict[str, app_commands.Command[Any, ..., Any]]:
