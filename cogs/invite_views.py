@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -142,13 +142,19 @@ def who_notes(join: StoredJoin, rules: FakeRules) -> list[str]:
 
 
 def leaderboard_embed(
-    rows: Sequence[InviteSummary], guild: discord.Guild, period: str, page: int, pages: int
+    rows: Sequence[InviteSummary], guild: discord.Guild, period: str, page: int, pages: int,
+    retained: Mapping[int, str] | None = None,
 ) -> discord.Embed:
-    """`rows`: the page's rows (at most PAGE_SIZE)."""
-    embed = discord.Embed(title=f"Invite leaderboard - {PERIOD_LABELS[period]}", colour=discord.Colour.gold())
+    """`rows`: the page's rows (at most PAGE_SIZE); `retained` (`sort: retained_30d`): each row's
+    30-day retention in words."""
+    title = f"Invite leaderboard - {PERIOD_LABELS[period]}"
+    if retained is not None:
+        title += ", by members who stayed 30 days"
+    embed = discord.Embed(title=title, colour=discord.Colour.gold())
     start = page * PAGE_SIZE
     lines = [
         f"**{start + i + 1}.** {style.member_of(guild, r.member_id)} - {summary_line(r)}"
+        + (f" · stayed 30 days: {retained.get(r.member_id, style.NOTHING)}" if retained is not None else "")
         for i, r in enumerate(rows[:PAGE_SIZE])
     ]
     embed.description = "\n".join(lines) or "No invites yet."
@@ -190,21 +196,24 @@ class LeaderboardView(GatedView):
     """Previous/Next for one `/invites leaderboard` message of more than one page; only its
     requester pages it."""
 
-    def __init__(self, owner_id: int, load: PageLoader, page: int, pages: int) -> None:
+    def __init__(self, owner_id: int, load: PageLoader, page: int, pages: int,
+                 command: str = "invites leaderboard") -> None:
         super().__init__(timeout=900)
         self.owner_id, self.load, self.page, self.pages = owner_id, load, page, pages
+        self.command = command  # the board it pages (`/invites leaderboard`, `/invites retention`)
         self.previous.disabled = page <= 0
         self.next.disabled = page >= pages - 1
 
     @classmethod
-    def when_paged(cls, owner_id: int, load: PageLoader, page: int, pages: int) -> LeaderboardView | None:
+    def when_paged(cls, owner_id: int, load: PageLoader, page: int, pages: int,
+                   command: str = "invites leaderboard") -> LeaderboardView | None:
         """The pager, or None for a single page (no buttons that can only be disabled)."""
-        return cls(owner_id, load, page, pages) if pages > 1 else None
+        return cls(owner_id, load, page, pages, command) if pages > 1 else None
 
     async def allowed(self, interaction: discord.Interaction) -> bool:
         if interaction.user.id != self.owner_id:
             await interaction.response.send_message(
-                "Only the member who ran this command can page it; run `/invites leaderboard` yourself.",
+                f"Only the member who ran this command can page it; run `/{self.command}` yourself.",
                 ephemeral=True,
                 allowed_mentions=NO_MENTIONS,
             )
@@ -221,7 +230,8 @@ class LeaderboardView(GatedView):
 
     async def _show(self, interaction: discord.Interaction, page: int) -> None:
         embed, page, pages = await read_or_defer(interaction, self.load(page))
-        view = LeaderboardView.when_paged(self.owner_id, self.load, page, pages)  # None: one page left
+        view = LeaderboardView.when_paged(self.owner_id, self.load, page, pages,
+                                          self.command)  # None: one page left
         self.stop()
         await show_in_place(interaction, embed, view)
 

@@ -4,7 +4,7 @@ Listeners only queue events into `InviteTracker` (`app/tracking/invites.py`, in 
 the tracker's per-guild worker does the rest. Commands read through repositories (`bot.repos`),
 never a collection.
 
-Commands: `/invites show|who|leaderboard` for members; `/invites-admin staff add|remove|list`,
+Commands: `/invites show|who|leaderboard|retention` for members; `/invites-admin staff add|remove|list`,
 `bonus`, `debug`, `refresh`, `reset`, `restore` for Manage Server. Discord takes default member
 permissions only on a top-level command, so the admin subcommands live in their own top-level
 group: the client hides it from members (and a server can grant it to a moderator role as one
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 import discord
@@ -37,6 +39,14 @@ from app.wiring.reply_limits import fit_reply, more_lines
 from app.wiring.validation import invite_code, reject, valid_id, valid_invite_event
 from cogs import style
 from cogs.choices import matching
+from cogs.invite_retention import (
+    RETENTION_PAGE_SIZE,
+    board_embed,
+    code_embed,
+    horizon_text,
+    inviter_embed,
+    own_board_embed,
+)
 from cogs.invite_tracker import DiscordGuildAccess, joiner_of, make_invite_tracker, stored_from_invite
 from cogs.invite_views import (
     CONFIRM_RESET,
@@ -55,8 +65,13 @@ from cogs.invite_views import (
     who_embed,
 )
 from cogs.stats import PERIOD_CHOICES
+from repositories.activity import Counters
 
 log = logging.getLogger(__name__)
+SORT_CHOICES = [
+    app_commands.Choice(name="invites", value="invites"),
+    app_commands.Choice(name="members who stayed 30 days", value="retained_30d"),
+]
 RECENT = 5
 BACKUPS_SUGGESTED = 100  # newest backups read for the restore suggestions (25 shown)
 NOT_A_CODE = ("That is not an invite code or link: give the code (`abc123`) or the link "
@@ -283,15 +298,24 @@ class InvitesCog(commands.Cog, name="Invites"):
         await self._send(interaction, embed=embed, ephemeral=style.private_lookup(interaction, member.id))
 
     @invites.command(name="leaderboard", description="Members ranked by invites")
-    @app_commands.describe(period="Members brought in during (default: all time; bonus counts only all time)")
-    @app_commands.choices(period=PERIOD_CHOICES)
+    @app_commands.describe(
+        period="Members brought in during (default: all time; bonus counts only all time)",
+        sort="Rank by invites (default) or by how many of the members brought in stayed 30 days",
+    )
+    @app_commands.choices(period=PERIOD_CHOICES, sort=SORT_CHOICES)
     @cooldown("invites leaderboard", LEADERBOARD_LIMIT)
-    async def leaderboard(self, interaction: discord.Interaction, period: str = "all") -> None:
+    async def leaderboard(self, interaction: discord.Interaction, period: str = "all",
+                          sort: str = "invites") -> None:
         guild = interaction.guild
         assert guild is not None
         caller_id, manage_guild = interaction.user.id, interaction.permissions.manage_guild
         config = await self.repos.guild_settings.get(guild.id)
         since = period_since(period, self.bot.clock.now(), config.time_zone)
+        by_retention = sort == "retained_30d"
+
+        async def rows_of(page: int, now: datetime | None) -> tuple[list[Any], int]:
+            return await self.repos.invite_stats.leaderboard_page(
+                guild.id, since, page * PAGE_SIZE, PAGE_SIZE, retained_at=now)
 
         async def load(page: int) -> tuple[discord.Embed, int, int]:
             stats = self.repos.invite_stats
@@ -299,17 +323,121 @@ class InvitesCog(commands.Cog, name="Invites"):
             if not sight(current.members_view_others, manage_guild).others:
                 own = await stats.member_summary(guild.id, caller_id, since)
                 return own_invites_embed(own, guild, period), 0, 1
-            rows, count = await stats.leaderboard_page(guild.id, since, max(page, 0) * PAGE_SIZE, PAGE_SIZE)
+            now = self.bot.clock.now() if by_retention else None
+            rows, count = await rows_of(max(page, 0), now)
             pages = max(1, math.ceil(count / PAGE_SIZE))
             if page >= pages:  # the board shrank since the last page was shown
                 page = pages - 1
-                rows, count = await stats.leaderboard_page(guild.id, since, page * PAGE_SIZE, PAGE_SIZE)
+                rows, count = await rows_of(page, now)
             page = max(page, 0)
-            return leaderboard_embed(rows, guild, period, page, pages), page, pages
+            retained = None
+            if now is not None:
+                horizons = await stats.retained(guild.id, since, now, [r.member_id for r in rows])
+                retained = {m: horizon_text(h) for m, h in horizons.items()}
+            return leaderboard_embed(rows, guild, period, page, pages, retained), page, pages
 
         private = sight(config.members_view_others, manage_guild).private
         embed, page, pages = await read_or_defer(interaction, load(0), ephemeral=private)
         view = LeaderboardView.when_paged(caller_id, load, page, pages)
+        await self._send(interaction, embed=embed, ephemeral=private, **({"view": view} if view else {}))
+
+    @invites.command(
+        name="retention",
+        description="How many of the members each inviter brought in stayed 1, 7 and 30 days",
+    )
+    @app_commands.describe(
+        member="One inviter's figures, with a line per code (default: every inviter, best first)",
+        code="One invite code's figures: the code or the invite link",
+    )
+    @cooldown("invites retention", LEADERBOARD_LIMIT)
+    async def retention(self, interaction: discord.Interaction, member: discord.Member | None = None,
+                        code: str | None = None) -> None:
+        assert interaction.guild is not None
+        clean = clean_code(code) if code is not None else None
+        if code is not None and clean is None:
+            await self._send(interaction, ephemeral=True, content=NOT_A_CODE)
+        elif clean is not None:
+            await self._code_retention(interaction, clean, member)
+        elif member is not None:
+            await self._inviter_retention(interaction, member)
+        else:
+            await self._retention_board(interaction)
+
+    async def _activity(self, guild_id: int, member_ids: Iterable[int]) -> dict[int, Counters]:
+        """All-time counters for the medians: the ranks in memory when built, else the repository."""
+        ranks = getattr(self.bot, "ranks", None)
+        if ranks is not None and ranks.covers(guild_id, None):
+            return {m: ranks.counters(guild_id, m, None) for m in set(member_ids)}
+        return await self.repos.activity.totals_of(guild_id, member_ids)
+
+    async def _inviter_retention(self, interaction: discord.Interaction, member: discord.Member) -> None:
+        guild = interaction.guild
+        assert guild is not None
+        if not await self._may_see(interaction, member.id):
+            return
+        private = style.private_lookup(interaction, member.id)
+
+        async def read() -> discord.Embed:
+            stats, now = self.repos.invite_stats, self.bot.clock.now()
+            view = await stats.retention(guild.id, now, inviter_id=member.id)
+            by_code = await stats.retention_by_code(guild.id, now, member.id)
+            counters = await self._activity(guild.id, view.members)
+            return inviter_embed(guild, member.display_name, member.id, view, by_code, counters)
+
+        embed = await read_or_defer(interaction, read(), ephemeral=private)
+        await self._send(interaction, embed=embed, ephemeral=private)
+
+    async def _code_retention(self, interaction: discord.Interaction, code: str,
+                              member: discord.Member | None) -> None:
+        """A code's figures are its inviter's: refused like a lookup of them when they are someone
+        else's and members may not see others. An admin's answer is ephemeral (it is usually
+        another member's code), a member's when the server keeps figures private."""
+        guild = interaction.guild
+        assert guild is not None
+        if member is not None and not await self._may_see(interaction, member.id):
+            return
+        config = await self.repos.guild_settings.get(guild.id)
+        caller, manage_guild = interaction.user.id, interaction.permissions.manage_guild
+        private = manage_guild or sight(config.members_view_others, manage_guild).private
+
+        async def read() -> tuple[Any, dict[int, Counters]]:
+            view = await self.repos.invite_stats.retention(
+                guild.id, self.bot.clock.now(), inviter_id=member.id if member else None, code=code)
+            return view, await self._activity(guild.id, view.members)
+
+        view, counters = await read_or_defer(interaction, read(), ephemeral=private)
+        if not all(may_see(config.members_view_others, manage_guild, caller, i) for i in view.inviters):
+            await self._send(interaction, ephemeral=True, content=style.only_own(command_name(interaction)))
+            return
+        embed = code_embed(guild, code, view, member.id if member else None, counters)
+        await self._send(interaction, embed=embed, ephemeral=private)
+
+    async def _retention_board(self, interaction: discord.Interaction) -> None:
+        guild = interaction.guild
+        assert guild is not None
+        caller_id, manage_guild = interaction.user.id, interaction.permissions.manage_guild
+        config = await self.repos.guild_settings.get(guild.id)
+
+        async def load(page: int) -> tuple[discord.Embed, int, int]:
+            stats, now = self.repos.invite_stats, self.bot.clock.now()
+            current = await self.repos.guild_settings.get(guild.id)  # asked again on every page
+            if not sight(current.members_view_others, manage_guild).others:
+                own = await stats.retention(guild.id, now, inviter_id=caller_id)
+                counters = await self._activity(guild.id, own.members)
+                return own_board_embed(guild, caller_id, own, counters), 0, 1
+            size = RETENTION_PAGE_SIZE
+            rows, count = await stats.retention_board(guild.id, now, max(page, 0) * size, size)
+            pages = max(1, math.ceil(count / size))
+            if page >= pages:  # the board shrank since the last page was shown
+                page = pages - 1
+                rows, count = await stats.retention_board(guild.id, now, page * size, size)
+            page = max(page, 0)
+            counters = await self._activity(guild.id, [m for _, view in rows for m in view.members])
+            return board_embed(guild, rows, counters, page, pages), page, pages
+
+        private = sight(config.members_view_others, manage_guild).private
+        embed, page, pages = await read_or_defer(interaction, load(0), ephemeral=private)
+        view = LeaderboardView.when_paged(caller_id, load, page, pages, "invites retention")
         await self._send(interaction, embed=embed, ephemeral=private, **({"view": view} if view else {}))
 
     # ---- staff codes ----------------------------------------------------------------------------

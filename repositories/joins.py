@@ -52,7 +52,8 @@ ATTRIBUTED_SOURCES = ("invite", "vanity", "downtime")
 FAKE_REASONS = ("young_account", "self_invite", "left_quickly", "repeat_joiner")
 BATCH = 500
 FIGURE_FIELDS = ("member_id", "credit_to", "reset_id", "fake_reason", "member_status", "joined_ms",
-                 "joined_at")
+                 "joined_at", "code", "left_ms")
+STAY_FIELDS = ("member_id", "credit_to", "code", "member_status", "joined_ms", "joined_at", "left_ms")
 
 
 class JoinWatch(Protocol):
@@ -141,6 +142,13 @@ class JoinRecord:
             "converted_by": 0,
             "conversion_ms": None,
         }
+
+
+def _with_joined_ms(doc: dict[str, Any]) -> dict[str, Any]:
+    """`joined_ms` as the figures read it: the stored copy, else `joined_at` (older documents)."""
+    if doc.get("joined_ms") is None:
+        doc["joined_ms"] = to_ms(doc["joined_at"])
+    return doc
 
 
 def credit_for(counted: str, attribution: Attribution) -> int:
@@ -465,6 +473,24 @@ class JoinRepository(Repository):
             for inviter, n in source.items():
                 setattr(result.setdefault(int(inviter), InviterCounts()), target, n)
         return result
+
+    async def credited_stays(self, guild_id: int, *, inviter_id: int | None = None,
+                             code: str | None = None) -> list[dict[str, Any]]:
+        """The credited joins (not reset) of the guild, of one inviter and/or one code, with what
+        retention needs: `credit_to`, `code`, `member_id`, `joined_ms`, `member_status`, `left_ms`.
+        One find (on nx-27017 a pass over the guild's joins): retention's read until the invite
+        boards are built."""
+        query: dict[str, Any] = {"guild_id": guild_id, "credit_to": {"$gt": 0}, "reset_id": ""}
+        if inviter_id is not None:
+            query["credit_to"] = inviter_id
+        if code is not None:
+            query["code"] = code
+
+        async def read() -> list[dict[str, Any]]:
+            cursor = self.collection.find(query, dict.fromkeys(STAY_FIELDS, 1), batch_size=BATCH)
+            return [_with_joined_ms(doc) async for doc in cursor]
+
+        return await with_retry("read credited joins", read, self.policy)
 
     async def code_counts(self, guild_id: int, codes: list[str]) -> dict[str, int]:
         """Members brought in (first joins, not reset) per code."""

@@ -4,10 +4,14 @@ announcements' totals without an aggregation per command.
 MongoDB stays the only store of record (see `docs/data-model.md`, "Invite boards in memory"):
 
 - a mirror of every join document of the guild, reduced to what the figures use (the member, the
-  inviter credited, `joined_ms`, fake, left, reset), and of every non-zero bonus;
+  inviter credited, `joined_ms`, fake, left, reset; for a credited join also its code, the
+  member's status and `left_ms`, for retention), and of every non-zero bonus;
 - per inviter, the `joined_ms` of their credited joins in three sorted lists (regular, fake, left),
   so a period's figures are a bisection; the all-time leaderboard as a `SortedList` ordered as
-  `InviteStats.leaderboard` orders it (total, then regular, highest first, then member id).
+  `InviteStats.leaderboard` orders it (total, then regular, highest first, then member id);
+- per (inviter, code), the credited members as retention counts them (`RetentionSet`: present
+  ones by join time, those who left by the length of their stay), so how many stayed N days at
+  any moment is a bisection (`app/tracking/retention.py` defines it; a test holds them equal).
 
 Kept exact by reading back, not by deltas: every write of the join and bonus repositories tells
 the boards which documents it touched (`JoinWatch`), and the next read of the guild (or the
@@ -24,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from bisect import bisect_left
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +37,7 @@ from typing import Any, NamedTuple
 from sortedcontainers import SortedList
 
 from app.tracking.builds import GuildBuilds
+from app.tracking.retention import DAY_MS, HORIZONS, Horizon, Retention, RetentionView, Stay, retained_order
 from app.wiring.clock import to_ms
 from app.wiring.heap import keep_long_lived
 from repositories.invite_bonus import InviteBonusRepository
@@ -42,11 +47,13 @@ log = logging.getLogger(__name__)
 READ_BATCH = 500  # documents read back by `_id` per query
 CHUNK = 100  # documents (or members) handled per event-loop turn while building
 FREEZE_EVERY = 5_000  # documents loaded between two freezes of the heap (app/wiring/heap.py)
+NO_TIME = -(1 << 62)  # `left_ms` not recorded
+LOWEST = -(1 << 63)  # below any stay: `(since_ms, LOWEST)` sorts before every left member joined then
 Row = tuple[int, InviterCounts, int]  # a leaderboard row: member, their counts, their bonus
 
 
 class Figures(NamedTuple):
-    """What one join document adds to its inviter's figures (a tuple of ints: the garbage
+    """What one join document adds to its inviter's figures (a tuple of ints and a str: the garbage
     collector stops tracking it, so a mirror of 100,000 joins does not lengthen its collections)."""
 
     member_id: int
@@ -54,6 +61,9 @@ class Figures(NamedTuple):
     joined_ms: int
     fake: bool
     left: bool
+    code: str = ""  # the code of a credited join ("" when none was stored)
+    gone: bool = False  # member_status left (fake or not): retention's "left"
+    left_ms: int = NO_TIME  # when the stay this join began ended
 
     @classmethod
     def of(cls, doc: Mapping[str, Any]) -> Figures:
@@ -71,12 +81,83 @@ class Figures(NamedTuple):
             joined_ms=int(joined_ms),
             fake=doc.get("fake_reason") in FAKE_REASONS,
             left=doc.get("fake_reason") == "" and doc.get("member_status") == "left",
+            **(_stay_fields(doc) if credited else {}),
         )
+
+    def stay(self) -> Stay:
+        return Stay(self.member_id, self.joined_ms, None if self.left_ms == NO_TIME else self.left_ms,
+                    not self.gone)
 
     def kinds(self) -> list[str]:
         if not self.inviter_id:
             return []
         return ["regular", *(["fake"] if self.fake else []), *(["left"] if self.left else [])]
+
+
+def _stay_fields(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """What retention needs of a credited join (`app.tracking.retention.Stay`)."""
+    left_ms = doc.get("left_ms")
+    return {"code": str(doc.get("code") or ""), "gone": doc.get("member_status") == "left",
+            "left_ms": int(left_ms) if left_ms is not None else NO_TIME}
+
+
+class RetentionSet:
+    """The credited members of one (inviter, code), as retention counts them at any time: present
+    members by `joined_ms`; members who left by their stay's length (all time: one bisection) and
+    by `joined_ms` (a period); members who left at an unrecorded time by `joined_ms`."""
+
+    __slots__ = ("left", "members", "present", "stays", "unrecorded")
+
+    def __init__(self) -> None:
+        self.present = SortedList()
+        self.left = SortedList()  # (joined_ms, stay_ms)
+        self.stays = SortedList()  # stay_ms
+        self.unrecorded = SortedList()
+        self.members: Counter[int] = Counter()
+
+    def change(self, figures: Figures, sign: int) -> None:
+        if figures.gone and figures.left_ms != NO_TIME:
+            stay_ms = figures.left_ms - figures.joined_ms
+            changes = [(self.left, (figures.joined_ms, stay_ms)), (self.stays, stay_ms)]
+        else:
+            changes = [(self.unrecorded if figures.gone else self.present, figures.joined_ms)]
+        for times, value in changes:
+            if sign > 0:
+                times.add(value)
+            else:
+                times.remove(value)
+        self.members[figures.member_id] += sign
+        if not self.members[figures.member_id]:
+            del self.members[figures.member_id]
+
+    def empty(self) -> bool:
+        return not self.members
+
+    def horizon(self, days: int, now_ms: int, since_ms: int | None) -> Horizon:
+        """Same outcome as `Stay.stayed` for every member joined from `since_ms` on (None: all)."""
+        span = days * DAY_MS
+        low = 0 if since_ms is None else self.present.bisect_left(since_ms)
+        present_stayed = max(0, self.present.bisect_right(now_ms - span) - low)
+        present_pending = len(self.present) - low - present_stayed
+        if since_ms is None:
+            left = len(self.stays)
+            left_stayed = left - self.stays.bisect_left(span)
+            unrecorded = len(self.unrecorded)
+        else:
+            stays = [stay for _, stay in self.left.irange((since_ms, LOWEST))]
+            left, left_stayed = len(stays), sum(stay >= span for stay in stays)
+            unrecorded = len(self.unrecorded) - self.unrecorded.bisect_left(since_ms)
+        return Horizon(days, present_stayed + left_stayed, present_stayed + left,
+                       present_pending + unrecorded)
+
+    def retention(self, now_ms: int, since_ms: int | None = None) -> Retention:
+        horizons = tuple(self.horizon(days, now_ms, since_ms) for days in HORIZONS)
+        if since_ms is None:
+            brought_in = sum(self.members.values())
+        else:
+            brought_in = sum(len(t) - t.bisect_left(since_ms) for t in (self.present, self.unrecorded))
+            brought_in += len(self.left) - self.left.bisect_left((since_ms, LOWEST))
+        return Retention(brought_in, horizons)
 
 
 @dataclass
@@ -116,6 +197,9 @@ class GuildInvites:
         self.version = 0  # changes with every change of a figure: the period boards' cache key
         self._periods: dict[int, tuple[int, list[Row]]] = {}
         self.deferred: set[int] | None = None  # while building: members to rank at the end
+        self.retention: dict[tuple[int, str], RetentionSet] = {}  # (inviter, code) -> its members
+        self.codes_of: defaultdict[int, set[str]] = defaultdict(set)
+        self.inviters_of: defaultdict[str, set[int]] = defaultdict(set)
 
     # ---- the mirror -----------------------------------------------------------------------
     def put(self, key: str, figures: Figures | None) -> None:
@@ -155,7 +239,26 @@ class GuildInvites:
                 times.remove(figures.joined_ms)
         if board.empty():
             del self.inviters[figures.inviter_id]
+        self._count_stay(figures, sign)
         self._rerank(figures.inviter_id)
+
+    def _count_stay(self, figures: Figures, sign: int) -> None:
+        pair = (figures.inviter_id, figures.code)
+        group = self.retention.get(pair)
+        if group is None:
+            group = self.retention[pair] = RetentionSet()
+            self.codes_of[figures.inviter_id].add(figures.code)
+            self.inviters_of[figures.code].add(figures.inviter_id)
+        group.change(figures, sign)
+        if group.empty():
+            del self.retention[pair]
+            inviter, code = pair
+            self.codes_of[inviter].discard(code)
+            self.inviters_of[code].discard(inviter)
+            if not self.codes_of[inviter]:
+                del self.codes_of[inviter]
+            if not self.inviters_of[code]:
+                del self.inviters_of[code]
 
     def _rerank(self, member_id: int) -> None:
         if self.deferred is not None:
@@ -197,6 +300,57 @@ class GuildInvites:
             current = {k: v for k, v in self._periods.items() if v[0] == self.version}
             self._periods = {**current, since_ms: cached}
         return cached[1][skip: skip + limit], len(cached[1])
+
+    # ---- retention (app.tracking.retention) ----------------------------------------------------
+    def _pairs(self, inviter_id: int | None, code: str | None) -> list[tuple[int, str]]:
+        if inviter_id is not None and code is not None:
+            return [(inviter_id, code)] if (inviter_id, code) in self.retention else []
+        if inviter_id is not None:
+            return [(inviter_id, c) for c in sorted(self.codes_of.get(inviter_id, ()))]
+        if code is not None:
+            return [(i, code) for i in sorted(self.inviters_of.get(code, ()))]
+        return sorted(self.retention)
+
+    def retention_view(self, inviter_id: int | None, code: str | None, now_ms: int) -> RetentionView:
+        """The figures of an inviter's members, a code's, or one inviter's through one code."""
+        pairs = self._pairs(inviter_id, code)
+        total, members = Retention(), []
+        for pair in pairs:
+            group = self.retention[pair]
+            total += group.retention(now_ms)
+            members += group.members.elements()
+        return RetentionView(total, tuple(sorted(members)), frozenset(i for i, _ in pairs))
+
+    def inviter_retention(self, inviter_id: int, now_ms: int, since_ms: int | None = None) -> Retention:
+        total = Retention()
+        for pair in self._pairs(inviter_id, None):
+            total += self.retention[pair].retention(now_ms, since_ms)
+        return total
+
+    def retention_board(self, now_ms: int) -> list[tuple[int, Retention]]:
+        """Every inviter with members brought in, in `retained_order`."""
+        rows = [(inviter, self.inviter_retention(inviter, now_ms)) for inviter in self.codes_of]
+        rows.sort(key=lambda row: retained_order(*row))
+        return rows
+
+    def codes(self, inviter_id: int) -> list[str]:
+        return sorted(self.codes_of.get(inviter_id, ()))
+
+    def retained_page(self, since_ms: int | None, now_ms: int, days: int, skip: int,
+                      limit: int) -> tuple[list[Row], int]:
+        """The leaderboard's rows (the same rows as `page`) ordered by how many of the members
+        brought in during the period stayed `days` days, then as the leaderboard orders them."""
+        if since_ms is None:
+            rows = [(m, self.counts(m, None), self.bonus.get(m, 0)) for _, _, m in self.all_time]
+        else:
+            rows = self._period_rows(since_ms)
+
+        def key(row: Row) -> tuple[int, ...]:
+            stayed = self.inviter_retention(row[0], now_ms, since_ms).horizon(days).stayed
+            return (-stayed, *rank_key(*row))
+
+        rows.sort(key=key)
+        return rows[skip: skip + limit], len(rows)
 
     def _period_rows(self, since_ms: int) -> list[Row]:
         rows = []
@@ -321,3 +475,8 @@ class InviteBoards(GuildBuilds[_Build, GuildInvites]):
                    limit: int) -> tuple[list[Row], int]:
         await self.settle(guild_id)
         return self._ready[guild_id].page(to_ms(since) if since is not None else None, skip, limit)
+
+    async def guild(self, guild_id: int) -> GuildInvites:
+        """The guild's mirror, with every write acknowledged so far read back (retention reads)."""
+        await self.settle(guild_id)
+        return self._ready[guild_id]

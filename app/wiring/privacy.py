@@ -4,9 +4,11 @@ The guild setting `members_view_others` (default on) decides whether members may
 members' numbers. When it is off:
 
 - a lookup of another member (`/ud member:x`, with their streak and weekly goal, `/invites show
-  member:x`, `/invites who member:x`) is refused ephemerally;
-- a board (`/top`, `/invites leaderboard`, and their selects and buttons) shows a member only
-  their own row and rank, ephemerally, with a line saying why;
+  member:x`, `/invites who member:x`, `/invites retention member:x`, and `/invites retention
+  code:c` for a code credited to someone else) is refused ephemerally;
+- a board (`/top`, `/invites leaderboard`, `/invites retention` without options, and their
+  selects and buttons) shows a member only their own row and rank, ephemerally, with a line
+  saying why;
 - a join or leave announcement (read by everyone in the channel) leaves out the inviter's total;
 - Manage Server sees everything, but privately: an admin's board or lookup of another member is
   ephemeral, so it is not posted where members read it.
@@ -36,6 +38,7 @@ SURFACES: dict[str, Surface] = {
     "invites who": Surface.LOOKUP,
     "top": Surface.BOARD,
     "invites leaderboard": Surface.BOARD,
+    "invites retention": Surface.BOARD,  # a board; with `member` or `code` a lookup (refused the same way)
     "invites-admin staff add": Surface.ADMIN,
     "invites-admin staff remove": Surface.ADMIN,
     "invites-admin staff list": Surface.ADMIN,

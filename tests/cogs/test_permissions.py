@@ -35,7 +35,7 @@ ADMIN: dict[str, dict[str, Any]] = {
     "data erase": {"member": CY},
 }
 MEMBER = {"help", "ud", "top", "invites show", "invites who", "invites leaderboard", "server stats",
-          "goal set", "goal clear"}
+          "goal set", "goal clear", "invites retention"}
 
 
 def leaf_commands(tree: app_commands.CommandTree) -> dict[str, app_commands.Command[Any, ..., Any]]:

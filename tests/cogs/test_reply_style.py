@@ -141,6 +141,10 @@ async def test_every_commands_reply_reads_in_the_one_style(tracker: Harness) -> 
     for member in (EVE, GUS, BOB, DAN):
         await run(ADA, "invites who", {"member": member})
     await run(BOB, "invites leaderboard")
+    await run(BOB, "invites leaderboard", {"sort": "retained_30d"})
+    await run(BOB, "invites retention")
+    await run(BOB, "invites retention", {"member": BOB})
+    await run(ADA, "invites retention", {"code": "abc"})
     await run(ADA, "invites-admin debug")
     await run(ADA, "invites-admin refresh")
     reset = await run(ADA, "invites-admin reset", {"member": CY})

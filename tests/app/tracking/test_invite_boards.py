@@ -1,7 +1,8 @@
-"""The invite boards in memory against the aggregations over `joins` and `invite_bonus`, after
-random joins, leaves, rejoins, settled joins, fake marks, bonuses (some retried), resets,
-restores and erases written through the real repositories, across a rebuild from MongoDB (a
-restart) with writes landing while it reads."""
+"""The invite boards in memory against the aggregations over `joins` and `invite_bonus` (and their
+retention against the from-scratch computation over the credited joins), after random joins,
+leaves, rejoins, settled joins, fake marks, bonuses (some retried), resets, restores and erases
+written through the real repositories, across a rebuild from MongoDB (a restart) with writes
+landing while it reads."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from app.operations.invite_resets import RestoreError, reset_invites, restore_in
 from app.tracking import invite_boards as boards_module
 from app.tracking.invite_boards import InviteBoards
 from app.tracking.invite_stats import InviteStats
+from app.tracking.retention import Horizon
 from app.wiring.clock import ManualClock
 from app.wiring.container import Repositories
 from repositories.joins import FIRST, REJOIN, Attribution, JoinRecord, join_key
@@ -28,6 +30,11 @@ PERIODS = (None, 1, 7, 30)  # all time, then days back
 OLD = datetime(2020, 1, 1, tzinfo=UTC)
 
 
+def code_of(inviter: int, rng: random.Random) -> str:
+    """One of the inviter's two codes; `shared` is used by every inviter (retention per code)."""
+    return rng.choice((f"c{inviter}", f"d{inviter}", "shared"))
+
+
 class World:
     """The bot's repositories and boards, and what the random writer needs to draw valid steps."""
 
@@ -37,6 +44,7 @@ class World:
         self.repos.invite_boards = self.boards
         self.clock = clock
         self.reference = InviteStats(self.repos.joins, self.repos.invite_bonus)  # the aggregations
+        self.horizons: list[Horizon] = []  # every retention horizon compared, to show it was exercised
 
     def stats(self) -> InviteStats:
         return self.repos.invite_stats
@@ -100,7 +108,7 @@ class Writer:
         elif awaiting:
             attribution = Attribution("unknown", reason="fetch_failed", awaiting="snapshot")
         else:
-            attribution = Attribution("invite", f"c{inviter}", inviter, f"i{inviter}")
+            attribution = Attribution("invite", code_of(inviter, rng), inviter, f"i{inviter}")
         fake = rng.choice(("", "", "", "young_account"))
         record = JoinRecord(guild, member, f"m{member}", now, OLD, attribution, counted, fake, now)
         await joins.record(record)
@@ -109,9 +117,12 @@ class Writer:
         self.joined[(guild, member)] = now
         self.present.add((guild, member))
         if awaiting:
-            settled = Attribution("invite", f"c{inviter}", inviter, f"i{inviter}")
+            settled = Attribution("invite", code_of(inviter, rng), inviter, f"i{inviter}")
             credit = inviter if counted == FIRST else 0
             await joins.settle_awaiting(record.key, settled, credit, fake)
+        if rng.random() < 0.1:  # gone within the second: stayed no day at all
+            await joins.left(guild, member, now + timedelta(milliseconds=rng.randint(-500, 500)))
+            self.present.discard((guild, member))
 
     async def _bonus(self, world: World, guild: int) -> None:
         rng = self.rng
@@ -136,6 +147,33 @@ async def assert_exact(world: World, guild: int) -> None:
         assert (await stats.leaderboard_page(guild, since, 3, 4))[0] == want[3:7]
     for member in (*INVITERS, 999):
         assert await stats.member_summary(guild, member) == await reference.member_summary(guild, member)
+    for at in (now, now + timedelta(days=6, hours=20), now + timedelta(days=29)):
+        await assert_retention_exact(world, guild, at)
+
+
+async def assert_retention_exact(world: World, guild: int, now: datetime) -> None:
+    """Retention from the boards equals the from-scratch computation over the credited joins read
+    from MongoDB (`credited_stays`), per inviter, per code, per inviter and code, the board and the
+    leaderboard sorted by 30-day retained, at `now`."""
+    stats, reference = world.stats(), world.reference
+    for inviter in (*INVITERS, 999):
+        got = await stats.retention(guild, now, inviter_id=inviter)
+        assert got == await reference.retention(guild, now, inviter_id=inviter), inviter
+        by_code = await stats.retention_by_code(guild, now, inviter)
+        assert by_code == await reference.retention_by_code(guild, now, inviter), inviter
+        for code, view in by_code:
+            assert await stats.retention(guild, now, inviter_id=inviter, code=code) == view
+    for code in ("shared", "c101", "d102", "nope"):
+        want = await reference.retention(guild, now, code=code)
+        assert await stats.retention(guild, now, code=code) == want, code
+    board = await stats.retention_board(guild, now, 0, 10_000)
+    assert board == await reference.retention_board(guild, now, 0, 10_000)
+    world.horizons += [h for _, view in board[0] for h in view.retention.horizons]
+    assert (await stats.retention_board(guild, now, 1, 2))[0] == board[0][1:3]
+    for days in PERIODS:
+        since = None if days is None else now - timedelta(days=days)
+        rows = await stats.leaderboard_page(guild, since, 0, 10_000, retained_at=now)
+        assert rows == await reference.leaderboard_page(guild, since, 0, 10_000, retained_at=now), days
 
 
 async def traffic(world: World, writer: Writer, steps: int) -> None:
@@ -164,7 +202,8 @@ async def test_invite_boards_equal_the_aggregations_after_random_writes_restart_
             await assert_exact(world, guild)
 
     # a restart: new repositories and boards, read from MongoDB while writes land
-    world = World(db, policy, clock)
+    seen, world = world.horizons, World(db, policy, clock)
+    world.horizons = seen
     for guild in GUILDS:
         world.boards.ensure(guild)
     await traffic(world, writer, 100)
@@ -173,6 +212,15 @@ async def test_invite_boards_equal_the_aggregations_after_random_writes_restart_
         await assert_exact(world, guild)
     assert world.boards.built == len(GUILDS)
     assert writer.backups, "the random writes ran no reset"
+    await assert_retention_was_exercised(world)
+
+
+async def assert_retention_was_exercised(world: World) -> None:
+    """The comparisons above saw members who stayed, who did not and who are not known yet."""
+    horizons = world.horizons
+    assert any(h.stayed for h in horizons if h.days == 30)
+    assert any(h.known > h.stayed for h in horizons)
+    assert any(h.pending for h in horizons)
 
 
 async def test_until_built_and_on_a_standby_the_figures_come_from_the_aggregations(db, policy) -> None:
