@@ -246,7 +246,7 @@ class StatsCog(commands.Cog, name="Stats"):
         today = local_today(now, tz)
         since = period_start_day(period, now, tz)
         (counters, message_rank, voice_rank), extra, days, member_habits = await read_or_defer(
-            interaction, self._ud_read(config, target.id, since, period, today), ephemeral=private)
+            interaction, self.ud_read(config, target.id, since, period, today), ephemeral=private)
         embed = build_ud_embed(target.display_name, period, counters, message_rank, voice_rank, extra,
                                member_id=target.id, member_habits=member_habits)
         if not chart:
@@ -272,7 +272,7 @@ class StatsCog(commands.Cog, name="Stats"):
         return MemberCard(member.display_name, member.id, f"{guild.name} · {PERIOD_LABELS[period]}",
                           counters, message_rank, voice_rank, ranked, bars, caption, member_habits)
 
-    async def _ud_read(self, config: GuildConfig, member_id: int, since: str | None, period: str, today: date,
+    async def ud_read(self, config: GuildConfig, member_id: int, since: str | None, period: str, today: date,
                        ) -> tuple[tuple[Counters, int | None, int | None], list[tuple[str, str]],
                                   dict[str, Counters], Habits]:
         """Everything `/ud` reads: counters and both ranks, the other cogs' fields, the member's day

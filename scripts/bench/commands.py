@@ -116,8 +116,11 @@ async def seed(bench: Bench, data: Data) -> None:
 
 
 async def ud(cog: StatsCog, member: int, period: str, since: str | None) -> None:
-    counters, message_rank, voice_rank = await cog.ud_values(G, member, since)
-    build_ud_embed(f"member {member}", period, counters, message_rank, voice_rank)
+    """What `/ud` reads and builds: counters and ranks, the member's days for the streaks (by `_id`)."""
+    config = await cog.guild_settings.get(G)
+    today = cog.bot.clock.now().astimezone(zone(config.time_zone)).date()
+    values, extra, _, habits = await cog.ud_read(config, member, since, period, today)
+    build_ud_embed(f"member {member}", period, *values, extra, member_habits=habits)
 
 
 def plan_summary(answer: dict[str, Any]) -> tuple[bool | None, str]:
