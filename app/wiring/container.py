@@ -21,6 +21,8 @@ from repositories.joins import JoinRepository
 from repositories.lease import LeaseRepository
 from repositories.lifecycle import LifecycleRepository
 from repositories.probe import ProbeRepository
+from repositories.reward_log import RewardLogRepository
+from repositories.reward_rules import RewardRuleRepository
 from repositories.staff_codes import StaffCodeRepository
 from repositories.voice_sessions import VoiceSessionRepository
 
@@ -42,6 +44,8 @@ class Repositories:
     voice_sessions: VoiceSessionRepository
     lease: LeaseRepository
     goals: GoalRepository
+    reward_rules: RewardRuleRepository
+    reward_log: RewardLogRepository
 
     def __post_init__(self) -> None:
         # The invite figures in memory, set by the bot (app/wiring/bot.py); None: aggregations only.
@@ -65,6 +69,8 @@ class Repositories:
             voice_sessions=VoiceSessionRepository(db, policy, writer),
             lease=LeaseRepository(db, policy),
             goals=GoalRepository(db, policy, writer),
+            reward_rules=RewardRuleRepository(db, policy, writer),
+            reward_log=RewardLogRepository(db, policy, writer),
         )
 
     @property

@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     voice_downtime_cap_seconds: float = Field(default=600, ge=0, le=86400)
     backfill_max_age_seconds: float = Field(default=86400, ge=0, le=14 * 86400)
     backfill_max_messages: int = Field(default=10_000, ge=0, le=1_000_000)
+    rewards_seconds: float = Field(default=300, ge=10, le=86400)  # activity roles evaluated this often
 
     discord_api_base: str | None = None
     discord_gateway_url: str | None = None

@@ -1,0 +1,77 @@
+"""Activity roles: which members should hold which role, from the ranks in memory. No Discord I/O.
+
+A rule gives a role to the members who reach `reach` (messages, or hours of voice or camera) in a
+period, or who are in the top `top` of that period's board (ordered like `/top`: value descending,
+then member id). A role with at least one rule is the bot's: the members who should hold it are
+the union of its rules' qualifiers; `plan` grants it to those who lack it and removes it from
+everyone else who holds it. See `docs/rewards.md`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+HOUR = 3600
+REWARD_METRICS = {"messages": "messages", "voice": "voice_s", "camera": "cam_on_s"}  # metric -> counter
+REWARD_PERIODS = ("all", "7d", "30d")
+
+
+@dataclass(frozen=True)
+class RewardRule:
+    guild_id: int
+    rule_id: int
+    role_id: int
+    metric: str  # a key of REWARD_METRICS
+    period: str  # one of REWARD_PERIODS
+    reach: int | None = None  # messages, or hours of voice or camera
+    top: int | None = None
+
+    @property
+    def threshold(self) -> int:
+        """`reach` in the counter's unit (seconds for voice and camera)."""
+        assert self.reach is not None
+        return self.reach if self.metric == "messages" else self.reach * HOUR
+
+
+@dataclass(frozen=True)
+class RoleChange:
+    member_id: int
+    role_id: int
+    grant: bool  # False: remove
+    rule_id: int  # the rule that qualifies the member (a grant) or one rule of the role (a removal)
+
+
+Values = Mapping[int, int]  # member -> the metric's value in the period (members with 0 may be absent)
+
+
+def qualifiers(rule: RewardRule, values: Values) -> set[int]:
+    """The members `rule` gives its role to, given the values of its metric in its period."""
+    if rule.top is not None:
+        ranked = sorted(((v, m) for m, v in values.items() if v > 0), key=lambda vm: (-vm[0], vm[1]))
+        return {m for _, m in ranked[:rule.top]}
+    return {m for m, v in values.items() if v >= rule.threshold and v > 0}
+
+
+def plan(rules: Iterable[RewardRule], values: Mapping[tuple[str, str], Values],
+         holders: Mapping[int, set[int]], present: set[int]) -> list[RoleChange]:
+    """The changes that make every ruled role held by exactly its qualifiers.
+
+    `values[(metric, period)]`: the values each rule reads; `holders[role]`: the members holding the
+    role now; `present`: the guild's members (a member who left is not granted anything). Grants
+    first (a member's reward is not late behind a removal), then removals, each in member order."""
+    by_role: dict[int, dict[int, int]] = {}  # role -> member -> the first rule qualifying them
+    first_rule: dict[int, int] = {}
+    for rule in sorted(rules, key=lambda r: r.rule_id):
+        first_rule.setdefault(rule.role_id, rule.rule_id)
+        members = by_role.setdefault(rule.role_id, {})
+        for member in sorted(qualifiers(rule, values.get((rule.metric, rule.period), {}))):
+            members.setdefault(member, rule.rule_id)
+    grants: list[RoleChange] = []
+    removals: list[RoleChange] = []
+    for role, qualified in sorted(by_role.items()):
+        held = holders.get(role, set())
+        grants += [RoleChange(m, role, True, r) for m, r in sorted(qualified.items())
+                   if m in present and m not in held]
+        removals += [RoleChange(m, role, False, first_rule[role]) for m in sorted(held - set(qualified))]
+    return grants + removals
