@@ -16,6 +16,7 @@ def all_cog_factories() -> list[Callable[[Any], Any]]:
     from cogs.goals import GoalsCog
     from cogs.help import HelpCog
     from cogs.invites import InvitesCog
+    from cogs.rewards import RewardsCog
     from cogs.server import ServerCog
     from cogs.settings import SettingsCog
     from cogs.stats import StatsCog
@@ -30,6 +31,7 @@ def all_cog_factories() -> list[Callable[[Any], Any]]:
         ExportCog,
         lambda bot: InvitesCog(bot, bot.repos),
         lambda bot: SettingsCog(bot, bot.repos.guild_settings),
+        RewardsCog,
         StatusCog,
         AnnouncementsCog,
         data_cog,

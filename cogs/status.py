@@ -72,6 +72,9 @@ class StatusCog(commands.Cog, name="Status"):
         embed.add_field(name="Voice time last saved", value=style.ago(last[0]) if last else "not yet")
         embed.add_field(name="Messages from history", value=activity.backfill.progress_of(guild_id).line(),
                         inline=False)
+        rewards = self.bot.get_cog("Rewards")
+        if rewards is not None:
+            embed.add_field(name="Activity roles", value=rewards.progress_line(guild_id), inline=False)
 
     async def status_embed(self, guild_id: int) -> discord.Embed:
         bot = self.bot

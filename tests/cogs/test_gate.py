@@ -17,6 +17,7 @@ from app.wiring.commands import GatedView
 from tests.botharness import Harness
 
 G, ADA, BOB, CY = 1, 101, 102, 103
+VIP = 50  # the harness guild's role
 TOO_FAST = "You are going too fast: try again in"
 
 
@@ -137,6 +138,8 @@ def required_options(command: app_commands.Command[Any, ..., Any]) -> dict[str, 
             continue
         if param.choices:
             values[param.display_name] = param.choices[0].value
+        elif param.type is kind.role:
+            values[param.display_name] = VIP
         elif param.type in (kind.user, kind.mentionable):
             values[param.display_name] = ADA
         elif param.type in (kind.integer, kind.number):

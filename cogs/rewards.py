@@ -1,0 +1,318 @@
+"""`/rewards add|remove|list` and the activity roles they give (Manage Server; docs/rewards.md).
+
+The rules live in `reward_rules`; who qualifies is computed by `app.tracking.rewards` from the ranks
+in memory. This cog only talks to Discord: it reads the guild's roles and members, and applies the
+changes one at a time in a background task per guild (discord.py waits out 429s), recording each in
+`reward_log`. Evaluated when a guild becomes available (start, reconnect: what changed while the bot
+was down is corrected), every `REWARDS_SECONDS`, and right after `/rewards add|remove`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+from pymongo.errors import PyMongoError
+
+from app.tracking.rewards import REWARD_METRICS, REWARD_PERIODS, RewardRule, RoleChange, Values, plan
+from app.tracking.voice import PERIOD_LABELS, period_start_day, zone
+from app.wiring.commands import answer
+from app.wiring.reply_limits import fit_embed
+from cogs import style
+from cogs.settings import require_manage_guild
+from repositories.reward_log import GRANTED, REMOVED, RewardLogEntry
+
+log = logging.getLogger(__name__)
+NO_MENTIONS = discord.AllowedMentions.none()
+JOB_ID = "rewards"
+MAX_RULES = 25  # per guild: one embed field each in /rewards list, and a bounded evaluation
+MAX_REACH = 1_000_000
+MAX_TOP = 1000
+RANKS_WAIT_SECONDS = 120.0
+METRIC_CHOICES = [app_commands.Choice(name=m, value=m) for m in REWARD_METRICS]
+PERIOD_CHOICES = [app_commands.Choice(name=PERIOD_LABELS[p], value=p) for p in REWARD_PERIODS]
+
+
+# ---- texts -------------------------------------------------------------------------------------
+def rule_text(rule: RewardRule) -> str:
+    """`reach 100 messages (last 7 days)`, `top 3 of voice (all time)`."""
+    period = PERIOD_LABELS[rule.period]
+    if rule.top is not None:
+        return f"top {style.number(rule.top)} of {rule.metric} ({period})"
+    unit = "message" if rule.metric == "messages" else f"hour of {rule.metric}"
+    return f"reach {style.count(rule.reach or 0, unit)} ({period})"
+
+
+def unmanageable(role: discord.Role) -> str | None:
+    """Why the bot cannot give or take `role` (None: it can)."""
+    if role.is_default():
+        return "@everyone is every member's role; pick another role."
+    if role.managed:
+        return f"{style.role(role.id)} is managed by Discord or an integration (a bot's or the booster role)."
+    if not role.is_assignable():
+        return (f"{style.role(role.id)} is at or above the bot's highest role; move the bot's role above "
+                "it in Server Settings > Roles first.")
+    return None
+
+
+# ---- applying ----------------------------------------------------------------------------------
+@dataclass
+class Progress:
+    """One guild's changes being applied."""
+
+    pending: deque[RoleChange] = field(default_factory=deque)
+    done: int = 0
+    total: int = 0
+    task: asyncio.Task[None] | None = None
+
+    def line(self) -> str:
+        if not self.pending:
+            return "up to date" if not self.total else f"{style.number(self.done)} changes done, none waiting"
+        return f"{style.number(self.done)} of {style.number(self.total)} changes done"
+
+
+class RewardsCog(commands.Cog, name="Rewards"):
+    rewards_group = app_commands.Group(
+        name="rewards", description="Roles given for activity (Manage Server)", guild_only=True,
+        default_permissions=discord.Permissions(manage_guild=True),
+    )
+
+    def __init__(self, bot: Any) -> None:
+        self.bot = bot
+        self.rules = bot.repos.reward_rules
+        self.changes_log = bot.repos.reward_log
+        self.progress: dict[int, Progress] = {}
+        self._evaluations: set[asyncio.Task[None]] = set()
+        self._warned: set[tuple[int, int]] = set()  # (guild, role) told once it cannot be managed
+
+    async def cog_load(self) -> None:
+        self.bot.add_interval_job(JOB_ID, self.evaluate_all, self.bot.settings.rewards_seconds)
+
+    async def cog_unload(self) -> None:
+        for task in [*self._evaluations, *(p.task for p in self.progress.values() if p.task)]:
+            task.cancel()
+
+    async def wait_idle(self) -> None:
+        """Until every evaluation started and every change queued is done (tests, shutdown)."""
+        while True:
+            tasks = [t for t in self._evaluations if not t.done()]
+            tasks += [p.task for p in self.progress.values() if p.task is not None and not p.task.done()]
+            if not tasks:
+                return
+            await asyncio.wait(tasks)
+
+    def progress_line(self, guild_id: int) -> str:
+        """`/data-status`: `120 of 5,000 changes done`."""
+        progress = self.progress.get(guild_id)
+        return progress.line() if progress else "up to date"
+
+    # ---- evaluation ------------------------------------------------------------------------
+    @commands.Cog.listener()
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        self.evaluate_soon(guild, wait_for_ranks=True)
+
+    @commands.Cog.listener()
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        self.evaluate_soon(guild, wait_for_ranks=True)
+
+    def evaluate_soon(self, guild: discord.Guild, *, wait_for_ranks: bool = False) -> None:
+        task = asyncio.create_task(self._evaluate_guarded(guild, wait_for_ranks), name=f"rewards-{guild.id}")
+        self._evaluations.add(task)
+        task.add_done_callback(self._evaluations.discard)
+
+    async def evaluate_all(self) -> None:
+        """The interval job: every guild, one after the other."""
+        for guild in list(self.bot.guilds):
+            await self._evaluate_guarded(guild, False)
+
+    async def _evaluate_guarded(self, guild: discord.Guild, wait_for_ranks: bool) -> None:
+        try:
+            if wait_for_ranks:
+                await self._wait_for_ranks(guild.id)
+            await self.evaluate(guild)
+        except PyMongoError as exc:
+            log.warning("activity roles of guild %s not evaluated: the database did not answer (%s)",
+                        guild.id, type(exc).__name__)
+        except Exception:
+            log.exception("activity roles of guild %s: evaluation failed", guild.id)
+
+    async def _wait_for_ranks(self, guild_id: int) -> None:
+        ranks = self.bot.ranks
+        if not ranks.active():
+            return  # a standby: the active process manages the roles
+        ranks.ensure(guild_id)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ranks.wait_ready(guild_id), RANKS_WAIT_SECONDS)
+
+    async def evaluate(self, guild: discord.Guild) -> None:
+        """Compute the guild's role changes and queue them (replacing the changes still queued)."""
+        rules = await self.rules.active(guild.id)
+        if not rules:
+            return
+        if not self.bot.ranks.ready(guild.id):
+            log.info("activity roles of guild %s: ranks not ready; evaluated at the next run", guild.id)
+            return
+        usable = [r for r in rules if self._manageable(guild, r.role_id)]
+        values = await self._values(guild.id, usable)
+        holders = {r.role_id: {m.id for m in role.members}
+                   for r in usable if (role := guild.get_role(r.role_id)) is not None}
+        changes = plan(usable, values, holders, {m.id for m in guild.members})
+        self._queue(guild, changes)
+        if changes:
+            log.info("activity roles of guild %s: %d changes queued", guild.id, len(changes))
+
+    def _manageable(self, guild: discord.Guild, role_id: int) -> bool:
+        role = guild.get_role(role_id)
+        reason = "it no longer exists" if role is None else unmanageable(role)
+        if reason is None:
+            self._warned.discard((guild.id, role_id))
+            return True
+        if (guild.id, role_id) not in self._warned:
+            self._warned.add((guild.id, role_id))
+            log.warning("activity roles of guild %s: role %s skipped: %s", guild.id, role_id, reason)
+        return False
+
+    async def _values(self, guild_id: int, rules: list[RewardRule]) -> dict[tuple[str, str], Values]:
+        config = await self.bot.repos.guild_settings.get(guild_id)
+        now, tz = self.bot.clock.now(), zone(config.time_zone)
+        by_since: dict[str | None, list[Any]] = {}
+        values: dict[tuple[str, str], Values] = {}
+        for metric, period in sorted({(r.metric, r.period) for r in rules}):
+            since = period_start_day(period, now, tz)
+            if since not in by_since:
+                by_since[since] = await self.bot.ranks.every_member(guild_id, since)
+            counter = REWARD_METRICS[metric]
+            values[(metric, period)] = {m: getattr(c, counter) for m, c in by_since[since]}
+        return values
+
+    def _queue(self, guild: discord.Guild, changes: list[RoleChange]) -> None:
+        progress = self.progress.setdefault(guild.id, Progress())
+        if not progress.pending:
+            progress.done = 0
+        progress.pending = deque(changes)
+        progress.total = progress.done + len(changes)
+        if changes and (progress.task is None or progress.task.done()):
+            name = f"rewards-apply-{guild.id}"
+            progress.task = asyncio.create_task(self._drain(guild, progress), name=name)
+
+    async def _drain(self, guild: discord.Guild, progress: Progress) -> None:
+        while progress.pending:
+            change = progress.pending.popleft()
+            try:
+                await self._apply(guild, change)
+            except discord.HTTPException as exc:
+                self._give_up_on_role(guild, progress, change.role_id, exc)
+            except Exception:
+                log.exception("activity roles of guild %s: change %s failed", guild.id, change)
+            progress.done += 1
+
+    def _give_up_on_role(self, guild: discord.Guild, progress: Progress, role_id: int,
+                         exc: discord.HTTPException) -> None:
+        """Discord refused: skip the role's queued changes (the next evaluation looks again)."""
+        progress.pending = deque(c for c in progress.pending if c.role_id != role_id)
+        progress.total = progress.done + 1 + len(progress.pending)
+        if (guild.id, role_id) not in self._warned:
+            self._warned.add((guild.id, role_id))
+            log.warning("activity roles of guild %s: Discord refused to change role %s (%s %s); skipped",
+                        guild.id, role_id, exc.status, exc.text or "")
+
+    async def _apply(self, guild: discord.Guild, change: RoleChange) -> None:
+        member, role = guild.get_member(change.member_id), guild.get_role(change.role_id)
+        if member is None or role is None or not self._manageable(guild, change.role_id):
+            return
+        holds = member.get_role(role.id) is not None
+        if holds == change.grant:
+            return  # already as it should be (changed meanwhile)
+        reason = f"activity role rule {change.rule_id}"
+        if change.grant:
+            await member.add_roles(role, reason=reason)
+        else:
+            await member.remove_roles(role, reason=reason)
+        await self.changes_log.record(RewardLogEntry(
+            guild.id, member.id, role.id, change.rule_id, GRANTED if change.grant else REMOVED,
+            self.bot.clock.now()))
+
+    # ---- the commands ----------------------------------------------------------------------
+    @rewards_group.command(name="add", description="Give a role for activity: reach N, or be in the top N")
+    @app_commands.describe(
+        role="The role to give (the bot then manages it: it also takes it away)",
+        metric="What counts: messages, hours of voice or hours of camera on",
+        period="Over which period (default: all time)",
+        reach=f"Reach this many messages or hours (1 to {MAX_REACH:,})",
+        top=f"Or: be in the top N of the board (1 to {MAX_TOP:,})",
+    )
+    @app_commands.choices(metric=METRIC_CHOICES, period=PERIOD_CHOICES)
+    async def add(
+        self, interaction: discord.Interaction, role: discord.Role, metric: str, period: str = "all",
+        reach: app_commands.Range[int, 1, MAX_REACH] | None = None,
+        top: app_commands.Range[int, 1, MAX_TOP] | None = None,
+    ) -> None:
+        if not await require_manage_guild(interaction):
+            return
+        guild = interaction.guild
+        assert guild is not None
+        refusal = self._refusal(guild, role, metric, period, reach, top)
+        if refusal is None and len(await self.rules.active(guild.id)) >= MAX_RULES:
+            refusal = f"This server has {MAX_RULES} rules already, the most it can have; remove one first."
+        if refusal is not None:
+            await answer(interaction, refusal)
+            return
+        rule = RewardRule(guild.id, interaction.id, role.id, metric, period, reach, top)
+        await self.rules.add(rule, interaction.user.id, self.bot.clock.now())
+        log.info("guild %s: activity-role rule %s added for role %s", guild.id, rule.rule_id, role.id)
+        await answer(interaction, f"Rule `{rule.rule_id}` added: {style.role(role.id)} for members who "
+                                  f"{rule_text(rule)}. The bot now manages {style.role(role.id)}: it gives "
+                                  "it to members who qualify and takes it from those who do not.")
+        self.evaluate_soon(guild)
+
+    @staticmethod
+    def _refusal(guild: discord.Guild, role: discord.Role, metric: str, period: str,
+                 reach: int | None, top: int | None) -> str | None:
+        if metric not in REWARD_METRICS or period not in REWARD_PERIODS:
+            return "Pick the metric and the period from the lists."
+        if (reach is None) == (top is None):
+            return "Give exactly one of `reach` (messages or hours) or `top` (the top N of the board)."
+        return unmanageable(role)
+
+    @rewards_group.command(
+        name="remove", description="Remove an activity-role rule (its role is left as it is)")
+    @app_commands.describe(rule="The rule's id, from /rewards list")
+    async def remove(self, interaction: discord.Interaction, rule: app_commands.Range[str, 1, 20]) -> None:
+        if not await require_manage_guild(interaction):
+            return
+        guild = interaction.guild
+        assert guild is not None
+        found = await self.rules.get(guild.id, int(rule)) if rule.strip().isdigit() else None
+        if found is None:
+            await answer(interaction, f"No rule `{rule.replace('`', '')}` in this server; "
+                                      "`/rewards list` shows the rules and their ids.")
+            return
+        await self.rules.remove(guild.id, found.rule_id, interaction.user.id, self.bot.clock.now())
+        log.info("guild %s: activity-role rule %s removed", guild.id, found.rule_id)
+        await answer(interaction, f"Rule `{found.rule_id}` removed ({style.role(found.role_id)}, "
+                                  f"{rule_text(found)}).")
+        self.evaluate_soon(guild)
+
+    @rewards_group.command(name="list", description="The activity-role rules of this server")
+    async def list_(self, interaction: discord.Interaction) -> None:
+        if not await require_manage_guild(interaction):
+            return
+        guild = interaction.guild
+        assert guild is not None
+        rules = await self.rules.active(guild.id)
+        embed = discord.Embed(title="Activity roles", color=0x5865F2)
+        if not rules:
+            embed.description = "No rules yet; `/rewards add` adds one."
+        else:
+            embed.description = "\n".join(
+                f"`{r.rule_id}` {style.role(r.role_id)}: {rule_text(r)}" for r in rules)
+            embed.set_footer(text=f"Changes: {self.progress_line(guild.id)}")
+        await interaction.response.send_message(embed=fit_embed(embed), ephemeral=True,
+                                                allowed_mentions=NO_MENTIONS)
