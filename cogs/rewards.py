@@ -46,8 +46,9 @@ def rule_text(rule: RewardRule) -> str:
     period = PERIOD_LABELS[rule.period]
     if rule.top is not None:
         return f"top {style.number(rule.top)} of {rule.metric} ({period})"
-    unit = "message" if rule.metric == "messages" else f"hour of {rule.metric}"
-    return f"reach {style.count(rule.reach or 0, unit)} ({period})"
+    if rule.metric == "messages":
+        return f"reach {style.count(rule.reach or 0, 'message')} ({period})"
+    return f"reach {style.count(rule.reach or 0, 'hour')} of {rule.metric} ({period})"
 
 
 def unmanageable(role: discord.Role) -> str | None:
@@ -73,8 +74,10 @@ class Progress:
     task: asyncio.Task[None] | None = None
 
     def line(self) -> str:
+        if not self.pending and not self.total:
+            return "up to date"
         if not self.pending:
-            return "up to date" if not self.total else f"{style.number(self.done)} changes done, none waiting"
+            return f"{style.count(self.done, 'change')} done, none waiting"
         return f"{style.number(self.done)} of {style.number(self.total)} changes done"
 
 

@@ -1,0 +1,134 @@
+"""/rewards through real slash commands: the roles granted and removed in the emulator."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from tests.botharness import GUILD, Harness
+
+G, ADA, BOB, CY = 1, 101, 102, 103
+GENERAL = 10
+VIP, BOOST, MODS = 50, 52, 53
+
+
+@pytest.fixture
+def guild_spec() -> dict[str, Any]:
+    spec = copy.deepcopy(GUILD)
+    spec["roles"] += [{"id": BOOST, "name": "Booster"}, {"id": MODS, "name": "Mods"}]
+    return spec
+
+
+async def started(make_tracker: Any) -> Harness:
+    """The bot, with a managed role (BOOST) and a role above the bot's (MODS) in the guild."""
+    h = await make_tracker(start=False)
+    guild = h.emu.guild(G)
+    guild.roles[BOOST].managed = True
+    guild.roles[MODS].position = guild.roles[guild.bot_role_id].position + 1
+    await h.start()
+    return h
+
+
+def holders(h: Harness, role: int) -> set[int]:
+    guild = h.emu.guild(G)
+    return {m for m in (ADA, BOB, CY) if role in guild.members[h.emu.user_id(m)].roles}
+
+
+async def messages(h: Harness, member: int, n: int) -> None:
+    for _ in range(n):
+        h.emu.message(member, GENERAL)
+    await h.settle()
+
+
+async def evaluate(h: Harness) -> None:
+    """What the `REWARDS_SECONDS` job runs."""
+    assert h.bot is not None
+    await h.bot.get_cog("Rewards").evaluate_all()
+    await h.settle()
+
+
+async def test_a_top_rule_gives_the_role_and_takes_it_from_who_drops_out(make_tracker: Any) -> None:
+    h = await started(make_tracker)
+    emu = h.emu
+    await messages(h, BOB, 3)
+    await messages(h, CY, 1)
+    rec = await emu.command(ADA, "rewards add", {"role": VIP, "metric": "messages", "top": 1})
+    assert rec.ephemeral and rec.text().startswith(f"Rule `{rec.id}` added: <@&{VIP}>"), rec.text()
+    await h.settle()
+    assert holders(h, VIP) == {BOB}
+
+    await messages(h, CY, 3)  # CY: 4, BOB: 3
+    await evaluate(h)
+    assert holders(h, VIP) == {CY}
+
+    log = [d async for d in h.db.reward_log.find({}).sort("at_ms", 1)]
+    assert [(d["member_id"], d["role_id"], d["action"], d["rule_id"]) for d in log] == [
+        (emu.user_id(BOB), VIP, "granted", rec.id), (emu.user_id(CY), VIP, "granted", rec.id),
+        (emu.user_id(BOB), VIP, "removed", rec.id),
+    ]
+    rule = await h.db.reward_rules.find_one({"_id": f"{G}:{rec.id}"})
+    assert (rule["role_id"], rule["metric"], rule["top"], rule["status"]) == (VIP, "messages", 1, "active")
+
+    listed = await emu.command(ADA, "rewards list")
+    assert listed.ephemeral
+    assert listed.embed["description"] == f"`{rec.id}` <@&{VIP}>: top 1 of messages (all time)"
+    status = await emu.command(ADA, "data-status")
+    fields = {f["name"]: f["value"] for f in status.embed["fields"]}
+    assert fields["Activity roles"] == "2 changes done, none waiting", fields  # the last evaluation's
+
+
+async def test_a_reach_rule_over_voice_hours_and_removing_the_rule(make_tracker: Any) -> None:
+    h = await started(make_tracker)
+    emu = h.emu
+    emu.voice(BOB, 20)
+    await h.settle()
+    h.clock.advance(2 * 3600)
+    emu.voice(BOB, None)
+    await h.settle()
+    rec = await emu.command(ADA, "rewards add", {"role": VIP, "metric": "voice", "period": "7d", "reach": 2})
+    assert "reach 2 hours of voice (last 7 days)" in rec.text(), rec.text()
+    await h.settle()
+    assert holders(h, VIP) == {BOB}
+    removed = await emu.command(ADA, "rewards remove", {"rule": str(rec.id)})
+    assert removed.text().startswith(f"Rule `{rec.id}` removed"), removed.text()
+    await h.settle()
+    assert holders(h, VIP) == {BOB}  # no rule any more: the role is left as it is
+    assert (await emu.command(ADA, "rewards list")).embed["description"].startswith("No rules yet")
+    unknown = await emu.command(ADA, "rewards remove", {"rule": "12345"})
+    assert unknown.text().startswith("No rule `12345` in this server"), unknown.text()
+
+
+@pytest.mark.parametrize(("options", "refusal"), [
+    ({"role": BOOST, "metric": "messages", "reach": 5}, f"<@&{BOOST}> is managed by Discord"),
+    ({"role": MODS, "metric": "messages", "reach": 5}, f"<@&{MODS}> is at or above the bot's highest role"),
+    ({"role": G, "metric": "messages", "reach": 5}, "@everyone is every member's role"),
+    ({"role": VIP, "metric": "messages", "reach": 5, "top": 3}, "Give exactly one of `reach`"),
+    ({"role": VIP, "metric": "camera"}, "Give exactly one of `reach`"),
+])
+async def test_refused_rules_are_not_stored(make_tracker: Any, options: dict[str, Any], refusal: str) -> None:
+    h = await started(make_tracker)
+    rec = await h.emu.command(ADA, "rewards add", options)
+    assert rec.ephemeral and rec.text().startswith(refusal), rec.text()
+    assert await h.db.reward_rules.count_documents({}) == 0
+
+
+async def test_roles_changed_while_the_bot_was_down_are_corrected_at_the_next_start(make_tracker: Any,
+                                                                                    ) -> None:
+    h = await started(make_tracker)
+    emu = h.emu
+    await messages(h, BOB, 5)
+    await emu.command(ADA, "rewards add", {"role": VIP, "metric": "messages", "reach": 5})
+    await h.settle()
+    assert holders(h, VIP) == {BOB}
+
+    async def while_down() -> None:
+        emu.role_remove(BOB, VIP)  # someone took it from BOB, and gave it to CY
+        emu.role_add(CY, VIP)
+        assert holders(h, VIP) == {CY}
+
+    await h.restart(between=while_down)
+    assert holders(h, VIP) == {BOB}
+    log = [(d["member_id"], d["action"]) async for d in h.db.reward_log.find({}).sort("at_ms", 1)]
+    assert log[-2:] == [(emu.user_id(BOB), "granted"), (emu.user_id(CY), "removed")]
