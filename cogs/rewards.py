@@ -25,6 +25,7 @@ from app.tracking.rewards import REWARD_METRICS, REWARD_PERIODS, RewardRule, Rol
 from app.tracking.voice import PERIOD_LABELS, period_start_day, zone
 from app.wiring.commands import answer
 from app.wiring.reply_limits import fit_embed
+from app.wiring.validation import valid_id
 from cogs import style
 from cogs.settings import require_manage_guild
 from repositories.reward_log import GRANTED, REMOVED, RewardLogEntry
@@ -292,7 +293,9 @@ class RewardsCog(commands.Cog, name="Rewards"):
             return
         guild = interaction.guild
         assert guild is not None
-        found = await self.rules.get(guild.id, int(rule)) if rule.strip().isdigit() else None
+        text = rule.strip()
+        rule_id = int(text) if text.isascii() and text.isdigit() else 0
+        found = await self.rules.get(guild.id, rule_id) if valid_id(rule_id) else None
         if found is None:
             await answer(interaction, f"No rule `{rule.replace('`', '')}` in this server; "
                                       "`/rewards list` shows the rules and their ids.")

@@ -155,6 +155,10 @@ async def test_every_commands_reply_reads_in_the_one_style(tracker: Harness) -> 
     await run(ADA, "invites-admin staff remove", {"member": BOB})
     await run(ADA, "invites-admin staff remove", {"member": BOB})
     await run(ADA, "settings show")
+    rule = await run(ADA, "rewards add", {"role": 50, "metric": "voice", "period": "7d", "reach": 1})
+    await run(ADA, "rewards add", {"role": 50, "metric": "messages", "reach": 1, "top": 1})  # refused
+    await run(ADA, "rewards list")
+    await run(ADA, "rewards remove", {"rule": str(rule.id)})
     await run(ADA, "settings set", {"time_zone": "Europe/Berlin", "mention_member": True})
     await run(BOB, "settings set", {"time_zone": "UTC"}, check_permissions=False)  # the refusal
     await run(ADA, "data-status")

@@ -96,8 +96,9 @@ async def test_a_reach_rule_over_voice_hours_and_removing_the_rule(make_tracker:
     await h.settle()
     assert holders(h, VIP) == {BOB}  # no rule any more: the role is left as it is
     assert (await emu.command(ADA, "rewards list")).embed["description"].startswith("No rules yet")
-    unknown = await emu.command(ADA, "rewards remove", {"rule": "12345"})
-    assert unknown.text().startswith("No rule `12345` in this server"), unknown.text()
+    for text in ("12345", "²", "99999999999999999999", "-1"):
+        unknown = await emu.command(ADA, "rewards remove", {"rule": text})
+        assert unknown.text().startswith(f"No rule `{text}` in this server"), unknown.text()
 
 
 @pytest.mark.parametrize(("options", "refusal"), [
