@@ -49,6 +49,7 @@ def bot_permissions() -> discord.Permissions:
         view_channel=True,  # see the channels whose messages are counted
         read_message_history=True,  # count the messages sent while the bot was down
         send_messages=True,  # the join and leave announcements
+        manage_roles=True,  # give and take the activity roles (/rewards)
     )
 
 
