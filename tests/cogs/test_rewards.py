@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from scripts.emulator import payloads
 from tests.botharness import GUILD, Harness
 
 G, ADA, BOB, CY = 1, 101, 102, 103
@@ -133,3 +134,28 @@ async def test_roles_changed_while_the_bot_was_down_are_corrected_at_the_next_st
     assert holders(h, VIP) == {BOB}
     log = [(d["member_id"], d["action"]) async for d in h.db.reward_log.find({}).sort("at_ms", 1)]
     assert log[-2:] == [(emu.user_id(BOB), "granted"), (emu.user_id(CY), "removed")]
+
+
+async def test_a_role_moved_above_the_bot_is_skipped_with_one_warning(
+    make_tracker: Any, caplog: pytest.LogCaptureFixture,
+) -> None:
+    h = await started(make_tracker)
+    emu = h.emu
+    assert h.bot is not None
+    job = h.bot.scheduler.get_job("rewards")
+    assert job.trigger.interval.total_seconds() == 300  # REWARDS_SECONDS' default
+    await messages(h, BOB, 2)
+    await emu.command(ADA, "rewards add", {"role": VIP, "metric": "messages", "reach": 1})
+    await h.settle()
+    assert holders(h, VIP) == {BOB}
+    guild = emu.guild(G)
+    role = guild.roles[VIP]
+    role.position = guild.roles[guild.bot_role_id].position + 5  # an admin moved it above the bot's
+    emu._dispatch("GUILD_ROLE_UPDATE", {"guild_id": str(G), "role": payloads.role(role)}, G)
+    await messages(h, CY, 2)
+    caplog.clear()
+    for _ in range(3):
+        await evaluate(h)
+    assert holders(h, VIP) == {BOB}  # CY qualifies, but the bot may not give the role any more
+    skipped = [r for r in caplog.records if f"role {VIP} skipped" in r.getMessage()]
+    assert len(skipped) == 1 and skipped[0].levelname == "WARNING", skipped
