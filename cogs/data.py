@@ -30,6 +30,7 @@ ERASED_WORDS = {
     "voice_sessions": ("open voice session", "open voice sessions"),
     "joins": ("join record (how they joined)", "join records (how they joined)"),
     "weekly_goals": ("weekly goal", "weekly goals"),
+    "reward_log": ("activity-role change", "activity-role changes"),
 }
 
 
@@ -144,4 +145,5 @@ class DataCog(commands.Cog, name="Data"):
 
 def data_cog(bot: Any) -> DataCog:
     repos = bot.repos
-    return DataCog(bot, [repos.activity, repos.voice_sessions, repos.joins, repos.goals], backup_service(bot))
+    erasable = [repos.activity, repos.voice_sessions, repos.joins, repos.goals, repos.reward_log]
+    return DataCog(bot, erasable, backup_service(bot))

@@ -2,7 +2,7 @@
 
 `_id: "{guild_id}:{member_id}:{role_id}:{action}:{at_ms}"` (action "granted" or "removed", `at_ms`
 the moment Discord accepted it), written with `$setOnInsert` through the writer: a retried write
-lands on the same document and changes nothing.
+lands on the same document and changes nothing. `/data erase` deletes the member's entries.
 """
 
 from __future__ import annotations
@@ -45,6 +45,14 @@ class RewardLogRepository(Repository):
                "rule_id": entry.rule_id, "action": entry.action, "at_ms": to_ms(entry.at)}
         op = Op("update_one", {"_id": log_key(entry)}, {"$setOnInsert": doc}, upsert=True)
         await self.idempotent([op], "record activity-role change")
+
+    # ---- erase on request (`/data erase`) ---------------------------------------------------
+    def member_filter(self, guild_id: int, member_id: int) -> dict[str, Any]:
+        return {"guild_id": guild_id, "member_id": member_id}
+
+    async def erase_member(self, guild_id: int, member_id: int) -> None:
+        op = Op("delete_many", self.member_filter(guild_id, member_id))
+        await self.idempotent([op], f"erase a member's {self.collection_name}")
 
     async def of_guild(self, guild_id: int) -> list[dict[str, Any]]:
         async def read() -> list[dict[str, Any]]:

@@ -96,7 +96,7 @@ async def test_erase_backs_up_then_deletes_and_leaderboards_follow(tracker: Harn
     manifest = json.loads((path / "manifest.json").read_text())
     assert (manifest["guild_id"], manifest["member_id"]) == (G, emu.user_id(ZED))
     assert {k: v["count"] for k, v in manifest["collections"].items()} == {
-        "activity": 2, "joins": 1, "voice_sessions": 1, "weekly_goals": 1}
+        "activity": 2, "joins": 1, "voice_sessions": 1, "weekly_goals": 1, "reward_log": 0}
     await BackupService(h.db, path.parent).restore(path)
     assert len(await docs(h, "activity", ZED)) == 2
     assert len(await docs(h, "joins", ZED)) == 1

@@ -79,6 +79,12 @@ async def test_a_top_rule_gives_the_role_and_takes_it_from_who_drops_out(make_tr
     fields = {f["name"]: f["value"] for f in status.embed["fields"]}
     assert fields["Activity roles"] == "2 changes done, none waiting", fields  # the last evaluation's
 
+    await emu.command(ADA, "data erase", {"member": CY})  # their role log goes with their data...
+    await h.settle()
+    assert await h.db.reward_log.count_documents({"member_id": emu.user_id(CY)}) == 0
+    await evaluate(h)
+    assert holders(h, VIP) == {BOB}  # ...and with their messages gone, the top is BOB again
+
 
 async def test_a_reach_rule_over_voice_hours_and_removing_the_rule(make_tracker: Any) -> None:
     h = await started(make_tracker)
