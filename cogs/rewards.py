@@ -58,6 +58,8 @@ def unmanageable(role: discord.Role) -> str | None:
         return "@everyone is every member's role; pick another role."
     if role.managed:
         return f"{style.role(role.id)} is managed by Discord or an integration (a bot's or the booster role)."
+    if not role.guild.me.guild_permissions.manage_roles:
+        return "The bot lacks the Manage Roles permission; give it to the bot's role first."
     if not role.is_assignable():
         return (f"{style.role(role.id)} is at or above the bot's highest role; move the bot's role above "
                 "it in Server Settings > Roles first.")
@@ -95,6 +97,7 @@ class RewardsCog(commands.Cog, name="Rewards"):
         self.progress: dict[int, Progress] = {}
         self._evaluations: set[asyncio.Task[None]] = set()
         self._warned: set[tuple[int, int]] = set()  # (guild, role) told once it cannot be managed
+        self._refused: set[tuple[int, int]] = set()  # (guild, role) Discord refused, told once
 
     async def cog_load(self) -> None:
         self.bot.add_interval_job(JOB_ID, self.evaluate_all, self.bot.settings.rewards_seconds)
@@ -222,9 +225,10 @@ class RewardsCog(commands.Cog, name="Rewards"):
         """Discord refused: skip the role's queued changes (the next evaluation looks again)."""
         progress.pending = deque(c for c in progress.pending if c.role_id != role_id)
         progress.total = progress.done + 1 + len(progress.pending)
-        if (guild.id, role_id) not in self._warned:
-            self._warned.add((guild.id, role_id))
-            log.warning("activity roles of guild %s: Discord refused to change role %s (%s %s); skipped",
+        if (guild.id, role_id) not in self._refused:
+            self._refused.add((guild.id, role_id))
+            log.warning("activity roles of guild %s: Discord refused to change role %s (%s %s); skipped "
+                        "until the next check",
                         guild.id, role_id, exc.status, exc.text or "")
 
     async def _apply(self, guild: discord.Guild, change: RoleChange) -> None:
@@ -239,6 +243,7 @@ class RewardsCog(commands.Cog, name="Rewards"):
             await member.add_roles(role, reason=reason)
         else:
             await member.remove_roles(role, reason=reason)
+        self._refused.discard((guild.id, role.id))
         await self.changes_log.record(RewardLogEntry(
             guild.id, member.id, role.id, change.rule_id, GRANTED if change.grant else REMOVED,
             self.bot.clock.now()))

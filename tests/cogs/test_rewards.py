@@ -165,3 +165,29 @@ async def test_a_role_moved_above_the_bot_is_skipped_with_one_warning(
     assert holders(h, VIP) == {BOB}  # CY qualifies, but the bot may not give the role any more
     skipped = [r for r in caplog.records if f"role {VIP} skipped" in r.getMessage()]
     assert len(skipped) == 1 and skipped[0].levelname == "WARNING", skipped
+
+
+async def test_a_rate_limit_is_waited_out_and_a_refusal_skips_the_roles_changes(
+    make_tracker: Any, caplog: pytest.LogCaptureFixture,
+) -> None:
+    h = await started(make_tracker)
+    emu = h.emu
+    await messages(h, BOB, 2)
+    await messages(h, CY, 2)
+    emu.fail("PUT", rf"/guilds/{G}/members/\d+/roles/{VIP}", status=429, retry_after=0.2, times=1)
+    await emu.command(ADA, "rewards add", {"role": VIP, "metric": "messages", "reach": 1})
+    await h.settle()
+    assert holders(h, VIP) == {BOB, CY}  # discord.py waited out the 429
+
+    await messages(h, ADA, 1)
+    emu.fail("PUT", rf"/guilds/{G}/members/\d+/roles/{VIP}", status=403, code=50013,
+             message="Missing Permissions", times=10)
+    caplog.clear()
+    await evaluate(h)
+    await evaluate(h)
+    assert holders(h, VIP) == {BOB, CY}
+    refused = [r for r in caplog.records if "Discord refused to change role" in r.getMessage()]
+    assert len(refused) == 1 and refused[0].levelname == "WARNING", refused
+    emu._faults.clear()  # Discord accepts again: the next check gives ADA the role
+    await evaluate(h)
+    assert holders(h, VIP) == {ADA, BOB, CY}
