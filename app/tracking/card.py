@@ -414,9 +414,13 @@ def draw_member_card(card: MemberCard) -> tuple[Image.Image, list[TextItem]]:
     return image, canvas.texts
 
 
-def render_member_card(card: MemberCard) -> bytes:
-    """The card as PNG bytes."""
-    image, _ = draw_member_card(card)
+def png(image: Image.Image) -> bytes:
+    """A picture as PNG bytes (what a reply attaches)."""
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()
+
+
+def render_member_card(card: MemberCard) -> bytes:
+    """The card as PNG bytes."""
+    return png(draw_member_card(card)[0])

@@ -14,7 +14,6 @@ member card takes (`card.DRAWING`): the cached FreeType faces are shared and not
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
@@ -37,6 +36,7 @@ from app.tracking.card import (
     header,
     panel,
     period_bars,
+    png,
     ticks_of,
     tile_rows,
     time_unit,
@@ -125,8 +125,5 @@ def draw_server_chart(chart: ServerChart) -> tuple[Image.Image, list[TextItem]]:
 
 def render_server_chart(chart: ServerChart) -> bytes:
     """The chart as PNG bytes."""
-    image, _ = draw_server_chart(chart)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=True)
-    return buffer.getvalue()
+    return png(draw_server_chart(chart)[0])
 
