@@ -64,6 +64,7 @@ from repositories.invites import StoredInvite
 from repositories.joins import FIRST, REJOIN, Attribution, JoinRecord, StoredJoin, credit_for, join_key
 
 log = logging.getLogger(__name__)
+SAME_JOIN = timedelta(seconds=1)  # one join's time in the member list and in its event
 OUTAGE_RETRY_FIRST_SECONDS = 0.5
 OUTAGE_RETRY_MAX_SECONDS = 15.0
 STALLED_ROUND_PAUSE_SECONDS = 0.5
@@ -376,7 +377,7 @@ class InviteTracker:
         await self._load(worker)
         if worker.snapshot_at is None or joiner.joined_at <= worker.snapshot_at:
             return
-        if any(a.joiner.key(worker.guild_id) == joiner.key(worker.guild_id) for a in worker.waiting):
+        if _waiting_for(worker, joiner):
             return
         if not await self._without_recorded(worker.guild_id, [joiner]):
             return  # recorded already (its event came live)
@@ -828,9 +829,7 @@ class InviteTracker:
         """Members who joined after the snapshot, have no join record and no event waiting."""
         # By join, not by member: a member whose earlier join waits may have left and joined again
         # unseen, and that join used an invite too (campaign long run, seed 180).
-        gid = worker.guild_id
-        waiting = {a.joiner.key(gid) for a in worker.waiting}
-        found = [m for m in guild.members if m.joined_at > since and m.key(gid) not in waiting]
+        found = [m for m in guild.members if m.joined_at > since and not _waiting_for(worker, m)]
         found = await self._without_recorded(worker.guild_id, found)
         return sorted(found, key=lambda j: j.joined_at)
 
@@ -1266,6 +1265,14 @@ def _progress(worker: GuildWorker) -> tuple[int, ...]:
     """What a round changes when it gets anywhere: joins waiting or settled, reads, reshapes."""
     return (len(worker.waiting), sum(a.recorded for a in worker.waiting), len(worker.reads), worker.settled,
             worker.reshaped)
+
+
+def _waiting_for(worker: GuildWorker, joiner: Joiner) -> bool:
+    """Whether this join of the member (not an earlier one) is waiting already. The same join's time
+    as the member list gives it and as its event (or the invite journal) kept it may differ in
+    precision, so a join counts as the same within SAME_JOIN; a rejoin comes later than that."""
+    return any(a.joiner.member_id == joiner.member_id and joiner.joined_at <= a.joiner.joined_at + SAME_JOIN
+               for a in worker.waiting)
 
 
 def _insert_offline(worker: GuildWorker, found: list[Arrival]) -> None:
