@@ -68,6 +68,26 @@ def ink_rows(image: Image.Image, box: tuple[int, int, int, int], threshold: int)
     return rows[-1] - rows[0] + 1 if rows else 0
 
 
+def tick_sizes_at_preview(image: Image.Image, texts: list[TextItem]) -> list[float]:
+    """The font size, in px, of each of the smallest digit texts (the y-axis ticks) of a picture
+    shrunk as Discord's preview does: their ink's height through Noto Sans' cap height (digits are
+    cap-height tall)."""
+    scale = PREVIEW_WIDTH / WIDTH
+    smallest = min(t.size for t in texts)
+    size = (PREVIEW_WIDTH, round(image.height * scale))
+    preview = image.resize(size, Image.Resampling.LANCZOS).convert("L")
+    noto = TTFont(str(fonts.CHAIN[0].path))
+    cap_ratio = noto["OS/2"].sCapHeight / noto["head"].unitsPerEm
+    threshold = (brightness(PANEL) + brightness("#b5bac1")) // 2
+    measured = []
+    for tick in (t for t in texts if t.size == smallest and t.text.replace(",", "").isdigit()):
+        left, top, right, bottom = tick.box
+        box = (math.floor(left * scale) - 1, math.floor(top * scale) - 1,
+               math.ceil(right * scale) + 1, math.ceil(bottom * scale) + 1)
+        measured.append(ink_rows(preview, box, threshold) / cap_ratio)
+    return measured
+
+
 def test_the_card_is_a_small_dark_png_of_the_documented_size() -> None:
     png = render_member_card(card())
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
@@ -83,20 +103,9 @@ def test_every_text_is_legible_at_the_preview_width() -> None:
     smallest = min(t.size for t in texts)
     assert smallest * scale >= 12  # as drawn: every text at least 12 px at 400 px wide
     # Measured: shrink the card as Discord's preview does, find the ink of the smallest digits (the
-    # y-axis ticks, drawn in the muted colour) and turn their height into a font size through
-    # Noto Sans' cap height (digits are cap-height tall).
-    preview = image.resize((PREVIEW_WIDTH, round(HEIGHT * scale)), Image.Resampling.LANCZOS).convert("L")
-    noto = TTFont(str(fonts.CHAIN[0].path))
-    cap_ratio = noto["OS/2"].sCapHeight / noto["head"].unitsPerEm
-    threshold = (brightness(PANEL) + brightness("#b5bac1")) // 2
-    ticks = [t for t in texts if t.size == smallest and t.text.replace(",", "").isdigit()]
-    assert len(ticks) >= 6  # two or more ticks on each of the three panels
-    measured = []
-    for tick in ticks:
-        left, top, right, bottom = tick.box
-        box = (math.floor(left * scale) - 1, math.floor(top * scale) - 1,
-               math.ceil(right * scale) + 1, math.ceil(bottom * scale) + 1)
-        measured.append(ink_rows(preview, box, threshold) / cap_ratio)
+    # y-axis ticks, drawn in the muted colour) and turn their height into a font size.
+    measured = tick_sizes_at_preview(image, texts)
+    assert len(measured) >= 6  # two or more ticks on each of the three panels
     assert min(measured) >= 12, measured
 
 

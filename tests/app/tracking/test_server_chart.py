@@ -5,16 +5,13 @@ time zone, midnight and DST included."""
 from __future__ import annotations
 
 import io
-import math
 import struct
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from fontTools.ttLib import TTFont
 from PIL import Image, ImageStat
 
-from app.tracking import fonts
-from app.tracking.card import PANEL, PREVIEW_WIDTH, WIDTH, TextItem
+from app.tracking.card import PREVIEW_WIDTH, WIDTH, TextItem
 from app.tracking.server_chart import (
     HEIGHT,
     JOINS,
@@ -35,7 +32,7 @@ from app.tracking.server_stats import (
 )
 from app.wiring.clock import to_ms
 from repositories.activity import Counters
-from tests.app.tracking.test_card import brightness, ink_rows
+from tests.app.tracking.test_card import tick_sizes_at_preview
 
 TODAY = date(2026, 3, 11)  # a Wednesday
 
@@ -144,18 +141,8 @@ def test_every_text_is_legible_at_the_preview_width() -> None:
     scale = PREVIEW_WIDTH / WIDTH
     smallest = min(t.size for t in texts)
     assert smallest * scale >= 12
-    preview = image.resize((PREVIEW_WIDTH, round(HEIGHT * scale)), Image.Resampling.LANCZOS).convert("L")
-    noto = TTFont(str(fonts.CHAIN[0].path))
-    cap_ratio = noto["OS/2"].sCapHeight / noto["head"].unitsPerEm
-    threshold = (brightness(PANEL) + brightness("#b5bac1")) // 2
-    ticks = [t for t in texts if t.size == smallest and t.text.replace(",", "").isdigit()]
-    assert len(ticks) >= 6
-    measured = []
-    for tick in ticks:
-        left, top, right, bottom = tick.box
-        box = (math.floor(left * scale) - 1, math.floor(top * scale) - 1,
-               math.ceil(right * scale) + 1, math.ceil(bottom * scale) + 1)
-        measured.append(ink_rows(preview, box, threshold) / cap_ratio)
+    measured = tick_sizes_at_preview(image, texts)
+    assert len(measured) >= 6
     # A "1" at some sub-pixel positions loses its top row of ink to the resampling (the member
     # card's 30-day card measures the same 11.2): one row, never more, and the rest at 12 or over.
     assert min(measured) >= 11, measured
