@@ -19,7 +19,7 @@ from app.tracking.streaks import ActiveRule, Habits, Part, Streak, WeekProgress
 from app.wiring.commands import answer
 from cogs import style
 from repositories.goals import GoalRepository, WeeklyGoal
-from repositories.guild_settings import GuildConfig, GuildSettingsRepository
+from repositories.guild_settings import GuildSettingsRepository
 
 log = logging.getLogger(__name__)
 HOUR = 3600
@@ -28,10 +28,6 @@ MAX_GOAL_VOICE_HOURS = 168  # every hour of a week
 
 
 # ---- texts -------------------------------------------------------------------------------------
-def active_rule(config: GuildConfig) -> ActiveRule:
-    return ActiveRule(config.streak_min_messages, config.streak_min_voice_minutes * 60)
-
-
 def rule_text(rule: ActiveRule) -> str:
     """What makes a day active: `1 message`, `30m of voice`, `1 message or 30m of voice`."""
     parts = [style.count(rule.min_messages, "message")] if rule.min_messages else []

@@ -25,6 +25,7 @@ from repositories.guild_settings import (
 
 log = logging.getLogger(__name__)
 NO_MENTIONS = discord.AllowedMentions.none()
+STREAK_SETTINGS = {"streak_min_messages", "streak_min_voice_minutes"}  # the rule for an active day
 Clearable = Literal["conversion_role", "announcement_channel", "voice_downtime_cap_seconds",
                     "join_template", "leave_template", "ignored_channels", "fake_left_within_seconds",
                     "fake_repeat_joiner", "streak_min_messages", "streak_min_voice_minutes"]
@@ -235,6 +236,9 @@ class SettingsCog(commands.Cog):
             return
         log.info("guild %s: member %s changed %s", interaction.guild.id, interaction.user.id,
                  ", ".join(sorted(changes)))
+        ranks = getattr(self.bot, "ranks", None)
+        if ranks is not None and STREAK_SETTINGS & set(changes) and ranks.ready(interaction.guild.id):
+            ranks.rebuild(interaction.guild.id)  # the active days kept in memory follow the old rule
         text = changes_text(current, updated, self.bot.settings.voice_downtime_cap_seconds)
         await interaction.response.send_message(fit_content(text), ephemeral=True,
                                                 allowed_mentions=NO_MENTIONS)

@@ -29,14 +29,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from app.tracking.card import MemberCard, period_bars, render_member_card
-from app.tracking.streaks import Habits, habits, local_today
+from app.tracking.streaks import STREAK_DAYS, Habits, active_rule, habits, local_today
 from app.tracking.voice import PERIOD_LABELS, period_start_day, zone
 from app.wiring.commands import GatedView, read_or_defer, show_in_place
 from app.wiring.limits import LEADERBOARD_LIMIT, UD_CHART_LIMIT, cooldown, wants_chart
 from app.wiring.privacy import may_see, sight
 from app.wiring.reply_limits import fit_embed
 from cogs import style
-from cogs.goals import active_rule, habit_fields
+from cogs.goals import habit_fields
 from cogs.text import safe_name
 from repositories.activity import METRICS, ActivityRepository, Counters
 from repositories.goals import GoalRepository, WeeklyGoal
@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 NO_MENTIONS = discord.AllowedMentions.none()
 # Days of a member's history `/ud` reads for the streaks (and the card's bars): streaks are counted
 # within them, a current streak longer than that shows as this many days.
-STREAK_DAYS = 366
 PAGE_SIZE = 10
 PERIOD_CHOICES = [
     app_commands.Choice(name="today", value="today"),
@@ -275,21 +274,29 @@ class StatsCog(commands.Cog, name="Stats"):
     async def ud_read(self, config: GuildConfig, member_id: int, since: str | None, period: str, today: date,
                        ) -> tuple[tuple[Counters, int | None, int | None], list[tuple[str, str]],
                                   dict[str, Counters], Habits]:
-        """Everything `/ud` reads: counters and both ranks, the other cogs' fields, the member's day
-        documents of the last `STREAK_DAYS` days (by `_id`: a lookup, also on the embedded database)
-        and, from them, the streaks and the weekly goal's progress."""
+        """Everything `/ud` reads: counters and both ranks, the other cogs' fields, the member's days
+        of the last `STREAK_DAYS` days and, from them, the streaks and the weekly goal's progress. The
+        days come from the ranks in memory when they know them (the mirrored day documents, and the
+        active days before the mirror), else from MongoDB by `_id` (a lookup on any server)."""
         guild_id = config.guild_id
         values = await self.ud_values(guild_id, member_id, since)
         extra = await self._extra_fields(guild_id, member_id, period)
         first = today - timedelta(days=STREAK_DAYS - 1)
-        days = await self.activity.days_between(guild_id, member_id, first, today)
-        return values, extra, days, await self.member_habits(config, member_id, today, days)
+        ranks = getattr(self.bot, "ranks", None)
+        rule = active_rule(config)
+        known = ranks.streak_days(guild_id, member_id, first, rule) if ranks is not None else None
+        if known is None:
+            days, earlier = await self.activity.days_between(guild_id, member_id, first, today), []
+        else:
+            days, earlier = known
+        return values, extra, days, await self.member_habits(config, member_id, today, days, earlier)
 
     async def member_habits(self, config: GuildConfig, member_id: int, today: date,
-                            days: dict[str, Counters]) -> Habits:
-        """The member's streaks (the guild's rule for an active day) and their weekly goal's progress."""
+                            days: dict[str, Counters], earlier: list[date] | None = None) -> Habits:
+        """The member's streaks (the guild's rule for an active day) and their weekly goal's progress;
+        `earlier`: active days whose documents `days` leaves out (from the ranks in memory)."""
         goal = await self.goals.get(config.guild_id, member_id) if self.goals is not None else WeeklyGoal()
-        return habits(days, today, active_rule(config), goal)
+        return habits(days, today, active_rule(config), goal, earlier or ())
 
     async def ud_values(
         self, guild_id: int, member_id: int, since: str | None

@@ -418,6 +418,17 @@ class ActivityRepository(Repository):
             async for rows in in_batches(self.collection.find(query, fields, batch_size=batch), batch):
                 yield rows
 
+    async def scan_days(
+        self, guild_id: int, since_day: str, until_day: str, batch: int = 1000
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """The guild's day documents from `since_day` up to `until_day` (excluded), in lists of up
+        to `batch` (counters, member and day only). For the active days before the ranks' mirror
+        (`app.tracking.ranks`); one pass, no retry: a failed pass is started over."""
+        fields = {name: 1 for name in (*COUNTERS, "member_id", "day")}
+        query = {"guild_id": guild_id, "kind": "day", "day": {"$gte": since_day, "$lt": until_day}}
+        async for rows in in_batches(self.collection.find(query, fields, batch_size=batch), batch):
+            yield rows
+
     async def member_totals(self, guild_id: int, since_day: str | None) -> list[tuple[int, Counters]]:
         """Every member's counters since `since_day` (inclusive; None: all time), members with only
         zeros left out. For the CSV export when the ranks in memory are not built."""

@@ -1008,3 +1008,17 @@ async def test_find_every_day_of_one_member_with_a_projection(db):
     assert sorted(found, key=lambda d: d["day"]) == [
         {"_id": "d:1:5:2025-01-01", "day": "2025-01-01", "messages": 1, "voice_s": 0},
         {"_id": "d:1:5:2026-03-09", "day": "2026-03-09", "messages": 2, "voice_s": 60}]
+
+
+async def test_a_day_range_gte_lt_on_strings_with_a_projection(db):
+    """`ActivityRepository.scan_days`: `$gte` and `$lt` on "YYYY-MM-DD" strings compare them as
+    strings (the end day excluded), with an inclusion projection (`_id` comes too)."""
+    await db.activity.insert_many([
+        {"_id": f"d:1:5:{day}", "guild_id": 1, "member_id": 5, "kind": "day", "day": day, "messages": 1}
+        for day in ("2025-12-31", "2026-01-01", "2026-02-28", "2026-03-01")])
+    await db.activity.insert_one({"_id": "t:1:5", "guild_id": 1, "member_id": 5, "kind": "total",
+                                  "messages": 4})
+    query = {"guild_id": 1, "kind": "day", "day": {"$gte": "2026-01-01", "$lt": "2026-03-01"}}
+    found = await db.activity.find(query, {"day": 1, "messages": 1}).sort("day", 1).to_list(None)
+    assert found == [{"_id": "d:1:5:2026-01-01", "day": "2026-01-01", "messages": 1},
+                     {"_id": "d:1:5:2026-02-28", "day": "2026-02-28", "messages": 1}]

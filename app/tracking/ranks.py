@@ -20,6 +20,12 @@ rule MongoDB's guarded update follows. So a write that a rebuild's read already 
 again, whether its note arrives during the rebuild (kept aside and applied at its end) or after it,
 and a replay of an intent a previous run applied already changes nothing.
 
+With the guild's rule for an active day (`rule_of`), the build also reads the day documents of the
+`STREAK_DAYS` days before the mirror and keeps, per member, which of those days were active: one int
+used as a bit set (`Earlier`). `/ud`'s streak then reads no document. A write to one of those days
+(a late one, or a backfill) makes that member's set unknown until the next build; a rule that
+changed since the build makes the guild's unknown.
+
 A guild's boards are built in the background (`ensure`, `rebuild`): wait until the outbox is empty
 (its writes are noted but not yet in MongoDB), then one pass over the guild's documents in batches,
 yielding to the event loop. Until a guild is built, `ready()` is False and the commands fall back
@@ -31,15 +37,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import UTC, date, timedelta
 from typing import Any
 
 from sortedcontainers import SortedList
 
 from app.storage.retry import OpId
 from app.tracking.builds import GuildBuilds
+from app.tracking.streaks import STREAK_DAYS, ActiveRule
 from app.tracking.voice import COUNTERS
 from app.wiring.clock import Clock
 from app.wiring.heap import keep_long_lived, young_collections_only
@@ -125,6 +132,36 @@ def _apply(record: list[int], amounts: Mapping[str, int], slot: int, seq: int) -
 
 
 @dataclass
+class Earlier:
+    """Which days before the mirror each member was active on, under `rule`: bit i of a member's
+    int is the day `first` + i. Members whose set is not known (`unknown`) are read from MongoDB."""
+
+    first: date
+    rule: ActiveRule
+    bits: dict[int, int] = field(default_factory=dict)
+    unknown: set[int] = field(default_factory=set)
+
+    def load(self, docs: Iterable[Mapping[str, Any]]) -> None:
+        for doc in docs:
+            if self.rule.active(Counters.from_document(doc)):
+                try:
+                    bit = 1 << (date.fromisoformat(doc["day"]) - self.first).days
+                except (TypeError, ValueError):
+                    self.unknown.add(int(doc["member_id"]))  # the reader logs an unreadable day
+                    continue
+                member = int(doc["member_id"])
+                self.bits[member] = self.bits.get(member, 0) | bit
+
+    def days(self, member_id: int) -> list[date]:
+        bits, found = self.bits.get(member_id, 0), []
+        while bits:
+            low = bits & -bits
+            found.append(self.first + timedelta(days=low.bit_length() - 1))
+            bits ^= low
+        return found
+
+
+@dataclass
 class _PeriodBuild:
     boards: dict[str, Board]
     done: set[int] = field(default_factory=set)
@@ -143,6 +180,7 @@ class GuildRanks:
         self._period_builds: dict[str, _PeriodBuild] = {}
         self._period_tasks: dict[str, asyncio.Task[dict[str, Board]]] = {}
         self._day_names: dict[str, str] = {}  # one string object per day
+        self.earlier: Earlier | None = None  # active days before the mirror (with a rule)
 
     # ---- loading --------------------------------------------------------------------------
     def load(self, docs: Iterable[Mapping[str, Any]]) -> None:
@@ -178,7 +216,11 @@ class GuildRanks:
                 for metric, name in METRICS.items():
                     self.all_time[metric].set(member, record[SLOT[name]])
         for (member, credited_day), amounts in days.items():
-            if not amounts or credited_day < self.keep_from:
+            if not amounts:
+                continue
+            if credited_day < self.keep_from:
+                if self.earlier is not None:
+                    self.earlier.unknown.add(member)  # its day's counters are not mirrored
                 continue
             day = self._day_names.setdefault(credited_day, credited_day)
             record = self.days.setdefault(member, {}).setdefault(day, [0] * WIDTH)
@@ -198,6 +240,8 @@ class GuildRanks:
     def forget_member(self, member_id: int) -> None:
         self.totals.pop(member_id, None)
         self.days.pop(member_id, None)
+        if self.earlier is not None:
+            self.earlier.bits.pop(member_id, None)
         building = [b.boards for b in self._period_builds.values()]
         for boards in (self.all_time, *self.periods.values(), *building):
             for board in boards.values():
@@ -217,6 +261,18 @@ class GuildRanks:
 
     def covers(self, since: str | None) -> bool:
         return since is None or since >= self.keep_from
+
+    def streak_days(self, member_id: int, first: date, rule: ActiveRule
+                    ) -> tuple[dict[str, Counters], list[date]] | None:
+        """The member's mirrored days from `first` on, and their active days from `first` to the
+        mirror (under `rule`); None when those are not known here."""
+        earlier = self.earlier
+        if earlier is None or earlier.rule != rule or first < earlier.first or member_id in earlier.unknown:
+            return None
+        since = first.isoformat()
+        mirrored = {day: Counters(*record[:len(COUNTERS)])
+                    for day, record in self.days.get(member_id, {}).items() if day >= since}
+        return mirrored, [d for d in earlier.days(member_id) if d >= first]
 
     async def every_member(self, since: str | None) -> list[tuple[int, Counters]]:
         """Every member's counters since `since`, members with only zeros left out."""
@@ -302,11 +358,13 @@ class Ranks(GuildBuilds[_Build, GuildRanks]):
     what = "ranks"
 
     def __init__(self, activity: ActivityRepository, clock: Clock,
-                 active: Callable[[], bool] = lambda: True, batch: int = SCAN_BATCH) -> None:
+                 active: Callable[[], bool] = lambda: True, batch: int = SCAN_BATCH,
+                 rule_of: Callable[[int], Awaitable[ActiveRule]] | None = None) -> None:
         super().__init__(active)
         self.activity = activity
         self.clock = clock
         self.batch = batch
+        self.rule_of = rule_of  # the guild's rule for an active day (None: no active days kept)
 
     def _keep_from(self) -> str:
         return (self.clock.now().astimezone(UTC).date() - timedelta(days=KEEP_DAYS - 1)).isoformat()
@@ -325,6 +383,9 @@ class Ranks(GuildBuilds[_Build, GuildRanks]):
         ranks = build.ranks
         with young_collections_only():  # no full collection in the middle of the build
             docs = await self._load(guild_id, ranks)
+            if self.rule_of is not None:
+                rule = await self.rule_of(guild_id)
+                ranks.earlier = await self._load_earlier(guild_id, ranks.keep_from, rule)
             await ranks.rank_all_time()
             for credits, op_id, guard in build.notes:  # notes arriving meanwhile are appended: applied too
                 ranks.apply(credits, op_id, guard)
@@ -342,6 +403,17 @@ class Ranks(GuildBuilds[_Build, GuildRanks]):
             if docs % FREEZE_EVERY < len(rows):
                 keep_long_lived("ranks building")  # the young generations, collected here
         return docs
+
+    async def _load_earlier(self, guild_id: int, keep_from: str, rule: ActiveRule) -> Earlier:
+        """The active days of the `STREAK_DAYS` days (and one more, for time zones) before the mirror."""
+        earlier = Earlier(date.fromisoformat(keep_from) - timedelta(days=STREAK_DAYS + 1), rule)
+        docs = 0
+        async for rows in self.activity.scan_days(guild_id, earlier.first.isoformat(), keep_from, self.batch):
+            earlier.load(rows)
+            docs += len(rows)
+            if docs % FREEZE_EVERY < len(rows):
+                keep_long_lived("ranks building")
+        return earlier
 
     # ---- the write path -------------------------------------------------------------------
     def note(self, credits: Iterable[Credit], op_id: OpId, guard: str) -> None:
@@ -374,6 +446,13 @@ class Ranks(GuildBuilds[_Build, GuildRanks]):
 
     def counters(self, guild_id: int, member_id: int, since: str | None) -> Counters:
         return self._ready[guild_id].counters(member_id, since)
+
+    def streak_days(self, guild_id: int, member_id: int, first: date, rule: ActiveRule
+                    ) -> tuple[dict[str, Counters], list[date]] | None:
+        """`/ud`'s streak from memory: see `GuildRanks.streak_days` (None: read MongoDB)."""
+        if not self.ready(guild_id):
+            return None
+        return self._ready[guild_id].streak_days(member_id, first, rule)
 
     async def rank(self, guild_id: int, member_id: int, metric: str, since: str | None) -> int | None:
         return (await self._ready[guild_id].boards(since))[metric].rank(member_id)

@@ -1,7 +1,8 @@
 """Streaks of active days and a week's progress towards a weekly goal, from a member's day documents.
 
-Pure: the caller reads the member's day documents once (`ActivityRepository.daily`) and passes
-them, keyed by `YYYY-MM-DD`, with the guild-local date of today (`local_today`).
+Pure: the caller passes the member's day documents of the last `STREAK_DAYS` days, keyed by
+`YYYY-MM-DD`, with the guild-local date of today (`local_today`); the ranks in memory may instead
+give the days they mirror plus the active days before them (`earlier`, see `app.tracking.ranks`).
 
 - A day is *active* when the member reached the guild's minimum (`ActiveRule`): at least
   `min_messages` messages OR at least `min_voice_s` seconds of voice, where a minimum of 0 takes
@@ -26,9 +27,11 @@ from zoneinfo import ZoneInfo
 
 from repositories.activity import Counters
 from repositories.goals import WeeklyGoal
+from repositories.guild_settings import GuildConfig
 
 log = logging.getLogger(__name__)
 ONE_DAY = timedelta(days=1)
+STREAK_DAYS = 366  # the days a streak is counted over, today included
 
 
 def local_today(now: datetime, tz: ZoneInfo) -> date:
@@ -51,6 +54,11 @@ class ActiveRule:
         return by_messages or by_voice
 
 
+def active_rule(config: GuildConfig) -> ActiveRule:
+    """The guild's rule for an active day."""
+    return ActiveRule(config.streak_min_messages, config.streak_min_voice_minutes * 60)
+
+
 @dataclass(frozen=True)
 class Streak:
     current: int  # consecutive active days ending today (or yesterday while today is not active)
@@ -68,10 +76,13 @@ def _dates(days: Iterable[str]) -> list[date]:
     return parsed
 
 
-def streak(days: Mapping[str, Counters], today: date, rule: ActiveRule) -> Streak:
-    """The current and best streak of active days, from the member's day documents `days`."""
+def streak(days: Mapping[str, Counters], today: date, rule: ActiveRule,
+           earlier: Iterable[date] = ()) -> Streak:
+    """The current and best streak of active days, from the member's day documents `days` and the
+    days `earlier` known to be active under `rule` (their documents left out of `days`)."""
     active = {d for d in _dates(day for day, counters in days.items() if rule.active(counters))
               if d <= today}
+    active.update(d for d in earlier if d <= today)
     best = run = 0
     previous: date | None = None
     for day in sorted(active):
@@ -145,6 +156,8 @@ class Habits:
     week: WeekProgress | None  # None: the member set no goal
 
 
-def habits(days: Mapping[str, Counters], today: date, rule: ActiveRule, goal: WeeklyGoal) -> Habits:
-    """Streaks and this week's progress from one read of the member's day documents."""
-    return Habits(streak(days, today, rule), rule, week_progress(days, today, goal))
+def habits(days: Mapping[str, Counters], today: date, rule: ActiveRule, goal: WeeklyGoal,
+           earlier: Iterable[date] = ()) -> Habits:
+    """Streaks and this week's progress from the member's day documents (and the active days
+    `earlier` than them, see `streak`)."""
+    return Habits(streak(days, today, rule, earlier), rule, week_progress(days, today, goal))

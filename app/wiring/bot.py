@@ -27,6 +27,7 @@ from app.storage.retry import OpSequence, RetryPolicy
 from app.storage.writes import Writer
 from app.tracking.invite_boards import InviteBoards
 from app.tracking.ranks import Ranks
+from app.tracking.streaks import ActiveRule, active_rule
 from app.wiring.clock import Clock, SystemClock
 from app.wiring.commands import TrackerTree
 from app.wiring.container import Repositories
@@ -139,7 +140,8 @@ class TrackerBot(commands.Bot):
         self.lease = Lease(self.repos.lease, self.sequence, self.clock, data_dir_id(settings.data_dir),
                            settings.lease_ttl_seconds, on_acquired=self._took_over)
         # /ud and /top ranks in memory; valid only while this process counts (holds the lease)
-        self.ranks = Ranks(self.repos.activity, self.clock, active=self.lease.active.is_set)
+        self.ranks = Ranks(self.repos.activity, self.clock, active=self.lease.active.is_set,
+                           rule_of=self._active_rule)
         self.invite_boards = InviteBoards(self.repos.joins, self.repos.invite_bonus,
                                           active=self.lease.active.is_set)
         self.repos.invite_boards = self.invite_boards
@@ -159,6 +161,10 @@ class TrackerBot(commands.Bot):
         if event_name in COUNTED_EVENTS and not self.lease.active.is_set():
             return
         super().dispatch(event_name, *args, **kwargs)
+
+    async def _active_rule(self, guild_id: int) -> ActiveRule:
+        """The guild's rule for an active day (its streak settings), for the ranks' active days."""
+        return active_rule(await self.repos.guild_settings.get(guild_id))
 
     def _took_over(self) -> None:
         """The lease changed hands to this running process: reconcile every guild as on a start.
