@@ -15,6 +15,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from app.tracking import seasons as season_logic
 from app.tracking.seasons import MAX_NAME, STARTS, Season, SeasonRefused, Seasons, current_of, day_start
 from app.wiring.commands import answer
 from app.wiring.reply_limits import fit_embed
@@ -26,6 +27,20 @@ log = logging.getLogger(__name__)
 NO_MENTIONS = discord.AllowedMentions.none()
 LIST_PAGE = 15  # seasons per page of /season list
 START_CHOICES = [app_commands.Choice(name=f"{when} (00:00, server time)", value=when) for when in STARTS]
+
+
+def refusal_text(refused: SeasonRefused) -> str:
+    name, day = safe_name(refused.name), refused.day
+    return {
+        season_logic.TOO_LONG: f"A season's name is at most {MAX_NAME} characters.",
+        season_logic.UNPRINTABLE: "A season's name is letters, digits, spaces and punctuation only.",
+        season_logic.TAKEN: f"This server has a season named **{name}** already; pick another name.",
+        season_logic.NOT_AFTER: f"**{name}** started on {day}; a new season starts on a later day: use "
+                                "`starts: tomorrow`.",
+        season_logic.NEXT_WAITING: f"**{name}** starts tomorrow ({day}); the next season can start once "
+                                   "it has begun.",
+        season_logic.RACE: "Another season was started at the same moment; see `/season list`.",
+    }[refused.reason]
 
 
 def season_line(season: Season, today: str) -> str:
@@ -82,7 +97,7 @@ class SeasonsCog(commands.Cog, name="Seasons"):
         try:
             season, tz = await self.seasons.start(guild.id, name, starts, interaction.user.id)
         except SeasonRefused as refused:
-            await answer(interaction, str(refused))
+            await answer(interaction, refusal_text(refused))
             return
         seasons = await self.seasons.all(guild.id)
         before = seasons[-2] if len(seasons) > 1 else None
@@ -90,7 +105,7 @@ class SeasonsCog(commands.Cog, name="Seasons"):
                 f"({tz.key}): {style.when(day_start(season.start_day, tz), 'F')}. ")
         if before is not None:
             text += f"**{safe_name(before.name)}** ends with {before.last_day} and stays readable. "
-        text += f"`/top period: this season` shows it; `/top season:{season.name}` any time later."
+        text += "`/top period:this season` shows it, and `/top season:` with its name any time later."
         await answer(interaction, text)
 
     @season_group.command(name="list", description="The seasons of this server and their days")

@@ -49,7 +49,16 @@ class Season:
 
 
 class SeasonRefused(Exception):
-    """Why a season cannot start (the text shown to the admin)."""
+    """Why a season cannot start: `reason` (one of the constants below), and the name or season it
+    is about; `cogs/seasons.py` words it."""
+
+    def __init__(self, reason: str, name: str = "", day: str = "") -> None:
+        super().__init__(reason, name, day)
+        self.reason, self.name, self.day = reason, name, day
+
+
+TOO_LONG, UNPRINTABLE, TAKEN, NOT_AFTER, NEXT_WAITING, RACE = (
+    "too long", "unprintable", "taken", "not after", "next waiting", "race")
 
 
 def with_ends(stored: list[StoredSeason]) -> list[Season]:
@@ -121,19 +130,18 @@ class Seasons:
         start_day = (today + timedelta(days=STARTS[starts])).isoformat()
         text = (name or "").strip() or default_name(seasons)
         if len(text) > MAX_NAME:
-            raise SeasonRefused(f"A season's name is at most {MAX_NAME} characters.")
+            raise SeasonRefused(TOO_LONG)
+        if not text.isprintable():
+            raise SeasonRefused(UNPRINTABLE)
         if named(seasons, text) is not None:
-            raise SeasonRefused(f"This server has a season named **{text}** already; pick another name.")
+            raise SeasonRefused(TAKEN, text)
         latest = seasons[-1] if seasons else None
         if latest is not None and start_day <= latest.start_day:
-            if latest.start_day > today.isoformat():
-                raise SeasonRefused(f"**{latest.name}** starts tomorrow ({latest.start_day}); the next "
-                                    "season can start once it has begun.")
-            raise SeasonRefused(f"**{latest.name}** started on {latest.start_day}; a new season starts "
-                                "on a later day: use `starts: tomorrow`.")
+            waiting = latest.start_day > today.isoformat()
+            raise SeasonRefused(NEXT_WAITING if waiting else NOT_AFTER, latest.name, latest.start_day)
         wanted = StoredSeason(guild_id, text, start_day, by, self.clock.now())
         stored = await self.repo.insert(wanted)
         if stored is None or (stored.name, stored.started_by) != (wanted.name, wanted.started_by):
-            raise SeasonRefused("Another season was started at the same moment; see `/season list`.")
+            raise SeasonRefused(RACE)
         log.info("guild %s: season %r starts on %s (by %s)", guild_id, text, start_day, by)
         return (await self.all(guild_id))[-1], tz

@@ -112,3 +112,21 @@ async def test_the_member_card_of_a_long_season_shows_its_last_30_days(
     assert len(card.bars) == 30 and card.bars[-1].counters.messages == 1
     assert card.subtitle.endswith("· season Long one (since 2026-03-10)")
     assert (card.message_rank, card.ranked[0]) == (1, 1)
+
+
+async def test_season_names_are_shown_inert_and_odd_ones_refused(tracker: Harness) -> None:
+    h, emu = tracker, tracker.emu
+    bold = await emu.command(ADA, "season start", {"name": "**@everyone** <@102>"})
+    shown = "Season **\\*\\*@\u200beveryone\\*\\* <\u200b@102>** counts from 00:00 today"
+    assert shown in bold.text(), bold.text()
+    for name, refusal in [("**@EVERYONE** <@102>", "This server has a season named **\\*\\*@EVERYONE"),
+                          ("a\x00b", "A season's name is letters, digits, spaces and punctuation only.")]:
+        refused = await emu.command(ADA, "season start", {"name": name, "starts": "tomorrow"})
+        assert refused.text().startswith(refusal), refused.text()
+    blank = await emu.command(ADA, "season start", {"name": "   ", "starts": "tomorrow"})
+    assert blank.text().startswith("Season **Season 2** counts from 00:00 tomorrow"), blank.text()
+    top = await emu.command(BOB, "top", {"board": "messages", "season": "**@everyone** <@102>"})
+    assert top.embed["title"] == ("Top messages - season \\*\\*@\u200beveryone\\*\\* <\u200b@102> "
+                                  "(2026-03-10 to 2026-03-10)")
+    names = [d["name"] async for d in h.db.seasons.find({}).sort("start_day", 1)]
+    assert names == ["**@everyone** <@102>", "Season 2"]

@@ -56,14 +56,14 @@ async def test_a_season_starts_at_midnight_of_the_guilds_day(db, policy) -> None
     assert day_start(first.start_day, tz) == datetime(2026, 3, 9, 4, tzinfo=UTC)  # EDT since 03-08: UTC-4
     assert await seasons.season_range(1) == ("2026-03-09", None)
 
-    with pytest.raises(SeasonRefused, match="a new season starts on a later day"):
+    with pytest.raises(SeasonRefused, match="not after"):
         await seasons.start(1, "Again today", "today", 101)
-    with pytest.raises(SeasonRefused, match="at most 40 characters"):
+    with pytest.raises(SeasonRefused, match="too long"):
         await seasons.start(1, "x" * 41, "tomorrow", 101)
     second, _ = await seasons.start(1, "  Spring  ", "tomorrow", 102)
     assert (second.name, second.start_day, second.started_by) == ("Spring", "2026-03-10", 102)
     assert await seasons.season_range(1) == ("2026-03-09", "2026-03-10")  # Season 1 until tomorrow
-    with pytest.raises(SeasonRefused, match="starts tomorrow"):
+    with pytest.raises(SeasonRefused, match="next waiting"):
         await seasons.start(1, "Summer", "tomorrow", 101)
     clock.advance(86400)
     assert await seasons.season_range(1) == ("2026-03-10", None)
