@@ -201,7 +201,8 @@ class TopView(GatedView):
         self.cog, self.owner_id, self.board, self.period = cog, owner_id, board, period
         self.page, self.pages, self.season = page, pages, season  # season: the name of a chosen one
         self.board_select.options = select_options(BOARD_CHOICES, BOARD_TITLES, board)
-        self.period_select.options = select_options(ACTIVITY_PERIOD_CHOICES, PERIOD_LABELS, period)
+        chosen = period if season is None else ""  # a season by name: none of the periods
+        self.period_select.options = select_options(ACTIVITY_PERIOD_CHOICES, PERIOD_LABELS, chosen)
         if pages > 1:
             self.previous.disabled = page <= 0
             self.next.disabled = page >= pages - 1

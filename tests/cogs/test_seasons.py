@@ -77,6 +77,12 @@ async def test_seasons_start_end_and_stay_readable(tracker: Harness) -> None:
     switched = await emu.click(spring, "top:board", BOB, values=["voice"])  # the season is kept
     title = switched.message["embeds"][0]["title"]
     assert title == "Top voice time - season Spring (2026-03-10 to 2026-03-10)"
+    periods = next(c for row in switched.message["components"] for c in row["components"]
+                   if c["custom_id"] == "top:period")["options"]
+    assert [o["value"] for o in periods] == ["today", "7d", "30d", "all", "season"]
+    assert not any(o.get("default") for o in periods)  # a season by name: no period chosen
+    current = await emu.click(switched, "top:period", BOB, values=["season"])  # back to the current one
+    assert current.message["embeds"][0]["title"] == "Top voice time - season Summer (since 2026-03-11)"
     unknown = await emu.command(BOB, "top", {"board": "messages", "season": "Winter"})
     assert unknown.ephemeral and unknown.text().startswith("No season named **Winter**")
 
