@@ -39,7 +39,7 @@ from sortedcontainers import SortedList
 from app.tracking.builds import GuildBuilds
 from app.tracking.retention import DAY_MS, HORIZONS, Horizon, Retention, RetentionView, Stay, retained_order
 from app.wiring.clock import to_ms
-from app.wiring.heap import keep_long_lived
+from app.wiring.heap import keep_long_lived, young_collections_only
 from repositories.invite_bonus import InviteBonusRepository
 from repositories.joins import FAKE_REASONS, InviterCounts, JoinRepository
 
@@ -420,24 +420,30 @@ class InviteBoards(GuildBuilds[_Build, GuildInvites]):
             # From here on, a write either lands before the scan reads it or is touched and read
             # back below: the touches of before are covered by the scan.
             self._take_touched(guild_id)
-            docs = 0
-            invites.deferred = set()
-            async for rows in self.joins.scan_figures(guild_id, self.batch):
-                for start in range(0, len(rows), CHUNK):
-                    for doc in rows[start: start + CHUNK]:
-                        invites.put(doc["_id"], Figures.of(doc))
-                    await asyncio.sleep(0)
-                docs += len(rows)
-                if docs % FREEZE_EVERY < len(rows):
-                    keep_long_lived("invite boards building")  # full collections stay short
-            for member_id, bonus in (await self.bonus.all(guild_id)).items():
-                invites.put_bonus(member_id, bonus)
-            await invites.rank_deferred()
-            await self._read_back(invites, *self._take_touched(guild_id))
+            with young_collections_only():  # no full collection in the middle of the build
+                docs = await self._load(guild_id, invites)
+                await invites.rank_deferred()
+                await self._read_back(invites, *self._take_touched(guild_id))
+                keep_long_lived("invite boards built")
         self._done(guild_id, invites)
-        keep_long_lived("invite boards built")
         log.info("invite boards of guild %s built: %d joins, %d inviters", guild_id, docs,
                  len(invites.inviters))
+
+    async def _load(self, guild_id: int, invites: GuildInvites) -> int:
+        """Every join of the guild and every bonus into `invites`; the number of joins read."""
+        docs = 0
+        invites.deferred = set()
+        async for rows in self.joins.scan_figures(guild_id, self.batch):
+            for start in range(0, len(rows), CHUNK):
+                for doc in rows[start: start + CHUNK]:
+                    invites.put(doc["_id"], Figures.of(doc))
+                await asyncio.sleep(0)
+            docs += len(rows)
+            if docs % FREEZE_EVERY < len(rows):
+                keep_long_lived("invite boards building")  # the young generations, collected here
+        for member_id, bonus in (await self.bonus.all(guild_id)).items():
+            invites.put_bonus(member_id, bonus)
+        return docs
 
     # ---- keeping exact ----------------------------------------------------------------------------
     def _take_touched(self, guild_id: int) -> tuple[set[str], set[int], set[int]]:

@@ -48,7 +48,7 @@ from app.storage.retry import OpId
 from app.tracking.builds import GuildBuilds
 from app.tracking.voice import COUNTERS
 from app.wiring.clock import Clock
-from app.wiring.heap import keep_long_lived
+from app.wiring.heap import keep_long_lived, young_collections_only
 from repositories.activity import (
     MESSAGE_GUARD,
     METRICS,
@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 KEEP_DAYS = 32  # day documents mirrored: enough for a 30-day period in any time zone
 SCAN_BATCH = 1000
 CHUNK = 500  # members per step of an in-memory pass before yielding to the event loop
+FREEZE_EVERY = 5_000  # documents loaded between two collections of the young generations
 PERIOD_BOARDS_KEPT = 8  # spans within the mirror kept per guild, least recently used dropped first
 RANGE_BOARDS_KEPT = 3  # spans reaching before the mirror (seasons), least recently used dropped first
 SLOT = {name: i for i, name in enumerate(COUNTERS)}
@@ -444,17 +445,25 @@ class Ranks(GuildBuilds[_Build, GuildRanks]):
             await writer.wait_drained()
         build.notes.clear()  # from here on the read sees, or the notes hold, every write
         ranks = build.ranks
+        with young_collections_only():  # no full collection in the middle of the build
+            docs = await self._load(guild_id, ranks)
+            await ranks.rank_all_time()
+            for credits, op_id, guard in build.notes:  # notes arriving meanwhile are appended: applied too
+                ranks.apply(credits, op_id, guard)
+                await asyncio.sleep(0)  # one written unit per event-loop turn (a restart notes thousands)
+            keep_long_lived("ranks built")
+        self._done(guild_id, ranks)
+        log.info("ranks of guild %s built: %d documents, %d members", guild_id, docs, len(ranks.totals))
+
+    async def _load(self, guild_id: int, ranks: GuildRanks) -> int:
+        """The guild's documents into the mirror; the number read."""
         docs = 0
         async for rows in self.activity.scan(guild_id, ranks.keep_from, self.batch):
             ranks.load(rows)
             docs += len(rows)
-        await ranks.rank_all_time()
-        for credits, op_id, guard in build.notes:  # notes arriving meanwhile are appended: applied too
-            ranks.apply(credits, op_id, guard)
-            await asyncio.sleep(0)  # one written unit per event-loop turn (a restart notes thousands)
-        self._done(guild_id, ranks)
-        keep_long_lived("ranks built")
-        log.info("ranks of guild %s built: %d documents, %d members", guild_id, docs, len(ranks.totals))
+            if docs % FREEZE_EVERY < len(rows):
+                keep_long_lived("ranks building")  # the young generations, collected here
+        return docs
 
     # ---- the write path -------------------------------------------------------------------
     def note(self, credits: Iterable[Credit], op_id: OpId, guard: str) -> None:

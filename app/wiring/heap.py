@@ -17,6 +17,12 @@ which discord.py replaces when a gateway session is re-identified. So when a gui
 as a different `Guild` object than the one frozen before, everything is thawed and collected once
 (`gc.unfreeze()` + `gc.collect()`, one pause of the length above, at the moment discord.py has just
 rebuilt its whole cache anyway), then frozen again.
+
+While a big structure is built in the background (the ranks, the invite boards: hundreds of
+thousands of objects made in a few seconds), the automatic collections are paused
+(`young_collections_only`): the allocations would trigger full collections that walk everything
+made since the last freeze. The build instead collects the young generations itself, a chunk at a
+time, and freezes what it built (`keep_long_lived`).
 """
 
 from __future__ import annotations
@@ -24,8 +30,19 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
+
+
+class _Pause:
+    """The builds inside `young_collections_only`, and whether automatic collections were on
+    when the first of them entered."""
+
+    running = 0
+    resume = False
+
 
 
 def keep_long_lived(reason: str) -> None:
@@ -57,3 +74,20 @@ class GuildCaches:
             collect_everything(f"guild {guild_id}'s cache was rebuilt")
         self._frozen[guild_id] = id(guild)
         keep_long_lived("guild available")
+
+
+@contextmanager
+def young_collections_only() -> Iterator[None]:
+    """No automatic collection while inside (nested and concurrent builds allowed); the caller
+    runs `keep_long_lived` often enough to collect the young generations. Automatic collections
+    resume when the last one leaves, unless they were off before."""
+    if _Pause.running == 0:
+        _Pause.resume = gc.isenabled()
+        gc.disable()
+    _Pause.running += 1
+    try:
+        yield
+    finally:
+        _Pause.running -= 1
+        if _Pause.running == 0 and _Pause.resume:
+            gc.enable()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from app.wiring.heap import GuildCaches, keep_long_lived
+from app.wiring.heap import GuildCaches, keep_long_lived, young_collections_only
 
 
 class Node:
@@ -52,3 +52,31 @@ def test_the_same_guild_object_again_does_not_collect_everything(monkeypatch) ->
     caches.built(2, Node())
     assert calls == []
     gc.unfreeze()
+
+
+def test_automatic_collections_pause_inside_nested_builds_and_resume_after_the_last() -> None:
+    assert gc.isenabled()
+    first, second = young_collections_only(), young_collections_only()
+    first.__enter__()
+    second.__enter__()
+    assert not gc.isenabled()
+    first.__exit__(None, None, None)  # the builds may end in any order
+    assert not gc.isenabled()
+    second.__exit__(None, None, None)
+    assert gc.isenabled()
+
+
+def test_a_failed_build_resumes_collections_and_off_stays_off() -> None:
+    try:
+        with young_collections_only():
+            raise RuntimeError("the scan failed")
+    except RuntimeError:
+        pass
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with young_collections_only():
+            pass
+        assert not gc.isenabled()  # an operator who turned them off keeps them off
+    finally:
+        gc.enable()
