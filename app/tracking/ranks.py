@@ -367,24 +367,35 @@ class GuildRanks:
             self._range_tasks[span] = task
         return await asyncio.shield(task)
 
+    async def _read_base(self, since: str, until: str) -> dict[int, list[int]]:
+        """Per member, the sums of the guild's day documents of `[since, until)`, from MongoDB."""
+        assert self.old_days is not None, "no reader of the days older than the mirror"
+        base: dict[int, list[int]] = {}
+        docs = 0
+        with young_collections_only():  # no full collection in the middle of the read
+            async for rows in self.old_days(since, until):
+                for doc in rows:
+                    sums = base.setdefault(int(doc["member_id"]), [0] * len(COUNTERS))
+                    for i, name in enumerate(COUNTERS):
+                        sums[i] += int(doc.get(name) or 0)
+                docs += len(rows)
+                if docs % FREEZE_EVERY < len(rows):
+                    keep_long_lived("season building")  # the young generations, collected here
+                await asyncio.sleep(0)
+            keep_long_lived("season built")
+        return base
+
     async def _build_range(self, span: Span) -> _Range:
         """The base (sums of the span's days older than the mirror, read from MongoDB once), then
         the boards as `_build_period` makes them, each member's base added. Started over when a
         day older than the mirror is written meanwhile (or a member is erased)."""
-        assert self.old_days is not None, "no reader of the days older than the mirror"
         since, until = span
         old_until = self.keep_from if until is None else min(until, self.keep_from)
         try:
             while True:
                 build = _PeriodBuild({metric: Board() for metric in METRICS})
                 self._range_builds[span] = build
-                base: dict[int, list[int]] = {}
-                async for rows in self.old_days(since, old_until):
-                    for doc in rows:
-                        sums = base.setdefault(int(doc["member_id"]), [0] * len(COUNTERS))
-                        for i, name in enumerate(COUNTERS):
-                            sums[i] += int(doc.get(name) or 0)
-                    await asyncio.sleep(0)
+                base = await self._read_base(since, old_until)
                 if not build.stale:
                     await self._sum_members(build, span, base)
                 if build.stale:
