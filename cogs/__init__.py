@@ -17,6 +17,7 @@ def all_cog_factories() -> list[Callable[[Any], Any]]:
     from cogs.help import HelpCog
     from cogs.invites import InvitesCog
     from cogs.rewards import RewardsCog
+    from cogs.seasons import SeasonsCog
     from cogs.server import ServerCog
     from cogs.settings import SettingsCog
     from cogs.stats import StatsCog
@@ -32,6 +33,7 @@ def all_cog_factories() -> list[Callable[[Any], Any]]:
         lambda bot: InvitesCog(bot, bot.repos),
         lambda bot: SettingsCog(bot, bot.repos.guild_settings),
         RewardsCog,
+        SeasonsCog,
         StatusCog,
         AnnouncementsCog,
         data_cog,

@@ -48,6 +48,12 @@ METRICS = {"messages": "messages", "voice": "voice_s", "camera": "cam_on_s", "st
 READ_CHUNK = 500  # documents read by `_id` per query (and handled per event-loop turn)
 
 
+def day_range(since_day: str, until_day: str | None) -> dict[str, str]:
+    """The filter on `day` of the days from `since_day` (inclusive) to `until_day` (exclusive; None:
+    no end). Day strings `YYYY-MM-DD` compare as the days do."""
+    return {"$gte": since_day} if until_day is None else {"$gte": since_day, "$lt": until_day}
+
+
 def total_key(guild_id: int, member_id: int) -> str:
     return f"t:{guild_id}:{member_id}"
 
@@ -365,8 +371,10 @@ class ActivityRepository(Repository):
                               f"erase a member's {self.collection_name}")
 
     # ---- reads ----------------------------------------------------------------------------
-    async def member_counters(self, guild_id: int, member_id: int, since_day: str | None) -> Counters:
-        """A member's counters since `since_day` (inclusive; None: all time)."""
+    async def member_counters(self, guild_id: int, member_id: int, since_day: str | None,
+                              until_day: str | None = None) -> Counters:
+        """A member's counters since `since_day` (inclusive; None: all time), before `until_day`
+        (exclusive; None: no end)."""
         if since_day is None:
             doc = await with_retry(
                 "read activity total",
@@ -380,7 +388,7 @@ class ActivityRepository(Repository):
                     "guild_id": guild_id,
                     "member_id": member_id,
                     "kind": "day",
-                    "day": {"$gte": since_day},
+                    "day": day_range(since_day, until_day),
                 }
             },
             {"$group": {"_id": None, **{name: {"$sum": f"${name}"} for name in COUNTERS}}},
@@ -421,11 +429,13 @@ class ActivityRepository(Repository):
     async def scan_days(
         self, guild_id: int, since_day: str, until_day: str, batch: int = 1000
     ) -> AsyncIterator[list[dict[str, Any]]]:
-        """The guild's day documents from `since_day` up to `until_day` (excluded), in lists of up
-        to `batch` (counters, member and day only). For the active days before the ranks' mirror
-        (`app.tracking.ranks`); one pass, no retry: a failed pass is started over."""
+        """The guild's day documents of the days from `since_day` (inclusive) to `until_day`
+        (exclusive), in lists of up to `batch` (counters, member and day only; index `{guild_id,
+        kind, day}`). For the ranks in memory (`app.tracking.ranks`): a season's board reaching
+        before the days mirrored, and the active days before the mirror; one pass, no retry: a
+        failed pass is started over."""
         fields = {name: 1 for name in (*COUNTERS, "member_id", "day")}
-        query = {"guild_id": guild_id, "kind": "day", "day": {"$gte": since_day, "$lt": until_day}}
+        query = {"guild_id": guild_id, "kind": "day", "day": day_range(since_day, until_day)}
         async for rows in in_batches(self.collection.find(query, fields, batch_size=batch), batch):
             yield rows
 
@@ -496,12 +506,13 @@ class ActivityRepository(Repository):
         return await with_retry("read activity days", read, self.policy)
 
     async def leaderboard(
-        self, guild_id: int, metric: str, since_day: str | None, skip: int, limit: int
+        self, guild_id: int, metric: str, since_day: str | None, skip: int, limit: int,
+        until_day: str | None = None,
     ) -> list[tuple[int, int]]:
         """(member_id, value) with value > 0, highest first, ties by member id."""
         field = METRICS[metric]
         pipeline = [
-            *self._values(guild_id, field, since_day),
+            *self._values(guild_id, field, since_day, until_day),
             {"$match": {"value": {"$gt": 0}}},
             {"$sort": {"value": -1, "member": 1}},
             {"$skip": skip},
@@ -510,21 +521,24 @@ class ActivityRepository(Repository):
         rows = await self.aggregate(pipeline, "read leaderboard")
         return [(int(row["member"]), int(row["value"])) for row in rows]
 
-    async def ranked_count(self, guild_id: int, metric: str, since_day: str | None) -> int:
+    async def ranked_count(self, guild_id: int, metric: str, since_day: str | None,
+                           until_day: str | None = None) -> int:
         """How many members have a value > 0 (the leaderboard's length)."""
-        return await self._count_above(guild_id, METRICS[metric], since_day, 0)
+        return await self._count_above(guild_id, METRICS[metric], since_day, 0, until_day)
 
-    async def rank(self, guild_id: int, member_id: int, metric: str, since_day: str | None) -> int | None:
+    async def rank(self, guild_id: int, member_id: int, metric: str, since_day: str | None,
+                   until_day: str | None = None) -> int | None:
         """1 + the number of members strictly ahead; None when the member has nothing."""
         field = METRICS[metric]
-        own = getattr(await self.member_counters(guild_id, member_id, since_day), field)
+        own = getattr(await self.member_counters(guild_id, member_id, since_day, until_day), field)
         if own <= 0:
             return None
-        return 1 + await self._count_above(guild_id, field, since_day, own)
+        return 1 + await self._count_above(guild_id, field, since_day, own, until_day)
 
-    async def _count_above(self, guild_id: int, field: str, since_day: str | None, value: int) -> int:
+    async def _count_above(self, guild_id: int, field: str, since_day: str | None, value: int,
+                           until_day: str | None = None) -> int:
         pipeline = [
-            *self._values(guild_id, field, since_day),
+            *self._values(guild_id, field, since_day, until_day),
             {"$match": {"value": {"$gt": value}}},
             {"$count": "n"},
         ]
@@ -532,7 +546,8 @@ class ActivityRepository(Repository):
         return int(rows[0]["n"]) if rows else 0
 
     @staticmethod
-    def _values(guild_id: int, field: str, since_day: str | None) -> list[dict[str, Any]]:
+    def _values(guild_id: int, field: str, since_day: str | None,
+                until_day: str | None = None) -> list[dict[str, Any]]:
         """Pipeline stages giving one row per member: {member: member_id, value}."""
         if since_day is None:
             return [
@@ -540,7 +555,7 @@ class ActivityRepository(Repository):
                 {"$project": {"_id": 0, "member": "$member_id", "value": f"${field}"}},
             ]
         return [
-            {"$match": {"guild_id": guild_id, "kind": "day", "day": {"$gte": since_day}}},
+            {"$match": {"guild_id": guild_id, "kind": "day", "day": day_range(since_day, until_day)}},
             {"$group": {"_id": "$member_id", "value": {"$sum": f"${field}"}}},
             {"$project": {"_id": 0, "member": "$_id", "value": 1}},
         ]

@@ -267,6 +267,38 @@ async def test_leaderboard_of_days_group_project_and_count_above(db):
     assert sum(r["n"] for r in none) == 0
 
 
+async def test_days_in_a_range_gte_lt_on_day_strings_in_find_and_group(db):
+    """A season's days (repositories/activity.py `day_range`): `$gte` and `$lt` on `YYYY-MM-DD`."""
+    await _seed_activity(db)
+    span = {"$gte": "2026-02-28", "$lt": "2026-03-10"}
+    query = {"guild_id": 1, "kind": "day", "day": span}
+    assert sorted([d["_id"] async for d in db.act.find(query, {"member_id": 1})]) == [
+        "d:1:5:2026-02-28", "d:1:6:2026-03-09", "d:1:7:2026-03-01"]
+    stages = [{"$match": query}, {"$group": {"_id": "$member_id", "value": {"$sum": "$messages"}}},
+              {"$project": {"_id": 0, "member": "$_id", "value": 1}}]
+    rows = _rows(await _agg(db.act, [*stages, {"$sort": {"value": -1, "member": 1}}]))
+    assert rows == [{"member": 7, "value": 9}, {"member": 6, "value": 3}, {"member": 5, "value": 1}]
+
+
+async def test_season_upsert_set_on_insert_under_a_compound_unique_index(db):
+    """repositories/seasons.py: a retried upsert of the same `_id` changes nothing; a new `_id`
+    whose `(guild_id, name_key)` is taken is a duplicate key; another guild may use the name."""
+    await db.seasons.create_index([("guild_id", 1), ("name_key", 1)], unique=True)
+
+    def start(key, guild, name):
+        fields = {"guild_id": guild, "name": name, "name_key": name.lower(), "start_day": key[-10:]}
+        return db.seasons.update_one({"_id": key}, {"$setOnInsert": fields}, upsert=True)
+
+    await start("1:2026-03-01", 1, "Spring")
+    await start("1:2026-03-01", 1, "Spring")  # a retry
+    await start("1:2026-03-01", 1, "Other")  # that day has a season: kept as it was
+    with pytest.raises(DuplicateKeyError):
+        await start("1:2026-06-01", 1, "SPRING")
+    await start("2:2026-06-01", 2, "Spring")
+    found = [(d["_id"], d["name"]) async for d in db.seasons.find({"guild_id": 1}).sort("start_day", 1)]
+    assert found == [("1:2026-03-01", "Spring")]
+
+
 async def test_indexes_with_descending_counter_keys_are_created(db):
     from pymongo import ASCENDING, DESCENDING, IndexModel
 

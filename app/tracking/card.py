@@ -6,7 +6,8 @@ No avatar is fetched: a disc with the member's initials stands in. Fonts: `app.t
 
 The bars: `period_bars` turns the member's day documents into one bar per day (`today`: the last
 7 days, today's bar in colour and the days before dimmed; `7d`, `30d`: each day of the period) or
-per month (`all`: the last 12 months). Three panels: messages, voice (camera on stacked over camera
+per month (`all`: the last 12 months); `season_bars`: each day of the current season, at most its
+last 30. Three panels: messages, voice (camera on stacked over camera
 off) and streaming, each with whole-number ticks, in minutes while the highest bar is under an hour.
 With the member's habits (`app.tracking.streaks.Habits`), a row under the totals shows the streak
 and, when the member set one, the weekly goal's progress; the card is that row taller.
@@ -152,6 +153,21 @@ def period_bars(period: str, today: date, stored: Mapping[str, Counters]) -> tup
     if period == "30d":
         return _day_bars(today, 30, 30, stored), "Per day, last 30 days"
     return _month_bars(today, stored), "Per month, last 12 months"
+
+
+SEASON_BARS = 30  # days of a season the card shows at most (its last ones)
+
+
+def season_bars(start_day: str, today: date, stored: Mapping[str, Counters]) -> tuple[list[Bar], str]:
+    """The bars of the current season (started on `start_day`): one per day, at most the last
+    `SEASON_BARS` of them, and the caption saying which."""
+    days = max(1, (today - date.fromisoformat(start_day)).days + 1)
+    shown = min(days, SEASON_BARS)
+    if days > SEASON_BARS:
+        caption = f"Per day, the season's last {SEASON_BARS} days (it started {start_day})"
+    else:
+        caption = f"Per day, this season (since {start_day})"
+    return _day_bars(today, shown, shown, stored), caption
 
 
 # ---- axes ------------------------------------------------------------------------------------

@@ -5,10 +5,16 @@ and rebuilt from them (see `docs/data-model.md`, "Ranks in memory"):
 
 - a mirror of each member's all-time document and of their day documents of the last
   `KEEP_DAYS` days: the five counters plus the two guard sequences (`msg_seq`, `voice_seq`);
-- per metric of `METRICS`, a board of the all-time values, and per period start day (today, 7 days,
-  30 days in the guild's time zone) a board of the sums of the day documents from that day on, built
-  on first use from the mirror. A board is a `SortedList` of one int per member with a value > 0,
-  ordered by value (highest first) then member id, as the aggregation's `$sort` orders them.
+- per metric of `METRICS`, a board of the all-time values, and per span of days `[since, until)`
+  (until None: no end; today, 7 days, 30 days in the guild's time zone, a season) a board of the
+  sums of the day documents of those days, built on first use from the mirror. A board is a
+  `SortedList` of one int per member with a value > 0, ordered by value (highest first) then member
+  id, as the aggregation's `$sort` orders them;
+- a span reaching before the mirror (a long or past season) also keeps, per member, the sums of its
+  day documents older than the mirror (its "base"), read once from MongoDB when the span is first
+  asked for (`ActivityRepository.scan_days`); a write noted on such an old day drops the spans
+  covering it (their base would not know whether MongoDB applied it: those documents are not
+  mirrored, so their guard sequences are not known here), and the next read builds them again.
 
 When a count becomes visible: when the tracker's write returned, i.e. MongoDB acknowledged it or
 the Writer kept it in the durable outbox (the same moment the tracker forgets it). The trackers
@@ -37,7 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, timedelta
 from typing import Any
@@ -64,13 +70,23 @@ KEEP_DAYS = 32  # day documents mirrored: enough for a 30-day period in any time
 SCAN_BATCH = 1000
 CHUNK = 500  # members per step of an in-memory pass before yielding to the event loop
 FREEZE_EVERY = 5_000  # documents loaded between two collections of the young generations
-PERIOD_BOARDS_KEPT = 6  # period start days kept per guild (today, 7 and 30 days, and yesterday's)
+PERIOD_BOARDS_KEPT = 8  # spans within the mirror kept per guild, least recently used dropped first
+RANGE_BOARDS_KEPT = 3  # spans reaching before the mirror (seasons), least recently used dropped first
 SLOT = {name: i for i, name in enumerate(COUNTERS)}
 SEQ_SLOT = {MESSAGE_GUARD: len(COUNTERS), VOICE_GUARD: len(COUNTERS) + 1}
 WIDTH = len(COUNTERS) + 2
 TOP = 1 << 63
 SHIFT = 64
 MASK = (1 << SHIFT) - 1
+
+
+Span = tuple[str, str | None]  # the days from `since` (inclusive) to `until` (exclusive; None: no end)
+OldDays = Callable[[str, str], AsyncIterator[list[dict[str, Any]]]]
+
+
+def in_span(day: str, span: Span) -> bool:
+    since, until = span
+    return since <= day and (until is None or day < until)
 
 
 def board_key(value: int, member_id: int) -> int:
@@ -165,20 +181,34 @@ class Earlier:
 class _PeriodBuild:
     boards: dict[str, Board]
     done: set[int] = field(default_factory=set)
+    stale: bool = False  # a span reaching before the mirror: an old day of it was written meanwhile
+
+
+@dataclass
+class _Range:
+    """A span reaching before the mirror: per member, the sums (`COUNTERS`) of its days older than
+    the mirror, and its boards (those sums plus the member's mirrored days of the span)."""
+
+    base: dict[int, list[int]]
+    boards: dict[str, Board]
 
 
 class GuildRanks:
     """One guild's mirror and boards."""
 
-    def __init__(self, guild_id: int, keep_from: str) -> None:
+    def __init__(self, guild_id: int, keep_from: str, old_days: OldDays | None = None) -> None:
         self.guild_id = guild_id
         self.keep_from = keep_from  # the oldest day mirrored
+        self.old_days = old_days  # reads the guild's day documents of [since, until) from MongoDB
         self.totals: dict[int, list[int]] = {}
         self.days: dict[int, dict[str, list[int]]] = {}
         self.all_time = {metric: Board() for metric in METRICS}
-        self.periods: dict[str, dict[str, Board]] = {}
-        self._period_builds: dict[str, _PeriodBuild] = {}
-        self._period_tasks: dict[str, asyncio.Task[dict[str, Board]]] = {}
+        self.periods: dict[Span, dict[str, Board]] = {}  # least recently used first
+        self._period_builds: dict[Span, _PeriodBuild] = {}
+        self._period_tasks: dict[Span, asyncio.Task[dict[str, Board]]] = {}
+        self.ranges: dict[Span, _Range] = {}  # least recently used first
+        self._range_builds: dict[Span, _PeriodBuild] = {}
+        self._range_tasks: dict[Span, asyncio.Task[_Range]] = {}
         self._day_names: dict[str, str] = {}  # one string object per day
         self.earlier: Earlier | None = None  # active days before the mirror (with a rule)
 
@@ -221,6 +251,7 @@ class GuildRanks:
             if credited_day < self.keep_from:
                 if self.earlier is not None:
                     self.earlier.unknown.add(member)  # its day's counters are not mirrored
+                self._old_day_written(credited_day)
                 continue
             day = self._day_names.setdefault(credited_day, credited_day)
             record = self.days.setdefault(member, {}).setdefault(day, [0] * WIDTH)
@@ -228,38 +259,65 @@ class GuildRanks:
                 self._add_to_periods(member, day, amounts)
 
     def _add_to_periods(self, member: int, day: str, amounts: Mapping[str, int]) -> None:
-        for since, boards in self.periods.items():
-            if day >= since:
+        built = [*self.periods.items(), *((span, r.boards) for span, r in self.ranges.items())]
+        for span, boards in built:
+            if in_span(day, span):
                 for metric, name in METRICS.items():
                     boards[metric].add(member, amounts.get(name, 0))
-        for since, build in self._period_builds.items():
-            if day >= since and member in build.done:
+        for span, build in (*self._period_builds.items(), *self._range_builds.items()):
+            if in_span(day, span) and member in build.done:
                 for metric, name in METRICS.items():
                     build.boards[metric].add(member, amounts.get(name, 0))
+
+    def _old_day_written(self, day: str) -> None:
+        """A write to a day older than the mirror: the spans covering it are read again."""
+        for span in [span for span in self.ranges if in_span(day, span)]:
+            del self.ranges[span]
+            log.info("ranks of guild %s: a write to %s; the board of %s is read again",
+                     self.guild_id, day, span)
+        for span, build in self._range_builds.items():
+            if in_span(day, span):
+                build.stale = True
 
     def forget_member(self, member_id: int) -> None:
         self.totals.pop(member_id, None)
         self.days.pop(member_id, None)
         if self.earlier is not None:
             self.earlier.bits.pop(member_id, None)
+        for kept in self.ranges.values():
+            kept.base.pop(member_id, None)
+        for build in self._range_builds.values():
+            build.stale = True  # its read of MongoDB may have seen the member's documents
         building = [b.boards for b in self._period_builds.values()]
-        for boards in (self.all_time, *self.periods.values(), *building):
+        kept_ranges = [r.boards for r in self.ranges.values()]
+        for boards in (self.all_time, *self.periods.values(), *kept_ranges, *building):
             for board in boards.values():
                 board.set(member_id, 0)
 
     # ---- reads ----------------------------------------------------------------------------
-    def counters(self, member_id: int, since: str | None) -> Counters:
+    def counters(self, member_id: int, since: str | None, until: str | None = None,
+                 base: Mapping[int, list[int]] | None = None) -> Counters:
+        """The member's counters of `[since, until)` from the mirror (None: all time), plus their
+        sums in `base` (a span reaching before the mirror: its days older than the mirror)."""
         if since is None:
             record = self.totals.get(member_id)
             return Counters(*record[:len(COUNTERS)]) if record else Counters()
-        sums = [0] * len(COUNTERS)
+        sums = list((base or {}).get(member_id) or [0] * len(COUNTERS))
         for day, record in self.days.get(member_id, {}).items():
-            if day >= since:
+            if in_span(day, (since, until)):
                 for i in range(len(COUNTERS)):
                     sums[i] += record[i]
         return Counters(*sums)
 
+    async def member_counters(self, member_id: int, since: str | None, until: str | None = None) -> Counters:
+        """`counters` of any span: one reaching before the mirror is built first (`boards`)."""
+        if self.covers(since):
+            return self.counters(member_id, since, until)
+        kept = await self._range((since, until))
+        return self.counters(member_id, since, until, kept.base)
+
     def covers(self, since: str | None) -> bool:
+        """Whether the mirror alone holds the days from `since` on (None: the all-time documents)."""
         return since is None or since >= self.keep_from
 
     def streak_days(self, member_id: int, first: date, rule: ActiveRule
@@ -274,12 +332,15 @@ class GuildRanks:
                     for day, record in self.days.get(member_id, {}).items() if day >= since}
         return mirrored, [d for d in earlier.days(member_id) if d >= first]
 
-    async def every_member(self, since: str | None) -> list[tuple[int, Counters]]:
-        """Every member's counters since `since`, members with only zeros left out."""
-        members = list(self.totals if since is None else self.days)
+    async def every_member(self, since: str | None, until: str | None = None) -> list[tuple[int, Counters]]:
+        """Every member's counters of `[since, until)`, members with only zeros left out."""
+        base: Mapping[int, list[int]] = {}
+        if not self.covers(since):
+            base = (await self._range((since, until))).base
+        members = list(self.totals) if since is None else list(dict.fromkeys([*base, *self.days]))
         found: list[tuple[int, Counters]] = []
         for i, member in enumerate(members):
-            counters = self.counters(member, since)
+            counters = self.counters(member, since, until, base)
             if counters != Counters():
                 found.append((member, counters))
             if i % CHUNK == CHUNK - 1:
@@ -302,47 +363,105 @@ class GuildRanks:
                 await asyncio.sleep(0)
         return {day: Counters(*total) for day, total in sums.items()}
 
-    async def boards(self, since: str | None) -> dict[str, Board]:
+    async def boards(self, since: str | None, until: str | None = None) -> dict[str, Board]:
+        """The boards of `[since, until)` (since None: all time), built on first use."""
         if since is None:
             return self.all_time
-        if since in self.periods:
-            return self.periods[since]
-        task = self._period_tasks.get(since)
+        span = (since, until)
+        if not self.covers(since):
+            return (await self._range(span)).boards
+        if span in self.periods:
+            self.periods[span] = self.periods.pop(span)  # the most recently used now
+            return self.periods[span]
+        task = self._period_tasks.get(span)
         if task is None:
-            task = asyncio.create_task(self._build_period(since), name=f"ranks-period-{self.guild_id}")
-            self._period_tasks[since] = task
+            task = asyncio.create_task(self._build_period(span), name=f"ranks-period-{self.guild_id}")
+            self._period_tasks[span] = task
         return await asyncio.shield(task)
 
-    async def _build_period(self, since: str) -> dict[str, Board]:
-        """The boards of the days from `since` on, from the mirror, a chunk of members at a time;
-        writes noted meanwhile go to the members already summed (the others are summed later)."""
+    async def _build_period(self, span: Span) -> dict[str, Board]:
+        """The boards of the days of `span`, from the mirror, a chunk of members at a time; writes
+        noted meanwhile go to the members already summed (the others are summed later)."""
         build = _PeriodBuild({metric: Board() for metric in METRICS})
-        self._period_builds[since] = build
+        self._period_builds[span] = build
         try:
-            members = list(self.days)
-            while members:
-                for i, member in enumerate(members):
-                    self._sum_member(build, member, since)
-                    if i % CHUNK == CHUNK - 1:
-                        await asyncio.sleep(0)
-                members = [m for m in self.days if m not in build.done]  # arrived meanwhile
-            self.periods[since] = build.boards
+            await self._sum_members(build, span, {})
+            self.periods[span] = build.boards
             while len(self.periods) > PERIOD_BOARDS_KEPT:
-                del self.periods[min(self.periods)]
+                del self.periods[next(iter(self.periods))]
             return build.boards
         finally:
-            del self._period_builds[since]
-            self._period_tasks.pop(since, None)
+            del self._period_builds[span]
+            self._period_tasks.pop(span, None)
 
-    def _sum_member(self, build: _PeriodBuild, member: int, since: str) -> None:
-        sums = dict.fromkeys(METRICS, 0)
-        for day, record in self.days.get(member, {}).items():
-            if day >= since:
-                for metric, name in METRICS.items():
-                    sums[metric] += record[SLOT[name]]
-        for metric, value in sums.items():
-            build.boards[metric].set(member, value)
+    async def _sum_members(self, build: _PeriodBuild, span: Span, base: Mapping[int, list[int]]) -> None:
+        members = list(dict.fromkeys([*base, *self.days]))
+        while members:
+            for i, member in enumerate(members):
+                self._sum_member(build, member, span, base)
+                if i % CHUNK == CHUNK - 1:
+                    await asyncio.sleep(0)
+            members = [m for m in self.days if m not in build.done]  # arrived meanwhile
+
+    def _sum_member(self, build: _PeriodBuild, member: int, span: Span,
+                    base: Mapping[int, list[int]]) -> None:
+        counters = self.counters(member, span[0], span[1], base)
+        for metric, name in METRICS.items():
+            build.boards[metric].set(member, getattr(counters, name))
         build.done.add(member)
+
+    async def _range(self, span: Span) -> _Range:
+        """A span reaching before the mirror: kept, or built (one build at a time per span)."""
+        if span in self.ranges:
+            self.ranges[span] = self.ranges.pop(span)  # the most recently used now
+            return self.ranges[span]
+        task = self._range_tasks.get(span)
+        if task is None:
+            task = asyncio.create_task(self._build_range(span), name=f"ranks-range-{self.guild_id}")
+            self._range_tasks[span] = task
+        return await asyncio.shield(task)
+
+    async def _read_base(self, since: str, until: str) -> dict[int, list[int]]:
+        """Per member, the sums of the guild's day documents of `[since, until)`, from MongoDB."""
+        assert self.old_days is not None, "no reader of the days older than the mirror"
+        base: dict[int, list[int]] = {}
+        docs = 0
+        with young_collections_only():  # no full collection in the middle of the read
+            async for rows in self.old_days(since, until):
+                for doc in rows:
+                    sums = base.setdefault(int(doc["member_id"]), [0] * len(COUNTERS))
+                    for i, name in enumerate(COUNTERS):
+                        sums[i] += int(doc.get(name) or 0)
+                docs += len(rows)
+                if docs % FREEZE_EVERY < len(rows):
+                    keep_long_lived("season building")  # the young generations, collected here
+                await asyncio.sleep(0)
+            keep_long_lived("season built")
+        return base
+
+    async def _build_range(self, span: Span) -> _Range:
+        """The base (sums of the span's days older than the mirror, read from MongoDB once), then
+        the boards as `_build_period` makes them, each member's base added. Started over when a
+        day older than the mirror is written meanwhile (or a member is erased)."""
+        since, until = span
+        old_until = self.keep_from if until is None else min(until, self.keep_from)
+        try:
+            while True:
+                build = _PeriodBuild({metric: Board() for metric in METRICS})
+                self._range_builds[span] = build
+                base = await self._read_base(since, old_until)
+                if not build.stale:
+                    await self._sum_members(build, span, base)
+                if build.stale:
+                    continue
+                kept = _Range(base, build.boards)
+                self.ranges[span] = kept
+                while len(self.ranges) > RANGE_BOARDS_KEPT:
+                    del self.ranges[next(iter(self.ranges))]
+                return kept
+        finally:
+            self._range_builds.pop(span, None)
+            self._range_tasks.pop(span, None)
 
 
 @dataclass
@@ -370,10 +489,22 @@ class Ranks(GuildBuilds[_Build, GuildRanks]):
         return (self.clock.now().astimezone(UTC).date() - timedelta(days=KEEP_DAYS - 1)).isoformat()
 
     def _new_build(self, guild_id: int) -> _Build:
-        return _Build(GuildRanks(guild_id, self._keep_from()))
+        return _Build(GuildRanks(guild_id, self._keep_from(), self._old_days(guild_id)))
 
     def _start_over(self, guild_id: int, build: _Build) -> None:
-        build.ranks, build.notes = GuildRanks(guild_id, self._keep_from()), []
+        build.ranks, build.notes = GuildRanks(guild_id, self._keep_from(), self._old_days(guild_id)), []
+
+    def _old_days(self, guild_id: int) -> OldDays:
+        """The reader of a guild's day documents older than the mirror (a season's base)."""
+
+        async def read(since: str, until: str) -> AsyncIterator[list[dict[str, Any]]]:
+            writer = self.activity.writer
+            while writer.draining:  # noted writes kept in the outbox are not in MongoDB yet
+                await writer.wait_drained()
+            async for rows in self.activity.scan_days(guild_id, since, until, self.batch):
+                yield rows
+
+        return read
 
     async def _build(self, guild_id: int, build: _Build) -> None:
         writer = self.activity.writer
@@ -444,8 +575,10 @@ class Ranks(GuildBuilds[_Build, GuildRanks]):
     def covers(self, guild_id: int, since: str | None) -> bool:
         return self.ready(guild_id) and self._ready[guild_id].covers(since)
 
-    def counters(self, guild_id: int, member_id: int, since: str | None) -> Counters:
-        return self._ready[guild_id].counters(member_id, since)
+    def counters(self, guild_id: int, member_id: int, since: str | None,
+                 until: str | None = None) -> Counters:
+        """A member's counters of `[since, until)`, when `covers(guild_id, since)`."""
+        return self._ready[guild_id].counters(member_id, since, until)
 
     def streak_days(self, guild_id: int, member_id: int, first: date, rule: ActiveRule
                     ) -> tuple[dict[str, Counters], list[date]] | None:
@@ -454,20 +587,29 @@ class Ranks(GuildBuilds[_Build, GuildRanks]):
             return None
         return self._ready[guild_id].streak_days(member_id, first, rule)
 
-    async def rank(self, guild_id: int, member_id: int, metric: str, since: str | None) -> int | None:
-        return (await self._ready[guild_id].boards(since))[metric].rank(member_id)
+    async def member_counters(self, guild_id: int, member_id: int, since: str | None,
+                              until: str | None = None) -> Counters:
+        """A member's counters of any span `[since, until)` (one reaching before the mirror is
+        built first, see `GuildRanks.boards`)."""
+        return await self._ready[guild_id].member_counters(member_id, since, until)
 
-    async def every_member(self, guild_id: int, since: str | None) -> list[tuple[int, Counters]]:
-        """Every member's counters since `since` (the CSV export), zeros left out."""
-        return await self._ready[guild_id].every_member(since)
+    async def rank(self, guild_id: int, member_id: int, metric: str, since: str | None,
+                   until: str | None = None) -> int | None:
+        return (await self._ready[guild_id].boards(since, until))[metric].rank(member_id)
+
+    async def every_member(self, guild_id: int, since: str | None,
+                           until: str | None = None) -> list[tuple[int, Counters]]:
+        """Every member's counters of `[since, until)` (the CSV export, a season's roles), zeros
+        left out."""
+        return await self._ready[guild_id].every_member(since, until)
 
     async def day_sums(self, guild_id: int, since: str, until: str) -> dict[str, Counters]:
         """The guild's counters per day from `since` to `until` (`/server stats`)."""
         return await self._ready[guild_id].day_sums(since, until)
 
-    async def count(self, guild_id: int, metric: str, since: str | None) -> int:
-        return len((await self._ready[guild_id].boards(since))[metric])
+    async def count(self, guild_id: int, metric: str, since: str | None, until: str | None = None) -> int:
+        return len((await self._ready[guild_id].boards(since, until))[metric])
 
     async def page(self, guild_id: int, metric: str, since: str | None, skip: int,
-                   limit: int) -> list[tuple[int, int]]:
-        return (await self._ready[guild_id].boards(since))[metric].page(skip, limit)
+                   limit: int, until: str | None = None) -> list[tuple[int, int]]:
+        return (await self._ready[guild_id].boards(since, until))[metric].page(skip, limit)

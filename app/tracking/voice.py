@@ -115,7 +115,8 @@ def zone(name: str) -> ZoneInfo:
 
 
 PERIODS = {"today": 1, "7d": 7, "30d": 30, "all": None}
-PERIOD_LABELS = {"today": "today", "7d": "last 7 days", "30d": "last 30 days", "all": "all time"}
+PERIOD_LABELS = {"today": "today", "7d": "last 7 days", "30d": "last 30 days", "all": "all time",
+                 "season": "this season"}  # a season's days: app.tracking.seasons
 
 
 def period_start_day(period: str, now: datetime, tz: ZoneInfo) -> str | None:

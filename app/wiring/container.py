@@ -23,6 +23,7 @@ from repositories.lifecycle import LifecycleRepository
 from repositories.probe import ProbeRepository
 from repositories.reward_log import RewardLogRepository
 from repositories.reward_rules import RewardRuleRepository
+from repositories.seasons import SeasonRepository
 from repositories.staff_codes import StaffCodeRepository
 from repositories.voice_sessions import VoiceSessionRepository
 
@@ -46,6 +47,7 @@ class Repositories:
     goals: GoalRepository
     reward_rules: RewardRuleRepository
     reward_log: RewardLogRepository
+    seasons: SeasonRepository
 
     def __post_init__(self) -> None:
         # The invite figures in memory, set by the bot (app/wiring/bot.py); None: aggregations only.
@@ -71,6 +73,7 @@ class Repositories:
             goals=GoalRepository(db, policy, writer),
             reward_rules=RewardRuleRepository(db, policy, writer),
             reward_log=RewardLogRepository(db, policy, writer),
+            seasons=SeasonRepository(db, policy, writer),
         )
 
     @property

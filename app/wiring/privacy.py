@@ -53,6 +53,8 @@ SURFACES: dict[str, Surface] = {
     "rewards add": Surface.ADMIN,
     "rewards remove": Surface.ADMIN,
     "rewards list": Surface.ADMIN,
+    "season start": Surface.ADMIN,
+    "season list": Surface.ADMIN,
     "settings show": Surface.ADMIN,
     "settings set": Surface.ADMIN,
     "export leaderboard": Surface.ADMIN,

@@ -33,6 +33,8 @@ ADMIN: dict[str, dict[str, Any]] = {
     "rewards add": {"role": 50, "metric": "messages", "reach": 10},
     "rewards remove": {"rule": "123"},
     "rewards list": {},
+    "season start": {"name": "Spring"},
+    "season list": {},
     "settings show": {},
     "settings set": {"members_view_others": False},
     "data erase": {"member": CY},

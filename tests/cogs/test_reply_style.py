@@ -159,6 +159,12 @@ async def test_every_commands_reply_reads_in_the_one_style(tracker: Harness) -> 
     await run(ADA, "rewards add", {"role": 50, "metric": "messages", "reach": 1, "top": 1})  # refused
     await run(ADA, "rewards list")
     await run(ADA, "rewards remove", {"rule": str(rule.id)})
+    await run(ADA, "season start", {"name": "Spring"})
+    await run(ADA, "season start", {"name": "spring", "starts": "tomorrow"})  # refused: the name
+    await run(ADA, "season list")
+    await run(BOB, "top", {"board": "messages", "period": "season"})
+    await run(BOB, "top", {"board": "voice", "season": "Spring"})
+    await run(BOB, "ud", {"period": "season"})
     await run(ADA, "settings set", {"time_zone": "Europe/Berlin", "mention_member": True})
     await run(BOB, "settings set", {"time_zone": "UTC"}, check_permissions=False)  # the refusal
     await run(ADA, "data-status")

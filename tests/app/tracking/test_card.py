@@ -27,6 +27,7 @@ from app.tracking.card import (
     first_bar_day,
     period_bars,
     render_member_card,
+    season_bars,
     time_unit,
     whole_ticks,
 )
@@ -232,3 +233,14 @@ def test_without_a_goal_the_streak_takes_the_whole_row() -> None:
     assert not any(text.startswith("Weekly goal") for text in shown)
     _, texts = draw_member_card(card(habits=Habits(Streak(2, 3, False), ActiveRule(), None)))
     assert "best 3 days · not active yet today" in labels(texts)  # room for the hint on a whole row
+
+
+def test_season_bars_are_the_seasons_days_at_most_its_last_30() -> None:
+    bars, caption = season_bars("2026-03-09", TODAY, STORED)
+    assert caption == "Per day, this season (since 2026-03-09)"
+    assert [(b.label, b.counters.messages) for b in bars] == [("Mon", 12), ("Tue", 0), ("today", 3)]
+    bars, caption = season_bars("2026-01-01", TODAY, STORED)
+    assert caption == "Per day, the season's last 30 days (it started 2026-01-01)"
+    assert len(bars) == 30 and bars[0].label == "Feb 10" and bars[-1].counters.messages == 3
+    bars, _ = season_bars("2026-03-11", TODAY, STORED)  # started today
+    assert [(b.label, b.counters.messages) for b in bars] == [("today", 3)]

@@ -1,11 +1,12 @@
 """The in-memory ranks against a from-scratch aggregation, after random traffic written by the real
-trackers, across a rebuild from MongoDB (a restart), an erase and a restore."""
+trackers, across a rebuild from MongoDB (a restart), an erase and a restore; the periods, and spans
+of days like seasons (current and past ones, some starting before the 32 days mirrored)."""
 
 from __future__ import annotations
 
 import asyncio
 import random
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -24,6 +25,9 @@ from repositories.voice_sessions import VoiceSessionRepository
 GUILDS = (7, 8)
 MEMBERS = range(1, 41)
 PERIODS = ("all", "today", "7d", "30d")
+# Seasons as spans of days [since, until): past ones and a current (open) one, fixed days of the
+# traffic (which starts on 2026-03-01); more relative to the oldest day mirrored in `season_spans`.
+SEASONS = (("2026-03-01", "2026-03-04"), ("2026-03-04", "2026-03-20"), ("2026-03-20", None))
 
 
 class Bot:
@@ -77,6 +81,37 @@ async def assert_exact(bot: Bot, guild: int) -> None:
                     guild, member, metric, since), (period, metric, member)
         for member in some:
             assert ranks.counters(guild, member, since) == await repo.member_counters(guild, member, since)
+    await assert_seasons_exact(bot, guild)
+
+
+def season_spans(bot: Bot, guild: int) -> list[tuple[str, str | None]]:
+    """`SEASONS`, and seasons starting before the days mirrored (`keep_from`): one ending inside the
+    mirror, one ending before it, a current one."""
+    keep = date.fromisoformat(bot.ranks._ready[guild].keep_from)
+
+    def day(offset: int) -> str:
+        return (keep + timedelta(days=offset)).isoformat()
+
+    return [*SEASONS, (day(-9), day(3)), (day(-12), day(-2)), (day(-4), None)]
+
+
+async def assert_seasons_exact(bot: Bot, guild: int) -> None:
+    """Every season's board, count, ranks and counters equal the aggregation over its days."""
+    repo, ranks = bot.activity, bot.ranks
+    some = random.Random(guild).sample(list(MEMBERS), 5)
+    for since, until in season_spans(bot, guild):
+        for metric in METRICS:
+            want = await repo.leaderboard(guild, metric, since, 0, 10_000, until)
+            assert await ranks.page(guild, metric, since, 0, 10_000, until) == want, (since, until, metric)
+            assert await ranks.count(guild, metric, since, until) == len(want)
+            for member in (*some, 999):
+                assert await ranks.rank(guild, member, metric, since, until) == await repo.rank(
+                    guild, member, metric, since, until), (since, until, metric, member)
+        for member in some:
+            assert await ranks.member_counters(guild, member, since, until) == await repo.member_counters(
+                guild, member, since, until), (since, until, member)
+        for member, counters in await ranks.every_member(guild, since, until):
+            assert counters == await repo.member_counters(guild, member, since, until)
 
 
 async def start(bot: Bot, ranks: bool = True) -> None:
@@ -106,7 +141,9 @@ async def test_ranks_equal_the_aggregation_after_random_traffic_restart_erase_re
     for guild in GUILDS:
         await assert_exact(bot, guild)
 
-    # a restart: new process, boards read from MongoDB, traffic while they build
+    # a restart: new process, boards read from MongoDB, traffic while they build; some weeks later,
+    # so that the mirror starts after the first seasons
+    clock.advance(21 * 86400)
     bot = Bot(db, policy, clock)
     await start(bot)
     await traffic(bot, rng, 150)
@@ -169,3 +206,49 @@ async def test_a_guild_is_not_ready_until_built_nor_on_a_standby(db, policy) -> 
     assert ranks.ready(7) and ranks.covers(7, "2026-02-01") and not ranks.covers(7, "2026-01-01")
     active = False
     assert not ranks.ready(7)
+
+
+async def test_a_write_to_a_day_older_than_the_mirror_reaches_the_seasons_covering_it(db, policy) -> None:
+    """Day documents older than the mirror are summed once into a season's base; a write noted on
+    such a day (a late voice credit, an intent replayed) makes the seasons covering it read again,
+    also when it arrives while one is being read."""
+    clock = ManualClock(datetime(2026, 3, 1, 12, tzinfo=UTC))
+    bot = Bot(db, policy, clock)
+    old = [Credit(7, 1, "2026-01-10", {"messages": 5}), Credit(7, 2, "2026-01-11", {"messages": 4})]
+    await bot.activity.add_messages(old, 1000)
+    bot.ranks.ensure(7)
+    await bot.ranks.wait_ready(7)
+    season, other = ("2026-01-01", None), ("2026-01-11", "2026-02-01")
+    assert await bot.ranks.page(7, "messages", season[0], 0, 10) == [(1, 5), (2, 4)]
+    assert await bot.ranks.page(7, "messages", other[0], 0, 10, other[1]) == [(2, 4)]
+
+    late = [Credit(7, 2, "2026-01-10", {"messages": 3})]
+    await bot.activity.add_messages(late, 1001)
+    bot.ranks.note(late, 1001, MESSAGE_GUARD)
+    assert await bot.ranks.page(7, "messages", season[0], 0, 10) == [(2, 7), (1, 5)]
+    assert await bot.ranks.page(7, "messages", other[0], 0, 10, other[1]) == [(2, 4)]  # not its day
+
+    # a write noted while the season is being read from MongoDB: the read starts over and sees it
+    ready = bot.ranks._ready[7]
+    ready.ranges.clear()
+    reader, paused, go_on = ready.old_days, asyncio.Event(), asyncio.Event()
+
+    async def slow_reader(since: str, until: str) -> Any:
+        async for rows in reader(since, until):
+            yield rows
+        if not go_on.is_set():
+            paused.set()
+            await go_on.wait()
+
+    ready.old_days = slow_reader
+    reading = asyncio.ensure_future(bot.ranks.page(7, "messages", season[0], 0, 10))
+    await paused.wait()
+    again = [Credit(7, 1, "2026-01-12", {"messages": 10})]
+    await bot.activity.add_messages(again, 1002)
+    bot.ranks.note(again, 1002, MESSAGE_GUARD)
+    go_on.set()
+    assert await reading == [(1, 15), (2, 7)]
+    for since, until in (season, other):
+        for metric in METRICS:
+            assert await bot.ranks.page(7, metric, since, 0, 10, until) == await bot.activity.leaderboard(
+                7, metric, since, 0, 10, until)
