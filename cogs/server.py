@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import discord
@@ -37,12 +38,25 @@ PERIOD_CHOICES = [
 FOOTER = ("Joins include rejoins; leaves count members whose join the bot recorded. "
           "A thread's messages count under its channel.")
 TOP_CHANNELS_NAME = "Top channels"
-NO_CHANNELS = "No messages counted in a channel in this period."
+NO_CHANNELS = "No messages counted in a channel you can see in this period."
 
 
 def signed(n: int) -> str:
     """`+3`, `-2`, `0`."""
     return f"{n:+,d}" if n else "0"
+
+
+def viewable_by(member: Any) -> Callable[[int], bool]:
+    """Whether a channel is listed in the top channels: it still exists and the member running the
+    command may view it (a staff channel's name and count are not posted for a member who cannot
+    see it; its messages stay in the shares' whole)."""
+    guild = member.guild
+
+    def listed(channel_id: int) -> bool:
+        channel = guild.get_channel(channel_id)
+        return channel is not None and channel.permissions_for(member).view_channel
+
+    return listed
 
 
 def top_channels_text(stats: ServerStats) -> str:
@@ -95,7 +109,7 @@ class ServerCog(commands.Cog, name="Server"):
         await interaction.response.defer(thinking=True)
         config = await self.bot.repos.guild_settings.get(guild.id)
         stats = await read_or_defer(interaction, self.reader().read(
-            guild.id, period, self.bot.clock.now(), config.time_zone))
+            guild.id, period, self.bot.clock.now(), config.time_zone, viewable_by(interaction.user)))
         png = await asyncio.to_thread(render_server_chart, ServerChart(guild.name, stats))
         embed = build_server_stats_embed(guild.name, stats)
         embed.set_image(url=f"attachment://{FILE_NAME}")

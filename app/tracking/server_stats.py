@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -68,8 +68,8 @@ class ServerStats:
     time_zone: str  # the IANA name the days are in
     days: tuple[ServerDay, ...]  # oldest first, the last one today
     activity_from: str  # MEMORY or DATABASE: where messages and voice were read
-    channels: tuple[tuple[int, int], ...] = ()  # the top channels: (channel id, messages), most first
-    channel_messages: int = 0  # every channel's messages of the period (the shares' whole)
+    channels: tuple[tuple[int, int], ...] = ()  # the top listed channels: (channel id, messages), most first
+    channel_messages: int = 0  # every channel's messages of the period, listed or not (the shares' whole)
     channels_from: str = DATABASE  # where the channels were read
 
     @property
@@ -127,7 +127,10 @@ class ServerStatsReader:
         self.ranks = ranks
         self.channel_stats = channel_stats
 
-    async def read(self, guild_id: int, period: str, now: datetime, time_zone: str) -> ServerStats:
+    async def read(self, guild_id: int, period: str, now: datetime, time_zone: str,
+                   listed: Callable[[int], bool] | None = None) -> ServerStats:
+        """The period's figures; `listed(channel_id)` False keeps a channel out of the top channels
+        (its messages stay in their whole)."""
         tz = zone(time_zone)
         days = period_days(period, now, tz)
         activity, source = await self.activity_days(guild_id, days[0].isoformat(), days[-1].isoformat())
@@ -136,8 +139,9 @@ class ServerStatsReader:
         leaves = by_local_day((left_ms for _, left_ms in left), tz)
         channels, channels_from = await self.channel_totals(guild_id, days[0].isoformat(),
                                                             days[-1].isoformat())
+        shown = {c: n for c, n in channels.items() if listed is None or listed(c)}
         return ServerStats(guild_id, period, tz.key, assemble(days, activity, joins, leaves), source,
-                           top_channels(channels), sum(channels.values()), channels_from)
+                           top_channels(shown), sum(channels.values()), channels_from)
 
     async def channel_totals(self, guild_id: int, since: str, until: str) -> tuple[dict[int, int], str]:
         """Messages per channel of the period, and where they were read (MEMORY or DATABASE)."""

@@ -8,6 +8,7 @@ import copy
 from collections import Counter
 from typing import Any
 
+import discord
 import pytest
 
 from app.tracking.server_stats import DATABASE, MEMORY
@@ -108,3 +109,28 @@ async def test_top_channels_from_memory_and_from_the_database_equal_what_was_pos
     again = await emu.command(CY, "server stats", {"period": "7d"})
     assert top_field(again) == expected_lines(truth) and await stored(h) == truth
     assert top_field(again).splitlines()[0] == "1. <#40> 21 (20.0%)" and sources[-1] == MEMORY
+
+
+async def test_a_channel_the_member_cannot_view_is_not_listed_and_stays_in_the_whole(
+    tracker: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reply is posted for everyone: a channel the member running the command may not view is
+    left out of their list (the next one moves up); the shares stay of every channel's messages."""
+    h, emu = tracker, tracker.emu
+    for channel, n in ((SIDE[0], 5), (SIDE[1], 3), (GENERAL, 2)):
+        for _ in range(n):
+            emu.message(ADA, channel)
+    await h.settle()
+    real = discord.TextChannel.permissions_for
+
+    def staff_only(self: discord.TextChannel, obj: Any, /) -> discord.Permissions:
+        perms = real(self, obj)
+        if self.id == SIDE[0] and getattr(obj, "id", None) == emu.user_id(BOB):
+            perms.view_channel = False  # as a permission overwrite would (the emulator has none)
+        return perms
+
+    monkeypatch.setattr(discord.TextChannel, "permissions_for", staff_only)
+    bob = top_field(await emu.command(BOB, "server stats", {"period": "7d"}))
+    assert bob == "1. <#41> 3 (30.0%)\n2. <#10> 2 (20.0%)"
+    ada = top_field(await emu.command(ADA, "server stats", {"period": "7d"}))
+    assert ada == "1. <#40> 5 (50.0%)\n2. <#41> 3 (30.0%)\n3. <#10> 2 (20.0%)"
