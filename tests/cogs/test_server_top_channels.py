@@ -134,3 +134,40 @@ async def test_a_channel_the_member_cannot_view_is_not_listed_and_stays_in_the_w
     assert bob == "1. <#41> 3 (30.0%)\n2. <#10> 2 (20.0%)"
     ada = top_field(await emu.command(ADA, "server stats", {"period": "7d"}))
     assert ada == "1. <#40> 5 (50.0%)\n2. <#41> 3 (30.0%)\n3. <#10> 2 (20.0%)"
+
+
+async def test_the_table_is_read_again_after_a_refused_batch_a_restart_and_a_take_over(
+    tracker: Harness,
+) -> None:
+    """A batch MongoDB refused for one member is kept aside, but an unordered bulk write applied its
+    channel counts: the table reads MongoDB again (it is not told of a refused batch). A restart and
+    a lease take-over build it from the documents too."""
+    h, emu = tracker, tracker.emu
+    assert h.bot is not None
+    emu.message(ADA, SIDE[0])
+    await h.settle()
+    total = f"t:{G}:{emu.user_id(ADA)}"
+    await h.db.activity.update_one({"_id": total}, {"$set": {"messages": "not a number"}})
+    for _ in range(3):
+        emu.message(ADA, SIDE[1])
+    await h.settle()
+    await h.bot.channel_stats.wait_ready(G)
+    assert h.bot.get_cog("Activity").messages.refused == 1
+    assert await stored(h) == Counter({SIDE[0]: 1, SIDE[1]: 3})  # applied beside the refused document
+    assert top_field(await emu.command(BOB, "server stats")) == "1. <#41> 3 (75.0%)\n2. <#40> 1 (25.0%)"
+
+    await h.db.activity.update_one({"_id": total}, {"$set": {"messages": 1}})
+    await h.restart()  # graceful: the table is built from the documents at start
+    await h.bot.channel_stats.wait_ready(G)
+    for _ in range(2):
+        emu.message(BOB, GENERAL)
+    await h.settle()
+    lines = "1. <#41> 3 (50.0%)\n2. <#10> 2 (33.3%)\n3. <#40> 1 (16.7%)"
+    assert top_field(await emu.command(BOB, "server stats")) == lines
+
+    h.bot._took_over()  # another process held the lease meanwhile: forgotten, then built again
+    assert not h.bot.channel_stats.ready(G)
+    await h.settle()
+    await h.bot.channel_stats.wait_ready(G)
+    assert h.bot.channel_stats.ready(G)
+    assert top_field(await emu.command(CY, "server stats")) == lines
