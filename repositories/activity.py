@@ -511,13 +511,18 @@ class ActivityRepository(Repository):
         async for rows in in_batches(self.collection.find(query, fields, batch_size=batch), batch):
             yield rows
 
-    async def channel_totals(self, guild_id: int, since_day: str, until_day: str) -> dict[int, int]:
-        """Messages per channel from `since_day` to `until_day` (inclusive; channels without any
-        absent). One aggregation over the period's channel-day documents (index `{guild_id, kind,
-        day}`). For `/server stats` until the guild's channel table is built."""
+    async def channel_totals(self, guild_id: int, since_day: str | None,
+                             until_day: str | None = None) -> dict[int, int]:
+        """Messages per channel from `since_day` to `until_day` (inclusive; None: no bound; channels
+        without any absent). One aggregation over the period's channel-day documents (index
+        `{guild_id, kind, day}`). For `/server stats` until the guild's channel table is built, and
+        the CSV export."""
+        match: dict[str, Any] = {"guild_id": guild_id, "kind": CHANNEL_DAY}
+        days = {op: day for op, day in (("$gte", since_day), ("$lte", until_day)) if day is not None}
+        if days:
+            match["day"] = days
         pipeline = [
-            {"$match": {"guild_id": guild_id, "kind": CHANNEL_DAY,
-                        "day": {"$gte": since_day, "$lte": until_day}}},
+            {"$match": match},
             {"$group": {"_id": "$channel_id", "messages": {"$sum": "$messages"}}},
         ]
         rows = await self.aggregate(pipeline, "read a guild's channels")
