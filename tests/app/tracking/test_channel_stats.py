@@ -1,7 +1,7 @@
 """The channel table in memory against a from-scratch aggregation of the channel-day documents,
 after random traffic written by the real group commit (with lost replies: the same batch sent
 again) and backfill pages (replayed, and older ones MongoDB refuses), across a build that runs during
-the traffic and a rebuild from MongoDB (a restart)."""
+the traffic, a rebuild from MongoDB (a restart) and a guild restore."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from app.operations.backups import BackupService, NoProgress
 from app.storage.retry import OpSequence
 from app.tracking.channel_stats import ChannelStats
 from app.tracking.message_counter import MessageCounter
@@ -110,7 +111,7 @@ async def assert_exact(bot: Bot, guild: int) -> None:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 async def test_the_channel_table_equals_the_aggregation_after_random_traffic_retries_and_a_rebuild(
-        db, policy, seed: int) -> None:
+        db, policy, tmp_path, seed: int) -> None:
     rng, seq = random.Random(seed), OpSequence(1)
     clock = ManualClock(datetime(2026, 3, 1, 12, tzinfo=UTC))
     bot = Bot(db, policy, clock, seq, rng)
@@ -134,6 +135,18 @@ async def test_the_channel_table_equals_the_aggregation_after_random_traffic_ret
         await restarted.stats.wait_ready(guild)
         await assert_exact(restarted, guild)
     assert restarted.messages.writes > 0 and len(restarted.pages) > 0
+
+    # a guild backup holds the channel-day documents: restored over newer counts, then read again
+    backup = await BackupService(db, tmp_path / "backups", policy).create(now=clock.now(), guild_id=8,
+                                                                         progress=NoProgress())
+    before = await from_scratch(restarted, 8, "2000-01-01", "2999-12-31")
+    await traffic(restarted, 100)
+    await BackupService(db, tmp_path / "backups", policy).restore(backup.path, drop_first=True,
+                                                                  progress=NoProgress())
+    assert await from_scratch(restarted, 8, "2000-01-01", "2999-12-31") == before
+    restarted.stats.rebuild(8)
+    await restarted.stats.wait_ready(8)
+    await assert_exact(restarted, 8)
 
 
 async def test_a_write_the_build_already_read_is_not_counted_again(db, policy) -> None:
