@@ -38,7 +38,16 @@ from app.wiring.clock import to_ms
 from app.wiring.heap import GuildCaches, keep_long_lived
 from app.wiring.metrics import count_event
 from app.wiring.validation import reject, valid_id
-from repositories.activity import MESSAGE_GUARD, VOICE_GUARD, ActivityRepository, Credit
+from repositories.activity import (
+    FILL_GUARD,
+    MESSAGE_GUARD,
+    VOICE_GUARD,
+    ActivityRepository,
+    ChannelCount,
+    ChannelMark,
+    Credit,
+    FillRange,
+)
 from repositories.guild_settings import GuildConfig, GuildSettingsRepository
 from repositories.voice_sessions import VoiceSessionRepository
 
@@ -130,9 +139,10 @@ class ActivityCog(commands.Cog, name="Activity"):
         self.ledger = Ledger(bot.sequence.next)
         self.messages = MessageCounter(activity.add_messages_marked, next_seq=bot.sequence.next,
                                        ledger=self.ledger, on_written=self._noter(MESSAGE_GUARD),
-                                       set_aside=activity.writer.set_aside, on_refused=self._reranker())
+                                       set_aside=activity.writer.set_aside, on_refused=self._reranker(),
+                                       on_channels_written=self._channel_noter(MESSAGE_GUARD))
         self.backfill = Backfill(
-            self.ledger, activity.add_backfill, guild_settings.get, lambda: to_ms(bot.clock.now()),
+            self.ledger, self._write_page, guild_settings.get, lambda: to_ms(bot.clock.now()),
             bot.sequence.next, max_age_seconds=bot.settings.backfill_max_age_seconds,
             max_messages=bot.settings.backfill_max_messages, before_write=self.messages.barrier,
         )
@@ -143,16 +153,34 @@ class ActivityCog(commands.Cog, name="Activity"):
         self.caches = GuildCaches()  # long-lived objects frozen out of the GC's full collections
 
     def _reranker(self) -> Callable[[list[Credit]], None] | None:
-        """After a batch was kept aside: the guilds' ranks read MongoDB again (what it applied)."""
-        ranks = getattr(self.bot, "ranks", None)
-        if ranks is None:
+        """After a batch was kept aside: the guilds' ranks and channel tables read MongoDB again
+        (what it applied)."""
+        tables = [t for t in (getattr(self.bot, "ranks", None), getattr(self.bot, "channel_stats", None))
+                  if t is not None]
+        if not tables:
             return None
 
         def rebuild(credits: list[Credit]) -> None:
             for guild_id in sorted({c.guild_id for c in credits}):
-                ranks.rebuild(guild_id)
+                for table in tables:
+                    table.rebuild(guild_id)
 
         return rebuild
+
+    def _channel_noter(self, guard: str) -> Callable[[list[ChannelCount], OpId], None] | None:
+        """What tells the in-memory channel table about written channel counts."""
+        table = getattr(self.bot, "channel_stats", None)
+        if table is None:
+            return None
+        return lambda counts, op_id: table.note(counts, op_id, guard)
+
+    async def _write_page(self, credits: list[Credit], op_id: int, fill: FillRange, mark: ChannelMark | None,
+                          channels: list[ChannelCount]) -> None:
+        """One backfill page (`add_backfill`), then the channel table told of its channel counts."""
+        await self.activity.add_backfill(credits, op_id, fill, mark, channels)
+        note = self._channel_noter(FILL_GUARD)
+        if note is not None:
+            note(channels, op_id)
 
     def _noter(self, guard: str) -> Callable[[list[Credit], OpId], None] | None:
         """What tells the in-memory ranks about a written count (see app.tracking.ranks)."""
@@ -207,7 +235,9 @@ class ActivityCog(commands.Cog, name="Activity"):
         if not self.ledger.claim_live(message.guild.id, channel.id, message.id):
             return  # inside a backfill range: counted from history
         day = day_of(to_ms(self.bot.clock.now()), zone(config.time_zone))
-        self.messages.add(message.guild.id, message.author.id, day)
+        # A thread's (or forum post's) messages count under its parent channel: threads are many
+        # and short-lived. Only a thread has `parent_id` (other channels have `category_id`).
+        self.messages.add(message.guild.id, message.author.id, day, channel_id=parent_id or channel.id)
         count_event(self.bot, "message")
 
     # ---- voice -----------------------------------------------------------------------------
@@ -302,9 +332,9 @@ class ActivityCog(commands.Cog, name="Activity"):
         """Reconcile the guild's voice sessions; while MongoDB is unreachable, keep trying. The
         guild's ranks are built in the background unless they are already."""
         self.caches.built(guild.id, guild)  # its member and voice-state cache was just built
-        ranks = getattr(self.bot, "ranks", None)
-        if ranks is not None:
-            ranks.ensure(guild.id)
+        for table in (getattr(self.bot, "ranks", None), getattr(self.bot, "channel_stats", None)):
+            if table is not None:
+                table.ensure(guild.id)
         delay = 1.0
         while True:
             try:

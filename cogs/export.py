@@ -1,4 +1,5 @@
-"""`/export leaderboard|invites|joins [period]` (Manage Server): a CSV file of this server's figures.
+"""`/export leaderboard|invites|joins|channels [period]` (Manage Server): a CSV file of this server's
+figures.
 
 The file is made by `app.operations.export` (columns: docs/export.md) and attached to an ephemeral
 reply. Discord takes files up to the size it gives with each interaction (`attachment_size_limit`,
@@ -18,6 +19,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from app.operations.export import (
+    ChannelNames,
     ExportRequest,
     ExportResult,
     Names,
@@ -35,7 +37,7 @@ log = logging.getLogger(__name__)
 NO_MENTIONS = discord.AllowedMentions.none()
 MARGIN = 64 * 1024  # bytes kept free under the upload limit for the rest of the request
 WHAT = {"leaderboard": "activity per member", "invites": "invite figures per inviter",
-        "joins": "joins, one per row"}
+        "joins": "joins, one per row", "channels": "messages per channel"}
 ALREADY_RUNNING = "An export of this server is already running; run `/export` again when it is done."
 PERIOD_HELP = "Which period (default: all time)"
 
@@ -55,6 +57,16 @@ def reply_text(request: ExportRequest, result: ExportResult, limit: int) -> str:
         return f"Nothing to export ({what}): the file has only the column names."
     return (f"{style.count(result.rows, 'row')} ({what}). UTF-8 CSV, dates in UTC; the columns are "
             "described in the bot's docs/export.md.")
+
+
+def channel_names(guild: discord.Guild) -> ChannelNames:
+    """The server's channels' names now (None for a deleted channel)."""
+
+    def name(channel_id: int) -> str | None:
+        channel = guild.get_channel(channel_id)
+        return channel.name if channel is not None else None
+
+    return name
 
 
 class ExportCog(commands.Cog, name="Export"):
@@ -89,6 +101,13 @@ class ExportCog(commands.Cog, name="Export"):
     async def joins(self, interaction: discord.Interaction, period: str = "all") -> None:
         await self._export(interaction, "joins", period)
 
+    @export.command(name="channels", description="Messages per channel, a thread's under its channel "
+                                                 "(Manage Server)")
+    @app_commands.describe(period=PERIOD_HELP)
+    @app_commands.choices(period=PERIOD_CHOICES)
+    async def channels(self, interaction: discord.Interaction, period: str = "all") -> None:
+        await self._export(interaction, "channels", period)
+
     async def _export(self, interaction: discord.Interaction, kind: str, period: str) -> None:
         guild = interaction.guild
         if guild is None or not interaction.permissions.manage_guild:
@@ -114,7 +133,7 @@ class ExportCog(commands.Cog, name="Export"):
         buffer = io.BytesIO()
         sources = Sources.of(self.bot.repos, getattr(self.bot, "ranks", None))
         result = await write_export(sources, request, buffer, names=self._names(guild),
-                                    limit=limit - MARGIN)
+                                    limit=limit - MARGIN, channel_names=channel_names(guild))
         buffer.seek(0)
         attachment = discord.File(buffer, file_name(kind, period, guild.id, now))
         await interaction.followup.send(reply_text(request, result, limit), file=attachment, ephemeral=True,

@@ -22,6 +22,12 @@ the channel (`$max`); `_id: "f:{guild}:{channel}:{lo}:{n}"` (kind "fill") is one
 messages with `lo < id < hi` are counted from history, `at` is how far (`$max`), `done` 1 when
 finished. Backfill pages are guarded by their own sequence field `fill_seq` (one writer: the
 backfill), so live counting and backfill never refuse each other's writes.
+
+Per-channel message counts: `_id: "c:{guild}:{channel}:{YYYY-MM-DD}"` (kind "chday": `guild_id`,
+`channel_id`, `day`, `messages`; no member) count the messages of one channel on one guild-local
+day (a thread's under its parent channel). They are `$inc`ed in the same guarded bulk write as the
+members' counts of the same messages (`msg_seq` live, `fill_seq` from history), so they are
+refused, retried and replayed exactly like them.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ VOICE_GUARD = "voice_seq"
 FILL_GUARD = "fill_seq"
 LEGACY_GUARDS = {MESSAGE_GUARD: "msg_op", VOICE_GUARD: "voice_op"}
 IMPORT_GUARD = "import_op"
+CHANNEL_DAY = "chday"  # kind of a channel's messages on one day (never matched by "total"/"day" queries)
 METRICS = {"messages": "messages", "voice": "voice_s", "camera": "cam_on_s", "streaming": "stream_s"}
 READ_CHUNK = 500  # documents read by `_id` per query (and handled per event-loop turn)
 
@@ -87,6 +94,41 @@ class Credit:
             str(doc["day"]),
             {k: int(v) for k, v in doc["amounts"].items()},
         )
+
+
+def channel_day_key(guild_id: int, channel_id: int, day: str) -> str:
+    return f"c:{guild_id}:{channel_id}:{day}"
+
+
+@dataclass(frozen=True)
+class ChannelCount:
+    """Messages to add to one channel's count on one guild-local day (a thread's: its parent's)."""
+
+    guild_id: int
+    channel_id: int
+    day: str
+    messages: int
+
+    def to_document(self) -> dict[str, Any]:
+        return {"guild_id": self.guild_id, "channel_id": self.channel_id, "day": self.day,
+                "messages": self.messages}
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> ChannelCount:
+        return cls(int(doc["guild_id"]), int(doc["channel_id"]), str(doc["day"]), int(doc["messages"]))
+
+
+def channel_updates(counts: Iterable[ChannelCount]) -> list[GuardedUpdate]:
+    """One `$inc` per channel-day document (counts of the same channel and day summed)."""
+    sums: dict[tuple[int, int, str], int] = {}
+    for c in counts:
+        if c.messages:
+            key = (c.guild_id, c.channel_id, c.day)
+            sums[key] = sums.get(key, 0) + int(c.messages)
+    return [GuardedUpdate(channel_day_key(g, ch, day),
+                          {"$inc": {"messages": n},
+                           "$set": {"kind": CHANNEL_DAY, "guild_id": g, "channel_id": ch, "day": day}})
+            for (g, ch, day), n in sums.items()]
 
 
 def mark_key(guild_id: int, channel_id: int) -> str:
@@ -245,24 +287,31 @@ class ActivityRepository(Repository):
     )
 
     # ---- writes: every one through apply_guarded ------------------------------------------
-    async def add_messages(self, credits: Iterable[Credit], op_id: OpId) -> None:
-        """Add message counts exactly once under `op_id` (one writer: the message group commit)."""
-        await self._apply(credits, op_id, MESSAGE_GUARD, "count messages")
+    async def add_messages(self, credits: Iterable[Credit], op_id: OpId,
+                           channels: Iterable[ChannelCount] = ()) -> None:
+        """Add message counts (and the channels' counts of the same messages) exactly once under
+        `op_id` (one writer: the message group commit)."""
+        field = MESSAGE_GUARD if isinstance(op_id, int) else LEGACY_GUARDS[MESSAGE_GUARD]
+        await self.guarded([*_merge(credits), *channel_updates(channels)], op_id, field, "count messages")
 
     async def add_messages_marked(
-        self, credits: Iterable[Credit], op_id: int, marks: Iterable[ChannelMark], ranges: Iterable[FillRange]
+        self, credits: Iterable[Credit], op_id: int, marks: Iterable[ChannelMark],
+        ranges: Iterable[FillRange], channels: Iterable[ChannelCount] = (),
     ) -> None:
-        """Live message counts with the channels' marks (and the backfill ranges they close), in one
-        bulk write under `op_id` (guard `msg_seq`)."""
-        items = [*_merge(credits), *(m.update() for m in marks), *(r.update() for r in ranges)]
+        """Live message counts, the channels' counts of the same messages and the channels' marks (and
+        the backfill ranges they close), in one bulk write under `op_id` (guard `msg_seq`)."""
+        items = [*_merge(credits), *channel_updates(channels), *(m.update() for m in marks),
+                 *(r.update() for r in ranges)]
         await self.guarded(items, op_id, MESSAGE_GUARD, "count messages")
 
     async def add_backfill(
-        self, credits: Iterable[Credit], op_id: int, fill: FillRange, mark: ChannelMark | None
+        self, credits: Iterable[Credit], op_id: int, fill: FillRange, mark: ChannelMark | None,
+        channels: Iterable[ChannelCount] = (),
     ) -> None:
-        """One backfill page: its counts and its range's progress (and, when the range is finished,
-        the channel's mark), in one bulk write under `op_id` (guard `fill_seq`)."""
-        items = [*_merge(credits), fill.update(), *([mark.update()] if mark is not None else [])]
+        """One backfill page: its counts (members' and channel's) and its range's progress (and, when
+        the range is finished, the channel's mark), in one bulk write under `op_id` (guard `fill_seq`)."""
+        items = [*_merge(credits), *channel_updates(channels), fill.update(),
+                 *([mark.update()] if mark is not None else [])]
         await self.guarded(items, op_id, FILL_GUARD, "count messages from history")
 
     async def channel_marks(self) -> tuple[dict[tuple[int, int], int], list[FillRange]]:
@@ -471,6 +520,34 @@ class ActivityRepository(Repository):
         ]
         rows = await self.aggregate(pipeline, "read a guild's days")
         return {str(row["_id"]): Counters.from_document(row) for row in rows}
+
+    async def channel_scan(
+        self, guild_id: int, since_day: str, batch: int = 1000
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """The guild's channel-day documents from `since_day` on, in lists of up to `batch` (channel,
+        day, messages and both message guard sequences). For `app.tracking.channel_stats`; one pass,
+        no retry: a failed pass is started over."""
+        fields = {"channel_id": 1, "day": 1, "messages": 1, MESSAGE_GUARD: 1, FILL_GUARD: 1}
+        query = {"guild_id": guild_id, "kind": CHANNEL_DAY, "day": {"$gte": since_day}}
+        async for rows in in_batches(self.collection.find(query, fields, batch_size=batch), batch):
+            yield rows
+
+    async def channel_totals(self, guild_id: int, since_day: str | None,
+                             until_day: str | None = None) -> dict[int, int]:
+        """Messages per channel from `since_day` to `until_day` (inclusive; None: no bound; channels
+        without any absent). One aggregation over the period's channel-day documents (index
+        `{guild_id, kind, day}`). For `/server stats` until the guild's channel table is built, and
+        the CSV export."""
+        match: dict[str, Any] = {"guild_id": guild_id, "kind": CHANNEL_DAY}
+        days = {op: day for op, day in (("$gte", since_day), ("$lte", until_day)) if day is not None}
+        if days:
+            match["day"] = days
+        pipeline = [
+            {"$match": match},
+            {"$group": {"_id": "$channel_id", "messages": {"$sum": "$messages"}}},
+        ]
+        rows = await self.aggregate(pipeline, "read a guild's channels")
+        return {int(row["_id"]): int(row["messages"]) for row in rows if int(row["messages"] or 0) > 0}
 
     async def days_between(
         self, guild_id: int, member_id: int, first: date, last: date

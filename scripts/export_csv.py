@@ -3,10 +3,12 @@
     python -m scripts.export_csv --guild 123456789 leaderboard --period 30d
     python -m scripts.export_csv --guild 123456789 invites --out invites.csv
     python -m scripts.export_csv --guild 123456789 joins --out - > joins.csv
+    python -m scripts.export_csv --guild 123456789 channels --period 7d
 
 Exports: leaderboard (activity per member), invites (figures per inviter, staff codes), joins (one
-row per join). Periods: today, 7d, 30d, all (default), in the guild's time zone. The file is
-UTF-8 with a BOM, ids as text, dates in UTC (columns: docs/export.md); default name
+row per join), channels (messages per channel; no channel names here: that column stays empty).
+Periods: today, 7d, 30d, all (default), in the guild's time zone. The file is UTF-8 with a BOM,
+ids as text, dates in UTC (columns: docs/export.md); default name
 `<export>-<period>-<guild>-<YYYYMMDD>.csv` in the current folder. Connects like the bot:
 MONGODB_URI, or the embedded database in DATA_DIR when it is unset. Prints one line with the rows
 written (on stderr when the file goes to standard output); exit code 1 on failure.

@@ -979,6 +979,46 @@ async def test_group_a_guilds_day_documents_by_day_between_two_day_strings(db):
                     {"_id": "2026-03-09", "messages": 3, "voice_s": 0}]
 
 
+async def test_channel_day_inc_under_two_sequence_guards_then_group_by_a_64_bit_channel_id(db):
+    """repositories/activity.py `channel_updates` and `channel_totals`: a channel-day document `$inc`ed
+    by the live writer (`msg_seq`) and the backfill (`fill_seq`), each refusing only its own replays
+    and older operations; then the guild's documents of a period summed per `$channel_id` (64-bit
+    ids come back as the same ints), other kinds, guilds and days left out."""
+    big = 2**62 + 7
+
+    def inc(key, channel, day, n, guard, seq):
+        flt = {"$and": [{"_id": key}, {"$or": [{guard: {"$lt": seq}}, {guard: {"$exists": False}}]}]}
+        ident = {"kind": "chday", "guild_id": 1, "channel_id": channel, "day": day, guard: seq}
+        return UpdateOne(flt, {"$inc": {"messages": n}, "$set": ident}, upsert=True)
+
+    key = f"c:1:{big}:2026-03-09"
+    await db.act.bulk_write([inc(key, big, "2026-03-09", 3, "msg_seq", 10)], ordered=False)
+    await db.act.bulk_write([inc(key, big, "2026-03-09", 5, "fill_seq", 4)], ordered=False)  # other guard
+    for guard, seq in (("msg_seq", 10), ("msg_seq", 9), ("fill_seq", 4)):  # a replay, an older op
+        with pytest.raises(BulkWriteError):
+            await db.act.bulk_write([inc(key, big, "2026-03-09", 100, guard, seq)], ordered=False)
+    await db.act.bulk_write([inc(key, big, "2026-03-09", 1, "msg_seq", 11)], ordered=False)
+    doc = await db.act.find_one({"_id": key})
+    assert (doc["messages"], doc["msg_seq"], doc["fill_seq"], doc["channel_id"]) == (9, 11, 4, big)
+    await db.act.insert_many([
+        {"_id": "c:1:20:2026-03-01", "kind": "chday", "guild_id": 1, "channel_id": 20, "day": "2026-03-01",
+         "messages": 2},
+        {"_id": "c:1:20:2026-03-10", "kind": "chday", "guild_id": 1, "channel_id": 20, "day": "2026-03-10",
+         "messages": 40},
+        {"_id": "c:2:20:2026-03-05", "kind": "chday", "guild_id": 2, "channel_id": 20, "day": "2026-03-05",
+         "messages": 50},
+        {"_id": "d:1:5:2026-03-05", "kind": "day", "guild_id": 1, "member_id": 5, "day": "2026-03-05",
+         "messages": 60},
+        {"_id": "c:1:20", "kind": "chan", "guild_id": 1, "channel_id": 20, "mark": 99},
+    ])
+    pipeline = [
+        {"$match": {"guild_id": 1, "kind": "chday", "day": {"$gte": "2026-03-01", "$lte": "2026-03-09"}}},
+        {"$group": {"_id": "$channel_id", "messages": {"$sum": "$messages"}}},
+    ]
+    rows = sorted(await _agg(db.act, pipeline), key=lambda r: r["_id"])
+    assert rows == [{"_id": 20, "messages": 2}, {"_id": big, "messages": 9}]
+
+
 async def test_find_by_guild_and_a_half_open_int_range_leaves_out_nulls_and_missing_fields(db):
     """`JoinRepository.moves`: joins by `joined_ms`, leaves by `left_ms` in `[start, end)`; a stay
     still open has `left_ms: null` (or, imported, none), which no numeric range matches."""

@@ -1,4 +1,5 @@
-"""CSV exports of one guild: the activity leaderboard, invite figures per inviter, every join.
+"""CSV exports of one guild: the activity leaderboard, invite figures per inviter, every join,
+messages per channel.
 
 Used by `/export` (cogs/export.py, the file attached to the reply, cut at Discord's upload limit)
 and `python -m scripts.export_csv` (a file on the host, never cut). The columns are documented in
@@ -35,7 +36,7 @@ from repositories.joins import JoinRepository, StoredJoin
 from repositories.staff_codes import StaffCodeRepository
 
 log = logging.getLogger(__name__)
-KINDS = ("leaderboard", "invites", "joins")
+KINDS = ("leaderboard", "invites", "joins", "channels")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 BOM = "\ufeff".encode()
 LEADERBOARD_COLUMNS = ("member_id", "member_name", "messages", "voice_seconds", "voice_hours",
@@ -43,10 +44,13 @@ LEADERBOARD_COLUMNS = ("member_id", "member_name", "messages", "voice_seconds", 
 INVITES_COLUMNS = ("member_id", "member_name", "regular", "left", "fake", "bonus", "total", "staff_code")
 JOINS_COLUMNS = ("member_id", "member_name", "joined_at", "source", "code", "inviter_id", "inviter_name",
                  "counted", "fake_reason", "left_at", "status", "reset_id")
-COLUMNS = {"leaderboard": LEADERBOARD_COLUMNS, "invites": INVITES_COLUMNS, "joins": JOINS_COLUMNS}
+CHANNELS_COLUMNS = ("channel_id", "channel_name", "messages", "share_percent")
+COLUMNS = {"leaderboard": LEADERBOARD_COLUMNS, "invites": INVITES_COLUMNS, "joins": JOINS_COLUMNS,
+           "channels": CHANNELS_COLUMNS}
 
 Row = Sequence[str]
 Names = Callable[[set[int]], Awaitable[dict[int, str]]]
+ChannelNames = Callable[[int], str | None]  # a channel's name now (None: unknown, e.g. deleted)
 
 
 # ---- cells ---------------------------------------------------------------------------------
@@ -226,7 +230,21 @@ def join_row(join: StoredJoin, plain_ids: bool = False) -> Row:
             join.member_status, text_cell(str(join.raw.get("reset_id") or "")))
 
 
-def rows_of(sources: Sources, request: ExportRequest, names: Names) -> AsyncGenerator[Row, None]:
+async def channel_rows(sources: Sources, request: ExportRequest,
+                       channel_names: ChannelNames | None) -> AsyncGenerator[Row, None]:
+    """Messages per channel in the period (a thread's under its parent channel; the channel-day
+    documents' aggregation), most first, then by channel id; the share is of every channel's."""
+    since_day, _ = period_bounds(request.period, request.now, request.time_zone)
+    totals = await sources.activity.channel_totals(request.guild_id, since_day)
+    whole = sum(totals.values()) or 1
+    for channel, messages in sorted(totals.items(), key=lambda item: (-item[1], item[0])):
+        name = channel_names(channel) if channel_names is not None else None
+        yield (id_cell(channel, plain=request.plain_ids), text_cell(name), str(messages),
+               f"{100 * messages / whole:.1f}")
+
+
+def rows_of(sources: Sources, request: ExportRequest, names: Names,
+            channel_names: ChannelNames | None = None) -> AsyncGenerator[Row, None]:
     """The rows of `request.kind`. ValueError on an unknown kind, KeyError on an unknown period."""
     if request.period not in PERIODS:
         raise KeyError(request.period)
@@ -236,13 +254,18 @@ def rows_of(sources: Sources, request: ExportRequest, names: Names) -> AsyncGene
         return invite_rows(sources, request, names)
     if request.kind == "joins":
         return join_rows(sources, request)
+    if request.kind == "channels":
+        return channel_rows(sources, request, channel_names)
     raise ValueError(f"unknown export {request.kind!r}; one of {', '.join(KINDS)}")
 
 
 async def write_export(sources: Sources, request: ExportRequest, stream: BinaryIO, *,
-                       names: Names | None = None, limit: int | None = None) -> ExportResult:
-    """Write the export to `stream`; with `limit`, stop before the row that would pass it."""
-    rows = rows_of(sources, request, names or names_from_joins(sources.joins, request.guild_id))
+                       names: Names | None = None, limit: int | None = None,
+                       channel_names: ChannelNames | None = None) -> ExportResult:
+    """Write the export to `stream`; with `limit`, stop before the row that would pass it.
+    `channel_names`: the channels' names (the command line has none: the column stays empty)."""
+    rows = rows_of(sources, request, names or names_from_joins(sources.joins, request.guild_id),
+                   channel_names)
     out = CsvOut(stream, COLUMNS[request.kind], limit)
     try:
         async for row in rows:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from app.tracking.voice import day_of, zone
-from repositories.activity import ChannelMark, Credit, FillRange
+from repositories.activity import ChannelCount, ChannelMark, Credit, FillRange
 from repositories.guild_settings import GuildConfig
 
 log = logging.getLogger(__name__)
@@ -239,7 +239,9 @@ class Progress:
         return text
 
 
-BackfillWrite = Callable[[Sequence[Credit], int, FillRange, ChannelMark | None], Awaitable[None]]
+# (member counts, op id, range, mark, channel counts): one guarded bulk write (`add_backfill`)
+BackfillWrite = Callable[[Sequence[Credit], int, FillRange, ChannelMark | None, Sequence[ChannelCount]],
+                         Awaitable[None]]
 ConfigOf = Callable[[int], Awaitable[GuildConfig]]
 
 
@@ -279,13 +281,13 @@ class Backfill:
         config = await self._config_of(guild_id)
         channels = [c for c in access.channels(guild_id)
                     if c.id not in config.ignored_channels and c.parent_id not in config.ignored_channels]
-        todo = []
+        todo: list[ReadableChannel] = []
         for channel in channels:
             if not channel.can_read or channel.id in self.progress.no_access:
                 self._no_access(guild_id, channel.id)
                 continue
             if (guild_id, channel.id) not in self._busy and self.ledger.ranges_of(guild_id, channel.id):
-                todo.append(channel.id)
+                todo.append(channel)
         if not todo:
             return
         for progress in self._both(guild_id):
@@ -304,14 +306,16 @@ class Backfill:
             log.warning("guild %s channel %s: no Read Message History; messages sent there while the bot "
                         "was away are not counted", guild_id, channel_id)
 
-    async def _run_channel(self, guild_id: int, channel_id: int, access: HistoryAccess,
+    async def _run_channel(self, guild_id: int, channel: ReadableChannel, access: HistoryAccess,
                            config: GuildConfig) -> None:
+        channel_id = channel.id
+        count_as = channel.parent_id or channel.id  # a thread's messages count under its parent channel
         key = (guild_id, channel_id)
         self._busy.add(key)
         try:
             async with self._slots:
                 for gap in self.ledger.ranges_of(guild_id, channel_id):
-                    await self._run_range(gap, access, config)
+                    await self._run_range(gap, access, config, count_as)
         except HistoryForbidden:
             self._no_access(guild_id, channel_id)
         except HistoryUnavailable as exc:
@@ -326,7 +330,7 @@ class Backfill:
             for progress in self._both(guild_id):
                 progress.channels_done += 1
 
-    async def _run_range(self, gap: Gap, access: HistoryAccess, config: GuildConfig) -> None:
+    async def _run_range(self, gap: Gap, access: HistoryAccess, config: GuildConfig, count_as: int) -> None:
         oldest = snowflake_at(self._now_ms() - int(self.max_age_seconds * 1000)) - 1
         cursor = max(gap.lo, gap.at, oldest)
         counted = 0
@@ -343,8 +347,8 @@ class Backfill:
                 self.ledger.fix_end(gap, inside[-1].id if inside else cursor)
             page_at = inside[-1].id if inside else cursor
             gap.claimed = max(gap.claimed, page_at)  # before any await: live counting now leaves these
-            credits = self._credits(gap.guild_id, inside, tz)
-            await self._commit(gap, credits, page_at, end)
+            credits, channels = self._credits(gap.guild_id, count_as, inside, tz)
+            await self._commit(gap, credits, page_at, end, channels)
             counted += len(inside)
             for progress in self._both(gap.guild_id):
                 progress.messages += sum(c.amounts["messages"] for c in credits)
@@ -368,16 +372,23 @@ class Backfill:
         return await access.history(channel_id, after, PAGE)
 
     @staticmethod
-    def _credits(guild_id: int, messages: Iterable[HistoryMessage], tz: object) -> list[Credit]:
+    def _credits(guild_id: int, channel_id: int, messages: Iterable[HistoryMessage],
+                 tz: object) -> tuple[list[Credit], list[ChannelCount]]:
+        """The page's counts per member and day, and the channel's per day (`channel_id`: the
+        channel they count under)."""
         sums: dict[tuple[int, str], int] = {}
+        days: dict[str, int] = {}
         for m in messages:
             if m.author_id is None:
                 continue
-            key = (m.author_id, day_of(snowflake_ms(m.id), tz))  # type: ignore[arg-type]
-            sums[key] = sums.get(key, 0) + 1
-        return [Credit(guild_id, member, day, {"messages": n}) for (member, day), n in sums.items()]
+            day = day_of(snowflake_ms(m.id), tz)  # type: ignore[arg-type]
+            sums[(m.author_id, day)] = sums.get((m.author_id, day), 0) + 1
+            days[day] = days.get(day, 0) + 1
+        return ([Credit(guild_id, member, day, {"messages": n}) for (member, day), n in sums.items()],
+                [ChannelCount(guild_id, channel_id, day, n) for day, n in days.items()])
 
-    async def _commit(self, gap: Gap, credits: list[Credit], page_at: int, end: bool) -> None:
+    async def _commit(self, gap: Gap, credits: list[Credit], page_at: int, end: bool,
+                      channels: list[ChannelCount]) -> None:
         """The page's counts and the range's progress as one guarded write (in the outbox when
         MongoDB is away: `submit` returns once the unit is durable)."""
         async with self._write_lock:
@@ -387,5 +398,5 @@ class Backfill:
             last = gap.hi - 1 if end and gap.hi is not None else None
             at = page_at if last is None else last
             mark = None if last is None else ChannelMark(gap.guild_id, gap.channel_id, last)
-            await self._write(credits, self._next_seq(), gap.snapshot(at=at, done=end), mark)
+            await self._write(credits, self._next_seq(), gap.snapshot(at=at, done=end), mark, channels)
             gap.at = max(gap.at, at)

@@ -1,6 +1,7 @@
 """Group commit of message counts: one writer, one guarded bulk write at a time, no timer.
 
-`add()` puts a count in the pending table and wakes the writer. The writer takes everything
+`add()` puts a count in the pending tables (per member and day, and per channel and day) and wakes
+the writer. The writer takes everything
 pending as one batch under one operation sequence and writes it; events arriving meanwhile wait in the
 table for the next write. A batch that failed is retried with the same operation id before any
 newer one, so a write the server applied but never acknowledged is not counted again.
@@ -16,6 +17,10 @@ count is never dropped.
 With a `Ledger` (issue 19), each batch also carries the channels' marks (highest message id
 counted live) and the backfill ranges it closes, in the same bulk write; nothing is written
 before the ledger has loaded the stored marks.
+
+The channels' counts of a batch's messages (`ChannelCount`, the channel-day documents) go in the
+same bulk write as the members' counts, under the same operation id: the writer gets them as its
+`channels` keyword argument whenever the batch has any (events added with a `channel_id`).
 """
 
 from __future__ import annotations
@@ -23,44 +28,63 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from app.storage.retry import next_op_seq
 from app.storage.writes import WriteRefused, WriterStopped
 from app.tracking.backfill import Ledger
-from repositories.activity import Credit
+from repositories.activity import ChannelCount, Credit
 
 log = logging.getLogger(__name__)
 Writer = Callable[..., Awaitable[None]]  # (credits, op_id) or, with a ledger, (credits, op_id, marks, ranges)
 Written = Callable[[list[Credit], int], None]
+ChannelsWritten = Callable[[list[ChannelCount], int], None]
 SetAside = Callable[[WriteRefused, str], Awaitable[int | None]]  # Writer.set_aside
 Refused = Callable[[list[Credit]], None]
+
+
+@dataclass(frozen=True)
+class _Batch:
+    op_id: int
+    credits: list[Credit]
+    channels: list[ChannelCount]
+    extra: tuple[Any, ...]  # with a ledger: the marks and ranges
+    upto: int  # add() calls it covers
 
 
 class MessageCounter:
     def __init__(self, write: Writer, retry_delay: float = 1.0,
                  next_seq: Callable[[], int] = next_op_seq, ledger: Ledger | None = None,
                  on_written: Written | None = None, set_aside: SetAside | None = None,
-                 on_refused: Refused | None = None) -> None:
+                 on_refused: Refused | None = None,
+                 on_channels_written: ChannelsWritten | None = None) -> None:
         self._write = write
         self._set_aside = set_aside
         self._on_refused = on_refused  # told the credits of a batch kept aside (e.g. rebuild ranks)
         self.refused = 0  # batches kept aside
         self.ledger = ledger
         self._on_written = on_written  # told each batch once written (acknowledged or in the outbox)
+        self._on_channels_written = on_channels_written  # and its channels' counts (channel stats)
         self._added = 0  # add() calls so far
         self._written = 0  # of which written (or given up)
         self._progress = asyncio.Condition()
         self._next_seq = next_seq
         self.retry_delay = retry_delay
-        self._pending: dict[tuple[int, int, str], int] = {}
-        self._batch: tuple[int, list[Credit], tuple[Any, ...], int] | None = None
+        self._pending: dict[tuple[int, int, str], int] = {}  # (guild, member, day)
+        self._channels: dict[tuple[int, int, str], int] = {}  # (guild, channel, day)
+        self._batch: _Batch | None = None
         self._task: asyncio.Task[None] | None = None
         self.writes = 0
 
-    def add(self, guild_id: int, member_id: int, day: str, count: int = 1) -> None:
+    def add(self, guild_id: int, member_id: int, day: str, count: int = 1,
+            channel_id: int | None = None) -> None:
+        """Count `count` messages of the member on `day` (and of the channel, when given)."""
         key = (guild_id, member_id, day)
         self._pending[key] = self._pending.get(key, 0) + count
+        if channel_id is not None:
+            where = (guild_id, channel_id, day)
+            self._channels[where] = self._channels.get(where, 0) + count
         self._added += 1
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="message-counter")
@@ -85,11 +109,12 @@ class MessageCounter:
             self._written = max(self._written, upto)
             self._progress.notify_all()
 
-    def _take(self) -> tuple[int, list[Credit], tuple[Any, ...], int]:
+    def _take(self) -> _Batch:
         credits = [Credit(g, m, day, {"messages": n}) for (g, m, day), n in self._pending.items()]
-        self._pending = {}
+        channels = [ChannelCount(g, c, day, n) for (g, c, day), n in self._channels.items()]
+        self._pending, self._channels = {}, {}
         extra: tuple[Any, ...] = self.ledger.take() if self.ledger is not None else ()
-        return self._next_seq(), credits, extra, self._added
+        return _Batch(self._next_seq(), credits, channels, extra, self._added)
 
     async def _run(self) -> None:
         if self.ledger is not None:
@@ -97,13 +122,15 @@ class MessageCounter:
         while self._batch is not None or self._pending:
             if self._batch is None:
                 self._batch = self._take()
-            op_id, credits, extra, upto = self._batch
+            batch = self._batch
+            op_id, credits, upto = batch.op_id, batch.credits, batch.upto
             try:
-                await self._write(credits, op_id, *extra)
+                await self._write(credits, op_id, *batch.extra,
+                                  **({"channels": batch.channels} if batch.channels else {}))
             except WriterStopped:
                 log.error("message counts of %d member-day(s) arrived after the outbox closed; not kept",
                           len(credits))
-                self._batch, self._pending = None, {}
+                self._batch, self._pending, self._channels = None, {}, {}
                 await self._mark_written(self._added)
                 return
             except WriteRefused as refused:
@@ -122,6 +149,8 @@ class MessageCounter:
             self.writes += 1
             if self._on_written is not None:
                 self._on_written(credits, op_id)
+            if self._on_channels_written is not None and batch.channels:
+                self._on_channels_written(batch.channels, op_id)
             await self._mark_written(upto)
 
     async def _keep_aside(self, refused: WriteRefused, credits: list[Credit]) -> bool:

@@ -8,18 +8,22 @@ No member's numbers: sums over the whole guild. Where each figure comes from (do
   read the day documents, which are already bucketed by the guild's time zone when counted;
 - joins and leaves per day: one read of the guild's join documents that joined or left in the
   period (`JoinRepository.moves`), each time put on its guild-local day with the time zone now set.
-  The invite boards in memory keep no leave times, so they cannot answer this.
+  The invite boards in memory keep no leave times, so they cannot answer this;
+- messages per channel (the top channels): the channel table in memory (`ChannelStats.totals`)
+  when the guild's is built and covers the period, else one aggregation over the guild's
+  channel-day documents of the period (`ActivityRepository.channel_totals`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from app.tracking.channel_stats import ChannelStats
 from app.tracking.ranks import Ranks
 from app.tracking.voice import zone
 from app.wiring.clock import from_ms, to_ms
@@ -28,6 +32,7 @@ from repositories.joins import JoinRepository
 
 log = logging.getLogger(__name__)
 PERIODS = {"7d": 7, "30d": 30}
+TOP_CHANNELS = 10
 MEMORY, DATABASE = "memory", "database"
 
 
@@ -63,6 +68,9 @@ class ServerStats:
     time_zone: str  # the IANA name the days are in
     days: tuple[ServerDay, ...]  # oldest first, the last one today
     activity_from: str  # MEMORY or DATABASE: where messages and voice were read
+    channels: tuple[tuple[int, int], ...] = ()  # the top listed channels: (channel id, messages), most first
+    channel_messages: int = 0  # every channel's messages of the period, listed or not (the shares' whole)
+    channels_from: str = DATABASE  # where the channels were read
 
     @property
     def totals(self) -> Figures:
@@ -103,23 +111,45 @@ def assemble(days: Sequence[date], activity: Mapping[str, Counters], joins: Mapp
     return tuple(found)
 
 
+def top_channels(totals: Mapping[int, int], limit: int = TOP_CHANNELS) -> tuple[tuple[int, int], ...]:
+    """The `limit` channels with the most messages (ties: the lower channel id first)."""
+    ranked = sorted(((c, n) for c, n in totals.items() if n > 0), key=lambda item: (-item[1], item[0]))
+    return tuple(ranked[:limit])
+
+
 class ServerStatsReader:
     """Reads a guild's figures per day for `/server stats` (see the module's docstring)."""
 
     def __init__(self, activity: ActivityRepository, joins: JoinRepository,
-                 ranks: Ranks | None = None) -> None:
+                 ranks: Ranks | None = None, channel_stats: ChannelStats | None = None) -> None:
         self.activity = activity
         self.joins = joins
         self.ranks = ranks
+        self.channel_stats = channel_stats
 
-    async def read(self, guild_id: int, period: str, now: datetime, time_zone: str) -> ServerStats:
+    async def read(self, guild_id: int, period: str, now: datetime, time_zone: str,
+                   listed: Callable[[int], bool] | None = None) -> ServerStats:
+        """The period's figures; `listed(channel_id)` False keeps a channel out of the top channels
+        (its messages stay in their whole)."""
         tz = zone(time_zone)
         days = period_days(period, now, tz)
         activity, source = await self.activity_days(guild_id, days[0].isoformat(), days[-1].isoformat())
         joined, left = await self.joins.moves(guild_id, *time_range_ms(days, tz))
         joins = by_local_day(joined, tz)
         leaves = by_local_day((left_ms for _, left_ms in left), tz)
-        return ServerStats(guild_id, period, tz.key, assemble(days, activity, joins, leaves), source)
+        channels, channels_from = await self.channel_totals(guild_id, days[0].isoformat(),
+                                                            days[-1].isoformat())
+        shown = {c: n for c, n in channels.items() if listed is None or listed(c)}
+        return ServerStats(guild_id, period, tz.key, assemble(days, activity, joins, leaves), source,
+                           top_channels(shown), sum(channels.values()), channels_from)
+
+    async def channel_totals(self, guild_id: int, since: str, until: str) -> tuple[dict[int, int], str]:
+        """Messages per channel of the period, and where they were read (MEMORY or DATABASE)."""
+        table = self.channel_stats
+        if table is not None and table.covers(guild_id, since):
+            return table.totals(guild_id, since, until), MEMORY
+        log.debug("guild %s: channel table not built, top channels from the channel-day documents", guild_id)
+        return await self.activity.channel_totals(guild_id, since, until), DATABASE
 
     async def activity_days(self, guild_id: int, since: str, until: str) -> tuple[dict[str, Counters], str]:
         """The guild's counters per day, and where they were read (MEMORY or DATABASE)."""

@@ -25,6 +25,7 @@ from app.storage.outbox import Outbox
 from app.storage.probe import ProbeResult, run_probe
 from app.storage.retry import OpSequence, RetryPolicy
 from app.storage.writes import Writer
+from app.tracking.channel_stats import ChannelStats
 from app.tracking.invite_boards import InviteBoards
 from app.tracking.ranks import Ranks
 from app.tracking.streaks import ActiveRule, active_rule
@@ -142,6 +143,8 @@ class TrackerBot(commands.Bot):
         # /ud and /top ranks in memory; valid only while this process counts (holds the lease)
         self.ranks = Ranks(self.repos.activity, self.clock, active=self.lease.active.is_set,
                            rule_of=self._active_rule)
+        # /server stats' top channels in memory; likewise
+        self.channel_stats = ChannelStats(self.repos.activity, self.clock, active=self.lease.active.is_set)
         self.invite_boards = InviteBoards(self.repos.joins, self.repos.invite_bonus,
                                           active=self.lease.active.is_set)
         self.repos.invite_boards = self.invite_boards
@@ -170,6 +173,7 @@ class TrackerBot(commands.Bot):
         """The lease changed hands to this running process: reconcile every guild as on a start.
         The ranks are read again from MongoDB: the previous holder counted meanwhile."""
         self.ranks.forget()
+        self.channel_stats.forget()
         self.invite_boards.forget()
         if not self.is_ready():
             return  # at start: the guilds' own GUILD_CREATE events follow
@@ -337,6 +341,7 @@ class TrackerBot(commands.Bot):
         await self._wait_idle_at_shutdown(max(deadline - loop.time(), 0.5), cogs)
         await self._release_lease()
         await self.ranks.stop()
+        await self.channel_stats.stop()
         await self.invite_boards.stop()
         await self.writer.stop()
         if self.outbox.depth:

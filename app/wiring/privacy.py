@@ -60,6 +60,7 @@ SURFACES: dict[str, Surface] = {
     "export leaderboard": Surface.ADMIN,
     "export invites": Surface.ADMIN,
     "export joins": Surface.ADMIN,
+    "export channels": Surface.ADMIN,
     "help": Surface.NONE,
     "server stats": Surface.NONE,  # sums over the whole server, no member's numbers
     "goal set": Surface.NONE,

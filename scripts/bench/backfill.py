@@ -34,7 +34,7 @@ from typing import Any
 import discord
 
 from app.wiring.discord_endpoints import bot_intents
-from repositories.activity import ChannelMark, Credit, FillRange
+from repositories.activity import ChannelCount, ChannelMark, Credit, FillRange
 from scripts.bench.checks import message_checks
 from scripts.bench.env import BACKFILL_GUILD, Bench
 from scripts.bench.latency import TimedActivity, steady
@@ -55,9 +55,9 @@ class CountedActivity(TimedActivity):
         self._seen: set[int] = set()
 
     async def add_messages_marked(self, credits: Iterable[Credit], op_id: int, marks: Iterable[ChannelMark],
-                                  ranges: Iterable[FillRange]) -> None:
+                                  ranges: Iterable[FillRange], channels: Iterable[ChannelCount] = ()) -> None:
         credits = list(credits)
-        await super().add_messages_marked(credits, op_id, marks, ranges)
+        await super().add_messages_marked(credits, op_id, marks, ranges, channels)
         if op_id not in self._seen:
             self._seen.add(op_id)
             self.counted += sum(c.amounts["messages"] for c in credits)

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from repositories.activity import ActivityRepository, ChannelMark, Credit, FillRange
+from repositories.activity import ActivityRepository, ChannelCount, ChannelMark, Credit, FillRange
 from scripts.bench.checks import message_checks
 from scripts.bench.env import LATENCY_GUILD, Bench, activity_cog
 from scripts.bench.ingest import authors
@@ -37,10 +37,10 @@ class TimedActivity(ActivityRepository):
         self._covered: dict[str, int] = {}
 
     async def add_messages_marked(self, credits: Iterable[Credit], op_id: int, marks: Iterable[ChannelMark],
-                                  ranges: Iterable[FillRange]) -> None:
+                                  ranges: Iterable[FillRange], channels: Iterable[ChannelCount] = ()) -> None:
         """The live group commit's write (counts with the channels' marks, issue 19)."""
         covered = self._covered.setdefault(str(op_id), self.fed)  # a retry keeps its first batch
-        await super().add_messages_marked(credits, op_id, marks, ranges)
+        await super().add_messages_marked(credits, op_id, marks, ranges, channels)
         self.acks.append((covered, time.perf_counter()))
 
 

@@ -18,6 +18,9 @@ no session received). Each invariant names one promise:
   (`unknown` covers ambiguous and unknown: allowed, counted in `unattributed`);
 - `every_join_recorded`: every join the truth has is recorded;
 - `inviter_figures`: no inviter has more regular joins than the truth, bonus equal to the truth;
+- `channel_counts`: every channel's messages (a thread's under its parent channel) within the
+  member rules' bounds of the truth: at most the truth plus what the bot may have seen, at least the
+  truth minus what a SIGKILL may lose (an erase changes no channel count);
 - `replies_within_limits`: every command answered, every message it produced (response and
   follow-ups) within Discord's limits;
 - `permissions_respected`: no bonus, reset, restore, erase or staff code change confirmed to a member
@@ -37,8 +40,8 @@ from typing import Any
 from app.wiring import reply_limits as limits
 
 INVARIANTS = ("no_double_count", "observed_counted", "no_wrong_inviter", "every_join_recorded",
-              "inviter_figures", "replies_within_limits", "permissions_respected", "clean_log",
-              "exit_codes")
+              "inviter_figures", "channel_counts", "replies_within_limits", "permissions_respected",
+              "clean_log", "exit_codes")
 COUNTERS = ("messages", "voice_s", "cam_on_s", "cam_off_s", "stream_s")
 VOICE = ("voice_s", "cam_on_s", "cam_off_s", "stream_s")
 UNCREDITED = "unknown"
@@ -76,6 +79,8 @@ def check(report: dict[str, Any], signals: list[str], logs: list[Path] | None = 
         _inviter(verdict, row)
     for row in report["inviters"]:
         _figures(verdict, row)
+    for row in report.get("channels", []):
+        _channel(verdict, row)
     for command in report["commands"]:
         _reply(verdict, command)
     for path in logs if logs is not None else _logs(report):
@@ -131,6 +136,16 @@ def _figures(verdict: Verdict, row: dict[str, Any]) -> None:
         verdict.add("inviter_figures", f"{row['name']}: regular {regular} > {truth['regular']}")
     if bonus != truth.get("bonus", 0):
         verdict.add("inviter_figures", f"{row['name']}: bonus {bonus} != {truth['bonus']}")
+
+
+def _channel(verdict: Verdict, row: dict[str, Any]) -> None:
+    got, true, unseen = row["tracked"], row["truth"], row.get("unobservable", {})
+    over, under = unseen.get("maybe_messages", 0), unseen.get("losable_messages", 0)
+    name = f"channel {row['id']}"
+    if got > true + over:
+        verdict.add("channel_counts", f"{name}: {got} messages > truth {true} (+{over} maybe seen)")
+    if got < true - under:
+        verdict.add("channel_counts", f"{name}: {got} messages < truth {true} (-{under} losable)")
 
 
 def _reply(verdict: Verdict, command: dict[str, Any]) -> None:

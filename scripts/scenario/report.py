@@ -10,8 +10,8 @@ from typing import Any
 from app.storage.database import make_client
 from app.storage.retry import RetryPolicy
 from scripts.scenario.runner import RunResult
-from scripts.scenario.tracked import TrackedInvites, read_tracked
-from scripts.scenario.truth import COUNTERS, MemberTruth, Truth
+from scripts.scenario.tracked import TrackedInvites, read_channels, read_tracked
+from scripts.scenario.truth import COUNTERS, ChannelTruth, MemberTruth, Truth
 
 VOICE_TOLERANCE_PER_RESTART_S = 1.5
 VOICE_COUNTERS = tuple(name for name in COUNTERS if name != "messages")
@@ -27,7 +27,23 @@ def compute_truth(result: RunResult) -> Truth:
     cap = float(settings.get("VOICE_DOWNTIME_CAP_SECONDS", 600))
     afk = result.scenario.guild.get("afk_channel")
     unreadable = {int(c) for c in result.scenario.guild.get("history_denied", [])}
-    return Truth(int(afk) if afk is not None else None, cap, unreadable=unreadable).compute(result.happened)
+    parents = {int(c["id"]): int(c["parent"]) for c in result.scenario.guild.get("channels", [])
+               if c.get("parent") is not None}
+    return Truth(int(afk) if afk is not None else None, cap, unreadable=unreadable,
+                 parents=parents).compute(result.happened)
+
+
+def channel_rows(truth: dict[int, ChannelTruth], tracked: dict[int, int]) -> list[dict[str, Any]]:
+    """Per channel: the messages tracked beside the truth; `difference` when outside the bounds the
+    member rules allow (maybe counted, maybe lost), else 0."""
+    rows = []
+    for channel in sorted(set(truth) | set(tracked)):
+        true = truth.get(channel, ChannelTruth())
+        got = tracked.get(channel, 0)
+        low, high = true.messages - true.losable_messages, true.messages + true.maybe_messages
+        rows.append({"id": channel, "tracked": got, "truth": true.messages, "unobservable": asdict(true),
+                     "difference": 0 if low <= got <= high else got - true.messages})
+    return rows
 
 
 def _inviter_label(inviter: int | None, names: dict[int, str]) -> str:
@@ -88,6 +104,8 @@ async def build_report(result: RunResult, policy: RetryPolicy | None = None) -> 
     try:
         tracked, invites = await read_tracked(client[result.db_name], result.scenario.guild_id, member_ids,
                                               policy or RetryPolicy())
+        channels = channel_rows(truth.channels, await read_channels(
+            client[result.db_name], result.scenario.guild_id, policy or RetryPolicy()))
     finally:
         await client.close()
     tolerance = voice_tolerance(result)
@@ -112,6 +130,7 @@ async def build_report(result: RunResult, policy: RetryPolicy | None = None) -> 
                          "unobservable": {"losable_regular": losable}})
     exit_codes = result.bot_exit_codes + [p.exit_code for p in result.second_processes]
     ok = (all(not row["differences"] for row in members) and all(not row["differences"] for row in inviters)
+          and all(not row["difference"] for row in channels)
           and all(code == 0 for code in exit_codes if code is not None and code >= 0))
     return {
         "scenario": result.scenario.name,
@@ -123,6 +142,7 @@ async def build_report(result: RunResult, policy: RetryPolicy | None = None) -> 
         "latency": asdict(result.scenario.latency),
         "members": members,
         "inviters": inviters,
+        "channels": channels,
         "commands": [asdict(command) for command in result.commands],
         "bot_log": str(result.bot_log) if result.bot_log else None,
     }

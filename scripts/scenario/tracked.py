@@ -54,6 +54,11 @@ async def _read_invites(repos: Repositories, guild_id: int, member_ids: list[int
     return invites
 
 
+async def read_channels(db: Any, guild_id: int, policy: RetryPolicy) -> dict[int, int]:
+    """Messages per channel, all time (the same aggregation `/server stats` falls back to)."""
+    return await Repositories.create(db, policy).activity.channel_totals(guild_id, None)
+
+
 async def read_tracked(db: Any, guild_id: int, member_ids: list[int], policy: RetryPolicy,
                        ) -> tuple[dict[int, dict[str, int]], TrackedInvites]:
     repos = Repositories.create(db, policy)

@@ -9,6 +9,9 @@ Two things cannot be observed by any bot, and are kept apart instead of counted 
   counts them from there after the restart or gap (issue 19): they are truth.
 Downtime of a member who stayed in voice is truth, capped at the downtime cap, as the bot credits it.
 
+Messages per channel (`channels`, a thread's under its parent channel) follow the same rules as a
+member's, except that `/data erase` changes nothing there (the channels' counts hold no member).
+
 For messages, a restarted bot is down until its new session is READY (`bot_connected`): a message
 dispatched while it starts goes at most to the old session's replay buffer, which nobody resumes.
 
@@ -131,11 +134,23 @@ class _Away:
         return None
 
 
+@dataclass
+class ChannelTruth:
+    """One channel's messages (a thread's counted under its parent), with the member rules' bounds."""
+
+    messages: int = 0
+    unobservable_messages: int = 0
+    maybe_messages: int = 0  # of the unobservable: delivered to a session, so maybe counted
+    losable_messages: int = 0  # of the counted: within the write-ahead bound before a SIGKILL
+
+
 class Truth:
     def __init__(self, afk_channel: int | None, downtime_cap_s: float, fake_days: float = 3.0,
-                 unreadable: set[int] | None = None) -> None:
+                 unreadable: set[int] | None = None, parents: dict[int, int] | None = None) -> None:
         self.afk_channel = afk_channel
         self.unreadable = unreadable or set()
+        self.parents = parents or {}  # thread -> the channel its messages count under
+        self.channels: dict[int, ChannelTruth] = defaultdict(ChannelTruth)
         self.downtime_cap_s = downtime_cap_s
         self.fake_days = fake_days
         self.members: dict[int, MemberTruth] = defaultdict(MemberTruth)
@@ -272,6 +287,7 @@ class Truth:
             if event.kind != "message" or event.member is None:
                 continue
             recent[event.member].append(event.t)
+            self._channel_message(event, away.depth == 0, kills)
             truth = self.members[event.member]
             if event.t <= erasing.get(event.member, -1.0):
                 truth.losable_messages += 1  # during the erase: erased or counted
@@ -286,6 +302,23 @@ class Truth:
             else:
                 truth.unobservable_messages += 1
                 truth.maybe_messages += int(delivered)
+
+    def _channel_message(self, event: Happened, up: bool, kills: list[float]) -> None:
+        """The member rules below, per channel; an erase changes nothing here."""
+        channel = event.data.get("channel")
+        if channel is None:
+            return
+        truth = self.channels[self.parents.get(int(channel), int(channel))]
+        delivered = event.data.get("delivered", 1) > 0
+        if channel not in self.unreadable:
+            truth.messages += 1
+        elif up and delivered:
+            truth.messages += 1
+            if any(0 <= kill - event.t <= WRITE_AHEAD_BOUND_S for kill in kills):
+                truth.losable_messages += 1
+        else:
+            truth.unobservable_messages += 1
+            truth.maybe_messages += int(delivered)
 
     def _erase_messages(self, event: Happened, times: list[float]) -> None:
         truth = self.members[event.member or 0]

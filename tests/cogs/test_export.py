@@ -10,9 +10,15 @@ from typing import Any
 
 import pytest
 
-from app.operations.export import INVITES_COLUMNS, JOINS_COLUMNS, LEADERBOARD_COLUMNS, read_id
+from app.operations.export import (
+    CHANNELS_COLUMNS,
+    INVITES_COLUMNS,
+    JOINS_COLUMNS,
+    LEADERBOARD_COLUMNS,
+    read_id,
+)
 from cogs.export import MARGIN
-from repositories.activity import Credit
+from repositories.activity import ChannelCount, Credit
 from scripts.emulator import payloads
 from tests.botharness import GUILD, Harness
 
@@ -130,6 +136,27 @@ async def test_joins_export_one_row_per_join_with_the_period_filter(tracker: Har
     # The bot's clock says 2026-03-10: 30 days reach back to 2026-02-09, past the old join.
     month = parse(emu, await emu.command(ADA, "export joins", {"period": "30d"}))[1]
     assert [read_id(r[0]) for r in month[1:]] == [recent] + ([dan] if live[2] >= "2026-02-09" else [])
+
+
+async def test_channels_export_messages_per_channel_with_names_and_shares(tracker: Harness) -> None:
+    h, emu = tracker, tracker.emu
+    assert h.bot is not None
+    gone = 2**62 + 5  # a deleted channel: its counts stay, without a name
+    for _ in range(3):
+        emu.message(BOB, 10)  # live, through the real group commit: today (2026-03-10)
+    await h.settle()
+    await h.bot.repos.activity.add_messages(
+        [Credit(G, emu.user_id(CY), "2026-02-01", {"messages": 5})], 9_000,
+        [ChannelCount(G, gone, "2026-02-01", 4), ChannelCount(G, 11, "2026-02-01", 1)])
+
+    rec = await emu.command(ADA, "export channels")
+    assert rec.ephemeral and rec.text().startswith("3 rows (messages per channel, all time).")
+    name, rows = parse(emu, rec)
+    assert name == "channels-all-1-20260310.csv" and tuple(rows[0]) == CHANNELS_COLUMNS
+    assert rows[1:] == [[f'="{gone}"', "", "4", "50.0"], ['="10"', "general", "3", "37.5"],
+                        ['="11"', "staff", "1", "12.5"]]
+    week = parse(emu, await emu.command(ADA, "export channels", {"period": "7d"}))[1]
+    assert week[1:] == [['="10"', "general", "3", "100.0"]]
 
 
 async def test_a_member_without_manage_server_is_refused(tracker: Harness) -> None:

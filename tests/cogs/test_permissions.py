@@ -29,6 +29,7 @@ ADMIN: dict[str, dict[str, Any]] = {
     "export leaderboard": {},
     "export invites": {"period": "7d"},
     "export joins": {},
+    "export channels": {"period": "7d"},
     "data-status": {},
     "rewards add": {"role": 50, "metric": "messages", "reach": 10},
     "rewards remove": {"rule": "123"},

@@ -181,7 +181,7 @@ async def test_server_stats_per_day_from_memory_and_from_the_database_equal_the_
     assert rec.embed["title"] == "Server stats - last 7 days"
     assert rec.embed["description"] == "Study Hall · per day in server time (America/New_York)"
     assert fields(rec) == {"Joins": "4", "Leaves": "2", "Net growth": "+2", "Messages": "11",
-                           "Voice": "1h 50m"}
+                           "Voice": "1h 50m", "Top channels": "1. <#10> 11 (100.0%)"}
     assert rec.embed["image"]["url"] == "attachment://server-stats.png"
     (attachment,) = rec.attachments
     assert attachment["filename"] == "server-stats.png"
@@ -226,7 +226,8 @@ async def test_server_stats_of_a_quiet_server_are_zeros_and_still_a_chart(
     tracker: Harness, charts: list[tuple[ServerChart, int]]
 ) -> None:
     rec = await tracker.emu.command(BOB, "server stats", {"period": "7d"})
-    assert fields(rec) == {"Joins": "0", "Leaves": "0", "Net growth": "0", "Messages": "0", "Voice": "—"}
+    assert fields(rec) == {"Joins": "0", "Leaves": "0", "Net growth": "0", "Messages": "0", "Voice": "—",
+                           "Top channels": server.NO_CHANNELS}
     (attachment,) = rec.attachments
     assert tracker.emu.attachment_bytes(attachment).startswith(b"\x89PNG\r\n\x1a\n")
     (chart, _), = charts

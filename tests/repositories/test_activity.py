@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from repositories.activity import ActivityRepository, Counters, Credit, day_key, total_key
+from repositories.activity import (
+    CHANNEL_DAY,
+    ActivityRepository,
+    ChannelCount,
+    ChannelMark,
+    Counters,
+    Credit,
+    FillRange,
+    channel_day_key,
+    day_key,
+    total_key,
+)
 
 
 def v(seconds: int, on: int = 0) -> dict[str, int]:
@@ -93,3 +104,42 @@ async def test_a_members_days_between_two_dates_are_read_by_id(db, policy) -> No
     ], 1)
     found = await repo.days_between(1, 5, date(2025, 1, 1), date(2026, 3, 11))  # 435 days: two batches
     assert found == {"2025-01-01": Counters(messages=1), "2026-03-10": Counters(messages=2)}
+
+
+async def test_channel_day_counts_are_written_exactly_once_live_and_from_history(db, policy) -> None:
+    """Channel-day documents ride in the members' guarded bulk write: the same operation twice counts
+    once and an older one is refused (live: `msg_seq`, backfill: `fill_seq`, independent of each other)."""
+    repo = ActivityRepository(db, policy)
+    big = 2**62 + 3  # 64-bit channel ids
+    live = [Credit(1, 5, "2026-03-10", {"messages": 3})]
+    channels = [ChannelCount(1, big, "2026-03-10", 2), ChannelCount(1, big, "2026-03-10", 1)]
+    await repo.add_messages_marked(live, 20, [ChannelMark(1, big, 900)], [], channels)
+    await repo.add_messages_marked(live, 20, [ChannelMark(1, big, 900)], [], channels)  # a retry
+    await repo.add_messages_marked(live, 19, [], [], channels)  # older than what the document holds
+    doc = await db.activity.find_one({"_id": channel_day_key(1, big, "2026-03-10")})
+    assert (doc["kind"], doc["guild_id"], doc["channel_id"], doc["day"], doc["messages"], doc["msg_seq"]) == (
+        CHANNEL_DAY, 1, big, "2026-03-10", 3, 20)
+    assert "member_id" not in doc  # not a member's data
+
+    fill = FillRange(f"f:1:{big}:0:1", 1, big, 0, 500, 400)
+    page = [ChannelCount(1, big, "2026-03-10", 4), ChannelCount(1, big, "2026-03-09", 6)]
+    history = [Credit(1, 6, "2026-03-10", {"messages": 4}), Credit(1, 6, "2026-03-09", {"messages": 6})]
+    await repo.add_backfill(history, 7, fill, None, page)  # a lower sequence than live's: another guard
+    await repo.add_backfill(history, 7, fill, None, page)  # a replay
+    await repo.add_backfill(history, 6, fill, None, page)  # an older page
+    await repo.add_messages([Credit(1, 5, "2026-03-10", {"messages": 1})], 21,
+                            [ChannelCount(1, 30, "2026-03-10", 1)])  # the group commit without a ledger
+    assert await repo.channel_totals(1, "2026-03-10", "2026-03-10") == {big: 7, 30: 1}
+    assert await repo.channel_totals(1, "2026-03-01", "2026-03-31") == {big: 13, 30: 1}
+    assert await repo.channel_totals(2, "2026-03-01", "2026-03-31") == {}
+    scanned = [row for rows in [r async for r in repo.channel_scan(1, "2026-03-10")] for row in rows]
+    assert sorted((r["channel_id"], r["messages"], r.get("msg_seq"), r.get("fill_seq")) for r in scanned) == [
+        (30, 1, 21, None), (big, 7, 20, 7)]
+    # The members' own counts and queries are unchanged by the channel documents beside them.
+    assert (await repo.member_counters(1, 5, None)).messages == 4
+    assert sorted(await repo.member_totals(1, "2026-03-01")) == [(5, Counters(messages=4)),
+                                                                 (6, Counters(messages=10))]
+    assert (await repo.guild_days(1, "2026-03-09", "2026-03-10"))["2026-03-10"].messages == 8
+
+    await repo.erase_member(1, 5)  # an erase leaves the channels' counts: no member in them
+    assert await repo.channel_totals(1, "2026-03-01", "2026-03-31") == {big: 13, 30: 1}

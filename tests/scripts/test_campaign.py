@@ -162,12 +162,20 @@ def test_the_checker_names_each_broken_promise() -> None:
                  "embeds": [], "effect": "bonus", "manage_server": False},
                 {"name": "invites-admin bonus", "at": 5.0, "content": "+2 bonus invites for <@102>: now 4",
                  "embeds": [], "effect": "bonus", "manage_server": True}]
-    run = report(rows, inviters=inviters, commands=commands, bot_exit_codes=[1, 0])
+    def channel(ident: int, tracked: int, truth: int, **unseen: int) -> dict[str, Any]:
+        return {"id": ident, "tracked": tracked, "truth": truth,
+                "unobservable": {"maybe_messages": 0, "losable_messages": 0, **unseen}}
+
+    channels = [channel(10, 6, 5), channel(11, 4, 5), channel(12, 7, 5, maybe_messages=2),
+                channel(13, 4, 5, losable_messages=1)]  # counted twice, lost, and two within bounds
+    run = report(rows, inviters=inviters, commands=commands, bot_exit_codes=[1, 0], channels=channels)
     verdict = check(run, ["SIGTERM"], logs=[])
     found = {name: len(texts) for name, texts in verdict.violations.items() if texts}
     assert found == {"no_double_count": 1, "observed_counted": 2, "no_wrong_inviter": 1,
-                     "every_join_recorded": 1, "inviter_figures": 2, "replies_within_limits": 3,
-                     "permissions_respected": 1, "exit_codes": 1}
+                     "every_join_recorded": 1, "inviter_figures": 2, "channel_counts": 2,
+                     "replies_within_limits": 3, "permissions_respected": 1, "exit_codes": 1}
+    assert verdict.violations["channel_counts"] == ["channel 10: 6 messages > truth 5 (+0 maybe seen)",
+                                                    "channel 11: 4 messages < truth 5 (-0 losable)"]
     assert verdict.unattributed == 1 and verdict.joins == 3
 
 

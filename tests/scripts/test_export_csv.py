@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from app.operations.export import JOINS_COLUMNS, LEADERBOARD_COLUMNS, read_id
+from app.operations.export import CHANNELS_COLUMNS, JOINS_COLUMNS, LEADERBOARD_COLUMNS, read_id
 from tests.scripts.test_backup_scripts import run
 
 G = 123456789012345678
@@ -71,6 +71,20 @@ async def test_export_joins_and_leaderboard_to_files(db: Any, mongo_uri: str, tm
     assert out == header, "only the header: 2020 is not in the last 7 days"
     assert err.strip() == (f"export joins (7d) of guild {G}: 0 rows, {len(header.encode())} bytes in "
                            "standard output")
+
+
+async def test_export_channels_to_standard_output(db: Any, mongo_uri: str, tmp_path: Path) -> None:
+    await db.activity.insert_many([
+        {"_id": f"c:{G}:{2**62 + c}:2020-05-0{d}", "kind": "chday", "guild_id": G, "channel_id": 2**62 + c,
+         "day": f"2020-05-0{d}", "messages": n}
+        for c, d, n in ((1, 1, 2), (1, 2, 4), (2, 1, 3))
+    ])
+    code, out, err = await run("scripts.export_csv", "--guild", str(G), "channels", "--plain-ids",
+                               "--out", "-", cwd=tmp_path, MONGODB_URI=mongo_uri, MONGODB_DB=db.name)
+    assert code == 0, err
+    rows = read_csv(out.encode())
+    assert tuple(rows[0]) == CHANNELS_COLUMNS
+    assert rows[1:] == [[str(2**62 + 1), "", "6", "66.7"], [str(2**62 + 2), "", "3", "33.3"]]
 
 
 async def test_a_bad_period_or_guild_is_refused_by_the_command_line(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from app.storage.writes import Write
 from app.tracking.voice import VoiceFlags
 from app.wiring.clock import to_ms
 from app.wiring.container import Repositories
-from repositories.activity import Credit, VoiceTotal, voice_updates
+from repositories.activity import ChannelCount, Credit, VoiceTotal, voice_updates
 from repositories.invites import StoredInvite
 from repositories.joins import FIRST, REJOIN, Attribution, JoinRecord, join_key
 from repositories.voice_sessions import SessionWrite, VoiceSession, entry_upsert, session_key
@@ -130,6 +130,20 @@ async def test_leaderboards_voice_and_messages_per_period(repos: Repositories, u
     ]
     assert lines(run(uri, "leaderboard.js", GUILD=G, METRIC="messages", LIMIT=1)) == [
         "messages leaderboard, all time:", "1. 101  25",
+    ]
+
+
+async def test_top_channels_per_period_with_their_shares(repos: Repositories, uri: str) -> None:
+    """channels.js: the channel-day documents written by the real repository, summed per channel."""
+    counts = [ChannelCount(G, 10, day(0), 6), ChannelCount(G, BIG, day(-1), 3),
+              ChannelCount(G, 11, day(-20), 9), ChannelCount(G + 1, 10, day(0), 50)]
+    await repos.activity.add_messages([credit(ADA, 0, messages=18)], 7, counts)
+    assert lines(run(uri, "channels.js", GUILD=G, DAYS=7)) == [
+        "top channels of guild 1, last 7 days: 9 messages in 2 channels", "1. 10  6  66.7%",
+        f"2. {BIG}  3  33.3%",
+    ]
+    assert lines(run(uri, "channels.js", GUILD=G, LIMIT=1)) == [
+        "top channels of guild 1, last 30 days: 18 messages in 3 channels", "1. 11  9  50.0%",
     ]
 
 

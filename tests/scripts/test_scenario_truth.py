@@ -50,6 +50,26 @@ def test_messages_while_the_bot_is_down_are_truth_where_the_history_is_readable(
     assert (truth.members[1].messages, truth.members[1].unobservable_messages) == (4, 1)
 
 
+def test_messages_per_channel_a_thread_under_its_parent_and_an_erase_changes_nothing():
+    """The member rules per channel (a thread's messages under its parent channel); an erase empties
+    the member's count, not the channels'."""
+    def message(t, channel, member=1):
+        return Happened(t, "message", member, {"channel": channel})
+
+    truth = Truth(AFK, 600, unreadable={11}, parents={13: 10}).compute([
+        message(0, 10), message(0.5, 13), message(0.9, 11),
+        Happened(1, "bot_down", data={"signal": "SIGKILL"}), message(2, 13), message(2.5, 11),
+        Happened(3, "bot_up"),
+        Happened(3.5, "bot_connected"), message(4, 11, 2), Happened(5, "erase", 1, {"done": 5.2}),
+        message(6, 10), Happened(7, "end"),
+    ])
+    assert truth.members[1].messages == 1  # erased at 5: only the message after it
+    general, unreadable = truth.channels[10], truth.channels[11]
+    assert (general.messages, general.unobservable_messages) == (4, 0)  # 10 and its thread 13
+    assert 13 not in truth.channels
+    assert (unreadable.messages, unreadable.losable_messages, unreadable.unobservable_messages) == (2, 1, 1)
+
+
 def test_a_guild_outage_and_a_lost_session_are_downtime_like_a_stopped_bot():
     truth = Truth(AFK, downtime_cap_s=600).compute([
         voice(0, 1, 20, camera=True), voice(0, 2, 20), Happened(10, "guild_down"), Happened(12, "leave", 2),

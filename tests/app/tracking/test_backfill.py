@@ -25,7 +25,7 @@ from app.tracking.backfill import (
     snowflake_at,
 )
 from app.tracking.message_counter import MessageCounter
-from repositories.activity import ActivityRepository, day_key
+from repositories.activity import CHANNEL_DAY, ActivityRepository, day_key
 from repositories.guild_settings import GuildConfig
 
 G = 10
@@ -46,6 +46,7 @@ class History:
     forbidden: set[int] = field(default_factory=set)
     unavailable: int = 0  # the next this many reads: Discord answers 503
     requests: int = 0
+    parents: dict[int, int] = field(default_factory=dict)  # thread -> its channel
 
     def post(self, channel_id: int, message_id: int, author_id: int) -> HistoryMessage:
         m = HistoryMessage(message_id, None if author_id == BOT else author_id)
@@ -53,7 +54,8 @@ class History:
         return m
 
     def channels(self, guild_id: int) -> list[ReadableChannel]:
-        return [ReadableChannel(c, None, c not in self.forbidden) for c in sorted(self.messages)]
+        return [ReadableChannel(c, self.parents.get(c), c not in self.forbidden)
+                for c in sorted(self.messages)]
 
     async def history(self, channel_id: int, after: int, limit: int) -> list[HistoryMessage]:
         self.requests += 1
@@ -70,6 +72,11 @@ class History:
 
     def truth(self) -> Counter[int]:
         return Counter(m.author_id for ms in self.messages.values() for m in ms if m.author_id is not None)
+
+    def channel_truth(self) -> Counter[int]:
+        """Messages by people per channel they count under (a thread's: its parent's)."""
+        return Counter(self.parents.get(c, c) for c, ms in self.messages.items() for m in ms
+                       if m.author_id is not None)
 
 
 class Process:
@@ -92,10 +99,18 @@ class Process:
         marks, ranges = await self.repo.channel_marks()
         self.ledger.load(marks, ranges)
 
-    def live(self, channel_id: int, message: HistoryMessage) -> None:
+    def live(self, channel_id: int, message: HistoryMessage, parent_id: int | None = None) -> None:
         """The gateway delivered `message` (the cog's on_message, after its filters)."""
         if message.author_id is not None and self.ledger.claim_live(G, channel_id, message.id):
-            self.counter.add(G, message.author_id, "2026-01-01")
+            self.counter.add(G, message.author_id, "2026-01-01", channel_id=parent_id or channel_id)
+
+
+async def stored_channels(db: Any) -> Counter[int]:
+    """Messages per channel, summed over the channel-day documents."""
+    found: Counter[int] = Counter()
+    async for d in db.activity.find({"kind": CHANNEL_DAY}):
+        found[d["channel_id"]] += d["messages"]
+    return found
 
 
 async def stored(db: Any) -> Counter[int]:
@@ -381,3 +396,34 @@ async def test_discord_not_answering_a_history_read_is_waited_out(db, policy) ->
     await proc.backfill.run_guild(G, history)  # the next gap's run resumes it
     await proc.counter.wait_idle()
     assert await stored(db) == history.truth()
+
+
+async def test_channel_counts_from_live_and_history_equal_the_messages_a_thread_under_its_channel(
+        db, policy) -> None:
+    """Messages missed while away are counted per channel from history (a thread's under its parent
+    channel), every page applied twice (a reply lost, the same operation sent again): the
+    channel-day documents equal the messages, and each page's day is its message's UTC day."""
+    repo, seq, history, new_id = ActivityRepository(db, policy), OpSequence(1), History(), ids()
+    history.parents[3] = 1  # channel 3 is a thread of channel 1
+    first = Process(repo, seq)
+    await first.start()
+    for i in range(20):
+        first.live(1 + i % 3, history.post(1 + i % 3, new_id(), 100 + i % 4), history.parents.get(1 + i % 3))
+    await first.counter.wait_idle()
+    for i in range(330):  # away: in the history only
+        history.post(1 + i % 3, new_id(), BOT if i % 7 == 0 else 100 + i % 5)
+
+    async def twice(*args: Any) -> None:
+        await repo.add_backfill(*args)
+        await repo.add_backfill(*args)
+
+    second = Process(repo, seq, write_page=twice)
+    await second.start()
+    await second.backfill.run_guild(G, history)
+    second.live(3, history.post(3, new_id(), 101), 1)
+    await second.counter.wait_idle()
+    assert await stored_channels(db) == history.channel_truth()
+    assert set(history.channel_truth()) == {1, 2}  # nothing under the thread's own id
+    assert await stored(db) == history.truth()
+    days = {d["day"] async for d in db.activity.find({"kind": CHANNEL_DAY}) if d["day"] != "2026-01-01"}
+    assert days <= {time.strftime("%Y-%m-%d", time.gmtime(now_ms() / 1000 - s)) for s in (0, 600)}

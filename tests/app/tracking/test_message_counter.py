@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import random
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -13,7 +15,15 @@ from app.storage.outbox import Outbox
 from app.storage.retry import RetryPolicy
 from app.storage.writes import Writer, decode, execute
 from app.tracking.message_counter import MessageCounter
-from repositories.activity import ActivityRepository, Counters, Credit, day_key, total_key
+from repositories.activity import (
+    CHANNEL_DAY,
+    ActivityRepository,
+    ChannelCount,
+    Counters,
+    Credit,
+    day_key,
+    total_key,
+)
 from scripts.faultproxy import FaultPlan
 
 
@@ -170,3 +180,46 @@ async def test_a_refused_batch_that_cannot_be_kept_aside_is_retried_not_dropped(
     await db.activity.update_one({"_id": total_key(1, 5)}, {"$set": {"messages": 0}})
     await asyncio.wait_for(counter.wait_idle(), 10)
     assert (await db.activity.find_one({"_id": total_key(1, 5)}))["messages"] == 1
+
+
+async def test_channel_counts_ride_in_the_same_write_and_equal_the_events(db, policy) -> None:
+    """Each batch's channel counts go in the members' write (one per batch, the same operation id on a
+    retry): the stored channel-day counts equal the events, and each batch is told once written."""
+    repo = ActivityRepository(db, policy)
+    calls: list[tuple[int, int, int]] = []  # (op id, member documents, channel documents)
+    told: list[tuple[int, list[ChannelCount]]] = []
+
+    async def lost_reply_once(credits: Iterable[Credit], op_id: int, *, channels: Any = ()) -> None:
+        credits, channels = list(credits), list(channels)
+        calls.append((op_id, len(credits), len(channels)))
+        await repo.add_messages(credits, op_id, channels)  # applied...
+        if len(calls) == 1:
+            raise ConnectionError("...reply lost")
+
+    seq = iter(range(1, 100))
+    counter = MessageCounter(lost_reply_once, retry_delay=0.01, next_seq=lambda: next(seq),
+                             on_channels_written=lambda counts, op_id: told.append((op_id, counts)))
+    truth: Counter[tuple[int, str]] = Counter()
+    rng = random.Random(20)
+    for _ in range(300):
+        member, channel, day = rng.choice((5, 6, 7)), rng.choice((10, 11, 12)), rng.choice(("2026-03-10",
+                                                                                            "2026-03-11"))
+        counter.add(1, member, day, channel_id=channel)
+        truth[(channel, day)] += 1
+        if rng.random() < 0.05:
+            await asyncio.sleep(0)  # let a batch go out
+    counter.add(1, 5, "2026-03-10")  # no channel (a caller without one): a member count only
+    await counter.wait_idle()
+    stored = Counter({(d["channel_id"], d["day"]): d["messages"]
+                      async for d in db.activity.find({"kind": CHANNEL_DAY})})
+    assert stored == truth
+    assert calls[0][0] == calls[1][0]  # the lost reply: the same batch again, under the same id
+    assert len({c[0] for c in calls}) == len(calls) - 1  # every other batch once
+    assert [op_id for op_id, _ in told] == sorted({c[0] for c in calls if c[2]})  # once per written batch
+    noted: Counter[tuple[int, str]] = Counter()
+    for _, counts in told:
+        for c in counts:
+            noted[(c.channel_id, c.day)] += c.messages
+    assert noted == truth
+    totals = sum([d["messages"] async for d in db.activity.find({"kind": "total"})])
+    assert totals == sum(truth.values()) + 1
