@@ -245,6 +245,21 @@ class GuildRanks:
                 await asyncio.sleep(0)
         return {day: Counters(*total) for day, total in sums.items()}
 
+    async def active_days(self, since: str, until: str, active: Callable[[Counters], bool]) -> dict[int, int]:
+        """Per member, how many of their mirrored days from `since` to `until` (inclusive) `active`
+        accepts (members with none absent). One pass over the mirror like `day_sums`: each member's
+        days looked at once (at most `KEEP_DAYS`), `CHUNK` members per event-loop turn."""
+        found: dict[int, int] = {}
+        width = len(COUNTERS)
+        for i, (member, days) in enumerate(list(self.days.items())):
+            count = sum(1 for day, record in days.items()
+                        if since <= day <= until and active(Counters(*record[:width])))
+            if count:
+                found[member] = count
+            if i % CHUNK == CHUNK - 1:
+                await asyncio.sleep(0)
+        return found
+
     async def boards(self, since: str | None) -> dict[str, Board]:
         if since is None:
             return self.all_time
@@ -376,6 +391,11 @@ class Ranks(GuildBuilds[_Build, GuildRanks]):
     async def day_sums(self, guild_id: int, since: str, until: str) -> dict[str, Counters]:
         """The guild's counters per day from `since` to `until` (`/server stats`)."""
         return await self._ready[guild_id].day_sums(since, until)
+
+    async def active_days(self, guild_id: int, since: str, until: str,
+                          active: Callable[[Counters], bool]) -> dict[int, int]:
+        """Per member, their days from `since` to `until` that `active` accepts (activity roles)."""
+        return await self._ready[guild_id].active_days(since, until, active)
 
     async def count(self, guild_id: int, metric: str, since: str | None) -> int:
         return len((await self._ready[guild_id].boards(since))[metric])

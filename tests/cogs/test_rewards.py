@@ -114,12 +114,53 @@ async def test_a_reach_rule_over_voice_hours_and_removing_the_rule(make_tracker:
     ({"role": G, "metric": "messages", "reach": 5}, "@everyone is every member's role"),
     ({"role": VIP, "metric": "messages", "reach": 5, "top": 3}, "Give exactly one of `reach`"),
     ({"role": VIP, "metric": "camera"}, "Give exactly one of `reach`"),
+    ({"role": VIP, "metric": "messages", "reach": 5, "active_days": 2}, "Give exactly one of `reach`"),
+    ({"role": VIP, "active_days": 2, "metric": "messages"}, "`metric` and `period` do not apply"),
+    ({"role": VIP, "active_days": 2, "period": "7d"}, "`metric` and `period` do not apply"),
+    ({"role": VIP, "active_days": 8}, "`active_days` (8) cannot be more than `of_last` (7)"),
+    ({"role": VIP, "metric": "messages", "reach": 5, "of_last": 7}, "`of_last` goes with `active_days`"),
+    ({"role": MODS, "active_days": 1, "of_last": 1}, f"<@&{MODS}> is at or above the bot's highest role"),
 ])
 async def test_refused_rules_are_not_stored(make_tracker: Any, options: dict[str, Any], refusal: str) -> None:
     h = await started(make_tracker)
     rec = await h.emu.command(ADA, "rewards add", options)
     assert rec.ephemeral and rec.text().startswith(refusal), rec.text()
     assert await h.db.reward_rules.count_documents({}) == 0
+
+
+async def test_an_active_rule_counts_the_days_active_as_for_streaks_in_its_window(make_tracker: Any) -> None:
+    h = await started(make_tracker)
+    emu = h.emu
+    day = 24 * 3600
+    await messages(h, BOB, 1)  # day 1: BOB
+    h.clock.advance(day)
+    await messages(h, BOB, 1)  # day 2: BOB and CY
+    await messages(h, CY, 1)
+    rec = await emu.command(ADA, "rewards add", {"role": VIP, "active_days": 2, "of_last": 3})
+    added = f"Rule `{rec.id}` added: <@&{VIP}>, active on 2 of the last 3 days. "
+    assert rec.text().startswith(added), rec.text()
+    await h.settle()
+    assert holders(h, VIP) == {BOB}
+    rule = await h.db.reward_rules.find_one({"_id": f"{G}:{rec.id}"})
+    assert (rule["metric"], rule["period"], rule["active_days"], rule["of_last"]) == ("active", None, 2, 3)
+    assert (rule["reach"], rule["top"]) == (None, None)
+    listed = await emu.command(ADA, "rewards list")
+    assert listed.embed["description"] == f"`{rec.id}` <@&{VIP}>: active on 2 of the last 3 days"
+
+    h.clock.advance(day)
+    await messages(h, CY, 1)  # day 3: CY (days 2 and 3); BOB still has days 1 and 2 of the last 3
+    await evaluate(h)
+    assert holders(h, VIP) == {BOB, CY}
+    h.clock.advance(day)  # day 4: the window is days 2 to 4, BOB has one day in it
+    await evaluate(h)
+    assert holders(h, VIP) == {CY}
+    await emu.command(ADA, "settings set", {"streak_min_messages": 2})  # CY's days had one message each
+    await evaluate(h)
+    assert holders(h, VIP) == set()
+    log = h.db.reward_log.find({}).sort("at_ms", 1)
+    assert [(d["member_id"], d["action"], d["rule_id"]) async for d in log] == [
+        (emu.user_id(BOB), "granted", rec.id), (emu.user_id(CY), "granted", rec.id),
+        (emu.user_id(BOB), "removed", rec.id), (emu.user_id(CY), "removed", rec.id)]
 
 
 async def test_roles_changed_while_the_bot_was_down_are_corrected_at_the_next_start(make_tracker: Any,
