@@ -21,7 +21,7 @@ from .constants import CallbackType, ErrorCode, InteractionType, MessageFlag, Me
 from .interactions import InteractionRecord, interaction_metadata
 from .limits import message_problems
 from .messages import UploadedFile
-from .ratelimits import HISTORY_ROUTE
+from .ratelimits import HISTORY_ROUTE, MEMBER_ROLE_ROUTE
 from .util import dumps
 
 if TYPE_CHECKING:
@@ -432,10 +432,16 @@ class RestApi:
             raise not_found(ErrorCode.UNKNOWN_MEMBER, "Member")
         if role_id not in guild.roles:
             raise not_found(ErrorCode.UNKNOWN_ROLE, "Role")
+        allowed, headers = self.emu.route_limits.take(MEMBER_ROLE_ROUTE, guild.id)
+        if not allowed:
+            retry_after = float(headers["Retry-After"])
+            body = {"message": "You are being rate limited.", "retry_after": retry_after, "global": False}
+            return json_response(body, 429, headers)
         if not self._bot_may_assign(guild, guild.roles[role_id]):
-            raise ApiError(403, ErrorCode.MISSING_PERMISSIONS, "Missing Permissions")
+            refused = error_body(ErrorCode.MISSING_PERMISSIONS, "Missing Permissions")
+            return json_response(refused, 403, headers)
         self.emu.change_roles(guild, user_id, role_id, add=add)
-        return web.Response(status=204)
+        return web.Response(status=204, headers=headers)
 
     def _bot_may_assign(self, guild: Guild, role: Role) -> bool:
         """Discord's rule for giving or taking a role: Manage Roles (or Administrator), a role that is

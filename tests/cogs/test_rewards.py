@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import re
 from typing import Any
 
 import pytest
 
 from scripts.emulator import payloads
+from scripts.emulator.ratelimits import MEMBER_ROLE_ROUTE
 from tests.botharness import GUILD, Harness
 
 G, ADA, BOB, CY = 1, 101, 102, 103
@@ -236,3 +239,53 @@ async def test_a_rate_limit_is_waited_out_and_a_refusal_skips_the_roles_changes(
     guild.roles[VIP].position = below  # moved back: the next check gives ADA the role
     await evaluate(h)
     assert holders(h, VIP) == {ADA, BOB, CY}
+
+
+CROWD = 5000
+CROWD_SPEC = copy.deepcopy(GUILD)
+CROWD_SPEC["members"] += [{"id": 1_000_000 + i, "name": f"m{i}", "roles": [VIP]} for i in range(CROWD - 1)]
+
+
+@pytest.mark.parametrize("guild_spec", [CROWD_SPEC])
+async def test_a_rule_change_of_5000_roles_drains_in_the_background_within_the_rate_limits(
+    make_tracker: Any,
+) -> None:
+    """4,999 members hold VIP by hand and BOB qualifies: the first rule takes it from them and gives
+    it to BOB, one change at a time, within Discord's rate limit (the emulator announces its bucket,
+    discord.py waits; two 429s with retry_after are waited out), while commands keep answering."""
+    h = await make_tracker()
+    emu = h.emu
+    emu.route_limits.limits[MEMBER_ROLE_ROUTE] = (50, 0.2)
+    await messages(h, BOB, 1)
+    emu.fail("DELETE", rf"/guilds/{G}/members/\d+/roles/{VIP}", status=429, retry_after=0.3, times=2)
+    rec = await emu.command(ADA, "rewards add", {"role": VIP, "metric": "messages", "reach": 1})
+    assert rec.text().startswith(f"Rule `{rec.id}` added"), rec.text()
+
+    seen: list[int] = []
+    for _ in range(200):  # /data-status answers while the changes drain
+        status = await emu.command(ADA, "data-status")
+        line = {f["name"]: f["value"] for f in status.embed["fields"]}["Activity roles"]
+        progress = re.fullmatch(r"([\d,]+) of 5,000 changes done", line)
+        if progress and 0 < (done := int(progress.group(1).replace(",", ""))) < CROWD:
+            seen.append(done)
+        if len(set(seen)) >= 2:
+            break
+        await asyncio.sleep(0.05)
+    assert len(set(seen)) >= 2 and seen == sorted(seen), seen  # moving forward
+    listed = await emu.command(ADA, "rewards list")
+    footer = listed.embed["footer"]["text"]
+    assert re.fullmatch(r"Changes: [\d,]+ of 5,000 changes done", footer), footer
+
+    assert h.bot is not None
+    await asyncio.wait_for(h.bot.get_cog("Rewards").wait_idle(), 600)
+    guild = emu.guild(G)
+    assert [m for m in guild.members.values() if VIP in m.roles] == [guild.members[emu.user_id(BOB)]]
+    assert await h.db.reward_log.count_documents({"action": "removed"}) == CROWD - 1
+    assert await h.db.reward_log.count_documents({"action": "granted"}) == 1
+    status = await emu.command(ADA, "data-status")
+    fields = {f["name"]: f["value"] for f in status.embed["fields"]}
+    assert fields["Activity roles"] == "5,000 changes done, none waiting"
+    role_calls = [r for r in emu.requests if re.fullmatch(rf"/guilds/{G}/members/\d+/roles/{VIP}", r.path)]
+    assert sum(r.status == 429 for r in role_calls) >= 2  # the injected ones, waited out
+    assert sum(r.status == 204 for r in role_calls) == CROWD
+    assert emu.route_limits.filled > 10  # the bucket was used up, again and again, and waited for
