@@ -7,9 +7,11 @@ import copy
 import re
 from typing import Any
 
+import discord
 import pytest
 
 from scripts.emulator import payloads
+from scripts.emulator.constants import Perm
 from scripts.emulator.ratelimits import MEMBER_ROLE_ROUTE
 from tests.botharness import GUILD, Harness
 
@@ -129,6 +131,22 @@ async def test_refused_rules_are_not_stored(make_tracker: Any, options: dict[str
     rec = await h.emu.command(ADA, "rewards add", options)
     assert rec.ephemeral and rec.text().startswith(refusal), rec.text()
     assert await h.db.reward_rules.count_documents({}) == 0
+
+
+async def test_without_manage_roles_a_rule_is_refused_and_discord_would_refuse_too(make_tracker: Any) -> None:
+    h = await started(make_tracker)
+    emu = h.emu
+    guild = emu.guild(G)
+    emu.update_role(G, guild.bot_role_id, permissions=guild.roles[guild.bot_role_id].permissions
+                    & ~Perm.MANAGE_ROLES)
+    await h.settle()
+    rec = await emu.command(ADA, "rewards add", {"role": VIP, "active_days": 1, "of_last": 1})
+    assert rec.text().startswith("The bot lacks the Manage Roles permission"), rec.text()
+    assert await h.db.reward_rules.count_documents({}) == 0
+    assert h.bot is not None
+    member = h.bot.get_guild(G).get_member(emu.user_id(CY))  # type: ignore[union-attr]
+    with pytest.raises(discord.Forbidden):  # the emulator answers as Discord does
+        await member.add_roles(discord.Object(VIP))  # type: ignore[union-attr]
 
 
 async def test_an_active_rule_counts_the_days_active_as_for_streaks_in_its_window(make_tracker: Any) -> None:
