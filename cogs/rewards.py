@@ -217,7 +217,7 @@ class RewardsCog(commands.Cog, name="Rewards"):
                 since = (today - timedelta(days=(rule.of_last or 1) - 1)).isoformat()
                 # the streaks' rule: `/ud`'s streak and the role agree on which days were active
                 values[key] = await self.bot.ranks.active_days(guild_id, since, today.isoformat(),
-                                                               active_rule(config).active)
+                                                               active_rule(config).active_counts)
         for metric, period in sorted({r.values_key for r in rules if r.active_days is None}):
             since = period_start_day(period, now, tz)
             if since not in by_since:

@@ -245,15 +245,16 @@ class GuildRanks:
                 await asyncio.sleep(0)
         return {day: Counters(*total) for day, total in sums.items()}
 
-    async def active_days(self, since: str, until: str, active: Callable[[Counters], bool]) -> dict[int, int]:
+    async def active_days(self, since: str, until: str, active: Callable[[int, int], bool]) -> dict[int, int]:
         """Per member, how many of their mirrored days from `since` to `until` (inclusive) `active`
-        accepts (members with none absent). One pass over the mirror like `day_sums`: each member's
-        days looked at once (at most `KEEP_DAYS`), `CHUNK` members per event-loop turn."""
+        accepts, given the day's messages and voice seconds (members with none absent). One pass over
+        the mirror like `day_sums`: each member's days looked at once (at most `KEEP_DAYS`), `CHUNK`
+        members per event-loop turn."""
         found: dict[int, int] = {}
-        width = len(COUNTERS)
+        messages, voice = SLOT["messages"], SLOT["voice_s"]
         for i, (member, days) in enumerate(list(self.days.items())):
             count = sum(1 for day, record in days.items()
-                        if since <= day <= until and active(Counters(*record[:width])))
+                        if since <= day <= until and active(record[messages], record[voice]))
             if count:
                 found[member] = count
             if i % CHUNK == CHUNK - 1:
@@ -393,8 +394,9 @@ class Ranks(GuildBuilds[_Build, GuildRanks]):
         return await self._ready[guild_id].day_sums(since, until)
 
     async def active_days(self, guild_id: int, since: str, until: str,
-                          active: Callable[[Counters], bool]) -> dict[int, int]:
-        """Per member, their days from `since` to `until` that `active` accepts (activity roles)."""
+                          active: Callable[[int, int], bool]) -> dict[int, int]:
+        """Per member, their days from `since` to `until` that `active(messages, voice_s)` accepts
+        (activity roles)."""
         return await self._ready[guild_id].active_days(since, until, active)
 
     async def count(self, guild_id: int, metric: str, since: str | None) -> int:

@@ -95,7 +95,7 @@ async def assert_active_days_exact(bot: Bot, guild: int) -> None:
                 count = sum(1 for day, c in daily.items() if day <= today and rule.active(c))
                 if count:
                     want[member] = count
-            assert await bot.ranks.active_days(guild, since, today, rule.active) == want, (rule, days)
+            assert await bot.ranks.active_days(guild, since, today, rule.active_counts) == want, (rule, days)
 
 
 async def start(bot: Bot, ranks: bool = True) -> None:
@@ -205,7 +205,7 @@ async def test_active_days_yield_to_the_event_loop_every_chunk_of_members(monkey
 
     counter = asyncio.create_task(count_turns())
     await asyncio.sleep(0)
-    found = await guild.active_days("2026-02-28", "2026-03-01", ActiveRule().active)
+    found = await guild.active_days("2026-02-28", "2026-03-01", ActiveRule().active_counts)
     counter.cancel()
     assert found == {m: 1 for m in range(1, 101) if m % 3}  # the day before `since` is not counted
     assert turns >= 10  # the other task ran between chunks of 10 members
