@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import discord
@@ -21,7 +22,17 @@ from discord import app_commands
 from discord.ext import commands
 from pymongo.errors import PyMongoError
 
-from app.tracking.rewards import REWARD_METRICS, REWARD_PERIODS, RewardRule, RoleChange, Values, plan
+from app.tracking.rewards import (
+    ACTIVE,
+    MAX_OF_LAST,
+    REWARD_METRICS,
+    REWARD_PERIODS,
+    RewardRule,
+    RoleChange,
+    Values,
+    plan,
+)
+from app.tracking.streaks import active_rule
 from app.tracking.voice import PERIOD_LABELS, period_start_day, zone
 from app.wiring.commands import answer
 from app.wiring.reply_limits import fit_embed
@@ -36,6 +47,7 @@ JOB_ID = "rewards"
 MAX_RULES = 25  # per guild: one embed field each in /rewards list, and a bounded evaluation
 MAX_REACH = 1_000_000
 MAX_TOP = 1000
+DEFAULT_OF_LAST = 7
 RANKS_WAIT_SECONDS = 120.0
 METRIC_CHOICES = [app_commands.Choice(name=m, value=m) for m in REWARD_METRICS]
 PERIOD_CHOICES = [app_commands.Choice(name=PERIOD_LABELS[p], value=p) for p in REWARD_PERIODS]
@@ -43,8 +55,13 @@ PERIOD_CHOICES = [app_commands.Choice(name=PERIOD_LABELS[p], value=p) for p in R
 
 # ---- texts -------------------------------------------------------------------------------------
 def rule_text(rule: RewardRule) -> str:
-    """`reach 100 messages (last 7 days)`, `top 3 of voice (all time)`."""
-    period = PERIOD_LABELS[rule.period]
+    """`reach 100 messages (last 7 days)`, `top 3 of voice (all time)`, `active on 5 of the last 7 days`."""
+    if rule.active_days is not None:
+        if rule.of_last == 1:
+            return "active today"
+        days, of_last = style.number(rule.active_days), style.number(rule.of_last or 0)
+        return f"active on {days} of the last {of_last} days"
+    period = PERIOD_LABELS[rule.period or "all"]
     if rule.top is not None:
         return f"top {style.number(rule.top)} of {rule.metric} ({period})"
     if rule.metric == "messages":
@@ -187,11 +204,21 @@ class RewardsCog(commands.Cog, name="Rewards"):
         return False
 
     async def _values(self, guild_id: int, rules: list[RewardRule]) -> dict[tuple[str, str], Values]:
+        """What each rule reads (`RewardRule.values_key`), from the ranks in memory: one pass over the
+        mirror per period start day, and one per `of_last` of the active rules."""
         config = await self.bot.repos.guild_settings.get(guild_id)
         now, tz = self.bot.clock.now(), zone(config.time_zone)
         by_since: dict[str | None, list[Any]] = {}
         values: dict[tuple[str, str], Values] = {}
-        for metric, period in sorted({(r.metric, r.period) for r in rules}):
+        today = now.astimezone(tz).date()
+        for rule in rules:
+            key = rule.values_key
+            if rule.active_days is not None and key not in values:
+                since = (today - timedelta(days=(rule.of_last or 1) - 1)).isoformat()
+                # the streaks' rule: `/ud`'s streak and the role agree on which days were active
+                values[key] = await self.bot.ranks.active_days(guild_id, since, today.isoformat(),
+                                                               active_rule(config).active_counts)
+        for metric, period in sorted({r.values_key for r in rules if r.active_days is None}):
             since = period_start_day(period, now, tz)
             if since not in by_since:
                 by_since[since] = await self.bot.ranks.every_member(guild_id, since)
@@ -249,45 +276,67 @@ class RewardsCog(commands.Cog, name="Rewards"):
             self.bot.clock.now()))
 
     # ---- the commands ----------------------------------------------------------------------
-    @rewards_group.command(name="add", description="Give a role for activity: reach N, or be in the top N")
+    @rewards_group.command(
+        name="add", description="Give a role for activity: reach N, top N, or active on N of the last M days")
     @app_commands.describe(
         role="The role to give (the bot then manages it: it also takes it away)",
-        metric="What counts: messages, hours of voice or hours of camera on",
-        period="Over which period (default: all time)",
+        metric="For reach and top: messages, hours of voice or hours of camera on",
+        period="For reach and top: over which period (default: all time)",
         reach=f"Reach this many messages or hours (1 to {MAX_REACH:,})",
         top=f"Or: be in the top N of the board (1 to {MAX_TOP:,})",
+        active_days=f"Or: be active (as for streaks) on at least this many days (1 to {MAX_OF_LAST})...",
+        of_last=f"...of the last this many days, today included (1 to {MAX_OF_LAST}, "
+                f"default {DEFAULT_OF_LAST})",
     )
     @app_commands.choices(metric=METRIC_CHOICES, period=PERIOD_CHOICES)
     async def add(
-        self, interaction: discord.Interaction, role: discord.Role, metric: str, period: str = "all",
+        self, interaction: discord.Interaction, role: discord.Role, metric: str | None = None,
+        period: str | None = None,
         reach: app_commands.Range[int, 1, MAX_REACH] | None = None,
         top: app_commands.Range[int, 1, MAX_TOP] | None = None,
+        active_days: app_commands.Range[int, 1, MAX_OF_LAST] | None = None,
+        of_last: app_commands.Range[int, 1, MAX_OF_LAST] | None = None,
     ) -> None:
         if not await require_manage_guild(interaction):
             return
         guild = interaction.guild
         assert guild is not None
-        refusal = self._refusal(guild, role, metric, period, reach, top)
+        rule = RewardRule(guild.id, interaction.id, role.id, metric or "", period or "all", reach, top)
+        if active_days is not None:
+            rule = RewardRule(guild.id, interaction.id, role.id, ACTIVE, None, active_days=active_days,
+                              of_last=of_last or DEFAULT_OF_LAST)
+        refusal = self._refusal(role, metric, period, reach, top, active_days, of_last)
         if refusal is None and len(await self.rules.active(guild.id)) >= MAX_RULES:
             refusal = f"This server has {MAX_RULES} rules already, the most it can have; remove one first."
         if refusal is not None:
             await answer(interaction, refusal)
             return
-        rule = RewardRule(guild.id, interaction.id, role.id, metric, period, reach, top)
         await self.rules.add(rule, interaction.user.id, self.bot.clock.now())
         log.info("guild %s: activity-role rule %s added for role %s", guild.id, rule.rule_id, role.id)
-        await answer(interaction, f"Rule `{rule.rule_id}` added: {style.role(role.id)} for members who "
+        await answer(interaction, f"Rule `{rule.rule_id}` added: {style.role(role.id)}, "
                                   f"{rule_text(rule)}. The bot now manages {style.role(role.id)}: it gives "
                                   "it to members who qualify and takes it from those who do not.")
         self.evaluate_soon(guild)
 
     @staticmethod
-    def _refusal(guild: discord.Guild, role: discord.Role, metric: str, period: str,
-                 reach: int | None, top: int | None) -> str | None:
-        if metric not in REWARD_METRICS or period not in REWARD_PERIODS:
-            return "Pick the metric and the period from the lists."
-        if (reach is None) == (top is None):
-            return "Give exactly one of `reach` (messages or hours) or `top` (the top N of the board)."
+    def _refusal(role: discord.Role, metric: str | None, period: str | None, reach: int | None,
+                 top: int | None, active_days: int | None, of_last: int | None) -> str | None:
+        if sum(kind is not None for kind in (reach, top, active_days)) != 1:
+            return ("Give exactly one of `reach` (messages or hours), `top` (the top N of the board) or "
+                    "`active_days` (active on N of the last `of_last` days).")
+        if active_days is None:
+            if of_last is not None:
+                return "`of_last` goes with `active_days`; `reach` and `top` use `period`."
+            if metric not in REWARD_METRICS or (period or "all") not in REWARD_PERIODS:
+                return "Pick the metric (and the period, if not all time) from the lists."
+        else:
+            if metric is not None or period is not None:
+                return ("`metric` and `period` do not apply to `active_days`: a day is active as for streaks "
+                        "(`/settings`, `streak_min_messages` and `streak_min_voice_minutes`), and `of_last` "
+                        "is the period.")
+            if active_days > (of_last or DEFAULT_OF_LAST):
+                return (f"`active_days` ({active_days}) cannot be more than `of_last` "
+                        f"({of_last or DEFAULT_OF_LAST}).")
         return unmanageable(role)
 
     @rewards_group.command(

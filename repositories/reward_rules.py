@@ -4,7 +4,8 @@ Written by `/rewards add` and `/rewards remove` (cogs/rewards.py) through the wr
 `$set` on the deterministic key, kept in the outbox while MongoDB is away). `rule_id` is the
 `/rewards add` interaction's id (a 64-bit snowflake): a retried write lands on the same document.
 `status` is "active" or "removed"; a removed rule keeps its history. The meaning of the fields is
-`app.tracking.rewards.RewardRule` (`reach` in messages or hours, or `top`; the other absent).
+`app.tracking.rewards.RewardRule` (`reach` in messages or hours, `top`, or `active_days` with
+`of_last`; the others null).
 """
 
 from __future__ import annotations
@@ -30,12 +31,16 @@ def rule_key(guild_id: int, rule_id: int) -> str:
     return f"{guild_id}:{rule_id}"
 
 
+def _int_or_none(doc: dict[str, Any], name: str) -> int | None:
+    return int(doc[name]) if doc.get(name) is not None else None
+
+
 def rule_from_doc(doc: dict[str, Any]) -> RewardRule:
     return RewardRule(
         guild_id=int(doc["guild_id"]), rule_id=int(doc["rule_id"]), role_id=int(doc["role_id"]),
-        metric=doc["metric"], period=doc["period"],
-        reach=int(doc["reach"]) if doc.get("reach") is not None else None,
-        top=int(doc["top"]) if doc.get("top") is not None else None,
+        metric=doc["metric"], period=doc.get("period"),
+        reach=_int_or_none(doc, "reach"), top=_int_or_none(doc, "top"),
+        active_days=_int_or_none(doc, "active_days"), of_last=_int_or_none(doc, "of_last"),
     )
 
 
@@ -47,6 +52,7 @@ class RewardRuleRepository(Repository):
         fields = {
             "guild_id": rule.guild_id, "rule_id": rule.rule_id, "role_id": rule.role_id,
             "metric": rule.metric, "period": rule.period, "reach": rule.reach, "top": rule.top,
+            "active_days": rule.active_days, "of_last": rule.of_last,
             "status": ACTIVE, "added_by": by, "added_ms": to_ms(now),
         }
         op = Op("update_one", {"_id": rule_key(rule.guild_id, rule.rule_id)}, {"$set": fields}, upsert=True)

@@ -363,6 +363,22 @@ class GuildRanks:
                 await asyncio.sleep(0)
         return {day: Counters(*total) for day, total in sums.items()}
 
+    async def active_days(self, since: str, until: str, active: Callable[[int, int], bool]) -> dict[int, int]:
+        """Per member, how many of their mirrored days from `since` to `until` (inclusive) `active`
+        accepts, given the day's messages and voice seconds (members with none absent). One pass over
+        the mirror like `day_sums`: each member's days looked at once (at most `KEEP_DAYS`), `CHUNK`
+        members per event-loop turn."""
+        found: dict[int, int] = {}
+        messages, voice = SLOT["messages"], SLOT["voice_s"]
+        for i, (member, days) in enumerate(list(self.days.items())):
+            count = sum(1 for day, record in days.items()
+                        if since <= day <= until and active(record[messages], record[voice]))
+            if count:
+                found[member] = count
+            if i % CHUNK == CHUNK - 1:
+                await asyncio.sleep(0)
+        return found
+
     async def boards(self, since: str | None, until: str | None = None) -> dict[str, Board]:
         """The boards of `[since, until)` (since None: all time), built on first use."""
         if since is None:
@@ -606,6 +622,12 @@ class Ranks(GuildBuilds[_Build, GuildRanks]):
     async def day_sums(self, guild_id: int, since: str, until: str) -> dict[str, Counters]:
         """The guild's counters per day from `since` to `until` (`/server stats`)."""
         return await self._ready[guild_id].day_sums(since, until)
+
+    async def active_days(self, guild_id: int, since: str, until: str,
+                          active: Callable[[int, int], bool]) -> dict[int, int]:
+        """Per member, their days from `since` to `until` that `active(messages, voice_s)` accepts
+        (activity roles)."""
+        return await self._ready[guild_id].active_days(since, until, active)
 
     async def count(self, guild_id: int, metric: str, since: str | None, until: str | None = None) -> int:
         return len((await self._ready[guild_id].boards(since, until))[metric])

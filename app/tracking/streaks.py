@@ -47,10 +47,14 @@ class ActiveRule:
     min_voice_s: int = 0
 
     def active(self, day: Counters) -> bool:
+        return self.active_counts(day.messages, day.voice_s)
+
+    def active_counts(self, messages: int, voice_s: int) -> bool:
+        """`active` from a day's two counts (the ranks' mirror checks thousands of days per turn)."""
         if not self.min_messages and not self.min_voice_s:
-            return day.messages > 0 or day.voice_s > 0
-        by_messages = bool(self.min_messages) and day.messages >= self.min_messages
-        by_voice = bool(self.min_voice_s) and day.voice_s >= self.min_voice_s
+            return messages > 0 or voice_s > 0
+        by_messages = bool(self.min_messages) and messages >= self.min_messages
+        by_voice = bool(self.min_voice_s) and voice_s >= self.min_voice_s
         return by_messages or by_voice
 
 

@@ -13,6 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 HISTORY_ROUTE = "GET /channels/{channel_id}/messages"
+# Giving and taking a member's role (PUT and DELETE share the bucket, per guild). Off unless set:
+# `emu.route_limits.limits[MEMBER_ROLE_ROUTE] = (requests, seconds)`.
+MEMBER_ROLE_ROUTE = "PUT/DELETE /guilds/{guild_id}/members/{user_id}/roles/{role_id}"
 DEFAULT_LIMITS = {HISTORY_ROUTE: (5, 1.0)}
 
 
@@ -27,6 +30,7 @@ class RouteLimits:
     limits: dict[str, tuple[int, float]] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     clock: Callable[[], float] = time.monotonic
     hits: int = 0  # requests answered 429
+    filled: int = 0  # windows used up to their limit (a client that waits for the reset sees no 429)
     _windows: dict[tuple[str, int], _Window] = field(default_factory=dict)
 
     def take(self, route: str, major: int) -> tuple[bool, dict[str, str]]:
@@ -51,5 +55,7 @@ class RouteLimits:
                             "X-RateLimit-Scope": "user", "X-RateLimit-Global": "false", "Via": "1.1 google"})
             return False, headers
         window.used += 1
+        if window.used == limit:
+            self.filled += 1
         headers["X-RateLimit-Remaining"] = str(limit - window.used)
         return True, headers

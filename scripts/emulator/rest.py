@@ -21,12 +21,12 @@ from .constants import CallbackType, ErrorCode, InteractionType, MessageFlag, Me
 from .interactions import InteractionRecord, interaction_metadata
 from .limits import message_problems
 from .messages import UploadedFile
-from .ratelimits import HISTORY_ROUTE
+from .ratelimits import HISTORY_ROUTE, MEMBER_ROLE_ROUTE
 from .util import dumps
 
 if TYPE_CHECKING:
     from .server import Emulator
-    from .state import Guild
+    from .state import Guild, Role
 
 log = logging.getLogger(__name__)
 
@@ -432,8 +432,29 @@ class RestApi:
             raise not_found(ErrorCode.UNKNOWN_MEMBER, "Member")
         if role_id not in guild.roles:
             raise not_found(ErrorCode.UNKNOWN_ROLE, "Role")
+        allowed, headers = self.emu.route_limits.take(MEMBER_ROLE_ROUTE, guild.id)
+        if not allowed:
+            retry_after = float(headers["Retry-After"])
+            body = {"message": "You are being rate limited.", "retry_after": retry_after, "global": False}
+            return json_response(body, 429, headers)
+        if not self._bot_may_assign(guild, guild.roles[role_id]):
+            refused = error_body(ErrorCode.MISSING_PERMISSIONS, "Missing Permissions")
+            return json_response(refused, 403, headers)
         self.emu.change_roles(guild, user_id, role_id, add=add)
-        return web.Response(status=204)
+        return web.Response(status=204, headers=headers)
+
+    def _bot_may_assign(self, guild: Guild, role: Role) -> bool:
+        """Discord's rule for giving or taking a role: Manage Roles (or Administrator), a role that is
+        not managed (a bot's, the booster role, an integration's), and below the bot's highest role
+        (roles of one position ordered by id, the lower id above). Administrator does not lift the
+        hierarchy; the owner may do anything."""
+        me = guild.members[self.world.bot_user.id]
+        if me.id == guild.owner_id:
+            return True
+        if not guild.permissions(me) & Perm.MANAGE_ROLES or role.managed:
+            return False
+        ranks = [(r.position, -r.id) for r in (guild.roles.get(i) for i in me.roles) if r is not None]
+        return bool(ranks) and (role.position, -role.id) < max(ranks)
 
     # ---- invites ---------------------------------------------------------------------------
     async def get_guild_invites(self, request: web.Request) -> web.Response:

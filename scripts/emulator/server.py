@@ -460,6 +460,17 @@ class Emulator:
         )
         self._dispatch("GUILD_ROLE_UPDATE", {"guild_id": str(g.id), "role": payloads.role(role)}, g.id)
 
+    def update_role(self, guild: int | None, role: int, **changes: Any) -> None:
+        """An admin edits a role (``position``, ``permissions``, ``managed``, ``name``...):
+        GUILD_ROLE_UPDATE. The REST role routes follow the new hierarchy at once."""
+        g = self.world.guild(guild)
+        target = g.roles[role]
+        for name, value in changes.items():
+            if not hasattr(target, name):
+                raise ValueError(f"roles have no {name!r}")
+            setattr(target, name, value)
+        self._dispatch("GUILD_ROLE_UPDATE", {"guild_id": str(g.id), "role": payloads.role(target)}, g.id)
+
     def hold_member_list(self, guild: int | None, held: bool = True) -> None:
         """A member list still loading (a large guild): while held, GUILD_CREATE carries only the
         bot and the members in voice (``member_count`` stays the full count, so discord.py asks

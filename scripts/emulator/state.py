@@ -358,6 +358,7 @@ class World:
                 color=int(role_spec.get("color", 0)),
                 hoist=bool(role_spec.get("hoist", False)),
                 mentionable=bool(role_spec.get("mentionable", False)),
+                managed=bool(role_spec.get("managed", False)),
             )
             if role_id == guild.id:
                 role.name = "@everyone"

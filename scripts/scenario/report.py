@@ -106,6 +106,8 @@ async def build_report(result: RunResult, policy: RetryPolicy | None = None) -> 
                                               policy or RetryPolicy())
         channels = channel_rows(truth.channels, await read_channels(
             client[result.db_name], result.scenario.guild_id, policy or RetryPolicy()))
+        reward_log = [{k: v for k, v in doc.items() if k != "_id"}
+                      async for doc in client[result.db_name].reward_log.find({}).sort("at_ms", 1)]
     finally:
         await client.close()
     tolerance = voice_tolerance(result)
@@ -114,6 +116,8 @@ async def build_report(result: RunResult, policy: RetryPolicy | None = None) -> 
                     tracked.get(m, {}), invites, tolerance, names)
         for m in member_ids
     ]
+    for row in members:  # the emulator's roles at the end (None: not a member any more)
+        row["roles"] = result.member_roles.get(int(row["discord_id"]))
     inviters = []
     for inviter in sorted(set(truth.inviters) | set(invites.counts)):
         expected = truth.inviters.get(inviter)
@@ -144,6 +148,9 @@ async def build_report(result: RunResult, policy: RetryPolicy | None = None) -> 
         "inviters": inviters,
         "channels": channels,
         "commands": [asdict(command) for command in result.commands],
+        # activity roles: the bot's accepted role changes in the emulator, and what it recorded
+        "role_changes": [list(change) for change in result.role_changes],
+        "reward_log": reward_log,
         "bot_log": str(result.bot_log) if result.bot_log else None,
     }
 

@@ -39,6 +39,7 @@ LAST_RESET = "@last_reset"
 NO_BACKUP = "ib-000000000000"
 RESET_BACKUP = re.compile(r"Backup id: `(ib-[0-9a-f]+)`")
 RESTORED_BACKUP = re.compile(r"Backup `(ib-[0-9a-f]+)` restored: ")
+MEMBER_ROLE = re.compile(r"^/guilds/\d+/members/(\d+)/roles/(\d+)$")
 STAFF_CHANGED = re.compile(r"Staff code (`[^`]+` saved for|of .+ removed)")
 
 
@@ -86,6 +87,10 @@ class RunResult:
     second_processes: list[SecondProcessResult] = field(default_factory=list)
     bot_log: Path | None = None
     workdir: Path | None = None
+    # The emulator at the end: each member's roles (real ids), and every member-role change the
+    # bot's REST calls made (Discord answered 204), in order: (member, role, "granted"/"removed").
+    member_roles: dict[int, list[int]] = field(default_factory=dict)
+    role_changes: list[tuple[int, int, str]] = field(default_factory=list)
 
 
 class BotProcess:
@@ -222,6 +227,7 @@ class ScenarioRunner:
                 commands=self.commands, aliases=dict(self.emu.world.aliases),
                 bot_exit_codes=self.bot.exit_codes, second_processes=self.second_processes,
                 bot_log=self.bot.log_path, workdir=self.workdir,
+                member_roles=self._member_roles(), role_changes=self._role_changes(),
             )
         finally:
             for task in self.background:
@@ -232,6 +238,19 @@ class ScenarioRunner:
             await self.emu.stop()
             if self.proxy is not None:
                 await self.proxy.stop()
+
+    def _member_roles(self) -> dict[int, list[int]]:
+        guild = self.emu.world.guild(self.scenario.guild_id)
+        return {member.id: sorted(member.roles) for member in guild.members.values()}
+
+    def _role_changes(self) -> list[tuple[int, int, str]]:
+        changes = []
+        for request in self.emu.requests:
+            found = MEMBER_ROLE.match(request.path)
+            if found and request.status == 204 and request.method in ("PUT", "DELETE"):
+                action = "granted" if request.method == "PUT" else "removed"
+                changes.append((int(found.group(1)), int(found.group(2)), action))
+        return changes
 
     def close(self) -> None:
         """Stop the embedded database (kept running after `run` so the report can read it)."""

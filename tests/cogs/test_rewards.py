@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import re
 from typing import Any
 
+import discord
 import pytest
 
 from scripts.emulator import payloads
+from scripts.emulator.constants import Perm
+from scripts.emulator.ratelimits import MEMBER_ROLE_ROUTE
 from tests.botharness import GUILD, Harness
 
 G, ADA, BOB, CY = 1, 101, 102, 103
@@ -114,12 +119,69 @@ async def test_a_reach_rule_over_voice_hours_and_removing_the_rule(make_tracker:
     ({"role": G, "metric": "messages", "reach": 5}, "@everyone is every member's role"),
     ({"role": VIP, "metric": "messages", "reach": 5, "top": 3}, "Give exactly one of `reach`"),
     ({"role": VIP, "metric": "camera"}, "Give exactly one of `reach`"),
+    ({"role": VIP, "metric": "messages", "reach": 5, "active_days": 2}, "Give exactly one of `reach`"),
+    ({"role": VIP, "active_days": 2, "metric": "messages"}, "`metric` and `period` do not apply"),
+    ({"role": VIP, "active_days": 2, "period": "7d"}, "`metric` and `period` do not apply"),
+    ({"role": VIP, "active_days": 8}, "`active_days` (8) cannot be more than `of_last` (7)"),
+    ({"role": VIP, "metric": "messages", "reach": 5, "of_last": 7}, "`of_last` goes with `active_days`"),
+    ({"role": MODS, "active_days": 1, "of_last": 1}, f"<@&{MODS}> is at or above the bot's highest role"),
 ])
 async def test_refused_rules_are_not_stored(make_tracker: Any, options: dict[str, Any], refusal: str) -> None:
     h = await started(make_tracker)
     rec = await h.emu.command(ADA, "rewards add", options)
     assert rec.ephemeral and rec.text().startswith(refusal), rec.text()
     assert await h.db.reward_rules.count_documents({}) == 0
+
+
+async def test_without_manage_roles_a_rule_is_refused_and_discord_would_refuse_too(make_tracker: Any) -> None:
+    h = await started(make_tracker)
+    emu = h.emu
+    guild = emu.guild(G)
+    emu.update_role(G, guild.bot_role_id, permissions=guild.roles[guild.bot_role_id].permissions
+                    & ~Perm.MANAGE_ROLES)
+    await h.settle()
+    rec = await emu.command(ADA, "rewards add", {"role": VIP, "active_days": 1, "of_last": 1})
+    assert rec.text().startswith("The bot lacks the Manage Roles permission"), rec.text()
+    assert await h.db.reward_rules.count_documents({}) == 0
+    assert h.bot is not None
+    member = h.bot.get_guild(G).get_member(emu.user_id(CY))  # type: ignore[union-attr]
+    with pytest.raises(discord.Forbidden):  # the emulator answers as Discord does
+        await member.add_roles(discord.Object(VIP))  # type: ignore[union-attr]
+
+
+async def test_an_active_rule_counts_the_days_active_as_for_streaks_in_its_window(make_tracker: Any) -> None:
+    h = await started(make_tracker)
+    emu = h.emu
+    day = 24 * 3600
+    await messages(h, BOB, 1)  # day 1: BOB
+    h.clock.advance(day)
+    await messages(h, BOB, 1)  # day 2: BOB and CY
+    await messages(h, CY, 1)
+    rec = await emu.command(ADA, "rewards add", {"role": VIP, "active_days": 2, "of_last": 3})
+    added = f"Rule `{rec.id}` added: <@&{VIP}>, active on 2 of the last 3 days. "
+    assert rec.text().startswith(added), rec.text()
+    await h.settle()
+    assert holders(h, VIP) == {BOB}
+    rule = await h.db.reward_rules.find_one({"_id": f"{G}:{rec.id}"})
+    assert (rule["metric"], rule["period"], rule["active_days"], rule["of_last"]) == ("active", None, 2, 3)
+    assert (rule["reach"], rule["top"]) == (None, None)
+    listed = await emu.command(ADA, "rewards list")
+    assert listed.embed["description"] == f"`{rec.id}` <@&{VIP}>: active on 2 of the last 3 days"
+
+    h.clock.advance(day)
+    await messages(h, CY, 1)  # day 3: CY (days 2 and 3); BOB still has days 1 and 2 of the last 3
+    await evaluate(h)
+    assert holders(h, VIP) == {BOB, CY}
+    h.clock.advance(day)  # day 4: the window is days 2 to 4, BOB has one day in it
+    await evaluate(h)
+    assert holders(h, VIP) == {CY}
+    await emu.command(ADA, "settings set", {"streak_min_messages": 2})  # CY's days had one message each
+    await evaluate(h)
+    assert holders(h, VIP) == set()
+    log = h.db.reward_log.find({}).sort("at_ms", 1)
+    assert [(d["member_id"], d["action"], d["rule_id"]) async for d in log] == [
+        (emu.user_id(BOB), "granted", rec.id), (emu.user_id(CY), "granted", rec.id),
+        (emu.user_id(BOB), "removed", rec.id), (emu.user_id(CY), "removed", rec.id)]
 
 
 async def test_roles_changed_while_the_bot_was_down_are_corrected_at_the_next_start(make_tracker: Any,
@@ -180,14 +242,68 @@ async def test_a_rate_limit_is_waited_out_and_a_refusal_skips_the_roles_changes(
     assert holders(h, VIP) == {BOB, CY}  # discord.py waited out the 429
 
     await messages(h, ADA, 1)
-    emu.fail("PUT", rf"/guilds/{G}/members/\d+/roles/{VIP}", status=403, code=50013,
-             message="Missing Permissions", times=10)
+    guild = emu.guild(G)
+    below = guild.roles[VIP].position
+    # moved above the bot's role, and the bot has not seen the GUILD_ROLE_UPDATE yet: the emulator
+    # answers 403 Missing Permissions, as Discord does
+    guild.roles[VIP].position = guild.roles[guild.bot_role_id].position + 1
     caplog.clear()
     await evaluate(h)
     await evaluate(h)
     assert holders(h, VIP) == {BOB, CY}
     refused = [r for r in caplog.records if "Discord refused to change role" in r.getMessage()]
     assert len(refused) == 1 and refused[0].levelname == "WARNING", refused
-    emu._faults.clear()  # Discord accepts again: the next check gives ADA the role
+    assert "403 Missing Permissions" in refused[0].getMessage()
+    guild.roles[VIP].position = below  # moved back: the next check gives ADA the role
     await evaluate(h)
     assert holders(h, VIP) == {ADA, BOB, CY}
+
+
+CROWD = 5000
+CROWD_SPEC = copy.deepcopy(GUILD)
+CROWD_SPEC["members"] += [{"id": 1_000_000 + i, "name": f"m{i}", "roles": [VIP]} for i in range(CROWD - 1)]
+
+
+@pytest.mark.parametrize("guild_spec", [CROWD_SPEC])
+async def test_a_rule_change_of_5000_roles_drains_in_the_background_within_the_rate_limits(
+    make_tracker: Any,
+) -> None:
+    """4,999 members hold VIP by hand and BOB qualifies: the first rule takes it from them and gives
+    it to BOB, one change at a time, within Discord's rate limit (the emulator announces its bucket,
+    discord.py waits; two 429s with retry_after are waited out), while commands keep answering."""
+    h = await make_tracker()
+    emu = h.emu
+    emu.route_limits.limits[MEMBER_ROLE_ROUTE] = (50, 0.2)
+    await messages(h, BOB, 1)
+    emu.fail("DELETE", rf"/guilds/{G}/members/\d+/roles/{VIP}", status=429, retry_after=0.3, times=2)
+    rec = await emu.command(ADA, "rewards add", {"role": VIP, "metric": "messages", "reach": 1})
+    assert rec.text().startswith(f"Rule `{rec.id}` added"), rec.text()
+
+    seen: list[int] = []
+    for _ in range(200):  # /data-status answers while the changes drain
+        status = await emu.command(ADA, "data-status")
+        line = {f["name"]: f["value"] for f in status.embed["fields"]}["Activity roles"]
+        progress = re.fullmatch(r"([\d,]+) of 5,000 changes done", line)
+        if progress and 0 < (done := int(progress.group(1).replace(",", ""))) < CROWD:
+            seen.append(done)
+        if len(set(seen)) >= 2:
+            break
+        await asyncio.sleep(0.05)
+    assert len(set(seen)) >= 2 and seen == sorted(seen), seen  # moving forward
+    listed = await emu.command(ADA, "rewards list")
+    footer = listed.embed["footer"]["text"]
+    assert re.fullmatch(r"Changes: [\d,]+ of 5,000 changes done", footer), footer
+
+    assert h.bot is not None
+    await asyncio.wait_for(h.bot.get_cog("Rewards").wait_idle(), 600)
+    guild = emu.guild(G)
+    assert [m for m in guild.members.values() if VIP in m.roles] == [guild.members[emu.user_id(BOB)]]
+    assert await h.db.reward_log.count_documents({"action": "removed"}) == CROWD - 1
+    assert await h.db.reward_log.count_documents({"action": "granted"}) == 1
+    status = await emu.command(ADA, "data-status")
+    fields = {f["name"]: f["value"] for f in status.embed["fields"]}
+    assert fields["Activity roles"] == "5,000 changes done, none waiting"
+    role_calls = [r for r in emu.requests if re.fullmatch(rf"/guilds/{G}/members/\d+/roles/{VIP}", r.path)]
+    assert sum(r.status == 429 for r in role_calls) >= 2  # the injected ones, waited out
+    assert sum(r.status == 204 for r in role_calls) == CROWD
+    assert emu.route_limits.filled > 10  # the bucket was used up, again and again, and waited for

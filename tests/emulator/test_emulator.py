@@ -21,13 +21,14 @@ from scripts.emulator import (
     snowflake_from_time,
     time_from_snowflake,
 )
+from scripts.emulator.constants import Perm
 
 from .botapp import tiny_png
-from .conftest import Running
+from .conftest import GUILD, Running
 
 ADA, BOB, CY = 101, 102, 103
 GENERAL, STAFF, FOCUS, AFK = 10, 11, 20, 30
-VIP = 50
+VIP, BOOSTER = 50, 51
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -168,6 +169,38 @@ async def test_member_update_roles(running: Running) -> None:
     emu.role_remove(ADA, VIP)
     before, after = (await log.wait("member_update", 2))[1]
     assert VIP in [r.id for r in before.roles] and VIP not in [r.id for r in after.roles]
+
+
+@pytest.mark.parametrize("guild_spec", [{**GUILD, "roles": [
+    {"id": VIP, "name": "VIP"}, {"id": BOOSTER, "name": "Booster", "managed": True}]}])
+async def test_rest_role_changes_follow_discords_hierarchy_and_permission(running: Running) -> None:
+    emu, bot = running.emu, running.bot
+    guild, http = emu.guild(1), bot.http
+    me, cy = guild.bot_role_id, real(emu, CY)
+    assert guild.roles[BOOSTER].managed and bot.get_guild(1).get_role(BOOSTER).managed  # type: ignore[union-attr]
+
+    async def refused(role: int, *, add: bool = True) -> bool:
+        try:
+            await (http.add_role if add else http.remove_role)(1, cy, role)
+        except discord.Forbidden as exc:
+            assert (exc.status, exc.code, exc.text) == (403, 50013, "Missing Permissions")
+            return True
+        return False
+
+    assert not await refused(VIP) and VIP in guild.members[cy].roles  # below the bot's role: done
+    assert await refused(BOOSTER)  # managed
+    assert await refused(me)  # the bot's own role: managed, and not below itself
+    emu.update_role(1, VIP, position=guild.roles[me].position + 1)  # moved above the bot's role
+    assert await refused(VIP, add=False) and VIP in guild.members[cy].roles
+    emu.update_role(1, VIP, position=guild.roles[me].position)  # same position: the lower id is above
+    assert me > VIP and await refused(VIP, add=False)
+    emu.update_role(1, VIP, position=1)
+    emu.update_role(1, me, permissions=guild.roles[me].permissions & ~Perm.MANAGE_ROLES)
+    assert await refused(VIP, add=False)  # no Manage Roles
+    emu.update_role(1, me, permissions=Perm.ADMIN)  # Administrator includes it
+    assert not await refused(VIP, add=False) and VIP not in guild.members[cy].roles
+    with pytest.raises(ValueError, match="no 'colour'"):
+        emu.update_role(1, VIP, colour=1)
 
 
 async def test_invite_create_and_delete(running: Running) -> None:

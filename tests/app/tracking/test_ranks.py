@@ -15,6 +15,7 @@ from app.operations.backups import BackupService, NoProgress
 from app.tracking import ranks as ranks_module
 from app.tracking.message_counter import MessageCounter
 from app.tracking.ranks import Ranks
+from app.tracking.streaks import ActiveRule
 from app.tracking.voice import LiveVoice, VoiceFlags, day_of, period_start_day, zone
 from app.tracking.voice_tracker import VoiceTracker
 from app.wiring.clock import ManualClock, to_ms
@@ -81,7 +82,25 @@ async def assert_exact(bot: Bot, guild: int) -> None:
                     guild, member, metric, since), (period, metric, member)
         for member in some:
             assert ranks.counters(guild, member, since) == await repo.member_counters(guild, member, since)
+    await assert_active_days_exact(bot, guild)
     await assert_seasons_exact(bot, guild)
+
+
+async def assert_active_days_exact(bot: Bot, guild: int) -> None:
+    """The active days of the last 7 and 30 days (activity roles) are the day documents' days the
+    streaks' rule counts as active, for every member."""
+    today = bot.clock.now().date().isoformat()
+    for rule in (ActiveRule(), ActiveRule(2, 600), ActiveRule(0, 0)):
+        for days in (7, 30):
+            since = period_start_day(f"{days}d", bot.clock.now(), zone("UTC"))
+            assert since is not None
+            want = {}
+            for member in MEMBERS:
+                daily = await bot.activity.daily(guild, member, since)
+                count = sum(1 for day, c in daily.items() if day <= today and rule.active(c))
+                if count:
+                    want[member] = count
+            assert await bot.ranks.active_days(guild, since, today, rule.active_counts) == want, (rule, days)
 
 
 def season_spans(bot: Bot, guild: int) -> list[tuple[str, str | None]]:
@@ -252,3 +271,24 @@ async def test_a_write_to_a_day_older_than_the_mirror_reaches_the_seasons_coveri
         for metric in METRICS:
             assert await bot.ranks.page(7, metric, since, 0, 10, until) == await bot.activity.leaderboard(
                 7, metric, since, 0, 10, until)
+
+
+async def test_active_days_yield_to_the_event_loop_every_chunk_of_members(monkeypatch) -> None:
+    monkeypatch.setattr(ranks_module, "CHUNK", 10)
+    guild = ranks_module.GuildRanks(7, "2026-02-01")
+    guild.load({"member_id": m, "day": day, "messages": m % 3}
+               for m in range(1, 101) for day in ("2026-02-27", "2026-03-01"))
+    turns = 0
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    counter = asyncio.create_task(count_turns())
+    await asyncio.sleep(0)
+    found = await guild.active_days("2026-02-28", "2026-03-01", ActiveRule().active_counts)
+    counter.cancel()
+    assert found == {m: 1 for m in range(1, 101) if m % 3}  # the day before `since` is not counted
+    assert turns >= 10  # the other task ran between chunks of 10 members

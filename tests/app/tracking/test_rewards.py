@@ -48,3 +48,17 @@ def test_nobody_is_granted_twice_nor_a_member_who_left() -> None:
 def test_roles_without_rules_are_left_alone() -> None:
     values = {("messages", "all"): {}}
     assert plan([rule(reach=1)], values, {ROLE: {1}, OTHER: {2}}, {1, 2}) == [RoleChange(1, ROLE, False, 1)]
+
+
+def active(rule_id: int = 1, role: int = ROLE, *, days: int, of_last: int) -> RewardRule:
+    return RewardRule(G, rule_id, role, "active", None, active_days=days, of_last=of_last)
+
+
+def test_an_active_rule_counts_active_days_and_reads_the_values_of_its_own_window() -> None:
+    assert qualifiers(active(days=3, of_last=7), {1: 2, 2: 3, 3: 7}) == {2, 3}
+    rules = [active(1, days=2, of_last=7), active(2, days=1, of_last=1), rule(3, reach=100)]
+    assert [r.values_key for r in rules] == [("active", "7"), ("active", "1"), ("messages", "all")]
+    values = {("active", "7"): {1: 2, 2: 1}, ("active", "1"): {3: 1}, ("messages", "all"): {1: 500, 4: 99}}
+    assert plan(rules, values, {ROLE: {4}}, {1, 2, 3, 4}) == [
+        RoleChange(1, ROLE, True, 1), RoleChange(3, ROLE, True, 2), RoleChange(4, ROLE, False, 1),
+    ]
