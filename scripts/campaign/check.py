@@ -246,7 +246,7 @@ def _csv_problems(filename: str, head: bytes) -> list[str]:
 
 def _rule_authors(verdict: Verdict, report: dict[str, Any]) -> None:
     """No stored rule added or removed by a member who had no Manage Server in any of their commands."""
-    managers = {c["user"] for c in report["commands"] if c.get("manage_server")}
+    managers = {c.get("user") for c in report["commands"] if c.get("manage_server")}
     for rule in (report.get("rewards") or {}).get("rules", []):
         for who in ("added_by", "removed_by"):
             if rule.get(who) is not None and rule[who] not in managers:
