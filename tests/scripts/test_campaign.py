@@ -395,3 +395,11 @@ async def test_a_build_without_the_message_guard_is_caught_by_the_ci_seeds(tmp_p
     results = await run_seeds(CI_SEEDS, tmp_path / "runs", cwd=source)
     doubled = [text for r in results for text in r["violations"].get("no_double_count", [])]
     assert any("messages" in text for text in doubled), [r["violations"] for r in results]
+
+
+async def test_a_build_whose_top_rules_rank_backwards_is_caught_by_roles_by_rules(tmp_path: Path) -> None:
+    """Seed 8 adds a top-3 voice rule (beside a messages reach) for one role: a bot that ranks the
+    lowest counts first gives it to other members than the stored counts and rules do."""
+    source = broken_copy("rewards_top_order", tmp_path / "broken")
+    [result] = await run_seeds((8,), tmp_path / "runs", cwd=source)
+    assert result["violations"].get("roles_by_rules"), result["violations"]
