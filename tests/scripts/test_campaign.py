@@ -381,7 +381,8 @@ async def run_seeds(seeds: tuple[int, ...], folder: Path, cwd: Path | None = Non
 
 
 async def test_ci_campaign_fixed_seeds_with_the_real_bot_break_no_invariant(tmp_path: Path) -> None:
-    """CI's campaign: fixed seeds, each a 30 s scenario with faults, the real bot process."""
+    """CI's campaign: fixed seeds, each 30 s of traffic with faults (then the quiet tail of the
+    activity roles), the real bot process."""
     for seed, result in zip(CI_SEEDS, await run_seeds(CI_SEEDS, tmp_path), strict=True):
         assert result["ok"], (seed, result["violations"], result.get("bot_log"))
         assert result["events"] > 50 and sum(result["faults"].values()) >= 3
