@@ -34,6 +34,13 @@ BREAKS = {
         '    if isinstance(op_id, int):\n        newer = ',
         "the message counts' guard removed (guard_filter lets every msg_seq write through)",
     ),
+    # An activity-role top rule ranks the lowest counts first: the roles go to the wrong members.
+    "rewards_top_order": Break(
+        "app/tracking/rewards.py",
+        "key=lambda vm: (-vm[0], vm[1])",
+        "key=lambda vm: (vm[0], vm[1])",
+        "a top-N activity-role rule ranks the members by count ascending",
+    ),
 }
 
 

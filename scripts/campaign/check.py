@@ -22,16 +22,25 @@ no session received). Each invariant names one promise:
   member rules' bounds of the truth: at most the truth plus what the bot may have seen, at least the
   truth minus what a SIGKILL may lose (an erase changes no channel count);
 - `replies_within_limits`: every command answered, every message it produced (response and
-  follow-ups) within Discord's limits;
-- `permissions_respected`: no bonus, reset, restore, erase or staff code change confirmed to a member
-  without Manage Server (a server override may show them the command; the bot's own check must
-  still refuse);
+  follow-ups) within Discord's limits, every file it attached whole: not empty, a chart a PNG, an
+  export a UTF-8 CSV with the byte-order mark and the header of docs/export.md; an image an embed
+  shows (`attachment://name`) attached; an export that says it sent a file sent one;
+- `permissions_respected`: no bonus, reset, restore, erase, staff code change, activity-role rule
+  change or export file confirmed to a member without Manage Server (a server override may show them
+  the command; the bot's own check must still refuse), and no stored rule added or removed by one;
+- `roles_by_rules`: at the end, every member holds a role that has active rules exactly when the
+  rules give it to them, computed here from the counts the bot stored (docs/rewards.md: reach: the
+  count at least the threshold; top: the first N members with a count, by count descending then
+  member id; members who left count in a top but are given nothing). A run lasts under a minute,
+  so the 7d and 30d periods (today included) hold all of it: every period's count is the all-time one;
 - `clean_log`: no traceback in any bot process's log;
 - `exit_codes`: every stop ended 0 (SIGTERM) or -9 (SIGKILL); second processes 0.
 """
 
 from __future__ import annotations
 
+import base64
+import csv
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +50,7 @@ from app.wiring import reply_limits as limits
 
 INVARIANTS = ("no_double_count", "observed_counted", "no_wrong_inviter", "every_join_recorded",
               "inviter_figures", "channel_counts", "replies_within_limits", "permissions_respected",
+              "roles_by_rules",
               "clean_log", "exit_codes")
 COUNTERS = ("messages", "voice_s", "cam_on_s", "cam_off_s", "stream_s")
 VOICE = ("voice_s", "cam_on_s", "cam_off_s", "stream_s")
@@ -49,6 +59,21 @@ UNCREDITED = "unknown"
 # timeout (at least 5 s), so voice changes made while the bot was down are seen from then.
 CHUNK_TIMEOUT_S = 5.5
 TRACEBACK = re.compile(r"^Traceback \(most recent call last\)", re.M)
+PNG = b"\x89PNG\r\n\x1a\n"
+BOM = b"\xef\xbb\xbf"
+# docs/export.md, "Columns": the header line of each export, by the file name's first word.
+EXPORT_HEADERS = {
+    "leaderboard": ["member_id", "member_name", "messages", "voice_seconds", "voice_hours",
+                    "camera_on_seconds", "camera_off_seconds", "streaming_seconds"],
+    "invites": ["member_id", "member_name", "regular", "left", "fake", "bonus", "total", "staff_code"],
+    "joins": ["member_id", "member_name", "joined_at", "source", "code", "inviter_id", "inviter_name",
+              "counted", "fake_reason", "left_at", "status", "reset_id"],
+}
+# The bot's export replies that say a file is attached (cogs/export.py, `reply_text`).
+EXPORT_SENT = ("UTF-8 CSV", "Nothing to export", "The file was cut")
+# docs/rewards.md: metric -> the counter it reads; reach in messages, or hours of voice or camera.
+RULE_COUNTERS = {"messages": "messages", "voice": "voice_s", "camera": "cam_on_s"}
+HOUR_S = 3600
 
 
 @dataclass
@@ -83,6 +108,8 @@ def check(report: dict[str, Any], signals: list[str], logs: list[Path] | None = 
         _channel(verdict, row)
     for command in report["commands"]:
         _reply(verdict, command)
+    _rule_authors(verdict, report)
+    _roles(verdict, report)
     for path in logs if logs is not None else _logs(report):
         _log(verdict, path)
     _exits(verdict, report, signals)
@@ -158,8 +185,14 @@ def _reply(verdict: Verdict, command: dict[str, Any]) -> None:
     messages = command.get("messages") or [{"content": command.get("content"),
                                              "embeds": command.get("embeds")}]
     for index, message in enumerate(messages):
-        for problem in reply_problems(message.get("content"), message.get("embeds") or []):
+        problems = reply_problems(message.get("content"), message.get("embeds") or [])
+        problems += file_problems(message.get("embeds") or [], message.get("attachments") or [])
+        for problem in problems:
             verdict.add("replies_within_limits", f"{name}, message {index + 1}: {problem}")
+    files = [str(a.get("filename") or "") for m in messages for a in m.get("attachments") or []]
+    if command["name"].startswith("export ") and _says_sent(messages) and not any(
+            f.endswith(".csv") for f in files):
+        verdict.add("replies_within_limits", f"{name}: the reply speaks of a file, none is attached")
     if command.get("effect") and not command.get("manage_server"):
         verdict.add("permissions_respected", f"{name}: {command['effect']} confirmed to a member "
                                              "without Manage Server")
@@ -188,6 +221,92 @@ def reply_problems(content: str | None, embeds: list[dict[str, Any]]) -> list[st
     if total > limits.TOTAL:
         problems.append(f"embeds total {total} > {limits.TOTAL}")
     return problems
+
+
+def _says_sent(messages: list[dict[str, Any]]) -> bool:
+    return any(said in (m.get("content") or "") for m in messages for said in EXPORT_SENT)
+
+
+def file_problems(embeds: list[dict[str, Any]], attachments: list[dict[str, Any]]) -> list[str]:
+    """What is wrong with a message's files: empty, not what the name says, or shown and missing."""
+    problems = []
+    names = {str(a.get("filename")) for a in attachments}
+    for embed in embeds:
+        url = str((embed.get("image") or {}).get("url") or "")
+        if url.startswith("attachment://") and url.removeprefix("attachment://") not in names:
+            problems.append(f"the embed shows {url}, not attached")
+    for attachment in attachments:
+        filename = str(attachment.get("filename"))
+        head = base64.b64decode(attachment.get("head") or "")
+        if not attachment.get("size") or (attachment.get("head") is not None and not head):
+            problems.append(f"{filename} is empty")
+        elif "head" not in attachment:
+            continue  # the report did not keep its bytes
+        elif filename.endswith(".png") and not head.startswith(PNG):
+            problems.append(f"{filename} is not a PNG")
+        elif filename.endswith(".csv"):
+            problems += _csv_problems(filename, head)
+    return problems
+
+
+def _csv_problems(filename: str, head: bytes) -> list[str]:
+    header = EXPORT_HEADERS.get(filename.split("-", maxsplit=1)[0])
+    if not head.startswith(BOM):
+        return [f"{filename} does not start with the UTF-8 byte-order mark"]
+    line = head[len(BOM):].split(b"\r\n", maxsplit=1)[0].decode("utf-8", errors="replace")
+    first = next(csv.reader([line]), [])
+    if header is None or first != header:
+        return [f"{filename}: header {line[:200]!r}, docs/export.md says {header!r}"]
+    return []
+
+
+def _rule_authors(verdict: Verdict, report: dict[str, Any]) -> None:
+    """No stored rule added or removed by a member who had no Manage Server in any of their commands."""
+    managers = {c.get("user") for c in report["commands"] if c.get("manage_server")}
+    for rule in (report.get("rewards") or {}).get("rules", []):
+        for who in ("added_by", "removed_by"):
+            if rule.get(who) is not None and rule[who] not in managers:
+                verdict.add("permissions_respected", f"rule {rule['rule_id']}: {who.split('_')[0]} by "
+                                                     f"{rule[who]}, who has no Manage Server")
+
+
+def _roles(verdict: Verdict, report: dict[str, Any]) -> None:
+    rewards = report.get("rewards") or {}
+    held = {int(member): set(roles) for member, roles in rewards.get("roles", {}).items()}
+    rules = [rule for rule in rewards.get("rules", []) if rule.get("status") == "active"]
+    counts = {int(row["id"]): (int(row.get("discord_id") or row["id"]), row["tracked"])
+              for row in report["members"] if "id" in row}
+    given: dict[int, set[int]] = {}  # role -> the members its rules give it to
+    for rule in rules:
+        given.setdefault(int(rule["role_id"]), set()).update(rule_gives(rule, counts))
+    names = {int(row["id"]): row["name"] for row in report["members"] if "id" in row}
+    for role, members in sorted(given.items()):
+        for member, roles in sorted(held.items()):
+            should = member in members
+            if should != (role in roles):
+                what = "lacks" if should else "holds"
+                verdict.add("roles_by_rules", f"{names.get(member, member)} {what} role {role} "
+                                              f"({_values_text(rules, role, counts.get(member))})")
+
+
+def rule_gives(rule: dict[str, Any], counts: dict[int, tuple[int, dict[str, Any]]]) -> set[int]:
+    """The members (scenario ids) a rule qualifies, from `counts`: member -> (Discord id, counters)."""
+    counter = RULE_COUNTERS[rule["metric"]]
+    values = {member: float(tracked.get(counter, 0)) for member, (_, tracked) in counts.items()}
+    if rule.get("top") is not None:
+        ranked = sorted((m for m, v in values.items() if v > 0), key=lambda m: (-values[m], counts[m][0]))
+        return set(ranked[:int(rule["top"])])
+    threshold = int(rule["reach"]) * (1 if rule["metric"] == "messages" else HOUR_S)
+    return {m for m, v in values.items() if v > 0 and v >= threshold}
+
+
+def _values_text(rules: list[dict[str, Any]], role: int, count: tuple[int, dict[str, Any]] | None) -> str:
+    tracked = count[1] if count else {}
+    rule_texts = [f"{r['metric']} {'top' if r.get('top') is not None else 'reach'} "
+                  f"{r.get('top') if r.get('top') is not None else r.get('reach')}"
+                  for r in rules if int(r["role_id"]) == role]
+    shown = {c: tracked.get(c, 0) for c in RULE_COUNTERS.values()}
+    return f"rules: {'; '.join(rule_texts)}; stored {shown}"
 
 
 def _logs(report: dict[str, Any]) -> list[Path]:

@@ -6,12 +6,16 @@ through codes, the vanity URL and no invite, leaves, rejoins, role grants, invit
 deletes, read-only and bonus commands by the admin) is drawn at `rate` events a second; faults
 are spread over the run, at least `FAULT_GAP_SECONDS` apart, each kind the runner knows. Staff
 codes and restores (`_admin_steps`) come from their own generator too, at `ADMIN_RATE` a second, so
-adding them left every seed's traffic and faults as they were.
+adding them left every seed's traffic and faults as they were; so do the commands of `DRAWABLE`
+(goals, server stats, retention, exports, activity-role rules, `/top`, `/ud chart:true`), at
+`COMMAND_RATE` a second. After the last traffic, everyone in voice leaves and a quiet tail longer
+than `REWARDS_SECONDS` follows: the bot's last activity-role check sees the final counts.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +38,14 @@ CONVERSION_ROLE = 50
 JOINER_BASE = 300
 ADMIN_RATE = 0.1  # staff code and restore commands a second
 LAST_RESET = "@last_reset"  # the runner sends the backup id of the last confirmed reset
+LAST_RULE = "@last_rule"  # the runner sends the id of the last rule `/rewards add` confirmed
+REWARD_ROLES = (60, 61)  # roles only activity-role rules give (traffic never grants them)
+COMMAND_RATE = 0.25  # commands of DRAWABLE a second
+REWARDS_SECONDS = 10  # the bot's activity-role check interval in the campaign (its minimum)
+# From the last traffic (everyone leaves voice then) to the end: a voice flush, then a full
+# REWARDS_SECONDS with the role changes made, before the runner stops the bot.
+REWARDS_TAIL_SECONDS = REWARDS_SECONDS + 5.0
+PERIODS = ("today", "7d", "30d", "all")
 
 
 def guild() -> dict[str, Any]:
@@ -48,9 +60,11 @@ def guild() -> dict[str, Any]:
     channels.append({"id": AFK_CHANNEL, "type": "voice", "name": "AFK"})
     invites = [{"code": code, "inviter": inviter, "uses": 0, "max_uses": 0}
                for code, inviter in zip(CODES, (101, 102, 103), strict=True)]
+    roles = [{"id": CONVERSION_ROLE, "name": "Member"}]
+    roles += [{"id": role, "name": f"Active {index + 1}"} for index, role in enumerate(REWARD_ROLES)]
     return {"id": GUILD_ID, "name": "Campaign", "afk_channel": AFK_CHANNEL,
             "vanity": {"code": "camp", "uses": 0}, "channels": channels,
-            "roles": [{"id": CONVERSION_ROLE, "name": "Member"}], "members": members, "invites": invites}
+            "roles": roles, "members": members, "invites": invites}
 
 
 @dataclass
@@ -83,11 +97,24 @@ def scenario_for(seed: int, *, seconds: float = 30.0, rate: float = 3.0, faults:
     fault_rng = random.Random(f"campaign faults:{seed}")
     steps += _faults(fault_rng, seconds, faults, _kinds_of(seed, faults, kinds))
     steps += _admin_steps(random.Random(f"campaign admin:{seed}"), steps, seconds)
+    steps += drawn_commands(seed, seconds)
     steps.sort(key=lambda step: step["at"])
     steps.append({"at": round(seconds + 1.0, 2), "do": "command", "user": ADMIN,
                   "name": "invites leaderboard"})
-    return {"name": f"campaign-{seed}", "guild": guild(), "settings": {"VOICE_FLUSH_SECONDS": 2},
-            "steps": steps}
+    steps += _tail(world, seconds)
+    settings = {"VOICE_FLUSH_SECONDS": 2, "REWARDS_SECONDS": REWARDS_SECONDS}
+    return {"name": f"campaign-{seed}", "guild": guild(), "settings": settings, "steps": steps}
+
+
+def _tail(world: World, seconds: float) -> list[dict[str, Any]]:
+    """Everyone in voice leaves (voice time stops growing), then a quiet while longer than
+    REWARDS_SECONDS ended by `/rewards list`: the roles at the end follow the final counts."""
+    leave_at = round(seconds + 1.5, 2)
+    steps = [{"at": leave_at, "do": "voice", "user": member, "channel": None}
+             for member in sorted(world.in_voice)]
+    steps.append({"at": round(leave_at + REWARDS_TAIL_SECONDS, 2), "do": "command", "user": ADMIN,
+                  "name": "rewards list"})
+    return steps
 
 
 def _traffic(world: World) -> dict[str, Any]:
@@ -140,6 +167,86 @@ def _command(rng: random.Random) -> dict[str, Any]:
         {"do": "command", "user": rng.choice(REGULARS), "name": "data erase", "override": True,
          "options": {"member": member}},
     ), weights=(4, 4, 4, 2, 1, 1, 1, 1))[0]
+
+
+# ---- the commands of the newer features: one table, one stream ---------------------------------------
+Draw = Callable[[random.Random], dict[str, Any]]  # a command step (without "at")
+
+
+def _by(user: int, name: str, override: bool = False, **options: Any) -> dict[str, Any]:
+    step: dict[str, Any] = {"do": "command", "user": user, "name": name}
+    if override:  # a member without Manage Server to whom a server override shows the command
+        step["override"] = True
+    if options:
+        step["options"] = options
+    return step
+
+
+def _goal_set(rng: random.Random) -> dict[str, Any]:
+    options = rng.choice(({"messages": rng.randint(1, 50)}, {"voice_hours": rng.randint(1, 10)},
+                          {"messages": rng.randint(1, 50), "voice_hours": rng.randint(1, 10)}))
+    return _by(rng.choice((ADMIN, *REGULARS)), "goal set", **options)
+
+
+def _rule(rng: random.Random) -> dict[str, Any]:
+    """A `/rewards add`'s options: reach N messages (within a run's reach) or hours (never reached in
+    a run: nobody qualifies), or the top N of a board."""
+    metric = rng.choice(("messages", "messages", "voice", "camera"))
+    options: dict[str, Any] = {"role": rng.choice(REWARD_ROLES), "metric": metric,
+                               "period": rng.choice(("all", "7d", "30d"))}
+    if metric == "messages" and rng.random() < 0.5:
+        options["reach"] = rng.randint(2, 10)
+    elif rng.random() < 0.2:
+        options["reach"] = 1
+    else:
+        options["top"] = rng.randint(1, 4)
+    return options
+
+
+def _export(rng: random.Random, override: bool) -> dict[str, Any]:
+    user = rng.choice(REGULARS) if override else ADMIN
+    kind = rng.choice(("leaderboard", "invites", "joins"))
+    period = {"period": rng.choice(PERIODS)} if rng.random() < 0.7 else {}
+    return _by(user, f"export {kind}", override, **period)
+
+
+# Each entry: weight and draw. Manage Server commands are also drawn by a member without it, with
+# `override` (the bot's own check must refuse). Add a feature's commands here.
+DRAWABLE: tuple[tuple[int, Draw], ...] = (
+    (3, _goal_set),
+    (1, lambda rng: _by(rng.choice((ADMIN, *REGULARS)), "goal clear")),
+    (2, lambda rng: _by(rng.choice((ADMIN, *REGULARS)), "server stats",
+                        **({"period": rng.choice(("7d", "30d"))} if rng.random() < 0.7 else {}))),
+    (2, lambda rng: _by(rng.choice((ADMIN, *REGULARS)), "invites retention", **rng.choice(
+        ({}, {"member": rng.choice((ADMIN, *REGULARS[:2]))}, {"code": rng.choice(CODES)})))),
+    (1, lambda rng: _by(rng.choice((ADMIN, *REGULARS)), "invites leaderboard", sort="retained_30d",
+                        period=rng.choice(PERIODS))),
+    (3, lambda rng: _export(rng, override=False)),
+    (1, lambda rng: _export(rng, override=True)),
+    (4, lambda rng: _by(ADMIN, "rewards add", **_rule(rng))),
+    (1, lambda rng: _by(rng.choice(REGULARS), "rewards add", True, **_rule(rng))),
+    (1, lambda rng: _by(ADMIN, "rewards remove", rule=LAST_RULE)),
+    (1, lambda rng: _by(rng.choice(REGULARS), "rewards remove", True, rule=LAST_RULE)),
+    (1, lambda rng: _by(ADMIN, "rewards list")),
+    (3, lambda rng: _by(rng.choice((ADMIN, *REGULARS)), "top", period=rng.choice(PERIODS),
+                        board=rng.choice(("messages", "voice", "camera", "streaming")))),
+    (2, lambda rng: _by(rng.choice((ADMIN, *REGULARS)), "ud", chart=True,
+                        **({"period": rng.choice(PERIODS)} if rng.random() < 0.5 else {}))),
+)
+
+
+def drawn_commands(seed: int, seconds: float) -> list[dict[str, Any]]:
+    """The commands of DRAWABLE for `seed`, at `COMMAND_RATE` a second, from their own stream (the
+    traffic, faults and admin commands of every seed stay as they were before these existed)."""
+    rng = random.Random(f"campaign commands:{seed}")
+    weights = [weight for weight, _ in DRAWABLE]
+    steps = []
+    at = rng.expovariate(COMMAND_RATE)
+    while at < seconds:
+        draw = rng.choices([d for _, d in DRAWABLE], weights=weights)[0]
+        steps.append({"at": round(at, 2), **draw(rng)})
+        at += rng.expovariate(COMMAND_RATE)
+    return steps
 
 
 def _admin_steps(rng: random.Random, traffic: list[dict[str, Any]], seconds: float) -> list[dict[str, Any]]:

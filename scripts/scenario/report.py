@@ -108,6 +108,7 @@ async def build_report(result: RunResult, policy: RetryPolicy | None = None) -> 
             client[result.db_name], result.scenario.guild_id, policy or RetryPolicy()))
         reward_log = [{k: v for k, v in doc.items() if k != "_id"}
                       async for doc in client[result.db_name].reward_log.find({}).sort("at_ms", 1)]
+        rewards = await _rewards(client[result.db_name], result, reverse)
     finally:
         await client.close()
     tolerance = voice_tolerance(result)
@@ -151,8 +152,21 @@ async def build_report(result: RunResult, policy: RetryPolicy | None = None) -> 
         # activity roles: the bot's accepted role changes in the emulator, and what it recorded
         "role_changes": [list(change) for change in result.role_changes],
         "reward_log": reward_log,
+        "rewards": rewards,
         "bot_log": str(result.bot_log) if result.bot_log else None,
     }
+
+
+async def _rewards(db: Any, result: RunResult, reverse: dict[int, int]) -> dict[str, Any]:
+    """The activity-role rules stored (every status; who added and removed them: Discord ids, like
+    the commands' `user`) and each present member's roles in the emulator at the end (by scenario id,
+    like the members' rows)."""
+    keys = ("rule_id", "role_id", "metric", "period", "reach", "top", "status", "added_by", "removed_by")
+    rules = []
+    async for doc in db["reward_rules"].find({"guild_id": result.scenario.guild_id}).sort("rule_id", 1):
+        rules.append({k: doc.get(k) for k in keys})
+    roles = {str(reverse.get(member, member)): held for member, held in sorted(result.member_roles.items())}
+    return {"rules": rules, "roles": roles}
 
 
 def _names(result: RunResult) -> dict[int, str]:

@@ -9,6 +9,7 @@ gateway faults (op 7, op 9, a guild outage) and a second bot process run the sam
 from __future__ import annotations
 
 import asyncio
+import base64
 import bisect
 import logging
 import os
@@ -17,6 +18,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +43,12 @@ RESET_BACKUP = re.compile(r"Backup id: `(ib-[0-9a-f]+)`")
 RESTORED_BACKUP = re.compile(r"Backup `(ib-[0-9a-f]+)` restored: ")
 MEMBER_ROLE = re.compile(r"^/guilds/\d+/members/(\d+)/roles/(\d+)$")
 STAFF_CHANGED = re.compile(r"Staff code (`[^`]+` saved for|of .+ removed)")
+# `"rule": "@last_rule"`: the id of the last rule `/rewards add` confirmed, or, before any, an id no
+# rule has (the bot answers that there is no such rule).
+LAST_RULE = "@last_rule"
+NO_RULE = "1"
+RULE_CHANGED = re.compile(r"\bRule `(\d+)` (added|removed)")
+ATTACHMENT_HEAD = 512  # the first bytes of each attachment, kept in the report (base64)
 
 
 @dataclass
@@ -59,7 +67,8 @@ class CommandResult:
     messages: list[dict[str, Any]] = field(default_factory=list)
     edits: int = 0
     manage_server: bool = False  # the member had Manage Server when the command ran
-    # What the bot's answer confirmed: "bonus", "reset", "restore", "erase", "staff" or None.
+    # What the bot's answer confirmed: "bonus", "reset", "restore", "erase", "staff", "rule" (an
+    # activity-role rule added or removed), "export" (a CSV file sent) or None.
     effect: str | None = None
     backup: str | None = None  # a confirmed reset's or restore's backup id
 
@@ -87,8 +96,9 @@ class RunResult:
     second_processes: list[SecondProcessResult] = field(default_factory=list)
     bot_log: Path | None = None
     workdir: Path | None = None
-    # The emulator at the end: each member's roles (real ids), and every member-role change the
-    # bot's REST calls made (Discord answered 204), in order: (member, role, "granted"/"removed").
+    # The emulator at the end: each member's roles (real ids; members who left and the bot absent),
+    # and every member-role change the bot's REST calls made (Discord answered 204), in order:
+    # (member, role, "granted"/"removed").
     member_roles: dict[int, list[int]] = field(default_factory=dict)
     role_changes: list[tuple[int, int, str]] = field(default_factory=list)
 
@@ -149,6 +159,7 @@ class ScenarioRunner:
         self.background: list[asyncio.Task[None]] = []
         self.t0 = 0.0
         self.last_backup = NO_BACKUP  # what `@last_reset` stands for now
+        self.last_rule = NO_RULE  # what `@last_rule` stands for now
         self.db_name = f"scenario_{int(time.time())}"
 
     # ---- setup ------------------------------------------------------------------------------------
@@ -241,7 +252,8 @@ class ScenarioRunner:
 
     def _member_roles(self) -> dict[int, list[int]]:
         guild = self.emu.world.guild(self.scenario.guild_id)
-        return {member.id: sorted(member.roles) for member in guild.members.values()}
+        return {member_id: sorted(int(role) for role in member.roles)
+                for member_id, member in guild.members.items() if member_id != self.emu.world.bot_user.id}
 
     def _role_changes(self) -> list[tuple[int, int, str]]:
         changes = []
@@ -494,7 +506,8 @@ class ScenarioRunner:
     async def _command(self, step: Step, args: dict[str, Any]) -> None:
         await self.bot_up.wait()
         await self.guild_up.wait()
-        options = {name: self.last_backup if value == LAST_RESET else value
+        placeholders = {LAST_RESET: self.last_backup, LAST_RULE: self.last_rule}
+        options = {name: placeholders.get(value, value) if isinstance(value, str) else value
                    for name, value in dict(args.get("options", {})).items()}
         started = time.time()
         manage_server = self._manage_server(args["user"])
@@ -514,15 +527,21 @@ class ScenarioRunner:
         result = CommandResult(
             step.index, step.at, self._uid(args["user"]), str(args["name"]), options,
             final.get("content") or None, list(final.get("embeds") or []), bool(flags & 64),
-            messages=[_message_view(m) for m in record.messages], edits=record.edits,
+            messages=[_message_view(m, self._attachment_head) for m in record.messages], edits=record.edits,
             manage_server=manage_server,
         )
         result.effect = confirmed_effect(result)
         result.backup = confirmed_backup(result)
         if result.effect == "reset" and result.backup:
             self.last_backup = result.backup
+        rule = RULE_CHANGED.search(_text(result)) if result.effect == "rule" else None
+        if rule and rule.group(2) == "added":
+            self.last_rule = rule.group(1)
         self.commands.append(result)
         self._record_effect(result, started)
+
+    def _attachment_head(self, attachment: dict[str, Any]) -> str:
+        return base64.b64encode(self.emu.attachment_bytes(attachment)[:ATTACHMENT_HEAD]).decode()
 
     def _manage_server(self, user: Any) -> bool:
         """Whether the member has Manage Server (or Administrator) in the guild, as Discord computes it."""
@@ -568,6 +587,11 @@ def confirmed_effect(result: CommandResult) -> str | None:
         return "erase"
     if words == ["invites-admin", "staff"] and STAFF_CHANGED.search(text):
         return "staff"
+    if words[0] == "rewards" and RULE_CHANGED.search(text):
+        return "rule"
+    if words[0] == "export" and any(str(a.get("filename") or "").endswith(".csv")
+                                    for m in result.messages for a in m.get("attachments") or []):
+        return "export"
     return None
 
 
@@ -584,14 +608,19 @@ def _text(result: CommandResult) -> str:
                      *(str(e.get("description") or "") for m in result.messages for e in m["embeds"])])
 
 
-def _message_view(message: dict[str, Any]) -> dict[str, Any]:
-    """What a member sees of one message a command produced (attachments by name and size)."""
+def _message_view(message: dict[str, Any],
+                  head: Callable[[dict[str, Any]], str] | None = None) -> dict[str, Any]:
+    """What a member sees of one message a command produced (attachments by name and size, and
+    with `head` their first bytes, base64)."""
+    def attachment(a: dict[str, Any]) -> dict[str, Any]:
+        view = {"filename": a.get("filename"), "size": a.get("size")}
+        return {**view, "head": head(a)} if head is not None else view
+
     return {
         "content": message.get("content") or None,
         "embeds": list(message.get("embeds") or []),
         "components": list(message.get("components") or []),
-        "attachments": [{"filename": a.get("filename"), "size": a.get("size")}
-                        for a in message.get("attachments") or []],
+        "attachments": [attachment(a) for a in message.get("attachments") or []],
         "flags": int(message.get("flags") or 0),
     }
 

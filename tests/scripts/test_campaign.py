@@ -4,8 +4,11 @@ short run of fixed seeds with the real bot (CI's campaign)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
+import hashlib
 import json
+import re
 import sys
 from collections import Counter
 from dataclasses import asdict
@@ -13,8 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from scripts.campaign.broken import ROOT, broken_copy
-from scripts.campaign.check import check
-from scripts.campaign.generate import FAULT_KINDS, scenario_for
+from scripts.campaign.check import EXPORT_HEADERS, check
+from scripts.campaign.generate import (
+    ADMIN,
+    DRAWABLE,
+    FAULT_KINDS,
+    LAST_RULE,
+    REWARD_ROLES,
+    REWARDS_SECONDS,
+    drawn_commands,
+    scenario_for,
+)
 from scripts.campaign.run import fault_details, faults_of, shrink
 from scripts.scenario.model import parse_scenario
 from scripts.scenario.runner import CommandResult, confirmed_backup, confirmed_effect
@@ -186,6 +198,170 @@ def test_a_traceback_in_the_bot_log_is_a_violation(tmp_path: Path) -> None:
     assert list(verdict.violations["clean_log"]) and not verdict.ok
 
 
+# sha256 of the steps of these seeds (default parameters) as the generator on `main` drew them before
+# the commands of DRAWABLE existed: the regression scenarios and docs/reliability.md name them.
+STEPS_BEFORE_DRAWABLE = {11: "06ab5fce651e3008", 38: "cc65ef924036ef07", 117: "5d66c995aef31341",
+                         137: "b6c45d9a6dfca7c2", 163: "16cd1814431d6404", 180: "7e7e560b25053616"}
+
+
+def test_the_new_commands_leave_every_earlier_step_of_a_seed_as_it_was() -> None:
+    for seed, fingerprint in STEPS_BEFORE_DRAWABLE.items():
+        drawn = drawn_commands(seed, 30.0)
+        steps = scenario_for(seed)["steps"]
+        earlier = [s for s in steps if s["at"] <= 31.0 and s not in drawn]  # the tail starts after 31 s
+        assert len(earlier) + len(drawn) <= len(steps)
+        digest = hashlib.sha256(json.dumps(earlier, sort_keys=True).encode()).hexdigest()[:16]
+        assert digest == fingerprint, seed
+
+
+def test_a_long_campaign_draws_every_command_of_the_table_and_the_refused_ones() -> None:
+    """Each command of DRAWABLE, exports and rule changes also by a member without Manage Server
+    (`override`); a rule removal names the last rule added."""
+    drawn: Counter[tuple[str, bool]] = Counter()
+    options: dict[str, set[str]] = {}
+    for seed in range(1, 201):
+        for step in scenario_for(seed)["steps"]:
+            if step["do"] == "command":
+                drawn[(step["name"], bool(step.get("override")))] += 1
+                for key, value in step.get("options", {}).items():
+                    options.setdefault(f"{step['name']} {key}", set()).add(str(value))
+    names = {"goal set", "goal clear", "server stats", "invites retention", "export leaderboard",
+             "export invites", "export joins", "rewards add", "rewards remove", "rewards list", "top", "ud"}
+    assert all(drawn[(name, False)] >= 20 for name in names), drawn
+    assert all(drawn[(name, True)] >= 5 for name in ("export leaderboard", "rewards add", "rewards remove"))
+    assert options["top period"] == {"today", "7d", "30d", "all"}
+    assert options["top board"] == {"messages", "voice", "camera", "streaming"}
+    assert options["ud chart"] == {"True"} and options["invites leaderboard sort"] == {"retained_30d"}
+    assert options["rewards remove rule"] == {LAST_RULE}
+    assert {"reach", "top"} <= {k.split()[-1] for k in options if k.startswith("rewards add ")}
+    assert options["rewards add role"] == {str(r) for r in REWARD_ROLES}
+    assert len(DRAWABLE) >= 12
+
+
+def test_a_scenario_ends_with_everyone_out_of_voice_and_a_quiet_while_longer_than_the_rewards_check() -> None:
+    for seed in (1, 2, 3, 11):
+        scenario = scenario_for(seed)
+        steps = scenario["steps"]
+        in_voice: dict[int, Any] = {}
+        for step in steps:
+            if step["do"] == "voice":
+                in_voice[step["user"]] = step["channel"]
+            elif step["do"] == "leave":
+                in_voice.pop(step["user"], None)
+        assert not any(in_voice.values()), seed
+        last_change = max(s["at"] for s in steps[:-1])
+        assert scenario["settings"]["REWARDS_SECONDS"] == REWARDS_SECONDS
+        assert steps[-1]["at"] - last_change > REWARDS_SECONDS + 2  # + the voice flush
+        assert steps[-1] == {"at": steps[-1]["at"], "do": "command", "user": ADMIN, "name": "rewards list"}
+        assert {r["id"] for r in scenario["guild"]["roles"]} >= set(REWARD_ROLES)
+
+
+def test_the_export_headers_the_checker_wants_are_the_columns_of_docs_export_md() -> None:
+    text = (ROOT / "docs" / "export.md").read_text(encoding="utf-8")
+    for kind, header in EXPORT_HEADERS.items():
+        section = text.split(f"### {kind}\n", 1)[1].split("\n#", 1)[0]
+        rows = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
+        assert [name for cell in rows for name in re.findall(r"`([a-z_]+)`", cell)] == header, kind
+
+
+def attached(filename: str, data: bytes) -> dict[str, Any]:
+    return {"filename": filename, "size": len(data), "head": base64.b64encode(data[:512]).decode()}
+
+
+def test_the_checker_looks_into_every_attached_file() -> None:
+    """A chart is a PNG, an export a CSV with the BOM and its documented header; an embed's image is
+    attached; an export reply that speaks of its file has one."""
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 40
+    header = '"member_id","member_name","regular","left","fake","bonus","total","staff_code"\r\n'
+    good_csv = b"\xef\xbb\xbf" + header.encode() + b'"=""1""","ada","1","0","0","0","1",""\r\n'
+    sent = "2 rows (invite figures per inviter, all time). UTF-8 CSV, dates in UTC"
+
+    def reply(name: str, files: list[dict[str, Any]], content: str | None = None,
+              image: str | None = None) -> dict[str, Any]:
+        embeds = [{"description": "x", "image": {"url": f"attachment://{image}"}}] if image else []
+        return {"name": name, "at": 1.0, "content": content, "embeds": embeds, "manage_server": True,
+                "messages": [{"content": content, "embeds": embeds, "attachments": files}]}
+
+    fine = [reply("ud", [attached("activity.png", png)], image="activity.png"),
+            reply("server stats", [attached("server-stats.png", png)], image="server-stats.png"),
+            reply("export invites", [attached("invites-all-1-20261202.csv", good_csv)], sent)]
+    assert check(report([], commands=fine), [], logs=[]).ok
+    broken = [reply("ud", [attached("activity.png", b"GIF89a")], image="activity.png"),
+              reply("ud", [attached("activity.png", b"")], image="activity.png"),
+              reply("server stats", [], content="x", image="server-stats.png"),
+              reply("export invites", [attached("invites-all-1.csv", good_csv[3:])], sent),
+              reply("export invites", [attached("invites-1.csv", good_csv.replace(b"staff_", b""))], sent),
+              reply("export joins", [], sent)]
+    verdict = check(report([], commands=broken), [], logs=[])
+    assert len(verdict.violations["replies_within_limits"]) == len(broken), verdict.violations
+
+
+def test_the_runner_reads_rule_changes_and_exports_from_the_bots_answers() -> None:
+    cases = [
+        ("rewards add", "Rule `1577798095926722563` added: <@&60> for members who top 3 of voice.", [],
+         "rule"),
+        ("rewards remove", "Rule `1577798095926722563` removed (<@&60>, top 3 of voice).", [], "rule"),
+        ("rewards remove", "No rule `1` in this server; `/rewards list` shows the rules and their ids.", [],
+         None),
+        ("rewards add", "You need the **Manage Server** permission to use `/rewards add`.", [], None),
+        ("export joins", "7 rows (joins). UTF-8 CSV", [{"filename": "joins-all-1-20261202.csv"}], "export"),
+        ("export joins", "You need the **Manage Server** permission to use `/export joins`.", [], None),
+    ]
+    for name, content, files, effect in cases:
+        result = answered(name, content)
+        result.messages[0]["attachments"] = files
+        assert confirmed_effect(result) == effect, content
+
+
+def test_a_rule_stored_by_a_member_without_manage_server_breaks_permissions_respected() -> None:
+    commands = [{"name": "rewards list", "at": 1.0, "user": 900101, "content": "ok", "embeds": [],
+                 "manage_server": True},
+                {"name": "rewards add", "at": 2.0, "user": 900102, "content": "no", "embeds": [],
+                 "manage_server": False}]
+    rule = {"rule_id": 7, "role_id": 60, "metric": "messages", "period": "all", "reach": 1, "top": None,
+            "status": "active", "added_by": 900101, "removed_by": None}
+    assert check(report([], commands=commands, rewards={"rules": [rule], "roles": {}}), [], logs=[]).ok
+    sneaked = {**rule, "rule_id": 8, "added_by": 900102}
+    rewards = {"rules": [rule, sneaked], "roles": {}}
+    verdict = check(report([], commands=commands, rewards=rewards), [], logs=[])
+    assert verdict.violations["permissions_respected"] == [
+        "rule 8: added by 900102, who has no Manage Server"]
+
+
+def counted(alias: int, discord_id: int, messages: int = 0, voice_s: int = 0,
+            cam_on_s: int = 0) -> dict[str, Any]:
+    row = member(f"m{alias}", {"messages": messages, "voice_s": voice_s, "cam_on_s": cam_on_s},
+                 {"messages": messages, "voice_s": voice_s, "cam_on_s": cam_on_s})
+    return {**row, "id": alias, "discord_id": str(discord_id)}
+
+
+def test_roles_by_rules_recomputes_the_roles_from_the_stored_counts() -> None:
+    """Reach: at least the threshold (voice in hours); top N: by count, a tie to the lower Discord
+    id (not the scenario's alias), a member who left takes their place but gets nothing; a removed
+    rule manages nothing; a role without rules is nobody's business."""
+    rows = [counted(101, 905, messages=6), counted(102, 901, messages=6, voice_s=30),
+            counted(103, 903, messages=2, voice_s=40), counted(104, 902, messages=9), counted(300, 904)]
+    rules = [{"rule_id": 1, "role_id": 60, "metric": "messages", "period": "7d", "top": 2, "reach": None,
+              "status": "active"},
+             {"rule_id": 2, "role_id": 61, "metric": "messages", "period": "all", "reach": 6, "top": None,
+              "status": "active"},
+             {"rule_id": 3, "role_id": 61, "metric": "voice", "period": "all", "reach": 1, "top": None,
+              "status": "active"},
+             {"rule_id": 4, "role_id": 62, "metric": "voice", "period": "all", "top": 1, "reach": None,
+              "status": "removed"}]
+    # 104 (9) then 102 (6, Discord id 901 below 101's 905) in the top 2; 104 left the server.
+    roles = {"101": [61, 62], "102": [60, 61], "103": [50], "300": []}
+    run = report(rows, rewards={"rules": rules, "roles": roles})
+    assert check(run, [], logs=[]).ok, check(run, [], logs=[]).violations
+    wrong = {"101": [60, 61], "102": [61], "103": [61], "300": [62]}
+    verdict = check(report(rows, rewards={"rules": rules, "roles": wrong}), [], logs=[])
+    assert sorted(verdict.violations["roles_by_rules"]) == [
+        "m101 holds role 60 (rules: messages top 2; stored {'messages': 6, 'voice_s': 0, 'cam_on_s': 0})",
+        "m102 lacks role 60 (rules: messages top 2; stored {'messages': 6, 'voice_s': 30, 'cam_on_s': 0})",
+        "m103 holds role 61 (rules: messages reach 6; voice reach 1; stored "
+        "{'messages': 2, 'voice_s': 40, 'cam_on_s': 0})"]
+
+
 def test_the_shrinker_keeps_only_what_the_failure_needs() -> None:
     scenario = scenario_for(5)
     culprit = next(s for s in scenario["steps"] if s["do"] == "join")
@@ -213,7 +389,8 @@ async def run_seeds(seeds: tuple[int, ...], folder: Path, cwd: Path | None = Non
 
 
 async def test_ci_campaign_fixed_seeds_with_the_real_bot_break_no_invariant(tmp_path: Path) -> None:
-    """CI's campaign: fixed seeds, each a 30 s scenario with faults, the real bot process."""
+    """CI's campaign: fixed seeds, each 30 s of traffic with faults (then the quiet tail of the
+    activity roles), the real bot process."""
     for seed, result in zip(CI_SEEDS, await run_seeds(CI_SEEDS, tmp_path), strict=True):
         assert result["ok"], (seed, result["violations"], result.get("bot_log"))
         assert result["events"] > 50 and sum(result["faults"].values()) >= 3
@@ -227,3 +404,11 @@ async def test_a_build_without_the_message_guard_is_caught_by_the_ci_seeds(tmp_p
     results = await run_seeds(CI_SEEDS, tmp_path / "runs", cwd=source)
     doubled = [text for r in results for text in r["violations"].get("no_double_count", [])]
     assert any("messages" in text for text in doubled), [r["violations"] for r in results]
+
+
+async def test_a_build_whose_top_rules_rank_backwards_is_caught_by_roles_by_rules(tmp_path: Path) -> None:
+    """Seed 8 adds a top-3 voice rule (beside a messages reach) for one role: a bot that ranks the
+    lowest counts first gives it to other members than the stored counts and rules do."""
+    source = broken_copy("rewards_top_order", tmp_path / "broken")
+    [result] = await run_seeds((8,), tmp_path / "runs", cwd=source)
+    assert result["violations"].get("roles_by_rules"), result["violations"]
