@@ -22,7 +22,7 @@ from typing import Any
 from tqdm import tqdm
 
 from app.tracking.voice import COUNTERS, period_start_day, zone
-from cogs.stats import StatsCog, build_ud_embed
+from cogs.stats import StatsCog, Window, build_ud_embed
 from repositories.activity import ActivityRepository, day_key, total_key
 from scripts.bench.env import STATS_GUILD, Bench, activity_cog
 from scripts.bench.ingest import authors
@@ -115,12 +115,13 @@ async def seed(bench: Bench, data: Data) -> None:
             bar.update(len(batch))
 
 
-async def ud(cog: StatsCog, member: int, period: str, since: str | None) -> None:
-    """What `/ud` reads and builds: counters and ranks, the member's days for the streaks (by `_id`)."""
+async def ud(cog: StatsCog, member: int, window: Window) -> None:
+    """What `/ud` reads and builds: counters and ranks, the member's days for the streaks."""
     config = await cog.guild_settings.get(G)
     today = cog.bot.clock.now().astimezone(zone(config.time_zone)).date()
-    values, extra, _, habits = await cog.ud_read(config, member, since, period, today)
-    build_ud_embed(f"member {member}", period, *values, extra, member_habits=habits)
+    values, extra, _, habits = await cog.ud_read(config, member, window, today)
+    build_ud_embed(f"member {member}", window.period, *values, extra, member_habits=habits,
+                   period_text=window.label)
 
 
 def plan_summary(answer: dict[str, Any]) -> tuple[bool | None, str]:
@@ -169,11 +170,12 @@ async def run(bench: Bench, real_mongodb: bool) -> tuple[list[Row], list[Check]]
     log.info("/ud /top: raw find_one x%d", s.raw_samples)
     raw = await samples(lambda: bench.db.activity.find_one({"_id": total_key(G, pick())}), s.raw_samples)
     raw_p99 = percentile(raw, 99)
+    all_time, days30 = Window("all", None), Window("30d", since30)
     ops = {
-        "/ud all time": lambda: ud(cog, pick(), "all", None),
-        "/ud 30 days": lambda: ud(cog, pick(), "30d", since30),
-        "/top messages, all time": lambda: cog.top_page(guild, pick(), "messages", "all", 0),
-        "/top voice, 30 days": lambda: cog.top_page(guild, pick(), "voice", "30d", 0),
+        "/ud all time": lambda: ud(cog, pick(), all_time),
+        "/ud 30 days": lambda: ud(cog, pick(), days30),
+        "/top messages, all time": lambda: cog.top_page(guild, pick(), "messages", all_time, 0),
+        "/top voice, 30 days": lambda: cog.top_page(guild, pick(), "voice", days30, 0),
     }
     docs = s.stats_members + s.stats_active * s.stats_days
     rows = [Row("ranks build", f"{docs:,} activity documents, in the background after start",
@@ -248,15 +250,16 @@ async def read_checks(repo: StatsCog, data: Data, since30: str | None) -> list[C
     checks = []
     for metric, field in (("messages", "messages"), ("voice", "voice_s")):
         for label, since in (("all time", None), ("30 days", since30)):
-            got = await repo.leaderboard(G, metric, since, 0, 10)
+            window = Window("all" if since is None else "30d", since)
+            got = await repo.leaderboard(G, metric, window, 0, 10)
             want = data.board(field, since, 10)
             checks.append(Check(f"/top {metric} {label}: first page", got == want,
                                 f"{got[:2]}... vs {want[:2]}..."))
             member = next(iter(data.by_day))
-            rank, expected = await repo.rank(G, member, metric, since), data.rank(field, since, member)
+            rank, expected = await repo.rank(G, member, metric, window), data.rank(field, since, member)
             checks.append(Check(f"/ud {metric} {label}: rank", rank == expected, f"{rank} vs {expected}"))
     member = next(iter(data.by_day))
-    counters = await repo.member_counters(G, member, since30)
+    counters = await repo.member_counters(G, member, Window("30d", since30))
     want = data.values
     ok = all(getattr(counters, f) == want(f, since30)[member] for f in COUNTERS)
     checks.append(Check("/ud 30 days: counters", ok, str(counters)))
