@@ -276,6 +276,8 @@ async def test_season_rules_count_only_the_current_season_and_follow_a_season_st
                           "who do not." + NO_SEASON_NOTE), top.text()
     await h.settle()
     assert holders(h, VIP) == set()
+    stored = await h.db.reward_rules.find_one({"_id": f"{G}:{top.id}"})
+    assert (stored["metric"], stored["period"], stored["top"]) == ("messages", "season", 1)
 
     spring = await emu.command(ADA, "season start", {"name": "Spring", "starts": "tomorrow"})
     assert spring.text().startswith("Season **Spring** counts from 00:00 tomorrow"), spring.text()
