@@ -22,8 +22,10 @@ from scripts.campaign.generate import (
     DRAWABLE,
     FAULT_KINDS,
     LAST_RULE,
+    LAST_SEASON,
     REWARD_ROLES,
     REWARDS_SECONDS,
+    SEASON_NAMES,
     drawn_commands,
     scenario_for,
 )
@@ -226,10 +228,15 @@ def test_a_long_campaign_draws_every_command_of_the_table_and_the_refused_ones()
                 for key, value in step.get("options", {}).items():
                     options.setdefault(f"{step['name']} {key}", set()).add(str(value))
     names = {"goal set", "goal clear", "server stats", "invites retention", "export leaderboard",
-             "export invites", "export joins", "rewards add", "rewards remove", "rewards list", "top", "ud"}
+             "export invites", "export joins", "rewards add", "rewards remove", "rewards list", "top", "ud",
+             "season start", "season list", "export channels"}
     assert all(drawn[(name, False)] >= 20 for name in names), drawn
-    assert all(drawn[(name, True)] >= 5 for name in ("export leaderboard", "rewards add", "rewards remove"))
-    assert options["top period"] == {"today", "7d", "30d", "all"}
+    assert all(drawn[(name, True)] >= 5 for name in ("export leaderboard", "rewards add", "rewards remove",
+                                                     "season start", "export channels"))
+    assert options["top period"] == {"today", "7d", "30d", "all", "season"}
+    assert options["top season"] == {LAST_SEASON} and "season" in options["ud period"]
+    assert options["season start starts"] == {"today", "tomorrow"}
+    assert set(SEASON_NAMES) <= options["season start name"]
     assert options["top board"] == {"messages", "voice", "camera", "streaming"}
     assert options["ud chart"] == {"True"} and options["invites leaderboard sort"] == {"retained_30d"}
     assert options["rewards remove rule"] == {LAST_RULE}
@@ -249,7 +256,7 @@ def test_a_scenario_ends_with_everyone_out_of_voice_and_a_quiet_while_longer_tha
             elif step["do"] == "leave":
                 in_voice.pop(step["user"], None)
         assert not any(in_voice.values()), seed
-        last_change = max(s["at"] for s in steps[:-1])
+        last_change = max(s["at"] for s in steps[:-1] if s["do"] != "command")
         assert scenario["settings"]["REWARDS_SECONDS"] == REWARDS_SECONDS
         assert steps[-1]["at"] - last_change > REWARDS_SECONDS + 2  # + the voice flush
         assert steps[-1] == {"at": steps[-1]["at"], "do": "command", "user": ADMIN, "name": "rewards list"}
