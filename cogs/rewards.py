@@ -4,7 +4,10 @@ The rules live in `reward_rules`; who qualifies is computed by `app.tracking.rew
 in memory. This cog only talks to Discord: it reads the guild's roles and members, and applies the
 changes one at a time in a background task per guild (discord.py waits out 429s), recording each in
 `reward_log`. Evaluated when a guild becomes available (start, reconnect: what changed while the bot
-was down is corrected), every `REWARDS_SECONDS`, and right after `/rewards add|remove`.
+was down is corrected), every `REWARDS_SECONDS`, right after `/rewards add|remove`, and when
+`/season start` starts a season today (the `season_started` event, `cogs/seasons.py`). A `season`
+rule reads the season current at evaluation time, so a season starting tomorrow takes over at the
+first check on that day.
 """
 
 from __future__ import annotations
@@ -27,11 +30,13 @@ from app.tracking.rewards import (
     MAX_OF_LAST,
     REWARD_METRICS,
     REWARD_PERIODS,
+    SEASON,
     RewardRule,
     RoleChange,
     Values,
     plan,
 )
+from app.tracking.seasons import Seasons, current_of
 from app.tracking.streaks import active_rule
 from app.tracking.voice import PERIOD_LABELS, period_start_day, zone
 from app.wiring.commands import answer
@@ -39,6 +44,7 @@ from app.wiring.reply_limits import fit_embed
 from app.wiring.validation import valid_id
 from cogs import style
 from cogs.settings import require_manage_guild
+from cogs.text import safe_name
 from repositories.reward_log import GRANTED, REMOVED, RewardLogEntry
 
 log = logging.getLogger(__name__)
@@ -111,6 +117,7 @@ class RewardsCog(commands.Cog, name="Rewards"):
         self.bot = bot
         self.rules = bot.repos.reward_rules
         self.changes_log = bot.repos.reward_log
+        self.seasons = Seasons(bot.repos.seasons, bot.repos.guild_settings, bot.clock)
         self.progress: dict[int, Progress] = {}
         self._evaluations: set[asyncio.Task[None]] = set()
         self._warned: set[tuple[int, int]] = set()  # (guild, role) told once it cannot be managed
@@ -145,6 +152,11 @@ class RewardsCog(commands.Cog, name="Rewards"):
     @commands.Cog.listener()
     async def on_guild_join(self, guild: discord.Guild) -> None:
         self.evaluate_soon(guild, wait_for_ranks=True)
+
+    @commands.Cog.listener()
+    async def on_season_started(self, guild: discord.Guild) -> None:
+        """`/season start` began a season today: the `season` rules now read it."""
+        self.evaluate_soon(guild)
 
     def evaluate_soon(self, guild: discord.Guild, *, wait_for_ranks: bool = False) -> None:
         task = asyncio.create_task(self._evaluate_guarded(guild, wait_for_ranks), name=f"rewards-{guild.id}")
@@ -205,12 +217,16 @@ class RewardsCog(commands.Cog, name="Rewards"):
 
     async def _values(self, guild_id: int, rules: list[RewardRule]) -> dict[tuple[str, str], Values]:
         """What each rule reads (`RewardRule.values_key`), from the ranks in memory: one pass over the
-        mirror per period start day, and one per `of_last` of the active rules."""
+        mirror per span of days, and one per `of_last` of the active rules. The `season` period is the
+        season current now (read here, at each evaluation); with none, its values are empty."""
         config = await self.bot.repos.guild_settings.get(guild_id)
         now, tz = self.bot.clock.now(), zone(config.time_zone)
-        by_since: dict[str | None, list[Any]] = {}
+        by_span: dict[tuple[str | None, str | None], list[Any]] = {}
         values: dict[tuple[str, str], Values] = {}
         today = now.astimezone(tz).date()
+        season = None
+        if any(r.period == SEASON and r.active_days is None for r in rules):
+            season = current_of(await self.seasons.all(guild_id), today.isoformat())
         for rule in rules:
             key = rule.values_key
             if rule.active_days is not None and key not in values:
@@ -219,11 +235,18 @@ class RewardsCog(commands.Cog, name="Rewards"):
                 values[key] = await self.bot.ranks.active_days(guild_id, since, today.isoformat(),
                                                                active_rule(config).active_counts)
         for metric, period in sorted({r.values_key for r in rules if r.active_days is None}):
-            since = period_start_day(period, now, tz)
-            if since not in by_since:
-                by_since[since] = await self.bot.ranks.every_member(guild_id, since)
+            span: tuple[str | None, str | None]
+            if period != SEASON:
+                span = (period_start_day(period, now, tz), None)
+            elif season is not None:
+                span = season.span
+            else:
+                values[(metric, period)] = {}  # no season yet: the rule qualifies nobody
+                continue
+            if span not in by_span:
+                by_span[span] = await self.bot.ranks.every_member(guild_id, *span)
             counter = REWARD_METRICS[metric]
-            values[(metric, period)] = {m: getattr(c, counter) for m, c in by_since[since]}
+            values[(metric, period)] = {m: getattr(c, counter) for m, c in by_span[span]}
         return values
 
     def _queue(self, guild: discord.Guild, changes: list[RoleChange]) -> None:
@@ -313,10 +336,24 @@ class RewardsCog(commands.Cog, name="Rewards"):
             return
         await self.rules.add(rule, interaction.user.id, self.bot.clock.now())
         log.info("guild %s: activity-role rule %s added for role %s", guild.id, rule.rule_id, role.id)
-        await answer(interaction, f"Rule `{rule.rule_id}` added: {style.role(role.id)}, "
-                                  f"{rule_text(rule)}. The bot now manages {style.role(role.id)}: it gives "
-                                  "it to members who qualify and takes it from those who do not.")
+        text = (f"Rule `{rule.rule_id}` added: {style.role(role.id)}, {rule_text(rule)}. The bot now "
+                f"manages {style.role(role.id)}: it gives it to members who qualify and takes it from those "
+                "who do not.")
+        if rule.period == SEASON and rule.active_days is None:
+            text += await self._season_note(guild.id)
+        await answer(interaction, text)
         self.evaluate_soon(guild)
+
+    async def _season_note(self, guild_id: int) -> str:
+        """A `season` rule added with no current season: accepted (set up before the first season),
+        and told that it gives the role to nobody until a season has begun."""
+        seasons = await self.seasons.all(guild_id)
+        if current_of(seasons, await self.seasons.today(guild_id)) is not None:
+            return ""
+        if seasons:  # one starting tomorrow
+            return (f" No season is current yet: until **{safe_name(seasons[-1].name)}** starts "
+                    f"({seasons[-1].start_day}), this rule gives the role to nobody.")
+        return " No season has started yet: until `/season start`, this rule gives the role to nobody."
 
     @staticmethod
     def _refusal(role: discord.Role, metric: str | None, period: str | None, reach: int | None,

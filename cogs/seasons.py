@@ -2,7 +2,9 @@
 
 A season counts from 00:00 (server time zone) of the day it starts until the next season starts;
 `/top` and `/ud` show it with `period: season`, and `/top season:<name>` any season, earlier ones
-too. The logic is `app.tracking.seasons`; this cog only talks to Discord.
+too. A season starting today is announced with the `season_started` event (guild): the activity
+roles' `season` rules are evaluated again. The logic is `app.tracking.seasons`; this cog only talks
+to Discord.
 """
 
 from __future__ import annotations
@@ -107,6 +109,10 @@ class SeasonsCog(commands.Cog, name="Seasons"):
             text += f"**{safe_name(before.name)}** ends with {before.last_day} and stays readable. "
         text += "`/top period:this season` shows it, and `/top season:` with its name any time later."
         await answer(interaction, text)
+        if season.start_day <= await self.seasons.today(guild.id):
+            # current now: whoever follows the season (the activity roles, cogs/rewards.py) looks again;
+            # a season starting tomorrow is picked up by their next check on that day
+            self.bot.dispatch("season_started", guild)
 
     @season_group.command(name="list", description="The seasons of this server and their days")
     @app_commands.describe(page="Which page, the latest seasons first (default: 1)")

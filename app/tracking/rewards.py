@@ -2,11 +2,12 @@
 
 A rule gives a role to the members who reach `reach` (messages, or hours of voice or camera) in a
 period, who are in the top `top` of that period's board (ordered like `/top`: value descending,
-then member id), or who were active on at least `active_days` of the last `of_last` guild-local days
-(today included; an active day as the streaks define it, `app.tracking.streaks.ActiveRule`). A role
-with at least one rule is the bot's: the members who should hold it are the union of its rules'
-qualifiers; `plan` grants it to those who lack it and removes it from everyone else who holds it.
-See `docs/rewards.md`.
+then member id; the period `season` is the guild's current season, `app.tracking.seasons`: with no
+season, its values are empty and the rule qualifies nobody), or who were active on at least
+`active_days` of the last `of_last` guild-local days (today included; an active day as the streaks
+define it, `app.tracking.streaks.ActiveRule`). A role with at least one rule is the bot's: the
+members who should hold it are the union of its rules' qualifiers; `plan` grants it to those who
+lack it and removes it from everyone else who holds it. See `docs/rewards.md`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from dataclasses import dataclass
 
 HOUR = 3600
 REWARD_METRICS = {"messages": "messages", "voice": "voice_s", "camera": "cam_on_s"}  # metric -> counter
-REWARD_PERIODS = ("all", "7d", "30d")  # for reach and top rules; a new period is one more entry here
+SEASON = "season"  # the guild's current season: its days are read at each evaluation
+REWARD_PERIODS = ("all", "7d", "30d", SEASON)  # for reach and top rules; a new period is one more entry
 ACTIVE = "active"  # the metric of an `active_days` rule (its values: active days per member)
 MAX_OF_LAST = 30  # days an `active_days` rule looks back; the ranks mirror keeps 32 (`KEEP_DAYS`)
 

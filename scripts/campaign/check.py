@@ -26,13 +26,19 @@ no session received). Each invariant names one promise:
   export a UTF-8 CSV with the byte-order mark and the header of docs/export.md; an image an embed
   shows (`attachment://name`) attached; an export that says it sent a file sent one;
 - `permissions_respected`: no bonus, reset, restore, erase, staff code change, activity-role rule
-  change or export file confirmed to a member without Manage Server (a server override may show them
-  the command; the bot's own check must still refuse), and no stored rule added or removed by one;
+  change, season start or export file confirmed to a member without Manage Server (a server
+  override may show them the command; the bot's own check must still refuse), and no stored rule
+  added or removed, and no stored season started, by one;
 - `roles_by_rules`: at the end, every member holds a role that has active rules exactly when the
   rules give it to them, computed here from the counts the bot stored (docs/rewards.md: reach: the
   count at least the threshold; top: the first N members with a count, by count descending then
   member id; members who left count in a top but are given nothing). A run lasts under a minute,
   so the 7d and 30d periods (today included) hold all of it: every period's count is the all-time one;
+- `season_board`: every `/top board:messages period:season` answered after the last traffic (the
+  scenario's quiet tail: the counts no longer change) shows as its first page the board computed
+  here from the messages of the day documents MongoDB holds from the current season's start day
+  (the latest stored season that started by today) to the next one's: by count descending, then
+  member id, members with none left out; "No season yet" exactly when no season has started;
 - `clean_log`: no traceback in any bot process's log;
 - `exit_codes`: every stop ended 0 (SIGTERM) or -9 (SIGKILL); second processes 0.
 """
@@ -50,7 +56,7 @@ from app.wiring import reply_limits as limits
 
 INVARIANTS = ("no_double_count", "observed_counted", "no_wrong_inviter", "every_join_recorded",
               "inviter_figures", "channel_counts", "replies_within_limits", "permissions_respected",
-              "roles_by_rules",
+              "roles_by_rules", "season_board",
               "clean_log", "exit_codes")
 COUNTERS = ("messages", "voice_s", "cam_on_s", "cam_off_s", "stream_s")
 VOICE = ("voice_s", "cam_on_s", "cam_off_s", "stream_s")
@@ -68,12 +74,19 @@ EXPORT_HEADERS = {
     "invites": ["member_id", "member_name", "regular", "left", "fake", "bonus", "total", "staff_code"],
     "joins": ["member_id", "member_name", "joined_at", "source", "code", "inviter_id", "inviter_name",
               "counted", "fake_reason", "left_at", "status", "reset_id"],
+    "channels": ["channel_id", "channel_name", "messages", "share_percent"],
 }
 # The bot's export replies that say a file is attached (cogs/export.py, `reply_text`).
 EXPORT_SENT = ("UTF-8 CSV", "Nothing to export", "The file was cut")
 # docs/rewards.md: metric -> the counter it reads; reach in messages, or hours of voice or camera.
 RULE_COUNTERS = {"messages": "messages", "voice": "voice_s", "camera": "cam_on_s"}
 HOUR_S = 3600
+# A `/top` answer read this long after the last traffic sees settled counts (messages are written
+# within a second; the faults end QUIET_TAIL_SECONDS before the traffic does).
+SETTLED_S = 3.0
+TOP_PAGE = 10  # members on a page of /top (cogs/stats.py, PAGE_SIZE)
+TOP_LINE = re.compile(r"^`#(\d+)` <@(\d+)>.* - ([\d,]+) messages?$")
+NO_SEASON = "No season yet"
 
 
 @dataclass
@@ -109,7 +122,9 @@ def check(report: dict[str, Any], signals: list[str], logs: list[Path] | None = 
     for command in report["commands"]:
         _reply(verdict, command)
     _rule_authors(verdict, report)
+    _season_authors(verdict, report)
     _roles(verdict, report)
+    _season_boards(verdict, report)
     for path in logs if logs is not None else _logs(report):
         _log(verdict, path)
     _exits(verdict, report, signals)
@@ -268,6 +283,55 @@ def _rule_authors(verdict: Verdict, report: dict[str, Any]) -> None:
             if rule.get(who) is not None and rule[who] not in managers:
                 verdict.add("permissions_respected", f"rule {rule['rule_id']}: {who.split('_')[0]} by "
                                                      f"{rule[who]}, who has no Manage Server")
+
+
+def _season_authors(verdict: Verdict, report: dict[str, Any]) -> None:
+    """No stored season started by a member who had no Manage Server in any of their commands."""
+    managers = {c.get("user") for c in report["commands"] if c.get("manage_server")}
+    for season in (report.get("seasons") or {}).get("stored", []):
+        if season.get("started_by") not in managers:
+            verdict.add("permissions_respected", f"season {season['name']!r}: started by "
+                                                 f"{season.get('started_by')}, who has no Manage Server")
+
+
+def season_board(seasons: dict[str, Any]) -> list[tuple[int, int]] | None:
+    """The current season's messages board, first page: (Discord id, messages); None: no season
+    has started by `today`."""
+    stored = sorted(seasons.get("stored", []), key=lambda s: str(s["start_day"]))
+    started = [s for s in stored if str(s["start_day"]) <= seasons["today"]]
+    if not started:
+        return None
+    since = str(started[-1]["start_day"])
+    later = [str(s["start_day"]) for s in stored if str(s["start_day"]) > since]
+    until = later[0] if later else "9999-12-31"
+    sums = {int(member): sum(n for day, n in days.items() if since <= day < until)
+            for member, days in seasons.get("day_messages", {}).items()}
+    ranked = sorted(((m, n) for m, n in sums.items() if n > 0), key=lambda row: (-row[1], row[0]))
+    return ranked[:TOP_PAGE]
+
+
+def shown_board(command: dict[str, Any]) -> list[tuple[int, int]] | None:
+    """The board a `/top` answer shows: (Discord id, messages) in order; None: no season yet."""
+    if NO_SEASON in (command.get("content") or ""):
+        return None
+    lines = str((command.get("embeds") or [{}])[0].get("description") or "").splitlines()
+    return [(int(m.group(2)), int(m.group(3).replace(",", ""))) for m in map(TOP_LINE.match, lines) if m]
+
+
+def _season_boards(verdict: Verdict, report: dict[str, Any]) -> None:
+    seasons = report.get("seasons")
+    if not seasons:
+        return
+    for command in report["commands"]:
+        options = command.get("options") or {}
+        if (command["name"] != "top" or command.get("error") or options.get("period") != "season"
+                or "season" in options or options.get("board") != "messages"
+                or command["at"] < float(seasons.get("last_change_at", 0.0)) + SETTLED_S):
+            continue
+        want, got = season_board(seasons), shown_board(command)
+        if want != got:
+            verdict.add("season_board", f"/top period:season at {command['at']:g}s shows {got}, the day "
+                                        f"documents give {want}")
 
 
 def _roles(verdict: Verdict, report: dict[str, Any]) -> None:

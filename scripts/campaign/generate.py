@@ -8,7 +8,8 @@ are spread over the run, at least `FAULT_GAP_SECONDS` apart, each kind the runne
 codes and restores (`_admin_steps`) come from their own generator too, at `ADMIN_RATE` a second, so
 adding them left every seed's traffic and faults as they were; so do the commands of `DRAWABLE`
 (goals, server stats, retention, exports, activity-role rules, `/top`, `/ud chart:true`), at
-`COMMAND_RATE` a second. After the last traffic, everyone in voice leaves and a quiet tail longer
+`COMMAND_RATE` a second, and the seasons' commands and `/export channels` (`SEASON_DRAWABLE`, their
+own stream at `SEASON_RATE`). After the last traffic, everyone in voice leaves and a quiet tail longer
 than `REWARDS_SECONDS` follows: the bot's last activity-role check sees the final counts.
 """
 
@@ -39,6 +40,11 @@ JOINER_BASE = 300
 ADMIN_RATE = 0.1  # staff code and restore commands a second
 LAST_RESET = "@last_reset"  # the runner sends the backup id of the last confirmed reset
 LAST_RULE = "@last_rule"  # the runner sends the id of the last rule `/rewards add` confirmed
+LAST_SEASON = "@last_season"  # the runner sends the name of the last season `/season start` confirmed
+SEASON_NAMES = ("Spring", "Summer", "spring", "Autumn 2026")  # "spring": taken, names ignore case
+SEASON_RATE = 0.12  # commands of SEASON_DRAWABLE a second
+SEASON_FIRST = 0.8  # how often a run's season stream opens with `/season start` by the admin
+SETTLE_SECONDS = 4.0  # after the tail's voice leaves: the voice flush, then the settled /top
 REWARD_ROLES = (60, 61)  # roles only activity-role rules give (traffic never grants them)
 COMMAND_RATE = 0.25  # commands of DRAWABLE a second
 REWARDS_SECONDS = 10  # the bot's activity-role check interval in the campaign (its minimum)
@@ -108,10 +114,13 @@ def scenario_for(seed: int, *, seconds: float = 30.0, rate: float = 3.0, faults:
 
 def _tail(world: World, seconds: float) -> list[dict[str, Any]]:
     """Everyone in voice leaves (voice time stops growing), then a quiet while longer than
-    REWARDS_SECONDS ended by `/rewards list`: the roles at the end follow the final counts."""
+    REWARDS_SECONDS ended by `/rewards list`: the roles at the end follow the final counts. In the
+    quiet while, `/top period:season` on a settled board (the checker's `season_board`)."""
     leave_at = round(seconds + 1.5, 2)
     steps = [{"at": leave_at, "do": "voice", "user": member, "channel": None}
              for member in sorted(world.in_voice)]
+    steps.append({"at": round(leave_at + SETTLE_SECONDS, 2), **_by(ADMIN, "top", board="messages",
+                                                                    period="season")})
     steps.append({"at": round(leave_at + REWARDS_TAIL_SECONDS, 2), "do": "command", "user": ADMIN,
                   "name": "rewards list"})
     return steps
@@ -173,7 +182,7 @@ def _command(rng: random.Random) -> dict[str, Any]:
 Draw = Callable[[random.Random], dict[str, Any]]  # a command step (without "at")
 
 
-def _by(user: int, name: str, override: bool = False, **options: Any) -> dict[str, Any]:
+def _by(user: int, name: str, override: bool = False, /, **options: Any) -> dict[str, Any]:
     step: dict[str, Any] = {"do": "command", "user": user, "name": name}
     if override:  # a member without Manage Server to whom a server override shows the command
         step["override"] = True
@@ -235,9 +244,40 @@ DRAWABLE: tuple[tuple[int, Draw], ...] = (
 )
 
 
+def _season_start(rng: random.Random, user: int = ADMIN, override: bool = False) -> dict[str, Any]:
+    """`/season start`: a name of SEASON_NAMES (a second one, or "spring" after "Spring", is refused
+    as taken) or none (`Season N`); today (default, or said) or tomorrow (a second today is refused)."""
+    options: dict[str, Any] = {}
+    if rng.random() < 0.75:
+        options["name"] = rng.choice(SEASON_NAMES)
+    starts = rng.choices((None, "today", "tomorrow"), weights=(3, 2, 2))[0]
+    if starts is not None:
+        options["starts"] = starts
+    return _by(user, "season start", override, **options)
+
+
+# The seasons (docs/seasons.md) and `/export channels`: a table of their own, drawn from its own
+# stream, so DRAWABLE's draws of every seed stayed as they were.
+SEASON_DRAWABLE: tuple[tuple[int, Draw], ...] = (
+    (3, _season_start),
+    (1, lambda rng: _season_start(rng, rng.choice(REGULARS), override=True)),
+    (1, lambda rng: _by(ADMIN, "season list")),
+    (3, lambda rng: _by(rng.choice((ADMIN, *REGULARS)), "top", period="season",
+                        board=rng.choice(("messages", "voice", "camera", "streaming")))),
+    (2, lambda rng: _by(rng.choice((ADMIN, *REGULARS)), "top", season=LAST_SEASON,
+                        board=rng.choice(("messages", "voice")))),
+    (2, lambda rng: _by(rng.choice((ADMIN, *REGULARS)), "ud", period="season",
+                        **({"chart": True} if rng.random() < 0.5 else {}))),
+    (2, lambda rng: _by(ADMIN, "export channels",
+                        **({"period": rng.choice(PERIODS)} if rng.random() < 0.7 else {}))),
+    (1, lambda rng: _by(rng.choice(REGULARS), "export channels", True)),
+)
+
+
 def drawn_commands(seed: int, seconds: float) -> list[dict[str, Any]]:
     """The commands of DRAWABLE for `seed`, at `COMMAND_RATE` a second, from their own stream (the
-    traffic, faults and admin commands of every seed stay as they were before these existed)."""
+    traffic, faults and admin commands of every seed stay as they were before these existed), then
+    those of SEASON_DRAWABLE (`season_commands`)."""
     rng = random.Random(f"campaign commands:{seed}")
     weights = [weight for weight, _ in DRAWABLE]
     steps = []
@@ -246,6 +286,24 @@ def drawn_commands(seed: int, seconds: float) -> list[dict[str, Any]]:
         draw = rng.choices([d for _, d in DRAWABLE], weights=weights)[0]
         steps.append({"at": round(at, 2), **draw(rng)})
         at += rng.expovariate(COMMAND_RATE)
+    return steps + season_commands(seed, seconds)
+
+
+def season_commands(seed: int, seconds: float) -> list[dict[str, Any]]:
+    """The commands of SEASON_DRAWABLE for `seed`, at `SEASON_RATE` a second, from their own stream;
+    most runs open it with `/season start` by the admin early on (the season commands then have a
+    season to show; the others answer that there is none yet)."""
+    rng = random.Random(f"campaign seasons:{seed}")
+    weights = [weight for weight, _ in SEASON_DRAWABLE]
+    steps = []
+    if rng.random() < SEASON_FIRST:
+        steps.append({"at": round(rng.uniform(1.0, 8.0), 2), **_by(ADMIN, "season start", **(
+            {"name": rng.choice(SEASON_NAMES)} if rng.random() < 0.75 else {}))})
+    at = rng.expovariate(SEASON_RATE)
+    while at < seconds:
+        draw = rng.choices([d for _, d in SEASON_DRAWABLE], weights=weights)[0]
+        steps.append({"at": round(at, 2), **draw(rng)})
+        at += rng.expovariate(SEASON_RATE)
     return steps
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,7 @@ async def build_report(result: RunResult, policy: RetryPolicy | None = None) -> 
         reward_log = [{k: v for k, v in doc.items() if k != "_id"}
                       async for doc in client[result.db_name].reward_log.find({}).sort("at_ms", 1)]
         rewards = await _rewards(client[result.db_name], result, reverse)
+        seasons = await _seasons(client[result.db_name], result)
     finally:
         await client.close()
     tolerance = voice_tolerance(result)
@@ -153,6 +155,7 @@ async def build_report(result: RunResult, policy: RetryPolicy | None = None) -> 
         "role_changes": [list(change) for change in result.role_changes],
         "reward_log": reward_log,
         "rewards": rewards,
+        "seasons": seasons,
         "bot_log": str(result.bot_log) if result.bot_log else None,
     }
 
@@ -167,6 +170,22 @@ async def _rewards(db: Any, result: RunResult, reverse: dict[int, int]) -> dict[
         rules.append({k: doc.get(k) for k in keys})
     roles = {str(reverse.get(member, member)): held for member, held in sorted(result.member_roles.items())}
     return {"rules": rules, "roles": roles}
+
+
+async def _seasons(db: Any, result: RunResult) -> dict[str, Any]:
+    """The seasons stored (who started them: Discord ids, like the commands' `user`); the messages
+    of each member's day documents (Discord id -> day -> messages); the server's day now (UTC, the
+    campaign's time zone); and when the last step other than a command came (seconds from the
+    start): a command after it read settled counts."""
+    guild = result.scenario.guild_id
+    stored = [{k: doc.get(k) for k in ("name", "start_day", "started_by")}
+              async for doc in db["seasons"].find({"guild_id": guild}).sort("start_day", 1)]
+    days: dict[str, dict[str, int]] = {}
+    async for doc in db["activity"].find({"guild_id": guild, "kind": "day"}):
+        days.setdefault(str(doc["member_id"]), {})[str(doc["day"])] = int(doc.get("messages", 0))
+    changes = [step.at for step in result.scenario.steps if step.do != "command"]
+    return {"stored": stored, "day_messages": days, "today": datetime.now(UTC).date().isoformat(),
+            "last_change_at": max(changes, default=0.0)}
 
 
 def _names(result: RunResult) -> dict[int, str]:

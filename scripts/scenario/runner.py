@@ -48,6 +48,11 @@ STAFF_CHANGED = re.compile(r"Staff code (`[^`]+` saved for|of .+ removed)")
 LAST_RULE = "@last_rule"
 NO_RULE = "1"
 RULE_CHANGED = re.compile(r"\bRule `(\d+)` (added|removed)")
+# `"season": "@last_season"`: the name of the last season `/season start` confirmed, or, before any, a
+# name no season has (the bot answers that there is no such season).
+LAST_SEASON = "@last_season"
+NO_SEASON = "No such season"
+SEASON_STARTED = re.compile(r"^Season \*\*(.+?)\*\* counts from 00:00 ")
 ATTACHMENT_HEAD = 512  # the first bytes of each attachment, kept in the report (base64)
 
 
@@ -68,7 +73,7 @@ class CommandResult:
     edits: int = 0
     manage_server: bool = False  # the member had Manage Server when the command ran
     # What the bot's answer confirmed: "bonus", "reset", "restore", "erase", "staff", "rule" (an
-    # activity-role rule added or removed), "export" (a CSV file sent) or None.
+    # activity-role rule added or removed), "season" (a season started), "export" (a CSV file sent) or None.
     effect: str | None = None
     backup: str | None = None  # a confirmed reset's or restore's backup id
 
@@ -160,6 +165,7 @@ class ScenarioRunner:
         self.t0 = 0.0
         self.last_backup = NO_BACKUP  # what `@last_reset` stands for now
         self.last_rule = NO_RULE  # what `@last_rule` stands for now
+        self.last_season = NO_SEASON  # what `@last_season` stands for now
         self.db_name = f"scenario_{int(time.time())}"
 
     # ---- setup ------------------------------------------------------------------------------------
@@ -506,7 +512,8 @@ class ScenarioRunner:
     async def _command(self, step: Step, args: dict[str, Any]) -> None:
         await self.bot_up.wait()
         await self.guild_up.wait()
-        placeholders = {LAST_RESET: self.last_backup, LAST_RULE: self.last_rule}
+        placeholders = {LAST_RESET: self.last_backup, LAST_RULE: self.last_rule,
+                        LAST_SEASON: self.last_season}
         options = {name: placeholders.get(value, value) if isinstance(value, str) else value
                    for name, value in dict(args.get("options", {})).items()}
         started = time.time()
@@ -537,6 +544,9 @@ class ScenarioRunner:
         rule = RULE_CHANGED.search(_text(result)) if result.effect == "rule" else None
         if rule and rule.group(2) == "added":
             self.last_rule = rule.group(1)
+        season = SEASON_STARTED.search(_text(result)) if result.effect == "season" else None
+        if season:
+            self.last_season = season.group(1)
         self.commands.append(result)
         self._record_effect(result, started)
 
@@ -572,7 +582,8 @@ class ScenarioRunner:
 
 
 def confirmed_effect(result: CommandResult) -> str | None:
-    """"bonus", "reset", "restore", "erase" or "staff" when the command's messages confirm one."""
+    """"bonus", "reset", "restore", "erase", "staff", "rule", "season" or "export" when the command's
+    messages confirm one."""
     words = result.name.split()[0:2]
     text = _text(result)
     # The bot's confirmations: "+3 bonus invites for @x: now ...", "Invites of @x reset: ...",
@@ -589,6 +600,8 @@ def confirmed_effect(result: CommandResult) -> str | None:
         return "staff"
     if words[0] == "rewards" and RULE_CHANGED.search(text):
         return "rule"
+    if words == ["season", "start"] and SEASON_STARTED.search(text):
+        return "season"
     if words[0] == "export" and any(str(a.get("filename") or "").endswith(".csv")
                                     for m in result.messages for a in m.get("attachments") or []):
         return "export"

@@ -10,6 +10,7 @@ from typing import Any
 import discord
 import pytest
 
+from repositories.activity import Credit
 from scripts.emulator import payloads
 from scripts.emulator.constants import Perm
 from scripts.emulator.ratelimits import MEMBER_ROLE_ROUTE
@@ -17,13 +18,15 @@ from tests.botharness import GUILD, Harness
 
 G, ADA, BOB, CY = 1, 101, 102, 103
 GENERAL = 10
-VIP, BOOST, MODS = 50, 52, 53
+VIP, BOOST, MODS, REGULAR = 50, 52, 53, 54
+NO_SEASON_NOTE = " No season has started yet: until `/season start`, this rule gives the role to nobody."
 
 
 @pytest.fixture
 def guild_spec() -> dict[str, Any]:
     spec = copy.deepcopy(GUILD)
-    spec["roles"] += [{"id": BOOST, "name": "Booster"}, {"id": MODS, "name": "Mods"}]
+    spec["roles"] += [{"id": BOOST, "name": "Booster"}, {"id": MODS, "name": "Mods"},
+                      {"id": REGULAR, "name": "Regular"}]
     return spec
 
 
@@ -259,26 +262,72 @@ async def test_a_rate_limit_is_waited_out_and_a_refusal_skips_the_roles_changes(
     assert holders(h, VIP) == {ADA, BOB, CY}
 
 
+async def test_season_rules_count_only_the_current_season_and_follow_a_season_start(make_tracker: Any,
+                                                                                       ) -> None:
+    h = await started(make_tracker)
+    emu = h.emu
+    day = 24 * 3600
+    await messages(h, BOB, 5)  # 2026-03-10, before any season
+    emu.role_add(CY, VIP)  # by hand: a ruled role is the bot's, and with no season nobody qualifies
+    top = await emu.command(ADA, "rewards add", {"role": VIP, "metric": "messages", "period": "season",
+                                                 "top": 1})
+    assert top.text() == (f"Rule `{top.id}` added: <@&{VIP}>, top 1 of messages (this season). The bot now "
+                          f"manages <@&{VIP}>: it gives it to members who qualify and takes it from those "
+                          "who do not." + NO_SEASON_NOTE), top.text()
+    await h.settle()
+    assert holders(h, VIP) == set()
+    stored = await h.db.reward_rules.find_one({"_id": f"{G}:{top.id}"})
+    assert (stored["metric"], stored["period"], stored["top"]) == ("messages", "season", 1)
+
+    spring = await emu.command(ADA, "season start", {"name": "Spring", "starts": "tomorrow"})
+    assert spring.text().startswith("Season **Spring** counts from 00:00 tomorrow"), spring.text()
+    reach = await emu.command(ADA, "rewards add", {"role": REGULAR, "metric": "messages",
+                                                   "period": "season", "reach": 2})
+    assert reach.text().endswith("reach 2 messages (this season). The bot now manages "
+                                 f"<@&{REGULAR}>: it gives it to members who qualify and takes it from those "
+                                 "who do not. No season is current yet: until **Spring** starts "
+                                 "(2026-03-11), this rule gives the role to nobody."), reach.text()
+    await evaluate(h)
+    assert holders(h, VIP) == holders(h, REGULAR) == set()  # Spring is not current before its day
+    listed = await emu.command(ADA, "rewards list")
+    assert listed.embed["description"] == (f"`{top.id}` <@&{VIP}>: top 1 of messages (this season)\n"
+                                           f"`{reach.id}` <@&{REGULAR}>: reach 2 messages (this season)")
+
+    h.clock.advance(day)  # 2026-03-11: Spring; BOB's 5 messages were before it
+    await messages(h, CY, 2)
+    await messages(h, ADA, 1)
+    await evaluate(h)  # the REWARDS_SECONDS check on Spring's first day
+    assert (holders(h, VIP), holders(h, REGULAR)) == ({CY}, {CY})
+
+    h.clock.advance(day)  # 2026-03-12
+    added = await emu.command(ADA, "rewards add", {"role": VIP, "metric": "messages", "period": "season",
+                                                   "reach": 100})
+    assert "No season" not in added.text(), added.text()  # Spring is current
+    await h.settle()
+    assert (holders(h, VIP), holders(h, REGULAR)) == ({CY}, {CY})
+    await messages(h, BOB, 2)  # counted in Summer: it starts at 00:00 today
+    summer = await emu.command(ADA, "season start", {"name": "Summer"})
+    assert summer.text().startswith("Season **Summer** counts from 00:00 today"), summer.text()
+    await h.settle()  # no check ran but the one /season start asked for
+    assert (holders(h, VIP), holders(h, REGULAR)) == ({BOB}, {BOB})  # Summer's counts only
+    log = h.db.reward_log.find({}).sort("at_ms", 1)
+    assert [(d["member_id"], d["role_id"], d["action"], d["rule_id"]) async for d in log] == [
+        (emu.user_id(CY), VIP, "removed", top.id),
+        (emu.user_id(CY), VIP, "granted", top.id), (emu.user_id(CY), REGULAR, "granted", reach.id),
+        (emu.user_id(BOB), VIP, "granted", top.id), (emu.user_id(BOB), REGULAR, "granted", reach.id),
+        (emu.user_id(CY), VIP, "removed", top.id), (emu.user_id(CY), REGULAR, "removed", reach.id),
+    ]  # grants first, then removals
+
+
 CROWD = 5000
 CROWD_SPEC = copy.deepcopy(GUILD)
 CROWD_SPEC["members"] += [{"id": 1_000_000 + i, "name": f"m{i}", "roles": [VIP]} for i in range(CROWD - 1)]
 
 
-@pytest.mark.parametrize("guild_spec", [CROWD_SPEC])
-async def test_a_rule_change_of_5000_roles_drains_in_the_background_within_the_rate_limits(
-    make_tracker: Any,
-) -> None:
-    """4,999 members hold VIP by hand and BOB qualifies: the first rule takes it from them and gives
-    it to BOB, one change at a time, within Discord's rate limit (the emulator announces its bucket,
-    discord.py waits; two 429s with retry_after are waited out), while commands keep answering."""
-    h = await make_tracker()
+async def drained_5000_changes(h: Harness) -> None:
+    """The 5,000 changes just queued (VIP taken from the 4,999 of the crowd, given to BOB) drain in
+    the background while `/data-status` and `/rewards list` answer with the progress, and end exact."""
     emu = h.emu
-    emu.route_limits.limits[MEMBER_ROLE_ROUTE] = (50, 0.2)
-    await messages(h, BOB, 1)
-    emu.fail("DELETE", rf"/guilds/{G}/members/\d+/roles/{VIP}", status=429, retry_after=0.3, times=2)
-    rec = await emu.command(ADA, "rewards add", {"role": VIP, "metric": "messages", "reach": 1})
-    assert rec.text().startswith(f"Rule `{rec.id}` added"), rec.text()
-
     seen: list[int] = []
     for _ in range(200):  # /data-status answers while the changes drain
         status = await emu.command(ADA, "data-status")
@@ -307,3 +356,51 @@ async def test_a_rule_change_of_5000_roles_drains_in_the_background_within_the_r
     assert sum(r.status == 429 for r in role_calls) >= 2  # the injected ones, waited out
     assert sum(r.status == 204 for r in role_calls) == CROWD
     assert emu.route_limits.filled > 10  # the bucket was used up, again and again, and waited for
+
+
+@pytest.mark.parametrize("guild_spec", [CROWD_SPEC])
+async def test_a_rule_change_of_5000_roles_drains_in_the_background_within_the_rate_limits(
+    make_tracker: Any,
+) -> None:
+    """4,999 members hold VIP by hand and BOB qualifies: the first rule takes it from them and gives
+    it to BOB, one change at a time, within Discord's rate limit (the emulator announces its bucket,
+    discord.py waits; two 429s with retry_after are waited out), while commands keep answering."""
+    h = await make_tracker()
+    emu = h.emu
+    emu.route_limits.limits[MEMBER_ROLE_ROUTE] = (50, 0.2)
+    await messages(h, BOB, 1)
+    emu.fail("DELETE", rf"/guilds/{G}/members/\d+/roles/{VIP}", status=429, retry_after=0.3, times=2)
+    rec = await emu.command(ADA, "rewards add", {"role": VIP, "metric": "messages", "reach": 1})
+    assert rec.text().startswith(f"Rule `{rec.id}` added"), rec.text()
+    await drained_5000_changes(h)
+
+
+@pytest.mark.parametrize("guild_spec", [CROWD_SPEC])
+async def test_a_season_start_that_changes_5000_roles_drains_in_the_background(make_tracker: Any) -> None:
+    """4,999 members hold VIP by a season rule, active in Spring only; BOB is active on the next day:
+    `/season start` of Summer that day takes VIP from the 4,999 and gives it to BOB, in the
+    background, within the rate limits, while commands keep answering."""
+    h = await make_tracker()
+    emu = h.emu
+    assert h.bot is not None
+    emu.route_limits.limits[MEMBER_ROLE_ROUTE] = (50, 0.2)
+    await emu.command(ADA, "season start", {"name": "Spring"})  # 2026-03-10
+    crowd = [emu.user_id(m["id"]) for m in CROWD_SPEC["members"] if VIP in m.get("roles", [])]
+    await h.bot.repos.activity.add_messages([Credit(G, m, "2026-03-10", {"messages": 1}) for m in crowd],
+                                            "seed-spring")  # written behind the trackers' back
+    h.bot.ranks.rebuild(G)
+    await h.bot.ranks.wait_ready(G)
+    rec = await emu.command(ADA, "rewards add", {"role": VIP, "metric": "messages", "period": "season",
+                                                 "reach": 1})
+    assert rec.text().startswith(f"Rule `{rec.id}` added"), rec.text()
+    await h.settle()
+    guild = emu.guild(G)
+    assert sorted(m.id for m in guild.members.values() if VIP in m.roles) == sorted(crowd)
+    assert await h.db.reward_log.count_documents({}) == 0  # they all qualify in Spring
+
+    h.clock.advance(24 * 3600)  # 2026-03-11
+    await messages(h, BOB, 1)
+    emu.fail("DELETE", rf"/guilds/{G}/members/\d+/roles/{VIP}", status=429, retry_after=0.3, times=2)
+    summer = await emu.command(ADA, "season start", {"name": "Summer"})
+    assert summer.text().startswith("Season **Summer** counts from 00:00 today"), summer.text()
+    await drained_5000_changes(h)

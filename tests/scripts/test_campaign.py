@@ -22,14 +22,16 @@ from scripts.campaign.generate import (
     DRAWABLE,
     FAULT_KINDS,
     LAST_RULE,
+    LAST_SEASON,
     REWARD_ROLES,
     REWARDS_SECONDS,
+    SEASON_NAMES,
     drawn_commands,
     scenario_for,
 )
 from scripts.campaign.run import fault_details, faults_of, shrink
 from scripts.scenario.model import parse_scenario
-from scripts.scenario.runner import CommandResult, confirmed_backup, confirmed_effect
+from scripts.scenario.runner import SEASON_STARTED, CommandResult, confirmed_backup, confirmed_effect
 
 # Between them: a slow member list with a SIGKILL inside it, a SIGTERM, a second process, a guild
 # outage, a gateway reconnect, writeConcernErrors, a REST fault, /data erase refused to a member.
@@ -226,10 +228,15 @@ def test_a_long_campaign_draws_every_command_of_the_table_and_the_refused_ones()
                 for key, value in step.get("options", {}).items():
                     options.setdefault(f"{step['name']} {key}", set()).add(str(value))
     names = {"goal set", "goal clear", "server stats", "invites retention", "export leaderboard",
-             "export invites", "export joins", "rewards add", "rewards remove", "rewards list", "top", "ud"}
+             "export invites", "export joins", "rewards add", "rewards remove", "rewards list", "top", "ud",
+             "season start", "season list", "export channels"}
     assert all(drawn[(name, False)] >= 20 for name in names), drawn
-    assert all(drawn[(name, True)] >= 5 for name in ("export leaderboard", "rewards add", "rewards remove"))
-    assert options["top period"] == {"today", "7d", "30d", "all"}
+    assert all(drawn[(name, True)] >= 5 for name in ("export leaderboard", "rewards add", "rewards remove",
+                                                     "season start", "export channels"))
+    assert options["top period"] == {"today", "7d", "30d", "all", "season"}
+    assert options["top season"] == {LAST_SEASON} and "season" in options["ud period"]
+    assert options["season start starts"] == {"today", "tomorrow"}
+    assert set(SEASON_NAMES) <= options["season start name"]
     assert options["top board"] == {"messages", "voice", "camera", "streaming"}
     assert options["ud chart"] == {"True"} and options["invites leaderboard sort"] == {"retained_30d"}
     assert options["rewards remove rule"] == {LAST_RULE}
@@ -249,7 +256,7 @@ def test_a_scenario_ends_with_everyone_out_of_voice_and_a_quiet_while_longer_tha
             elif step["do"] == "leave":
                 in_voice.pop(step["user"], None)
         assert not any(in_voice.values()), seed
-        last_change = max(s["at"] for s in steps[:-1])
+        last_change = max(s["at"] for s in steps[:-1] if s["do"] != "command")
         assert scenario["settings"]["REWARDS_SECONDS"] == REWARDS_SECONDS
         assert steps[-1]["at"] - last_change > REWARDS_SECONDS + 2  # + the voice flush
         assert steps[-1] == {"at": steps[-1]["at"], "do": "command", "user": ADMIN, "name": "rewards list"}
@@ -326,6 +333,68 @@ def test_a_rule_stored_by_a_member_without_manage_server_breaks_permissions_resp
     verdict = check(report([], commands=commands, rewards=rewards), [], logs=[])
     assert verdict.violations["permissions_respected"] == [
         "rule 8: added by 900102, who has no Manage Server"]
+
+
+def test_the_runner_reads_season_starts_from_the_bots_answers() -> None:
+    """A started season is an effect (and its name what `@last_season` stands for next); a refusal
+    or a refusal for want of Manage Server is none."""
+    started = ("Season **Autumn 2026** counts from 00:00 tomorrow in the server's time zone (UTC): "
+               "<t:1796256000:F>. **Spring** ends with 2026-12-02 and stays readable.")
+    result = answered("season start", started)
+    assert confirmed_effect(result) == "season"
+    assert SEASON_STARTED.search(started) and SEASON_STARTED.search(started).group(1) == "Autumn 2026"
+    for refused in ("This server has a season named **Spring** already; pick another name.",
+                    "You need the **Manage Server** permission to use `/season start`."):
+        assert confirmed_effect(answered("season start", refused)) is None
+
+
+def test_a_season_started_by_a_member_without_manage_server_breaks_permissions_respected() -> None:
+    commands = [{"name": "season start", "at": 1.0, "user": 900101, "content": "ok", "embeds": [],
+                 "manage_server": True, "effect": "season"},
+                {"name": "season start", "at": 2.0, "user": 900102, "content": "no", "embeds": [],
+                 "manage_server": False}]
+    season = {"name": "Spring", "start_day": "2026-12-02", "started_by": 900101}
+    seasons = {"stored": [season], "day_messages": {}, "today": "2026-12-02", "last_change_at": 30.0}
+    assert check(report([], commands=commands, seasons=seasons), [], logs=[]).ok
+    sneaked = {"stored": [season, {"name": "Summer", "start_day": "2026-12-03", "started_by": 900102}]}
+    verdict = check(report([], commands=commands, seasons={**seasons, **sneaked}), [], logs=[])
+    assert verdict.violations["permissions_respected"] == [
+        "season 'Summer': started by 900102, who has no Manage Server"]
+    confirmed = [*commands, {**commands[1], "effect": "season"}]
+    verdict = check(report([], commands=confirmed, seasons=seasons), [], logs=[])
+    assert verdict.violations["permissions_respected"] == [
+        "/season start at 2s: season confirmed to a member without Manage Server"]
+
+
+def top_answer(at: float, lines: list[str], **options: Any) -> dict[str, Any]:
+    embed = {"title": "Top messages", "description": "\n".join(lines) or "Nobody yet."}
+    return {"name": "top", "at": at, "user": 900101, "content": None, "embeds": [embed],
+            "manage_server": True, "options": {"board": "messages", "period": "season", **options}}
+
+
+def test_season_board_recomputes_the_settled_season_board_from_the_day_documents() -> None:
+    """The current season (the latest started by today) from its start day: days before it and a
+    season starting tomorrow do not count; by messages descending then member id; a member with
+    none is left out. Only answers after the last traffic are compared."""
+    seasons = {
+        "stored": [{"name": "Old", "start_day": "2026-11-01", "started_by": 900101},
+                   {"name": "Spring", "start_day": "2026-12-02", "started_by": 900101},
+                   {"name": "Next", "start_day": "2026-12-03", "started_by": 900101}],
+        "day_messages": {"905": {"2026-12-01": 50, "2026-12-02": 4}, "902": {"2026-12-02": 4},
+                         "903": {"2026-12-02": 9, "2026-12-03": 1}, "904": {"2026-12-01": 3}},
+        "today": "2026-12-02", "last_change_at": 31.5}
+    right = ["`#1` <@903> - 9 messages", "`#2` <@902> - 4 messages", "`#3` <@905> (eve, left) - 4 messages"]
+    early = top_answer(20.0, ["`#1` <@905> - 1 message"])  # traffic still ran: not compared
+    fine = [early, top_answer(35.5, right), top_answer(35.5, ["x"], season="Old")]
+    assert check(report([], commands=fine, seasons=seasons), [], logs=[]).ok
+    wrong = [top_answer(35.5, [right[0], right[2], right[1]]), top_answer(36.0, right[:2]),
+             {**top_answer(37.0, []), "embeds": [], "content": "No season yet: an admin starts one."}]
+    verdict = check(report([], commands=wrong, seasons=seasons), [], logs=[])
+    assert len(verdict.violations["season_board"]) == 3, verdict.violations
+    assert "shows None, the day documents give [(903, 9), (902, 4), (905, 4)]" in (
+        verdict.violations["season_board"][2])
+    none_yet = {**seasons, "stored": seasons["stored"][2:]}  # only one that starts tomorrow
+    assert check(report([], commands=wrong[2:], seasons=none_yet), [], logs=[]).ok
 
 
 def counted(alias: int, discord_id: int, messages: int = 0, voice_s: int = 0,

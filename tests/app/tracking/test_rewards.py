@@ -62,3 +62,16 @@ def test_an_active_rule_counts_active_days_and_reads_the_values_of_its_own_windo
     assert plan(rules, values, {ROLE: {4}}, {1, 2, 3, 4}) == [
         RoleChange(1, ROLE, True, 1), RoleChange(3, ROLE, True, 2), RoleChange(4, ROLE, False, 1),
     ]
+
+
+def test_a_season_rule_reads_the_season_values_and_without_them_qualifies_nobody() -> None:
+    season, all_time = rule(1, period="season", top=1), rule(2, role=OTHER, reach=1)
+    assert season.values_key == ("messages", "season")
+    values = {("messages", "season"): {2: 3}, ("messages", "all"): {1: 50, 2: 3}}
+    assert plan([season, all_time], values, {ROLE: {1}}, {1, 2}) == [
+        RoleChange(2, ROLE, True, 1), RoleChange(1, OTHER, True, 2), RoleChange(2, OTHER, True, 2),
+        RoleChange(1, ROLE, False, 1),
+    ]
+    no_season = {("messages", "season"): {}, ("messages", "all"): {1: 50}}  # what the cog reads then
+    assert plan([season], no_season, {ROLE: {1, 2}}, {1, 2}) == [
+        RoleChange(1, ROLE, False, 1), RoleChange(2, ROLE, False, 1)]
