@@ -169,7 +169,7 @@ async def test_every_commands_reply_reads_in_the_one_style(tracker: Harness) -> 
     await run(BOB, "settings set", {"time_zone": "UTC"}, check_permissions=False)  # the refusal
     await run(ADA, "data-status")
     await run(ADA, "backup-data")
-    for export in ("leaderboard", "invites", "joins"):
+    for export in ("leaderboard", "invites", "joins", "channels"):
         await run(ADA, f"export {export}", {"period": "7d"} if export == "invites" else {})
     await run(ADA, "data erase", {"member": emu.user_id(FAY)})
     await run(ADA, "top", {"board": "messages"})  # after the erase
