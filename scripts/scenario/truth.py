@@ -291,26 +291,21 @@ class Truth:
             truth = self.members[event.member]
             if event.t <= erasing.get(event.member, -1.0):
                 truth.losable_messages += 1  # during the erase: erased or counted
-            delivered = event.data.get("delivered", 1) > 0
-            live = away.depth == 0 and delivered
-            if event.data.get("channel") not in self.unreadable:
-                truth.messages += 1  # counted live, or from the channel's history after a gap
-            elif live:
-                truth.messages += 1
-                if any(0 <= kill - event.t <= WRITE_AHEAD_BOUND_S for kill in kills):
-                    truth.losable_messages += 1
-            else:
-                truth.unobservable_messages += 1
-                truth.maybe_messages += int(delivered)
+            self._count_message(truth, event, away.depth == 0, kills)
 
     def _channel_message(self, event: Happened, up: bool, kills: list[float]) -> None:
-        """The member rules below, per channel; an erase changes nothing here."""
+        """The member rules (`_count_message`), per channel; an erase changes nothing here."""
         channel = event.data.get("channel")
         if channel is None:
             return
-        truth = self.channels[self.parents.get(int(channel), int(channel))]
+        self._count_message(self.channels[self.parents.get(int(channel), int(channel))], event, up, kills)
+
+    def _count_message(self, truth: Any, event: Happened, up: bool, kills: list[float]) -> None:
+        """One message into `truth` (a member's or a channel's): counted live, or from the channel's
+        history after a gap; where the history is unreadable, only if the bot was up to receive it
+        (and losable within the write-ahead bound before a SIGKILL), else unobservable."""
         delivered = event.data.get("delivered", 1) > 0
-        if channel not in self.unreadable:
+        if event.data.get("channel") not in self.unreadable:
             truth.messages += 1
         elif up and delivered:
             truth.messages += 1
