@@ -441,17 +441,15 @@ class GuildRanks:
         """Per member, the sums of the guild's day documents of `[since, until)`, from MongoDB."""
         assert self.old_days is not None, "no reader of the days older than the mirror"
         base: dict[int, list[int]] = {}
-        docs = 0
+
+        def add(rows: list[dict[str, Any]]) -> None:
+            for doc in rows:
+                sums = base.setdefault(int(doc["member_id"]), [0] * len(COUNTERS))
+                for i, name in enumerate(COUNTERS):
+                    sums[i] += int(doc.get(name) or 0)
+
         with young_collections_only():  # no full collection in the middle of the read
-            async for rows in self.old_days(since, until):
-                for doc in rows:
-                    sums = base.setdefault(int(doc["member_id"]), [0] * len(COUNTERS))
-                    for i, name in enumerate(COUNTERS):
-                        sums[i] += int(doc.get(name) or 0)
-                docs += len(rows)
-                if docs % FREEZE_EVERY < len(rows):
-                    keep_long_lived("season building")  # the young generations, collected here
-                await asyncio.sleep(0)
+            await _load_frozen(self.old_days(since, until), add, "season building")
             keep_long_lived("season built")
         return base
 
@@ -478,6 +476,21 @@ class GuildRanks:
         finally:
             self._range_builds.pop(span, None)
             self._range_tasks.pop(span, None)
+
+
+async def _load_frozen(batches: AsyncIterator[list[dict[str, Any]]],
+                       load: Callable[[list[dict[str, Any]]], None], reason: str) -> int:
+    """Every batch into `load`, yielding to the event loop after each; the young generations are
+    collected and what was loaded frozen every `FREEZE_EVERY` documents (`app/wiring/heap.py`).
+    The number of documents read."""
+    docs = 0
+    async for rows in batches:
+        load(rows)
+        docs += len(rows)
+        if docs % FREEZE_EVERY < len(rows):
+            keep_long_lived(reason)
+        await asyncio.sleep(0)
+    return docs
 
 
 @dataclass
@@ -543,23 +556,14 @@ class Ranks(GuildBuilds[_Build, GuildRanks]):
 
     async def _load(self, guild_id: int, ranks: GuildRanks) -> int:
         """The guild's documents into the mirror; the number read."""
-        docs = 0
-        async for rows in self.activity.scan(guild_id, ranks.keep_from, self.batch):
-            ranks.load(rows)
-            docs += len(rows)
-            if docs % FREEZE_EVERY < len(rows):
-                keep_long_lived("ranks building")  # the young generations, collected here
-        return docs
+        return await _load_frozen(self.activity.scan(guild_id, ranks.keep_from, self.batch), ranks.load,
+                                  "ranks building")
 
     async def _load_earlier(self, guild_id: int, keep_from: str, rule: ActiveRule) -> Earlier:
         """The active days of the `STREAK_DAYS` days (and one more, for time zones) before the mirror."""
         earlier = Earlier(date.fromisoformat(keep_from) - timedelta(days=STREAK_DAYS + 1), rule)
-        docs = 0
-        async for rows in self.activity.scan_days(guild_id, earlier.first.isoformat(), keep_from, self.batch):
-            earlier.load(rows)
-            docs += len(rows)
-            if docs % FREEZE_EVERY < len(rows):
-                keep_long_lived("ranks building")
+        days = self.activity.scan_days(guild_id, earlier.first.isoformat(), keep_from, self.batch)
+        await _load_frozen(days, earlier.load, "ranks building")
         return earlier
 
     # ---- the write path -------------------------------------------------------------------
