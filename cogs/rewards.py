@@ -36,7 +36,7 @@ from app.tracking.rewards import (
     Values,
     plan,
 )
-from app.tracking.seasons import Seasons, current_of
+from app.tracking.seasons import current_of
 from app.tracking.streaks import active_rule
 from app.tracking.voice import PERIOD_LABELS, period_start_day, zone
 from app.wiring.commands import answer
@@ -117,7 +117,7 @@ class RewardsCog(commands.Cog, name="Rewards"):
         self.bot = bot
         self.rules = bot.repos.reward_rules
         self.changes_log = bot.repos.reward_log
-        self.seasons = Seasons(bot.repos.seasons, bot.repos.guild_settings, bot.clock)
+        self.seasons = bot.seasons
         self.progress: dict[int, Progress] = {}
         self._evaluations: set[asyncio.Task[None]] = set()
         self._warned: set[tuple[int, int]] = set()  # (guild, role) told once it cannot be managed

@@ -18,7 +18,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from app.tracking import seasons as season_logic
-from app.tracking.seasons import MAX_NAME, STARTS, Season, SeasonRefused, Seasons, current_of, day_start
+from app.tracking.seasons import MAX_NAME, STARTS, Season, SeasonRefused, current_of, day_start
 from app.wiring.commands import answer
 from app.wiring.reply_limits import fit_embed
 from cogs import style
@@ -79,7 +79,7 @@ class SeasonsCog(commands.Cog, name="Seasons"):
 
     def __init__(self, bot: Any) -> None:
         self.bot = bot
-        self.seasons = Seasons(bot.repos.seasons, bot.repos.guild_settings, bot.clock)
+        self.seasons = bot.seasons
 
     @season_group.command(name="start", description="Start a new season; the current one ends the day before")
     @app_commands.describe(

@@ -33,7 +33,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from app.tracking.card import MemberCard, period_bars, render_member_card, season_bars
-from app.tracking.seasons import Season, Seasons
+from app.tracking.seasons import Season
 from app.tracking.streaks import STREAK_DAYS, Habits, active_rule, habits, local_today
 from app.tracking.voice import PERIOD_LABELS, period_start_day, zone
 from app.wiring.commands import GatedView, read_or_defer, show_in_place
@@ -259,7 +259,7 @@ class StatsCog(commands.Cog, name="Stats"):
         self.activity = activity
         self.guild_settings = guild_settings
         self.goals = goals  # None: no weekly goals shown
-        self.seasons = Seasons(bot.repos.seasons, guild_settings, bot.clock)
+        self.seasons = bot.seasons
 
     async def window(self, guild_id: int, period: str, season_name: str | None = None) -> Window | None:
         """What `period` (or the season named `season_name`) counts today; None: no such season

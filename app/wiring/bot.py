@@ -28,6 +28,7 @@ from app.storage.writes import Writer
 from app.tracking.channel_stats import ChannelStats
 from app.tracking.invite_boards import InviteBoards
 from app.tracking.ranks import Ranks
+from app.tracking.seasons import Seasons
 from app.tracking.streaks import ActiveRule, active_rule
 from app.wiring.clock import Clock, SystemClock
 from app.wiring.commands import TrackerTree
@@ -147,6 +148,7 @@ class TrackerBot(commands.Bot):
         self.channel_stats = ChannelStats(self.repos.activity, self.clock, active=self.lease.active.is_set)
         self.invite_boards = InviteBoards(self.repos.joins, self.repos.invite_bonus,
                                           active=self.lease.active.is_set)
+        self.seasons = Seasons(self.repos.seasons, self.repos.guild_settings, self.clock)  # one for every cog
         self.repos.invite_boards = self.invite_boards
         self.cog_factories = cog_factories if cog_factories is not None else default_cog_factories()
         self.probe_result = probe_result
