@@ -3,7 +3,9 @@
 The rules live in `reward_rules`; who qualifies is computed by `app.tracking.rewards` from the ranks
 in memory. This cog only talks to Discord: it reads the guild's roles and members, and applies the
 changes one at a time in a background task per guild (discord.py waits out 429s), recording each in
-`reward_log`. Evaluated when a guild becomes available (start, reconnect: what changed while the bot
+`reward_log`: as an intent before the request, confirmed once Discord accepted it; an intent a
+killed process left is resolved at the guild's next evaluation from the roles the member holds.
+Evaluated when a guild becomes available (start, reconnect: what changed while the bot
 was down is corrected), every `REWARDS_SECONDS`, right after `/rewards add|remove`, and when
 `/season start` starts a season today (the `season_started` event, `cogs/seasons.py`). A `season`
 rule reads the season current at evaluation time, so a season starting tomorrow takes over at the
@@ -45,7 +47,7 @@ from app.wiring.validation import valid_id
 from cogs import style
 from cogs.settings import require_manage_guild
 from cogs.text import safe_name
-from repositories.reward_log import GRANTED, REMOVED, RewardLogEntry
+from repositories.reward_log import GRANTED, REMOVED, RewardLogEntry, log_key
 
 log = logging.getLogger(__name__)
 NO_MENTIONS = discord.AllowedMentions.none()
@@ -55,6 +57,7 @@ MAX_REACH = 1_000_000
 MAX_TOP = 1000
 DEFAULT_OF_LAST = 7
 RANKS_WAIT_SECONDS = 120.0
+UNLOAD_WAIT_SECONDS = 2.0
 METRIC_CHOICES = [app_commands.Choice(name=m, value=m) for m in REWARD_METRICS]
 PERIOD_CHOICES = [app_commands.Choice(name=PERIOD_LABELS[p], value=p) for p in REWARD_PERIODS]
 
@@ -122,13 +125,22 @@ class RewardsCog(commands.Cog, name="Rewards"):
         self._evaluations: set[asyncio.Task[None]] = set()
         self._warned: set[tuple[int, int]] = set()  # (guild, role) told once it cannot be managed
         self._refused: set[tuple[int, int]] = set()  # (guild, role) Discord refused, told once
+        self._in_flight: set[str] = set()  # the reward_log keys of the changes being made now
 
     async def cog_load(self) -> None:
         self.bot.add_interval_job(JOB_ID, self.evaluate_all, self.bot.settings.rewards_seconds)
 
     async def cog_unload(self) -> None:
-        for task in [*self._evaluations, *(p.task for p in self.progress.values() if p.task)]:
+        """Shutdown: nothing new is started, the change under way is finished (and logged)."""
+        for task in self._evaluations:
             task.cancel()
+        for progress in self.progress.values():
+            progress.pending.clear()
+        drains = [p.task for p in self.progress.values() if p.task is not None and not p.task.done()]
+        if drains:
+            _, unfinished = await asyncio.wait(drains, timeout=UNLOAD_WAIT_SECONDS)
+            for task in unfinished:
+                task.cancel()
 
     async def wait_idle(self) -> None:
         """Until every evaluation started and every change queued is done (tests, shutdown)."""
@@ -195,6 +207,7 @@ class RewardsCog(commands.Cog, name="Rewards"):
         if not self.bot.ranks.ready(guild.id):
             log.info("activity roles of guild %s: ranks not ready; evaluated at the next run", guild.id)
             return
+        await self._resolve_interrupted(guild)
         usable = [r for r in rules if self._manageable(guild, r.role_id)]
         values = await self._values(guild.id, usable)
         holders = {r.role_id: {m.id for m in role.members}
@@ -203,6 +216,24 @@ class RewardsCog(commands.Cog, name="Rewards"):
         self._queue(guild, changes)
         if changes:
             log.info("activity roles of guild %s: %d changes queued", guild.id, len(changes))
+
+    async def _resolve_interrupted(self, guild: discord.Guild) -> None:
+        """The intents a stopped process left: made if the member holds the role as the change would
+        have it. A member who left is taken as not changed (nothing to tell it by)."""
+        made: list[str] = []
+        not_made: list[str] = []
+        for entry in await self.changes_log.pending(guild.id):
+            key = log_key(entry)
+            if key in self._in_flight:
+                continue
+            member = guild.get_member(entry.member_id)
+            holds = member is not None and member.get_role(entry.role_id) is not None
+            changed = member is not None and holds == (entry.action == GRANTED)
+            (made if changed else not_made).append(key)
+        if made or not_made:
+            log.info("activity roles of guild %s: %d changes of a stopped process found made, %d not made",
+                     guild.id, len(made), len(not_made))
+            await self.changes_log.resolve(made=made, not_made=not_made)
 
     def _manageable(self, guild: discord.Guild, role_id: int) -> bool:
         role = guild.get_role(role_id)
@@ -288,15 +319,29 @@ class RewardsCog(commands.Cog, name="Rewards"):
         holds = member.get_role(role.id) is not None
         if holds == change.grant:
             return  # already as it should be (changed meanwhile)
+        entry = RewardLogEntry(guild.id, member.id, role.id, change.rule_id,
+                               GRANTED if change.grant else REMOVED, self.bot.clock.now())
+        key = log_key(entry)
+        self._in_flight.add(key)
+        try:
+            await self.changes_log.intend(entry)
+            try:
+                await self._ask_discord(member, role, change)
+            except discord.HTTPException as exc:
+                if exc.status < 500:  # refused: certainly not made (a 5xx may have been)
+                    await self.changes_log.resolve(made=[], not_made=[key])
+                raise
+            await self.changes_log.confirm(entry)
+        finally:
+            self._in_flight.discard(key)
+        self._refused.discard((guild.id, role.id))
+
+    async def _ask_discord(self, member: discord.Member, role: discord.Role, change: RoleChange) -> None:
         reason = f"activity role rule {change.rule_id}"
         if change.grant:
             await member.add_roles(role, reason=reason)
         else:
             await member.remove_roles(role, reason=reason)
-        self._refused.discard((guild.id, role.id))
-        await self.changes_log.record(RewardLogEntry(
-            guild.id, member.id, role.id, change.rule_id, GRANTED if change.grant else REMOVED,
-            self.bot.clock.now()))
 
     # ---- the commands ----------------------------------------------------------------------
     @rewards_group.command(

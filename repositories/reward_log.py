@@ -1,8 +1,11 @@
 """Every activity-role change the bot made (`reward_log`): one document per grant or removal.
 
 `_id: "{guild_id}:{member_id}:{role_id}:{action}:{at_ms}"` (action "granted" or "removed", `at_ms`
-the moment Discord accepted it), written with `$setOnInsert` through the writer: a retried write
-lands on the same document and changes nothing. `/data erase` deletes the member's entries.
+the moment the bot decided to ask Discord). Written before the request, as an intent
+(`pending: true`, `$setOnInsert`), and confirmed (`$unset: pending`) once Discord accepted it, both
+through the writer: a retried write lands on the same document and changes nothing. A process
+killed between the two leaves the intent; the next evaluation of the guild resolves it from what the
+member holds (`resolve`). `/data erase` deletes the member's entries.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pymongo import ASCENDING, IndexModel
 
 from app.storage.retry import with_retry
 from app.storage.writes import Op
-from app.wiring.clock import to_ms
+from app.wiring.clock import from_ms, to_ms
 from repositories.base import Repository
 
 GRANTED = "granted"
@@ -40,11 +43,31 @@ class RewardLogRepository(Repository):
     collection_name = "reward_log"
     indexes = (IndexModel([("guild_id", ASCENDING), ("member_id", ASCENDING)]),)
 
-    async def record(self, entry: RewardLogEntry) -> None:
+    async def intend(self, entry: RewardLogEntry) -> None:
+        """Before asking Discord: the change, marked pending."""
         doc = {"guild_id": entry.guild_id, "member_id": entry.member_id, "role_id": entry.role_id,
-               "rule_id": entry.rule_id, "action": entry.action, "at_ms": to_ms(entry.at)}
+               "rule_id": entry.rule_id, "action": entry.action, "at_ms": to_ms(entry.at), "pending": True}
         op = Op("update_one", {"_id": log_key(entry)}, {"$setOnInsert": doc}, upsert=True)
-        await self.idempotent([op], "record activity-role change")
+        await self.idempotent([op], "record an activity-role change about to be made")
+
+    async def confirm(self, entry: RewardLogEntry) -> None:
+        """Discord accepted the change. No upsert: an intent erased meanwhile stays erased."""
+        await self.resolve(made=[log_key(entry)], not_made=[])
+
+    async def pending(self, guild_id: int) -> list[RewardLogEntry]:
+        """The guild's intents not confirmed: a process stopped between the request and the log."""
+        async def read() -> list[RewardLogEntry]:
+            cursor = self.collection.find({"guild_id": guild_id, "pending": True})
+            return [RewardLogEntry(d["guild_id"], d["member_id"], d["role_id"], d["rule_id"], d["action"],
+                                   from_ms(d["at_ms"])) async for d in cursor]
+
+        return await with_retry("read pending activity-role changes", read, self.policy)
+
+    async def resolve(self, *, made: list[str], not_made: list[str]) -> None:
+        """Confirm the intents (by `log_key`) Discord made, and drop the ones it never made."""
+        ops = [Op("update_one", {"_id": key, "pending": True}, {"$unset": {"pending": ""}}) for key in made]
+        ops += [Op("delete_one", {"_id": key, "pending": True}) for key in not_made]
+        await self.idempotent(ops, "resolve activity-role changes")
 
     # ---- erase on request (`/data erase`) ---------------------------------------------------
     def member_filter(self, guild_id: int, member_id: int) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from pymongo import ReplaceOne, UpdateOne
+from pymongo import DeleteOne, ReplaceOne, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 # ---- foundation: guarded exactly-once upserts (app/storage/retry.py) ---------------------------------------
@@ -1094,3 +1094,20 @@ async def test_a_day_range_gte_lt_on_strings_with_a_projection(db):
     found = await db.activity.find(query, {"day": 1, "messages": 1}).sort("day", 1).to_list(None)
     assert found == [{"_id": "d:1:5:2026-01-01", "day": "2026-01-01", "messages": 1},
                      {"_id": "d:1:5:2026-02-28", "day": "2026-02-28", "messages": 1}]
+
+
+async def test_an_intent_confirmed_or_dropped_only_while_pending(db):
+    """`reward_log`: an intent (`pending: true`, `$setOnInsert` upsert), confirmed by `$unset` on
+    `{_id, pending: true}` or deleted by `delete_one` on the same filter; a repeat of either, or
+    one on a record erased meanwhile, changes nothing and inserts nothing."""
+    doc = {"guild_id": 1, "member_id": 5, "action": "granted", "pending": True}
+    for key in ("1:5:a", "1:5:a", "1:5:b"):
+        await db.r.update_one({"_id": key}, {"$setOnInsert": doc}, upsert=True)
+    assert sorted([d["_id"] async for d in db.r.find({"guild_id": 1, "pending": True})]) == ["1:5:a", "1:5:b"]
+    for _ in range(2):
+        await db.r.bulk_write([UpdateOne({"_id": "1:5:a", "pending": True}, {"$unset": {"pending": ""}}),
+                               DeleteOne({"_id": "1:5:b", "pending": True})], ordered=False)
+    await db.r.update_one({"_id": "1:5:c", "pending": True}, {"$unset": {"pending": ""}})  # erased: no upsert
+    assert [d async for d in db.r.find({})] == [
+        {"_id": "1:5:a", "guild_id": 1, "member_id": 5, "action": "granted"}]
+    assert await db.r.count_documents({"guild_id": 1, "pending": True}) == 0

@@ -207,6 +207,69 @@ async def test_roles_changed_while_the_bot_was_down_are_corrected_at_the_next_st
     assert log[-2:] == [(emu.user_id(BOB), "granted"), (emu.user_id(CY), "removed")]
 
 
+async def log_of(h: Harness) -> list[tuple[int, int, str, bool]]:
+    return [(d["member_id"], d["role_id"], d["action"], bool(d.get("pending")))
+            async for d in h.db.reward_log.find({}).sort("at_ms", 1)]
+
+
+def killed_mid_change(h: Harness) -> None:
+    """The process dies where a change's task stands: nothing after that point runs."""
+    assert h.bot is not None
+    for progress in h.bot.get_cog("Rewards").progress.values():
+        assert progress.task is not None
+        progress.task.cancel()
+
+
+async def test_a_change_discord_accepted_just_before_a_crash_is_logged_once(
+    make_tracker: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Killed after Discord accepted the grant and before the log write: the next start finds the
+    intent the bot recorded before asking, sees the member holds the role, and logs it once."""
+    h = await started(make_tracker)
+    emu = h.emu
+    await messages(h, BOB, 2)
+    real_add_roles = discord.Member.add_roles
+    accepted = asyncio.Event()
+
+    async def accepted_then_killed(member: discord.Member, *roles: Any, **kwargs: Any) -> None:
+        await real_add_roles(member, *roles, **kwargs)
+        accepted.set()
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(discord.Member, "add_roles", accepted_then_killed)
+    await emu.command(ADA, "rewards add", {"role": VIP, "metric": "messages", "reach": 1})
+    await asyncio.wait_for(accepted.wait(), 10)
+    assert holders(h, VIP) == {BOB}
+    killed_mid_change(h)
+    monkeypatch.undo()
+    await h.restart(crash=True)
+    assert holders(h, VIP) == {BOB}
+    assert await log_of(h) == [(emu.user_id(BOB), VIP, "granted", False)]
+
+
+async def test_a_change_killed_before_discord_saw_it_leaves_no_record_and_is_made_at_the_next_start(
+    make_tracker: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    h = await started(make_tracker)
+    emu = h.emu
+    await messages(h, BOB, 2)
+    asked = asyncio.Event()
+
+    async def killed_before_asking(member: discord.Member, *roles: Any, **kwargs: Any) -> None:
+        asked.set()
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(discord.Member, "add_roles", killed_before_asking)
+    await emu.command(ADA, "rewards add", {"role": VIP, "metric": "messages", "reach": 1})
+    await asyncio.wait_for(asked.wait(), 10)
+    killed_mid_change(h)
+    monkeypatch.undo()
+    assert holders(h, VIP) == set()
+    await h.restart(crash=True)
+    assert holders(h, VIP) == {BOB}  # made by the start's evaluation, recorded once
+    assert await log_of(h) == [(emu.user_id(BOB), VIP, "granted", False)]
+
+
 async def test_a_role_moved_above_the_bot_is_skipped_with_one_warning(
     make_tracker: Any, caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -58,6 +58,7 @@ async def test_activity_roles_are_exact_across_a_restart_and_a_downtime(tmp_path
     made = Counter((int(member), role, action) for member, role, action in report["role_changes"])
     recorded = Counter((int(d["member_id"]), d["role_id"], d["action"]) for d in report["reward_log"])
     assert made == recorded and sum(made.values()) >= 9, (made, recorded)
+    assert not [d for d in report["reward_log"] if d.get("pending")]
     rules = {int(c["content"].split("`")[1]): role
              for c, role in zip(added[:3], (CHATTER, TOP_VOICE, REGULAR), strict=True)}
     assert all(rules[d["rule_id"]] == d["role_id"] for d in report["reward_log"]), report["reward_log"]
