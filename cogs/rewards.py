@@ -5,8 +5,10 @@ in memory. This cog only talks to Discord: it reads the guild's roles and member
 changes one at a time in a background task per guild (discord.py waits out 429s), recording each in
 `reward_log`: as an intent before the request, confirmed once Discord accepted it; an intent a
 killed process left is resolved at the guild's next evaluation from the roles the member holds.
-Evaluated when a guild becomes available (start, reconnect: what changed while the bot
-was down is corrected), every `REWARDS_SECONDS`, right after `/rewards add|remove`, and when
+Evaluated for the members whose counts changed `REWARDS_CHANGE_SECONDS` after the change (the
+ranks tell, `Ranks.watch`), and in full when a guild becomes available (start, reconnect: what
+changed while the bot was down is corrected), every `REWARDS_SECONDS`, right after
+`/rewards add|remove`, and when
 `/season start` starts a season today (the `season_started` event, `cogs/seasons.py`). A `season`
 rule reads the season current at evaluation time, so a season starting tomorrow takes over at the
 first check on that day.
@@ -18,9 +20,10 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import discord
 from discord import app_commands
@@ -92,6 +95,24 @@ def unmanageable(role: discord.Role) -> str | None:
     return None
 
 
+class Span(NamedTuple):
+    """The days `[since, until)` a reach or top rule reads (since None: all time)."""
+
+    since: str | None
+    until: str | None
+
+
+class Window(NamedTuple):
+    """The days `since` to `until` (inclusive) an active rule reads, and what makes a day active."""
+
+    since: str
+    until: str
+    active: Callable[[int, int], bool]
+
+
+Reading = Span | Window | None
+
+
 # ---- applying ----------------------------------------------------------------------------------
 @dataclass
 class Progress:
@@ -126,12 +147,18 @@ class RewardsCog(commands.Cog, name="Rewards"):
         self._warned: set[tuple[int, int]] = set()  # (guild, role) told once it cannot be managed
         self._refused: set[tuple[int, int]] = set()  # (guild, role) Discord refused, told once
         self._in_flight: set[str] = set()  # the reward_log keys of the changes being made now
+        self._ruled: set[int] = set()  # guilds whose last evaluation found rules
+        self._changed: dict[int, set[int]] = {}  # guild -> members whose counts changed since
+        self._follow_timers: dict[int, asyncio.TimerHandle] = {}
 
     async def cog_load(self) -> None:
         self.bot.add_interval_job(JOB_ID, self.evaluate_all, self.bot.settings.rewards_seconds)
+        self.bot.ranks.watch(self._counts_changed)
 
     async def cog_unload(self) -> None:
         """Shutdown: nothing new is started, the change under way is finished (and logged)."""
+        for timer in self._follow_timers.values():
+            timer.cancel()
         for task in self._evaluations:
             task.cancel()
         for progress in self.progress.values():
@@ -181,10 +208,13 @@ class RewardsCog(commands.Cog, name="Rewards"):
             await self._evaluate_guarded(guild, False)
 
     async def _evaluate_guarded(self, guild: discord.Guild, wait_for_ranks: bool) -> None:
+        if wait_for_ranks:
+            await self._wait_for_ranks(guild.id)
+        await self._guarded(guild, self.evaluate(guild))
+
+    async def _guarded(self, guild: discord.Guild, evaluation: Awaitable[None]) -> None:
         try:
-            if wait_for_ranks:
-                await self._wait_for_ranks(guild.id)
-            await self.evaluate(guild)
+            await evaluation
         except PyMongoError as exc:
             log.warning("activity roles of guild %s not evaluated: the database did not answer (%s)",
                         guild.id, type(exc).__name__)
@@ -201,21 +231,74 @@ class RewardsCog(commands.Cog, name="Rewards"):
 
     async def evaluate(self, guild: discord.Guild) -> None:
         """Compute the guild's role changes and queue them (replacing the changes still queued)."""
-        rules = await self.rules.active(guild.id)
-        if not rules:
-            return
-        if not self.bot.ranks.ready(guild.id):
-            log.info("activity roles of guild %s: ranks not ready; evaluated at the next run", guild.id)
+        usable = await self._usable_rules(guild)
+        if usable is None:
             return
         await self._resolve_interrupted(guild)
-        usable = [r for r in rules if self._manageable(guild, r.role_id)]
-        values = await self._values(guild.id, usable)
+        values = await self._values(guild.id, usable, await self._readings(guild.id, usable))
         holders = {r.role_id: {m.id for m in role.members}
                    for r in usable if (role := guild.get_role(r.role_id)) is not None}
         changes = plan(usable, values, holders, {m.id for m in guild.members})
         self._queue(guild, changes)
         if changes:
             log.info("activity roles of guild %s: %d changes queued", guild.id, len(changes))
+
+    async def _usable_rules(self, guild: discord.Guild) -> list[RewardRule] | None:
+        """The rules whose role the bot can manage; None when there is nothing to evaluate."""
+        rules = await self.rules.active(guild.id)
+        if not rules:
+            self._ruled.discard(guild.id)
+            return None
+        self._ruled.add(guild.id)
+        if not self.bot.ranks.ready(guild.id):
+            log.info("activity roles of guild %s: ranks not ready; evaluated at the next run", guild.id)
+            return None
+        return [r for r in rules if self._manageable(guild, r.role_id)]
+
+    # ---- following counts -------------------------------------------------------------------
+    def _counts_changed(self, guild_id: int, members: set[int]) -> None:
+        """From the write path (`Ranks.watch`): the members are checked `REWARDS_CHANGE_SECONDS`
+        later, with every other member whose counts change meanwhile."""
+        if guild_id not in self._ruled:
+            return
+        self._changed.setdefault(guild_id, set()).update(members)
+        if guild_id not in self._follow_timers:
+            delay = self.bot.settings.rewards_change_seconds
+            self._follow_timers[guild_id] = asyncio.get_running_loop().call_later(
+                delay, self._follow, guild_id)
+
+    def _follow(self, guild_id: int) -> None:
+        del self._follow_timers[guild_id]
+        changed = self._changed.pop(guild_id, set())
+        guild = self.bot.get_guild(guild_id)
+        if guild is None or not changed:
+            return
+        task = asyncio.create_task(self._guarded(guild, self.evaluate_members(guild, changed)),
+                                   name=f"rewards-changed-{guild_id}")
+        self._evaluations.add(task)
+        task.add_done_callback(self._evaluations.discard)
+
+    async def evaluate_members(self, guild: discord.Guild, changed: set[int]) -> None:
+        """Queue the role changes of the members whose counts changed, and, for a top N rule, of
+        the members who may have entered or left its top (the top N + len(changed): the changed
+        members can push at most that many out). Only those members' values are read."""
+        usable = await self._usable_rules(guild)
+        if not usable:
+            return
+        readings = await self._readings(guild.id, usable)
+        subjects = set(changed)
+        for rule in usable:
+            reading = readings[rule.values_key]
+            if rule.top is not None and isinstance(reading, Span):
+                page = await self.bot.ranks.page(guild.id, rule.metric, reading.since, 0,
+                                                 rule.top + len(changed), reading.until)
+                subjects.update(member for member, _ in page)
+        values = await self._values(guild.id, usable, readings, subjects)
+        members = {m: guild.get_member(m) for m in subjects}
+        holders = {r.role_id: {m for m, member in members.items() if member and member.get_role(r.role_id)}
+                   for r in usable}
+        changes = plan(usable, values, holders, {m for m, member in members.items() if member})
+        self._queue(guild, changes, subjects)
 
     async def _resolve_interrupted(self, guild: discord.Guild) -> None:
         """The intents a stopped process left: made if the member holds the role as the change would
@@ -246,45 +329,61 @@ class RewardsCog(commands.Cog, name="Rewards"):
             log.warning("activity roles of guild %s: role %s skipped: %s", guild.id, role_id, reason)
         return False
 
-    async def _values(self, guild_id: int, rules: list[RewardRule]) -> dict[tuple[str, str], Values]:
-        """What each rule reads (`RewardRule.values_key`), from the ranks in memory: one pass over the
-        mirror per span of days, and one per `of_last` of the active rules. The `season` period is the
-        season current now (read here, at each evaluation); with none, its values are empty."""
+    async def _readings(self, guild_id: int, rules: list[RewardRule]) -> dict[tuple[str, str], Reading]:
+        """What each rule's values are read from (`RewardRule.values_key`): a span of days, the
+        window of an active rule, or None (a `season` rule with no season yet: nobody qualifies).
+        The `season` period is the season current now (read here, at each evaluation)."""
         config = await self.bot.repos.guild_settings.get(guild_id)
         now, tz = self.bot.clock.now(), zone(config.time_zone)
-        by_span: dict[tuple[str | None, str | None], list[Any]] = {}
-        values: dict[tuple[str, str], Values] = {}
         today = now.astimezone(tz).date()
         season = None
         if any(r.period == SEASON and r.active_days is None for r in rules):
             season = current_of(await self.seasons.all(guild_id), today.isoformat())
+        readings: dict[tuple[str, str], Reading] = {}
         for rule in rules:
             key = rule.values_key
-            if rule.active_days is not None and key not in values:
+            if rule.active_days is not None:
                 since = (today - timedelta(days=(rule.of_last or 1) - 1)).isoformat()
                 # the streaks' rule: `/ud`'s streak and the role agree on which days were active
-                values[key] = await self.bot.ranks.active_days(guild_id, since, today.isoformat(),
-                                                               active_rule(config).active_counts)
-        for metric, period in sorted({r.values_key for r in rules if r.active_days is None}):
-            span: tuple[str | None, str | None]
-            if period != SEASON:
-                span = (period_start_day(period, now, tz), None)
-            elif season is not None:
-                span = season.span
+                readings[key] = Window(since, today.isoformat(), active_rule(config).active_counts)
+            elif rule.period != SEASON:
+                readings[key] = Span(period_start_day(rule.period or "all", now, tz), None)
             else:
-                values[(metric, period)] = {}  # no season yet: the rule qualifies nobody
-                continue
-            if span not in by_span:
-                by_span[span] = await self.bot.ranks.every_member(guild_id, *span)
-            counter = REWARD_METRICS[metric]
-            values[(metric, period)] = {m: getattr(c, counter) for m, c in by_span[span]}
+                readings[key] = Span(*season.span) if season is not None else None
+        return readings
+
+    async def _values(self, guild_id: int, rules: list[RewardRule], readings: dict[tuple[str, str], Reading],
+                      members: set[int] | None = None) -> dict[tuple[str, str], Values]:
+        """Each rule's values, from the ranks in memory: of `members`, or of every member (one pass
+        over the mirror per span of days, and one per active window)."""
+        ranks = self.bot.ranks
+        by_span: dict[Span, dict[int, Any]] = {}
+        values: dict[tuple[str, str], Values] = {}
+        for key, reading in readings.items():
+            if reading is None:
+                values[key] = {}
+            elif isinstance(reading, Window):
+                if members is None:
+                    values[key] = await ranks.active_days(guild_id, *reading)
+                else:
+                    values[key] = {m: ranks.member_active_days(guild_id, m, *reading) for m in members}
+            else:
+                if reading not in by_span:
+                    by_span[reading] = (
+                        dict(await ranks.every_member(guild_id, *reading)) if members is None else
+                        {m: await ranks.member_counters(guild_id, m, *reading) for m in members})
+                counter = REWARD_METRICS[key[0]]
+                values[key] = {m: getattr(c, counter) for m, c in by_span[reading].items()}
         return values
 
-    def _queue(self, guild: discord.Guild, changes: list[RoleChange]) -> None:
+    def _queue(self, guild: discord.Guild, changes: list[RoleChange],
+               members: set[int] | None = None) -> None:
+        """Queue `changes`: in place of every change still queued, or of those of `members`."""
         progress = self.progress.setdefault(guild.id, Progress())
         if not progress.pending:
             progress.done = 0
-        progress.pending = deque(changes)
+        kept = [] if members is None else [c for c in progress.pending if c.member_id not in members]
+        progress.pending = deque([*kept, *changes])
         progress.total = progress.done + len(changes)
         if changes and (progress.task is None or progress.task.done()):
             name = f"rewards-apply-{guild.id}"

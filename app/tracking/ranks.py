@@ -369,15 +369,19 @@ class GuildRanks:
         the mirror like `day_sums`: each member's days looked at once (at most `KEEP_DAYS`), `CHUNK`
         members per event-loop turn."""
         found: dict[int, int] = {}
-        messages, voice = SLOT["messages"], SLOT["voice_s"]
-        for i, (member, days) in enumerate(list(self.days.items())):
-            count = sum(1 for day, record in days.items()
-                        if since <= day <= until and active(record[messages], record[voice]))
+        for i, member in enumerate(list(self.days)):
+            count = self.member_active_days(member, since, until, active)
             if count:
                 found[member] = count
             if i % CHUNK == CHUNK - 1:
                 await asyncio.sleep(0)
         return found
+
+    def member_active_days(self, member_id: int, since: str, until: str,
+                           active: Callable[[int, int], bool]) -> int:
+        messages, voice = SLOT["messages"], SLOT["voice_s"]
+        return sum(1 for day, record in self.days.get(member_id, {}).items()
+                   if since <= day <= until and active(record[messages], record[voice]))
 
     async def boards(self, since: str | None, until: str | None = None) -> dict[str, Board]:
         """The boards of `[since, until)` (since None: all time), built on first use."""
@@ -513,6 +517,12 @@ class Ranks(GuildBuilds[_Build, GuildRanks]):
         self.clock = clock
         self.batch = batch
         self.rule_of = rule_of  # the guild's rule for an active day (None: no active days kept)
+        self.watchers: list[Callable[[int, set[int]], None]] = []
+
+    def watch(self, changed: Callable[[int, set[int]], None]) -> None:
+        """Call `changed(guild_id, member_ids)` when a noted write changed members' counters in a
+        ready guild (the activity roles follow counts; called in the write path: keep it quick)."""
+        self.watchers.append(changed)
 
     def _keep_from(self) -> str:
         return (self.clock.now().astimezone(UTC).date() - timedelta(days=KEEP_DAYS - 1)).isoformat()
@@ -581,6 +591,9 @@ class Ranks(GuildBuilds[_Build, GuildRanks]):
             ready = self._ready.get(guild_id)
             if ready is not None:
                 ready.apply(guild_credits, op_id, guard)
+                members = {c.member_id for c in guild_credits}
+                for changed in self.watchers:
+                    changed(guild_id, members)
             build = self._builds.get(guild_id)
             if build is not None:
                 build.notes.append((guild_credits, op_id, guard))
@@ -632,6 +645,11 @@ class Ranks(GuildBuilds[_Build, GuildRanks]):
         """Per member, their days from `since` to `until` that `active(messages, voice_s)` accepts
         (activity roles)."""
         return await self._ready[guild_id].active_days(since, until, active)
+
+    def member_active_days(self, guild_id: int, member_id: int, since: str, until: str,
+                           active: Callable[[int, int], bool]) -> int:
+        """`active_days` of one member."""
+        return self._ready[guild_id].member_active_days(member_id, since, until, active)
 
     async def count(self, guild_id: int, metric: str, since: str | None, until: str | None = None) -> int:
         return len((await self._ready[guild_id].boards(since, until))[metric])

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     backfill_max_age_seconds: float = Field(default=86400, ge=0, le=14 * 86400)
     backfill_max_messages: int = Field(default=10_000, ge=0, le=1_000_000)
     rewards_seconds: float = Field(default=300, ge=10, le=86400)  # activity roles evaluated this often
+    # the activity roles of members whose counts changed are checked this long after the change
+    # (the changes of that time checked together)
+    rewards_change_seconds: float = Field(default=5, ge=0.05, le=300)
 
     discord_api_base: str | None = None
     discord_gateway_url: str | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import random
 import re
 from typing import Any
 
@@ -18,7 +19,7 @@ from tests.botharness import GUILD, Harness
 
 G, ADA, BOB, CY = 1, 101, 102, 103
 GENERAL = 10
-VIP, BOOST, MODS, REGULAR = 50, 52, 53, 54
+VIP, BOOST, MODS, REGULAR, TOP_CHAT = 50, 52, 53, 54, 55
 NO_SEASON_NOTE = " No season has started yet: until `/season start`, this rule gives the role to nobody."
 
 
@@ -26,13 +27,13 @@ NO_SEASON_NOTE = " No season has started yet: until `/season start`, this rule g
 def guild_spec() -> dict[str, Any]:
     spec = copy.deepcopy(GUILD)
     spec["roles"] += [{"id": BOOST, "name": "Booster"}, {"id": MODS, "name": "Mods"},
-                      {"id": REGULAR, "name": "Regular"}]
+                      {"id": REGULAR, "name": "Regular"}, {"id": TOP_CHAT, "name": "Top chat"}]
     return spec
 
 
-async def started(make_tracker: Any) -> Harness:
+async def started(make_tracker: Any, **settings: Any) -> Harness:
     """The bot, with a managed role (BOOST) and a role above the bot's (MODS) in the guild."""
-    h = await make_tracker(start=False)
+    h = await make_tracker(start=False, **settings)
     guild = h.emu.guild(G)
     guild.roles[BOOST].managed = True
     guild.roles[MODS].position = guild.roles[guild.bot_role_id].position + 1
@@ -205,6 +206,87 @@ async def test_roles_changed_while_the_bot_was_down_are_corrected_at_the_next_st
     assert holders(h, VIP) == {BOB}
     log = [(d["member_id"], d["action"]) async for d in h.db.reward_log.find({}).sort("at_ms", 1)]
     assert log[-2:] == [(emu.user_id(BOB), "granted"), (emu.user_id(CY), "removed")]
+
+
+async def until_held(h: Harness, role: int, members: set[int], seconds: float = 10) -> None:
+    """Polls the emulator's roles (the bot changes them in the background)."""
+    for _ in range(int(seconds / 0.05)):
+        if holders(h, role) == members:
+            return
+        await asyncio.sleep(0.05)
+    assert holders(h, role) == members
+
+
+async def test_roles_follow_count_changes_without_waiting_for_the_periodic_check(make_tracker: Any) -> None:
+    """Reach, top and active rules follow each message within `REWARDS_CHANGE_SECONDS`, while the
+    full check runs every 300 s; a full check afterwards finds nothing left to change."""
+    h = await started(make_tracker, rewards_change_seconds=0.2)
+    emu = h.emu
+    assert h.bot is not None
+    assert h.bot.scheduler.get_job("rewards").trigger.interval.total_seconds() == 300
+    for options in ({"role": VIP, "metric": "messages", "reach": 3},
+                    {"role": TOP_CHAT, "metric": "messages", "top": 1},
+                    {"role": REGULAR, "active_days": 1, "of_last": 7}):
+        await emu.command(ADA, "rewards add", options)
+    await h.settle()
+    assert holders(h, VIP) | holders(h, TOP_CHAT) | holders(h, REGULAR) == set()
+
+    await messages(h, BOB, 1)
+    await until_held(h, REGULAR, {BOB})
+    await until_held(h, TOP_CHAT, {BOB})
+    await messages(h, CY, 2)  # CY overtakes BOB: the top role moves
+    await until_held(h, TOP_CHAT, {CY})
+    await until_held(h, REGULAR, {BOB, CY})
+    await messages(h, BOB, 2)  # BOB: 3, reaches VIP and is on top again
+    await until_held(h, VIP, {BOB})
+    await until_held(h, TOP_CHAT, {BOB})
+    assert holders(h, REGULAR) == {BOB, CY}
+
+    cog = h.bot.get_cog("Rewards")
+    await cog.wait_idle()
+    logged = await h.db.reward_log.count_documents({})
+    await evaluate(h)  # the full check agrees
+    assert await h.db.reward_log.count_documents({}) == logged == 7
+
+
+FOLLOWED = 200
+FOLLOWED_SPEC = copy.deepcopy(GUILD)
+FOLLOWED_SPEC["roles"] += [{"id": TOP_CHAT, "name": "Top chat"}, {"id": REGULAR, "name": "Regular"}]
+FOLLOWED_SPEC["members"] += [{"id": 2_000_000 + i, "name": f"f{i}"} for i in range(FOLLOWED)]
+
+
+@pytest.mark.parametrize("guild_spec", [FOLLOWED_SPEC])
+async def test_following_counts_agrees_with_the_full_check_over_random_bursts(make_tracker: Any) -> None:
+    """Bursts of messages from random members (seeded), each followed by the changed members' check
+    only: a top 10, a reach rule over 7 days and an active rule then agree with what a full check
+    gives (it queues nothing); the top role moved many times on the way."""
+    h = await make_tracker(rewards_change_seconds=0.1)
+    emu = h.emu
+    assert h.bot is not None
+    cog = h.bot.get_cog("Rewards")
+    for options in ({"role": TOP_CHAT, "metric": "messages", "top": 10},
+                    {"role": VIP, "metric": "messages", "reach": 4, "period": "7d"},
+                    {"role": REGULAR, "active_days": 1, "of_last": 3}):
+        await emu.command(ADA, "rewards add", options)
+    await h.settle()
+    rng = random.Random(2026_12_03)
+    crowd = [2_000_000 + i for i in range(FOLLOWED)]
+    for burst in range(8):
+        for member in rng.choices(crowd, k=60):
+            h.emu.message(member, GENERAL)
+        await h.settle()
+        await asyncio.sleep(0.3)  # the follow-up check is due
+        await cog.wait_idle()
+        logged = await h.db.reward_log.count_documents({})
+        await cog.evaluate(h.bot.get_guild(G))
+        assert not cog.progress[G].pending, (burst, list(cog.progress[G].pending)[:5])
+        assert await h.db.reward_log.count_documents({}) == logged
+        assert len(holders_of(h, TOP_CHAT)) == 10
+    assert await h.db.reward_log.count_documents({"role_id": TOP_CHAT, "action": "removed"}) >= 5
+
+
+def holders_of(h: Harness, role: int) -> set[int]:
+    return {m.id for m in h.emu.guild(G).members.values() if role in m.roles}
 
 
 async def log_of(h: Harness) -> list[tuple[int, int, str, bool]]:
