@@ -143,6 +143,14 @@ class Connection:
             await self._writer
 
 
+DEFAULT_LARGE_THRESHOLD = 50
+
+
+def large_threshold(value: Any) -> int:
+    """IDENTIFY's large_threshold, held to Discord's range (50 to 250)."""
+    return min(max(value, 50), 250) if isinstance(value, int) else DEFAULT_LARGE_THRESHOLD
+
+
 @dataclass
 class Session:
     id: str
@@ -156,6 +164,9 @@ class Session:
     disconnected_at: float | None = None
     invalid: bool = False
     delay: Callable[[], float] = _no_delay  # seconds before a dispatch is written
+    # IDENTIFY's large_threshold (50 to 250, Discord's default 50; discord.py sends 250): a guild
+    # with at least this many members is large, and its GUILD_CREATE leaves the offline members out
+    large_threshold: int = DEFAULT_LARGE_THRESHOLD
 
     def handles(self, guild_id: int | None) -> bool:
         if guild_id is None or self.shard is None:
@@ -208,6 +219,7 @@ class Gateway:
         self._dispatch_delay = dispatch_delay
         self.sessions: dict[str, Session] = {}
         self.held_member_requests: list[tuple[Session, dict[str, Any]]] = []
+        self.member_chunks_sent = 0
         self.connections: set[Connection] = set()
         # Logs for tests.
         self.identifies: list[dict[str, Any]] = []
@@ -269,7 +281,11 @@ class Gateway:
     def _guild_create(self, session: Session, guild: Guild) -> dict[str, Any]:
         return payloads.guild_create(
             guild,
-            members=bool(session.intents & Intent.GUILD_MEMBERS) and not guild.member_list_held,
+            # no presences here: in a large guild every member but the bot and those in voice
+            # counts as offline, as for a bot without the GUILD_PRESENCES intent
+            members=bool(session.intents & Intent.GUILD_MEMBERS) and not guild.member_list_held
+            and len(guild.members) < session.large_threshold,
+            large_threshold=session.large_threshold,
             voice_states=bool(session.intents & Intent.GUILD_VOICE_STATES),
             bot_id=self.world.bot_user.id,
         )
@@ -413,6 +429,7 @@ class Gateway:
             shard=(int(shard[0]), int(shard[1])) if shard else None,
             buffer_size=self.buffer_size,
             delay=self._dispatch_delay,
+            large_threshold=large_threshold(data.get("large_threshold")),
         )
         self.identifies.append(data)
         self.identified_at.append(time.time())
@@ -530,3 +547,4 @@ class Gateway:
             if data.get("presences"):
                 body["presences"] = []
             session.push("GUILD_MEMBERS_CHUNK", body)
+            self.member_chunks_sent += 1

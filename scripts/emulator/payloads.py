@@ -240,9 +240,11 @@ def guild_base(g: Guild) -> dict[str, Any]:
     }
 
 
-def guild_create(g: Guild, *, members: bool, voice_states: bool, bot_id: int) -> dict[str, Any]:
-    """GUILD_CREATE for a bot. ``members``/``voice_states``: whether the session's intents allow
-    them. discord.py requests member chunks (op 8) unless member_count == len(members)."""
+def guild_create(g: Guild, *, members: bool, voice_states: bool, bot_id: int,
+                 large_threshold: int = 250) -> dict[str, Any]:
+    """GUILD_CREATE for a bot. ``members``/``voice_states``: whether the member list and the voice
+    states are sent (the session's intents, a large guild's offline members). discord.py requests
+    member chunks (op 8) unless member_count == len(members)."""
     if members:
         member_list = list(g.members.values())
     else:
@@ -253,7 +255,7 @@ def guild_create(g: Guild, *, members: bool, voice_states: bool, bot_id: int) ->
     return {
         **guild_base(g),
         "joined_at": iso(bot_member.joined_at if bot_member else utcnow()),
-        "large": len(g.members) >= 250,
+        "large": len(g.members) >= large_threshold,
         "unavailable": False,
         "member_count": len(g.members),
         "members": [member(m) for m in member_list],

@@ -468,6 +468,25 @@ async def test_a_held_member_list_comes_in_chunks_only_when_released(
     assert guild.chunked and real(emu, 107) in {m.id for m in members}
 
 
+async def test_a_large_guild_sends_its_offline_members_in_chunks(running: Running, start_bot: Any) -> None:
+    """At 250 members and more (discord.py's large_threshold) GUILD_CREATE leaves the offline
+    members out, as Discord does (no presences here: everyone but the bot and the members in voice),
+    and discord.py asks for them with op 8: 1,000 members per GUILD_MEMBERS_CHUNK."""
+    emu = running.emu
+    assert emu.gateway.member_chunks_sent == 0  # a small guild: all its members in GUILD_CREATE
+    small = len(emu.guild(1).members)
+    await running.bot.close()
+    await emu.wait_disconnected()
+    for i in range(1200):
+        emu.join({"id": 5000 + i, "name": f"m{i}"})
+    second: Running = await start_bot()
+    assert emu.identifies[-1]["large_threshold"] == 250
+    guild = second.bot.get_guild(1)
+    assert guild is not None and guild.chunked and guild.large
+    assert guild.member_count == len(guild.members) == small + 1200
+    assert emu.gateway.member_chunks_sent == 2
+
+
 # ---- the bot as a separate process ------------------------------------------------------------------
 
 
