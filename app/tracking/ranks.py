@@ -7,7 +7,8 @@ and rebuilt from them (see `docs/data-model.md`, "Ranks in memory"):
   `KEEP_DAYS` days: the five counters plus the two guard sequences (`msg_seq`, `voice_seq`);
 - per metric of `METRICS`, a board of the all-time values, and per span of days `[since, until)`
   (until None: no end; today, 7 days, 30 days in the guild's time zone, a season) a board of the
-  sums of the day documents of those days, built on first use from the mirror. A board is a
+  sums of the day documents of those days, built from the mirror with the ranks (the current
+  periods, `spans_of`) or on first use (any other span). A board is a
   `SortedList` of one int per member with a value > 0, ordered by value (highest first) then member
   id, as the aggregation's `$sort` orders them;
 - a span reaching before the mirror (a long or past season) also keeps, per member, the sums of its
@@ -384,7 +385,8 @@ class GuildRanks:
                    if since <= day <= until and active(record[messages], record[voice]))
 
     async def boards(self, since: str | None, until: str | None = None) -> dict[str, Board]:
-        """The boards of `[since, until)` (since None: all time), built on first use."""
+        """The boards of `[since, until)` (since None: all time), built on first use (the build
+        makes the current periods')."""
         if since is None:
             return self.all_time
         span = (since, until)
@@ -511,12 +513,14 @@ class Ranks(GuildBuilds[_Build, GuildRanks]):
 
     def __init__(self, activity: ActivityRepository, clock: Clock,
                  active: Callable[[], bool] = lambda: True, batch: int = SCAN_BATCH,
-                 rule_of: Callable[[int], Awaitable[ActiveRule]] | None = None) -> None:
+                 rule_of: Callable[[int], Awaitable[ActiveRule]] | None = None,
+                 spans_of: Callable[[int], Awaitable[list[Span]]] | None = None) -> None:
         super().__init__(active)
         self.activity = activity
         self.clock = clock
         self.batch = batch
         self.rule_of = rule_of  # the guild's rule for an active day (None: no active days kept)
+        self.spans_of = spans_of  # the guild's current periods: their boards are made with the build
         self.watchers: list[Callable[[int, set[int]], None]] = []
 
     def watch(self, changed: Callable[[int, set[int]], None]) -> None:
@@ -557,6 +561,9 @@ class Ranks(GuildBuilds[_Build, GuildRanks]):
                 rule = await self.rule_of(guild_id)
                 ranks.earlier = await self._load_earlier(guild_id, ranks.keep_from, rule)
             await ranks.rank_all_time()
+            # the first `/ud` or `/top` of a current period does not wait for its boards
+            for since, until in await self.spans_of(guild_id) if self.spans_of is not None else []:
+                await ranks.boards(since, until)
             for credits, op_id, guard in build.notes:  # notes arriving meanwhile are appended: applied too
                 ranks.apply(credits, op_id, guard)
                 await asyncio.sleep(0)  # one written unit per event-loop turn (a restart notes thousands)

@@ -30,6 +30,7 @@ from app.tracking.invite_boards import InviteBoards
 from app.tracking.ranks import Ranks
 from app.tracking.seasons import Seasons
 from app.tracking.streaks import ActiveRule, active_rule
+from app.tracking.voice import period_start_day, zone
 from app.wiring.clock import Clock, SystemClock
 from app.wiring.commands import TrackerTree
 from app.wiring.container import Repositories
@@ -50,6 +51,7 @@ SHUTDOWN_HOOK_TIMEOUT = 20.0
 # What MongoDB has not acknowledged by then is in the outbox (each write spills within 0.15 s).
 SHUTDOWN_BUDGET_SECONDS = 6.0
 SHUTDOWN_IDLE_SECONDS = 3.0
+CURRENT_PERIODS = ("today", "7d", "30d")  # their boards are made with the ranks
 OUTBOX_WATCH_SECONDS = 60.0
 DATABASE_WATCH_SECONDS = 2.0
 DATABASE_PING_DEADLINE_SECONDS = 1.5
@@ -143,7 +145,7 @@ class TrackerBot(commands.Bot):
                            settings.lease_ttl_seconds, on_acquired=self._took_over)
         # /ud and /top ranks in memory; valid only while this process counts (holds the lease)
         self.ranks = Ranks(self.repos.activity, self.clock, active=self.lease.active.is_set,
-                           rule_of=self._active_rule)
+                           rule_of=self._active_rule, spans_of=self._current_spans)
         # /server stats' top channels in memory; likewise
         self.channel_stats = ChannelStats(self.repos.activity, self.clock, active=self.lease.active.is_set)
         self.invite_boards = InviteBoards(self.repos.joins, self.repos.invite_bonus,
@@ -170,6 +172,13 @@ class TrackerBot(commands.Bot):
     async def _active_rule(self, guild_id: int) -> ActiveRule:
         """The guild's rule for an active day (its streak settings), for the ranks' active days."""
         return active_rule(await self.repos.guild_settings.get(guild_id))
+
+    async def _current_spans(self, guild_id: int) -> list[tuple[str, None]]:
+        """The spans of today, the last 7 and the last 30 days in the guild's time zone."""
+        config = await self.repos.guild_settings.get(guild_id)
+        now, tz = self.clock.now(), zone(config.time_zone)
+        return [(since, None) for period in CURRENT_PERIODS
+                if (since := period_start_day(period, now, tz)) is not None]
 
     def _took_over(self) -> None:
         """The lease changed hands to this running process: reconcile every guild as on a start.

@@ -36,13 +36,19 @@ class Bot:
 
     def __init__(self, db: Any, policy: Any, clock: ManualClock, batch: int = 7) -> None:
         self.activity = ActivityRepository(db, policy)
-        self.ranks = Ranks(self.activity, clock, batch=batch)
+        self.ranks = Ranks(self.activity, clock, batch=batch, spans_of=self.current_spans)
         self.voice = VoiceTracker(
             self.activity, VoiceSessionRepository(db, policy), GuildSettingsRepository(db, policy), clock,
             600, on_credited=lambda c, op: self.ranks.note(c, op, VOICE_GUARD))
         self.messages = MessageCounter(self.activity.add_messages,
                                        on_written=lambda c, op: self.ranks.note(c, op, MESSAGE_GUARD))
         self.clock = clock
+
+    async def current_spans(self, guild_id: int) -> list[tuple[str, None]]:
+        """As the bot: the boards of today, 7 and 30 days are made with the build (writes noted
+        while they are made are applied after them)."""
+        now = self.clock.now()
+        return [(period_start_day(p, now, zone("UTC")) or "", None) for p in ("today", "7d", "30d")]
 
 
 async def traffic(bot: Bot, rng: random.Random, steps: int) -> None:
@@ -211,6 +217,23 @@ async def test_a_write_the_build_already_read_is_not_counted_again(db, policy) -
     bot.ranks.note(credits, 1001, MESSAGE_GUARD)
     await assert_exact(bot, 7)
     assert await bot.ranks.page(7, "messages", "2026-03-01", 0, 10) == [(1, 10)]
+
+
+async def test_the_current_periods_boards_are_made_with_the_build(db, policy, monkeypatch) -> None:
+    """The first `/ud` or `/top` of today, 7 or 30 days after a start answers from boards the build
+    made: no board is made on first use."""
+    clock = ManualClock(datetime(2026, 3, 1, 12, tzinfo=UTC))
+    bot = Bot(db, policy, clock)
+    await bot.activity.add_messages([Credit(7, 1, "2026-03-01", {"messages": 5})], 1)
+    bot.ranks.ensure(7)
+    await bot.ranks.wait_ready(7)
+    made_on_use: list[Any] = []
+    monkeypatch.setattr(ranks_module.GuildRanks, "_build_period",
+                        lambda self, span: made_on_use.append(span))
+    for period in ("today", "7d", "30d"):
+        since = period_start_day(period, clock.now(), zone("UTC"))
+        assert await bot.ranks.page(7, "messages", since, 0, 10) == [(1, 5)]
+    assert made_on_use == []
 
 
 async def test_a_guild_is_not_ready_until_built_nor_on_a_standby(db, policy) -> None:
