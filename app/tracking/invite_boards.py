@@ -39,14 +39,13 @@ from sortedcontainers import SortedList
 from app.tracking.builds import GuildBuilds
 from app.tracking.retention import DAY_MS, HORIZONS, Horizon, Retention, RetentionView, Stay, retained_order
 from app.wiring.clock import to_ms
-from app.wiring.heap import keep_long_lived, young_collections_only
+from app.wiring.heap import collect_young_if_due, keep_long_lived, young_collections_only
 from repositories.invite_bonus import InviteBonusRepository
 from repositories.joins import FAKE_REASONS, InviterCounts, JoinRepository
 
 log = logging.getLogger(__name__)
 READ_BATCH = 500  # documents read back by `_id` per query
 CHUNK = 100  # documents (or members) handled per event-loop turn while building
-FREEZE_EVERY = 5_000  # documents loaded between two freezes of the heap (app/wiring/heap.py)
 NO_TIME = -(1 << 62)  # `left_ms` not recorded
 LOWEST = -(1 << 63)  # below any stay: `(since_ms, LOWEST)` sorts before every left member joined then
 Row = tuple[int, InviterCounts, int]  # a leaderboard row: member, their counts, their bonus
@@ -437,10 +436,9 @@ class InviteBoards(GuildBuilds[_Build, GuildInvites]):
             for start in range(0, len(rows), CHUNK):
                 for doc in rows[start: start + CHUNK]:
                     invites.put(doc["_id"], Figures.of(doc))
+                collect_young_if_due("invite boards building")
                 await asyncio.sleep(0)
             docs += len(rows)
-            if docs % FREEZE_EVERY < len(rows):
-                keep_long_lived("invite boards building")  # the young generations, collected here
         for member_id, bonus in (await self.bonus.all(guild_id)).items():
             invites.put_bonus(member_id, bonus)
         return docs

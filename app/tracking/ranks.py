@@ -56,7 +56,7 @@ from app.tracking.builds import GuildBuilds
 from app.tracking.streaks import STREAK_DAYS, ActiveRule
 from app.tracking.voice import COUNTERS
 from app.wiring.clock import Clock
-from app.wiring.heap import keep_long_lived, young_collections_only
+from app.wiring.heap import collect_young_if_due, keep_long_lived, young_collections_only
 from repositories.activity import (
     MESSAGE_GUARD,
     METRICS,
@@ -70,7 +70,6 @@ log = logging.getLogger(__name__)
 KEEP_DAYS = 32  # day documents mirrored: enough for a 30-day period in any time zone
 SCAN_BATCH = 1000
 CHUNK = 500  # members per step of an in-memory pass before yielding to the event loop
-FREEZE_EVERY = 5_000  # documents loaded between two collections of the young generations
 PERIOD_BOARDS_KEPT = 8  # spans within the mirror kept per guild, least recently used dropped first
 RANGE_BOARDS_KEPT = 3  # spans reaching before the mirror (seasons), least recently used dropped first
 SLOT = {name: i for i, name in enumerate(COUNTERS)}
@@ -487,14 +486,13 @@ class GuildRanks:
 async def _load_frozen(batches: AsyncIterator[list[dict[str, Any]]],
                        load: Callable[[list[dict[str, Any]]], None], reason: str) -> int:
     """Every batch into `load`, yielding to the event loop after each; the young generations are
-    collected and what was loaded frozen every `FREEZE_EVERY` documents (`app/wiring/heap.py`).
-    The number of documents read."""
+    collected and what was loaded frozen when they hold enough (`app/wiring/heap.py`). The number
+    of documents read."""
     docs = 0
     async for rows in batches:
         load(rows)
         docs += len(rows)
-        if docs % FREEZE_EVERY < len(rows):
-            keep_long_lived(reason)
+        collect_young_if_due(reason)
         await asyncio.sleep(0)
     return docs
 

@@ -21,8 +21,10 @@ rebuilt its whole cache anyway), then frozen again.
 While a big structure is built in the background (the ranks, the invite boards: hundreds of
 thousands of objects made in a few seconds), the automatic collections are paused
 (`young_collections_only`): the allocations would trigger full collections that walk everything
-made since the last freeze. The build instead collects the young generations itself, a chunk at a
-time, and freezes what it built (`keep_long_lived`).
+made since the last freeze. The build instead collects the young generations itself whenever they
+hold `YOUNG_LIMIT` objects (`collect_young_if_due`, checked every chunk: a collection walks each
+young object, about 0.4 microseconds apiece here, so 163,000 of them once took 65 ms), and
+freezes what it built (`keep_long_lived`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,16 @@ class _Pause:
     running = 0
     resume = False
 
+
+
+YOUNG_LIMIT = 20_000  # young objects collected at once inside a build: under 10 ms
+
+
+def collect_young_if_due(reason: str) -> None:
+    """Inside `young_collections_only`: once the youngest generation holds `YOUNG_LIMIT` objects,
+    collect the young generations and freeze what survives (what the build made)."""
+    if gc.get_count()[0] >= YOUNG_LIMIT:
+        keep_long_lived(reason)
 
 
 def keep_long_lived(reason: str) -> None:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import gc
 import weakref
 
-from app.wiring.heap import GuildCaches, keep_long_lived, young_collections_only
+from app.wiring.heap import (
+    YOUNG_LIMIT,
+    GuildCaches,
+    collect_young_if_due,
+    keep_long_lived,
+    young_collections_only,
+)
 
 
 class Node:
@@ -80,3 +86,20 @@ def test_a_failed_build_resumes_collections_and_off_stays_off() -> None:
         assert not gc.isenabled()  # an operator who turned them off keeps them off
     finally:
         gc.enable()
+
+
+def test_a_build_collects_its_young_objects_once_they_reach_the_limit() -> None:
+    """What a build made is collected and frozen once the young generation holds `YOUNG_LIMIT`
+    objects, not later: a collection's pause grows with the young objects it walks."""
+    gc.unfreeze()
+    with young_collections_only():
+        gc.collect(1)
+        frozen_before = gc.get_freeze_count()
+        made = [[] for _ in range(YOUNG_LIMIT // 2)]
+        collect_young_if_due("test")
+        assert gc.get_freeze_count() == frozen_before  # not due yet
+        made += [[] for _ in range(YOUNG_LIMIT)]
+        collect_young_if_due("test")
+        assert gc.get_count()[0] < YOUNG_LIMIT // 10
+        assert gc.get_freeze_count() >= frozen_before + len(made)
+    gc.unfreeze()
