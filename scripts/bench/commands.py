@@ -27,7 +27,7 @@ from repositories.activity import ActivityRepository, day_key, total_key
 from scripts.bench.env import STATS_GUILD, Bench, activity_cog
 from scripts.bench.ingest import authors
 from scripts.bench.latency import TimedActivity, latencies, steady
-from scripts.bench.measure import Check, Row, ms, percentile, samples
+from scripts.bench.measure import Check, Row, ms, percentile, samples, stall_row, watch_loop
 from scripts.bench.world import member_id
 
 log = logging.getLogger(__name__)
@@ -163,8 +163,9 @@ async def run(bench: Bench, real_mongodb: bool) -> tuple[list[Row], list[Check]]
     ranks = bench.bot.ranks
     ranks.activity = repo
     started = time.perf_counter()
-    ranks.ensure(G)
-    await ranks.wait_ready(G)
+    async with watch_loop() as build_watch:
+        ranks.ensure(G)
+        await ranks.wait_ready(G)
     build_s = time.perf_counter() - started
     assert ranks.ready(G), "the lease is not held: the ranks would not be used"
     log.info("/ud /top: raw find_one x%d", s.raw_samples)
@@ -178,9 +179,10 @@ async def run(bench: Bench, real_mongodb: bool) -> tuple[list[Row], list[Check]]
         "/top voice, 30 days": lambda: cog.top_page(guild, pick(), "voice", days30, 0),
     }
     docs = s.stats_members + s.stats_active * s.stats_days
-    rows = [Row("ranks build", f"{docs:,} activity documents, in the background after start",
-                f"{build_s:.3f} s", "-", None, "reported", None,
-                {"seconds": build_s})]
+    rows = [Row("ranks build", f"{docs:,} activity documents, in the background after start (with "
+                "the boards of today, 7 and 30 days)", f"{build_s:.3f} s", "-", None, "reported", None,
+                {"seconds": build_s}),
+            stall_row("ranks build", build_watch.longest_stall)]
     for name, call in ops.items():
         log.info("%s x%d", name, s.command_samples)
         timings = await samples(call, s.command_samples)
@@ -208,15 +210,16 @@ async def under_load(bench: Bench, guild: Any, cog: StatsCog, ops: dict[str, Any
     timings: dict[str, list[float]] = {name: [] for name in ops}
     feeding = asyncio.create_task(steady(activity, repo, messages, s.latency_rate))
     log.info("commands under load: %d events/s for %.0f s", s.latency_rate, s.latency_seconds)
-    while not feeding.done():
-        for name, call in ops.items():
-            # From when the command is due: a loop busy with the events delays it, as it would a
-            # real interaction. (A read from memory never yields: the gap gives the events turns.)
-            due = time.perf_counter() + COMMAND_GAP
-            await asyncio.sleep(COMMAND_GAP)
-            await call()
-            timings[name].append(time.perf_counter() - due)
-    due = await feeding
+    async with watch_loop() as watch:
+        while not feeding.done():
+            for name, call in ops.items():
+                # From when the command is due: a loop busy with the events delays it, as it would a
+                # real interaction. (A read from memory never yields: the gap gives the events turns.)
+                due = time.perf_counter() + COMMAND_GAP
+                await asyncio.sleep(COMMAND_GAP)
+                await call()
+                timings[name].append(time.perf_counter() - due)
+        due = await feeding
     ingest_p99 = percentile(latencies(due, repo.acks), 99)
     rows = []
     for name, values in timings.items():
@@ -226,7 +229,9 @@ async def under_load(bench: Bench, guild: Any, cog: StatsCog, ops: dict[str, Any
                         f"events/s (ingest p99 {ms(ingest_p99)})", ms(p99), f"{ms(raw_p99)} (find_one p99)",
                         p99 / raw_p99, f"<= {TARGET:g}x and <= {LOAD_CEILING * 1000:.0f} ms", met,
                         {"samples_s": values, "ingest_p99_s": ingest_p99}))
+    rows.append(stall_row("commands under load", watch.longest_stall))
     return rows
+
 
 
 async def explain_rows(bench: Bench, repo: CapturingActivity, since30: str | None,

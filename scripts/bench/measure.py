@@ -32,6 +32,15 @@ class Row:
         return asdict(self)
 
 
+STALL_TARGET = 0.050  # issue 16: no event-loop stall over 50 ms in any case
+
+
+def stall_row(case: str, stall_s: float, measure: str = "longest event-loop stall") -> Row:
+    """The longest late wakeup of the loop ticker (`watch_loop`) against STALL_TARGET."""
+    return Row(case, measure, ms(stall_s), "-", None, f"<= {STALL_TARGET * 1000:.0f} ms",
+               stall_s <= STALL_TARGET, {"seconds": stall_s})
+
+
 @dataclass
 class Check:
     """One exactness check, made after a case ran."""
