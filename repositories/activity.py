@@ -69,7 +69,7 @@ def day_key(guild_id: int, member_id: int, day: str) -> str:
     return f"d:{guild_id}:{member_id}:{day}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Credit:
     """Amounts to add to one member's counters on one guild-local day (and to the total)."""
 
@@ -178,7 +178,7 @@ class FillRange:
                    None if hi is None else int(hi), int(doc.get("at") or 0), bool(doc.get("done")))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Counters:
     messages: int = 0
     voice_s: int = 0
@@ -219,7 +219,7 @@ def _day_updates(credits: Iterable[Credit]) -> list[GuardedUpdate]:
     return [u for u in _merge(credits) if u.update["$set"]["kind"] == "day"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VoiceTotal:
     """One member's voice write to the all-time document: the credits (all of one member) and the
     session after it (`open`: the `voice_open` fields; None: no session any more)."""

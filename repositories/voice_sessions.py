@@ -48,7 +48,7 @@ class Intent:
     closing: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VoiceSession:
     guild_id: int
     member_id: int

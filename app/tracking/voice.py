@@ -15,7 +15,7 @@ COUNTERS = ("messages", "voice_s", "cam_on_s", "cam_off_s", "stream_s")
 VOICE_COUNTERS = ("voice_s", "cam_on_s", "cam_off_s", "stream_s")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VoiceFlags:
     """The state a member's voice time is credited under."""
 
@@ -38,7 +38,7 @@ class VoiceFlags:
                    bool(doc.get("deaf_excluded", 0)))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LiveVoice:
     """Where a member is right now: a voice channel and the flags that apply there."""
 

@@ -52,7 +52,7 @@ LOCK_YIELD_EVERY = 1000  # locks taken between two event-loop turns
 NOTE_CHUNK = 200  # members whose credits are told to the ranks in one event-loop turn
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VoiceWrite:
     """One member's next state: `session` (None: closed) after crediting `credits`; `opens`: the
     session is not listed yet; `converts`: its entry is in the shape before."""
