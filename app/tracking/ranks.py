@@ -596,9 +596,10 @@ class Ranks(GuildBuilds[_Build, GuildRanks]):
             ready = self._ready.get(guild_id)
             if ready is not None:
                 ready.apply(guild_credits, op_id, guard)
-                members = {c.member_id for c in guild_credits}
-                for changed in self.watchers:
-                    changed(guild_id, members)
+                if self.watchers:
+                    members = {c.member_id for c in guild_credits}
+                    for changed in self.watchers:
+                        changed(guild_id, members)
             build = self._builds.get(guild_id)
             if build is not None:
                 build.notes.append((guild_credits, op_id, guard))
