@@ -157,21 +157,30 @@ class RewardsCog(commands.Cog, name="Rewards"):
 
     async def cog_unload(self) -> None:
         """Shutdown: nothing new is started, the change under way is finished (and logged)."""
-        for timer in self._follow_timers.values():
-            timer.cancel()
-        for task in self._evaluations:
-            task.cancel()
-        for progress in self.progress.values():
-            progress.pending.clear()
+        self._stop_starting()
         drains = [p.task for p in self.progress.values() if p.task is not None and not p.task.done()]
         if drains:
             _, unfinished = await asyncio.wait(drains, timeout=UNLOAD_WAIT_SECONDS)
             for task in unfinished:
                 task.cancel()
 
+    def _stop_starting(self) -> None:
+        """No evaluation goes on and no queued change starts any more (the next start evaluates;
+        an evaluation only reads until it queues)."""
+        for task in self._evaluations:
+            task.cancel()
+        for timer in self._follow_timers.values():
+            timer.cancel()
+        self._follow_timers.clear()
+        for progress in self.progress.values():
+            progress.pending.clear()
+
     async def wait_idle(self) -> None:
-        """Until every evaluation started and every change queued is done (tests, shutdown)."""
+        """Until every evaluation started and every change queued is done (tests); at shutdown,
+        until the change under way is done (the queue is dropped: the next start evaluates)."""
         while True:
+            if self.bot.closing:
+                self._stop_starting()
             tasks = [t for t in self._evaluations if not t.done()]
             tasks += [p.task for p in self.progress.values() if p.task is not None and not p.task.done()]
             if not tasks:

@@ -288,6 +288,11 @@ class TrackerBot(commands.Bot):
             raise RuntimeError("the scheduler exists only once setup_hook runs")
         add_interval_job(self.scheduler, job_id, func, seconds)
 
+    @property
+    def closing(self) -> bool:
+        """`close()` has begun: background work stops starting new steps."""
+        return self._closing
+
     async def wait_idle(self, timeout: float = 10.0, cogs: list[commands.Cog] | None = None) -> None:
         """Until every running listener task and every cog's pending writes are done.
 

@@ -501,6 +501,34 @@ async def test_a_rule_change_of_5000_roles_drains_in_the_background_within_the_r
 
 
 @pytest.mark.parametrize("guild_spec", [CROWD_SPEC])
+async def test_a_shutdown_mid_drain_finishes_the_change_under_way_and_drops_the_queue(
+    make_tracker: Any, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """SIGTERM while 5,000 changes drain: the queue is dropped at once (no "still busy" error after
+    the shutdown's idle wait), every change Discord made is logged and no intent is left pending.
+    (The next start evaluates again: `test_roles_changed_while_the_bot_was_down_are_corrected...`.)"""
+    h = await make_tracker()
+    emu = h.emu
+    emu.route_limits.limits[MEMBER_ROLE_ROUTE] = (50, 0.2)
+    await messages(h, BOB, 1)
+    await emu.command(ADA, "rewards add", {"role": VIP, "metric": "messages", "reach": 1})
+    assert h.bot is not None
+    cog = h.bot.get_cog("Rewards")
+    for _ in range(400):
+        if G in cog.progress and cog.progress[G].done >= 20:
+            break
+        await asyncio.sleep(0.05)
+    caplog.clear()
+    await h.stop()
+    assert not [r for r in caplog.records if "still busy" in r.getMessage()], caplog.text[-2000:]
+    made = [r for r in emu.requests if r.status == 204
+            and re.fullmatch(rf"/guilds/{G}/members/\d+/roles/{VIP}", r.path)]
+    logged = await h.db.reward_log.count_documents({"pending": {"$exists": False}})
+    assert 20 <= len(made) == logged < CROWD
+    assert await h.db.reward_log.count_documents({"pending": True}) == 0
+
+
+@pytest.mark.parametrize("guild_spec", [CROWD_SPEC])
 async def test_a_season_start_that_changes_5000_roles_drains_in_the_background(make_tracker: Any) -> None:
     """4,999 members hold VIP by a season rule, active in Spring only; BOB is active on the next day:
     `/season start` of Summer that day takes VIP from the 4,999 and gives it to BOB, in the
