@@ -244,7 +244,7 @@ class RewardsCog(commands.Cog, name="Rewards"):
         if usable is None:
             return
         await self._resolve_interrupted(guild)
-        values = await self._values(guild.id, usable, await self._readings(guild.id, usable))
+        values = await self._values(guild.id, await self._readings(guild.id, usable))
         holders = {r.role_id: {m.id for m in role.members}
                    for r in usable if (role := guild.get_role(r.role_id)) is not None}
         changes = plan(usable, values, holders, {m.id for m in guild.members})
@@ -302,7 +302,7 @@ class RewardsCog(commands.Cog, name="Rewards"):
                 page = await self.bot.ranks.page(guild.id, rule.metric, reading.since, 0,
                                                  rule.top + len(changed), reading.until)
                 subjects.update(member for member, _ in page)
-        values = await self._values(guild.id, usable, readings, subjects)
+        values = await self._values(guild.id, readings, subjects)
         members = {m: guild.get_member(m) for m in subjects}
         holders = {r.role_id: {m for m, member in members.items() if member and member.get_role(r.role_id)}
                    for r in usable}
@@ -361,7 +361,7 @@ class RewardsCog(commands.Cog, name="Rewards"):
                 readings[key] = Span(*season.span) if season is not None else None
         return readings
 
-    async def _values(self, guild_id: int, rules: list[RewardRule], readings: dict[tuple[str, str], Reading],
+    async def _values(self, guild_id: int, readings: dict[tuple[str, str], Reading],
                       members: set[int] | None = None) -> dict[tuple[str, str], Values]:
         """Each rule's values, from the ranks in memory: of `members`, or of every member (one pass
         over the mirror per span of days, and one per active window)."""

@@ -46,7 +46,6 @@ class _Pause:
     resume = False
 
 
-
 YOUNG_LIMIT = 20_000  # young objects collected at once inside a build: under 10 ms
 
 

@@ -233,7 +233,6 @@ async def under_load(bench: Bench, guild: Any, cog: StatsCog, ops: dict[str, Any
     return rows
 
 
-
 async def explain_rows(bench: Bench, repo: CapturingActivity, since30: str | None,
                        real_mongodb: bool) -> list[Row]:
     rows = []
