@@ -3,8 +3,9 @@
 The rules live in `reward_rules`; who qualifies is computed by `app.tracking.rewards` from the ranks
 in memory. This cog only talks to Discord: it reads the guild's roles and members, and applies the
 changes one at a time in a background task per guild (discord.py waits out 429s), recording each in
-`reward_log`: as an intent before the request, confirmed once Discord accepted it; an intent a
-killed process left is resolved at the guild's next evaluation from the roles the member holds.
+`reward_log`: as an intent before the request, confirmed once Discord accepted it (up to 50 changes
+in one write each); an intent a killed process left is resolved at the guild's next evaluation from
+the roles the member holds.
 Evaluated for the members whose counts changed `REWARDS_CHANGE_SECONDS` after the change (the
 ranks tell, `Ranks.watch`), and in full when a guild becomes available (start, reconnect: what
 changed while the bot was down is corrected), every `REWARDS_SECONDS`, right after
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -61,6 +63,8 @@ MAX_TOP = 1000
 DEFAULT_OF_LAST = 7
 RANKS_WAIT_SECONDS = 120.0
 UNLOAD_WAIT_SECONDS = 2.0
+BATCH = 50  # changes intended in one reward_log write, and confirmed in one
+LOOK_AHEAD = 4 * BATCH  # queued changes looked at to fill a batch
 METRIC_CHOICES = [app_commands.Choice(name=m, value=m) for m in REWARD_METRICS]
 PERIOD_CHOICES = [app_commands.Choice(name=PERIOD_LABELS[p], value=p) for p in REWARD_PERIODS]
 
@@ -119,16 +123,35 @@ class Progress:
     """One guild's changes being applied."""
 
     pending: deque[RoleChange] = field(default_factory=deque)
+    applying: RoleChange | None = None
     done: int = 0
-    total: int = 0
     task: asyncio.Task[None] | None = None
 
+    @property
+    def total(self) -> int:
+        return self.done + (self.applying is not None) + len(self.pending)
+
     def line(self) -> str:
-        if not self.pending and not self.total:
-            return "up to date"
-        if not self.pending:
-            return f"{style.count(self.done, 'change')} done, none waiting"
+        if not self.pending and self.applying is None:
+            return f"{style.count(self.done, 'change')} done, none waiting" if self.done else "up to date"
         return f"{style.number(self.done)} of {style.number(self.total)} changes done"
+
+
+@dataclass
+class Batch:
+    """Up to `BATCH` changes intended in one `reward_log` write and resolved in one: the made ones
+    confirmed, the ones not made dropped, the uncertain ones (a 5xx, a lost request) left pending
+    for the next evaluation to judge from what the member holds."""
+
+    entries: dict[tuple[int, int, bool], RewardLogEntry] = field(default_factory=dict)
+    made: list[str] = field(default_factory=list)
+    uncertain: list[str] = field(default_factory=list)
+
+    def entry_of(self, change: RoleChange) -> RewardLogEntry | None:
+        return self.entries.get((change.member_id, change.role_id, change.grant))
+
+    def keys(self) -> list[str]:
+        return [log_key(entry) for entry in self.entries.values()]
 
 
 class RewardsCog(commands.Cog, name="Rewards"):
@@ -389,60 +412,104 @@ class RewardsCog(commands.Cog, name="Rewards"):
                members: set[int] | None = None) -> None:
         """Queue `changes`: in place of every change still queued, or of those of `members`."""
         progress = self.progress.setdefault(guild.id, Progress())
-        if not progress.pending:
+        if not progress.pending and progress.applying is None:
             progress.done = 0
         kept = [] if members is None else [c for c in progress.pending if c.member_id not in members]
         progress.pending = deque([*kept, *changes])
-        progress.total = progress.done + len(changes)
         if changes and (progress.task is None or progress.task.done()):
             name = f"rewards-apply-{guild.id}"
             progress.task = asyncio.create_task(self._drain(guild, progress), name=name)
 
     async def _drain(self, guild: discord.Guild, progress: Progress) -> None:
-        while progress.pending:
-            change = progress.pending.popleft()
-            try:
-                await self._apply(guild, change)
-            except discord.HTTPException as exc:
-                self._give_up_on_role(guild, progress, change.role_id, exc)
-            except Exception:
-                log.exception("activity roles of guild %s: change %s failed", guild.id, change)
-            progress.done += 1
+        """Apply the queued changes one at a time, intended and resolved in batches of `BATCH`."""
+        batch = Batch()
+        try:
+            while True:
+                while progress.pending:
+                    change = progress.applying = progress.pending.popleft()
+                    batch = await self._apply(guild, progress, change, batch)
+                    progress.applying = None
+                    progress.done += 1
+                await self._settle(batch)
+                batch = Batch()
+                if not progress.pending:
+                    return
+        except BaseException:
+            # cancelled or broken: the intents stay pending, for the next evaluation to judge
+            self._in_flight.difference_update(batch.keys())
+            progress.applying = None
+            raise
+
+    async def _apply(self, guild: discord.Guild, progress: Progress, change: RoleChange,
+                     batch: Batch) -> Batch:
+        """Make `change` unless it is made already; the batch it was intended in (a new one when the
+        current one does not hold it)."""
+        target = self._target(guild, change)
+        if target is None:
+            return batch
+        entry = batch.entry_of(change)
+        if entry is None:
+            await self._settle(batch)
+            batch = await self._intend(guild, change, progress.pending)
+            entry = batch.entry_of(change)
+            assert entry is not None
+        try:
+            await self._ask_discord(*target, change)
+        except discord.HTTPException as exc:
+            if exc.status >= 500:  # may have been made
+                batch.uncertain.append(log_key(entry))
+            self._give_up_on_role(guild, progress, change.role_id, exc)
+        except Exception:
+            batch.uncertain.append(log_key(entry))
+            log.exception("activity roles of guild %s: change %s failed", guild.id, change)
+        else:
+            batch.made.append(log_key(entry))
+            self._refused.discard((guild.id, change.role_id))
+        return batch
+
+    def _target(self, guild: discord.Guild, change: RoleChange) -> tuple[discord.Member, discord.Role] | None:
+        """The member and role `change` is to be made on; None when it cannot or need not be made
+        (gone, no longer manageable, or already as it should be)."""
+        member, role = guild.get_member(change.member_id), guild.get_role(change.role_id)
+        if member is None or role is None or not self._manageable(guild, change.role_id):
+            return None
+        if (member.get_role(role.id) is not None) == change.grant:
+            return None
+        return member, role
+
+    async def _intend(self, guild: discord.Guild, first: RoleChange, pending: deque[RoleChange]) -> Batch:
+        """Record `first` and the next queued changes to make, up to `BATCH`, as intents."""
+        batch, now = Batch(), self.bot.clock.now()
+        for change in itertools.chain([first], itertools.islice(pending, LOOK_AHEAD)):
+            if len(batch.entries) >= BATCH:
+                break
+            if batch.entry_of(change) is None and self._target(guild, change) is not None:
+                batch.entries[(change.member_id, change.role_id, change.grant)] = RewardLogEntry(
+                    guild.id, change.member_id, change.role_id, change.rule_id,
+                    GRANTED if change.grant else REMOVED, now)
+        self._in_flight.update(batch.keys())
+        await self.changes_log.intend(list(batch.entries.values()))
+        return batch
+
+    async def _settle(self, batch: Batch) -> None:
+        """Confirm the batch's changes Discord made and drop those it did not (never asked, refused,
+        or not needed any more); the uncertain ones stay pending."""
+        if not batch.entries:
+            return
+        keys = batch.keys()
+        kept = set(batch.made) | set(batch.uncertain)
+        await self.changes_log.resolve(made=batch.made, not_made=[k for k in keys if k not in kept])
+        self._in_flight.difference_update(keys)
 
     def _give_up_on_role(self, guild: discord.Guild, progress: Progress, role_id: int,
                          exc: discord.HTTPException) -> None:
         """Discord refused: skip the role's queued changes (the next evaluation looks again)."""
         progress.pending = deque(c for c in progress.pending if c.role_id != role_id)
-        progress.total = progress.done + 1 + len(progress.pending)
         if (guild.id, role_id) not in self._refused:
             self._refused.add((guild.id, role_id))
             log.warning("activity roles of guild %s: Discord refused to change role %s (%s %s); skipped "
                         "until the next check",
                         guild.id, role_id, exc.status, exc.text or "")
-
-    async def _apply(self, guild: discord.Guild, change: RoleChange) -> None:
-        member, role = guild.get_member(change.member_id), guild.get_role(change.role_id)
-        if member is None or role is None or not self._manageable(guild, change.role_id):
-            return
-        holds = member.get_role(role.id) is not None
-        if holds == change.grant:
-            return  # already as it should be (changed meanwhile)
-        entry = RewardLogEntry(guild.id, member.id, role.id, change.rule_id,
-                               GRANTED if change.grant else REMOVED, self.bot.clock.now())
-        key = log_key(entry)
-        self._in_flight.add(key)
-        try:
-            await self.changes_log.intend(entry)
-            try:
-                await self._ask_discord(member, role, change)
-            except discord.HTTPException as exc:
-                if exc.status < 500:  # refused: certainly not made (a 5xx may have been)
-                    await self.changes_log.resolve(made=[], not_made=[key])
-                raise
-            await self.changes_log.confirm(entry)
-        finally:
-            self._in_flight.discard(key)
-        self._refused.discard((guild.id, role.id))
 
     async def _ask_discord(self, member: discord.Member, role: discord.Role, change: RoleChange) -> None:
         reason = f"activity role rule {change.rule_id}"

@@ -3,13 +3,15 @@
 `_id: "{guild_id}:{member_id}:{role_id}:{action}:{at_ms}"` (action "granted" or "removed", `at_ms`
 the moment the bot decided to ask Discord). Written before the request, as an intent
 (`pending: true`, `$setOnInsert`), and confirmed (`$unset: pending`) once Discord accepted it, both
-through the writer: a retried write lands on the same document and changes nothing. A process
-killed between the two leaves the intent; the next evaluation of the guild resolves it from what the
-member holds (`resolve`). `/data erase` deletes the member's entries.
+through the writer and for up to 50 changes in one write each: a retried write lands on the same
+documents and changes nothing. A process killed between the two leaves the intents; the next
+evaluation of the guild resolves them from what the member holds (`resolve`). `/data erase` deletes
+the member's entries.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -39,20 +41,20 @@ def log_key(entry: RewardLogEntry) -> str:
     return f"{entry.guild_id}:{entry.member_id}:{entry.role_id}:{entry.action}:{to_ms(entry.at)}"
 
 
+def intent(entry: RewardLogEntry) -> dict[str, Any]:
+    return {"guild_id": entry.guild_id, "member_id": entry.member_id, "role_id": entry.role_id,
+            "rule_id": entry.rule_id, "action": entry.action, "at_ms": to_ms(entry.at), "pending": True}
+
+
 class RewardLogRepository(Repository):
     collection_name = "reward_log"
     indexes = (IndexModel([("guild_id", ASCENDING), ("member_id", ASCENDING)]),)
 
-    async def intend(self, entry: RewardLogEntry) -> None:
-        """Before asking Discord: the change, marked pending."""
-        doc = {"guild_id": entry.guild_id, "member_id": entry.member_id, "role_id": entry.role_id,
-               "rule_id": entry.rule_id, "action": entry.action, "at_ms": to_ms(entry.at), "pending": True}
-        op = Op("update_one", {"_id": log_key(entry)}, {"$setOnInsert": doc}, upsert=True)
-        await self.idempotent([op], "record an activity-role change about to be made")
-
-    async def confirm(self, entry: RewardLogEntry) -> None:
-        """Discord accepted the change. No upsert: an intent erased meanwhile stays erased."""
-        await self.resolve(made=[log_key(entry)], not_made=[])
+    async def intend(self, entries: Sequence[RewardLogEntry]) -> None:
+        """Before asking Discord: the changes, marked pending."""
+        ops = [Op("update_one", {"_id": log_key(entry)}, {"$setOnInsert": intent(entry)}, upsert=True)
+               for entry in entries]
+        await self.idempotent(ops, "record activity-role changes about to be made")
 
     async def pending(self, guild_id: int) -> list[RewardLogEntry]:
         """The guild's intents not confirmed: a process stopped between the request and the log."""
@@ -64,7 +66,8 @@ class RewardLogRepository(Repository):
         return await with_retry("read pending activity-role changes", read, self.policy)
 
     async def resolve(self, *, made: list[str], not_made: list[str]) -> None:
-        """Confirm the intents (by `log_key`) Discord made, and drop the ones it never made."""
+        """Confirm the intents (by `log_key`) Discord made, and drop the ones it never made. No
+        upsert: an intent erased meanwhile stays erased."""
         ops = [Op("update_one", {"_id": key, "pending": True}, {"$unset": {"pending": ""}}) for key in made]
         ops += [Op("delete_one", {"_id": key, "pending": True}) for key in not_made]
         await self.idempotent(ops, "resolve activity-role changes")

@@ -500,6 +500,94 @@ async def test_a_rule_change_of_5000_roles_drains_in_the_background_within_the_r
     await drained_5000_changes(h)
 
 
+async def drain_under_way(h: Harness, done: int) -> Any:
+    """The Rewards cog once `done` of the guild's queued changes are made."""
+    assert h.bot is not None
+    cog = h.bot.get_cog("Rewards")
+    for _ in range(600):
+        if G in cog.progress and cog.progress[G].done >= done:
+            return cog
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not {done} changes done in 30 s")
+
+
+@pytest.mark.parametrize("guild_spec", [CROWD_SPEC])
+async def test_a_count_change_mid_drain_keeps_the_progress_of_the_whole_queue(make_tracker: Any) -> None:
+    """BOB's count changes while the 5,000 changes drain: the check of the changed member replaces
+    only BOB's queued changes, and `/data-status` still counts against the 5,000."""
+    h = await make_tracker(rewards_change_seconds=0.05)
+    emu = h.emu
+    emu.route_limits.limits[MEMBER_ROLE_ROUTE] = (50, 0.2)
+    await messages(h, BOB, 1)
+    await emu.command(ADA, "rewards add", {"role": VIP, "metric": "messages", "reach": 1})
+    cog = await drain_under_way(h, 20)
+    real_evaluate_members = cog.evaluate_members
+    checked: list[set[int]] = []
+
+    async def evaluate_members(guild: discord.Guild, changed: set[int]) -> None:
+        await real_evaluate_members(guild, changed)
+        checked.append(changed)
+
+    cog.evaluate_members = evaluate_members
+    emu.message(BOB, GENERAL)
+    for _ in range(500):  # the check of BOB, 0.05 s after the write
+        if checked:
+            break
+        await asyncio.sleep(0.02)
+    assert checked == [{emu.user_id(BOB)}] and cog.progress[G].pending  # still draining
+    line = {f["name"]: f["value"] for f in (await emu.command(ADA, "data-status")).embed["fields"]}
+    assert re.fullmatch(r"[\d,]+ of 5,000 changes done", line["Activity roles"]), line["Activity roles"]
+    await asyncio.wait_for(cog.wait_idle(), 600)
+    line = {f["name"]: f["value"] for f in (await emu.command(ADA, "data-status")).embed["fields"]}
+    assert line["Activity roles"] == "5,000 changes done, none waiting"
+
+
+SMALL_CROWD = 200
+SMALL_CROWD_SPEC = copy.deepcopy(GUILD)
+SMALL_CROWD_SPEC["members"] += [{"id": 1_000_000 + i, "name": f"m{i}", "roles": [VIP]}
+                                for i in range(SMALL_CROWD - 1)]
+
+
+@pytest.mark.parametrize("guild_spec", [SMALL_CROWD_SPEC])
+async def test_a_crash_in_the_middle_of_a_batch_logs_each_change_once(
+    make_tracker: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Changes are intended and confirmed 50 at a time: killed right after Discord accepted the
+    60th (the second batch's 50 intents written, 10 of them made, none confirmed), the next start
+    confirms the 10, drops the 40 never asked for, and makes the rest: each change made once and
+    logged once."""
+    h = await make_tracker()
+    emu = h.emu
+    await messages(h, BOB, 1)
+    real_remove_roles = discord.Member.remove_roles
+    removals = 0
+    reached = asyncio.Event()
+
+    async def killed_after_the_60th(member: discord.Member, *roles: Any, **kwargs: Any) -> None:
+        nonlocal removals
+        await real_remove_roles(member, *roles, **kwargs)
+        removals += 1
+        if removals == 59:  # BOB's grant is the first change
+            reached.set()
+            await asyncio.Event().wait()
+
+    monkeypatch.setattr(discord.Member, "remove_roles", killed_after_the_60th)
+    await emu.command(ADA, "rewards add", {"role": VIP, "metric": "messages", "reach": 1})
+    await asyncio.wait_for(reached.wait(), 30)
+    assert await h.db.reward_log.count_documents({"pending": {"$exists": False}}) == 50
+    assert await h.db.reward_log.count_documents({"pending": True}) == 50  # the second batch
+    killed_mid_change(h)
+    monkeypatch.undo()
+    await h.restart(crash=True)
+    guild = emu.guild(G)
+    assert [m for m in guild.members.values() if VIP in m.roles] == [guild.members[emu.user_id(BOB)]]
+    role_calls = [r for r in emu.requests if re.fullmatch(rf"/guilds/{G}/members/\d+/roles/{VIP}", r.path)]
+    assert sum(r.status == 204 for r in role_calls) == SMALL_CROWD  # none made twice
+    assert await h.db.reward_log.count_documents({"action": "removed"}) == SMALL_CROWD - 1
+    assert await h.db.reward_log.count_documents({"action": "granted"}) == 1
+    assert await h.db.reward_log.count_documents({"pending": True}) == 0
+
+
 @pytest.mark.parametrize("guild_spec", [CROWD_SPEC])
 async def test_a_shutdown_mid_drain_finishes_the_change_under_way_and_drops_the_queue(
     make_tracker: Any, caplog: pytest.LogCaptureFixture,
