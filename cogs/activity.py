@@ -140,7 +140,8 @@ class ActivityCog(commands.Cog, name="Activity"):
         self.messages = MessageCounter(activity.add_messages_marked, next_seq=bot.sequence.next,
                                        ledger=self.ledger, on_written=self._noter(MESSAGE_GUARD),
                                        set_aside=activity.writer.set_aside, on_refused=self._reranker(),
-                                       on_channels_written=self._channel_noter(MESSAGE_GUARD))
+                                       on_channels_written=self._channel_noter(MESSAGE_GUARD),
+                                       catch_up=activity.writer.catch_up)
         self.backfill = Backfill(
             self.ledger, self._write_page, guild_settings.get, lambda: to_ms(bot.clock.now()),
             bot.sequence.next, max_age_seconds=bot.settings.backfill_max_age_seconds,

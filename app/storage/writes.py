@@ -392,6 +392,19 @@ class Writer:
         await asyncio.wait({attempt})
         return not attempt.cancelled() and attempt.exception() is None
 
+    async def catch_up(self, since: float) -> None:
+        """For a producer that batches (the message group commit): while units queue in the outbox,
+        wait until the drain has replayed them all or until `spill_after` after `since` (loop time:
+        when the oldest event of the producer's next unit arrived). The unit then holds what came
+        meanwhile instead of being one more small entry to replay, and no event waits longer than
+        it would have waited for a write that spilled. Returns at once while nothing is queued."""
+        if not self._queued or self._stopped:
+            return
+        wait = since + self.spill_after - asyncio.get_running_loop().time()
+        if wait > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.drained.wait(), wait)
+
     async def wait_backlog(self) -> None:
         """Until every write a previous run left in the outbox is in MongoDB (at once when none)."""
         await self.backlog_replayed.wait()

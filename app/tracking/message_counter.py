@@ -14,6 +14,12 @@ guilds, other members); the unit replayed later under its guard would change onl
 Without `set_aside`, or when the unit cannot be kept aside, the batch is retried as before: a
 count is never dropped.
 
+While the writer queues units in its outbox (MongoDB away or slow), the counter waits before taking
+a batch (`catch_up`, the writer's `Writer.catch_up`) until the outbox is replayed or the oldest
+pending event is `spill_after` old: the batches grow to what arrives meanwhile instead of one small
+outbox entry per write, each replayed on its own, and no event waits longer than it would for a
+write that spilled.
+
 With a `Ledger` (issue 19), each batch also carries the channels' marks (highest message id
 counted live) and the backfill ranges it closes, in the same bulk write; nothing is written
 before the ledger has loaded the stored marks.
@@ -42,6 +48,7 @@ Written = Callable[[list[Credit], int], None]
 ChannelsWritten = Callable[[list[ChannelCount], int], None]
 SetAside = Callable[[WriteRefused, str], Awaitable[int | None]]  # Writer.set_aside
 Refused = Callable[[list[Credit]], None]
+CatchUp = Callable[[float], Awaitable[None]]  # Writer.catch_up
 
 
 @dataclass(frozen=True)
@@ -58,8 +65,11 @@ class MessageCounter:
                  next_seq: Callable[[], int] = next_op_seq, ledger: Ledger | None = None,
                  on_written: Written | None = None, set_aside: SetAside | None = None,
                  on_refused: Refused | None = None,
-                 on_channels_written: ChannelsWritten | None = None) -> None:
+                 on_channels_written: ChannelsWritten | None = None,
+                 catch_up: CatchUp | None = None) -> None:
         self._write = write
+        self._catch_up = catch_up
+        self._first_pending = 0.0  # loop time when the oldest pending event arrived
         self._set_aside = set_aside
         self._on_refused = on_refused  # told the credits of a batch kept aside (e.g. rebuild ranks)
         self.refused = 0  # batches kept aside
@@ -81,6 +91,8 @@ class MessageCounter:
             channel_id: int | None = None) -> None:
         """Count `count` messages of the member on `day` (and of the channel, when given)."""
         key = (guild_id, member_id, day)
+        if not self._pending:
+            self._first_pending = asyncio.get_running_loop().time()
         self._pending[key] = self._pending.get(key, 0) + count
         if channel_id is not None:
             where = (guild_id, channel_id, day)
@@ -121,6 +133,8 @@ class MessageCounter:
             await self.ledger.loaded.wait()  # the stored marks first: live ids are partitioned by them
         while self._batch is not None or self._pending:
             if self._batch is None:
+                if self._catch_up is not None:
+                    await self._catch_up(self._first_pending)
                 self._batch = self._take()
             batch = self._batch
             op_id, credits, upto = batch.op_id, batch.credits, batch.upto

@@ -223,3 +223,38 @@ async def test_channel_counts_ride_in_the_same_write_and_equal_the_events(db, po
     assert noted == truth
     totals = sum([d["messages"] async for d in db.activity.find({"kind": "total"})])
     assert totals == sum(truth.values()) + 1
+
+
+async def test_while_the_outbox_drains_batches_grow_instead_of_one_small_entry_per_write(
+        db, fault_proxy, policy, tmp_path) -> None:
+    """MongoDB answers every request 0.2 s late: the first write spills, and from then on units go
+    to the outbox in order. The counter waits for the drain (or until its oldest event is
+    `spill_after` old) before each batch, so 1.5 s of steady events make a handful of outbox
+    entries to replay, not one per fsync; the counts stay exact."""
+    client = make_client(fault_proxy.uri)
+    slow_db = client[db.name]
+    outbox = await Outbox(tmp_path / "outbox.db").open()
+    writer = Writer(slow_db, policy, outbox)
+    repo = ActivityRepository(slow_db, policy, writer)
+    counter = MessageCounter(repo.add_messages, retry_delay=0.01, catch_up=writer.catch_up)
+    fault_proxy.plan = FaultPlan(delay=0.2)
+    expected: Counter[int] = Counter()
+    try:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 1.5
+        i = 0
+        while loop.time() < end:
+            counter.add(1, i % 5, "2026-03-10")
+            expected[i % 5] += 1
+            i += 1
+            await asyncio.sleep(0.005)
+        await asyncio.wait_for(counter.wait_idle(), 30)
+        assert writer.spilled >= 1  # the outbox was in use
+        assert writer.queued_total <= 15, writer.queued_total  # ~1.5 s / 0.15 s, plus the spilled
+        await writer.wait_drained(60)
+    finally:
+        await writer.stop()
+        await outbox.close()
+        await client.close()
+    stored = {d["member_id"]: d["messages"] async for d in db.activity.find({"kind": "total"})}
+    assert stored == dict(expected) and sum(expected.values()) == i
