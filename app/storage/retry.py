@@ -22,6 +22,7 @@ failover) is retried under the same guard; only a real refusal is permanent.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import uuid
@@ -256,6 +257,7 @@ async def apply_guarded(
             if not pending:
                 return
             ops = [_guarded_op(item, guard_field, op_id) for item in pending]
+            await asyncio.sleep(0)  # building the ops and encoding them: one bounded step each
             try:
                 await collection.bulk_write(ops, ordered=False)
                 pending = []

@@ -368,7 +368,9 @@ class Writer:
                     self.backlog_replayed.set()
                 continue
             try:
-                await execute(self.db, decode(entry.body), self.drain_policy, f"replay {entry.what}")
+                writes = decode(entry.body)
+                await asyncio.sleep(0)  # decoding a unit and encoding its first write: one step each
+                await execute(self.db, writes, self.drain_policy, f"replay {entry.what}")
             except Exception as exc:
                 if is_outage(exc):
                     return False

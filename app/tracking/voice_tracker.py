@@ -31,6 +31,7 @@ from app.storage.retry import GuardedUpdate, OpId, next_op_seq
 from app.storage.writes import Write
 from app.tracking.voice import LiveVoice, credit, zone
 from app.wiring.clock import Clock, to_ms
+from app.wiring.heap import collect_young_if_due, keep_long_lived, young_collections_only
 from repositories.activity import ActivityRepository, Credit, VoiceState, VoiceTotal, voice_updates
 from repositories.guild_settings import GuildSettingsRepository
 from repositories.voice_sessions import (
@@ -46,9 +47,13 @@ from repositories.voice_sessions import (
 
 log = logging.getLogger(__name__)
 UNKNOWN = object()  # a voice event whose state before it was not given
-FLUSH_BATCH = 1000
+FLUSH_BATCH = 500
 YIELD_EVERY = 200  # transitions computed between two event-loop turns
 LOCK_YIELD_EVERY = 1000  # locks taken between two event-loop turns
+# a flush of this many sessions runs as the builds do (`app/wiring/heap.py`): no automatic
+# collection inside (a full one walked the batches' objects: 38 ms at 10,000), the young generations
+# collected when due, and the new sessions frozen at the end (they live until the next flush)
+FREEZE_AFTER = 1000
 NOTE_CHUNK = 200  # members whose credits are told to the ranks in one event-loop turn
 
 
@@ -159,13 +164,24 @@ class VoiceTracker:
         def wanted(gid: int) -> bool:
             return guild_id is None or gid == guild_id
 
-        # the open sessions, and writes whose unit raised (a close among them): the batch's commit
-        # resubmits those first
-        keys = sorted({k for k, s in self._sessions.items() if wanted(s.guild_id)}
-                      | {k for k, (_, w) in self._unsure.items() if wanted(w.guild_id)})
+        large = len(self._sessions) + len(self._unsure) >= FREEZE_AFTER
+        with young_collections_only() if large else contextlib.nullcontext():
+            # the open sessions, and writes whose unit raised (a close among them): the batch's
+            # commit resubmits those first
+            keys = sorted({k for k, s in self._sessions.items() if wanted(s.guild_id)}
+                          | {k for k, (_, w) in self._unsure.items() if wanted(w.guild_id)})
+            flushed = await self._flush_batches(keys, at)
+            if large:  # before collections resume: a full one would walk the new sessions at once
+                keep_long_lived("voice flush")
+        result = FlushResult(flushed, time.perf_counter() - started)
+        log.info("voice flush: %d session(s) credited in %.3fs", result.sessions, result.seconds)
+        return result
+
+    async def _flush_batches(self, keys: list[str], at: datetime | None) -> int:
         flushed = 0
         zones: dict[int, ZoneInfo] = {}
         for i in range(0, len(keys), self.batch_size):
+            collect_young_if_due("voice flush")
             batch = keys[i:i + self.batch_size]
             for gid in {self._sessions[k].guild_id for k in batch if k in self._sessions}:
                 if gid not in zones:
@@ -189,9 +205,7 @@ class VoiceTracker:
                         writes.append(write)
                 await self._commit(writes, batch)
                 flushed += len(writes)
-        result = FlushResult(flushed, time.perf_counter() - started)
-        log.info("voice flush: %d session(s) credited in %.3fs", result.sessions, result.seconds)
-        return result
+        return flushed
 
     async def suspend(self, guild_id: int) -> None:
         """The guild went away (bot removed, outage): credit its sessions up to now, stop tracking it.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 import pymongo.common
@@ -54,14 +55,13 @@ async def test_flush_writes_at_most_batch_size_sessions_per_unit(db, clock, poli
     units = spy_units(tracker)
     members = range(1, 2501)
     await tracker.reconcile(G, {m: LiveVoice(20, VoiceFlags(camera=m % 2 == 0)) for m in members})
-    assert [shape(u) for u in units] == [["voice_sessions:1000", "activity:1000"]] * 2 + [
-        ["voice_sessions:500", "activity:500"]]  # the reconcile commits in batches too (issue 16, 3)
+    assert [shape(u) for u in units] == [["voice_sessions:500", "activity:500"]] * 5
+    # the reconcile commits in batches too (issue 16, 3)
     clock.advance(120)
     units.clear()
     result = await tracker.flush()
     # one guarded update per session (credit + checkpoint), then its day document: nothing else
-    assert [shape(u) for u in units] == [["activity:1000", "activity:1000"]] * 2 + [
-        ["activity:500", "activity:500"]]
+    assert [shape(u) for u in units] == [["activity:500", "activity:500"]] * 5
     assert result.sessions == 2500
     stored = await totals(db)
     assert len(stored) == 2500
@@ -71,6 +71,36 @@ async def test_flush_writes_at_most_batch_size_sessions_per_unit(db, clock, poli
     assert doc["voice_open"]["checkpoint"] == to_ms(clock.now())
     assert doc["voice_last"]["op"] == doc["voice_seq"]
     assert await db.voice_sessions.count_documents({"checkpoint": {"$exists": True}}) == 0
+
+
+async def test_a_large_flush_runs_no_full_collection_and_freezes_the_new_sessions(db, clock, policy) -> None:
+    """Issue 16, 3: a full (generation 2) collection walked the flush's batches (38 ms at 10,000
+    sessions, an event-loop stall). A flush of 1,000 sessions or more pauses the automatic
+    collections (the young generations are collected when due) and freezes the new sessions after
+    it. With thresholds that make a full collection due after every few allocations, none runs."""
+    tracker = make_tracker(db, clock, policy)
+    await tracker.reconcile(G, {m: LiveVoice(20, VoiceFlags()) for m in range(1, 1201)})
+    clock.advance(120)
+    full: list[int] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and info["generation"] == 2:
+            full.append(1)
+
+    thresholds = gc.get_threshold()
+    gc.set_threshold(50, 1, 1)
+    gc.callbacks.append(seen)
+    try:
+        frozen = gc.get_freeze_count()
+        result = await tracker.flush()
+    finally:
+        gc.callbacks.remove(seen)
+        gc.set_threshold(*thresholds)
+    assert result.sessions == 1200
+    assert full == []
+    assert gc.get_freeze_count() >= frozen + 1200  # the new sessions
+    assert gc.isenabled()
+    assert (await totals(db))[7] == Counters(voice_s=120, cam_off_s=120)
 
 
 async def test_flush_through_cut_connections_neither_loses_nor_doubles(db, clock, fault_proxy, monkeypatch):
