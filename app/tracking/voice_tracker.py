@@ -50,9 +50,10 @@ UNKNOWN = object()  # a voice event whose state before it was not given
 FLUSH_BATCH = 500
 YIELD_EVERY = 200  # transitions computed between two event-loop turns
 LOCK_YIELD_EVERY = 1000  # locks taken between two event-loop turns
-# a flush of this many sessions runs as the builds do (`app/wiring/heap.py`): no automatic
-# collection inside (a full one walked the batches' objects: 38 ms at 10,000), the young generations
-# collected when due, and the new sessions frozen at the end (they live until the next flush)
+# a flush or reconcile of this many sessions runs as the builds do (`app/wiring/heap.py`): no
+# automatic collection inside (a full one walked the batches' objects: 38 ms at 10,000), the young
+# generations collected when due, and the new sessions frozen at the end (they live until the next
+# flush)
 FREEZE_AFTER = 1000
 NOTE_CHUNK = 200  # members whose credits are told to the ranks in one event-loop turn
 
@@ -275,15 +276,20 @@ class VoiceTracker:
             ordered = sorted(members)
             keys = {session_key(guild_id, m) for m in ordered} | {s.key for s in stored}
             written = 0
+            large = len(keys) >= FREEZE_AFTER
             async with self._locked(keys):
-                now = to_ms(self.clock.now())
-                for i in range(0, len(ordered), self.batch_size):
-                    batch = ordered[i:i + self.batch_size]
-                    writes = await self._reconciled(guild_id, batch, live, tz, now, cap_ms)
-                    await self._commit(writes, [session_key(guild_id, m) for m in batch])
-                    written += len(writes)
-                    await asyncio.sleep(0)
-                await self._settle(keys)
+                with young_collections_only() if large else contextlib.nullcontext():
+                    now = to_ms(self.clock.now())
+                    for i in range(0, len(ordered), self.batch_size):
+                        collect_young_if_due("voice reconcile")
+                        batch = ordered[i:i + self.batch_size]
+                        writes = await self._reconciled(guild_id, batch, live, tz, now, cap_ms)
+                        await self._commit(writes, [session_key(guild_id, m) for m in batch])
+                        written += len(writes)
+                        await asyncio.sleep(0)
+                    await self._settle(keys)
+                    if large:  # as after a flush
+                        keep_long_lived("voice reconciled")
             for key in [k for k in self._before if k.startswith(f"{guild_id}:")]:
                 del self._before[key]  # a member settled without a session: their events replay
             log.info("voice reconciled for guild %s: %d stored, %d in voice, %d write(s)",
