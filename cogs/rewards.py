@@ -434,11 +434,18 @@ class RewardsCog(commands.Cog, name="Rewards"):
                 batch = Batch()
                 if not progress.pending:
                     return
-        except BaseException:
-            # cancelled or broken: the intents stay pending, for the next evaluation to judge
-            self._in_flight.difference_update(batch.keys())
-            progress.applying = None
+        except asyncio.CancelledError:
+            self._forget(batch, progress)
             raise
+        except Exception:  # the log could not be written: stop here, the next check queues again
+            self._forget(batch, progress)
+            log.exception("activity roles of guild %s: applying changes stopped", guild.id)
+
+    def _forget(self, batch: Batch, progress: Progress) -> None:
+        """The drain ends midway: the batch's intents stay pending, for the next evaluation to judge
+        from what the members hold."""
+        self._in_flight.difference_update(batch.keys())
+        progress.applying = None
 
     async def _apply(self, guild: discord.Guild, progress: Progress, change: RoleChange,
                      batch: Batch) -> Batch:

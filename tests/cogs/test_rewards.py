@@ -332,6 +332,33 @@ async def test_a_change_killed_midway_is_logged_once_and_made(
     assert await log_of(h) == [(emu.user_id(BOB), VIP, "granted", False)]
 
 
+async def test_a_log_write_that_fails_stops_the_drain_with_one_error_and_the_next_check_makes_it(
+    make_tracker: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The intents cannot be written (here: a WriteRefused-like error from the writer): nothing is
+    asked of Discord without its intent, the drain stops with one error line instead of dying
+    silently, and the next check queues and makes the change."""
+    h = await started(make_tracker)
+    emu = h.emu
+    await messages(h, BOB, 2)
+    assert h.bot is not None
+    log_repo = h.bot.repos.reward_log
+
+    async def refused(entries: Any) -> None:
+        raise RuntimeError("refused by MongoDB")
+
+    monkeypatch.setattr(log_repo, "intend", refused)
+    await emu.command(ADA, "rewards add", {"role": VIP, "metric": "messages", "reach": 1})
+    await h.settle()
+    assert holders(h, VIP) == set()  # not asked without its intent
+    stopped = [r for r in caplog.records if "applying changes stopped" in r.getMessage()]
+    assert len(stopped) == 1 and stopped[0].levelname == "ERROR", caplog.text[-2000:]
+    monkeypatch.undo()
+    await evaluate(h)
+    assert holders(h, VIP) == {BOB}
+    assert await log_of(h) == [(emu.user_id(BOB), VIP, "granted", False)]
+
+
 async def test_a_role_moved_above_the_bot_is_skipped_with_one_warning(
     make_tracker: Any, caplog: pytest.LogCaptureFixture,
 ) -> None:
