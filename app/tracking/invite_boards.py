@@ -39,7 +39,7 @@ from sortedcontainers import SortedList
 from app.tracking.builds import GuildBuilds
 from app.tracking.retention import DAY_MS, HORIZONS, Horizon, Retention, RetentionView, Stay, retained_order
 from app.wiring.clock import to_ms
-from app.wiring.heap import collect_young_if_due, keep_long_lived, young_collections_only
+from app.wiring.heap import building, collect_young_if_due
 from repositories.invite_bonus import InviteBonusRepository
 from repositories.joins import FAKE_REASONS, InviterCounts, JoinRepository
 
@@ -419,11 +419,10 @@ class InviteBoards(GuildBuilds[_Build, GuildInvites]):
             # From here on, a write either lands before the scan reads it or is touched and read
             # back below: the touches of before are covered by the scan.
             self._take_touched(guild_id)
-            with young_collections_only():  # no full collection in the middle of the build
+            with building("invite boards built"):  # no full collection in the middle of the build
                 docs = await self._load(guild_id, invites)
                 await invites.rank_deferred()
                 await self._read_back(invites, *self._take_touched(guild_id))
-                keep_long_lived("invite boards built")
         self._done(guild_id, invites)
         log.info("invite boards of guild %s built: %d joins, %d inviters", guild_id, docs,
                  len(invites.inviters))

@@ -56,7 +56,7 @@ from app.tracking.builds import GuildBuilds
 from app.tracking.streaks import STREAK_DAYS, ActiveRule
 from app.tracking.voice import COUNTERS
 from app.wiring.clock import Clock
-from app.wiring.heap import collect_young_if_due, keep_long_lived, young_collections_only
+from app.wiring.heap import building, collect_young_if_due
 from repositories.activity import (
     MESSAGE_GUARD,
     METRICS,
@@ -453,9 +453,8 @@ class GuildRanks:
                 for i, name in enumerate(COUNTERS):
                     sums[i] += int(doc.get(name) or 0)
 
-        with young_collections_only():  # no full collection in the middle of the read
+        with building("season built"):  # no full collection in the middle of the read
             await _load_frozen(self.old_days(since, until), add, "season building")
-            keep_long_lived("season built")
         return base
 
     async def _build_range(self, span: Span) -> _Range:
@@ -553,7 +552,7 @@ class Ranks(GuildBuilds[_Build, GuildRanks]):
             await writer.wait_drained()
         build.notes.clear()  # from here on the read sees, or the notes hold, every write
         ranks = build.ranks
-        with young_collections_only():  # no full collection in the middle of the build
+        with building("ranks built"):  # no full collection in the middle of the build
             docs = await self._load(guild_id, ranks)
             if self.rule_of is not None:
                 rule = await self.rule_of(guild_id)
@@ -565,7 +564,6 @@ class Ranks(GuildBuilds[_Build, GuildRanks]):
             for credits, op_id, guard in build.notes:  # notes arriving meanwhile are appended: applied too
                 ranks.apply(credits, op_id, guard)
                 await asyncio.sleep(0)  # one written unit per event-loop turn (a restart notes thousands)
-            keep_long_lived("ranks built")
         self._done(guild_id, ranks)
         log.info("ranks of guild %s built: %d documents, %d members", guild_id, docs, len(ranks.totals))
 

@@ -31,7 +31,7 @@ from app.storage.retry import GuardedUpdate, OpId, next_op_seq
 from app.storage.writes import Write
 from app.tracking.voice import LiveVoice, credit, zone
 from app.wiring.clock import Clock, to_ms
-from app.wiring.heap import collect_young_if_due, keep_long_lived, young_collections_only
+from app.wiring.heap import building, collect_young_if_due
 from repositories.activity import ActivityRepository, Credit, VoiceState, VoiceTotal, voice_updates
 from repositories.guild_settings import GuildSettingsRepository
 from repositories.voice_sessions import (
@@ -165,15 +165,12 @@ class VoiceTracker:
         def wanted(gid: int) -> bool:
             return guild_id is None or gid == guild_id
 
-        large = len(self._sessions) + len(self._unsure) >= FREEZE_AFTER
-        with young_collections_only() if large else contextlib.nullcontext():
+        with building("voice flush", large=len(self._sessions) + len(self._unsure) >= FREEZE_AFTER):
             # the open sessions, and writes whose unit raised (a close among them): the batch's
             # commit resubmits those first
             keys = sorted({k for k, s in self._sessions.items() if wanted(s.guild_id)}
                           | {k for k, (_, w) in self._unsure.items() if wanted(w.guild_id)})
             flushed = await self._flush_batches(keys, at)
-            if large:  # before collections resume: a full one would walk the new sessions at once
-                keep_long_lived("voice flush")
         result = FlushResult(flushed, time.perf_counter() - started)
         log.info("voice flush: %d session(s) credited in %.3fs", result.sessions, result.seconds)
         return result
@@ -276,9 +273,8 @@ class VoiceTracker:
             ordered = sorted(members)
             keys = {session_key(guild_id, m) for m in ordered} | {s.key for s in stored}
             written = 0
-            large = len(keys) >= FREEZE_AFTER
             async with self._locked(keys):
-                with young_collections_only() if large else contextlib.nullcontext():
+                with building("voice reconciled", large=len(keys) >= FREEZE_AFTER):
                     now = to_ms(self.clock.now())
                     for i in range(0, len(ordered), self.batch_size):
                         collect_young_if_due("voice reconcile")
@@ -288,8 +284,6 @@ class VoiceTracker:
                         written += len(writes)
                         await asyncio.sleep(0)
                     await self._settle(keys)
-                    if large:  # as after a flush
-                        keep_long_lived("voice reconciled")
             for key in [k for k in self._before if k.startswith(f"{guild_id}:")]:
                 del self._before[key]  # a member settled without a session: their events replay
             log.info("voice reconciled for guild %s: %d stored, %d in voice, %d write(s)",

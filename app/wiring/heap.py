@@ -24,7 +24,8 @@ thousands of objects made in a few seconds), the automatic collections are pause
 made since the last freeze. The build instead collects the young generations itself whenever they
 hold `YOUNG_LIMIT` objects (`collect_young_if_due`, checked every chunk: a collection walks each
 young object, about 0.4 microseconds apiece here, so 163,000 of them once took 65 ms), and
-freezes what it built (`keep_long_lived`).
+freezes what it built (`keep_long_lived`) before the collections resume: `building` does both,
+for the ranks, the invite boards, and a voice flush or reconcile of 1,000 sessions or more.
 """
 
 from __future__ import annotations
@@ -85,6 +86,19 @@ class GuildCaches:
             collect_everything(f"guild {guild_id}'s cache was rebuilt")
         self._frozen[guild_id] = id(guild)
         keep_long_lived("guild available")
+
+
+@contextmanager
+def building(reason: str, *, large: bool = True) -> Iterator[None]:
+    """A build of long-lived objects (`large`: big enough to matter): inside
+    `young_collections_only`, and what it made frozen (`keep_long_lived(reason)`) before the
+    automatic collections resume, so that no full collection walks it at once. Not `large`: as is."""
+    if not large:
+        yield
+        return
+    with young_collections_only():
+        yield
+        keep_long_lived(reason)
 
 
 @contextmanager

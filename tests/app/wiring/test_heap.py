@@ -8,6 +8,7 @@ import weakref
 from app.wiring.heap import (
     YOUNG_LIMIT,
     GuildCaches,
+    building,
     collect_young_if_due,
     keep_long_lived,
     young_collections_only,
@@ -103,3 +104,16 @@ def test_a_build_collects_its_young_objects_once_they_reach_the_limit() -> None:
         assert gc.get_count()[0] < YOUNG_LIMIT // 10
         assert gc.get_freeze_count() >= frozen_before + len(made)
     gc.unfreeze()
+
+
+def test_a_build_freezes_what_it_made_before_collections_resume_and_a_small_one_is_left_alone() -> None:
+    gc.unfreeze()
+    with building("test"):
+        assert not gc.isenabled()
+        made = [Node() for _ in range(1000)]
+    assert gc.isenabled() and gc.get_freeze_count() >= len(made)
+    gc.unfreeze()
+    with building("test", large=False):
+        assert gc.isenabled()
+        made = [Node() for _ in range(1000)]
+    assert gc.get_freeze_count() == 0
