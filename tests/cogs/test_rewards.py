@@ -627,12 +627,7 @@ async def test_a_shutdown_mid_drain_finishes_the_change_under_way_and_drops_the_
     emu.route_limits.limits[MEMBER_ROLE_ROUTE] = (50, 0.2)
     await messages(h, BOB, 1)
     await emu.command(ADA, "rewards add", {"role": VIP, "metric": "messages", "reach": 1})
-    assert h.bot is not None
-    cog = h.bot.get_cog("Rewards")
-    for _ in range(400):
-        if G in cog.progress and cog.progress[G].done >= 20:
-            break
-        await asyncio.sleep(0.05)
+    await drain_under_way(h, 20)
     caplog.clear()
     await h.stop()
     assert not [r for r in caplog.records if "still busy" in r.getMessage()], caplog.text[-2000:]
