@@ -138,7 +138,8 @@ def _counters(verdict: Verdict, row: dict[str, Any], tolerance: float) -> None:
         if counter == "messages":
             over, under = unseen.get("maybe_messages", 0), unseen.get("losable_messages", 0)
         else:
-            slack = unseen.get("erase_voice_s", 0.0) + unseen.get("losable_voice_s", 0.0)
+            slack = (unseen.get("erase_voice_s", 0.0) + unseen.get("losable_voice_s", 0.0)
+                     + unseen.get("rounding_voice_s", 0.0))
             over, under = tolerance + slack, tolerance + slack + unseen.get("voice_s", 0.0)
         if got > true + over:
             verdict.add("no_double_count", f"{row['name']}: {counter} {got:g} > truth {true:g} "

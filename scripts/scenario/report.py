@@ -70,7 +70,7 @@ def _member_row(member_id: int, alias: int, name: str, truth: MemberTruth, track
     diff: dict[str, float] = {}
     for counter in COUNTERS:
         delta = tracked.get(counter, 0) - getattr(truth, counter)
-        slack = truth.erase_voice_s + truth.losable_voice_s
+        slack = truth.erase_voice_s + truth.losable_voice_s + truth.rounding_voice_s
         allowed = tolerance + slack if counter in VOICE_COUNTERS else 0
         if abs(delta) > allowed:
             diff[counter] = round(delta, 3)
@@ -89,6 +89,7 @@ def _member_row(member_id: int, alias: int, name: str, truth: MemberTruth, track
                          "losable_messages": truth.losable_messages, "joins": truth.unobservable_joins,
                          "erase_voice_s": round(truth.erase_voice_s, 3),
                          "losable_voice_s": round(truth.losable_voice_s, 3),
+                         "rounding_voice_s": truth.rounding_voice_s,
                          "losable_join": truth.losable_join,
                          "losable_next_inviter": next_inviter},
         "differences": diff,

@@ -38,6 +38,7 @@ WRITE_AHEAD_BOUND_S = 0.3  # a SIGKILL loses at most the messages of its last ~0
 # Gateway events still in flight when a SIGTERM's shutdown closes the connection never reach the bot:
 # Discord's dispatch latency (the emulator's 30-100 ms) with a margin (campaign long run, seed 171).
 DELIVERY_BOUND_S = 0.15
+WHOLE_SECOND_S = 1.0  # the most one credited interval's whole seconds can differ from its exact time
 # A message sent this long before an erase may reach the bot after the erase settled its counts:
 # counted after the erase, or erased with the rest.
 ERASE_IN_FLIGHT_S = 0.5
@@ -90,11 +91,19 @@ class MemberTruth:
     # the restart then credits the downtime with the state before it. Up to this many voice
     # seconds may go either way.
     losable_voice_s: float = 0.0
+    # The bot credits whole seconds, floor(end) - floor(start) per interval (docs/activity.md):
+    # each credited interval may be up to 1 s off the exact time. The run's tolerance covers one.
+    credited_intervals: int = 0
     inviter: int | None = None  # None: unknown; -1: vanity
     via: str | None = None
     joined_at: datetime | None = None
     fake: bool = False
     in_guild: bool = True
+
+    @property
+    def rounding_voice_s(self) -> float:
+        """Voice seconds the whole-second rule may add or drop beyond the run's tolerance."""
+        return WHOLE_SECOND_S * max(0, self.credited_intervals - 1)
 
     def counters(self) -> dict[str, float]:
         return {name: getattr(self, name) for name in COUNTERS}
@@ -168,6 +177,7 @@ class Truth:
         if seconds <= 0 or state.channel is None or state.channel == self.afk_channel:
             return
         truth = self.members[member]
+        truth.credited_intervals += 1
         truth.voice_s += seconds
         if state.camera:
             truth.cam_on_s += seconds

@@ -193,6 +193,18 @@ def test_the_checker_names_each_broken_promise() -> None:
     assert verdict.unattributed == 1 and verdict.joins == 3
 
 
+def test_each_credited_interval_past_the_first_may_add_a_whole_second_of_voice() -> None:
+    """Campaign seed 38: a member with two sessions was credited 20 s for 18.493 s of truth, over
+    the run's 1.5 s tolerance, by the whole-second rule alone."""
+    truth = {"messages": 0, "voice_s": 18.493, "cam_on_s": 0, "cam_off_s": 18.493, "stream_s": 0}
+    credited = {**truth, "voice_s": 20, "cam_off_s": 20}
+    run = report([member("two sessions", credited, truth, rounding_voice_s=1.0),
+                  member("one session", credited, truth)], voice_tolerance_s=1.5)
+    found = check(run, [], logs=[]).violations["no_double_count"]
+    assert found == ["one session: voice_s 20 > truth 18.493 (+1.5 the bot may have seen)",
+                     "one session: cam_off_s 20 > truth 18.493 (+1.5 the bot may have seen)"]
+
+
 def test_a_traceback_in_the_bot_log_is_a_violation(tmp_path: Path) -> None:
     log = tmp_path / "bot.log"
     log.write_text("INFO fine\nTraceback (most recent call last):\n  File x\nKeyError: 'y'\n")

@@ -288,3 +288,15 @@ def test_a_member_whose_losable_join_left_no_trace_may_have_the_next_join_taken_
     assert (second.inviter, second.losable_next_inviter) == (None, 7)
     assert (truth.inviters[7].regular, truth.inviters[7].losable_regular) == (0, 2)
     assert not truth.members[3].losable_join and truth.inviters[5].losable_regular == 0
+
+
+def test_every_credited_interval_after_the_first_may_be_a_whole_second_off():
+    """The bot credits floor(end) - floor(start) per interval: two sessions of 0.6-9.9 s and
+    10.1-19.2 s are credited 9 + 9 s for 18.4 s of truth (campaign seed 38: +1.5 s over a
+    tolerance that counted restarts, not intervals)."""
+    truth = Truth(AFK, downtime_cap_s=600).compute([
+        voice(0.6, 1, 20), Happened(9.9, "leave", 1), voice(10.1, 1, 20, camera=True),
+        Happened(19.2, "leave", 1), voice(20, 2, 20), Happened(30, "end"),
+    ])
+    assert truth.members[1].credited_intervals == 2 and truth.members[1].rounding_voice_s == 1.0
+    assert truth.members[2].rounding_voice_s == 0.0
