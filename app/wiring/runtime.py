@@ -19,6 +19,7 @@ from app.storage.probe import ProbeFailed, ProbeResult, run_probe
 from app.wiring.bot import TrackerBot, install_signal_handlers
 from app.wiring.clock import SystemClock
 from app.wiring.discord_endpoints import configure_endpoints
+from app.wiring.gateway import use_stepped_guild_create
 from app.wiring.settings import Settings
 from repositories.probe import ProbeRepository
 
@@ -92,6 +93,7 @@ async def run_bot(settings: Settings) -> None:
     if settings.discord_token is None:
         raise ValueError("run_bot needs DISCORD_TOKEN")
     configure_endpoints(settings.discord_api_base, settings.discord_gateway_url)
+    use_stepped_guild_create()
     make_private(settings.data_dir)  # before the first file of this run is created there
     lock = DataDirLock(settings.data_dir)
     lock.acquire()  # this process's outbox and lease identity: never shared with another process
