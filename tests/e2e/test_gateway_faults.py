@@ -4,12 +4,14 @@ process on the same token."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from scripts.scenario.__main__ import run_and_report
-from scripts.scenario.model import load_scenario
+from scripts.scenario.model import load_scenario, parse_scenario
 
-from .test_redeploy import SCENARIOS, member, run
+from .test_redeploy import SCENARIOS, _explain, bot_log, member, run
 
 
 def read(path: str) -> str:
@@ -72,3 +74,42 @@ async def test_a_member_leaving_voice_while_the_session_is_lost_is_not_credited_
     tracking now pauses at the disconnect and is reconciled after the new session."""
     report = await run("leave_during_invalid_session", tmp_path)
     assert member(report, "cy")["tracked"]["voice_s"] <= 3
+
+
+def crowded_hall(in_voice: int) -> dict[str, Any]:
+    """The shared guild with `in_voice` more members, all of whom join voice in the first seconds:
+    every later GUILD_CREATE holds that many members and voice states (parsed in steps)."""
+    guild = json.loads(read(str(SCENARIOS / "guild.json")))
+    crowd = [{"id": 10_000 + i, "name": f"crowd{i}", "created": "2023-01-01T00:00:00Z"}
+             for i in range(in_voice)]
+    guild["members"] += crowd
+    joins = [{"at": round(i * 2.0 / in_voice, 3), "do": "voice", "user": m["id"],
+              "channel": (20, 21, 30)[i % 3], "camera": i % 4 == 0} for i, m in enumerate(crowd)]
+    return {"guild": guild, "steps": [*joins,
+        {"at": 3.0, "do": "restart", "signal": "SIGTERM", "down_for": 2.0},
+        {"at": 5.1, "do": "voice", "user": 10_001, "channel": 20},  # while the new process starts
+        {"at": 5.2, "do": "message", "user": 101, "channel": 10},
+        # Once the restarted process is up (its start replays the outbox: up to about 8 s here).
+        {"at": 18.0, "do": "guild_unavailable"},
+        {"at": 20.0, "do": "guild_available"},
+        {"at": 20.0, "do": "voice", "user": 10_002, "channel": 21, "camera": True},  # right behind it
+        {"at": 20.0, "do": "voice", "user": 10_003, "channel": None},
+        {"at": 23.0, "do": "message", "user": 102, "channel": 10}]}
+
+
+async def test_a_guild_with_1200_in_voice_through_a_restart_and_an_outage_is_counted_exactly(
+        tmp_path: Path) -> None:
+    """Issue 16: GUILD_CREATEs of 1,200 members in voice, each parsed in steps (at startup and back
+    from an outage), with voice changes arriving right behind them: every second counted once."""
+    in_voice = 1_200
+    report = await run_and_report(parse_scenario(crowded_hall(in_voice), name="crowded_hall"),
+                                  workdir=tmp_path)
+    assert report["ok"], _explain(report)
+    # Parsed in steps by the real process's gateway socket after the restart and after the outage
+    # (the first start's GUILD_CREATE holds no voice state and only the bot as member).
+    assert bot_log(report).count("GUILD_CREATE of guild 1:") == 2
+    crowd = [row for row in report["members"] if row["name"].startswith("crowd")]
+    assert len(crowd) == in_voice
+    assert sum(1 for row in crowd if row["tracked"]["voice_s"] > 0) >= in_voice * 2 // 3  # not AFK
+    assert member(report, "crowd1")["tracked"]["voice_s"] >= 20
+    assert member(report, "crowd2")["tracked"]["cam_on_s"] >= 1
