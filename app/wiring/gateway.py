@@ -16,8 +16,10 @@ A GUILD_CREATE of `STEP` entries or fewer takes discord.py's own path, unchanged
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import discord.client
@@ -27,9 +29,15 @@ from discord.member import Member
 from discord.presences import RawPresenceUpdateEvent
 from discord.state import ConnectionState
 
+from app.wiring.heap import building, collect_young_if_due
+
 log = logging.getLogger(__name__)
 
 STEP = 1_000  # entries (voice states, members, presences) per step: about 20 ms of parsing
+# A gateway message this long (characters of JSON) is decoded in steps (`decode_in_steps`), with
+# the automatic collections paused while it is decoded and parsed: at 10,000 members in voice
+# (8 MB of JSON) one `json.loads` took 40-135 ms, collections during it doubling it.
+LARGE_MESSAGE = 512 * 1024
 HEAVY = ("voice_states", "members", "presences")
 _chunking: set[asyncio.Task[None]] = set()  # discord.py's chunk-then-dispatch tasks, kept until done
 
@@ -47,24 +55,31 @@ async def fill_in_steps(guild: Guild, state: ConnectionState, data: dict[str, An
     """The loops of discord.py's `Guild._from_data` over voice states, members and presences, a
     step of `STEP` entries at a time."""
     for part in chunks(data.get("voice_states") or []):
-        await asyncio.sleep(0)
+        await _step()
         for voice in part:
             guild._update_voice_state(voice, int(voice["channel_id"]))
     cache = state.member_cache_flags
     for part in chunks(data.get("members") or []):
-        await asyncio.sleep(0)
+        await _step()
         for member_data in part:
             member = Member(data=member_data, guild=guild, state=state)
             in_voice = member.id in guild._voice_states
             if cache.joined or member.id == state.self_id or (cache.voice and in_voice):
                 guild._add_member(member)
     for part in chunks(data.get("presences") or []):
-        await asyncio.sleep(0)
+        await _step()
         for presence in part:
             raw = RawPresenceUpdateEvent(data=presence, state=state)
             member = guild.get_member(raw.user_id)
             if member is not None:
                 member._presence_update(raw, ())
+    await _step()
+
+
+async def _step() -> None:
+    """Between two steps: the loop's other tasks, and the young objects collected once due (inside
+    `building`; outside it the automatic collections run as usual)."""
+    collect_young_if_due("a step of a large GUILD_CREATE")
     await asyncio.sleep(0)
 
 
@@ -106,6 +121,80 @@ async def parse_guild_create_in_steps(state: ConnectionState, data: dict[str, An
     return guild
 
 
+async def decode_in_steps(text: str) -> dict[str, Any]:
+    """`json.loads(text)` of a gateway message, the `HEAVY` lists of its `d` decoded `STEP` items at
+    a time with a yield between steps (each item and every other value by the standard library's
+    C decoder). A message of another shape is decoded whole."""
+    walk = _walk_message(text)
+    try:
+        while True:
+            next(walk)
+            await _step()
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    except _NotAMessage:
+        return json.loads(text)  # type: ignore[no-any-return]
+
+
+class _NotAMessage(ValueError):
+    """The text is not an object whose `d` is an object (decoded whole instead)."""
+
+
+_SPACE = re.compile(r"[ \t\n\r]*")
+_decoder = json.JSONDecoder()
+
+
+def _walk_message(text: str) -> Generator[None, None, dict[str, Any]]:
+    parsed, _ = yield from _walk_object(text, 0, top=True)
+    return parsed
+
+
+def _walk_object(text: str, at: int, *, top: bool) -> Generator[None, None, tuple[dict[str, Any], int]]:
+    at = _skip(text, at, "{")
+    out: dict[str, Any] = {}
+    if text.startswith("}", at):
+        return out, at + 1
+    while True:
+        key, at = _decoder.raw_decode(text, at)
+        at = _skip(text, at, ":")
+        if top and key == "d" and text.startswith("{", at):
+            out[key], at = yield from _walk_object(text, at, top=False)
+        elif not top and key in HEAVY and text.startswith("[", at):
+            out[key], at = yield from _walk_list(text, at)
+        else:
+            out[key], at = _decoder.raw_decode(text, at)
+        at = _SPACE.match(text, at).end()  # type: ignore[union-attr]
+        if text.startswith(",", at):
+            at = _SPACE.match(text, at + 1).end()  # type: ignore[union-attr]
+            continue
+        return out, _skip(text, at, "}")
+
+
+def _walk_list(text: str, at: int) -> Generator[None, None, tuple[list[Any], int]]:
+    at = _skip(text, at, "[")
+    items: list[Any] = []
+    if text.startswith("]", at):
+        return items, at + 1
+    while True:
+        item, at = _decoder.raw_decode(text, at)
+        items.append(item)
+        if len(items) % STEP == 0:
+            yield
+        at = _SPACE.match(text, at).end()  # type: ignore[union-attr]
+        if text.startswith(",", at):
+            at = _SPACE.match(text, at + 1).end()  # type: ignore[union-attr]
+            continue
+        return items, _skip(text, at, "]")
+
+
+def _skip(text: str, at: int, expected: str) -> int:
+    """Past `expected` (after any whitespace) and the whitespace after it."""
+    at = _SPACE.match(text, at).end()  # type: ignore[union-attr]
+    if not text.startswith(expected, at):
+        raise _NotAMessage(f"expected {expected!r} at {at}")
+    return _SPACE.match(text, at + 1).end()  # type: ignore[union-attr]
+
+
 class SteppedGatewaySocket(DiscordWebSocket):
     """discord.py's gateway socket, a large GUILD_CREATE parsed by `parse_guild_create_in_steps`
     after the message's bookkeeping (sequence, heartbeat tick) and before the next message is read."""
@@ -129,15 +218,47 @@ class SteppedGatewaySocket(DiscordWebSocket):
             self._pending = data  # parsed in received_message, before the next message is read
 
     async def received_message(self, msg: Any, /) -> None:
-        await super().received_message(msg)
-        data, self._pending = self._pending, None
-        if data is not None:
-            log.info("GUILD_CREATE of guild %s: %d members, voice states and presences, parsed in steps",
-                     data.get("id"), heavy_entries(data))
-            await parse_guild_create_in_steps(self._connection, data)
+        if type(msg) is bytes:
+            msg = self._decompressor.decompress(msg)
+            if msg is None:
+                return  # part of a message: discord.py waits for the rest the same way
+        if len(msg) < LARGE_MESSAGE:
+            await super().received_message(msg)
+            return
+        with building("a large gateway message"):
+            _Decoded.text, _Decoded.parsed = msg, await decode_in_steps(msg)
+            try:
+                await super().received_message(msg)
+            finally:
+                _Decoded.text = _Decoded.parsed = None
+            data, self._pending = self._pending, None
+            if data is not None:
+                log.info("GUILD_CREATE of guild %s: %d members, voice states and presences, parsed in steps",
+                         data.get("id"), heavy_entries(data))
+                await parse_guild_create_in_steps(self._connection, data)
+
+
+class _Decoded:
+    """The message whose JSON `decode_in_steps` decoded, while discord.py's `received_message`
+    handles it (up to its parser, one synchronous stretch): its `utils._from_json` then returns
+    the decoded object for that very text instead of decoding it again."""
+
+    text: str | None = None
+    parsed: Any = None
+
+
+_from_json = discord.utils._from_json
+
+
+def _from_json_or_decoded(text: Any) -> Any:
+    if text is _Decoded.text and text is not None:
+        return _Decoded.parsed
+    return _from_json(text)
 
 
 def use_stepped_guild_create() -> None:
     """Make discord.py's client connect with `SteppedGatewaySocket` (the class `Client.connect`
-    looks up in its module when it opens the gateway)."""
+    looks up in its module when it opens the gateway), and its decoder take the JSON of a message
+    decoded in steps as decoded (any other text is decoded as before)."""
     discord.client.DiscordWebSocket = SteppedGatewaySocket  # type: ignore[misc]
+    discord.utils._from_json = _from_json_or_decoded

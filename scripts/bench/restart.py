@@ -1,6 +1,7 @@
 """Restart: a new bot finds N open sessions and the invite snapshot stored, N members in voice.
 
-Timed from the moment the guild is available (GUILD_CREATE parsed, its time reported apart) until
+Timed from the moment the guild is available (its GUILD_CREATE message received as the bot's
+gateway socket receives it: decoded, parsed in steps; time and stall reported apart) until
 the ActivityCog's voice reconciliation (`VoiceTracker.reconcile`, crediting the downtime) and the
 invite tracker's startup sync (`app/tracking/invites.py`, live invites from a stubbed
 `GET /guilds/{id}/invites` answering the same invites) are both done, run concurrently as on
@@ -69,9 +70,12 @@ async def run(bench: Bench) -> tuple[list[Row], list[Check]]:
 
     bot = bench.new_bot()
     await bench.start_writer(bot)
-    parse_started = time.perf_counter()
-    guild = bench.world.attach(bot, VOICE_GUILD)
-    parse_s = time.perf_counter() - parse_started
+    message = bench.world.guild_create_message(VOICE_GUILD)
+    async with watch_loop() as parse_watch:
+        parse_started = time.perf_counter()
+        guild = await bench.world.receive(bot, VOICE_GUILD, message)
+        parse_s = time.perf_counter() - parse_started
+    del message
     stub_invite_fetch(bot, invites)
     cog, tracker = activity_cog(bot), make_invite_tracker(bot, bot.repos)
     log.info("restart: reconcile %d sessions + invite sync of %d invites", s.voice_members, len(invites))
@@ -90,14 +94,16 @@ async def run(bench: Bench) -> tuple[list[Row], list[Check]]:
 
     ratio = start_s / raw_s
     info = {"start_seconds": start_s, "raw_seconds": raw_s, "documents_read_raw": read,
-            "guild_create_parse_seconds": parse_s, "stall_s": watch.longest_stall,
+            "guild_create_parse_seconds": parse_s, "guild_create_parse_stall_s": parse_watch.longest_stall,
+            "stall_s": watch.longest_stall,
             "ready_seconds": ready["seconds"]}
     rows = [Row("restart", f"{s.voice_members:,} sessions + {len(invites):,} invites: ready and reconciled",
                 sec(start_s), sec(raw_s), ratio, f"<= {TARGET:g}x", ratio <= TARGET, info),
             Row("restart", "ready: reconciled, every write acknowledged or durable in the outbox",
                 sec(ready["seconds"]), sec(raw_s), ready["seconds"] / raw_s, values=info),
-            stall_row("restart", watch.longest_stall,
-                      f"longest event-loop stall (discord.py's GUILD_CREATE parse apart: {ms(parse_s)})")]
+            stall_row("restart", watch.longest_stall, "longest event-loop stall, reconciling"),
+            stall_row("restart", parse_watch.longest_stall,
+                      f"longest event-loop stall, GUILD_CREATE received ({ms(parse_s)} in all)")]
     return rows, await restart_checks(bench, cog, before, invites)
 
 

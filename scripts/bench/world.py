@@ -8,10 +8,13 @@ the real objects the cogs see. No gateway connection is made.
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
 import discord
 
+from app.wiring.gateway import SteppedGatewaySocket, use_stepped_guild_create
 from scripts.emulator import payloads
 from scripts.emulator.snowflake import SnowflakeGenerator
 from scripts.emulator.state import Guild, User, World
@@ -58,9 +61,34 @@ class BenchWorld:
 
     def attach(self, bot: discord.Client, guild_id: int) -> discord.Guild:
         """Parse the guild's GUILD_CREATE into `bot`'s connection state, as the gateway would."""
-        data = payloads.guild_create(self.model(guild_id), members=True, voice_states=True,
+        return bot._connection._add_guild_from_data(self.guild_create(guild_id))  # type: ignore[arg-type]
+
+    def guild_create(self, guild_id: int) -> dict[str, Any]:
+        return payloads.guild_create(self.model(guild_id), members=True, voice_states=True,
                                      bot_id=self.bot_user.id)
-        return bot._connection._add_guild_from_data(data)  # type: ignore[arg-type]
+
+    def guild_create_message(self, guild_id: int) -> str:
+        """The guild's GUILD_CREATE as the gateway sends it (a JSON text message)."""
+        return json.dumps({"op": 0, "t": "GUILD_CREATE", "s": 1, "d": self.guild_create(guild_id)})
+
+    @staticmethod
+    async def receive(bot: discord.Client, guild_id: int, message: str) -> discord.Guild:
+        """A GUILD_CREATE message received as the bot's gateway socket receives it (decoded, then a
+        large one parsed in steps: `app.wiring.gateway`), its dispatch dropped (the case runs the
+        handlers itself)."""
+        use_stepped_guild_create()  # as `run_bot` does
+        state = bot._connection
+        socket = SteppedGatewaySocket(None, loop=asyncio.get_running_loop())  # type: ignore[arg-type]
+        socket._connection, socket.shard_id = state, None
+        socket._discord_parsers = state.parsers
+        dispatch, state.dispatch = state.dispatch, lambda *args: None  # type: ignore[method-assign]
+        try:
+            await socket.received_message(message)
+        finally:
+            state.dispatch = dispatch  # type: ignore[method-assign]
+        guild = bot.get_guild(guild_id)
+        assert guild is not None
+        return guild
 
     def model(self, guild_id: int) -> Guild:
         return self.world.guild(guild_id)

@@ -5,12 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import zlib
 from typing import Any
 
 import discord
+import pytest
 
 from app.wiring.discord_endpoints import bot_intents
-from app.wiring.gateway import STEP, SteppedGatewaySocket, heavy_entries, parse_guild_create_in_steps
+from app.wiring.gateway import (
+    LARGE_MESSAGE,
+    STEP,
+    SteppedGatewaySocket,
+    decode_in_steps,
+    heavy_entries,
+    parse_guild_create_in_steps,
+    use_stepped_guild_create,
+)
 from scripts.emulator import payloads
 from scripts.emulator.snowflake import SnowflakeGenerator
 from scripts.emulator.state import User, World
@@ -204,3 +214,65 @@ async def test_a_small_guild_create_takes_discord_pys_own_parse_at_once() -> Non
     guild = client.get_guild(GUILD)
     assert guild is not None and len(guild.members) == 10 and ws._pending is None
     assert [e for e, _ in seen] == ["guild_join"]
+
+
+def message(data: Any, **dumps: Any) -> str:
+    return json.dumps({"op": 0, "t": "GUILD_CREATE", "s": 9, "d": data}, **dumps)
+
+
+async def test_a_message_decoded_in_steps_is_what_json_loads_gives() -> None:
+    payload = guild_create()
+    empty = {**payload, "members": [], "voice_states": [], "presences": []}
+    texts = [message(payload), message(payload, indent=2), message(payload, separators=(" , ", " : ")),
+             message(empty), message(None), message([1, {"members": [2]}]), '[{"d": {"members": []}}]',
+             '{"op": 11}', '{"op": 0, "d": {"members": [{"a": "}]"}], "x": "{"}}']
+    for text in texts:
+        assert await decode_in_steps(text) == json.loads(text), text[:80]
+    for broken in ('{"op": 0, "d": {"members": [1, 2', '{"op": 0, "d": {"members": [1,, 2]}}', '{"op"'):
+        with pytest.raises(ValueError):
+            json.loads(broken)
+        with pytest.raises(ValueError):
+            await decode_in_steps(broken)
+
+
+async def test_a_large_message_is_decoded_with_the_loop_running_between_steps() -> None:
+    text = message(guild_create())
+    assert len(text) >= LARGE_MESSAGE
+    turns = 0
+    done = asyncio.Event()
+
+    async def other_task() -> None:
+        nonlocal turns
+        while not done.is_set():
+            turns += 1
+            await asyncio.sleep(0)
+
+    ticker = asyncio.create_task(other_task())
+    await asyncio.sleep(0)
+    decoded = await decode_in_steps(text)
+    done.set()
+    await ticker
+    assert decoded == json.loads(text)
+    assert turns >= heavy_entries(decoded["d"]) // STEP
+
+
+async def test_the_socket_decodes_a_compressed_large_guild_create_in_steps_as_discord_py_would(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """zlib-stream as the gateway sends it: the socket inflates it, decodes the JSON in steps and
+    hands discord.py the decoded message (through its own `utils._from_json`)."""
+    monkeypatch.setattr(discord.client, "DiscordWebSocket", discord.client.DiscordWebSocket)
+    monkeypatch.setattr(discord.utils, "_from_json", discord.utils._from_json)  # restored after
+    use_stepped_guild_create()
+    assert discord.client.DiscordWebSocket is SteppedGatewaySocket
+    client, seen = connection()
+    ws = socket_of(client)
+    ws._decompressor = discord.utils._ZlibDecompressionContext()  # type: ignore[attr-defined]
+    deflate = zlib.compressobj()
+    frame = deflate.compress(message(guild_create()).encode()) + deflate.flush(zlib.Z_SYNC_FLUSH)
+    assert len(frame) < LARGE_MESSAGE  # compressed it is small; inflated it is large
+    await ws.received_message(frame)
+    guild = client.get_guild(GUILD)
+    assert ws.sequence == 9 and guild is not None and len(guild.members) == CACHED
+    assert [e for e, _ in seen] == ["guild_join"]
+    # discord.py's decoder still decodes any other text itself
+    assert discord.utils._from_json('{"a": [1]}') == {"a": [1]}
