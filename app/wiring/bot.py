@@ -160,14 +160,41 @@ class TrackerBot(commands.Bot):
         self._shutdown_hooks: list[tuple[str, ShutdownHook]] = []
         self.health: HealthServer | None = None
         self._closing = False
+        self._held_back: set[int] = set()  # guilds reported ready during an outage (`_hold_back`)
 
     def dispatch(self, event_name: str, /, *args: Any, **kwargs: Any) -> None:
-        """A standby (another process holds the lease) drops the events that count."""
+        """A standby (another process holds the lease) drops the events that count. A guild reported
+        ready while it is unavailable is held back until it is available (`_hold_back`)."""
         if event_name == "guild_unavailable":
             forget_live_state(args[0])
+        if event_name in ("guild_available", "guild_join") and self._hold_back(args[0]):
+            return
         if event_name in COUNTED_EVENTS and not self.lease.active.is_set():
             return
         super().dispatch(event_name, *args, **kwargs)
+        if event_name == "ready":
+            self._release_held_back()
+
+    def _hold_back(self, guild: discord.Guild) -> bool:
+        """discord.py's start waits for every guild's member list, then reports each guild ready,
+        also one whose outage began meanwhile (it is unavailable, its live state forgotten): a
+        reconciliation then would close every voice session as if everyone had left. Such a guild
+        waits; the GUILD_CREATE that ends its outage reports it again, or, when that one arrived
+        while discord.py's start was still waiting (discord.py then queues it and never reports
+        it), the end of the start (`ready`) does."""
+        if not guild.unavailable:
+            self._held_back.discard(guild.id)
+            return False
+        self._held_back.add(guild.id)
+        log.info("guild %s is unavailable (an outage began during the start): reconciled when it is back",
+                 guild.id)
+        return True
+
+    def _release_held_back(self) -> None:
+        for guild_id in list(self._held_back):
+            guild = self.get_guild(guild_id)
+            if guild is not None and not guild.unavailable:
+                self.dispatch("guild_available", guild)
 
     async def _active_rule(self, guild_id: int) -> ActiveRule:
         """The guild's rule for an active day (its streak settings), for the ranks' active days."""

@@ -113,3 +113,13 @@ async def test_a_guild_with_1200_in_voice_through_a_restart_and_an_outage_is_cou
     assert sum(1 for row in crowd if row["tracked"]["voice_s"] > 0) >= in_voice * 2 // 3  # not AFK
     assert member(report, "crowd1")["tracked"]["voice_s"] >= 20
     assert member(report, "crowd2")["tracked"]["cam_on_s"] >= 1
+
+
+async def test_an_outage_that_begins_while_a_restart_loads_the_member_list_loses_no_voice_time(
+        tmp_path: Path) -> None:
+    """discord.py reported the guild ready once its member-list wait timed out, in the middle of
+    the outage: the bot reconciled the emptied guild and closed both sessions (19 s lost each)."""
+    report = await run("restart_during_guild_outage", tmp_path)
+    assert "an outage began during the start" in bot_log(report)
+    assert member(report, "ada")["tracked"]["voice_s"] >= 23
+    assert member(report, "bob")["tracked"]["cam_on_s"] >= 22
