@@ -222,11 +222,11 @@ class SteppedGatewaySocket(DiscordWebSocket):
             msg = self._decompressor.decompress(msg)
             if msg is None:
                 return  # part of a message: discord.py waits for the rest the same way
-        if len(msg) < LARGE_MESSAGE:
-            await super().received_message(msg)
-            return
-        with building("a large gateway message"):
-            _Decoded.text, _Decoded.parsed = msg, await decode_in_steps(msg)
+        large = len(msg) >= LARGE_MESSAGE
+        with building("a large gateway message", large=large):
+            self._pending = None
+            if large:
+                _Decoded.text, _Decoded.parsed = msg, await decode_in_steps(msg)
             try:
                 await super().received_message(msg)
             finally:

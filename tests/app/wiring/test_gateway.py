@@ -276,3 +276,19 @@ async def test_the_socket_decodes_a_compressed_large_guild_create_in_steps_as_di
     assert [e for e, _ in seen] == ["guild_join"]
     # discord.py's decoder still decodes any other text itself
     assert discord.utils._from_json('{"a": [1]}') == {"a": [1]}
+
+
+async def test_a_guild_create_of_many_entries_in_a_short_message_is_parsed_in_steps_too() -> None:
+    """More than `STEP` entries in under `LARGE_MESSAGE` characters (decoded at once, built in
+    steps): the guild is complete when the socket returns."""
+    client, seen = connection()
+    ws = socket_of(client)
+    data = guild_create(presences=0)
+    data["members"], data["voice_states"] = data["members"][:600], data["voice_states"][:450]
+    data["member_count"] = 600
+    text = dispatch("GUILD_CREATE", data, 3)
+    assert heavy_entries(data) > STEP and len(text) < LARGE_MESSAGE
+    await ws.received_message(text)
+    guild = client.get_guild(GUILD)
+    assert guild is not None and len(guild.members) == 600 and len(guild._voice_states) == 450
+    assert [e for e, _ in seen] == ["guild_join"]
