@@ -1,4 +1,10 @@
-"""A large GUILD_CREATE parsed in steps, so the event loop keeps running while it is built.
+"""A large gateway message decoded, and a large GUILD_CREATE built, in steps, so the event loop keeps
+running meanwhile.
+
+discord.py decodes each gateway message with one `json.loads`: a message of `LARGE_MESSAGE` or
+more is decoded here instead by `decode_in_steps` (the long lists of its `d` an item at a time),
+and discord.py's own `received_message` handles the decoded object (its `utils._from_json` hands
+it over, `use_stepped_guild_create`), with the automatic collections paused throughout.
 
 discord.py parses GUILD_CREATE in one synchronous call: at 10,000 members in voice that is about
 200 ms in which no other task runs (no command reply, no write acknowledged). Here the guild is
