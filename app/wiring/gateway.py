@@ -169,11 +169,9 @@ def _walk_object(text: str, at: int, *, top: bool) -> Generator[None, None, tupl
             out[key], at = yield from _walk_list(text, at)
         else:
             out[key], at = _decoder.raw_decode(text, at)
-        at = _SPACE.match(text, at).end()  # type: ignore[union-attr]
-        if text.startswith(",", at):
-            at = _SPACE.match(text, at + 1).end()  # type: ignore[union-attr]
-            continue
-        return out, _skip(text, at, "}")
+        at, more = _after_item(text, at, "}")
+        if not more:
+            return out, at
 
 
 def _walk_list(text: str, at: int) -> Generator[None, None, tuple[list[Any], int]]:
@@ -186,11 +184,17 @@ def _walk_list(text: str, at: int) -> Generator[None, None, tuple[list[Any], int
         items.append(item)
         if len(items) % STEP == 0:
             yield
-        at = _SPACE.match(text, at).end()  # type: ignore[union-attr]
-        if text.startswith(",", at):
-            at = _SPACE.match(text, at + 1).end()  # type: ignore[union-attr]
-            continue
-        return items, _skip(text, at, "]")
+        at, more = _after_item(text, at, "]")
+        if not more:
+            return items, at
+
+
+def _after_item(text: str, at: int, close: str) -> tuple[int, bool]:
+    """Past the comma after an item (True: another follows), or past `close` (False)."""
+    at = _SPACE.match(text, at).end()  # type: ignore[union-attr]
+    if text.startswith(",", at):
+        return _SPACE.match(text, at + 1).end(), True  # type: ignore[union-attr]
+    return _skip(text, at, close), False
 
 
 def _skip(text: str, at: int, expected: str) -> int:
